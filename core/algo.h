@@ -1,0 +1,29 @@
+/* algo.h -- the rate-limit algorithms as pure functions (internal)
+ *
+ * An algorithm maps (rule, stored state, now, cost) to a result and a new state. It reads no
+ * clock and touches no store, so backends (shared memory, and the Lua twin in Redis) only
+ * load the state, call it, and store the new state when the whole request is admitted.
+ */
+#ifndef RL_ALGO_H
+#define RL_ALGO_H
+
+#include "ratelimit.h"
+
+#define RL_STATE_WORDS 2
+
+/* The state one key carries between decisions. Its meaning belongs to the algorithm. */
+typedef struct rl_state {
+    int64_t w[RL_STATE_WORDS];
+} rl_state;
+
+/* Decides one rule. `in` is the stored state, or NULL when the key is new (or expired).
+ * Fills res; when allowed, writes the state to keep into *out and how long it must be kept
+ * (ms, >= 1) into *ttl_ms. Refusals never change state. cost must be >= 1. */
+void rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                    rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+
+/* GCRA; state w[0] = theoretical arrival time (ms), w[1] = its fraction in 1/count ms. */
+void rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                    rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+
+#endif

@@ -1,0 +1,48 @@
+/* backend.h -- the two stores a decision can come from (internal)
+ *
+ * Both take the same batch: every rule a request matched, each with its key, and decide it
+ * atomically (all admitted and stored, or none stored). They differ in where the state lives:
+ * shm.c keeps it in a host-wide shared-memory table, redis.c in Redis for every host.
+ */
+#ifndef RL_BACKEND_H
+#define RL_BACKEND_H
+
+#include "ratelimit.h"
+
+/* One rule's part of a decision. All pointers are borrowed for the call. */
+typedef struct rl_item {
+    const rl_rule *rule;
+    const char *client;  /* the client identity the key is built from */
+    const char *key;     /* "RULE\x1fCLIENT": unique per rule and client, <= RL_KEY_MAX bytes */
+    size_t keylen;
+    rl_rule_result *res; /* filled by the backend */
+} rl_item;
+
+/* ---- shared memory (shm.c) ---- */
+typedef struct rl_shm rl_shm;
+
+/* Creates the named segment, or attaches to it when another process already did (same
+ * layout and capacity required). NULL with err on failure. */
+rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err);
+void rl_shm_close(rl_shm *shm);
+/* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
+int rl_shm_unlink(const char *name);
+/* Decides items[0..n) atomically at now_ms. Returns 1 when all are admitted, 0 when refused,
+ * -1 on error (errstr via rl_shm_errstr). */
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+const char *rl_shm_errstr(const rl_shm *shm);
+/* Bytes the segment of a given capacity occupies. */
+size_t rl_shm_size(int64_t capacity);
+
+/* ---- Redis (redis.c) ---- */
+typedef struct rl_redis rl_redis;
+
+/* Never connects; the first decide does. cfg is borrowed. */
+rl_redis *rl_redis_new(const rl_redis_config *cfg);
+void rl_redis_free(rl_redis *r);
+/* Like rl_shm_decide, in one EVALSHA. now_ms < 0 means "use Redis' TIME". Returns 1 / 0, or
+ * -1 when Redis could not decide (connect, timeout, bad reply): the caller falls back. */
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+const char *rl_redis_errstr(const rl_redis *r);
+
+#endif
