@@ -3,13 +3,12 @@
 
 #include "algo.h"
 
-void rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
 {
     switch (rule->algo) {
     case RL_ALGO_GCRA:
     default:
-        rl_gcra_decide(rule, in, now_ms, cost, out, ttl_ms, res);
-        return;
+        return rl_gcra_decide(rule, in, now_ms, cost, out, ttl_ms, res);
     }
 }

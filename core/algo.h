@@ -16,14 +16,21 @@ typedef struct rl_state {
     int64_t w[RL_STATE_WORDS];
 } rl_state;
 
+/* rl_algo_decide's return: 0, or RL_ALGO_REPAIR when the stored state was impossible (a clock
+ * that stepped backwards left it ahead of what any admission can produce) and *out holds its
+ * normalised form, which the store keeps even when the request is refused. A repaired state
+ * admits nothing more than the original: it only stops a key from being blocked for as long
+ * as the clock stepped back. */
+#define RL_ALGO_REPAIR 1
+
 /* Decides one rule. `in` is the stored state, or NULL when the key is new (or expired).
- * Fills res; when allowed, writes the state to keep into *out and how long it must be kept
- * (ms, >= 1) into *ttl_ms. Refusals never change state. cost must be >= 1. */
-void rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+ * Fills res; when allowed (or repaired), writes the state to keep into *out and how long it
+ * must be kept (ms, >= 1) into *ttl_ms. Otherwise refusals change no state. cost >= 1. */
+int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 /* GCRA; state w[0] = theoretical arrival time (ms), w[1] = its fraction in 1/count ms. */
-void rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+int rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 #endif

@@ -11,8 +11,9 @@
  * script can do the same arithmetic exactly in Lua's doubles.
  *
  * A TAT in the past means a full bucket. A TAT more than B*T ahead can only come from a
- * clock that stepped backwards: it is clamped to B*T (empty bucket), so a step back never
- * admits extra requests and never blocks a key for longer than the bucket's depth.
+ * clock that stepped backwards: it is clamped to B*T (empty bucket) and the clamped state is
+ * stored even on a refusal (RL_ALGO_REPAIR), so a step back never admits extra requests and
+ * never blocks a key for longer than the bucket's depth.
  */
 #include "fmacros.h"
 
@@ -23,7 +24,16 @@ static int64_t gcra_ceil_div(int64_t a, int64_t b)
     return a <= 0 ? 0 : (a + b - 1) / b;
 }
 
-void rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+/* The state for a TAT d units after now, kept until the bucket is full again. */
+static void gcra_store(int64_t now_ms, int64_t d, int64_t units, rl_state *out, int64_t *ttl_ms)
+{
+    int64_t ttl = gcra_ceil_div(d, units);
+    out->w[0] = now_ms + d / units;
+    out->w[1] = d % units;
+    *ttl_ms = ttl > 0 ? ttl : 1;
+}
+
+int rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
 {
     const int64_t units = rule->count;          /* units per ms */
@@ -31,12 +41,16 @@ void rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int
     const int64_t depth = rule->burst * period; /* B*T, in units */
     const int64_t need = cost * period;         /* cost*T, in units */
     int64_t d = 0;                              /* TAT - now, in units, within [0, depth] */
+    int repair = 0;
 
     if (in != NULL && in->w[0] >= now_ms) {
         int64_t ahead_ms = in->w[0] - now_ms;
-        d = ahead_ms > depth / units + 1 ? depth : ahead_ms * units + in->w[1];
-        if (d > depth)
+        d = ahead_ms > depth / units + 1 ? depth + 1 : ahead_ms * units + in->w[1];
+        if (d > depth) {
             d = depth;
+            repair = RL_ALGO_REPAIR;
+            gcra_store(now_ms, d, units, out, ttl_ms);
+        }
     }
 
     res->rule = rule;
@@ -50,15 +64,14 @@ void rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int
         /* A cost above the burst can never be admitted: say "a whole period". */
         res->retry_after_ms = need > depth ? period : gcra_ceil_div(wait, units);
         res->reset_ms = res->retry_after_ms;
-        return;
+        return repair;
     }
 
     d += need;
     res->allowed = 1;
     res->remaining = (depth - d) / period;
     res->retry_after_ms = 0;
-    res->reset_ms = gcra_ceil_div(d, units);
-    out->w[0] = now_ms + d / units;
-    out->w[1] = d % units;
-    *ttl_ms = res->reset_ms > 0 ? res->reset_ms : 1;
+    gcra_store(now_ms, d, units, out, ttl_ms);
+    res->reset_ms = *ttl_ms;
+    return 0;
 }
