@@ -13,8 +13,12 @@
  * context -- hiredis contexts are unusable after an error -- and starts a backoff of 100 ms
  * that doubles up to 2 s; a successful decide resets it. Times come from CLOCK_MONOTONIC.
  *
- * The request path allocates nothing but hiredis' own reply: keys are built into a buffer
- * sized at rl_redis_new, numbers into fixed arrays, and argv points into both.
+ * The request path allocates nothing of its own (hiredis still allocates its command buffer
+ * and the reply): keys are built into a buffer sized at rl_redis_new, numbers into fixed
+ * arrays, and argv points into both.
+ *
+ * A command that timed out may still run once the server catches up: a timeout means
+ * "unknown", and the state may have been consumed although the caller fell back.
  *
  * Writing to a connection the server closed raises SIGPIPE: the process must ignore it
  * (the filter does, and so do the tests); a library should not change signal dispositions.
