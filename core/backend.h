@@ -44,5 +44,7 @@ void rl_redis_free(rl_redis *r);
  * -1 when Redis could not decide (connect, timeout, bad reply): the caller falls back. */
 int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
 const char *rl_redis_errstr(const rl_redis *r);
+/* 1 while a connection is up (the last decide succeeded), else 0: for health reports. */
+int rl_redis_connected(const rl_redis *r);
 
 #endif
