@@ -11,7 +11,9 @@
  * Stored state: a string "TAT:FRAC" (two decimal integers) = gcra.c's w[0] (theoretical
  * arrival time, ms) and w[1] (its fraction, in 1/count ms). A missing or unparsable value is
  * a new key. Every key is read first; only when every rule admits is every new state written,
- * each with its expiry (SET ... PX ttl) in the same script, so a refusal changes nothing.
+ * each with its expiry (SET ... PX ttl) in the same script, so a refusal changes nothing --
+ * except a repaired state (a TAT beyond the bucket's depth, left by a clock that stepped
+ * back), which is written clamped even on a refusal, as gcra.c's RL_ALGO_REPAIR says.
  *
  * Exactness: Lua numbers are doubles. As in gcra.c, everything is computed relative to now,
  * so the largest intermediate is about burst*period + cost*period + count <= 2^51 (config
@@ -40,7 +42,7 @@ const char rl_redis_script[] =
     "  if a <= 0 then return 0 end\n"
     "  return floor((a + b - 1) / b)\n"
     "end\n"
-    "local out, keep, admit = {}, {}, true\n"
+    "local out, keep, fixes, admit = {}, {}, {}, true\n"
     "for i = 1, n do\n"
     "  local units = tonumber(ARGV[3 * i])\n"
     "  local period = tonumber(ARGV[3 * i + 1])\n"
@@ -55,11 +57,17 @@ const char rl_redis_script[] =
     "    if tat and frac and tat >= now then\n"
     "      local ahead = tat - now\n"
     "      if ahead > floor(depth / units) + 1 then\n"
-    "        d = depth\n"
+    "        d = depth + 1\n"
     "      else\n"
     "        d = ahead * units + frac\n"
     "      end\n"
-    "      if d > depth then d = depth end\n"
+    "      if d > depth then\n"
+    "        d = depth\n"
+    /* Repair: keep the clamped state even if refused (gcra.c's RL_ALGO_REPAIR). */
+    "        local q = floor(d / units)\n"
+    "        fixes[i] = {string.format('%d:%d', now + q, d - q * units),\n"
+    "                    string.format('%d', math.max(ceil_div(d, units), 1))}\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  local b = 4 * (i - 1)\n"
@@ -81,6 +89,10 @@ const char rl_redis_script[] =
     "if admit then\n"
     "  for i = 1, n do\n"
     "    redis.call('SET', KEYS[i], keep[i][1], 'PX', keep[i][2])\n"
+    "  end\n"
+    "else\n"
+    "  for i, f in pairs(fixes) do\n"
+    "    redis.call('SET', KEYS[i], f[1], 'PX', f[2])\n"
     "  end\n"
     "end\n"
     "return out\n";

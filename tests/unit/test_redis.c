@@ -202,7 +202,7 @@ Test(redis, equivalence_single_rule, .init = start_plain, .fini = teardown)
     for (size_t k = 0; k < NRULES; k++) {
         const rl_rule *rule = &rules[k];
         rl_state st;
-        int have = 0;
+        int have = 0, repairs = 0;
         char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
 
         key_of(key, sizeof(key), prefix, rule);
@@ -212,17 +212,22 @@ Test(redis, equivalence_single_rule, .init = start_plain, .fini = teardown)
             int64_t ttl = 0;
             int ret = decide1(r, rule, steps[i].cost, steps[i].now, &got);
 
-            rl_algo_decide(rule, have ? &st : NULL, steps[i].now, steps[i].cost, &out, &ttl,
-                           &want);
+            int flags = rl_algo_decide(rule, have ? &st : NULL, steps[i].now, steps[i].cost,
+                                       &out, &ttl, &want);
+            int store = want.allowed || (flags & RL_ALGO_REPAIR);
+            repairs += !want.allowed && (flags & RL_ALGO_REPAIR);
             cr_assert_geq(ret, 0, "step %zu: %s", i, rl_redis_errstr(r));
             cr_assert_eq(ret, want.allowed, "step %zu: return", i);
             expect_same(&got, &want, i);
-            if (want.allowed) {
+            if (store) {
                 st = out;
                 have = 1;
             }
-            expect_stored(c, key, have ? &st : NULL, want.allowed ? ttl : 0, i);
+            expect_stored(c, key, have ? &st : NULL, store ? ttl : 0, i);
         }
+        /* The steps back in time must exercise the repair of at least one rule's state. */
+        if (k == 0)
+            cr_assert_gt(repairs, 0, "no repair exercised");
     }
     redisFree(c);
     rl_redis_free(r);
@@ -248,13 +253,14 @@ Test(redis, equivalence_all_rules_at_once, .init = start_plain, .fini = teardown
         rl_rule_result want[NRULES], got[NRULES];
         rl_state out[NRULES];
         int64_t ttl[NRULES];
+        int fix[NRULES];
         int all = 1;
         int ret = decide(r, rs, NRULES, steps[i].cost, steps[i].now, got);
 
         cr_assert_geq(ret, 0, "step %zu: %s", i, rl_redis_errstr(r));
         for (size_t k = 0; k < NRULES; k++) {
-            rl_algo_decide(rs[k], have ? &st[k] : NULL, steps[i].now, steps[i].cost, &out[k],
-                           &ttl[k], &want[k]);
+            fix[k] = rl_algo_decide(rs[k], have ? &st[k] : NULL, steps[i].now, steps[i].cost,
+                                    &out[k], &ttl[k], &want[k]) & RL_ALGO_REPAIR;
             all &= want[k].allowed;
             expect_same(&got[k], &want[k], i);
         }
@@ -263,11 +269,15 @@ Test(redis, equivalence_all_rules_at_once, .init = start_plain, .fini = teardown
             memcpy(st, out, sizeof(st));
             have = 1;
             admitted++;
+        } else {
+            for (size_t k = 0; k < NRULES; k++)
+                if (fix[k])
+                    st[k] = out[k];
         }
         for (size_t k = 0; k < NRULES; k++) {
             char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
             key_of(key, sizeof(key), prefix, rs[k]);
-            expect_stored(c, key, have ? &st[k] : NULL, all ? ttl[k] : 0, i);
+            expect_stored(c, key, have ? &st[k] : NULL, all || fix[k] ? ttl[k] : 0, i);
         }
     }
     /* The sequence must exercise both outcomes to prove anything. */
