@@ -12,21 +12,25 @@
  *         the key under a random 128-bit key chosen by the creator (no hash flooding). A stripe
  *         owns the slots [first, first+nslots), B bucket heads (chains through slot.next, full
  *         key compared), an LRU list (slot.lru_prev/lru_next, head = most recent) and a free
- *         list (slot.next of free slots). S shrinks for small capacities so that every stripe
- *         owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its own keys).
+ *         list (slot.next of free slots). Slots [first+fresh, first+nslots) were never used
+ *         and are still all zero: creation writes no slot, so it costs the same for any size
+ *         (pages are reserved up front by posix_fallocate, never touched). S shrinks for small
+ *         capacities so that every stripe owns >= 16 slots (>= RL_MAX_MATCH: one request never
+ *         evicts its own keys).
  * slot    312 bytes: the key inline (<= RL_KEY_MAX), its length and hash, the rl_state, the
  *         expiry (ms), `touch` (the stripe's use counter at last use), the links, `in_use`.
  *
- * Invariants under the stripe lock, when `dirty` is 0: each slot of the stripe is either
- * in_use, in exactly one bucket chain and in the LRU list, or free and in the free list;
- * used = number of in_use slots; no two in_use slots hold the same key.
+ * Invariants under the stripe lock, when `dirty` is 0: each slot of the stripe below `fresh`
+ * is either in_use, in exactly one bucket chain and in the LRU list, or free and in the free
+ * list; used = number of in_use slots; no two in_use slots hold the same key.
  *
  * Crash repair: a decision sets `dirty` on its stripes after locking and clears it before
  * unlocking. A process that dies holding a lock leaves the robust mutex EOWNERDEAD; the next
  * locker sees dirty and rebuilds the stripe from the slots' own fields (in_use, key, touch),
  * which are enough: `in_use` is set only after the key is written, and cleared before it is
  * overwritten. State words written when the owner died may be torn; GCRA clamps any state to
- * the bucket's depth, so a torn state can never admit more than a burst.
+ * the bucket's depth, so a torn state can never admit more than a burst. Tests reach this path
+ * with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see shm_test_die).
  *
  * Expiry is amortised, no sweeper: an entry whose expiry <= now reads as absent, and every
  * insert first takes back up to 2 expired entries from its stripe's LRU tail; when no slot is
@@ -64,7 +68,10 @@
 #define SHM_STRIPES_MAX 64u
 #define SHM_STRIPE_MIN_SLOTS 16
 #define SHM_RECLAIM_PER_INSERT 2
+/* How long an attacher waits for the creator to publish: 2 s, plus 1 s per GiB because the
+ * creator's posix_fallocate takes ~0.25 s per GiB of tmpfs. */
 #define SHM_ATTACH_WAIT_MS 2000
+#define SHM_ATTACH_WAIT_MS_PER_GIB 1000
 #define SHM_ALIGN 64
 
 /* Counters are updated by many processes: they must be real atomic instructions. */
@@ -101,7 +108,8 @@ typedef struct shm_stripe {
     uint32_t used;
     uint32_t lru_head, lru_tail; /* most / least recently used */
     uint32_t free_head;
-    uint64_t seq; /* last `touch` given out */
+    uint32_t fresh; /* slots [first, first+fresh) have been used at least once */
+    uint64_t seq;   /* last `touch` given out */
 } shm_stripe;
 
 typedef struct shm_slot {
@@ -296,7 +304,8 @@ static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
 }
 
 /* A new entry for key in stripe s. Reclaims expired entries from the LRU tail first, then
- * evicts the tail if no slot is free. SHM_NIL only if the stripe owns no slot at all. */
+ * takes a free slot, else a never-used one, else evicts the tail. SHM_NIL only if the stripe
+ * owns no slot at all. */
 static uint32_t shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
                            int64_t now_ms)
 {
@@ -311,6 +320,8 @@ static uint32_t shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key,
         shm_remove(shm, s, i);
         atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
     }
+    if (st->free_head == SHM_NIL && st->fresh < st->nslots)
+        shm_free_push(shm, st, st->first + st->fresh++);
     if (st->free_head == SHM_NIL) {
         i = st->lru_tail;
         if (i == SHM_NIL) {
@@ -368,7 +379,7 @@ static int shm_slot_valid(const rl_shm *shm, uint32_t s, shm_slot *sl)
 static void shm_rebuild(rl_shm *shm, uint32_t s)
 {
     shm_stripe *st = &shm->stripes[s];
-    shm_order *live = malloc((size_t)st->nslots * sizeof *live);
+    shm_order *live = malloc((size_t)st->fresh * sizeof *live);
     size_t nlive = 0;
 
     for (uint32_t b = 0; b < shm->nbuckets; b++)
@@ -378,7 +389,9 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     st->seq = 0;
 
     /* Backwards, so that the free list hands out low slots first. */
-    for (uint32_t i = st->first + st->nslots; i-- > st->first;) {
+    if (st->fresh > st->nslots)
+        st->fresh = st->nslots;
+    for (uint32_t i = st->first + st->fresh; i-- > st->first;) {
         shm_slot *sl = &shm->slots[i];
         if (!shm_slot_valid(shm, s, sl)) {
             sl->in_use = 0;
@@ -417,6 +430,8 @@ static int shm_lock(rl_shm *shm, uint32_t s)
         if (st->dirty)
             shm_rebuild(shm, s);
         rc = pthread_mutex_consistent(&st->lock);
+        if (rc != 0) /* leaves it ENOTRECOVERABLE: every later locker gets the error */
+            pthread_mutex_unlock(&st->lock);
     }
     if (rc != 0) {
         shm_seterr(shm, "shm \"%s\": cannot lock stripe %u: %s%s", shm->name, s, strerror(rc),
@@ -660,10 +675,6 @@ static int shm_init_stripes(rl_shm *shm, int64_t capacity, rl_error *err)
         st->first = first;
         first += st->nslots;
         st->lru_head = st->lru_tail = st->free_head = SHM_NIL;
-        for (uint32_t i = st->first + st->nslots; i-- > st->first;) {
-            shm->slots[i].lru_prev = shm->slots[i].lru_next = SHM_NIL;
-            shm_free_push(shm, st, i);
-        }
         rc = pthread_mutex_init(&st->lock, &attr);
     }
     pthread_mutexattr_destroy(&attr);
@@ -771,8 +782,11 @@ static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g,
 /* Another process created the name: wait (bounded) until it is sized and published, then
  * check it was made for the same layout and capacity. */
 static int shm_attach(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity,
-                      int64_t deadline, rl_error *err)
+                      int64_t start, rl_error *err)
 {
+    const int64_t wait_ms =
+        SHM_ATTACH_WAIT_MS + (int64_t)(g->size >> 30) * SHM_ATTACH_WAIT_MS_PER_GIB;
+    const int64_t deadline = start + wait_ms;
     const char *n = shm->name;
     struct stat st;
     unsigned char *base;
@@ -789,7 +803,7 @@ static int shm_attach(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity,
             shm_operr(err,
                       "shm \"%s\": exists but is empty after %d ms (its creator died?); "
                       "remove it with: rm /dev/shm%s",
-                      n, SHM_ATTACH_WAIT_MS, n);
+                      n, (int)wait_ms, n);
             return -1;
         }
         shm_nap();
@@ -820,7 +834,7 @@ static int shm_attach(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity,
             shm_operr(err,
                       "shm \"%s\": exists but was not initialised within %d ms (its creator "
                       "died?); remove it with: rm /dev/shm%s",
-                      n, SHM_ATTACH_WAIT_MS, n);
+                      n, (int)wait_ms, n);
             goto fail;
         }
         shm_nap();
@@ -852,7 +866,7 @@ static int shm_check_name(const char *name, rl_error *err)
 rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err)
 {
     const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
-    int64_t deadline = shm_monotonic_ms() + SHM_ATTACH_WAIT_MS;
+    const int64_t start = shm_monotonic_ms();
     shm_geom g;
     rl_shm *shm;
     int rc = -1;
@@ -886,12 +900,12 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err)
         fd = shm_open(name, O_RDWR, 0);
         if (fd < 0) {
             /* Removed between our two opens (a creator that failed): try creating again. */
-            if (errno == ENOENT && shm_monotonic_ms() <= deadline)
+            if (errno == ENOENT && shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS)
                 continue;
             shm_operr(err, "shm \"%s\": cannot open it: %s", name, strerror(errno));
             break;
         }
-        rc = shm_attach(shm, fd, &g, capacity, deadline, err);
+        rc = shm_attach(shm, fd, &g, capacity, start, err);
         close(fd);
         break;
     }

@@ -617,3 +617,60 @@ Test(shm, owner_dying_in_the_lock_is_repaired)
     cr_assert_eq(stats(shm).insert_failures, 0);
     rl_shm_close(shm);
 }
+
+Test(shm, repair_of_many_stripes_keeps_every_live_key)
+{
+    rl_shm *shm = open_ok(tname, 4096); /* 64 stripes */
+    rl_rule keep = mkrule("keep", 1, 3600000, 3), brief = mkrule("brief", 1, 1000, 1);
+    rl_rule_result res, rs[RL_MAX_MATCH];
+    rl_item batch[RL_MAX_MATCH];
+    char key[300][32];
+    rl_shm_stat before, after;
+    pid_t pid;
+    int status;
+
+    /* 200 long-lived keys charged once, 100 short-lived ones that expire and get reclaimed,
+     * so the stripes hold free slots below their high-water mark when the victim dies. */
+    for (int i = 0; i < 300; i++) {
+        snprintf(key[i], sizeof key[i], "%s\x1f" "c%d", i < 200 ? "keep" : "brief", i);
+        cr_assert_eq(decide1(shm, i < 200 ? &keep : &brief, key[i], T0, &res), 1);
+    }
+    for (int i = 0; i < 100; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "keep\x1f" "late%d", i);
+        cr_assert_eq(decide1(shm, &keep, k, T0 + 5000, &res), 1);
+    }
+    before = stats(shm);
+    cr_assert_gt(before.expired_reclaimed, 0);
+
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        rl_shm *victim;
+        setenv("RL_SHM_TEST_DIE_IN_LOCK", "1", 1);
+        victim = rl_shm_open(tname, 4096, NULL);
+        for (int i = 0; i < RL_MAX_MATCH; i++)
+            batch[i] = mkitem(&keep, key[i * 12], &rs[i]); /* many stripes at once */
+        if (victim != NULL)
+            rl_shm_decide(victim, batch, RL_MAX_MATCH, 1, T0 + 5000);
+        _exit(1);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 9, "the hook did not fire");
+
+    after = stats(shm); /* locks, hence repairs, every stripe */
+    cr_assert_eq(after.entries, before.entries);
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(decide1(shm, &keep, key[i], T0 + 5000, &res), 1, "key %d", i);
+        cr_assert_eq(res.remaining, 1, "key %d", i);
+    }
+    for (int i = 0; i < 5000; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "keep\x1f" "after%d", i);
+        cr_assert_eq(decide1(shm, &keep, k, T0 + 5000, &res), 1);
+    }
+    after = stats(shm);
+    cr_assert_leq(after.entries, 4096);
+    cr_assert_eq(after.insert_failures, 0);
+    rl_shm_close(shm);
+}
