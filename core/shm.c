@@ -772,7 +772,8 @@ static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g,
     if (h->size != g->size || st_size != g->size || h->nstripes != g->nstripes ||
         h->nbuckets != g->nbuckets || h->stripes_off != g->stripes_off ||
         h->buckets_off != g->buckets_off || h->slots_off != g->slots_off) {
-        shm_operr(err, "shm \"%s\": damaged (size %zu, expected %zu); remove it with: rm /dev/shm%s",
+        shm_operr(err,
+                  "shm \"%s\": damaged (size %zu, expected %zu); remove it with: rm /dev/shm%s",
                   n, st_size, g->size, n);
         return -1;
     }
