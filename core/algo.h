@@ -25,7 +25,9 @@ typedef struct rl_state {
 
 /* Decides one rule. `in` is the stored state, or NULL when the key is new (or expired).
  * Fills res; when allowed (or repaired), writes the state to keep into *out and how long it
- * must be kept (ms, >= 1) into *ttl_ms. Otherwise refusals change no state. cost >= 1. */
+ * must be kept (ms, >= 1) into *ttl_ms. Otherwise refusals change no state. cost >= 1, or 0
+ * for a probe: the result then describes the state as it is (always allowed), which is what
+ * a backend reports for a rule that would have admitted a request another rule refused. */
 int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 

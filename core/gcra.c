@@ -73,6 +73,6 @@ int rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int6
     res->remaining = (depth - d) / period;
     res->retry_after_ms = 0;
     gcra_store(now_ms, d, units, out, ttl_ms);
-    res->reset_ms = *ttl_ms;
+    res->reset_ms = gcra_ceil_div(d, units); /* 0 only for a probe (cost 0) of a full bucket */
     return 0;
 }

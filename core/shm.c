@@ -513,6 +513,21 @@ static size_t shm_lock_order(const uint32_t *stripe, size_t n, uint32_t *order)
     return m;
 }
 
+/* A refused request charges no rule: re-decide the rules that would have admitted it at cost
+ * 0 (a probe, see algo.h), so their results describe the state as it stays. */
+static void shm_report_uncharged(rl_shm *shm, rl_item *items, size_t n, const uint32_t *found,
+                                 int64_t now_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        rl_state unused;
+        int64_t unused_ttl;
+        if (!items[i].res->allowed)
+            continue;
+        rl_algo_decide(items[i].rule, found[i] != SHM_NIL ? &shm->slots[found[i]].state : NULL,
+                       now_ms, 0, &unused, &unused_ttl, items[i].res);
+    }
+}
+
 int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
@@ -560,6 +575,8 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
                                    &ttl[i], items[i].res) & RL_ALGO_REPAIR;
         allowed &= items[i].res->allowed != 0;
     }
+    if (!allowed)
+        shm_report_uncharged(shm, items, n, found, now_ms);
 
     /* All admitted: store every state. Refused: store none (but a repaired one, see algo.h),
      * and keep the keys recent, so a key that is being refused is not the one evicted (that

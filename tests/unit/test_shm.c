@@ -149,11 +149,12 @@ Test(shm, multi_rule_refusal_stores_nothing)
     cr_assert(ra.allowed && rb.allowed);
     cr_assert_eq(ra.remaining, 9);
 
-    /* b refuses: a says it would admit, but must not be charged. */
+    /* b refuses: a says it would admit, is not charged, and reports its state as it stays. */
     cr_assert_eq(rl_shm_decide(shm, items, 2, 1, T0), 0);
     cr_assert(ra.allowed);
     cr_assert_not(rb.allowed);
-    cr_assert_eq(ra.remaining, 8);
+    cr_assert_eq(ra.remaining, 9);
+    cr_assert_eq(ra.reset_ms, 6000);
     cr_assert_gt(rb.retry_after_ms, 0);
 
     /* a alone: charged once before, so this is its second unit. */

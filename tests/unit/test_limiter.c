@@ -1,0 +1,182 @@
+/* test_limiter.c -- the whole core through its public API: config file in, decisions out
+ *
+ * Rules are written as real config files, decided through rl_decide with an injected clock,
+ * on shared memory and on a real redis-server; Redis going away must change the backend, not
+ * the answers.
+ */
+#include "fmacros.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "leakcheck.h"
+#include "lib_redis_server.h"
+#include "ratelimit.h"
+
+static char conf_path[256];
+static rlt_redis srv;
+
+static int64_t fixed_clock(void *ud)
+{
+    return *(const int64_t *)ud;
+}
+
+static void fini(void)
+{
+    rlt_redis_stop(&srv);
+    if (conf_path[0] != '\0')
+        unlink(conf_path);
+    rl_test_leak_check();
+}
+
+TestSuite(limiter, .fini = fini);
+
+/* Writes a config with the given rules and redis section; returns the loaded config. */
+static rl_config *load(const char *redis, const char *rules)
+{
+    rl_error err;
+    snprintf(conf_path, sizeof(conf_path), "/tmp/rl-limiter-%d.conf", (int)getpid());
+    FILE *f = fopen(conf_path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "shm: { name = \"/rl-limiter-%d\"; capacity = 1000; };\n", (int)getpid());
+    fprintf(f, "redis: { %s };\nrules = ( %s );\n", redis, rules);
+    fclose(f);
+    rl_config *cfg = rl_config_load(conf_path, &err);
+    cr_assert_not_null(cfg, "%s", err.text);
+    return cfg;
+}
+
+static rl_limiter *open_lim(const rl_config *cfg, int64_t *now)
+{
+    rl_error err;
+    rl_limiter *lim = rl_limiter_open(cfg, &err);
+    cr_assert_not_null(lim, "%s", err.text);
+    rl_limiter_set_clock(lim, fixed_clock, now);
+    return lim;
+}
+
+static void close_all(rl_limiter *lim, rl_config *cfg)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "/rl-limiter-%d", (int)getpid());
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+    shm_unlink(name);
+}
+
+static rl_decision ask(rl_limiter *lim, const char *client, const char *path)
+{
+    rl_decision d;
+    rl_request req = { .client = client, .path = path, .method = "GET", .cost = 1 };
+    cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
+    return d;
+}
+
+#define TWO_RULES                                                                            \
+    "{ name = \"global\"; limit = \"10/m\"; },"                                              \
+    "{ name = \"login\"; path_prefix = \"/login\"; limit = \"2/m\"; }"
+
+Test(limiter, multi_rule_atomic_and_reported)
+{
+    int64_t now = 1700000000000;
+    rl_config *cfg = load("enabled = false;", TWO_RULES);
+    rl_limiter *lim = open_lim(cfg, &now);
+    rl_decision d;
+
+    d = ask(lim, "192.0.2.1", "/login");
+    cr_assert(d.allowed);
+    cr_assert_eq(d.nresults, 2);
+    cr_assert_eq(d.backend, RL_BACKEND_SHM);
+    cr_assert_str_eq(d.results[d.decider].rule->name, "login"); /* fewest remaining */
+    ask(lim, "192.0.2.1", "/login");
+    /* login is exhausted: refused by login, and global must not be charged for it */
+    for (int i = 0; i < 5; i++) {
+        d = ask(lim, "192.0.2.1", "/login/x");
+        cr_assert_not(d.allowed);
+        cr_assert_str_eq(d.results[d.decider].rule->name, "login");
+        cr_assert_eq(d.retry_after_ms, 30000);
+        cr_assert_eq(d.results[0].remaining, 8, "global charged by a refused request");
+    }
+    char buf[256];
+    cr_assert_gt(rl_format_policy(&d, buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "\"global\";q=10;w=60, \"login\";q=2;w=60");
+    cr_assert_gt(rl_format_state(&d, buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "\"global\";r=8;t=12, \"login\";r=0;t=30");
+    cr_assert_eq(rl_format_state(&d, buf, 10), -1);
+    /* other paths only see global, which still has 8 */
+    for (int i = 0; i < 8; i++)
+        cr_assert(ask(lim, "192.0.2.1", "/").allowed);
+    cr_assert_not(ask(lim, "192.0.2.1", "/").allowed);
+    /* another client is untouched */
+    cr_assert(ask(lim, "192.0.2.2", "/login").allowed);
+    close_all(lim, cfg);
+}
+
+Test(limiter, no_match_and_bad_input)
+{
+    int64_t now = 1700000000000;
+    rl_config *cfg = load("", "{ name = \"api\"; path_prefix = \"/api\"; limit = \"1/s\"; }");
+    rl_limiter *lim = open_lim(cfg, &now);
+    rl_decision d = ask(lim, "192.0.2.1", "/static");
+    cr_assert(d.allowed);
+    cr_assert_eq(d.nresults, 0);
+    cr_assert_eq(d.decider, -1);
+    cr_assert_eq(d.backend, RL_BACKEND_NONE);
+
+    rl_request req = { .client = "", .path = "/api" };
+    cr_assert_eq(rl_decide(lim, &req, &d), -1);
+    cr_assert_str_eq(rl_limiter_errstr(lim), "no client identity");
+    char big[400];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    req.client = big;
+    cr_assert_eq(rl_decide(lim, &req, &d), -1);
+    req.client = "192.0.2.1";
+    req.path = NULL; /* counts as "/" : no match */
+    cr_assert_eq(rl_decide(lim, &req, &d), 0);
+    cr_assert_eq(d.nresults, 0);
+    close_all(lim, cfg);
+}
+
+Test(limiter, redis_decides_then_shm_takes_over)
+{
+    int64_t now = 1700000000000;
+    char redis[256];
+    cr_assert_eq(rlt_redis_start(&srv, NULL), 0);
+    snprintf(redis, sizeof(redis),
+             "enabled = true; port = %d; prefix = \"t%d:\"; command_timeout_ms = 200;",
+             srv.port, (int)getpid());
+    rl_config *cfg = load(redis, "{ name = \"g\"; limit = \"3/m\"; }");
+    rl_limiter *lim = open_lim(cfg, &now);
+
+    rl_decision d = ask(lim, "192.0.2.9", "/");
+    cr_assert(d.allowed);
+    cr_assert_eq(d.backend, RL_BACKEND_REDIS);
+    cr_assert_str_eq(rl_limiter_health(lim), "ok");
+    rlt_redis_kill(&srv);
+    /* Redis gone: same client, answers from shared memory (a separate store, so it starts
+     * with a full bucket there), never an error */
+    for (int i = 0; i < 3; i++) {
+        d = ask(lim, "192.0.2.9", "/");
+        cr_assert(d.allowed, "request %d", i);
+        cr_assert_eq(d.backend, RL_BACKEND_SHM);
+    }
+    d = ask(lim, "192.0.2.9", "/");
+    cr_assert_not(d.allowed);
+    cr_assert_eq(d.backend, RL_BACKEND_SHM);
+    cr_assert_str_eq(rl_limiter_health(lim), "degraded");
+    /* Redis back: after the reconnect backoff, decisions return to Redis */
+    cr_assert_eq(rlt_redis_restart(&srv), 0);
+    int back = 0;
+    for (int i = 0; i < 60 && !back; i++) {
+        rlt_sleep_ms(50);
+        d = ask(lim, "192.0.2.10", "/");
+        back = d.backend == RL_BACKEND_REDIS;
+    }
+    cr_assert(back, "decisions did not return to Redis");
+    cr_assert_str_eq(rl_limiter_health(lim), "ok");
+    close_all(lim, cfg);
+}
