@@ -21,8 +21,26 @@ typedef struct rl_item {
 /* ---- shared memory (shm.c) ---- */
 typedef struct rl_shm rl_shm;
 
+/* Capacities rl_shm_open accepts. Below the minimum a stripe could hold fewer slots than a
+ * request has rules; above the maximum slot indexes would not fit in 32 bits with room to
+ * spare (and the segment would be hundreds of GiB). */
+#define RL_SHM_CAPACITY_MIN 16
+#define RL_SHM_CAPACITY_MAX (1LL << 30)
+
+/* A snapshot of the table, for metrics (rl_shm_stats). Counters are since the segment was
+ * created. (The type is rl_shm_stat: C cannot give a type and a function one name.) */
+typedef struct rl_shm_stat {
+    int64_t capacity;          /* keys the table holds */
+    int64_t entries;           /* keys in use, including expired ones not yet reclaimed */
+    int64_t evictions;         /* live keys evicted (least recently used) to make room */
+    int64_t expired_reclaimed; /* expired keys whose slot was taken back */
+    int64_t insert_failures;   /* inserts that found no slot: always 0 unless damaged */
+    int64_t stripes;           /* independent locks the table is split into */
+} rl_shm_stat;
+
 /* Creates the named segment, or attaches to it when another process already did (same
- * layout and capacity required). NULL with err on failure. */
+ * layout and capacity required). NULL with err on failure. err may be NULL.
+ * The handle may be shared by threads; errstr then holds one of their last errors. */
 rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err);
 void rl_shm_close(rl_shm *shm);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
@@ -31,8 +49,11 @@ int rl_shm_unlink(const char *name);
  * -1 on error (errstr via rl_shm_errstr). */
 int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
 const char *rl_shm_errstr(const rl_shm *shm);
-/* Bytes the segment of a given capacity occupies. */
+/* Bytes the segment of a given capacity occupies; 0 when capacity is out of range. */
 size_t rl_shm_size(int64_t capacity);
+/* Fills *out. Takes each stripe's lock in turn: exact per stripe, not one instant. Not for the
+ * request path. 0, or -1 with errstr. */
+int rl_shm_stats(rl_shm *shm, rl_shm_stat *out);
 
 /* ---- Redis (redis.c) ---- */
 typedef struct rl_redis rl_redis;
@@ -44,5 +65,7 @@ void rl_redis_free(rl_redis *r);
  * -1 when Redis could not decide (connect, timeout, bad reply): the caller falls back. */
 int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
 const char *rl_redis_errstr(const rl_redis *r);
+/* 1 while a connection is up (the last decide succeeded), else 0: for health reports. */
+int rl_redis_connected(const rl_redis *r);
 
 #endif

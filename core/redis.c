@@ -1,0 +1,434 @@
+/* redis.c -- the Redis store: one persistent hiredis connection per handle
+ *
+ * A decision is one EVALSHA of the GCRA script (redis_script.c) over every matched rule, so
+ * Redis decides all rules atomically and, with now_ms < 0, on its own clock shared by every
+ * host. Keys are PREFIX "{" CLIENT "}:" RULE: the hash tag keeps one client's keys in one
+ * Redis Cluster slot, so a multi-rule script never crosses slots.
+ *
+ * The handle is a small state machine:
+ *   ctx != NULL               connected: AUTH, SELECT and SCRIPT LOAD done, sha valid
+ *   ctx == NULL, now < retry  backing off: decide fails at once, without any network I/O
+ *   ctx == NULL, now >= retry the next decide connects
+ * Any failure (connect, I/O, timeout, error reply, a reply of the wrong shape) frees the
+ * context -- hiredis contexts are unusable after an error -- and starts a backoff of 100 ms
+ * that doubles up to 2 s; a successful decide resets it. Times come from CLOCK_MONOTONIC.
+ *
+ * The request path allocates nothing of its own (hiredis still allocates its command buffer
+ * and the reply): keys are built into a buffer sized at rl_redis_new, numbers into fixed
+ * arrays, and argv points into both.
+ *
+ * A command that timed out may still run once the server catches up: a timeout means
+ * "unknown", and the state may have been consumed although the caller fell back.
+ *
+ * Writing to a connection the server closed raises SIGPIPE: the process must ignore it
+ * (the filter does, and so do the tests); a library should not change signal dispositions.
+ */
+#include "fmacros.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "backend.h"
+#include "redis_script.h"
+
+#define REDIS_BACKOFF_MIN_MS 100
+#define REDIS_BACKOFF_MAX_MS 2000
+#define REDIS_SHA_LEN 40
+/* "EVALSHA" sha numkeys, then n keys, now, cost, and count/period/burst per rule. */
+#define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 2 + 3 * RL_MAX_MATCH)
+/* Numbers formatted per call: numkeys, now, cost, then 3 per rule. */
+#define REDIS_NUMS_MAX (3 + 3 * RL_MAX_MATCH)
+#define REDIS_NUM_LEN 24 /* an int64 in decimal, sign and NUL included */
+/* Results fit a double exactly and come from bounded config: anything larger is corrupt. */
+#define REDIS_VALUE_MAX (INT64_C(1) << 53)
+
+struct rl_redis {
+    const rl_redis_config *cfg; /* borrowed: must outlive the handle */
+    redisContext *ctx;          /* owned; NULL when not connected */
+    char sha[REDIS_SHA_LEN + 1];
+    int64_t backoff_ms;         /* the last backoff; 0 after a success */
+    int64_t retry_at_ms;        /* monotonic: no connection attempt before this */
+    char where[128];            /* "127.0.0.1:6379" or "unix:/path", for messages */
+    char errstr[RL_ERRSTR_MAX];
+
+    /* Per-request scratch, owned. keybuf holds RL_MAX_MATCH keys of keycap bytes each. */
+    char *keybuf;
+    size_t keycap;
+    const char *argv[REDIS_ARGV_MAX];
+    size_t argvlen[REDIS_ARGV_MAX];
+    int argc;
+    char nums[REDIS_NUMS_MAX][REDIS_NUM_LEN];
+    int nnums;
+};
+
+RL_PRINTF(2, 3)
+static void redis_set_error(rl_redis *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->errstr, sizeof(r->errstr), fmt, ap);
+    va_end(ap);
+}
+
+static int64_t redis_monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval redis_timeval(int ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+rl_redis *rl_redis_new(const rl_redis_config *cfg)
+{
+    rl_redis *r = calloc(1, sizeof(*r));
+    const char *prefix = cfg->prefix != NULL ? cfg->prefix : "";
+
+    if (r == NULL)
+        return NULL;
+    r->cfg = cfg;
+    /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
+    r->keycap = strlen(prefix) + 1 + RL_KEY_MAX + 2 + RL_NAME_MAX + 1;
+    r->keybuf = malloc(r->keycap * RL_MAX_MATCH);
+    if (r->keybuf == NULL) {
+        free(r);
+        return NULL;
+    }
+    if (cfg->socket != NULL)
+        snprintf(r->where, sizeof(r->where), "unix:%s", cfg->socket);
+    else
+        snprintf(r->where, sizeof(r->where), "%s:%d", cfg->host ? cfg->host : "127.0.0.1",
+                 cfg->port);
+    return r;
+}
+
+void rl_redis_free(rl_redis *r)
+{
+    if (r == NULL)
+        return;
+    if (r->ctx != NULL)
+        redisFree(r->ctx);
+    free(r->keybuf);
+    free(r);
+}
+
+const char *rl_redis_errstr(const rl_redis *r)
+{
+    return r->errstr;
+}
+
+int rl_redis_connected(const rl_redis *r)
+{
+    return r->ctx != NULL;
+}
+
+/* The connection failed: drop it (never reuse a context in error) and back off. errstr is
+ * already set. Always returns -1. */
+static int redis_fail(rl_redis *r)
+{
+    if (r->ctx != NULL) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+    if (r->backoff_ms == 0)
+        r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    else if (r->backoff_ms < REDIS_BACKOFF_MAX_MS)
+        r->backoff_ms = r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS
+                                                                 : r->backoff_ms * 2;
+    r->retry_at_ms = redis_monotonic_ms() + r->backoff_ms;
+    return -1;
+}
+
+/* Describes why the context failed (call right after the failing hiredis call, while errno
+ * still holds its cause). */
+static int redis_fail_io(rl_redis *r, const char *what)
+{
+    if (r->ctx == NULL)
+        redis_set_error(r, "redis %s: %s: out of memory", r->where, what);
+    else if (r->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        redis_set_error(r, "redis %s: %s: timed out", r->where, what);
+    else
+        redis_set_error(r, "redis %s: %s: %s", r->where, what,
+                        r->ctx->errstr[0] ? r->ctx->errstr : "connection error");
+    return redis_fail(r);
+}
+
+/* Runs a command that must answer with a status or a string. Returns the reply (the caller
+ * frees it) or NULL after redis_fail. */
+static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const char **argv,
+                                const size_t *argvlen)
+{
+    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
+
+    if (reply == NULL) {
+        redis_fail_io(r, what);
+        return NULL;
+    }
+    if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
+        return reply;
+    if (reply->type == REDIS_REPLY_ERROR)
+        redis_set_error(r, "redis %s: %s failed: %s", r->where, what, reply->str);
+    else
+        redis_set_error(r, "redis %s: %s: unexpected reply type %d", r->where, what,
+                        reply->type);
+    freeReplyObject(reply);
+    redis_fail(r);
+    return NULL;
+}
+
+/* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA. 0, or -1 after redis_fail. */
+static int redis_load_script(rl_redis *r)
+{
+    const char *argv[] = {"SCRIPT", "LOAD", rl_redis_script};
+    size_t argvlen[] = {6, 4, strlen(rl_redis_script)};
+    redisReply *reply = redis_simple(r, "SCRIPT LOAD", 3, argv, argvlen);
+
+    if (reply == NULL)
+        return -1;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != REDIS_SHA_LEN) {
+        redis_set_error(r, "redis %s: SCRIPT LOAD: unexpected reply", r->where);
+        freeReplyObject(reply);
+        return redis_fail(r);
+    }
+    memcpy(r->sha, reply->str, REDIS_SHA_LEN);
+    r->sha[REDIS_SHA_LEN] = '\0';
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* AUTH with the configured password. The server's message is kept for the operator, but
+ * never the password: it is dropped if the server happened to echo it. */
+static int redis_auth(rl_redis *r)
+{
+    const char *pw = r->cfg->password;
+    const char *argv[] = {"AUTH", pw};
+    size_t argvlen[] = {4, strlen(pw)};
+    redisReply *reply = redisCommandArgv(r->ctx, 2, argv, argvlen);
+
+    if (reply == NULL)
+        return redis_fail_io(r, "AUTH");
+    if (reply->type == REDIS_REPLY_STATUS) {
+        freeReplyObject(reply);
+        return 0;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && pw[0] != '\0' && strstr(reply->str, pw) == NULL)
+        redis_set_error(r, "redis %s: auth failed: %s", r->where, reply->str);
+    else
+        redis_set_error(r, "redis %s: auth failed", r->where);
+    freeReplyObject(reply);
+    return redis_fail(r);
+}
+
+static int redis_select(rl_redis *r)
+{
+    char db[REDIS_NUM_LEN];
+    const char *argv[] = {"SELECT", db};
+    size_t argvlen[2] = {6, 0};
+    redisReply *reply;
+
+    argvlen[1] = (size_t)snprintf(db, sizeof(db), "%d", r->cfg->db);
+    reply = redis_simple(r, "SELECT", 2, argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* Connects, unless backing off. 0 when connected, -1 otherwise (errstr set). */
+static int redis_connect(rl_redis *r)
+{
+    const rl_redis_config *cfg = r->cfg;
+
+    if (r->retry_at_ms != 0 && redis_monotonic_ms() < r->retry_at_ms)
+        return -1; /* errstr still says why the last attempt failed */
+
+    if (cfg->socket != NULL)
+        r->ctx = cfg->connect_timeout_ms > 0
+                     ? redisConnectUnixWithTimeout(cfg->socket,
+                                                   redis_timeval(cfg->connect_timeout_ms))
+                     : redisConnectUnix(cfg->socket);
+    else {
+        const char *host = cfg->host != NULL ? cfg->host : "127.0.0.1";
+        r->ctx = cfg->connect_timeout_ms > 0
+                     ? redisConnectWithTimeout(host, cfg->port,
+                                               redis_timeval(cfg->connect_timeout_ms))
+                     : redisConnect(host, cfg->port);
+    }
+    if (r->ctx == NULL || r->ctx->err)
+        return redis_fail_io(r, "connect");
+    if (cfg->command_timeout_ms > 0 &&
+        redisSetTimeout(r->ctx, redis_timeval(cfg->command_timeout_ms)) != REDIS_OK)
+        return redis_fail_io(r, "set timeout");
+    if (cfg->password != NULL && redis_auth(r) < 0)
+        return -1;
+    if (cfg->db != 0 && redis_select(r) < 0)
+        return -1;
+    return redis_load_script(r);
+}
+
+static void redis_push(rl_redis *r, const char *arg, size_t len)
+{
+    r->argv[r->argc] = arg;
+    r->argvlen[r->argc++] = len;
+}
+
+static void redis_push_num(rl_redis *r, int64_t v)
+{
+    char *buf = r->nums[r->nnums++];
+
+    redis_push(r, buf, (size_t)snprintf(buf, REDIS_NUM_LEN, "%" PRId64, v));
+}
+
+/* Builds the EVALSHA command into r->argv. 0, or -1 for input no key can be made of. */
+static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t cost,
+                       int64_t now_ms)
+{
+    const char *prefix = r->cfg->prefix != NULL ? r->cfg->prefix : "";
+    int64_t max_burst = 0;
+    size_t i;
+
+    r->argc = 0;
+    r->nnums = 0;
+    redis_push(r, "EVALSHA", 7);
+    redis_push(r, r->sha, REDIS_SHA_LEN);
+    redis_push_num(r, (int64_t)n);
+    for (i = 0; i < n; i++) {
+        char *key = r->keybuf + i * r->keycap;
+        int len = -1;
+
+        /* Policy: a client identity longer than RL_KEY_MAX is refused (the caller falls
+         * back), never truncated: two long identities must not share a bucket. */
+        if (strnlen(items[i].client, RL_KEY_MAX + 1) <= RL_KEY_MAX)
+            len = snprintf(key, r->keycap, "%s{%s}:%s", prefix, items[i].client,
+                           items[i].rule->name);
+        if (len < 0 || (size_t)len >= r->keycap) {
+            redis_set_error(r, "redis: key for client \"%.64s...\" is too long",
+                            items[i].client);
+            return -1;
+        }
+        redis_push(r, key, (size_t)len);
+        if (items[i].rule->burst > max_burst)
+            max_burst = items[i].rule->burst;
+    }
+    redis_push_num(r, now_ms < 0 ? -1 : now_ms);
+    /* A cost above every burst is refused by every rule with the same results whatever its
+     * size; clamping it keeps cost*period exact in the script's doubles. */
+    redis_push_num(r, cost > max_burst + 1 ? max_burst + 1 : cost);
+    for (i = 0; i < n; i++) {
+        redis_push_num(r, items[i].rule->count);
+        redis_push_num(r, items[i].rule->period_ms);
+        redis_push_num(r, items[i].rule->burst);
+    }
+    return 0;
+}
+
+/* Checks the script's reply and fills the results. 1 / 0 as rl_redis_decide, or -1 with
+ * errstr set (the caller drops the connection). */
+static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items, size_t n)
+{
+    int all = 1;
+    size_t i, j;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        redis_set_error(r, "redis %s: EVALSHA failed: %s", r->where, reply->str);
+        return -1;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 * n) {
+        redis_set_error(r, "redis %s: EVALSHA: expected an array of %zu integers (type %d)",
+                        r->where, 4 * n, reply->type);
+        return -1;
+    }
+    for (j = 0; j < 4 * n; j++) {
+        const redisReply *e = reply->element[j];
+        if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 || e->integer > REDIS_VALUE_MAX) {
+            redis_set_error(r, "redis %s: EVALSHA: element %zu is not an integer in range",
+                            r->where, j);
+            return -1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        redisReply *const *e = reply->element + 4 * i;
+        const rl_rule *rule = items[i].rule;
+        long long allowed = e[0]->integer, remaining = e[1]->integer;
+        long long reset = e[2]->integer, retry = e[3]->integer;
+
+        /* The shapes gcra.c can produce: admitted means no wait, refused a wait >= 1 that is
+         * also the reset; never more left than the burst. */
+        if (allowed > 1 || remaining > rule->burst ||
+            (allowed ? retry != 0 : retry < 1 || reset != retry)) {
+            redis_set_error(r, "redis %s: EVALSHA: inconsistent result for rule \"%s\"",
+                            r->where, rule->name);
+            return -1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        redisReply *const *e = reply->element + 4 * i;
+        rl_rule_result *res = items[i].res;
+
+        res->rule = items[i].rule;
+        res->allowed = (int)e[0]->integer;
+        res->limit = items[i].rule->count;
+        res->window_ms = items[i].rule->period_ms;
+        res->remaining = e[1]->integer;
+        res->reset_ms = e[2]->integer;
+        res->retry_after_ms = e[3]->integer;
+        all &= res->allowed;
+    }
+    return all;
+}
+
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+{
+    redisReply *reply;
+    int ret;
+
+    if (n == 0)
+        return 1;
+    if (n > RL_MAX_MATCH || cost < 1) {
+        redis_set_error(r, "redis: invalid batch (%zu rules, cost %" PRId64 ")", n, cost);
+        return -1;
+    }
+    /* argv points at r->sha, which the connection fills in before it is sent. */
+    if (redis_build(r, items, n, cost, now_ms) < 0)
+        return -1; /* bad input; the connection is fine */
+    if (r->ctx == NULL && redis_connect(r) < 0)
+        return -1;
+
+    reply = redisCommandArgv(r->ctx, r->argc, r->argv, r->argvlen);
+    if (reply == NULL)
+        return redis_fail_io(r, "EVALSHA");
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* Flushed, or a failover to a server that never saw it: load and retry once. */
+        freeReplyObject(reply);
+        if (redis_load_script(r) < 0)
+            return -1;
+        reply = redisCommandArgv(r->ctx, r->argc, r->argv, r->argvlen);
+        if (reply == NULL)
+            return redis_fail_io(r, "EVALSHA");
+    }
+    ret = redis_take_reply(r, reply, items, n);
+    freeReplyObject(reply);
+    if (ret < 0)
+        return redis_fail(r);
+    r->backoff_ms = 0;
+    r->retry_at_ms = 0;
+    r->errstr[0] = '\0';
+    return ret;
+}

@@ -1,0 +1,606 @@
+/* test_redis.c -- the Redis backend against a real redis-server
+ *
+ * Every test starts its own server (lib_redis_server.c) and uses its own key prefix. The
+ * equivalence tests replay one deterministic sequence of (now, cost) steps through
+ * rl_redis_decide and through rl_algo_decide on a local state, and require the same result,
+ * field by field, the same stored state and a TTL on every key written.
+ */
+#include "fmacros.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "algo.h"
+#include "backend.h"
+#include "lib_redis_server.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+static rlt_redis srv;
+static char host[] = "127.0.0.1";
+static char client[] = "192.0.2.7";
+
+#define RULE(n, c, p, b) {.name = n, .count = c, .period_ms = p, .burst = b}
+static const rl_rule rules[] = {
+    RULE("r3s", 3, 1000, 3),         RULE("r100", 100, 90000, 100),
+    RULE("r5", 5, 1500, 2),          RULE("r1d", 1, 86400000, 1),
+    RULE("r7", 7, 3000, 10),
+};
+#define NRULES (sizeof(rules) / sizeof(rules[0]))
+#define T0 INT64_C(1700000000000)
+
+static void start_plain(void)
+{
+    cr_assert_eq(rlt_redis_start(&srv, NULL), 0, "redis-server did not start");
+}
+
+static void start_auth(void)
+{
+    cr_assert_eq(rlt_redis_start(&srv, "s3cret-Pass"), 0, "redis-server did not start");
+}
+
+/* Every test ends here, with or without a server. A leak only prints under LSan and an
+ * assertion in a .fini does not fail the test: abort, so the test counts as crashed. */
+static void teardown(void)
+{
+    rlt_redis_stop(&srv);
+#if defined(__SANITIZE_ADDRESS__)
+    if (__lsan_do_recoverable_leak_check() != 0)
+        abort();
+#endif
+}
+
+TestSuite(redis, .timeout = 60);
+
+static rl_redis_config config(char *prefix)
+{
+    rl_redis_config c = {
+        .enabled = 1,
+        .host = host,
+        .port = srv.port,
+        .prefix = prefix,
+        .connect_timeout_ms = 200,
+        .command_timeout_ms = 200,
+    };
+    return c;
+}
+
+/* One request for rules[0..n) (or the given ones) from `client`. */
+static int decide(rl_redis *r, const rl_rule *const *rs, size_t n, int64_t cost, int64_t now,
+                  rl_rule_result *res)
+{
+    rl_item items[RL_MAX_MATCH];
+
+    for (size_t i = 0; i < n; i++)
+        items[i] = (rl_item){.rule = rs[i], .client = client, .res = &res[i]};
+    return rl_redis_decide(r, items, n, cost, now);
+}
+
+static int decide1(rl_redis *r, const rl_rule *rule, int64_t cost, int64_t now,
+                   rl_rule_result *res)
+{
+    return decide(r, &rule, 1, cost, now, res);
+}
+
+static redisReply *cmd(redisContext *c, const char *fmt, const char *arg)
+{
+    redisReply *reply = redisCommand(c, fmt, arg);
+    cr_assert_not_null(reply, "redis command failed: %s", c->errstr);
+    return reply;
+}
+
+static void key_of(char *buf, size_t size, const char *prefix, const rl_rule *rule)
+{
+    int len = snprintf(buf, size, "%s{%s}:%s", prefix, client, rule->name);
+    cr_assert(len > 0 && (size_t)len < size);
+}
+
+/* ---- the deterministic step sequence ---------------------------------------------------- */
+
+typedef struct step {
+    int64_t now, cost;
+} step;
+
+#define NSTEPS 400
+
+/* Hand-written edge cases first (same-ms bursts, exact refills, a cost above the burst,
+ * long gaps, clock steps back), then a fixed pseudo-random walk over the same moves. */
+static size_t make_steps(step *s)
+{
+    static const int64_t fixed[][2] = {
+        {0, 1},       {0, 1},       {0, 1},         {0, 1},        {0, 2},
+        {1, 1},       {333, 1},     {334, 1},       {1000, 1},     {1500, 1},
+        {3000, 2},    {3000, 3},    {3001, 12},     {90000, 1},    {90000, 50},
+        {90000, 60},  {90001, 1},   {86400000, 1},  {86400000, 1}, {-5000, 1},
+        {-5000, 1},   {-172800000, 1}, {-172800000, 1}, {-172799999, 1},
+        {400000000, 1}, {400000000, 101},
+    };
+    static const int64_t moves[] = {0, 0, 0, 1, 7, 100, 333, 334, 428, 999, 1500, 3000,
+                                    60000, -3000, 86400000};
+    static const int64_t costs[] = {1, 1, 1, 1, 2, 3, 11};
+    size_t n = 0;
+    int64_t now = T0;
+    uint32_t x = 12345;
+
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        s[n++] = (step){T0 + fixed[i][0], fixed[i][1]};
+    now = s[n - 1].now;
+    while (n < NSTEPS) {
+        x = x * 1103515245u + 12345u;
+        now += moves[(x >> 16) % (sizeof(moves) / sizeof(moves[0]))];
+        x = x * 1103515245u + 12345u;
+        s[n++] = (step){now, costs[(x >> 16) % (sizeof(costs) / sizeof(costs[0]))]};
+    }
+    return n;
+}
+
+static void expect_same(const rl_rule_result *got, const rl_rule_result *want, size_t stepi)
+{
+    cr_assert_eq(got->rule, want->rule, "step %zu: rule", stepi);
+    cr_expect_eq(got->allowed, want->allowed, "step %zu %s: allowed", stepi, want->rule->name);
+    cr_expect_eq(got->limit, want->limit, "step %zu %s: limit", stepi, want->rule->name);
+    cr_expect_eq(got->window_ms, want->window_ms, "step %zu %s: window", stepi,
+                 want->rule->name);
+    cr_expect_eq(got->remaining, want->remaining, "step %zu %s: remaining %lld vs %lld", stepi,
+                 want->rule->name, (long long)got->remaining, (long long)want->remaining);
+    cr_expect_eq(got->reset_ms, want->reset_ms, "step %zu %s: reset %lld vs %lld", stepi,
+                 want->rule->name, (long long)got->reset_ms, (long long)want->reset_ms);
+    cr_assert_eq(got->retry_after_ms, want->retry_after_ms, "step %zu %s: retry %lld vs %lld",
+                 stepi, want->rule->name, (long long)got->retry_after_ms,
+                 (long long)want->retry_after_ms);
+}
+
+/* Checks that KEY holds exactly the local state (or nothing), and when `ttl` > 0 that it was
+ * just written with that expiry. Then removes the expiry: the steps run on a simulated clock,
+ * and Redis' real one must not expire a state the simulation still needs. */
+static void expect_stored(redisContext *c, const char *key, const rl_state *st, int64_t ttl,
+                          size_t stepi)
+{
+    char want[64];
+    redisReply *reply = cmd(c, "GET %s", key);
+
+    if (st == NULL) {
+        cr_assert_eq(reply->type, REDIS_REPLY_NIL, "step %zu: %s should not exist", stepi, key);
+    } else {
+        snprintf(want, sizeof(want), "%lld:%lld", (long long)st->w[0], (long long)st->w[1]);
+        cr_assert_eq(reply->type, REDIS_REPLY_STRING, "step %zu: %s missing", stepi, key);
+        cr_assert_str_eq(reply->str, want, "step %zu: %s stored", stepi, key);
+    }
+    freeReplyObject(reply);
+    if (ttl <= 0)
+        return;
+    reply = cmd(c, "PTTL %s", key);
+    cr_assert_eq(reply->type, REDIS_REPLY_INTEGER);
+    cr_assert(reply->integer > 0 && reply->integer <= ttl, "step %zu: %s PTTL %lld, ttl %lld",
+              stepi, key, reply->integer, (long long)ttl);
+    freeReplyObject(reply);
+    freeReplyObject(cmd(c, "PERSIST %s", key));
+}
+
+Test(redis, equivalence_single_rule, .init = start_plain, .fini = teardown)
+{
+    static step steps[NSTEPS];
+    char prefix[] = "t-eq1:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    size_t nsteps = make_steps(steps);
+
+    cr_assert_not_null(r);
+    cr_assert_not_null(c);
+    for (size_t k = 0; k < NRULES; k++) {
+        const rl_rule *rule = &rules[k];
+        rl_state st;
+        int have = 0, repairs = 0;
+        char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+
+        key_of(key, sizeof(key), prefix, rule);
+        for (size_t i = 0; i < nsteps; i++) {
+            rl_rule_result want, got;
+            rl_state out;
+            int64_t ttl = 0;
+            int ret = decide1(r, rule, steps[i].cost, steps[i].now, &got);
+
+            int flags = rl_algo_decide(rule, have ? &st : NULL, steps[i].now, steps[i].cost,
+                                       &out, &ttl, &want);
+            int store = want.allowed || (flags & RL_ALGO_REPAIR);
+            repairs += !want.allowed && (flags & RL_ALGO_REPAIR);
+            cr_assert_geq(ret, 0, "step %zu: %s", i, rl_redis_errstr(r));
+            cr_assert_eq(ret, want.allowed, "step %zu: return", i);
+            expect_same(&got, &want, i);
+            if (store) {
+                st = out;
+                have = 1;
+            }
+            expect_stored(c, key, have ? &st : NULL, store ? ttl : 0, i);
+        }
+        /* The steps back in time must exercise the repair of at least one rule's state. */
+        if (k == 0)
+            cr_assert_gt(repairs, 0, "no repair exercised");
+    }
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+Test(redis, equivalence_all_rules_at_once, .init = start_plain, .fini = teardown)
+{
+    static step steps[NSTEPS];
+    char prefix[] = "t-eqn:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    size_t nsteps = make_steps(steps);
+    const rl_rule *rs[NRULES];
+    rl_state st[NRULES];
+    int have = 0, admitted = 0;
+
+    cr_assert_not_null(r);
+    cr_assert_not_null(c);
+    for (size_t k = 0; k < NRULES; k++)
+        rs[k] = &rules[k];
+    for (size_t i = 0; i < nsteps; i++) {
+        rl_rule_result want[NRULES], got[NRULES];
+        rl_state out[NRULES];
+        int64_t ttl[NRULES];
+        int fix[NRULES];
+        int all = 1;
+        int ret = decide(r, rs, NRULES, steps[i].cost, steps[i].now, got);
+
+        cr_assert_geq(ret, 0, "step %zu: %s", i, rl_redis_errstr(r));
+        for (size_t k = 0; k < NRULES; k++) {
+            fix[k] = rl_algo_decide(rs[k], have ? &st[k] : NULL, steps[i].now, steps[i].cost,
+                                    &out[k], &ttl[k], &want[k]) & RL_ALGO_REPAIR;
+            all &= want[k].allowed;
+            expect_same(&got[k], &want[k], i);
+        }
+        cr_assert_eq(ret, all, "step %zu: return", i);
+        if (all) {
+            memcpy(st, out, sizeof(st));
+            have = 1;
+            admitted++;
+        } else {
+            for (size_t k = 0; k < NRULES; k++)
+                if (fix[k])
+                    st[k] = out[k];
+        }
+        for (size_t k = 0; k < NRULES; k++) {
+            char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+            key_of(key, sizeof(key), prefix, rs[k]);
+            expect_stored(c, key, have ? &st[k] : NULL, all || fix[k] ? ttl[k] : 0, i);
+        }
+    }
+    /* The sequence must exercise both outcomes to prove anything. */
+    cr_assert_gt(admitted, 10);
+    cr_assert_lt(admitted, (int)nsteps - 10);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+Test(redis, refusal_by_one_rule_changes_no_key, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-atomic:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    const rl_rule *rs[] = {&rules[4], &rules[3]}; /* 7/3s burst 10, then 1/d */
+    rl_rule_result res[2];
+    char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+    redisReply *before, *after;
+
+    cr_assert_eq(decide(r, rs, 2, 1, T0, res), 1, "%s", rl_redis_errstr(r));
+    key_of(key, sizeof(key), prefix, rs[0]);
+    before = cmd(c, "GET %s", key);
+    cr_assert_eq(before->type, REDIS_REPLY_STRING);
+
+    cr_assert_eq(decide(r, rs, 2, 1, T0 + 10, res), 0);
+    cr_assert_eq(res[0].allowed, 1, "the first rule alone would admit");
+    cr_assert_eq(res[1].allowed, 0);
+    cr_assert_eq(res[1].retry_after_ms, 86400000 - 10);
+    after = cmd(c, "GET %s", key);
+    cr_assert_str_eq(after->str, before->str, "the admitting rule's key was written");
+    freeReplyObject(before);
+    freeReplyObject(after);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+Test(redis, production_clock, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-clock:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    static const rl_rule rule = RULE("hourly", 3, 3600000, 3);
+    rl_rule_result res;
+    char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+    redisReply *reply;
+
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(decide1(r, &rule, 1, -1, &res), 1, "request %d: %s", i,
+                     rl_redis_errstr(r));
+        cr_assert_eq(res.remaining, 2 - i);
+    }
+    cr_assert_eq(decide1(r, &rule, 1, -1, &res), 0);
+    cr_assert_eq(res.allowed, 0);
+    cr_assert(res.retry_after_ms > 1190000 && res.retry_after_ms <= 1200000, "retry %lld",
+              (long long)res.retry_after_ms);
+    cr_assert_eq(res.reset_ms, res.retry_after_ms);
+    key_of(key, sizeof(key), prefix, &rule);
+    reply = cmd(c, "PTTL %s", key);
+    cr_assert(reply->integer > 3500000 && reply->integer <= 3600000, "PTTL %lld",
+              reply->integer);
+    freeReplyObject(reply);
+    cr_assert(rl_redis_connected(r));
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+Test(redis, reloads_a_flushed_script, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-noscript:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    rl_rule_result res;
+    redisReply *reply;
+
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    reply = cmd(c, "SCRIPT FLUSH", NULL);
+    cr_assert_eq(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(res.remaining, 1, "the state survived the flush");
+    cr_assert(rl_redis_connected(r));
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+Test(redis, selects_the_configured_db, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-db:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r;
+    redisContext *c = rlt_redis_client(&srv);
+    rl_rule_result res;
+    char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+    redisReply *reply;
+
+    cfg.db = 3;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    key_of(key, sizeof(key), prefix, &rules[0]);
+    freeReplyObject(cmd(c, "SELECT 3", NULL));
+    reply = cmd(c, "EXISTS %s", key);
+    cr_assert_eq(reply->integer, 1);
+    freeReplyObject(reply);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+Test(redis, unix_socket, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-unix:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r;
+    rl_rule_result res;
+
+    cfg.socket = srv.socket;
+    cfg.port = 1; /* unused with a socket */
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(res.remaining, 2);
+    rl_redis_free(r);
+}
+
+Test(redis, auth_with_the_right_password, .init = start_auth, .fini = teardown)
+{
+    char prefix[] = "t-auth:", pw[] = "s3cret-Pass";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r;
+    rl_rule_result res;
+
+    cfg.password = pw;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    rl_redis_free(r);
+}
+
+Test(redis, auth_with_a_wrong_password, .init = start_auth, .fini = teardown)
+{
+    char prefix[] = "t-authbad:", pw[] = "not-the-Pass-42";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r;
+    rl_rule_result res;
+
+    cfg.password = pw;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "auth failed"), "%s", rl_redis_errstr(r));
+    cr_assert_null(strstr(rl_redis_errstr(r), pw), "the password leaked: %s",
+                   rl_redis_errstr(r));
+    cr_assert_not(rl_redis_connected(r));
+
+    /* No password at all is refused too, before any script runs. */
+    cfg.password = NULL;
+    rl_redis_free(r);
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "NOAUTH"), "%s", rl_redis_errstr(r));
+    rl_redis_free(r);
+}
+
+/* ---- failures and backoff --------------------------------------------------------------- */
+
+Test(redis, nothing_listening_fails_fast_then_backs_off, .fini = teardown)
+{
+    char prefix[] = "t-refused:";
+    rl_redis_config cfg = {.host = host, .prefix = prefix, .connect_timeout_ms = 200,
+                           .command_timeout_ms = 50};
+    rl_redis *r;
+    rl_rule_result res;
+    long long t;
+
+    cfg.port = rlt_free_port();
+    cr_assert_gt(cfg.port, 0);
+    r = rl_redis_new(&cfg);
+    t = rlt_now_ms();
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+    cr_assert_lt(rlt_now_ms() - t, 150);
+    cr_assert_neq(rl_redis_errstr(r)[0], '\0');
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "connect"), "%s", rl_redis_errstr(r));
+    t = rlt_now_ms();
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+    cr_assert_lt(rlt_now_ms() - t, 5);
+    cr_assert_neq(rl_redis_errstr(r)[0], '\0');
+    rl_redis_free(r);
+}
+
+/* A socket that listens but never accepts: connects succeed (the kernel's backlog) and then
+ * every command times out. Counting what is queued counts the connection attempts. */
+static int silent_listener(int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_geq(fd, 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 64), 0);
+    cr_assert_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int count_attempts(int lfd)
+{
+    int n = 0, fd;
+
+    while ((fd = accept(lfd, NULL, NULL)) >= 0 ||
+           (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+        close(fd);
+        n++;
+    }
+    return n;
+}
+
+Test(redis, no_network_io_during_backoff, .fini = teardown)
+{
+    char prefix[] = "t-backoff:";
+    rl_redis_config cfg = {.host = host, .prefix = prefix, .connect_timeout_ms = 200,
+                           .command_timeout_ms = 20};
+    int lfd = silent_listener(&cfg.port);
+    rl_redis *r = rl_redis_new(&cfg);
+    rl_rule_result res;
+    long long t;
+    int n, calls = 0;
+
+    t = rlt_now_ms();
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+    cr_assert_lt(rlt_now_ms() - t, 500);
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "timed out"), "%s", rl_redis_errstr(r));
+    t = rlt_now_ms();
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+    cr_assert_lt(rlt_now_ms() - t, 10, "a call during backoff waited");
+    cr_assert_eq(count_attempts(lfd), 1, "a call during backoff connected");
+
+    /* Backoff doubles: after the first failure (~20 ms) the next attempts fail at ~140,
+     * ~360 and ~780 ms, then not before ~1580: 3 in this second, where a constant 100 ms
+     * backoff would make 8. */
+    t = rlt_now_ms();
+    while (rlt_now_ms() - t < 1000) {
+        cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+        calls++;
+        rlt_sleep_ms(5);
+    }
+    n = count_attempts(lfd);
+    cr_assert(n >= 2 && n <= 4, "%d connection attempts in 1 s (%d calls)", n, calls);
+    close(lfd);
+    rl_redis_free(r);
+}
+
+Test(redis, stopped_server_times_out_then_recovers, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-stop:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r;
+    rl_rule_result res;
+    long long t;
+
+    cfg.command_timeout_ms = 50;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+    t = rlt_now_ms();
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), -1);
+    cr_assert_lt(rlt_now_ms() - t, 1000);
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "timed out"), "%s", rl_redis_errstr(r));
+    cr_assert_not(rl_redis_connected(r));
+    cr_assert_eq(kill(srv.pid, SIGCONT), 0);
+    rlt_sleep_ms(150); /* the first backoff is 100 ms */
+    /* The timed-out call may still have run once the server continued: allow for it. */
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert(res.remaining == 98 || res.remaining == 97, "remaining %lld",
+              (long long)res.remaining);
+    cr_assert(rl_redis_connected(r));
+    cr_assert_str_eq(rl_redis_errstr(r), "");
+    rl_redis_free(r);
+}
+
+Test(redis, killed_server_fails_then_recovers_after_restart, .init = start_plain,
+     .fini = teardown)
+{
+    char prefix[] = "t-kill:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    rl_rule_result res;
+    long long t;
+    int ret;
+
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    rlt_redis_kill(&srv);
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), -1);
+    cr_assert_neq(rl_redis_errstr(r)[0], '\0');
+    cr_assert_eq(rlt_redis_restart(&srv), 0, "restart on port %d", srv.port);
+    t = rlt_now_ms();
+    while ((ret = decide1(r, &rules[1], 1, T0, &res)) < 0 && rlt_now_ms() - t < 3000)
+        rlt_sleep_ms(20);
+    cr_assert_eq(ret, 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(res.remaining, 99, "a fresh server has no state");
+    rl_redis_free(r);
+}
+
+Test(redis, bad_input_keeps_the_connection, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-input:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    rl_rule_result res;
+    rl_item item = {.rule = &rules[0], .res = &res};
+    char longclient[RL_KEY_MAX + 10];
+
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    memset(longclient, 'a', sizeof(longclient) - 1);
+    longclient[sizeof(longclient) - 1] = '\0';
+    item.client = longclient;
+    cr_assert_eq(rl_redis_decide(r, &item, 1, 1, T0), -1);
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "too long"), "%s", rl_redis_errstr(r));
+    cr_assert_eq(decide1(r, &rules[0], 0, T0, &res), -1, "cost 0");
+    cr_assert(rl_redis_connected(r));
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(rl_redis_decide(r, NULL, 0, 1, T0), 1, "no rules: nothing to refuse");
+    rl_redis_free(r);
+}
