@@ -519,6 +519,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
     rl_state next[RL_MAX_MATCH];
     int64_t ttl[RL_MAX_MATCH];
+    int repair[RL_MAX_MATCH];
     size_t nlocked;
     int allowed = 1;
 
@@ -555,19 +556,20 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
             cur = shm->slots[found[i]].state;
         else
             found[i] = SHM_NIL;
-        rl_algo_decide(items[i].rule, live ? &cur : NULL, now_ms, cost, &next[i], &ttl[i],
-                       items[i].res);
+        repair[i] = rl_algo_decide(items[i].rule, live ? &cur : NULL, now_ms, cost, &next[i],
+                                   &ttl[i], items[i].res) & RL_ALGO_REPAIR;
         allowed &= items[i].res->allowed != 0;
     }
 
-    /* All admitted: store every state. Refused: store none, but keep the keys recent, so a
-     * key that is being refused is not the one evicted (that would hand it a full bucket). */
+    /* All admitted: store every state. Refused: store none (but a repaired one, see algo.h),
+     * and keep the keys recent, so a key that is being refused is not the one evicted (that
+     * would hand it a full bucket). */
     for (size_t i = 0; i < n; i++) {
         shm_stripe *st = &shm->stripes[stripe[i]];
         const char *key = items[i].keylen ? items[i].key : "";
         uint32_t at;
 
-        if (!allowed) {
+        if (!allowed && !(repair[i] && found[i] != SHM_NIL)) {
             if (found[i] != SHM_NIL)
                 shm_touch(shm, st, found[i]);
             continue;
