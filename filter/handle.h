@@ -1,0 +1,22 @@
+/* handle.h -- one request from parameters to response: load, decide, answer, log */
+#ifndef FILTER_HANDLE_H
+#define FILTER_HANDLE_H
+
+#include "ratelimit.h"
+#include "request.h"
+#include "response.h"
+
+/* What a request needs besides itself; everything borrowed. */
+typedef struct handle_ctx {
+    const rl_config *cfg;
+    rl_limiter *lim;
+    request req;    /* scratch, reused between requests */
+    rl_decision dec;
+    int degraded;   /* Redis was failing at the last decision (logged once per change) */
+} handle_ctx;
+
+/* Decides the request described by params (see request_load) and fills out. Logs one line per
+ * refusal and per error. */
+void handle_request(handle_ctx *ctx, char **params, response *out);
+
+#endif

@@ -1,0 +1,159 @@
+/* main.c -- ratelimit-filter: options, configuration, then serve
+ *
+ *   ratelimit-filter [-c FILE]            serve (FastCGI on fd 0, or one CGI request)
+ *   ratelimit-filter -t [-c FILE]         check the configuration and exit
+ *   ratelimit-filter --shm-remove [-c F]  remove the configuration's shared-memory segment
+ *
+ * FILE defaults to $RATELIMIT_CONFIG, else MAIN_DEFAULT_CONFIG. Exit codes: 0 ok,
+ * 1 configuration error, 2 usage error, 3 runtime error.
+ */
+#include "../core/fmacros.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "fcgi_loop.h"
+#include "log.h"
+#include "ratelimit.h"
+
+#define MAIN_DEFAULT_CONFIG "/etc/ratelimit-filter/ratelimit.conf"
+
+enum { MAIN_EXIT_OK = 0, MAIN_EXIT_CONFIG = 1, MAIN_EXIT_USAGE = 2, MAIN_EXIT_RUNTIME = 3 };
+
+enum main_mode { MAIN_SERVE, MAIN_TEST, MAIN_SHM_REMOVE };
+
+enum { MAIN_OPT_SHM_REMOVE = 256 };
+
+static void main_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: ratelimit-filter [-c FILE] [-t | --shm-remove]\n"
+            "\n"
+            "A rate limiter for web servers, run as a FastCGI authorizer (or responder).\n"
+            "\n"
+            "  -c, --config FILE  configuration file (default: $RATELIMIT_CONFIG, else\n"
+            "                     " MAIN_DEFAULT_CONFIG ")\n"
+            "  -t, --test         check the configuration file and exit\n"
+            "      --shm-remove   remove the configuration's shared-memory segment and exit\n"
+            "  -h, --help         show this help and exit\n"
+            "  -V, --version      show the version and exit\n"
+            "\n"
+            "Exit status: 0 ok, 1 configuration error, 2 usage error, 3 runtime error.\n");
+}
+
+static int main_usage_error(void)
+{
+    fprintf(stderr, "Usage: ratelimit-filter [-c FILE] [-t | --shm-remove]\n"
+                    "Try 'ratelimit-filter --help' for more information.\n");
+    return MAIN_EXIT_USAGE;
+}
+
+static int main_test(const char *file)
+{
+    rl_error err;
+    rl_config *cfg = rl_config_load(file, &err);
+
+    if (cfg == NULL) {
+        fprintf(stderr, "ratelimit-filter: %s\n", err.text);
+        fprintf(stderr, "ratelimit-filter: configuration file %s test failed\n", file);
+        return MAIN_EXIT_CONFIG;
+    }
+    rl_config_free(cfg);
+    fprintf(stderr, "ratelimit-filter: configuration file %s test is successful\n", file);
+    return MAIN_EXIT_OK;
+}
+
+static int main_shm_remove(const char *file)
+{
+    rl_error err;
+    rl_config *cfg = rl_config_load(file, &err);
+
+    if (cfg == NULL) {
+        fprintf(stderr, "ratelimit-filter: %s\n", err.text);
+        return MAIN_EXIT_CONFIG;
+    }
+    if (rl_shm_unlink(cfg->shm.name) == 0)
+        fprintf(stderr, "ratelimit-filter: removed shared memory %s\n", cfg->shm.name);
+    else
+        fprintf(stderr, "ratelimit-filter: shared memory %s did not exist\n", cfg->shm.name);
+    rl_config_free(cfg);
+    return MAIN_EXIT_OK;
+}
+
+static int main_serve(const char *file)
+{
+    rl_error err;
+    rl_config *cfg = rl_config_load(file, &err);
+
+    if (cfg == NULL) {
+        log_error("%s", err.text);
+        return MAIN_EXIT_CONFIG;
+    }
+    rl_limiter *lim = rl_limiter_open(cfg, &err);
+    if (lim == NULL) {
+        log_error("cannot open the limiter: %s", err.text);
+        rl_config_free(cfg);
+        return MAIN_EXIT_RUNTIME;
+    }
+    int rc = loop_run(cfg, lim);
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+    return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"shm-remove", no_argument, NULL, MAIN_OPT_SHM_REMOVE},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *file = getenv("RATELIMIT_CONFIG");
+    enum main_mode mode = MAIN_SERVE;
+    int c;
+
+    if (file == NULL || file[0] == '\0')
+        file = MAIN_DEFAULT_CONFIG;
+    while ((c = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            file = optarg;
+            break;
+        case 't':
+        case MAIN_OPT_SHM_REMOVE:
+            if (mode != MAIN_SERVE) {
+                fprintf(stderr, "ratelimit-filter: -t and --shm-remove exclude each other\n");
+                return main_usage_error();
+            }
+            mode = c == 't' ? MAIN_TEST : MAIN_SHM_REMOVE;
+            break;
+        case 'h':
+            main_usage(stdout);
+            return MAIN_EXIT_OK;
+        case 'V':
+            printf("ratelimit-filter %s\n", RL_VERSION);
+            return MAIN_EXIT_OK;
+        default: /* getopt_long already said what was wrong */
+            return main_usage_error();
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ratelimit-filter: unexpected argument \"%s\"\n", argv[optind]);
+        return main_usage_error();
+    }
+    if (file[0] == '\0') {
+        fprintf(stderr, "ratelimit-filter: -c needs a file name\n");
+        return main_usage_error();
+    }
+
+    switch (mode) {
+    case MAIN_TEST: return main_test(file);
+    case MAIN_SHM_REMOVE: return main_shm_remove(file);
+    default: return main_serve(file);
+    }
+}

@@ -1,0 +1,172 @@
+/* response.c -- build the 200 / 429 / error answer and send it (see response.h) */
+#include "../core/fmacros.h"
+
+#include "response.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+
+/* Room for RL_MAX_MATCH rules' field values, names included. */
+#define RESPONSE_FIELD_MAX 4096
+
+static void response_reset(response *r, int status)
+{
+    r->status = status;
+    r->overflow = 0;
+    r->len = 0;
+    r->buf[0] = '\0';
+}
+
+static void response_addf(response *r, const char *fmt, ...) RL_PRINTF(2, 3);
+static void response_addf(response *r, const char *fmt, ...)
+{
+    va_list ap;
+    size_t room = sizeof r->buf - r->len;
+
+    if (r->overflow)
+        return;
+    va_start(ap, fmt);
+    int n = vsnprintf(r->buf + r->len, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room) {
+        r->overflow = 1;
+        r->buf[r->len] = '\0';
+        return;
+    }
+    r->len += (size_t)n;
+}
+
+static const char *response_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    default: return "Internal Server Error";
+    }
+}
+
+void response_error(response *r, int status)
+{
+    if (status != 400 && status != 414 && status != 429)
+        status = 500;
+    response_reset(r, status);
+    response_addf(r,
+                  "Status: %d %s\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\n"
+                  "Cache-Control: no-store\r\n"
+                  "\r\n"
+                  "%s\n",
+                  status, response_reason(status), response_reason(status));
+}
+
+/* The IETF fields of d; "" when they could not be formatted (then they are left out). */
+static void response_fields(const rl_decision *d, char *policy, char *state)
+{
+    if (rl_format_policy(d, policy, RESPONSE_FIELD_MAX) < 0)
+        policy[0] = '\0';
+    if (rl_format_state(d, state, RESPONSE_FIELD_MAX) < 0)
+        state[0] = '\0';
+}
+
+/* RateLimit-Policy, RateLimit and the legacy X-RateLimit-* of the deciding rule. */
+static void response_add_headers(response *r, const rl_config *cfg, const rl_decision *d)
+{
+    char policy[RESPONSE_FIELD_MAX], state[RESPONSE_FIELD_MAX];
+
+    if (d->decider < 0 || (size_t)d->decider >= d->nresults)
+        return;
+    const rl_rule_result *res = &d->results[d->decider];
+    response_fields(d, policy, state);
+    if (policy[0])
+        response_addf(r, "RateLimit-Policy: %s\r\n", policy);
+    if (state[0])
+        response_addf(r, "RateLimit: %s\r\n", state);
+    if (cfg->x_ratelimit_headers)
+        response_addf(r,
+                      "X-RateLimit-Limit: %" PRId64 "\r\n"
+                      "X-RateLimit-Remaining: %" PRId64 "\r\n"
+                      "X-RateLimit-Reset: %" PRId64 "\r\n",
+                      res->limit, res->remaining, rl_ms_to_s_ceil(res->reset_ms));
+}
+
+static void response_refused(response *r, const rl_config *cfg, const rl_decision *d)
+{
+    int64_t retry = rl_ms_to_s_ceil(d->retry_after_ms);
+    if (retry < 1)
+        retry = 1;
+
+    response_reset(r, 429);
+    response_addf(r,
+                  "Status: 429 Too Many Requests\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\n"
+                  "Retry-After: %" PRId64 "\r\n",
+                  retry);
+    response_add_headers(r, cfg, d);
+    response_addf(r,
+                  "Cache-Control: no-store\r\n"
+                  "\r\n"
+                  "Too Many Requests: retry in %" PRId64 " s\n",
+                  retry);
+}
+
+/* Authorizer: only Variable-* headers of a 200 reach the rest of the request. */
+static void response_authorized(response *r, const rl_decision *d)
+{
+    char policy[RESPONSE_FIELD_MAX], state[RESPONSE_FIELD_MAX];
+
+    response_reset(r, 200);
+    response_addf(r, "Status: 200\r\n");
+    if (d->decider >= 0 && (size_t)d->decider < d->nresults) {
+        const rl_rule_result *res = &d->results[d->decider];
+        response_fields(d, policy, state);
+        response_addf(r,
+                      "Variable-RATELIMIT_LIMIT: %" PRId64 "\r\n"
+                      "Variable-RATELIMIT_REMAINING: %" PRId64 "\r\n"
+                      "Variable-RATELIMIT_RESET: %" PRId64 "\r\n",
+                      res->limit, res->remaining, rl_ms_to_s_ceil(res->reset_ms));
+        if (policy[0])
+            response_addf(r, "Variable-RATELIMIT_POLICY: %s\r\n", policy);
+        if (state[0])
+            response_addf(r, "Variable-RATELIMIT: %s\r\n", state);
+    }
+    response_addf(r, "\r\n");
+}
+
+static void response_responded(response *r, const rl_config *cfg, const rl_decision *d)
+{
+    response_reset(r, 200);
+    response_addf(r, "Status: 200 OK\r\n"
+                     "Content-Type: text/plain; charset=utf-8\r\n");
+    response_add_headers(r, cfg, d);
+    response_addf(r, "\r\nOK\n");
+}
+
+void response_decision(response *r, const rl_config *cfg, request_role role,
+                       const rl_decision *d)
+{
+    if (!d->allowed)
+        response_refused(r, cfg, d);
+    else if (role == REQUEST_ROLE_AUTHORIZER)
+        response_authorized(r, d);
+    else
+        response_responded(r, cfg, d);
+    if (r->overflow) /* cannot happen with RL_MAX_MATCH rules; never send half a header */
+        response_error(r, 500);
+}
+
+int response_send(const response *r, FCGX_Stream *out)
+{
+    if (FCGX_PutStr(r->buf, (int)r->len, out) != (int)r->len)
+        return -1;
+    return FCGX_FFlush(out) < 0 ? -1 : 0;
+}
+
+int response_write(const response *r, FILE *out)
+{
+    if (fwrite(r->buf, 1, r->len, out) != r->len)
+        return -1;
+    return fflush(out) == 0 ? 0 : -1;
+}

@@ -1,0 +1,45 @@
+/* response.h -- the answer to one request: status line, headers, body
+ *
+ * A response is built whole into a fixed buffer (nothing allocated per request), then sent
+ * with FCGX_PutStr (FastCGI) or fwrite (plain CGI). What is said:
+ *
+ *   authorizer, allowed   Status: 200 and, when a rule matched, the decider's state as
+ *                         Variable-RATELIMIT_LIMIT / _REMAINING / _RESET (seconds),
+ *                         Variable-RATELIMIT_POLICY and Variable-RATELIMIT (IETF field values);
+ *                         the web server turns each into a request environment variable.
+ *   responder, allowed    Status: 200, RateLimit-Policy, RateLimit, X-RateLimit-* (when
+ *                         configured), body "OK\n".
+ *   refused (any role)    Status: 429 Too Many Requests, Retry-After, RateLimit-Policy,
+ *                         RateLimit, X-RateLimit-* (when configured), Cache-Control: no-store,
+ *                         body "Too Many Requests: retry in N s\n".
+ *   errors                400 / 414 / 500 with a one-line text body.
+ */
+#ifndef FILTER_RESPONSE_H
+#define FILTER_RESPONSE_H
+
+#include <fcgiapp.h>
+#include <stdio.h>
+
+#include "ratelimit.h"
+#include "request.h"
+
+#define RESPONSE_MAX 16384
+
+typedef struct response {
+    int status;     /* the HTTP status it carries */
+    int overflow;   /* set when something did not fit: the response is then an error 500 */
+    size_t len;
+    char buf[RESPONSE_MAX];
+} response;
+
+/* Fills r from a decision; cfg and d are borrowed for the call. */
+void response_decision(response *r, const rl_config *cfg, request_role role,
+                       const rl_decision *d);
+/* Fills r with an error status (400, 414, 500) and its text. */
+void response_error(response *r, int status);
+
+/* Sends r. Returns 0, or -1 when the stream failed (the web server went away). */
+int response_send(const response *r, FCGX_Stream *out);
+int response_write(const response *r, FILE *out);
+
+#endif

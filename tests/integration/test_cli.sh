@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# test_cli.sh -- the filter's command line, exit codes, and plain CGI mode (no web server)
+#
+# Options and exit codes (0 ok, 1 configuration, 2 usage, 3 runtime), -t output, --shm-remove,
+# then single CGI requests from the environment with stdin not a socket: 5 x 200 then 429 for
+# one client, 400 without/with a bogus REMOTE_ADDR, 414 for an over-long path. Needs RL_FILTER.
+set -euo pipefail
+
+: "${RL_FILTER:?set RL_FILTER to the absolute path of ratelimit-filter}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/rl-cli.XXXXXX")
+SHM="/rltest-cli-$$-$RANDOM"
+FAILS=0
+cleanup() {
+    "$RL_FILTER" --shm-remove -c "$T/rl.conf" >/dev/null 2>&1 || true
+    "$RL_FILTER" --shm-remove -c "$T/other.conf" >/dev/null 2>&1 || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+rc_of() { local rc=0; "$@" >"$T/out" 2>"$T/err" </dev/null || rc=$?; echo "$rc"; }
+expect_rc() { # description, expected, command...
+    local what=$1 want=$2 got; shift 2
+    got=$(rc_of "$@")
+    if [ "$got" = "$want" ]; then pass "$what (exit $got)"; else fail "$what: exit $got, want $want: $(head -c 300 "$T/err")"; fi
+}
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+cat > "$T/rl.conf" <<CONF
+shm: { name = "$SHM"; capacity = 100; };
+rules = ( { name = "cli"; path_prefix = "/"; limit = "5/m"; burst = 5; } );
+CONF
+printf 'rules = (\n  { name = "x"; limit = "5/m"; bogus = 1; }\n);\n' > "$T/bad.conf"
+
+expect_rc "-h" 0 "$RL_FILTER" -h
+check "-h prints the usage" grep -q '^Usage: ratelimit-filter' "$T/out"
+expect_rc "--help" 0 "$RL_FILTER" --help
+expect_rc "-V" 0 "$RL_FILTER" -V
+check "-V prints the version" grep -Eq '^ratelimit-filter [0-9]+\.[0-9]+\.[0-9]+$' "$T/out"
+expect_rc "unknown option" 2 "$RL_FILTER" --nope
+expect_rc "-c without a file" 2 "$RL_FILTER" -c
+expect_rc "stray argument" 2 "$RL_FILTER" -c "$T/rl.conf" extra
+expect_rc "-t with --shm-remove" 2 "$RL_FILTER" -t --shm-remove -c "$T/rl.conf"
+expect_rc "-t good" 0 "$RL_FILTER" -t -c "$T/rl.conf"
+check "-t good message" grep -qx "ratelimit-filter: configuration file $T/rl.conf test is successful" "$T/err"
+expect_rc "-t bad" 1 "$RL_FILTER" -t -c "$T/bad.conf"
+check "-t bad names file:line" grep -q "^ratelimit-filter: $T/bad.conf:2: " "$T/err"
+expect_rc "-t missing file" 1 "$RL_FILTER" -t -c "$T/none.conf"
+expect_rc "RATELIMIT_CONFIG is the default" 0 env RATELIMIT_CONFIG="$T/rl.conf" "$RL_FILTER" -t
+check "RATELIMIT_CONFIG file was the one tested" grep -q "configuration file $T/rl.conf test" "$T/err"
+expect_rc "serving with a bad config" 1 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/bad.conf"
+check "bad config logged as error" grep -Eq '^ratelimit-filter\[[0-9]+\]: error: ' "$T/err"
+
+cgi() { # REMOTE_ADDR ("" = unset), REQUEST_URI: prints the Status line's code
+    local env=(env -i REQUEST_METHOD=GET "REQUEST_URI=$2" SCRIPT_NAME=/x)
+    [ -z "$1" ] || env+=("REMOTE_ADDR=$1")
+    "${env[@]}" "$RL_FILTER" -c "$T/rl.conf" </dev/null >"$T/cgi.out" 2>>"$T/cgi.err" || echo "rc=$?"
+    tr -d '\r' < "$T/cgi.out" | sed -n 's/^Status: \([0-9]*\).*/\1/p'
+}
+codes=""
+for i in 1 2 3 4 5 6; do codes+="$(cgi 192.0.2.7 "/p?q=$i") "; done
+check "CGI: 6 requests -> 5 x 200 then 429 ($codes)" test "$codes" = "200 200 200 200 200 429 "
+check "CGI: 429 carries Retry-After" grep -q '^Retry-After: [1-9]' "$T/cgi.out"
+check "CGI: 429 body" grep -Eq '^Too Many Requests: retry in [0-9]+ s$' "$T/cgi.out"
+check "CGI: refusal logged" grep -Eq '^ratelimit-filter\[[0-9]+\]: info: 429 client=192\.0\.2\.7 method=GET path="/p" rule="cli"' "$T/cgi.err"
+check "CGI: other client still allowed" test "$(cgi 2001:db8::1 /)" = 200
+check "CGI: responder 200 has RateLimit headers" grep -q '^RateLimit: "cli";r=4;t=' "$T/cgi.out"
+check "CGI: no REMOTE_ADDR -> 400" test "$(cgi "" /)" = 400
+check "CGI: bogus REMOTE_ADDR -> 400" test "$(cgi "not-an-address" /)" = 400
+check "CGI: over-long REMOTE_ADDR -> 400" test "$(cgi "$(printf '1%.0s' {1..80})" /)" = 400
+check "CGI: 400s logged as warn" test "$(grep -c ': warn: 400: ' "$T/cgi.err")" = 3
+check "CGI: 5000-byte path -> 414" test "$(cgi 192.0.2.8 "/$(printf 'a%.0s' {1..5000})")" = 414
+
+# The segment exists now; a configuration with the same name but another capacity cannot
+# attach to it: the limiter does not open -> runtime error.
+sed "s/capacity = 100;/capacity = 200;/" "$T/rl.conf" > "$T/other.conf"
+expect_rc "limiter cannot open -> 3" 3 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/other.conf"
+expect_rc "--shm-remove" 0 "$RL_FILTER" --shm-remove -c "$T/rl.conf"
+check "--shm-remove says removed" grep -q "removed shared memory $SHM" "$T/err"
+expect_rc "--shm-remove again (nothing left)" 0 "$RL_FILTER" --shm-remove -c "$T/rl.conf"
+expect_rc "--shm-remove with a bad config" 1 "$RL_FILTER" --shm-remove -c "$T/bad.conf"
+
+if [ "$FAILS" -ne 0 ]; then echo "test_cli: $FAILS check(s) failed"; exit 1; fi
+echo "test_cli: all checks passed"
