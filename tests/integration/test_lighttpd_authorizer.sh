@@ -22,6 +22,7 @@ for tool in lighttpd redis-server redis-cli curl; do
 done
 [ -x "$RL_FILTER" ] || { echo "FAIL: $RL_FILTER is not executable"; exit 1; }
 
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/rl-lighttpd.XXXXXX")
 RUN_ID="$$-$RANDOM"
 FAILS=0
@@ -109,21 +110,8 @@ start_lighttpd() { # dir
     local d=$1
     mkdir -p "$d/www"
     echo "hello from the backend" > "$d/www/index.html"
-    cat > "$d/copy.lua" <<'LUA'
--- Copies the authorizer's Variable-RATELIMIT_* (request environment after a 200) into the
--- response headers; requests the authorizer refused carry none, so nothing is added there.
-local r = lighty.r
-local map = {
-  RATELIMIT_POLICY = "RateLimit-Policy", RATELIMIT = "RateLimit",
-  RATELIMIT_LIMIT = "X-RateLimit-Limit", RATELIMIT_REMAINING = "X-RateLimit-Remaining",
-  RATELIMIT_RESET = "X-RateLimit-Reset",
-}
-for var, header in pairs(map) do
-  local v = r.req_env[var]
-  if v then r.resp_header[header] = v end
-end
-return 0
-LUA
+    # the recipe users get: etc/lighttpd/ratelimit-headers.lua
+    cp "$ROOT/etc/lighttpd/ratelimit-headers.lua" "$d/copy.lua"
     LPORT=$(pick_port)
     cat > "$d/lighttpd.conf" <<CONF
 server.bind = "127.0.0.1"
