@@ -7,6 +7,10 @@ int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int6
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
 {
     switch (rule->algo) {
+    case RL_ALGO_FIXED_WINDOW:
+        return rl_fixed_window_decide(rule, in, now_ms, cost, out, ttl_ms, res);
+    case RL_ALGO_SLIDING_WINDOW:
+        return rl_sliding_window_decide(rule, in, now_ms, cost, out, ttl_ms, res);
     case RL_ALGO_GCRA:
     default:
         return rl_gcra_decide(rule, in, now_ms, cost, out, ttl_ms, res);

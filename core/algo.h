@@ -9,7 +9,7 @@
 
 #include "ratelimit.h"
 
-#define RL_STATE_WORDS 2
+#define RL_STATE_WORDS 3
 
 /* The state one key carries between decisions. Its meaning belongs to the algorithm. */
 typedef struct rl_state {
@@ -34,5 +34,14 @@ int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int6
 /* GCRA; state w[0] = theoretical arrival time (ms), w[1] = its fraction in 1/count ms. */
 int rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+
+/* Fixed window (window.c); w[0] = window start (a multiple of period_ms), w[1] = units used. */
+int rl_fixed_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms,
+                           int64_t cost, rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+
+/* Sliding window counter (window.c); w[0] = current window start, w[1] = units used in the
+ * previous window, w[2] = units used in the current one. */
+int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms,
+                             int64_t cost, rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 #endif

@@ -51,7 +51,9 @@ typedef struct rl_error {
 } rl_error;
 
 typedef enum rl_algo {
-    RL_ALGO_GCRA = 0, /* generic cell rate algorithm: exact token bucket (rate + burst) */
+    RL_ALGO_GCRA = 0,       /* generic cell rate algorithm: exact token bucket (rate + burst) */
+    RL_ALGO_FIXED_WINDOW,   /* count per window aligned on epoch ms; 2x count at a boundary */
+    RL_ALGO_SLIDING_WINDOW, /* two fixed windows, the previous one weighted by its overlap */
 } rl_algo;
 
 typedef enum rl_backend_kind {
@@ -68,7 +70,7 @@ typedef struct rl_rule {
     char *path_prefix;   /* matches when the request path starts with it ("/" = all) */
     int64_t count;       /* admitted requests ... */
     int64_t period_ms;   /* ... per this period */
-    int64_t burst;       /* at most this many at once; defaults to count */
+    int64_t burst;       /* at most this many at once; defaults to count (GCRA only) */
     char *limit_text;    /* the limit as written ("100/90s"), for messages */
 } rl_rule;
 
