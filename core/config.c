@@ -508,10 +508,17 @@ static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, r
 
     if (cfg_string(ld, s, &v) != 0)
         return -1;
-    if (strcmp(v, "gcra") != 0)
-        return cfg_fail(ld, s, "unknown algorithm %s: only \"gcra\" is available",
+    if (strcmp(v, "gcra") == 0)
+        rule->algo = RL_ALGO_GCRA;
+    else if (strcmp(v, "fixed_window") == 0)
+        rule->algo = RL_ALGO_FIXED_WINDOW;
+    else if (strcmp(v, "sliding_window") == 0)
+        rule->algo = RL_ALGO_SLIDING_WINDOW;
+    else
+        return cfg_fail(ld, s,
+                        "unknown algorithm %s: expected \"gcra\", \"fixed_window\" or "
+                        "\"sliding_window\"",
                         rl_quote(q, v, strlen(v)));
-    rule->algo = RL_ALGO_GCRA;
     return 0;
 }
 
@@ -648,6 +655,27 @@ fail:
     return NULL;
 }
 
+/* The Redis script implements GCRA only, for now: a window rule with Redis enabled would be
+ * decided by the wrong algorithm, so it is refused at load. */
+static int cfg_redis_algorithms(const cfg_loader *ld, const config_setting_t *root,
+                                const rl_config *cfg)
+{
+    const config_setting_t *rules = config_setting_get_member(root, "rules");
+
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        if (cfg->rules[i].algo == RL_ALGO_GCRA)
+            continue;
+        const config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
+        const config_setting_t *a = config_setting_get_member(g, "algorithm");
+        return cfg_fail(ld, a != NULL ? a : g,
+                        "algorithm \"%s\" is not available with Redis yet: use \"gcra\", or "
+                        "redis.enabled = false",
+                        cfg->rules[i].algo == RL_ALGO_FIXED_WINDOW ? "fixed_window"
+                                                                   : "sliding_window");
+    }
+    return 0;
+}
+
 static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_config *cfg)
 {
     int have_rules = 0;
@@ -672,6 +700,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
     }
     if (!have_rules)
         return cfg_fail_file(ld, "missing required key \"rules\"");
+    if (cfg->redis.enabled && cfg_redis_algorithms(ld, root, cfg) != 0)
+        return -1;
     if (cfg->shm.name == NULL && cfg_shm_default_name(ld, &cfg->shm) != 0)
         return -1;
     if (cfg->redis.host == NULL && cfg_set_string(ld, "127.0.0.1", 0, &cfg->redis.host) != 0)

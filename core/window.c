@@ -199,7 +199,8 @@ int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t no
     res->remaining = (cap - used) / period;
     res->retry_after_ms = 0;
     /* The estimate is back to 0 (remaining == count) only when both counts have left the
-     * last P ms: at the end of the next window, since cur >= 1 now. */
-    res->reset_ms = keep;
+     * last P ms: at the end of the next window when cur >= 1 (always, unless this is a probe
+     * at cost 0), else at the end of this one when prev >= 1. */
+    res->reset_ms = cur > 0 ? keep : prev > 0 ? start + period - now_ms : 0;
     return 0;
 }
