@@ -559,3 +559,32 @@ Test(redis, bad_input_keeps_the_connection, .init = start_plain, .fini = teardow
     cr_assert_eq(rl_redis_decide(r, NULL, 0, 1, T0), 1, "no rules: nothing to refuse");
     rl_redis_free(r);
 }
+
+Test(redis, auth_as_an_acl_user, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-acl:", user[] = "rl", pw[] = "acl-Pw-77", bad[] = "wrong-Pw-78";
+    rl_redis_config cfg = config(prefix);
+    redisContext *c = rlt_redis_client(&srv);
+    redisReply *reply;
+    rl_redis *r;
+    rl_rule_result res;
+
+    reply = redisCommand(c, "ACL SETUSER rl on >%s ~* +@all", pw);
+    cr_assert(reply != NULL && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    redisFree(c);
+
+    cfg.user = user;
+    cfg.password = pw;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    rl_redis_free(r);
+
+    cfg.password = bad;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), -1);
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "auth failed"), "%s", rl_redis_errstr(r));
+    cr_assert_null(strstr(rl_redis_errstr(r), bad), "the password leaked: %s",
+                   rl_redis_errstr(r));
+    rl_redis_free(r);
+}
