@@ -7,12 +7,10 @@
  * hold without expiry because each state's ttl covers what it still means, which test_vectors
  * checks against the pure algorithms). The ttl itself is checked by test_redis.c.
  *
- * Refused requests: the vector files give a rule that admits a refused request the result it
- * would have charged ("what it would have left"), while the backend contract (algo.h, shm.c,
- * the script) reports such a rule uncharged, at cost 0. The callback therefore mirrors every
- * state with the pure algorithms, requires Redis' report for those rules to equal the cost-0
- * probe exactly, and hands the runner the charged result it checks against the file. Every
- * other field (refusing rules, admitted requests, the return value) is Redis' own.
+ * Refused requests: a rule that admits a request another rule refuses reports its state
+ * uncharged (a cost-0 probe, algo.h), as the files say. The callback also mirrors every state
+ * with the pure algorithms and requires those reports to equal the probe, so the check does
+ * not rest on the files alone. Every field the runner checks is Redis' own.
  */
 #include "fmacros.h"
 
@@ -59,7 +57,7 @@ typedef struct run_ctx {
     int have[RL_MAX_MATCH];
 } run_ctx;
 
-/* Advances the mirror like a store, and checks/converts the uncharged reports (see above). */
+/* Advances the mirror like a store, and checks the uncharged reports against it (see above). */
 static void mirror(run_ctx *x, rl_item *items, size_t n, int64_t cost, int64_t now_ms, int r)
 {
     rl_state out[RL_MAX_MATCH];
@@ -86,7 +84,6 @@ static void mirror(run_ctx *x, rl_item *items, size_t n, int64_t cost, int64_t n
                      items[i].rule->name, (long long)now_ms);
         cr_assert_eq(items[i].res->allowed, 1);
         cr_assert_eq(items[i].res->retry_after_ms, 0);
-        *items[i].res = charged[i];
         x->probes++;
     }
     for (size_t i = 0; i < n; i++)
