@@ -56,9 +56,14 @@ wait_file() { # file, seconds: until it exists and is not empty (or is a socket)
     for ((i = 0; i < $2 * 10; i++)); do [ -s "$1" ] || [ -S "$1" ] && return 0; sleep 0.1; done
     return 1
 }
+alive() { # pid: running (a zombie, dead but not yet reaped by us, does not count)
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
 wait_gone() { # pid, seconds
     local i
-    for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    for ((i = 0; i < $2 * 10; i++)); do alive "$1" || return 0; sleep 0.1; done
     return 1
 }
 stop_pid() { # pid: SIGTERM, bounded wait, then SIGKILL
