@@ -41,6 +41,7 @@
 #define CFG_BREAKER_FAILURES_MAX 1000
 #define CFG_BREAKER_OPEN_MAX_MS 600000
 #define CFG_HOSTS_MAX 10000
+#define CFG_PROXY_TIMEOUT_MAX_MS 3600000
 #define CFG_PRODUCT_MAX (1LL << 50) /* count * period and burst * period, see ratelimit.h */
 
 typedef struct cfg_loader {
@@ -445,6 +446,79 @@ static int cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_re
     return 0;
 }
 
+/* ---- proxy -------------------------------------------------------------------------------- */
+
+/* Accepts "http://HOST[:PORT][/]" only: HOST a name, an IPv4 address or a bracketed IPv6
+ * address. The request URI is appended as the client sent it, so a path, query, fragment or
+ * userinfo here would be ambiguous: refused. Stored without the trailing '/'. */
+static int cfg_proxy_backend(const cfg_loader *ld, const config_setting_t *s, char **dst)
+{
+    static const char scheme[] = "http://";
+    char q[RL_QUOTE_SIZE];
+    const char *v, *p, *host;
+    size_t n;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    n = strlen(v);
+    if (strncmp(v, scheme, sizeof scheme - 1) != 0)
+        return cfg_fail(ld, s, "invalid backend %s: must be an http:// URL (\"http://HOST[:PORT]\")",
+                        rl_quote(q, v, n));
+    p = host = v + sizeof scheme - 1;
+    if (*p == '[') {
+        p += strspn(p + 1, "0123456789abcdefABCDEF:.") + 1;
+        if (*p != ']' || p == host + 1)
+            return cfg_fail(ld, s, "invalid backend %s: bad IPv6 address", rl_quote(q, v, n));
+        p++;
+    } else {
+        p += strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+        if (p == host)
+            return cfg_fail(ld, s, "invalid backend %s: no host", rl_quote(q, v, n));
+    }
+    if (*p == ':') {
+        const char *digits = ++p;
+        long port = 0;
+        while (*p >= '0' && *p <= '9' && p - digits < 6)
+            port = port * 10 + (*p++ - '0');
+        if (p == digits || port < 1 || port > 65535)
+            return cfg_fail(ld, s, "invalid backend %s: port must be 1..65535", rl_quote(q, v, n));
+    }
+    if (*p == '/')
+        p++;
+    if (*p != '\0')
+        return cfg_fail(ld, s,
+                        "invalid backend %s: only \"http://HOST[:PORT]\" is allowed (the "
+                        "request's own path and query are appended)",
+                        rl_quote(q, v, n));
+    if (cfg_set_string(ld, v, 0, dst) != 0)
+        return -1;
+    if ((*dst)[strlen(*dst) - 1] == '/')
+        (*dst)[strlen(*dst) - 1] = '\0';
+    return 0;
+}
+
+static int cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px)
+{
+    if (cfg_group(ld, g) != 0)
+        return -1;
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        int rc;
+
+        if (cfg_is(s, "backend"))
+            rc = cfg_proxy_backend(ld, s, &px->backend);
+        else if (cfg_is(s, "connect_timeout_ms"))
+            rc = cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &px->connect_timeout_ms);
+        else if (cfg_is(s, "timeout_ms"))
+            rc = cfg_int32(ld, s, 1, CFG_PROXY_TIMEOUT_MAX_MS, &px->timeout_ms);
+        else
+            rc = cfg_unknown_key(ld, s);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- headers ------------------------------------------------------------------------------- */
 
 static int cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
@@ -698,6 +772,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
             rc = cfg_load_redis(ld, s, &cfg->redis);
         else if (cfg_is(s, "headers"))
             rc = cfg_load_headers(ld, s, cfg);
+        else if (cfg_is(s, "proxy"))
+            rc = cfg_load_proxy(ld, s, &cfg->proxy);
         else if (cfg_is(s, "rules")) {
             rc = cfg_load_rules(ld, s, cfg);
             have_rules = 1;
@@ -729,6 +805,8 @@ static void cfg_defaults(rl_config *cfg)
     cfg->redis.breaker_open_ms = 1000;
     cfg->redis.hosts = 1;
     cfg->x_ratelimit_headers = 1;
+    cfg->proxy.connect_timeout_ms = 1000;
+    cfg->proxy.timeout_ms = 30000;
 }
 
 rl_config *rl_config_load(const char *file, rl_error *err)
@@ -808,6 +886,7 @@ void rl_config_free(rl_config *cfg)
     free(cfg->redis.user);
     free(cfg->redis.password);
     free(cfg->redis.prefix);
+    free(cfg->proxy.backend);
     free(cfg->path);
     free(cfg);
 }

@@ -81,7 +81,7 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
         return;
     }
     handle_log_store(ctx, &ctx->dec);
-    response_decision(out, ctx->cfg, req->role, &ctx->dec);
+    response_decision(out, ctx->cfg, req, &ctx->dec);
     if (!ctx->dec.allowed)
         handle_log_refusal(req, &ctx->dec);
     if (out->status == 500)

@@ -92,6 +92,14 @@ static void response_add_headers(response *r, const rl_config *cfg, const rl_dec
                       res->limit, res->remaining, rl_ms_to_s_ceil(res->reset_ms));
 }
 
+void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *d)
+{
+    response_reset(r, 200);
+    response_add_headers(r, cfg, d);
+    if (r->overflow)
+        response_reset(r, 200);
+}
+
 static void response_refused(response *r, const rl_config *cfg, const rl_decision *d)
 {
     int64_t retry = rl_ms_to_s_ceil(d->retry_after_ms);
@@ -113,12 +121,12 @@ static void response_refused(response *r, const rl_config *cfg, const rl_decisio
 }
 
 /* Authorizer: only Variable-* headers of a 200 reach the rest of the request. */
-static void response_authorized(response *r, const rl_decision *d)
+static void response_authorized(response *r, const request *req, const rl_decision *d)
 {
     char policy[RESPONSE_FIELD_MAX], state[RESPONSE_FIELD_MAX];
 
     response_reset(r, 200);
-    response_addf(r, "Status: 200\r\n");
+    response_addf(r, "Status: 200\r\nVariable-RATELIMIT_CLIENT: %s\r\n", req->client);
     if (d->decider >= 0 && (size_t)d->decider < d->nresults) {
         const rl_rule_result *res = &d->results[d->decider];
         response_fields(d, policy, state);
@@ -144,13 +152,13 @@ static void response_responded(response *r, const rl_config *cfg, const rl_decis
     response_addf(r, "\r\nOK\n");
 }
 
-void response_decision(response *r, const rl_config *cfg, request_role role,
+void response_decision(response *r, const rl_config *cfg, const request *req,
                        const rl_decision *d)
 {
     if (!d->allowed)
         response_refused(r, cfg, d);
-    else if (role == REQUEST_ROLE_AUTHORIZER)
-        response_authorized(r, d);
+    else if (req->role == REQUEST_ROLE_AUTHORIZER)
+        response_authorized(r, req, d);
     else
         response_responded(r, cfg, d);
     if (r->overflow) /* cannot happen with RL_MAX_MATCH rules; never send half a header */

@@ -106,10 +106,18 @@ typedef struct rl_redis_config {
     int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
 } rl_redis_config;
 
+/* Where the filter forwards allowed requests in the FastCGI responder role. */
+typedef struct rl_proxy_config {
+    char *backend;       /* "http://HOST[:PORT]", no trailing '/'; NULL = not proxying */
+    int connect_timeout_ms;
+    int timeout_ms;      /* the longest the backend may stay silent during one exchange */
+} rl_proxy_config;
+
 typedef struct rl_config {
     char *path;          /* the file it was read from */
     rl_shm_config shm;
     rl_redis_config redis;
+    rl_proxy_config proxy;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
     rl_rule *rules;
     size_t nrules;
