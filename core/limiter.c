@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "algo.h"
 #include "backend.h"
 
 /* A key is "RULE\x1fCLIENT": rule names never contain 0x1f, so keys of different rules can
@@ -34,19 +34,24 @@ struct rl_limiter {
     rl_item items[RL_MAX_MATCH];
 };
 
-static int64_t limiter_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 RL_PRINTF(2, 3) static void limiter_set_error(rl_limiter *lim, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(lim->errstr, sizeof(lim->errstr), fmt, ap);
     va_end(ap);
+}
+
+/* The longest key rl_decide can build: the table's slots are sized from it, so short rule
+ * names make a smaller table (shm.c: bytes per key). */
+static size_t limiter_key_max(const rl_config *cfg)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        size_t len = strlen(cfg->rules[i].name);
+        longest = len > longest ? len : longest;
+    }
+    return longest + 1 + RL_CLIENT_MAX;
 }
 
 rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
@@ -57,7 +62,8 @@ rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
         return NULL;
     }
     lim->cfg = cfg;
-    lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, err);
+    lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                           RL_STATE_WORDS, err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;
@@ -140,8 +146,8 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         return -1;
     }
     clen = strlen(req->client);
-    if (clen > RL_KEY_MAX - RL_NAME_MAX) {
-        limiter_set_error(lim, "client identity longer than %d bytes", RL_KEY_MAX - RL_NAME_MAX);
+    if (clen > RL_CLIENT_MAX) {
+        limiter_set_error(lim, "client identity longer than %d bytes", RL_CLIENT_MAX);
         return -1;
     }
 
@@ -163,11 +169,13 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         return 0;
 
     int64_t cost = req->cost > 0 ? req->cost : 1;
-    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : limiter_wall_ms();
+    /* -1: each store reads its own clock at the moment it decides (Redis' TIME; shm under its
+     * locks), so that decisions on one key are made in clock order (backend.h). */
+    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : -1;
     int r = -1;
 
     if (lim->redis != NULL) {
-        r = rl_redis_decide(lim->redis, lim->items, n, cost, lim->clock != NULL ? now : -1);
+        r = rl_redis_decide(lim->redis, lim->items, n, cost, now);
         lim->redis_failing = r < 0;
         if (r >= 0)
             out->backend = RL_BACKEND_REDIS;

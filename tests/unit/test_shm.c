@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "algo.h"
 #include "backend.h"
 
 static char tname[64];
@@ -36,6 +37,9 @@ static void shm_teardown(void)
 TestSuite(shm, .init = shm_setup, .fini = shm_teardown, .timeout = 60);
 
 #define T0 1700000000000LL /* some wall-clock-like instant, in ms */
+/* What the limiter asks for with rule names of at most 15 bytes. */
+#define KEY_MAX (15 + 1 + RL_CLIENT_MAX)
+#define WORDS RL_STATE_WORDS
 
 static rl_rule mkrule(const char *name, int64_t count, int64_t period_ms, int64_t burst)
 {
@@ -66,7 +70,7 @@ static int decide1(rl_shm *shm, const rl_rule *rule, const char *key, int64_t no
 static rl_shm *open_ok(const char *name, int64_t capacity)
 {
     rl_error err = {{0}};
-    rl_shm *shm = rl_shm_open(name, capacity, &err);
+    rl_shm *shm = rl_shm_open(name, capacity, KEY_MAX, WORDS, &err);
     cr_assert_not_null(shm, "rl_shm_open: %s", err.text);
     return shm;
 }
@@ -223,7 +227,7 @@ Test(shm, clock_stepping_back_neither_admits_extra_nor_breaks_expiry)
     rl_shm_close(shm);
 }
 
-Test(shm, full_table_evicts_lru_and_never_fails)
+Test(shm, full_table_evicts_the_least_used_and_never_fails)
 {
     rl_shm *shm = open_ok(tname, RL_SHM_CAPACITY_MIN);
     rl_rule r = mkrule("cap", 5, 3600000, 5); /* entries live an hour: only eviction frees */
@@ -297,8 +301,8 @@ Test(shm, odd_batches)
     rl_rule_result r1, r2, r3;
     rl_item dup[2] = {mkitem(&r, "d\x1f" "same", &r1), mkitem(&r, "d\x1f" "same", &r2)};
     rl_item empty = {.rule = &r, .client = "", .key = NULL, .keylen = 0, .res = &r3};
-    char big[RL_KEY_MAX + 2];
-    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = RL_KEY_MAX + 1, .res = &r3};
+    char big[KEY_MAX + 2];
+    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = KEY_MAX + 1, .res = &r3};
 
     /* The same key twice (cannot come from the rules, must not corrupt): one entry. */
     cr_assert_eq(rl_shm_decide(shm, dup, 2, 1, T0), 1);
@@ -311,8 +315,9 @@ Test(shm, odd_batches)
 
     memset(big, 'k', sizeof big);
     cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), -1);
-    cr_assert(strstr(rl_shm_errstr(shm), "257 bytes") != NULL, "%s", rl_shm_errstr(shm));
-    huge.keylen = RL_KEY_MAX; /* the longest key fits */
+    cr_assert(strstr(rl_shm_errstr(shm), "key of 81 bytes, at most 80") != NULL, "%s",
+              rl_shm_errstr(shm));
+    huge.keylen = KEY_MAX; /* the longest key fits */
     cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), 1);
     cr_assert_eq(rl_shm_decide(shm, &huge, 1, 0, T0), -1);
     cr_assert(strstr(rl_shm_errstr(shm), "cost") != NULL);
@@ -345,36 +350,83 @@ Test(shm, capacity_mismatch_is_a_clear_error)
     rl_shm *a = open_ok(tname, 1000);
     rl_error err = {{0}};
 
-    cr_assert_null(rl_shm_open(tname, 2000, &err));
+    cr_assert_null(rl_shm_open(tname, 2000, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "exists with capacity 1000, config says 2000") != NULL, "%s",
               err.text);
     cr_assert(strstr(err.text, "rm /dev/shm/rl-test-") != NULL, "%s", err.text);
-    cr_assert_null(rl_shm_open(tname, 2000, NULL)); /* err is optional */
+    cr_assert_null(rl_shm_open(tname, 2000, KEY_MAX, WORDS, NULL)); /* err is optional */
     rl_shm_close(a);
+}
+
+Test(shm, slot_geometry_mismatch_is_a_clear_error)
+{
+    rl_shm *a = open_ok(tname, 1000);
+    rl_error err = {{0}};
+
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX + 8, WORDS, &err));
+    cr_assert(strstr(err.text, "exists with keys of up to 80 bytes and 3 state words (slot 120 "
+                               "bytes), config needs 88 and 3 (slot 128)") != NULL,
+              "%s", err.text);
+    cr_assert(strstr(err.text, "rm /dev/shm/rl-test-") != NULL, "%s", err.text);
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX, WORDS - 1, &err));
+    cr_assert(strstr(err.text, "config needs 80 and 2") != NULL, "%s", err.text);
+    /* The same geometry attaches. */
+    rl_shm_close(open_ok(tname, 1000));
+    rl_shm_close(a);
+
+    cr_assert_null(rl_shm_open(tname, 1000, 0, WORDS, &err));
+    cr_assert(strstr(err.text, "out of range") != NULL, "%s", err.text);
+    cr_assert_null(rl_shm_open(tname, 1000, RL_KEY_MAX + 1, WORDS, &err));
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX, RL_STATE_WORDS + 1, &err));
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX, 0, &err));
+    cr_assert_eq(rl_shm_size(1000, 0, WORDS), 0);
+}
+
+/* The budget: one million keys of a config whose rule names are <= 15 bytes in <= 128 MiB,
+ * i.e. <= 128 bytes a key with the index and the header's share. */
+Test(shm, bytes_per_key_fit_the_budget)
+{
+    const int64_t caps[] = {1000, 100000, 1000000, 1 << 20, 4000000};
+    size_t one_m = rl_shm_size(1000000, KEY_MAX, WORDS);
+
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        double per_key = (double)rl_shm_size(caps[i], KEY_MAX, WORDS) / (double)caps[i];
+        cr_log_info("capacity %lld: %.1f bytes per key", (long long)caps[i], per_key);
+        printf("shm: capacity %7lld, key_max %d, %d state words: %.1f bytes per key\n",
+               (long long)caps[i], KEY_MAX, WORDS, per_key);
+        if (caps[i] >= 1000000)
+            cr_assert_leq(per_key, 128.0, "capacity %lld: %.1f", (long long)caps[i], per_key);
+    }
+    printf("shm: 1000000 keys: %.1f MiB\n", (double)one_m / (1 << 20));
+    cr_assert_leq(one_m, (size_t)128 << 20);
+    /* The slot is the formula of shm.c's header: 16 + 8*words + key_max, rounded to 8. */
+    cr_assert_eq(rl_shm_size(1 << 20, 80, 3) - rl_shm_size(1 << 20, 73, 3), (size_t)0);
+    cr_assert_eq(rl_shm_size(1 << 20, 81, 3) - rl_shm_size(1 << 20, 80, 3), (size_t)8 << 20);
+    cr_assert_eq(rl_shm_size(1 << 20, 80, 2) + ((size_t)8 << 20), rl_shm_size(1 << 20, 80, 3));
 }
 
 Test(shm, impossible_capacities_are_errors)
 {
     rl_error err = {{0}};
 
-    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MIN - 1, &err));
+    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MIN - 1, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "out of range") != NULL, "%s", err.text);
-    cr_assert_null(rl_shm_open(tname, INT64_MAX, &err));
+    cr_assert_null(rl_shm_open(tname, INT64_MAX, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "out of range") != NULL, "%s", err.text);
-    cr_assert_eq(rl_shm_size(0), 0);
-    cr_assert_eq(rl_shm_size(INT64_MAX), 0);
-    cr_assert_gt(rl_shm_size(RL_SHM_CAPACITY_MAX), 0);
+    cr_assert_eq(rl_shm_size(0, KEY_MAX, WORDS), 0);
+    cr_assert_eq(rl_shm_size(INT64_MAX, KEY_MAX, WORDS), 0);
+    cr_assert_gt(rl_shm_size(RL_SHM_CAPACITY_MAX, KEY_MAX, WORDS), 0);
 
-    /* In range, but ~320 GiB: no machine this runs on has that much /dev/shm. The failure is
+    /* In range, but ~120 GiB: no machine this runs on has that much /dev/shm. The failure is
      * at open, and leaves no segment behind. */
     err.text[0] = '\0';
-    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MAX, &err));
+    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MAX, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "MiB of shared memory") != NULL, "%s", err.text);
     cr_assert_eq(shm_open(tname, O_RDWR, 0), -1);
 
-    cr_assert_null(rl_shm_open("no-slash", 16, &err));
+    cr_assert_null(rl_shm_open("no-slash", 16, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "must be") != NULL, "%s", err.text);
-    cr_assert_null(rl_shm_open("/a/b", 16, &err));
+    cr_assert_null(rl_shm_open("/a/b", 16, KEY_MAX, WORDS, &err));
 }
 
 Test(shm, foreign_segments_are_refused)
@@ -385,12 +437,12 @@ Test(shm, foreign_segments_are_refused)
 
     cr_assert_geq(fd, 0);
     /* Empty: looks like a creator that died before sizing it. Waits ~2 s, then gives up. */
-    cr_assert_null(rl_shm_open(tname, 16, &err));
+    cr_assert_null(rl_shm_open(tname, 16, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "empty") != NULL, "%s", err.text);
 
     memset(junk, 'x', sizeof junk);
     cr_assert_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
-    cr_assert_null(rl_shm_open(tname, 16, &err));
+    cr_assert_null(rl_shm_open(tname, 16, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "not a rate-limit table") != NULL, "%s", err.text);
     close(fd);
 }
@@ -409,7 +461,7 @@ Test(shm, creators_racing_agree)
         if (pids[p] == 0) {
             rl_error err;
             rl_rule_result res;
-            rl_shm *shm = rl_shm_open(tname, 4096, &err);
+            rl_shm *shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, &err);
             char c = shm != NULL ? (char)('0' + decide1(shm, &r, "race\x1f" "k", T0, &res)) : 'E';
             if (write(fds[1], &c, 1) != 1)
                 _exit(2);
@@ -486,7 +538,7 @@ static void hammer_all(const rl_rule *per_key, const rl_rule *global, int attemp
             hammer h[NTHREAD];
             pthread_t th[NTHREAD];
             int64_t sum[NKEYS] = {0};
-            rl_shm *shm = rl_shm_open(tname, 4096, NULL);
+            rl_shm *shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
             int bad = shm == NULL;
             char c;
 
@@ -580,8 +632,9 @@ Test(shm, owner_dying_in_the_lock_is_repaired)
     pid_t pid;
     int status;
 
-    /* Slots are taken in order one, two, three; the LRU order (oldest first) becomes
-     * two, three, one, so a rebuild that ignored `touch` would be caught below. */
+    /* Slots are taken in order one, two, three; "two" is used once (its insert, which marks
+     * nothing), the others again, so the hand, starting at "one", must evict "two" first: a
+     * rebuild that lost the `ref` bits or the hand would be caught below. */
     admit_n(shm, &r, "rb\x1f" "one", T0, 2);
     admit_n(shm, &r, "rb\x1f" "two", T0, 1);
     admit_n(shm, &r, "rb\x1f" "three", T0, 3);
@@ -592,7 +645,7 @@ Test(shm, owner_dying_in_the_lock_is_repaired)
     if (pid == 0) {
         rl_shm *victim;
         setenv("RL_SHM_TEST_DIE_IN_LOCK", "1", 1);
-        victim = rl_shm_open(tname, RL_SHM_CAPACITY_MIN, NULL);
+        victim = rl_shm_open(tname, RL_SHM_CAPACITY_MIN, KEY_MAX, WORDS, NULL);
         if (victim != NULL)
             decide1(victim, &r, "rb\x1f" "one", T0, &res); /* dies inside */
         _exit(1);
@@ -605,7 +658,8 @@ Test(shm, owner_dying_in_the_lock_is_repaired)
     cr_assert_eq(st.entries, 3);
     cr_assert_eq(st.evictions, 0);
 
-    /* Fill the table and one more: the rebuilt LRU must evict "two", the oldest. */
+    /* Fill the table and one more: the hand must pass "one" (used since it last passed)
+     * and evict "two" (used once, at its insert). */
     for (int i = 0; i < RL_SHM_CAPACITY_MIN - 3 + 1; i++) {
         snprintf(key, sizeof key, "rb\x1f" "new-%d", i);
         cr_assert_eq(decide1(shm, &r, key, T0, &res), 1);
@@ -651,7 +705,7 @@ Test(shm, repair_of_many_stripes_keeps_every_live_key)
     if (pid == 0) {
         rl_shm *victim;
         setenv("RL_SHM_TEST_DIE_IN_LOCK", "1", 1);
-        victim = rl_shm_open(tname, 4096, NULL);
+        victim = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
         for (int i = 0; i < RL_MAX_MATCH; i++)
             batch[i] = mkitem(&keep, key[i * 12], &rs[i]); /* many stripes at once */
         if (victim != NULL)
