@@ -15,11 +15,13 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "algo.h"
 #include "backend.h"
+#include "vectors.h"
 
 static char tname[64];
 
@@ -486,45 +488,101 @@ Test(shm, creators_racing_agree)
 
 enum { NPROC = 4, NTHREAD = 2, NKEYS = 8 };
 
+/* What one worker thread does: `attempts` decisions (or, with now < 0, as many as fit in
+ * run_ms of the real clock), cycling over NKEYS clients, each a batch of one item per rule.
+ * A rule marked `global` is keyed by one client for all ("all"), the others by the client. */
 typedef struct hammer {
     rl_shm *shm;
-    const rl_rule *per_key, *global; /* global may be NULL */
-    int64_t now;
-    int attempts;
-    int64_t admitted[NKEYS]; /* by key */
-    int errors;
+    const rl_rule *rules[2];
+    int global[2];
+    size_t nrules;
+    int64_t now;  /* >= 0: one fixed instant; < 0: the table reads the clock (backend.h) */
+    int attempts; /* fixed instant */
+    int run_ms;   /* moving clock */
 } hammer;
+
+/* What comes back from a worker, summed over its threads (through a pipe for processes). */
+typedef struct tally {
+    int64_t admitted[NKEYS]; /* by client */
+    int64_t first_ms, last_ms; /* moving clock: before the first attempt, after the last */
+    int64_t gap_ms;          /* moving clock: the smallest of the threads' longest gaps */
+    int errors;
+} tally;
+
+typedef struct hammer_thread {
+    const hammer *h;
+    tally t;
+} hammer_thread;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void *hammer_run(void *arg)
 {
-    hammer *h = arg;
-    char key[NKEYS][32];
+    hammer_thread *ht = arg;
+    const hammer *h = ht->h;
+    char key[2][NKEYS][RL_NAME_MAX + 32];
+    int64_t prev = -1, deadline = 0;
 
-    for (int k = 0; k < NKEYS; k++)
-        snprintf(key[k], sizeof key[k], "pk\x1f" "client-%d", k);
-    for (int i = 0; i < h->attempts; i++) {
-        int k = i % NKEYS;
+    for (size_t r = 0; r < h->nrules; r++)
+        for (int k = 0; k < NKEYS; k++)
+            if (h->global[r])
+                snprintf(key[r][k], sizeof key[r][k], "%s\x1f" "all", h->rules[r]->name);
+            else
+                snprintf(key[r][k], sizeof key[r][k], "%s\x1f" "client-%d", h->rules[r]->name, k);
+    if (h->now < 0) {
+        ht->t.first_ms = prev = wall_ms();
+        deadline = prev + h->run_ms;
+    }
+    for (int i = 0; h->now < 0 || i < h->attempts; i++) {
+        int k = h->now < 0 ? 0 : i % NKEYS;
         rl_rule_result res[2];
-        rl_item items[2] = {mkitem(h->per_key, key[k], &res[0])};
+        rl_item items[2];
         int rc;
 
-        if (h->global != NULL)
-            items[1] = mkitem(h->global, "g\x1f" "all", &res[1]);
-        rc = rl_shm_decide(h->shm, items, h->global != NULL ? 2 : 1, 1, h->now);
+        for (size_t r = 0; r < h->nrules; r++)
+            items[r] = mkitem(h->rules[r], key[r][k], &res[r]);
+        rc = rl_shm_decide(h->shm, items, h->nrules, 1, h->now);
         if (rc < 0)
-            h->errors++;
+            ht->t.errors++;
         else
-            h->admitted[k] += rc;
+            ht->t.admitted[k] += rc;
+        if (h->now < 0) {
+            /* The decision was made at some instant in [prev attempt's start, now]. */
+            int64_t t = wall_ms();
+            if (t - prev > ht->t.gap_ms)
+                ht->t.gap_ms = t - prev;
+            prev = t;
+            ht->t.last_ms = t;
+            if (t >= deadline)
+                break;
+        }
     }
     return NULL;
 }
 
-/* NPROC processes (each attaching on its own) x NTHREAD threads (sharing a handle) decide at
- * one fixed instant; per-key admission counts come back through a pipe. All start together
- * (when the parent closes `go`), and the limits are set so that admissions go on for most of
- * the run: contention is real, not just the first few requests. */
-static void hammer_all(const rl_rule *per_key, const rl_rule *global, int attempts,
-                       int64_t *admitted)
+static void tally_add(tally *sum, const tally *t, int first)
+{
+    for (int k = 0; k < NKEYS; k++)
+        sum->admitted[k] += t->admitted[k];
+    sum->errors += t->errors;
+    if (first || t->first_ms < sum->first_ms)
+        sum->first_ms = t->first_ms;
+    if (first || t->last_ms > sum->last_ms)
+        sum->last_ms = t->last_ms;
+    if (first || t->gap_ms < sum->gap_ms)
+        sum->gap_ms = t->gap_ms;
+}
+
+/* NPROC processes (each attaching on its own) x NTHREAD threads (sharing a handle) run h.
+ * All start together (when the parent closes `go`); each process's tally comes back through
+ * a pipe and *out is their sum. The limits are set so that admissions go on for most of the
+ * run: contention is real, not just the first few requests. */
+static void hammer_all(const hammer *h, tally *out)
 {
     int fds[2], go[2];
     pid_t pids[NPROC];
@@ -535,29 +593,29 @@ static void hammer_all(const rl_rule *per_key, const rl_rule *global, int attemp
         pids[p] = fork();
         cr_assert_geq(pids[p], 0);
         if (pids[p] == 0) {
-            hammer h[NTHREAD];
+            hammer mine = *h;
+            hammer_thread ht[NTHREAD];
             pthread_t th[NTHREAD];
-            int64_t sum[NKEYS] = {0};
-            rl_shm *shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
-            int bad = shm == NULL;
+            tally sum;
+            int bad;
             char c;
 
+            memset(&sum, 0, sizeof sum);
+            mine.shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
+            bad = mine.shm == NULL;
             close(go[1]);
             bad |= read(go[0], &c, 1) != 0; /* EOF: go */
-
             for (int t = 0; !bad && t < NTHREAD; t++) {
-                memset(&h[t], 0, sizeof h[t]);
-                h[t] = (hammer){.shm = shm, .per_key = per_key, .global = global, .now = T0,
-                                .attempts = attempts};
-                bad |= pthread_create(&th[t], NULL, hammer_run, &h[t]) != 0;
+                memset(&ht[t], 0, sizeof ht[t]);
+                ht[t].h = &mine;
+                bad |= pthread_create(&th[t], NULL, hammer_run, &ht[t]) != 0;
             }
             for (int t = 0; !bad && t < NTHREAD; t++) {
                 pthread_join(th[t], NULL);
-                bad |= h[t].errors != 0;
-                for (int k = 0; k < NKEYS; k++)
-                    sum[k] += h[t].admitted[k];
+                tally_add(&sum, &ht[t].t, t == 0);
             }
-            if (write(fds[1], sum, sizeof sum) != (ssize_t)sizeof sum)
+            bad |= sum.errors != 0;
+            if (write(fds[1], &sum, sizeof sum) != (ssize_t)sizeof sum)
                 bad = 1;
             _exit(bad);
         }
@@ -565,34 +623,64 @@ static void hammer_all(const rl_rule *per_key, const rl_rule *global, int attemp
     close(fds[1]);
     close(go[0]);
     close(go[1]);
-    memset(admitted, 0, NKEYS * sizeof *admitted);
+    memset(out, 0, sizeof *out);
     for (int p = 0; p < NPROC; p++) {
-        int64_t sum[NKEYS];
+        tally t;
         int status;
-        cr_assert_eq(read(fds[0], sum, sizeof sum), (ssize_t)sizeof sum);
-        for (int k = 0; k < NKEYS; k++)
-            admitted[k] += sum[k];
+        cr_assert_eq(read(fds[0], &t, sizeof t), (ssize_t)sizeof t);
+        tally_add(out, &t, p == 0);
         waitpid(pids[p], &status, 0);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d failed", p);
     }
     close(fds[0]);
 }
 
-Test(shm, concurrent_hammering_admits_exactly_burst_per_key)
+static rl_rule mkrule_algo(const char *name, rl_algo algo, int64_t count, int64_t period_ms,
+                           int64_t burst)
+{
+    rl_rule r = mkrule(name, count, period_ms, burst);
+    r.algo = algo;
+    return r;
+}
+
+/* Every algorithm, one fixed instant: each of the 8 clients gets exactly its allowance, from
+ * 8 threads in 4 processes that try 2x as often, and the stored state agrees. */
+static void hammer_one_rule(rl_algo algo)
 {
     rl_shm *shm = open_ok(tname, 4096);
-    rl_rule r = mkrule("pk", 1, 3600000, 1000); /* no refill; half of each key's attempts */
+    /* Half of each client's attempts fit: for GCRA the burst, for windows the count (the
+     * instant is a window's start: no previous window weighs in). */
+    rl_rule r = mkrule_algo("pk", algo, algo == RL_ALGO_GCRA ? 1 : 1000,
+                            algo == RL_ALGO_GCRA ? 3600000 : 3600000, 1000);
+    hammer h = {.rules = {&r}, .nrules = 1, .now = 1699999200000LL, .attempts = 2000};
     rl_rule_result res;
-    int64_t admitted[NKEYS];
+    tally t;
 
-    hammer_all(&r, NULL, 2000, admitted);
+    hammer_all(&h, &t);
     for (int k = 0; k < NKEYS; k++) {
         char key[32];
         snprintf(key, sizeof key, "pk\x1f" "client-%d", k);
-        cr_assert_eq(admitted[k], 1000, "key %d: %lld admitted", k, (long long)admitted[k]);
-        cr_assert_eq(decide1(shm, &r, key, T0, &res), 0);
+        cr_assert_eq(t.admitted[k], 1000, "%s: client %d: %lld admitted",
+                     rl_vec_algo_name(algo), k, (long long)t.admitted[k]);
+        cr_assert_eq(decide1(shm, &r, key, h.now, &res), 0);
+        cr_assert_eq(res.remaining, 0);
     }
     rl_shm_close(shm);
+}
+
+Test(shm, concurrent_gcra_admits_exactly_burst_per_key)
+{
+    hammer_one_rule(RL_ALGO_GCRA);
+}
+
+Test(shm, concurrent_fixed_window_admits_exactly_count_per_key)
+{
+    hammer_one_rule(RL_ALGO_FIXED_WINDOW);
+}
+
+Test(shm, concurrent_sliding_window_admits_exactly_count_per_key)
+{
+    hammer_one_rule(RL_ALGO_SLIDING_WINDOW);
 }
 
 Test(shm, concurrent_multi_rule_decisions_are_atomic)
@@ -600,23 +688,88 @@ Test(shm, concurrent_multi_rule_decisions_are_atomic)
     rl_shm *shm = open_ok(tname, 4096);
     rl_rule per_key = mkrule("pk", 1, 3600000, 5000); /* 8 keys x 5000 = 40000 ... */
     rl_rule global = mkrule("g", 1, 3600000, 30000);  /* ... but 30000 in all */
+    hammer h = {.rules = {&per_key, &global}, .global = {0, 1}, .nrules = 2, .now = T0,
+                .attempts = 20000};
     rl_rule_result res;
-    int64_t admitted[NKEYS], total = 0;
+    int64_t total = 0;
+    tally t;
 
     /* Many attempts: the global key is contended by batches that lock different stripes. */
-    hammer_all(&per_key, &global, 20000, admitted);
+    hammer_all(&h, &t);
     for (int k = 0; k < NKEYS; k++) {
         char key[32];
         snprintf(key, sizeof key, "pk\x1f" "client-%d", k);
-        cr_assert_leq(admitted[k], 5000);
-        total += admitted[k];
+        cr_assert_leq(t.admitted[k], 5000);
+        total += t.admitted[k];
         /* The stored per-key state matches what was admitted: nothing charged by refusals. */
-        cr_assert_eq(decide1(shm, &per_key, key, T0, &res), admitted[k] < 5000);
-        if (admitted[k] < 5000)
-            cr_assert_eq(res.remaining, 5000 - admitted[k] - 1);
+        cr_assert_eq(decide1(shm, &per_key, key, T0, &res), t.admitted[k] < 5000);
+        if (t.admitted[k] < 5000)
+            cr_assert_eq(res.remaining, 5000 - t.admitted[k] - 1);
     }
     cr_assert_eq(total, 30000);
     cr_assert_eq(decide1(shm, &global, "g\x1f" "all", T0, &res), 0);
+    rl_shm_close(shm);
+}
+
+/* Two rules over the same client, of different algorithms, so their keys sit in different
+ * stripes: every client gets exactly the stricter allowance, and the looser rule is charged
+ * exactly that many (a refusal by one rule consumes nothing from the other). */
+Test(shm, concurrent_two_rules_per_client_are_atomic)
+{
+    rl_shm *shm = open_ok(tname, 4096);
+    rl_rule loose = mkrule_algo("pa", RL_ALGO_GCRA, 1, 3600000, 1500);
+    rl_rule strict = mkrule_algo("pb", RL_ALGO_SLIDING_WINDOW, 600, 3600000, 600);
+    hammer h = {.rules = {&loose, &strict}, .nrules = 2, .now = 1699999200000LL,
+                .attempts = 2000};
+    rl_rule_result res;
+    tally t;
+
+    hammer_all(&h, &t);
+    for (int k = 0; k < NKEYS; k++) {
+        char ka[32], kb[32];
+        snprintf(ka, sizeof ka, "pa\x1f" "client-%d", k);
+        snprintf(kb, sizeof kb, "pb\x1f" "client-%d", k);
+        cr_assert_eq(t.admitted[k], 600, "client %d: %lld", k, (long long)t.admitted[k]);
+        cr_assert_eq(decide1(shm, &loose, ka, h.now, &res), 1);
+        cr_assert_eq(res.remaining, 1500 - 600 - 1, "client %d: loose rule overcharged", k);
+        cr_assert_eq(decide1(shm, &strict, kb, h.now, &res), 0);
+    }
+    rl_shm_close(shm);
+}
+
+/* GCRA under a moving real clock for ~300 ms, one key, 8 threads in 4 processes, with the
+ * table reading the clock under its lock (now < 0). Every decision happened within
+ * [first, last] (measured around the attempts), so GCRA can have admitted at most
+ * burst + floor(E*count/period), E = last - first: that bound is strict.
+ *
+ * A lower bound holds too, with a slack measured rather than guessed: tokens are only lost
+ * when the bucket overflows, i.e. when nobody asked for (burst-1)*T ms; g = the longest gap
+ * between two consecutive attempts of the steadiest thread bounds every gap. Then at most
+ * (g+1)*rate tokens go unclaimed at the start (the first decision may come g after `first`)
+ * and as many at the end. If the machine stalled longer than the bucket covers, the lower
+ * bound is not claimed (logged), the upper one still is. */
+Test(shm, gcra_with_a_moving_clock_never_over_admits)
+{
+    rl_shm *shm = open_ok(tname, 4096);
+    rl_rule r = mkrule("mv", 2000, 1000, 50); /* T = 0.5 ms: the bucket covers 24.5 ms */
+    hammer h = {.rules = {&r}, .nrules = 1, .now = -1, .run_ms = 300};
+    tally t;
+    int64_t e, upper, slack;
+
+    hammer_all(&h, &t);
+    e = t.last_ms - t.first_ms;
+    upper = r.burst + e * r.count / r.period_ms;
+    slack = 2 * (t.gap_ms + 1) * r.count / r.period_ms + 1;
+    printf("shm: moving clock: %lld admitted over %lld ms (bound %lld, longest gap %lld ms)\n",
+           (long long)t.admitted[0], (long long)e, (long long)upper, (long long)t.gap_ms);
+    cr_assert_geq(e, 300);
+    cr_assert_leq(t.admitted[0], upper, "over-admission: %lld > %lld over %lld ms",
+                  (long long)t.admitted[0], (long long)upper, (long long)e);
+    if ((t.gap_ms + 1) * r.count < (r.burst - 1) * r.period_ms)
+        cr_assert_geq(t.admitted[0], upper - slack, "%lld admitted, expected >= %lld - %lld",
+                      (long long)t.admitted[0], (long long)upper, (long long)slack);
+    else
+        cr_log_warn("a %lld ms stall: lower bound not checked", (long long)t.gap_ms);
     rl_shm_close(shm);
 }
 
