@@ -751,7 +751,7 @@ Test(shm, concurrent_two_rules_per_client_are_atomic)
 Test(shm, gcra_with_a_moving_clock_never_over_admits)
 {
     rl_shm *shm = open_ok(tname, 4096);
-    rl_rule r = mkrule("mv", 2000, 1000, 50); /* T = 0.5 ms: the bucket covers 24.5 ms */
+    rl_rule r = mkrule("mv", 2000, 1000, 200); /* T = 0.5 ms: the bucket covers 99.5 ms */
     hammer h = {.rules = {&r}, .nrules = 1, .now = -1, .run_ms = 300};
     tally t;
     int64_t e, upper, slack;
@@ -769,7 +769,7 @@ Test(shm, gcra_with_a_moving_clock_never_over_admits)
         cr_assert_geq(t.admitted[0], upper - slack, "%lld admitted, expected >= %lld - %lld",
                       (long long)t.admitted[0], (long long)upper, (long long)slack);
     else
-        cr_log_warn("a %lld ms stall: lower bound not checked", (long long)t.gap_ms);
+        printf("shm: a %lld ms stall: lower bound not checked\n", (long long)t.gap_ms);
     rl_shm_close(shm);
 }
 
