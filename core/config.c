@@ -16,6 +16,7 @@
  */
 #include "fmacros.h"
 
+#include "config_env.h"
 #include "ratelimit.h"
 #include "quote.h"
 
@@ -37,6 +38,9 @@
 #define CFG_REDIS_PREFIX_MAX 64
 #define CFG_DB_MAX 1000000
 #define CFG_TIMEOUT_MAX_MS 60000
+#define CFG_BREAKER_FAILURES_MAX 1000
+#define CFG_BREAKER_OPEN_MAX_MS 600000
+#define CFG_HOSTS_MAX 10000
 #define CFG_PRODUCT_MAX (1LL << 50) /* count * period and burst * period, see ratelimit.h */
 
 typedef struct cfg_loader {
@@ -394,8 +398,9 @@ static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, cha
     if (cfg_is(s, "prefix") && n > CFG_REDIS_PREFIX_MAX)
         return cfg_fail(ld, s, "invalid prefix %s: must be at most %d bytes", rl_quote(q, v, n),
                         CFG_REDIS_PREFIX_MAX);
-    /* An empty socket or password means "unset"; an empty prefix is a real (empty) prefix. */
-    return cfg_set_string(ld, v, cfg_is(s, "socket") || cfg_is(s, "password"), dst);
+    /* An empty socket, user or password means "unset"; an empty prefix is a real one. */
+    return cfg_set_string(ld, v, cfg_is(s, "socket") || cfg_is(s, "password") || cfg_is(s, "user"),
+                          dst);
 }
 
 static int cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r)
@@ -416,6 +421,8 @@ static int cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_re
             rc = cfg_redis_string(ld, s, &r->socket);
         else if (cfg_is(s, "db"))
             rc = cfg_int32(ld, s, 0, CFG_DB_MAX, &r->db);
+        else if (cfg_is(s, "user"))
+            rc = cfg_redis_string(ld, s, &r->user);
         else if (cfg_is(s, "password"))
             rc = cfg_redis_string(ld, s, &r->password);
         else if (cfg_is(s, "prefix"))
@@ -424,6 +431,12 @@ static int cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_re
             rc = cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->connect_timeout_ms);
         else if (cfg_is(s, "command_timeout_ms"))
             rc = cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->command_timeout_ms);
+        else if (cfg_is(s, "breaker_failures"))
+            rc = cfg_int32(ld, s, 1, CFG_BREAKER_FAILURES_MAX, &r->breaker_failures);
+        else if (cfg_is(s, "breaker_open_ms"))
+            rc = cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_ms);
+        else if (cfg_is(s, "hosts"))
+            rc = cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
         else
             rc = cfg_unknown_key(ld, s);
         if (rc != 0)
@@ -522,6 +535,20 @@ static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, r
     return 0;
 }
 
+static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *s,
+                                  rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (rl_parse_redis_down(v, &rule->on_redis_down) != 0)
+        return cfg_fail(ld, s, "unknown value %s: expected \"shm\", \"open\" or \"closed\"",
+                        rl_quote(q, v, strlen(v)));
+    return 0;
+}
+
 static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
 {
     rl_rule *rule = &cfg->rules[cfg->nrules];
@@ -552,6 +579,8 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
             burst = s;
         } else if (cfg_is(s, "algorithm"))
             rc = cfg_rule_algorithm(ld, s, rule);
+        else if (cfg_is(s, "on_redis_down"))
+            rc = cfg_rule_on_redis_down(ld, s, rule);
         else
             rc = cfg_unknown_key(ld, s);
         if (rc != 0)
@@ -655,27 +684,6 @@ fail:
     return NULL;
 }
 
-/* The Redis script implements GCRA only, for now: a window rule with Redis enabled would be
- * decided by the wrong algorithm, so it is refused at load. */
-static int cfg_redis_algorithms(const cfg_loader *ld, const config_setting_t *root,
-                                const rl_config *cfg)
-{
-    const config_setting_t *rules = config_setting_get_member(root, "rules");
-
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        if (cfg->rules[i].algo == RL_ALGO_GCRA)
-            continue;
-        const config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
-        const config_setting_t *a = config_setting_get_member(g, "algorithm");
-        return cfg_fail(ld, a != NULL ? a : g,
-                        "algorithm \"%s\" is not available with Redis yet: use \"gcra\", or "
-                        "redis.enabled = false",
-                        cfg->rules[i].algo == RL_ALGO_FIXED_WINDOW ? "fixed_window"
-                                                                   : "sliding_window");
-    }
-    return 0;
-}
-
 static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_config *cfg)
 {
     int have_rules = 0;
@@ -700,8 +708,6 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
     }
     if (!have_rules)
         return cfg_fail_file(ld, "missing required key \"rules\"");
-    if (cfg->redis.enabled && cfg_redis_algorithms(ld, root, cfg) != 0)
-        return -1;
     if (cfg->shm.name == NULL && cfg_shm_default_name(ld, &cfg->shm) != 0)
         return -1;
     if (cfg->redis.host == NULL && cfg_set_string(ld, "127.0.0.1", 0, &cfg->redis.host) != 0)
@@ -719,6 +725,9 @@ static void cfg_defaults(rl_config *cfg)
     cfg->redis.db = 0;
     cfg->redis.connect_timeout_ms = 100;
     cfg->redis.command_timeout_ms = 50;
+    cfg->redis.breaker_failures = 3;
+    cfg->redis.breaker_open_ms = 1000;
+    cfg->redis.hosts = 1;
     cfg->x_ratelimit_headers = 1;
 }
 
@@ -771,6 +780,9 @@ rl_config *rl_config_load(const char *file, rl_error *err)
     cfg_defaults(cfg);
     if (cfg_load_root(&ld, config_root_setting(&lc), cfg) != 0)
         goto fail;
+    /* The environment overrides the file (config_env.c); its errors name the variable. */
+    if (rl_config_env(cfg, ld.err) != 0)
+        goto fail;
     config_destroy(&lc);
     free(text);
     return cfg;
@@ -793,6 +805,7 @@ void rl_config_free(rl_config *cfg)
     free(cfg->shm.name);
     free(cfg->redis.host);
     free(cfg->redis.socket);
+    free(cfg->redis.user);
     free(cfg->redis.password);
     free(cfg->redis.prefix);
     free(cfg->path);

@@ -16,6 +16,9 @@ static const char *handle_backend_name(rl_backend_kind kind)
     switch (kind) {
     case RL_BACKEND_SHM: return "shm";
     case RL_BACKEND_REDIS: return "redis";
+    case RL_BACKEND_REFUSAL_CACHE: return "refusal-cache";
+    case RL_BACKEND_FAIL_OPEN: return "fail-open";
+    case RL_BACKEND_FAIL_CLOSED: return "fail-closed";
     default: return "none";
     }
 }
@@ -40,7 +43,7 @@ static void handle_log_refusal(const request *req, const rl_decision *d)
 static void handle_log_store(handle_ctx *ctx, const rl_decision *d)
 {
     const char *errstr = rl_limiter_errstr(ctx->lim);
-    int degraded = strcmp(rl_limiter_health(ctx->lim), "degraded") == 0;
+    int degraded = strcmp(rl_limiter_health(ctx->lim), "ok") != 0;
 
     if (degraded != ctx->degraded) {
         if (degraded)
