@@ -46,6 +46,10 @@ extern "C" {
  * doubles of Redis' Lua (2^53): count * period and burst * period never exceed 2^50. */
 #define RL_COUNT_MAX 1000000000LL
 #define RL_PERIOD_MAX_MS (366LL * 24 * 3600 * 1000)
+/* A sliding_log rule keeps one timestamp per admitted unit, as a 32-bit offset from a base
+ * time: count <= RL_LOG_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
+#define RL_LOG_MAX 128
+#define RL_LOG_PERIOD_MAX_MS 4294967295LL
 
 /* An error report: "file:line: text" when line > 0, else "file: text" or "text". */
 typedef struct rl_error {
@@ -56,6 +60,7 @@ typedef enum rl_algo {
     RL_ALGO_GCRA = 0,       /* generic cell rate algorithm: exact token bucket (rate + burst) */
     RL_ALGO_FIXED_WINDOW,   /* count per window aligned on epoch ms; 2x count at a boundary */
     RL_ALGO_SLIDING_WINDOW, /* two fixed windows, the previous one weighted by its overlap */
+    RL_ALGO_SLIDING_LOG,    /* the exact count over the last period: one timestamp per unit */
 } rl_algo;
 
 typedef enum rl_backend_kind {
