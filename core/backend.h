@@ -42,8 +42,10 @@ typedef struct rl_shm_stat {
 /* Creates the named segment, or attaches to it when another process already did (same
  * layout, capacity, key_max and state_words required). Slots are sized from key_max (the
  * longest key a decision may pass, 1..RL_KEY_MAX; limiter.c: longest rule name + 1 +
- * RL_CLIENT_MAX) and state_words (rl_state words kept per key, 1..RL_STATE_WORDS; words
- * beyond it read as 0). NULL with err on failure. err may be NULL.
+ * RL_CLIENT_MAX) and state_words (rl_state words kept per key, 1..RL_STATE_WORDS: the most
+ * rl_algo_state_words of any rule decided in it; limiter.c). A decision moves only its rule's
+ * words, and refuses a rule that needs more than state_words. NULL with err on failure. err
+ * may be NULL.
  * The handle may be shared by threads; errstr then holds one of their last errors. */
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                     rl_error *err);
@@ -58,9 +60,12 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
 const char *rl_shm_errstr(const rl_shm *shm);
 /* Raw access to one entry, for data that is not an algorithm's state (the refusal cache of
  * refusal.c keeps its entries here, under keys no rule key can equal, of at most key_max
- * bytes; only state_words words of *st are kept). get: 1 and *out when key is live at now_ms,
- * 0 when absent or expired, -1 on error. put: stores *st until now_ms + ttl_ms (evicting a
- * key not used recently if needed); 0, or -1 on error. */
+ * bytes). Only w[0..RL_SHM_RAW_WORDS) of *st move, and only the table's state_words of those
+ * are kept (the rest read as 0): open the table with state_words >= RL_SHM_RAW_WORDS to keep
+ * them all. get: 1 and *out when key is live at now_ms, 0 when absent or expired, -1 on
+ * error. put: stores *st until now_ms + ttl_ms (evicting a key not used recently if needed);
+ * 0, or -1 on error. */
+#define RL_SHM_RAW_WORDS 3
 int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_state *out);
 int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int64_t now_ms,
                int64_t ttl_ms);

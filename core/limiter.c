@@ -103,6 +103,19 @@ static size_t limiter_key_max(const rl_config *cfg)
     return longest + 1 + RL_CLIENT_MAX;
 }
 
+/* The state words the table keeps per key: the most any rule's algorithm needs, and the
+ * refusal cache's entries when Redis is on. So a GCRA-only config keeps 2 words a key, and
+ * only a config with a sliding_log rule pays for its log in every slot. */
+static size_t limiter_state_words(const rl_config *cfg)
+{
+    size_t words = cfg->redis.enabled ? RL_SHM_RAW_WORDS : 1;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        size_t w = rl_algo_state_words(&cfg->rules[i]);
+        words = w > words ? w : words;
+    }
+    return words;
+}
+
 rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
 {
     rl_limiter *lim = calloc(1, sizeof(*lim));
@@ -112,7 +125,7 @@ rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
     }
     lim->cfg = cfg;
     lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                           RL_STATE_WORDS, err);
+                           limiter_state_words(cfg), err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;

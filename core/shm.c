@@ -260,15 +260,22 @@ static char *shm_key(const rl_shm *shm, shm_slot *sl)
     return (char *)(shm_words(sl) + shm->state_words);
 }
 
-static void shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st)
+/* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
+ * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
+ * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. */
+static void shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words)
 {
-    memset(st, 0, sizeof *st);
-    memcpy(st->w, shm_words(sl), shm->state_words * sizeof(int64_t));
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    memcpy(st->w, shm_words(sl), have * sizeof(int64_t));
+    if (have < words)
+        memset(st->w + have, 0, (words - have) * sizeof(int64_t));
 }
 
-static void shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st)
+/* Stores w[0..words) of st, as far as the slot has room. */
+static void shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words)
 {
-    memcpy(shm_words(sl), st->w, shm->state_words * sizeof(int64_t));
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    memcpy(shm_words(sl), st->w, have * sizeof(int64_t));
 }
 
 static uint64_t shm_hash(const rl_shm *shm, const char *key, size_t len)
@@ -527,6 +534,13 @@ static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t 
                        i, items[i].keylen, shm->key_max);
             return -1;
         }
+        /* A log cut short would forget admissions: refuse to decide rather than admit. */
+        if (rl_algo_state_words(items[i].rule) > shm->state_words) {
+            shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u",
+                       i, items[i].rule->name, rl_algo_state_words(items[i].rule),
+                       shm->state_words);
+            return -1;
+        }
     }
     return 0;
 }
@@ -620,7 +634,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
                 found[i] = SHM_NIL;
                 sl = NULL;
             } else {
-                shm_load_state(shm, sl, &cur[i]);
+                shm_load_state(shm, sl, &cur[i], rl_algo_state_words(items[i].rule));
             }
         }
         repair[i] = rl_algo_decide(items[i].rule, sl != NULL ? &cur[i] : NULL, now_ms, cost,
@@ -655,7 +669,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
             continue; /* counted in insert_failures; the decision stands */
         pinned[npinned++] = at;
         sl = shm_slot_at(shm, at);
-        shm_store_state(shm, sl, &next[i]);
+        shm_store_state(shm, sl, &next[i], rl_algo_state_words(items[i].rule));
         sl->expires_ms = shm_expiry(now_ms, ttl[i]);
     }
 
@@ -701,7 +715,7 @@ int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_stat
     i = shm_find(shm, s, h, key, len);
     live = i != SHM_NIL && !shm_expired(shm_slot_at(shm, i), now_ms);
     if (live)
-        shm_load_state(shm, shm_slot_at(shm, i), out);
+        shm_load_state(shm, shm_slot_at(shm, i), out, RL_SHM_RAW_WORDS);
     shm_raw_unlock(shm, s);
     return live;
 }
@@ -720,7 +734,7 @@ int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int
     else
         shm_slot_at(shm, i)->ref = 1;
     if (i != SHM_NIL) {
-        shm_store_state(shm, shm_slot_at(shm, i), st);
+        shm_store_state(shm, shm_slot_at(shm, i), st, RL_SHM_RAW_WORDS);
         shm_slot_at(shm, i)->expires_ms = shm_expiry(now_ms, ttl_ms);
     }
     shm_raw_unlock(shm, s);
