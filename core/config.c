@@ -601,10 +601,12 @@ static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, r
         rule->algo = RL_ALGO_FIXED_WINDOW;
     else if (strcmp(v, "sliding_window") == 0)
         rule->algo = RL_ALGO_SLIDING_WINDOW;
+    else if (strcmp(v, "sliding_log") == 0)
+        rule->algo = RL_ALGO_SLIDING_LOG;
     else
         return cfg_fail(ld, s,
-                        "unknown algorithm %s: expected \"gcra\", \"fixed_window\" or "
-                        "\"sliding_window\"",
+                        "unknown algorithm %s: expected \"gcra\", \"fixed_window\", "
+                        "\"sliding_window\" or \"sliding_log\"",
                         rl_quote(q, v, strlen(v)));
     return 0;
 }
@@ -675,6 +677,17 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
                         "limit %s is too large for its period: count x period in ms must not "
                         "exceed 2^50",
                         rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+    /* The log's state is fixed-size: one 32-bit offset per admitted unit (slidelog.c). */
+    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_MAX)
+        return cfg_fail(ld, limit,
+                        "sliding_log keeps one timestamp per request: count must be <= %d "
+                        "(use \"sliding_window\" for larger limits)",
+                        RL_LOG_MAX);
+    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->period_ms > RL_LOG_PERIOD_MAX_MS)
+        return cfg_fail(ld, limit,
+                        "sliding_log keeps timestamps as 32-bit offsets: the period must be at "
+                        "most %lld ms (49.7 days; use \"sliding_window\" for longer periods)",
+                        RL_LOG_PERIOD_MAX_MS);
     if (rule->burst * rule->period_ms > CFG_PRODUCT_MAX)
         return cfg_fail(ld, burst,
                         "burst %lld is too large for the period of %s: burst x period in ms "
