@@ -69,7 +69,8 @@ void rl_vec_list_free(char **paths, size_t n);
 /* $RL_TEST_DATA/vectors, or tests/data/vectors when unset. Returns a static buffer. */
 const char *rl_vec_dir(void);
 
-/* The algorithm's name in vector files ("gcra", "fixed_window", "sliding_window"). */
+/* The algorithm's name in vector files ("gcra", "fixed_window", "sliding_window",
+ * "sliding_log"). */
 const char *rl_vec_algo_name(rl_algo algo);
 
 #endif
