@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "leakcheck.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
@@ -112,6 +114,45 @@ Test(limiter, multi_rule_atomic_and_reported)
     cr_assert_not(ask(lim, "192.0.2.1", "/").allowed);
     /* another client is untouched */
     cr_assert(ask(lim, "192.0.2.2", "/login").allowed);
+    close_all(lim, cfg);
+}
+
+/* The size of this test's segment, as created by the last rl_limiter_open. */
+static size_t shm_bytes(void)
+{
+    char path[80];
+    struct stat st;
+    snprintf(path, sizeof(path), "/dev/shm/rl-limiter-%d", (int)getpid());
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    return (size_t)st.st_size;
+}
+
+/* Slots keep the most state words any rule needs: 2 for GCRA alone, the log's for a log. */
+Test(limiter, slots_sized_by_the_rules_and_a_sliding_log_decides)
+{
+    int64_t now = 1700000000000;
+    rl_config *cfg = load("enabled = false;", "{ name = \"api\"; limit = \"100/s\"; }");
+    rl_limiter *lim = open_lim(cfg, &now);
+    cr_assert_eq(shm_bytes(), rl_shm_size(1000, 3 + 1 + RL_CLIENT_MAX, 2));
+    close_all(lim, cfg);
+
+    cfg = load("enabled = false;", "{ name = \"api\"; limit = \"100/s\"; },"
+                                   "{ name = \"login\"; path_prefix = \"/login\"; "
+                                   "limit = \"3/s\"; algorithm = \"sliding_log\"; }");
+    lim = open_lim(cfg, &now);
+    cr_assert_eq(shm_bytes(), rl_shm_size(1000, 5 + 1 + RL_CLIENT_MAX, 4)); /* 2 + 3/2 up */
+    for (int i = 0; i < 3; i++) {
+        cr_assert(ask(lim, "192.0.2.1", "/login").allowed);
+        now += 100;
+    }
+    rl_decision d = ask(lim, "192.0.2.1", "/login"); /* at +300: the first leaves at +1000 */
+    cr_assert_not(d.allowed);
+    cr_assert_eq(d.retry_after_ms, 700);
+    cr_assert_eq(d.results[0].remaining, 100, "api (full again) not charged by the refusal");
+    now += 699;
+    cr_assert_not(ask(lim, "192.0.2.1", "/login").allowed);
+    now += 1;
+    cr_assert(ask(lim, "192.0.2.1", "/login").allowed);
     close_all(lim, cfg);
 }
 

@@ -41,7 +41,9 @@ TestSuite(shm, .init = shm_setup, .fini = shm_teardown, .timeout = 60);
 #define T0 1700000000000LL /* some wall-clock-like instant, in ms */
 /* What the limiter asks for with rule names of at most 15 bytes. */
 #define KEY_MAX (15 + 1 + RL_CLIENT_MAX)
-#define WORDS RL_STATE_WORDS
+/* What the limiter asks for with Redis on or a sliding_window rule; a sliding_log of 128 needs
+ * RL_STATE_WORDS (tests below open such tables themselves). */
+#define WORDS 3
 
 static rl_rule mkrule(const char *name, int64_t count, int64_t period_ms, int64_t burst)
 {
@@ -69,12 +71,17 @@ static int decide1(rl_shm *shm, const rl_rule *rule, const char *key, int64_t no
     return rl_shm_decide(shm, &it, 1, 1, now);
 }
 
-static rl_shm *open_ok(const char *name, int64_t capacity)
+static rl_shm *open_words(const char *name, int64_t capacity, size_t words)
 {
     rl_error err = {{0}};
-    rl_shm *shm = rl_shm_open(name, capacity, KEY_MAX, WORDS, &err);
+    rl_shm *shm = rl_shm_open(name, capacity, KEY_MAX, words, &err);
     cr_assert_not_null(shm, "rl_shm_open: %s", err.text);
     return shm;
+}
+
+static rl_shm *open_ok(const char *name, int64_t capacity)
+{
+    return open_words(name, capacity, WORDS);
 }
 
 static rl_shm_stat stats(rl_shm *shm)
@@ -499,6 +506,7 @@ typedef struct hammer {
     int64_t now;  /* >= 0: one fixed instant; < 0: the table reads the clock (backend.h) */
     int attempts; /* fixed instant */
     int run_ms;   /* moving clock */
+    size_t words; /* the table's state words; 0: WORDS */
 } hammer;
 
 /* What comes back from a worker, summed over its threads (through a pipe for processes). */
@@ -601,7 +609,7 @@ static void hammer_all(const hammer *h, tally *out)
             char c;
 
             memset(&sum, 0, sizeof sum);
-            mine.shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
+            mine.shm = rl_shm_open(tname, 4096, KEY_MAX, h->words ? h->words : WORDS, NULL);
             bad = mine.shm == NULL;
             close(go[1]);
             bad |= read(go[0], &c, 1) != 0; /* EOF: go */
@@ -647,12 +655,13 @@ static rl_rule mkrule_algo(const char *name, rl_algo algo, int64_t count, int64_
  * 8 threads in 4 processes that try 2x as often, and the stored state agrees. */
 static void hammer_one_rule(rl_algo algo)
 {
-    rl_shm *shm = open_ok(tname, 4096);
-    /* Half of each client's attempts fit: for GCRA the burst, for windows the count (the
-     * instant is a window's start: no previous window weighs in). */
-    rl_rule r = mkrule_algo("pk", algo, algo == RL_ALGO_GCRA ? 1 : 1000,
-                            algo == RL_ALGO_GCRA ? 3600000 : 3600000, 1000);
-    hammer h = {.rules = {&r}, .nrules = 1, .now = 1699999200000LL, .attempts = 2000};
+    /* Half of each client's attempts fit: for GCRA the burst, for windows and the log the
+     * count (the instant is a window's start: no previous window weighs in). */
+    const int64_t allow = algo == RL_ALGO_SLIDING_LOG ? RL_LOG_MAX : 1000;
+    rl_rule r = mkrule_algo("pk", algo, algo == RL_ALGO_GCRA ? 1 : allow, 3600000, allow);
+    hammer h = {.rules = {&r}, .nrules = 1, .now = 1699999200000LL, .attempts = 2 * (int)allow,
+                .words = rl_algo_state_words(&r) > WORDS ? rl_algo_state_words(&r) : WORDS};
+    rl_shm *shm = open_words(tname, 4096, h.words);
     rl_rule_result res;
     tally t;
 
@@ -660,7 +669,7 @@ static void hammer_one_rule(rl_algo algo)
     for (int k = 0; k < NKEYS; k++) {
         char key[32];
         snprintf(key, sizeof key, "pk\x1f" "client-%d", k);
-        cr_assert_eq(t.admitted[k], 1000, "%s: client %d: %lld admitted",
+        cr_assert_eq(t.admitted[k], allow, "%s: client %d: %lld admitted",
                      rl_vec_algo_name(algo), k, (long long)t.admitted[k]);
         cr_assert_eq(decide1(shm, &r, key, h.now, &res), 0);
         cr_assert_eq(res.remaining, 0);
@@ -681,6 +690,43 @@ Test(shm, concurrent_fixed_window_admits_exactly_count_per_key)
 Test(shm, concurrent_sliding_window_admits_exactly_count_per_key)
 {
     hammer_one_rule(RL_ALGO_SLIDING_WINDOW);
+}
+
+Test(shm, concurrent_sliding_log_admits_exactly_count_per_key)
+{
+    hammer_one_rule(RL_ALGO_SLIDING_LOG);
+}
+
+/* A table keeps state_words words a key: a rule whose state is larger is refused, never
+ * decided on a log cut short (which would forget admissions); smaller ones share the table. */
+Test(shm, a_rule_larger_than_the_slots_is_an_error)
+{
+    rl_shm *shm = open_ok(tname, 1000);
+    rl_rule big = mkrule_algo("big", RL_ALGO_SLIDING_LOG, 5, 60000, 5); /* 5 words */
+    rl_rule fits = mkrule_algo("fits", RL_ALGO_SLIDING_LOG, 2, 60000, 2); /* 3 words */
+    rl_rule_result res;
+
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0, &res), -1);
+    cr_assert(strstr(rl_shm_errstr(shm), "rule \"big\" keeps 5 state words, this table 3"),
+              "%s", rl_shm_errstr(shm));
+    cr_assert_eq(decide1(shm, &fits, "fits\x1f" "c", T0, &res), 1);
+    cr_assert_eq(decide1(shm, &fits, "fits\x1f" "c", T0 + 1, &res), 1);
+    cr_assert_eq(decide1(shm, &fits, "fits\x1f" "c", T0 + 2, &res), 0);
+    cr_assert_eq(res.retry_after_ms, 60000 - 2);
+    rl_shm_close(shm);
+
+    /* in a table sized for it, a 128-entry log keeps every entry across decisions */
+    rl_shm_unlink(tname);
+    shm = open_words(tname, 1000, RL_STATE_WORDS);
+    big.count = RL_LOG_MAX;
+    for (int i = 0; i < RL_LOG_MAX; i++)
+        cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + i, &res), 1, "entry %d", i);
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + 200, &res), 0);
+    cr_assert_eq(res.retry_after_ms, 60000 - 200, "the oldest entry was kept");
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + 60000, &res), 1);
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + 60000, &res), 0);
+    cr_assert_eq(res.retry_after_ms, 1, "and the next one, 1 ms younger");
+    rl_shm_close(shm);
 }
 
 Test(shm, concurrent_multi_rule_decisions_are_atomic)
