@@ -30,7 +30,9 @@
  *             + (128 + 64*S) / c                  header and stripes, amortised
  * With rule names <= 15 bytes, k = 15 + 1 + RL_CLIENT_MAX = 80 and w = 3: slot 120, so
  * 124.0 bytes per key at c = 2^20, 124.2 at c = 10^6 (118.4 MiB), 125.3 at 10^5, 128.3 at
- * 1000. With the longest rule names (63 bytes, k = 128): slot 168, 172.2 at 10^6.
+ * 1000. With the longest rule names (63 bytes, k = 128): slot 168, 172.2 at 10^6. w is the
+ * largest rl_algo_state_words of the config's rules (limiter.c): 2 for GCRA alone (116.2 at
+ * 10^6), 66 with a sliding log of 128 (628.2). A decision moves only its own rule's words.
  *
  * Invariants under the stripe lock, when `dirty` is 0: each slot of the stripe below `fresh`
  * is either in_use and in exactly one bucket chain, or free and in the free list; used = the
