@@ -515,7 +515,9 @@ static int64_t shm_expiry(int64_t now_ms, int64_t ttl_ms)
     return now_ms > INT64_MAX - ttl_ms ? INT64_MAX : now_ms + ttl_ms;
 }
 
-static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t cost)
+/* Checks a batch; fills words[i], item i's state words (looked up once per decision). */
+static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t cost,
+                           size_t *words)
 {
     if (n > RL_MAX_MATCH) {
         shm_seterr(shm, "shm: %zu rules in one decision, at most %d", n, RL_MAX_MATCH);
@@ -537,10 +539,10 @@ static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t 
             return -1;
         }
         /* A log cut short would forget admissions: refuse to decide rather than admit. */
-        if (rl_algo_state_words(items[i].rule) > shm->state_words) {
+        words[i] = rl_algo_state_words(items[i].rule);
+        if (words[i] > shm->state_words) {
             shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u",
-                       i, items[i].rule->name, rl_algo_state_words(items[i].rule),
-                       shm->state_words);
+                       i, items[i].rule->name, words[i], shm->state_words);
             return -1;
         }
     }
@@ -596,12 +598,13 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
     uint32_t pinned[RL_MAX_MATCH]; /* slots this batch stored: no insert may evict them */
     rl_state cur[RL_MAX_MATCH], next[RL_MAX_MATCH];
+    size_t words[RL_MAX_MATCH];
     int64_t ttl[RL_MAX_MATCH];
     int repair[RL_MAX_MATCH];
     size_t nlocked, npinned = 0;
     int allowed = 1;
 
-    if (shm_check_items(shm, items, n, cost) < 0)
+    if (shm_check_items(shm, items, n, cost, words) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
@@ -636,7 +639,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
                 found[i] = SHM_NIL;
                 sl = NULL;
             } else {
-                shm_load_state(shm, sl, &cur[i], rl_algo_state_words(items[i].rule));
+                shm_load_state(shm, sl, &cur[i], words[i]);
             }
         }
         repair[i] = rl_algo_decide(items[i].rule, sl != NULL ? &cur[i] : NULL, now_ms, cost,
@@ -671,7 +674,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
             continue; /* counted in insert_failures; the decision stands */
         pinned[npinned++] = at;
         sl = shm_slot_at(shm, at);
-        shm_store_state(shm, sl, &next[i], rl_algo_state_words(items[i].rule));
+        shm_store_state(shm, sl, &next[i], words[i]);
         sl->expires_ms = shm_expiry(now_ms, ttl[i]);
     }
 
