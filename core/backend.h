@@ -15,6 +15,7 @@ typedef struct rl_item {
     const char *client;  /* the client identity the key is built from */
     const char *key;     /* "RULE\x1fCLIENT": unique per rule and client, <= RL_KEY_MAX bytes */
     size_t keylen;
+    int64_t cost;        /* units this item charges, >= 1 */
     rl_rule_result *res; /* filled by the backend */
 } rl_item;
 
@@ -45,9 +46,9 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err);
 void rl_shm_close(rl_shm *shm);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
 int rl_shm_unlink(const char *name);
-/* Decides items[0..n) atomically at now_ms. Returns 1 when all are admitted, 0 when refused,
- * -1 on error (errstr via rl_shm_errstr). */
-int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+/* Decides items[0..n) atomically at now_ms. Returns 1 when admitted (every enforced item
+ * admits), 0 when refused, -1 on error (errstr via rl_shm_errstr). */
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_shm_errstr(const rl_shm *shm);
 /* Bytes the segment of a given capacity occupies; 0 when capacity is out of range. */
 size_t rl_shm_size(int64_t capacity);
@@ -63,7 +64,7 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg);
 void rl_redis_free(rl_redis *r);
 /* Like rl_shm_decide, in one EVALSHA. now_ms < 0 means "use Redis' TIME". Returns 1 / 0, or
  * -1 when Redis could not decide (connect, timeout, bad reply): the caller falls back. */
-int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_redis_errstr(const rl_redis *r);
 /* 1 while a connection is up (the last decide succeeded), else 0: for health reports. */
 int rl_redis_connected(const rl_redis *r);

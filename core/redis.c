@@ -42,10 +42,10 @@
 #define REDIS_BACKOFF_MIN_MS 100
 #define REDIS_BACKOFF_MAX_MS 2000
 #define REDIS_SHA_LEN 40
-/* "EVALSHA" sha numkeys, then n keys, now, cost, and count/period/burst per rule. */
-#define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 2 + 3 * RL_MAX_MATCH)
-/* Numbers formatted per call: numkeys, now, cost, then 3 per rule. */
-#define REDIS_NUMS_MAX (3 + 3 * RL_MAX_MATCH)
+/* "EVALSHA" sha numkeys, then n keys, now, and count/period/burst/cost/dry-run per rule. */
+#define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 1 + 5 * RL_MAX_MATCH)
+/* Numbers formatted per call: numkeys, now, then 5 per rule. */
+#define REDIS_NUMS_MAX (2 + 5 * RL_MAX_MATCH)
 #define REDIS_NUM_LEN 24 /* an int64 in decimal, sign and NUL included */
 /* Results fit a double exactly and come from bounded config: anything larger is corrupt. */
 #define REDIS_VALUE_MAX (INT64_C(1) << 53)
@@ -297,11 +297,9 @@ static void redis_push_num(rl_redis *r, int64_t v)
 }
 
 /* Builds the EVALSHA command into r->argv. 0, or -1 for input no key can be made of. */
-static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t cost,
-                       int64_t now_ms)
+static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_ms)
 {
     const char *prefix = r->cfg->prefix != NULL ? r->cfg->prefix : "";
-    int64_t max_burst = 0;
     size_t i;
 
     r->argc = 0;
@@ -324,17 +322,17 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t cost
             return -1;
         }
         redis_push(r, key, (size_t)len);
-        if (items[i].rule->burst > max_burst)
-            max_burst = items[i].rule->burst;
     }
     redis_push_num(r, now_ms < 0 ? -1 : now_ms);
-    /* A cost above every burst is refused by every rule with the same results whatever its
-     * size; clamping it keeps cost*period exact in the script's doubles. */
-    redis_push_num(r, cost > max_burst + 1 ? max_burst + 1 : cost);
     for (i = 0; i < n; i++) {
-        redis_push_num(r, items[i].rule->count);
-        redis_push_num(r, items[i].rule->period_ms);
-        redis_push_num(r, items[i].rule->burst);
+        const rl_rule *rule = items[i].rule;
+        redis_push_num(r, rule->count);
+        redis_push_num(r, rule->period_ms);
+        redis_push_num(r, rule->burst);
+        /* A cost above the burst is refused with the same results whatever its size;
+         * clamping it keeps cost*period exact in the script's doubles. */
+        redis_push_num(r, items[i].cost > rule->burst + 1 ? rule->burst + 1 : items[i].cost);
+        redis_push_num(r, rule->dry_run ? 1 : 0);
     }
     return 0;
 }
@@ -389,24 +387,31 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
         res->remaining = e[1]->integer;
         res->reset_ms = e[2]->integer;
         res->retry_after_ms = e[3]->integer;
-        all &= res->allowed;
+        all &= res->allowed || items[i].rule->dry_run;
     }
     return all;
 }
 
-int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
 {
     redisReply *reply;
     int ret;
 
     if (n == 0)
         return 1;
-    if (n > RL_MAX_MATCH || cost < 1) {
-        redis_set_error(r, "redis: invalid batch (%zu rules, cost %" PRId64 ")", n, cost);
+    if (n > RL_MAX_MATCH) {
+        redis_set_error(r, "redis: invalid batch (%zu rules)", n);
         return -1;
     }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].cost < 1) {
+            redis_set_error(r, "redis: invalid batch (item %zu: cost %" PRId64 ")", i,
+                            items[i].cost);
+            return -1;
+        }
+    }
     /* argv points at r->sha, which the connection fills in before it is sent. */
-    if (redis_build(r, items, n, cost, now_ms) < 0)
+    if (redis_build(r, items, n, now_ms) < 0)
         return -1; /* bad input; the connection is fine */
     if (r->ctx == NULL && redis_connect(r) < 0)
         return -1;
