@@ -1,12 +1,15 @@
 /* backend.h -- the two stores a decision can come from (internal)
  *
- * Both take the same batch: every rule a request matched, each with its key, and decide it
- * atomically (all admitted and stored, or none stored). They differ in where the state lives:
+ * Both take the same batch: every rule a request matched, each with its key and cost, and
+ * decide it atomically: admitted when every enforced item admits, and then every admitting
+ * item is stored; refused, and then none is. A dry-run item (rule->dry_run) is decided and
+ * reported like the others but its refusal neither refuses the batch nor is stored. They differ in where the state lives:
  * shm.c keeps it in a host-wide shared-memory table, redis.c in Redis for every host.
  */
 #ifndef RL_BACKEND_H
 #define RL_BACKEND_H
 
+#include "algo.h"
 #include "ratelimit.h"
 
 /* One rule's part of a decision. All pointers are borrowed for the call. */
@@ -50,6 +53,13 @@ int rl_shm_unlink(const char *name);
  * admits), 0 when refused, -1 on error (errstr via rl_shm_errstr). */
 int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_shm_errstr(const rl_shm *shm);
+/* Raw access to one entry, for data that is not an algorithm's state (the refusal cache of
+ * refusal.c keeps its entries here, under keys no rule key can equal). get: 1 and *out when
+ * key is live at now_ms, 0 when absent or expired, -1 on error. put: stores *st until now_ms +
+ * ttl_ms (evicting the least recently used key if needed); 0, or -1 on error. */
+int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_state *out);
+int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int64_t now_ms,
+               int64_t ttl_ms);
 /* Bytes the segment of a given capacity occupies; 0 when capacity is out of range. */
 size_t rl_shm_size(int64_t capacity);
 /* Fills *out. Takes each stripe's lock in turn: exact per stripe, not one instant. Not for the
@@ -59,14 +69,18 @@ int rl_shm_stats(rl_shm *shm, rl_shm_stat *out);
 /* ---- Redis (redis.c) ---- */
 typedef struct rl_redis rl_redis;
 
-/* Never connects; the first decide does. cfg is borrowed. */
+/* Never connects; the first decide does, and a decide after a failure reconnects (when to
+ * try again is failover.c's business). cfg is borrowed. */
 rl_redis *rl_redis_new(const rl_redis_config *cfg);
 void rl_redis_free(rl_redis *r);
-/* Like rl_shm_decide, in one EVALSHA. now_ms < 0 means "use Redis' TIME". Returns 1 / 0, or
- * -1 when Redis could not decide (connect, timeout, bad reply): the caller falls back. */
+/* Like rl_shm_decide, in one EVALSHA, for every algorithm. now_ms < 0 means "use Redis'
+ * TIME". Returns 1 / 0, or -1 when Redis could not decide (connect, timeout, bad reply): the
+ * caller falls back. */
 int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_redis_errstr(const rl_redis *r);
 /* 1 while a connection is up (the last decide succeeded), else 0: for health reports. */
 int rl_redis_connected(const rl_redis *r);
+/* The time (ms, Redis' clock or the now given) the last successful decide was made at. */
+int64_t rl_redis_last_now(const rl_redis *r);
 
 #endif

@@ -16,6 +16,7 @@
  */
 #include "fmacros.h"
 
+#include "config_env.h"
 #include "ratelimit.h"
 #include "cidr.h"
 #include "quote.h"
@@ -41,6 +42,10 @@
 #define CFG_REDIS_PREFIX_MAX 64
 #define CFG_DB_MAX 1000000
 #define CFG_TIMEOUT_MAX_MS 60000
+#define CFG_BREAKER_FAILURES_MAX 1000
+#define CFG_BREAKER_OPEN_MAX_MS 600000
+#define CFG_HOSTS_MAX 10000
+#define CFG_PROXY_TIMEOUT_MAX_MS 3600000
 #define CFG_PRODUCT_MAX (1LL << 50) /* count * period and burst * period, see ratelimit.h */
 #define CFG_LIST_MAX 1024           /* entries of a list of addresses, methods or hosts */
 #define CFG_METHOD_MAX 31
@@ -403,8 +408,9 @@ static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, cha
     if (cfg_is(s, "prefix") && n > CFG_REDIS_PREFIX_MAX)
         return cfg_fail(ld, s, "invalid prefix %s: must be at most %d bytes", rl_quote(q, v, n),
                         CFG_REDIS_PREFIX_MAX);
-    /* An empty socket or password means "unset"; an empty prefix is a real (empty) prefix. */
-    return cfg_set_string(ld, v, cfg_is(s, "socket") || cfg_is(s, "password"), dst);
+    /* An empty socket, user or password means "unset"; an empty prefix is a real one. */
+    return cfg_set_string(ld, v, cfg_is(s, "socket") || cfg_is(s, "password") || cfg_is(s, "user"),
+                          dst);
 }
 
 static int cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r)
@@ -425,6 +431,8 @@ static int cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_re
             rc = cfg_redis_string(ld, s, &r->socket);
         else if (cfg_is(s, "db"))
             rc = cfg_int32(ld, s, 0, CFG_DB_MAX, &r->db);
+        else if (cfg_is(s, "user"))
+            rc = cfg_redis_string(ld, s, &r->user);
         else if (cfg_is(s, "password"))
             rc = cfg_redis_string(ld, s, &r->password);
         else if (cfg_is(s, "prefix"))
@@ -433,6 +441,85 @@ static int cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_re
             rc = cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->connect_timeout_ms);
         else if (cfg_is(s, "command_timeout_ms"))
             rc = cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->command_timeout_ms);
+        else if (cfg_is(s, "breaker_failures"))
+            rc = cfg_int32(ld, s, 1, CFG_BREAKER_FAILURES_MAX, &r->breaker_failures);
+        else if (cfg_is(s, "breaker_open_ms"))
+            rc = cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_ms);
+        else if (cfg_is(s, "hosts"))
+            rc = cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
+        else
+            rc = cfg_unknown_key(ld, s);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- proxy -------------------------------------------------------------------------------- */
+
+/* Accepts "http://HOST[:PORT][/]" only: HOST a name, an IPv4 address or a bracketed IPv6
+ * address. The request URI is appended as the client sent it, so a path, query, fragment or
+ * userinfo here would be ambiguous: refused. Stored without the trailing '/'. */
+static int cfg_proxy_backend(const cfg_loader *ld, const config_setting_t *s, char **dst)
+{
+    static const char scheme[] = "http://";
+    char q[RL_QUOTE_SIZE];
+    const char *v, *p, *host;
+    size_t n;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    n = strlen(v);
+    if (strncmp(v, scheme, sizeof scheme - 1) != 0)
+        return cfg_fail(ld, s, "invalid backend %s: must be an http:// URL (\"http://HOST[:PORT]\")",
+                        rl_quote(q, v, n));
+    p = host = v + sizeof scheme - 1;
+    if (*p == '[') {
+        p += strspn(p + 1, "0123456789abcdefABCDEF:.") + 1;
+        if (*p != ']' || p == host + 1)
+            return cfg_fail(ld, s, "invalid backend %s: bad IPv6 address", rl_quote(q, v, n));
+        p++;
+    } else {
+        p += strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+        if (p == host)
+            return cfg_fail(ld, s, "invalid backend %s: no host", rl_quote(q, v, n));
+    }
+    if (*p == ':') {
+        const char *digits = ++p;
+        long port = 0;
+        while (*p >= '0' && *p <= '9' && p - digits < 6)
+            port = port * 10 + (*p++ - '0');
+        if (p == digits || port < 1 || port > 65535)
+            return cfg_fail(ld, s, "invalid backend %s: port must be 1..65535", rl_quote(q, v, n));
+    }
+    if (*p == '/')
+        p++;
+    if (*p != '\0')
+        return cfg_fail(ld, s,
+                        "invalid backend %s: only \"http://HOST[:PORT]\" is allowed (the "
+                        "request's own path and query are appended)",
+                        rl_quote(q, v, n));
+    if (cfg_set_string(ld, v, 0, dst) != 0)
+        return -1;
+    if ((*dst)[strlen(*dst) - 1] == '/')
+        (*dst)[strlen(*dst) - 1] = '\0';
+    return 0;
+}
+
+static int cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px)
+{
+    if (cfg_group(ld, g) != 0)
+        return -1;
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        int rc;
+
+        if (cfg_is(s, "backend"))
+            rc = cfg_proxy_backend(ld, s, &px->backend);
+        else if (cfg_is(s, "connect_timeout_ms"))
+            rc = cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &px->connect_timeout_ms);
+        else if (cfg_is(s, "timeout_ms"))
+            rc = cfg_int32(ld, s, 1, CFG_PROXY_TIMEOUT_MAX_MS, &px->timeout_ms);
         else
             rc = cfg_unknown_key(ld, s);
         if (rc != 0)
@@ -637,6 +724,20 @@ static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, r
         return cfg_fail(ld, s,
                         "unknown algorithm %s: expected \"gcra\", \"fixed_window\" or "
                         "\"sliding_window\"",
+                        rl_quote(q, v, strlen(v)));
+    return 0;
+}
+
+static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *s,
+                                  rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (rl_parse_redis_down(v, &rule->on_redis_down) != 0)
+        return cfg_fail(ld, s, "unknown value %s: expected \"shm\", \"open\" or \"closed\"",
                         rl_quote(q, v, strlen(v)));
     return 0;
 }
@@ -865,6 +966,8 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
             burst = s;
         } else if (cfg_is(s, "algorithm"))
             rc = cfg_rule_algorithm(ld, s, rule);
+        else if (cfg_is(s, "on_redis_down"))
+            rc = cfg_rule_on_redis_down(ld, s, rule);
         else if (cfg_is(s, "path"))
             rc = cfg_rule_path(ld, s, rule);
         else if (cfg_is(s, "path_regex"))
@@ -999,27 +1102,6 @@ fail:
     return NULL;
 }
 
-/* The Redis script implements GCRA only, for now: a window rule with Redis enabled would be
- * decided by the wrong algorithm, so it is refused at load. */
-static int cfg_redis_algorithms(const cfg_loader *ld, const config_setting_t *root,
-                                const rl_config *cfg)
-{
-    const config_setting_t *rules = config_setting_get_member(root, "rules");
-
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        if (cfg->rules[i].algo == RL_ALGO_GCRA)
-            continue;
-        const config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
-        const config_setting_t *a = config_setting_get_member(g, "algorithm");
-        return cfg_fail(ld, a != NULL ? a : g,
-                        "algorithm \"%s\" is not available with Redis yet: use \"gcra\", or "
-                        "redis.enabled = false",
-                        cfg->rules[i].algo == RL_ALGO_FIXED_WINDOW ? "fixed_window"
-                                                                   : "sliding_window");
-    }
-    return 0;
-}
-
 /* The filter copies each header a key reads into a fixed slot: bound their number. */
 static int cfg_key_headers(const cfg_loader *ld, const config_setting_t *root,
                            const rl_config *cfg)
@@ -1068,6 +1150,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
             rc = cfg_load_identity(ld, s, &cfg->identity);
         else if (cfg_is(s, "access"))
             rc = cfg_load_access(ld, s, &cfg->access);
+        else if (cfg_is(s, "proxy"))
+            rc = cfg_load_proxy(ld, s, &cfg->proxy);
         else if (cfg_is(s, "rules")) {
             rc = cfg_load_rules(ld, s, cfg);
             have_rules = 1;
@@ -1078,8 +1162,6 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
     }
     if (!have_rules)
         return cfg_fail_file(ld, "missing required key \"rules\"");
-    if (cfg->redis.enabled && cfg_redis_algorithms(ld, root, cfg) != 0)
-        return -1;
     if (cfg_key_headers(ld, root, cfg) != 0)
         return -1;
     if (cfg->shm.name == NULL && cfg_shm_default_name(ld, &cfg->shm) != 0)
@@ -1099,9 +1181,14 @@ static void cfg_defaults(rl_config *cfg)
     cfg->redis.db = 0;
     cfg->redis.connect_timeout_ms = 100;
     cfg->redis.command_timeout_ms = 50;
+    cfg->redis.breaker_failures = 3;
+    cfg->redis.breaker_open_ms = 1000;
+    cfg->redis.hosts = 1;
     cfg->x_ratelimit_headers = 1;
     cfg->identity.header = RL_FORWARD_XFF;
     cfg->identity.ipv6_prefix = 64;
+    cfg->proxy.connect_timeout_ms = 1000;
+    cfg->proxy.timeout_ms = 30000;
 }
 
 rl_config *rl_config_load(const char *file, rl_error *err)
@@ -1153,6 +1240,9 @@ rl_config *rl_config_load(const char *file, rl_error *err)
     cfg_defaults(cfg);
     if (cfg_load_root(&ld, config_root_setting(&lc), cfg) != 0)
         goto fail;
+    /* The environment overrides the file (config_env.c); its errors name the variable. */
+    if (rl_config_env(cfg, ld.err) != 0)
+        goto fail;
     config_destroy(&lc);
     free(text);
     return cfg;
@@ -1193,8 +1283,10 @@ void rl_config_free(rl_config *cfg)
     free(cfg->shm.name);
     free(cfg->redis.host);
     free(cfg->redis.socket);
+    free(cfg->redis.user);
     free(cfg->redis.password);
     free(cfg->redis.prefix);
+    free(cfg->proxy.backend);
     free(cfg->path);
     free(cfg);
 }

@@ -1,17 +1,15 @@
 /* redis.c -- the Redis store: one persistent hiredis connection per handle
  *
- * A decision is one EVALSHA of the GCRA script (redis_script.c) over every matched rule, so
+ * A decision is one EVALSHA of the script (redis_script.c) over every matched rule, so
  * Redis decides all rules atomically and, with now_ms < 0, on its own clock shared by every
  * host. Keys are PREFIX "{" CLIENT "}:" RULE: the hash tag keeps one client's keys in one
  * Redis Cluster slot, so a multi-rule script never crosses slots.
  *
- * The handle is a small state machine:
- *   ctx != NULL               connected: AUTH, SELECT and SCRIPT LOAD done, sha valid
- *   ctx == NULL, now < retry  backing off: decide fails at once, without any network I/O
- *   ctx == NULL, now >= retry the next decide connects
- * Any failure (connect, I/O, timeout, error reply, a reply of the wrong shape) frees the
- * context -- hiredis contexts are unusable after an error -- and starts a backoff of 100 ms
- * that doubles up to 2 s; a successful decide resets it. Times come from CLOCK_MONOTONIC.
+ * The handle is connected (ctx != NULL: AUTH, SELECT and SCRIPT LOAD done, sha valid) or not
+ * (ctx == NULL: the next decide connects). Any failure (connect, I/O, timeout, error reply, a
+ * reply of the wrong shape) frees the context -- hiredis contexts are unusable after an error.
+ * This file never waits between attempts: when to try Redis again is the circuit breaker's
+ * job (failover.c, driven by limiter.c), so there is one mechanism, not two.
  *
  * The request path allocates nothing of its own (hiredis still allocates its command buffer
  * and the reply): keys are built into a buffer sized at rl_redis_new, numbers into fixed
@@ -39,13 +37,11 @@
 #include "backend.h"
 #include "redis_script.h"
 
-#define REDIS_BACKOFF_MIN_MS 100
-#define REDIS_BACKOFF_MAX_MS 2000
 #define REDIS_SHA_LEN 40
-/* "EVALSHA" sha numkeys, then n keys, now, and count/period/burst/cost/dry-run per rule. */
-#define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 1 + 5 * RL_MAX_MATCH)
-/* Numbers formatted per call: numkeys, now, then 5 per rule. */
-#define REDIS_NUMS_MAX (2 + 5 * RL_MAX_MATCH)
+/* "EVALSHA" sha numkeys, then n keys, now, and algo/count/period/burst/cost/dry-run per rule. */
+#define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 1 + 6 * RL_MAX_MATCH)
+/* Numbers formatted per call: numkeys, now, then 6 per rule. */
+#define REDIS_NUMS_MAX (2 + 6 * RL_MAX_MATCH)
 #define REDIS_NUM_LEN 24 /* an int64 in decimal, sign and NUL included */
 /* Results fit a double exactly and come from bounded config: anything larger is corrupt. */
 #define REDIS_VALUE_MAX (INT64_C(1) << 53)
@@ -54,8 +50,7 @@ struct rl_redis {
     const rl_redis_config *cfg; /* borrowed: must outlive the handle */
     redisContext *ctx;          /* owned; NULL when not connected */
     char sha[REDIS_SHA_LEN + 1];
-    int64_t backoff_ms;         /* the last backoff; 0 after a success */
-    int64_t retry_at_ms;        /* monotonic: no connection attempt before this */
+    int64_t last_now_ms;        /* the time the last successful script decided at */
     char where[128];            /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
@@ -77,14 +72,6 @@ static void redis_set_error(rl_redis *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->errstr, sizeof(r->errstr), fmt, ap);
     va_end(ap);
-}
-
-static int64_t redis_monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timeval redis_timeval(int ms)
@@ -139,20 +126,19 @@ int rl_redis_connected(const rl_redis *r)
     return r->ctx != NULL;
 }
 
-/* The connection failed: drop it (never reuse a context in error) and back off. errstr is
- * already set. Always returns -1. */
+int64_t rl_redis_last_now(const rl_redis *r)
+{
+    return r->last_now_ms;
+}
+
+/* The connection failed: drop it (never reuse a context in error). errstr is already set.
+ * Always returns -1. */
 static int redis_fail(rl_redis *r)
 {
     if (r->ctx != NULL) {
         redisFree(r->ctx);
         r->ctx = NULL;
     }
-    if (r->backoff_ms == 0)
-        r->backoff_ms = REDIS_BACKOFF_MIN_MS;
-    else if (r->backoff_ms < REDIS_BACKOFF_MAX_MS)
-        r->backoff_ms = r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS
-                                                                 : r->backoff_ms * 2;
-    r->retry_at_ms = redis_monotonic_ms() + r->backoff_ms;
     return -1;
 }
 
@@ -213,14 +199,25 @@ static int redis_load_script(rl_redis *r)
     return 0;
 }
 
-/* AUTH with the configured password. The server's message is kept for the operator, but
- * never the password: it is dropped if the server happened to echo it. */
+/* AUTH with the configured password, as the configured ACL user when there is one ("AUTH
+ * user pass", Redis >= 6). The server's message is kept for the operator, but never the
+ * password: it is dropped if the server happened to echo it. */
 static int redis_auth(rl_redis *r)
 {
     const char *pw = r->cfg->password;
-    const char *argv[] = {"AUTH", pw};
-    size_t argvlen[] = {4, strlen(pw)};
-    redisReply *reply = redisCommandArgv(r->ctx, 2, argv, argvlen);
+    const char *user = r->cfg->user;
+    const char *argv[3] = {"AUTH"};
+    size_t argvlen[3] = {4};
+    int argc = 1;
+    redisReply *reply;
+
+    if (user != NULL) {
+        argv[argc] = user;
+        argvlen[argc++] = strlen(user);
+    }
+    argv[argc] = pw;
+    argvlen[argc++] = strlen(pw);
+    reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
 
     if (reply == NULL)
         return redis_fail_io(r, "AUTH");
@@ -251,13 +248,10 @@ static int redis_select(rl_redis *r)
     return 0;
 }
 
-/* Connects, unless backing off. 0 when connected, -1 otherwise (errstr set). */
+/* Connects. 0 when connected, -1 otherwise (errstr set). */
 static int redis_connect(rl_redis *r)
 {
     const rl_redis_config *cfg = r->cfg;
-
-    if (r->retry_at_ms != 0 && redis_monotonic_ms() < r->retry_at_ms)
-        return -1; /* errstr still says why the last attempt failed */
 
     if (cfg->socket != NULL)
         r->ctx = cfg->connect_timeout_ms > 0
@@ -326,12 +320,14 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_
     redis_push_num(r, now_ms < 0 ? -1 : now_ms);
     for (i = 0; i < n; i++) {
         const rl_rule *rule = items[i].rule;
+        int64_t max_units = rule->burst > rule->count ? rule->burst : rule->count;
+        redis_push_num(r, (int64_t)rule->algo);
         redis_push_num(r, rule->count);
         redis_push_num(r, rule->period_ms);
         redis_push_num(r, rule->burst);
-        /* A cost above the burst is refused with the same results whatever its size;
-         * clamping it keeps cost*period exact in the script's doubles. */
-        redis_push_num(r, items[i].cost > rule->burst + 1 ? rule->burst + 1 : items[i].cost);
+        /* A cost above the burst (GCRA) or count (windows) is refused with the same results
+         * whatever its size; clamping it keeps cost*period exact in Lua's doubles. */
+        redis_push_num(r, items[i].cost > max_units + 1 ? max_units + 1 : items[i].cost);
         redis_push_num(r, rule->dry_run ? 1 : 0);
     }
     return 0;
@@ -348,12 +344,12 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
         redis_set_error(r, "redis %s: EVALSHA failed: %s", r->where, reply->str);
         return -1;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 * n) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 * n + 1) {
         redis_set_error(r, "redis %s: EVALSHA: expected an array of %zu integers (type %d)",
-                        r->where, 4 * n, reply->type);
+                        r->where, 4 * n + 1, reply->type);
         return -1;
     }
-    for (j = 0; j < 4 * n; j++) {
+    for (j = 0; j < 4 * n + 1; j++) {
         const redisReply *e = reply->element[j];
         if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 || e->integer > REDIS_VALUE_MAX) {
             redis_set_error(r, "redis %s: EVALSHA: element %zu is not an integer in range",
@@ -366,10 +362,11 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
         const rl_rule *rule = items[i].rule;
         long long allowed = e[0]->integer, remaining = e[1]->integer;
         long long reset = e[2]->integer, retry = e[3]->integer;
+        long long most = rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count;
 
-        /* The shapes gcra.c can produce: admitted means no wait, refused a wait >= 1 that is
-         * also the reset; never more left than the burst. */
-        if (allowed > 1 || remaining > rule->burst ||
+        /* The shapes the algorithms can produce: admitted means no wait, refused a wait >= 1
+         * that is also the reset; never more left than the burst (GCRA) or count (windows). */
+        if (allowed > 1 || remaining > most ||
             (allowed ? retry != 0 : retry < 1 || reset != retry)) {
             redis_set_error(r, "redis %s: EVALSHA: inconsistent result for rule \"%s\"",
                             r->where, rule->name);
@@ -389,6 +386,7 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
         res->retry_after_ms = e[3]->integer;
         all &= res->allowed || items[i].rule->dry_run;
     }
+    r->last_now_ms = reply->element[4 * n]->integer;
     return all;
 }
 
@@ -432,8 +430,6 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     freeReplyObject(reply);
     if (ret < 0)
         return redis_fail(r);
-    r->backoff_ms = 0;
-    r->retry_at_ms = 0;
     r->errstr[0] = '\0';
     return ret;
 }

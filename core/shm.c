@@ -611,6 +611,66 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
     return allowed;
 }
 
+/* ---- raw entries (the refusal cache, refusal.c) ---------------------------------------- */
+
+/* One key, one stripe lock: the checks and the locking of rl_shm_get and rl_shm_put. */
+static int shm_raw_lock(rl_shm *shm, const char *key, size_t len, uint64_t *h, uint32_t *s)
+{
+    if (len > RL_KEY_MAX) {
+        shm_seterr(shm, "shm: key of %zu bytes, at most %d", len, RL_KEY_MAX);
+        return -1;
+    }
+    *h = shm_hash(shm, key, len);
+    *s = shm_stripe_of(shm, *h);
+    if (shm_lock(shm, *s) < 0)
+        return -1;
+    shm->stripes[*s].dirty = 1;
+    return 0;
+}
+
+static void shm_raw_unlock(rl_shm *shm, uint32_t s)
+{
+    shm->stripes[s].dirty = 0;
+    shm_unlock(shm, s);
+}
+
+int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_state *out)
+{
+    uint64_t h;
+    uint32_t s, i;
+    int live;
+
+    if (shm_raw_lock(shm, key, len, &h, &s) < 0)
+        return -1;
+    i = shm_find(shm, s, h, key, len);
+    live = i != SHM_NIL && !shm_expired(&shm->slots[i], now_ms);
+    if (live)
+        *out = shm->slots[i].state;
+    shm_raw_unlock(shm, s);
+    return live;
+}
+
+int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int64_t now_ms,
+               int64_t ttl_ms)
+{
+    uint64_t h;
+    uint32_t s, i;
+
+    if (shm_raw_lock(shm, key, len, &h, &s) < 0)
+        return -1;
+    i = shm_find(shm, s, h, key, len);
+    if (i == SHM_NIL)
+        i = shm_insert(shm, s, h, key, len, now_ms);
+    else
+        shm_touch(shm, &shm->stripes[s], i);
+    if (i != SHM_NIL) {
+        shm->slots[i].state = *st;
+        shm->slots[i].expires_ms = shm_expiry(now_ms, ttl_ms);
+    }
+    shm_raw_unlock(shm, s);
+    return 0;
+}
+
 int rl_shm_stats(rl_shm *shm, rl_shm_stat *out)
 {
     int64_t used = 0;

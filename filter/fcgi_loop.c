@@ -8,8 +8,10 @@
  * writes and accept() therefore never see EINTR. A signal during a request is handled after
  * it is finished. The listening socket is left alone: siblings may share it.
  *
- * One limit: on a listening socket shared by several processes, another one may take the
- * connection pselect saw; accept() then blocks (signals still blocked) until the next one.
+ * On a listening socket shared by several processes another one may take the connection
+ * pselect saw. The prefork daemon makes its socket non-blocking, so accept() then fails with
+ * EAGAIN and we wait again; a blocking socket handed over by a web server makes accept() wait
+ * (signals still blocked) until the next connection.
  */
 #include "../core/fmacros.h"
 
@@ -23,6 +25,7 @@
 #include <sys/select.h>
 #include <unistd.h>
 
+#include "forward.h"
 #include "handle.h"
 #include "log.h"
 #include "response.h"
@@ -98,6 +101,11 @@ static int loop_wait(const FCGX_Request *fr)
 static int loop_cgi(handle_ctx *ctx, response *rsp)
 {
     handle_request(ctx, environ, rsp);
+    if (forward_wanted(ctx, rsp)) {
+        int rc = forward_cgi(ctx, environ);
+        forward_close();
+        return rc;
+    }
     if (response_write(rsp, stdout) != 0) {
         log_error("cannot write the CGI response: %s", strerror(errno));
         return -1;
@@ -116,18 +124,23 @@ static int loop_fcgi(handle_ctx *ctx, response *rsp)
     }
     while ((ret = loop_wait(&fr)) == 0) {
         int rc = FCGX_Accept_r(&fr);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+            continue; /* a sibling took the connection (non-blocking shared socket) */
         if (rc < 0) {
             log_error("FastCGI accept failed (%d): %s", rc, strerror(errno));
             ret = -1;
             break;
         }
         handle_request(ctx, fr.envp, rsp);
-        if (response_send(rsp, fr.out) != 0)
+        if (forward_wanted(ctx, rsp))
+            forward_fcgi(ctx, &fr); /* failures are logged; the next request is another day */
+        else if (response_send(rsp, fr.out) != 0)
             log_warn("the web server closed the connection before the response (%d)",
                      FCGX_GetError(fr.out));
         FCGX_Finish_r(&fr);
     }
     FCGX_Free(&fr, 1);
+    forward_close();
     return ret < 0 ? -1 : 0;
 }
 

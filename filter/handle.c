@@ -16,6 +16,9 @@ static const char *handle_backend_name(rl_backend_kind kind)
     switch (kind) {
     case RL_BACKEND_SHM: return "shm";
     case RL_BACKEND_REDIS: return "redis";
+    case RL_BACKEND_REFUSAL_CACHE: return "refusal-cache";
+    case RL_BACKEND_FAIL_OPEN: return "fail-open";
+    case RL_BACKEND_FAIL_CLOSED: return "fail-closed";
     default: return "none";
     }
 }
@@ -59,7 +62,7 @@ static void handle_log_decision(const request *req, const rl_decision *d)
 static void handle_log_store(handle_ctx *ctx, const rl_decision *d)
 {
     const char *errstr = rl_limiter_errstr(ctx->lim);
-    int degraded = strcmp(rl_limiter_health(ctx->lim), "degraded") == 0;
+    int degraded = strcmp(rl_limiter_health(ctx->lim), "ok") != 0;
 
     if (degraded != ctx->degraded) {
         if (degraded)
@@ -100,7 +103,7 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
         return;
     }
     handle_log_store(ctx, &ctx->dec);
-    response_decision(out, ctx->cfg, req->role, &ctx->dec);
+    response_decision(out, ctx->cfg, req, &ctx->dec);
     handle_log_decision(req, &ctx->dec);
     if (out->status == 500)
         log_error("500: response for client=%s did not fit in %d bytes", req->client,

@@ -1,6 +1,8 @@
 /* main.c -- ratelimit-filter: options, configuration, then serve
  *
  *   ratelimit-filter [-c FILE]            serve (FastCGI on fd 0, or one CGI request)
+ *   ratelimit-filter --listen ADDR [--workers N] [-c FILE]
+ *                                         the prefork daemon (master and N workers)
  *   ratelimit-filter -t [-c FILE]         check the configuration and exit
  *   ratelimit-filter --shm-remove [-c F]  remove the configuration's shared-memory segment
  *   ratelimit-filter --decide [-c FILE] --client ADDR --path PATH [--method M] [--host H]
@@ -8,10 +10,13 @@
  *                                         decide N requests, print one JSON line each
  *
  * FILE defaults to $RATELIMIT_CONFIG, else MAIN_DEFAULT_CONFIG. Exit codes: 0 ok,
- * 1 configuration error, 2 usage error, 3 runtime error.
+ * 1 configuration error, 2 usage error, 3 runtime error (cannot open the stores, bind the
+ * socket, or accept).
  */
 #include "../core/fmacros.h"
 
+#include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +24,13 @@
 #include "backend.h"
 #include "decide.h"
 #include "fcgi_loop.h"
+#include "listen.h"
 #include "log.h"
+#include "prefork.h"
 #include "ratelimit.h"
 
 #define MAIN_DEFAULT_CONFIG "/etc/ratelimit-filter/ratelimit.conf"
+#define MAIN_DEFAULT_WORKERS 4
 
 enum { MAIN_EXIT_OK = 0, MAIN_EXIT_CONFIG = 1, MAIN_EXIT_USAGE = 2, MAIN_EXIT_RUNTIME = 3 };
 
@@ -37,6 +45,8 @@ enum {
     MAIN_OPT_HOST,
     MAIN_OPT_HEADER,
     MAIN_OPT_COUNT,
+    MAIN_OPT_LISTEN,
+    MAIN_OPT_WORKERS,
 };
 
 #define MAIN_COUNT_MAX 1000000
@@ -47,8 +57,10 @@ static void main_usage(FILE *out)
             "Usage: ratelimit-filter [-c FILE] [-t | --shm-remove]\n"
             "       ratelimit-filter --decide [-c FILE] --client ADDR --path PATH [--method M]\n"
             "                        [--host H] [--header 'Name: value']... [--count N]\n"
+            "       ratelimit-filter --listen ADDR [--workers N] [-c FILE]\n"
             "\n"
-            "A rate limiter for web servers, run as a FastCGI authorizer (or responder).\n"
+            "A rate limiter for web servers, run as a FastCGI authorizer or responder (which\n"
+            "forwards allowed requests to proxy.backend).\n"
             "\n"
             "  -c, --config FILE  configuration file (default: $RATELIMIT_CONFIG, else\n"
             "                     " MAIN_DEFAULT_CONFIG ")\n"
@@ -58,15 +70,19 @@ static void main_usage(FILE *out)
             "                     stores and print one JSON line per decision; the request is\n"
             "                     --client (the peer address), --path, --method (GET),\n"
             "                     --host and --header (repeatable)\n"
+            "      --listen ADDR  run as a daemon on ADDR: IP:PORT, [IPv6]:PORT or /path.sock\n"
+            "                     (unix socket, mode 0660)\n"
+            "      --workers N    worker processes of the daemon, 1..%d (default %d)\n"
             "  -h, --help         show this help and exit\n"
             "  -V, --version      show the version and exit\n"
             "\n"
-            "Exit status: 0 ok, 1 configuration error, 2 usage error, 3 runtime error.\n");
+            "Exit status: 0 ok, 1 configuration error, 2 usage error, 3 runtime error.\n",
+            PREFORK_WORKERS_MAX, MAIN_DEFAULT_WORKERS);
 }
 
 static int main_usage_error(void)
 {
-    fprintf(stderr, "Usage: ratelimit-filter [-c FILE] [-t | --shm-remove]\n"
+    fprintf(stderr, "Usage: ratelimit-filter [-c FILE] [-t | --shm-remove | --listen ADDR]\n"
                     "Try 'ratelimit-filter --help' for more information.\n");
     return MAIN_EXIT_USAGE;
 }
@@ -103,6 +119,38 @@ static int main_shm_remove(const char *file)
     return MAIN_EXIT_OK;
 }
 
+/* The prefork daemon: the stores are opened once here only to fail at start (exit 3) rather
+ * than in a restart loop; each worker opens its own after fork. */
+static int main_daemon(const char *file, const char *listen_spec, int workers)
+{
+    char why[512];
+    rl_error err;
+    rl_config *cfg = rl_config_load(file, &err);
+
+    if (cfg == NULL) {
+        log_error("%s", err.text);
+        return MAIN_EXIT_CONFIG;
+    }
+    rl_limiter *lim = rl_limiter_open(cfg, &err);
+    if (lim == NULL) {
+        log_error("cannot open the limiter: %s", err.text);
+        rl_config_free(cfg);
+        return MAIN_EXIT_RUNTIME;
+    }
+    rl_limiter_close(lim);
+    int fd = listen_open(listen_spec, why, sizeof why);
+    if (fd < 0) {
+        log_error("%s", why);
+        rl_config_free(cfg);
+        return MAIN_EXIT_RUNTIME;
+    }
+    log_info("listening on %s (configuration %s)", listen_spec, file);
+    int rc = prefork_run(cfg, fd, workers);
+    listen_close(fd, listen_spec);
+    rl_config_free(cfg);
+    return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
+}
+
 static int main_serve(const char *file)
 {
     rl_error err;
@@ -137,6 +185,8 @@ int main(int argc, char **argv)
         {"host", required_argument, NULL, MAIN_OPT_HOST},
         {"header", required_argument, NULL, MAIN_OPT_HEADER},
         {"count", required_argument, NULL, MAIN_OPT_COUNT},
+        {"listen", required_argument, NULL, MAIN_OPT_LISTEN},
+        {"workers", required_argument, NULL, MAIN_OPT_WORKERS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -146,6 +196,8 @@ int main(int argc, char **argv)
     decide_args da = {.count = 1};
     int decide_opts = 0; /* request options given: they need --decide */
     int c;
+    const char *listen_spec = NULL;
+    int workers = 0;
 
     if (file == NULL || file[0] == '\0')
         file = MAIN_DEFAULT_CONFIG;
@@ -187,6 +239,25 @@ int main(int argc, char **argv)
             decide_opts = 1;
             break;
         }
+        case MAIN_OPT_LISTEN:
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "ratelimit-filter: --listen needs an address or a path\n");
+                return main_usage_error();
+            }
+            listen_spec = optarg;
+            break;
+        case MAIN_OPT_WORKERS: {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || end == optarg || errno != 0 || n < 1 || n > PREFORK_WORKERS_MAX) {
+                fprintf(stderr, "ratelimit-filter: --workers \"%s\": must be 1..%d\n", optarg,
+                        PREFORK_WORKERS_MAX);
+                return main_usage_error();
+            }
+            workers = (int)n;
+            break;
+        }
         case 'h':
             main_usage(stdout);
             return MAIN_EXIT_OK;
@@ -215,11 +286,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "ratelimit-filter: --decide needs --client and --path\n");
         return main_usage_error();
     }
+    if (workers != 0 && listen_spec == NULL) {
+        fprintf(stderr, "ratelimit-filter: --workers needs --listen\n");
+        return main_usage_error();
+    }
+    if (listen_spec != NULL && mode != MAIN_SERVE) {
+        fprintf(stderr, "ratelimit-filter: --listen excludes -t, --shm-remove and --decide\n");
+        return main_usage_error();
+    }
 
     switch (mode) {
     case MAIN_TEST: return main_test(file);
     case MAIN_DECIDE: return decide_run(file, &da);
     case MAIN_SHM_REMOVE: return main_shm_remove(file);
-    default: return main_serve(file);
+    default: break;
     }
+    /* Before any fork: libcurl's global state is set up once, the proxy handles per process. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        log_error("libcurl could not be initialised");
+        return MAIN_EXIT_RUNTIME;
+    }
+    int rc = listen_spec != NULL
+                 ? main_daemon(file, listen_spec, workers ? workers : MAIN_DEFAULT_WORKERS)
+                 : main_serve(file);
+    curl_global_cleanup();
+    return rc;
 }

@@ -110,6 +110,14 @@ static void response_add_headers(response *r, const rl_config *cfg, const rl_dec
                       res->limit, res->remaining, rl_ms_to_s_ceil(res->reset_ms));
 }
 
+void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *d)
+{
+    response_reset(r, 200);
+    response_add_headers(r, cfg, d);
+    if (r->overflow)
+        response_reset(r, 200);
+}
+
 /* A refusal by a rule: the rule's status (429 unless configured) and body. */
 static void response_refused(response *r, const rl_config *cfg, const rl_decision *d)
 {
@@ -154,12 +162,12 @@ static void response_rejected(response *r, const rl_decision *d)
 }
 
 /* Authorizer: only Variable-* headers of a 200 reach the rest of the request. */
-static void response_authorized(response *r, const rl_decision *d)
+static void response_authorized(response *r, const request *req, const rl_decision *d)
 {
     char policy[RESPONSE_FIELD_MAX], state[RESPONSE_FIELD_MAX];
 
     response_reset(r, 200);
-    response_addf(r, "Status: 200\r\n");
+    response_addf(r, "Status: 200\r\nVariable-RATELIMIT_CLIENT: %s\r\n", req->client);
     if (d->decider >= 0 && (size_t)d->decider < d->nresults) {
         const rl_rule_result *res = &d->results[d->decider];
         response_fields(d, policy, state);
@@ -185,15 +193,15 @@ static void response_responded(response *r, const rl_config *cfg, const rl_decis
     response_addf(r, "\r\nOK\n");
 }
 
-void response_decision(response *r, const rl_config *cfg, request_role role,
+void response_decision(response *r, const rl_config *cfg, const request *req,
                        const rl_decision *d)
 {
     if (!d->allowed && d->verdict == RL_VERDICT_LIMITED)
         response_refused(r, cfg, d);
     else if (!d->allowed)
         response_rejected(r, d);
-    else if (role == REQUEST_ROLE_AUTHORIZER)
-        response_authorized(r, d);
+    else if (req->role == REQUEST_ROLE_AUTHORIZER)
+        response_authorized(r, req, d);
     else
         response_responded(r, cfg, d);
     if (r->overflow) /* cannot happen with RL_MAX_MATCH rules; never send half a header */

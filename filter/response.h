@@ -3,7 +3,9 @@
  * A response is built whole into a fixed buffer (nothing allocated per request), then sent
  * with FCGX_PutStr (FastCGI) or fwrite (plain CGI). What is said:
  *
- *   authorizer, allowed   Status: 200 and, when a rule matched, the decider's state as
+ *   authorizer, allowed   Status: 200, Variable-RATELIMIT_CLIENT (the client address, always:
+ *                         Apache's UserExpr needs a variable that is always there) and, when
+ *                         a rule matched, the decider's state as
  *                         Variable-RATELIMIT_LIMIT / _REMAINING / _RESET (seconds),
  *                         Variable-RATELIMIT_POLICY and Variable-RATELIMIT (IETF field values);
  *                         the web server turns each into a request environment variable.
@@ -36,8 +38,11 @@ typedef struct response {
 } response;
 
 /* Fills r from a decision; cfg and d are borrowed for the call. */
-void response_decision(response *r, const rl_config *cfg, request_role role,
+void response_decision(response *r, const rl_config *cfg, const request *req,
                        const rl_decision *d);
+/* Fills r with only the rate-limit header lines of d ("Name: value\r\n" each; nothing when no
+ * rule matched), for a response made elsewhere (the proxy's). */
+void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *d);
 /* Fills r with an error status (400, 403, 414, 500) and its text. */
 void response_error(response *r, int status);
 

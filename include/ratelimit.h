@@ -62,9 +62,12 @@ typedef enum rl_algo {
 } rl_algo;
 
 typedef enum rl_backend_kind {
-    RL_BACKEND_NONE = 0, /* no decision was made (no rule matched) */
-    RL_BACKEND_SHM,      /* host-wide shared-memory table */
-    RL_BACKEND_REDIS,    /* Redis, shared by every host */
+    RL_BACKEND_NONE = 0,      /* no decision was made (no rule matched, or no store could) */
+    RL_BACKEND_SHM,           /* host-wide shared-memory table */
+    RL_BACKEND_REDIS,         /* Redis, shared by every host */
+    RL_BACKEND_REFUSAL_CACHE, /* refused on this host, from an earlier Redis refusal */
+    RL_BACKEND_FAIL_OPEN,     /* Redis failing, rules with on_redis_down "open": admitted */
+    RL_BACKEND_FAIL_CLOSED,   /* Redis failing, a rule with on_redis_down "closed": refused */
 } rl_backend_kind;
 
 /* An address block. Addresses are kept in their IPv6 form: an IPv4 block a.b.c.d/n is
@@ -94,6 +97,13 @@ typedef enum rl_missing_key {
     RL_MISSING_SHARED,   /* all such requests share one bucket of the rule */
 } rl_missing_key;
 
+/* What a rule does while Redis cannot decide (rules[].on_redis_down). */
+typedef enum rl_redis_down {
+    RL_REDIS_DOWN_SHM = 0, /* decide from shared memory, this host's share of the limit */
+    RL_REDIS_DOWN_OPEN,    /* admit, uncounted */
+    RL_REDIS_DOWN_CLOSED,  /* refuse until Redis answers again */
+} rl_redis_down;
+
 /* One rule, validated. Every string is owned by the rl_config that holds the rule.
  * A rule applies to a request when every condition given holds (path, path_prefix,
  * path_regex, methods, hosts); one with none applies to every request. */
@@ -121,6 +131,7 @@ typedef struct rl_rule {
     int64_t period_ms;   /* ... per this period */
     int64_t burst;       /* at most this many at once; defaults to count (GCRA only) */
     char *limit_text;    /* the limit as written ("100/90s"), for messages */
+    rl_redis_down on_redis_down; /* used only with Redis enabled */
 } rl_rule;
 
 typedef struct rl_shm_config {
@@ -134,10 +145,14 @@ typedef struct rl_redis_config {
     int port;
     char *socket;        /* unix socket path; when set, host/port are unused */
     int db;
+    char *user;          /* ACL user for "AUTH user password"; NULL = the default user */
     char *password;      /* NULL = no AUTH */
     char *prefix;        /* prepended to every key */
     int connect_timeout_ms;
     int command_timeout_ms;
+    int breaker_failures;    /* consecutive failures that open the circuit breaker */
+    int breaker_open_ms;     /* how long it stays open before one probe is let through */
+    int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
 } rl_redis_config;
 
 /* Which header names the client behind a trusted proxy. */
@@ -161,6 +176,12 @@ typedef struct rl_access_config {
     rl_cidr *deny;       /* refused with 403; owned */
     size_t ndeny;
 } rl_access_config;
+/* Where the filter forwards allowed requests in the FastCGI responder role. */
+typedef struct rl_proxy_config {
+    char *backend;       /* "http://HOST[:PORT]", no trailing '/'; NULL = not proxying */
+    int connect_timeout_ms;
+    int timeout_ms;      /* the longest the backend may stay silent during one exchange */
+} rl_proxy_config;
 
 typedef struct rl_config {
     char *path;          /* the file it was read from */
@@ -168,6 +189,7 @@ typedef struct rl_config {
     rl_redis_config redis;
     rl_identity_config identity;
     rl_access_config access;
+    rl_proxy_config proxy;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
     rl_rule *rules;
     size_t nrules;
@@ -261,8 +283,12 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out);
 /* The handle's last error, "" when none. */
 const char *rl_limiter_errstr(const rl_limiter *lim);
 
-/* Health of the Redis path: "ok" (Redis answering or not configured), "degraded" (deciding
- * from shared memory). */
+/* Health of this process' limiter (static strings):
+ *   "ok"       Redis not configured, or answering (breaker closed, last call succeeded);
+ *   "degraded" Redis failing, and every rule falls back to shared memory (on_redis_down "shm"):
+ *              each host still enforces its share of every limit;
+ *   "down"     Redis failing and some rule is not enforced by any store (on_redis_down "open"
+ *              or "closed"), or shared memory itself failed on the last decision. */
 const char *rl_limiter_health(const rl_limiter *lim);
 
 /* ---- response headers (no HTTP framing: only the field values) ----------------------------- */

@@ -473,3 +473,20 @@ Test(config, rules_identity_access_keys)
     cr_expect_str_eq(r[3].path_prefix, "/");
     rl_config_free(cfg);
 }
+
+Test(config, proxy_keys_and_defaults)
+{
+    char path[PATH_MAX];
+    rl_config *cfg = load_good("proxy.conf", path, sizeof path);
+
+    cr_expect_str_eq(cfg->proxy.backend, "http://[::1]:8081");
+    cr_expect_eq(cfg->proxy.connect_timeout_ms, 250);
+    cr_expect_eq(cfg->proxy.timeout_ms, 3600000);
+    rl_config_free(cfg);
+
+    cfg = load_good("minimal.conf", path, sizeof path);
+    cr_expect_null(cfg->proxy.backend, "no proxy group: not proxying");
+    cr_expect_eq(cfg->proxy.connect_timeout_ms, 1000);
+    cr_expect_eq(cfg->proxy.timeout_ms, 30000);
+    rl_config_free(cfg);
+}

@@ -61,6 +61,16 @@ static int mem_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
                                   items[i].res);
         all &= items[i].res->allowed;
     }
+    /* A refused request charges no rule: admitting rules report their state at cost 0. */
+    for (size_t i = 0; i < n && !all; i++) {
+        if (!items[i].res->allowed)
+            continue;
+        mem_entry *e = mem_find(m, items[i].key, 0);
+        const rl_state *in = e != NULL && now_ms < e->expires ? &e->st : NULL;
+        rl_state unused;
+        int64_t unused_ttl;
+        rl_algo_decide(items[i].rule, in, now_ms, 0, &unused, &unused_ttl, items[i].res);
+    }
     for (size_t i = 0; i < n; i++) {
         if (all || (flags[i] & RL_ALGO_REPAIR)) {
             cr_assert_geq(ttl[i], 1, "%s: ttl %lld", items[i].key, (long long)ttl[i]);

@@ -1,0 +1,88 @@
+/* forward.c -- hand an allowed responder request to the proxy (see forward.h)
+ *
+ * Owns this process's proxy, made at the first forwarded request, i.e. after any fork, so no
+ * libcurl connection is ever shared between processes.
+ */
+#include "../core/fmacros.h"
+
+#include "forward.h"
+
+#include <stdio.h>
+
+#include "log.h"
+#include "proxy.h"
+
+static proxy *forward_px;
+static response forward_lines; /* the rate-limit header lines added to the backend's answer */
+
+int forward_wanted(const handle_ctx *ctx, const response *rsp)
+{
+    return ctx->cfg->proxy.backend != NULL && ctx->req.role == REQUEST_ROLE_RESPONDER &&
+           rsp->status == 200 && ctx->dec.allowed;
+}
+
+static int forward_fcgi_read(void *ud, char *buf, int n)
+{
+    FCGX_Request *fr = ud;
+    int got = FCGX_GetStr(buf, n, fr->in);
+    return got == 0 && FCGX_GetError(fr->in) != 0 ? -1 : got;
+}
+
+static int forward_fcgi_write(void *ud, const char *buf, int n)
+{
+    FCGX_Request *fr = ud;
+    return FCGX_PutStr(buf, n, fr->out) == n ? 0 : -1;
+}
+
+static int forward_stdin_read(void *ud, char *buf, int n)
+{
+    size_t got = fread(buf, 1, (size_t)n, stdin);
+    (void)ud;
+    return got == 0 && ferror(stdin) ? -1 : (int)got;
+}
+
+static int forward_stdout_write(void *ud, const char *buf, int n)
+{
+    (void)ud;
+    return fwrite(buf, 1, (size_t)n, stdout) == (size_t)n ? 0 : -1;
+}
+
+static int forward_run(handle_ctx *ctx, const proxy_io *io)
+{
+    if (forward_px == NULL && (forward_px = proxy_new(ctx->cfg)) == NULL) {
+        static const char err[] = "Status: 500 Internal Server Error\r\n"
+                                  "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                                  "Internal Server Error\n";
+        return io->write(io->ud, err, (int)sizeof err - 1);
+    }
+    response_limit_lines(&forward_lines, ctx->cfg, &ctx->dec);
+    return proxy_forward(forward_px, io, forward_lines.buf, forward_lines.len) < 0 ? -1 : 0;
+}
+
+int forward_fcgi(handle_ctx *ctx, FCGX_Request *fr)
+{
+    proxy_io io = {.params = fr->envp,
+                   .read = forward_fcgi_read,
+                   .write = forward_fcgi_write,
+                   .ud = fr,
+                   .body_to_eof = 1};
+    int rc = forward_run(ctx, &io);
+    return FCGX_FFlush(fr->out) < 0 ? -1 : rc;
+}
+
+int forward_cgi(handle_ctx *ctx, char **params)
+{
+    proxy_io io = {.params = params,
+                   .read = forward_stdin_read,
+                   .write = forward_stdout_write,
+                   .ud = NULL,
+                   .body_to_eof = 0};
+    int rc = forward_run(ctx, &io);
+    return fflush(stdout) != 0 ? -1 : rc;
+}
+
+void forward_close(void)
+{
+    proxy_free(forward_px);
+    forward_px = NULL;
+}

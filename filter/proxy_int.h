@@ -1,0 +1,51 @@
+/* proxy_int.h -- what the proxy's files share: the handle and one exchange's state
+ *
+ * proxy.c owns the handle and runs an exchange; proxy_request.c says what is sent;
+ * proxy_relay.c moves the bytes (libcurl callbacks). Private to those three files.
+ */
+#ifndef FILTER_PROXY_INT_H
+#define FILTER_PROXY_INT_H
+
+#include <curl/curl.h>
+#include <stdint.h>
+
+#include "proxy.h"
+
+#define PROXY_HEAD_MAX 65536  /* bytes of the backend's response header block */
+#define PROXY_TARGET_MAX 8192 /* bytes of a request target (path and query) */
+
+typedef struct proxy_xfer {
+    const proxy_io *io;
+    const char *extra;       /* header lines to add to the response */
+    size_t extra_len;
+    int64_t body_left;       /* request body bytes still to send; -1 = until EOF */
+    int read_failed;         /* the client's body ended early or could not be read */
+    int write_failed;        /* the web server went away */
+    int timed_out;           /* the backend stayed silent longer than timeout_ms */
+    int64_t last_ms;         /* monotonic time of the last byte either way */
+    int64_t timeout_ms;
+    int status;              /* the backend's final status, 0 before it */
+    int sent_head;           /* the response head went out: errors can no longer be shown */
+    size_t head_len;         /* bytes in head: the final response's header lines so far */
+    char status_line[256];   /* "Status: 404 Not Found\r\n" */
+    char head[PROXY_HEAD_MAX];
+} proxy_xfer;
+
+struct proxy {
+    const rl_config *cfg;
+    CURL *curl;
+    struct curl_slist *headers; /* of the request in flight; freed after it */
+    char errbuf[CURL_ERROR_SIZE];
+    char target[PROXY_TARGET_MAX];
+    proxy_xfer x;               /* large: kept off the stack */
+};
+
+/* proxy_request.c: sets the method, target, body and headers of the request in px->curl.
+ * Returns 0, or the HTTP status to refuse it with (400) after logging why. */
+int proxy_request_setup(proxy *px, const proxy_io *io);
+
+/* proxy_relay.c: installs the callbacks that move the bytes of px->x. */
+void proxy_relay_setup(proxy *px);
+int64_t proxy_now_ms(void);
+
+#endif

@@ -1,0 +1,198 @@
+/* proxy_relay.c -- move the bytes of one exchange: libcurl's callbacks
+ *
+ *   request body    read callback <- proxy_io.read (FCGX_GetStr), never more than announced
+ *   response head   header callback: the status line becomes "Status: NNN reason"; the
+ *                   header lines of the final response (1xx ones are skipped) are kept until
+ *                   the blank line, then sent minus hop-by-hop ones, plus the extra lines
+ *   response body   write callback -> proxy_io.write (FCGX_PutStr), as it arrives
+ *   idle timeout    progress callback: abort when no byte moved for timeout_ms
+ *
+ * The head is held back until it is complete because the Connection header, which may come
+ * last, names more headers to drop.
+ */
+#include "../core/fmacros.h"
+
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "proxy_headers.h"
+#include "proxy_int.h"
+
+int64_t proxy_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t proxy_on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    proxy_xfer *x = ud;
+    size_t want = size * nitems;
+    int got;
+
+    if (x->body_left == 0)
+        return 0;
+    if (x->body_left > 0 && (int64_t)want > x->body_left)
+        want = (size_t)x->body_left;
+    if (want > (1u << 30))
+        want = 1u << 30;
+    got = x->io->read(x->io->ud, buf, (int)want);
+    if (got < 0 || (got == 0 && x->body_left > 0)) {
+        x->read_failed = 1; /* the client went away in the middle of its body */
+        return CURL_READFUNC_ABORT;
+    }
+    if (x->body_left > 0)
+        x->body_left -= got;
+    else if (got == 0)
+        x->body_left = 0;
+    x->last_ms = proxy_now_ms();
+    return (size_t)got;
+}
+
+/* Writes the kept head, filtered, with the extra lines and the blank line. */
+static int proxy_send_head(proxy_xfer *x)
+{
+    const proxy_io *io = x->io;
+    const char *connection = NULL;
+    char conn[1024];
+
+    /* Find the Connection header first: it names more headers to drop. */
+    for (const char *p = x->head; p < x->head + x->head_len;) {
+        const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
+        size_t len = (size_t)(eol - p);
+        if (len > 11 && strncasecmp(p, "Connection:", 11) == 0 && len - 11 < sizeof conn) {
+            memcpy(conn, p + 11, len - 11);
+            conn[len - 11] = '\0';
+            connection = conn;
+        }
+        p = eol + 1;
+    }
+    x->sent_head = 1;
+    if (io->write(io->ud, x->status_line, (int)strlen(x->status_line)) != 0)
+        return -1;
+    for (const char *p = x->head; p < x->head + x->head_len;) {
+        const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
+        size_t line = (size_t)(eol - p) + 1, name = strcspn(p, ":");
+        int ours = x->extra_len > 0 && ((name == 9 && strncasecmp(p, "RateLimit", 9) == 0) ||
+                                        (name == 16 && strncasecmp(p, "RateLimit-Policy", 16) == 0) ||
+                                        strncasecmp(p, "X-RateLimit-", 12) == 0);
+        /* "Status" would be read by the web server as our status line: never pass it. */
+        int drop = ours || proxy_hop_by_hop(p, name, connection) ||
+                   (name == 6 && strncasecmp(p, "Status", 6) == 0);
+        if (!drop && io->write(io->ud, p, (int)line) != 0)
+            return -1;
+        p += line;
+    }
+    if (x->extra_len > 0 && io->write(io->ud, x->extra, (int)x->extra_len) != 0)
+        return -1;
+    return io->write(io->ud, "\r\n", 2);
+}
+
+/* "HTTP/1.1 404 Not Found" -> status 404, "Status: 404 Not Found\r\n". */
+static void proxy_status_line(proxy_xfer *x, const char *p, size_t n)
+{
+    const char *sp = memchr(p, ' ', n);
+    size_t rest;
+
+    x->status = 0;
+    x->head_len = 0;
+    if (sp == NULL || (size_t)(sp - p) + 4 > n)
+        return;
+    rest = n - (size_t)(sp + 1 - p);
+    for (int i = 0; i < 3; i++) {
+        if (sp[1 + i] < '0' || sp[1 + i] > '9')
+            return;
+        x->status = x->status * 10 + (sp[1 + i] - '0');
+    }
+    if (rest > sizeof x->status_line - 16)
+        rest = sizeof x->status_line - 16;
+    while (rest > 0 && (sp[rest] == '\r' || sp[rest] == '\n'))
+        rest--;
+    memcpy(x->status_line, "Status: ", 8);
+    memcpy(x->status_line + 8, sp + 1, rest);
+    memcpy(x->status_line + 8 + rest, "\r\n", 3);
+}
+
+static size_t proxy_on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+    proxy_xfer *x = ud;
+    size_t n = size * nitems, len = n;
+
+    x->last_ms = proxy_now_ms();
+    while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
+        len--;
+    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        proxy_status_line(x, buf, n);
+        return n;
+    }
+    if (len == 0) { /* the end of a head: an interim 1xx one is dropped whole */
+        if (x->status >= 200 && !x->sent_head && proxy_send_head(x) != 0) {
+            x->write_failed = 1;
+            return 0;
+        }
+        return n;
+    }
+    if (x->status < 200)
+        return n;
+    if ((buf[0] == ' ' || buf[0] == '\t') && x->head_len > 2) {
+        x->head_len -= 2; /* obsolete line folding: join it to the previous line */
+        buf[0] = ' ';
+    }
+    if (x->head_len + len + 2 > sizeof x->head) {
+        log_error("the backend's response head is longer than %d bytes", PROXY_HEAD_MAX);
+        x->status = -1;
+        return 0;
+    }
+    memcpy(x->head + x->head_len, buf, len);
+    memcpy(x->head + x->head_len + len, "\r\n", 2);
+    x->head_len += len + 2;
+    return n;
+}
+
+static size_t proxy_on_write(char *buf, size_t size, size_t nmemb, void *ud)
+{
+    proxy_xfer *x = ud;
+    size_t n = size * nmemb;
+
+    x->last_ms = proxy_now_ms();
+    if (!x->sent_head && (x->status < 200 || proxy_send_head(x) != 0)) {
+        x->write_failed = 1;
+        return 0;
+    }
+    if (n > 0 && x->io->write(x->io->ud, buf, (int)n) != 0) {
+        x->write_failed = 1;
+        return 0;
+    }
+    return n;
+}
+
+static int proxy_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                             curl_off_t ulnow)
+{
+    proxy_xfer *x = ud;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+
+    if (proxy_now_ms() - x->last_ms > x->timeout_ms) {
+        x->timed_out = 1;
+        return 1;
+    }
+    return 0;
+}
+
+void proxy_relay_setup(proxy *px)
+{
+    CURL *c = px->curl;
+
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, proxy_on_read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &px->x);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, proxy_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &px->x);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, proxy_on_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &px->x);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, proxy_on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &px->x);
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/perl
+# echo.cgi -- the test backend: answers with what it was sent (run by lighttpd mod_cgi)
+#   body          the request body, byte for byte
+#   X-Echo-Method, X-Echo-Uri, X-Echo-Length   REQUEST_METHOD, REQUEST_URI, body bytes
+#   X-Req-NAME    one per HTTP_NAME request header
+#   ?status=N     answer with status N;  ?sleep=S  wait S seconds first
+use strict;
+use warnings;
+binmode STDIN;
+binmode STDOUT;
+my $q = $ENV{QUERY_STRING} // '';
+my ($status) = $q =~ /(?:^|&)status=(\d{3})/;
+my ($sleep) = $q =~ /(?:^|&)sleep=(\d+)/;
+sleep $sleep if $sleep;
+my $body = '';
+my $len = $ENV{CONTENT_LENGTH} // 0;
+while (length($body) < $len) {
+    my $n = read(STDIN, $body, $len - length($body), length($body));
+    last unless $n;
+}
+print "Status: ", ($status // 200), "\r\n";
+print "Content-Type: application/octet-stream\r\n";
+print "X-Echo-Method: $ENV{REQUEST_METHOD}\r\n";
+print "X-Echo-Uri: $ENV{REQUEST_URI}\r\n";
+print "X-Echo-Length: ", length($body), "\r\n";
+print "X-Echo-Content-Type: ", ($ENV{CONTENT_TYPE} // ''), "\r\n";
+for my $k (sort grep { /^HTTP_/ } keys %ENV) {
+    (my $v = $ENV{$k}) =~ s/[\r\n]/ /g;
+    print "X-Req-", substr($k, 5), ": $v\r\n";
+}
+
+print "\r\n";
+print $body;

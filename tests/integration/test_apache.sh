@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# test_apache.sh -- the filter under Apache 2.4, with the shipped recipes etc/apache/*.conf
+#
+#   A  mod_authnz_fcgi -> the prefork daemon over TCP: 8 requests from one client give exactly
+#      5 x 200 (the static page, RateLimit headers copied by mod_headers) then 3 x 429 with
+#      Retry-After and the RateLimit headers
+#   B  mod_proxy_fcgi -> the daemon in proxy mode -> a lighttpd + CGI echo backend: a 1 MiB
+#      binary POST (NUL bytes included) comes back identical; method, URI (byte for byte),
+#      headers and X-Forwarded-For/Forwarded reach the backend; a 404 stays 404; a slow
+#      backend gives 504, a stopped one 502; past the limit 429 without the backend
+#   C  mod_cgi: the binary as a plain CGI program, one process per request sharing shared
+#      memory: 7 requests give exactly 5 x 200 then 2 x 429
+# Each Apache is started by hand (apache2 -f CONF -DFOREGROUND, User www-data) on a free
+# 127.0.0.1 port below 32768; every wait is bounded; everything is stopped by pid on exit.
+set -euo pipefail
+NAME=test_apache
+source "$(dirname "$0")/lib/lib.sh"
+need apache2 lighttpd curl perl cmp
+MODS=/usr/lib/apache2/modules
+
+# A minimal Apache around one recipe: $1 dir, $2 port, $3 recipe file (already templated),
+# $4 extra modules.
+start_apache() {
+    local d=$1 m
+    mkdir -p "$d/www"
+    echo "hello from apache" > "$d/www/index.html"
+    {
+        echo "ServerName 127.0.0.1"
+        echo "Listen 127.0.0.1:$2"
+        echo "PidFile $d/httpd.pid"
+        echo "DefaultRuntimeDir $d"
+        echo "ErrorLog $d/error.log"
+        echo "LogLevel warn"
+        echo "User www-data"
+        echo "Group www-data"
+        echo "Timeout 10"
+        for m in mpm_prefork authz_core authn_core authz_user mime dir alias env $4; do
+            echo "LoadModule ${m}_module $MODS/mod_$m.so"
+        done
+        echo "DocumentRoot $d/www"
+        echo "DirectoryIndex index.html"
+        echo "TypesConfig /etc/mime.types"
+        echo "<Directory $d/www>"
+        echo "    Require all granted"
+        echo "</Directory>"
+        echo "Include $3"
+    } > "$d/httpd.conf"
+    apache2 -t -f "$d/httpd.conf" >/dev/null 2>"$d/t.err" || {
+        fail "apache2 rejected $d/httpd.conf: $(cat "$d/t.err")"; return 1; }
+    # Its own session: on SIGTERM Apache signals its whole process group, which would
+    # otherwise be this script.
+    setsid apache2 -f "$d/httpd.conf" -DFOREGROUND 2>>"$d/apache.stderr" &
+    PIDS+=("$!")
+    wait_port "$2" 10 || { fail "apache2 not listening on $2: $(tail -n 3 "$d/error.log")"; return 1; }
+}
+
+# ---- A: mod_authnz_fcgi ---------------------------------------------------------------------
+d=$T/A; mkdir -p "$d"
+write_conf "$d/rl.conf" authnz 5/m ""
+DP=$(pick_port)
+start_daemon "127.0.0.1:$DP" "$d/rl.conf" 2 "$d/filter.log"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi.conf" > "$d/recipe.conf"
+AP=$(pick_port)
+start_apache "$d" "$AP" "$d/recipe.conf" "authnz_fcgi headers"
+codes=""
+for i in 1 2 3 4 5 6 7 8; do
+    codes+="$(hcurl -o "$d/b$i" -D "$d/h$i" "http://127.0.0.1:$AP/") "
+done
+check "A: authnz 8 requests -> 5 x 200 then 3 x 429 ($codes)" test "$codes" = "200 200 200 200 200 429 429 429 "
+check "A: 200 carries the page" grep -q "hello from apache" "$d/b1"
+check "A: 200 RateLimit copied by mod_headers ($(hdr "$d/h1" RateLimit))" bash -c '[[ $1 =~ ^\"authnz\"\;r=4\;t=[0-9]+$ ]]' _ "$(hdr "$d/h1" RateLimit)"
+check "A: 200 RateLimit-Policy copied" test "$(hdr "$d/h1" RateLimit-Policy)" = '"authnz";q=5;w=60'
+check "A: 200 X-RateLimit-Remaining: 4" test "$(hdr "$d/h1" X-RateLimit-Remaining)" = 4
+check "A: 429 Retry-After >= 1 ($(hdr "$d/h6" Retry-After))" test "$(hdr "$d/h6" Retry-After)" -ge 1
+check "A: 429 RateLimit r=0" bash -c '[[ $1 =~ ^\"authnz\"\;r=0\;t=[0-9]+$ ]]' _ "$(hdr "$d/h6" RateLimit)"
+check "A: 429 body from the filter" grep -Eq '^Too Many Requests: retry in [0-9]+ s$' "$d/b6"
+check "A: no mod_authnz_fcgi error (UserExpr resolved)" bash -c '! grep -q "authnz_fcgi:error" "$1"' _ "$d/error.log"
+
+# ---- B: mod_proxy_fcgi -> proxy mode -> backend -----------------------------------------------
+d=$T/B; mkdir -p "$d"
+BP=$(pick_port)
+start_backend "$d" "$BP"
+write_conf "$d/rl.conf" proxied 10/m "proxy: { backend = \"http://127.0.0.1:$BP\"; connect_timeout_ms = 500; timeout_ms = 1000; };"
+DP=$(pick_port)
+start_daemon "127.0.0.1:$DP" "$d/rl.conf" 2 "$d/filter.log"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/proxy-fcgi.conf" > "$d/recipe.conf"
+AP=$(pick_port)
+start_apache "$d" "$AP" "$d/recipe.conf" "proxy proxy_fcgi"
+U="http://127.0.0.1:$AP"
+
+head -c 1048576 /dev/urandom > "$d/body"
+printf 'a\0b\0\0c' >> "$d/body"
+c=$(hcurl -o "$d/echo" -D "$d/h1" -X POST -H 'Content-Type: application/x-test' -H 'X-Custom: v1' \
+    -H 'X-Forwarded-For: 198.51.100.9' --data-binary "@$d/body" "$U/echo.cgi")
+check "B: POST 1 MiB binary -> 200 ($c)" test "$c" = 200
+check "B: the body comes back byte for byte" cmp -s "$d/body" "$d/echo"
+check "B: backend got POST" test "$(hdr "$d/h1" X-Echo-Method)" = POST
+check "B: backend got Content-Type" test "$(hdr "$d/h1" X-Echo-Content-Type)" = application/x-test
+check "B: backend got X-Custom" test "$(hdr "$d/h1" X-Req-X_CUSTOM)" = v1
+check "B: X-Forwarded-For appended ($(hdr "$d/h1" X-Req-X_FORWARDED_FOR))" test "$(hdr "$d/h1" X-Req-X_FORWARDED_FOR)" = "198.51.100.9, 127.0.0.1"
+check "B: Forwarded for=127.0.0.1;proto=http" test "$(hdr "$d/h1" X-Req-FORWARDED)" = "for=127.0.0.1;proto=http"
+check "B: response carries RateLimit" bash -c '[[ $1 =~ ^\"proxied\"\;r=9\;t=[0-9]+$ ]]' _ "$(hdr "$d/h1" RateLimit)"
+check "B: response carries X-RateLimit-Limit" test "$(hdr "$d/h1" X-RateLimit-Limit)" = 10
+uri='/echo.cgi/a%20b/c?q=a%2Fb&r=%C3%A9;s=/../x&&'
+c=$(hcurl --path-as-is -o /dev/null -D "$d/h2" -X PUT "$U$uri")
+check "B: PUT passes ($c)" test "$c" = 200
+check "B: method kept" test "$(hdr "$d/h2" X-Echo-Method)" = PUT
+check "B: URI kept byte for byte ($(hdr "$d/h2" X-Echo-Uri))" test "$(hdr "$d/h2" X-Echo-Uri)" = "$uri"
+c=$(hcurl -o /dev/null "$U/missing.html")
+check "B: a backend 404 stays 404 ($c)" test "$c" = 404
+c=$(hcurl -o /dev/null -D "$d/h4" "$U/echo.cgi?status=418")
+check "B: a backend 418 stays 418 ($c)" test "$c" = 418
+c=$(hcurl -o "$d/b5" "$U/echo.cgi?sleep=4")
+check "B: a slow backend -> 504 ($c)" test "$c" = 504
+check "B: 504 body" grep -q "Gateway Timeout" "$d/b5"
+stop_pid "$BPID"
+c=$(hcurl -o "$d/b6" "$U/echo.cgi")
+check "B: backend down -> 502 ($c)" test "$c" = 502
+check "B: 502 body" grep -q "Bad Gateway: the backend refused the connection" "$d/b6"
+codes=""
+for i in 1 2 3 4 5; do codes+="$(hcurl -o /dev/null -D "$d/hl" "$U/echo.cgi") "; done
+check "B: requests 7..11 -> 502 x 4 then 429, the backend not asked ($codes)" test "$codes" = "502 502 502 502 429 "
+check "B: 429 Retry-After" test "$(hdr "$d/hl" Retry-After)" -ge 1
+check "B: 502 and 504 logged" bash -c 'grep -q "error: 502: backend" "$1" && grep -q "error: 504: backend" "$1"' _ "$d/filter.log"
+
+# ---- C: mod_cgi ------------------------------------------------------------------------------
+d=$T/C; mkdir -p "$d"
+write_conf "$d/rl.conf" cgi 5/m ""
+chmod 644 "$d/rl.conf"
+sed -e "s|/etc/ratelimit-filter/ratelimit.conf|$d/rl.conf|" -e "s|/usr/local/bin/ratelimit-filter|$RL_FILTER|" \
+    "$ROOT/etc/apache/cgi.conf" > "$d/recipe.conf"
+AP=$(pick_port)
+start_apache "$d" "$AP" "$d/recipe.conf" "cgi"
+codes=""
+for i in 1 2 3 4 5 6 7; do codes+="$(hcurl -o "$d/b$i" -D "$d/h$i" "http://127.0.0.1:$AP/limited/x?i=$i") "; done
+check "C: CGI 7 requests -> 5 x 200 then 2 x 429 ($codes)" test "$codes" = "200 200 200 200 200 429 429 "
+check "C: 200 carries RateLimit" bash -c '[[ $1 =~ ^\"cgi\"\;r=4\;t=[0-9]+$ ]]' _ "$(hdr "$d/h1" RateLimit)"
+check "C: 429 Retry-After" test "$(hdr "$d/h6" Retry-After)" -ge 1
+
+for f in "$T"/*/filter.log "$T"/*/error.log; do
+    [ -e "$f" ] && check "no sanitizer report in $(basename "$(dirname "$f")")/$(basename "$f")" no_sanitizer_report "$f"
+done
+finish

@@ -1,0 +1,171 @@
+/* test_config_env.c -- RATE_LIMIT_* environment variables over a config file
+ *
+ * Criterion runs each test in its own process, so setenv() here never leaks into another.
+ */
+#include "fmacros.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "leakcheck.h"
+#include "ratelimit.h"
+
+static char path[256];
+
+static void fini(void)
+{
+    if (path[0] != '\0')
+        unlink(path);
+    rl_test_leak_check();
+}
+
+TestSuite(config_env, .fini = fini);
+
+#define RULES                                                                                \
+    "rules = ( { name = \"api\"; path_prefix = \"/api\"; limit = \"5/s\"; },"               \
+    "          { name = \"global\"; limit = \"100/m\"; burst = 100; },"                     \
+    "          { name = \"chat\"; path_prefix = \"/chat\"; limit = \"10/m\"; burst = 3; } );\n"
+
+static void write_conf(const char *text)
+{
+    snprintf(path, sizeof(path), "/tmp/rl-env-%d.conf", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static rl_config *load_ok(const char *text)
+{
+    rl_error err;
+    write_conf(text);
+    rl_config *cfg = rl_config_load(path, &err);
+    cr_assert_not_null(cfg, "%s", err.text);
+    return cfg;
+}
+
+static void load_fails(const char *text, const char *want)
+{
+    rl_error err;
+    write_conf(text);
+    rl_config *cfg = rl_config_load(path, &err);
+    cr_assert_null(cfg, "loaded, expected: %s", want);
+    cr_assert_str_eq(err.text, want);
+}
+
+Test(config_env, nothing_set_changes_nothing)
+{
+    rl_config *cfg = load_ok("redis: { enabled = true; host = \"10.0.0.1\"; port = 7000; };\n" RULES);
+    cr_assert_eq(cfg->redis.enabled, 1);
+    cr_assert_str_eq(cfg->redis.host, "10.0.0.1");
+    cr_assert_eq(cfg->redis.port, 7000);
+    cr_assert_eq(cfg->rules[1].count, 100);
+    cr_assert_eq(cfg->redis.breaker_failures, 3);
+    cr_assert_eq(cfg->redis.breaker_open_ms, 1000);
+    cr_assert_eq(cfg->redis.hosts, 1);
+    rl_config_free(cfg);
+}
+
+Test(config_env, redis_connection_variables)
+{
+    setenv("RATE_LIMIT_USE_REDIS", "Yes", 1);
+    setenv("RATE_LIMIT_REDIS_HOST", "192.0.2.9", 1);
+    setenv("RATE_LIMIT_REDIS_PORT", "6380", 1);
+    setenv("RATE_LIMIT_REDIS_DB", "4", 1);
+    setenv("RATE_LIMIT_REDIS_PASSWORD", "from-env", 1);
+    rl_config *cfg = load_ok("redis: { enabled = false; password = \"file\"; };\n" RULES);
+    cr_assert_eq(cfg->redis.enabled, 1);
+    cr_assert_str_eq(cfg->redis.host, "192.0.2.9");
+    cr_assert_eq(cfg->redis.port, 6380);
+    cr_assert_eq(cfg->redis.db, 4);
+    cr_assert_str_eq(cfg->redis.password, "from-env");
+    rl_config_free(cfg);
+
+    setenv("RATE_LIMIT_USE_REDIS", "0", 1);
+    setenv("RATE_LIMIT_REDIS_PASSWORD", "", 1);
+    cfg = load_ok("redis: { enabled = true; password = \"file\"; };\n" RULES);
+    cr_assert_eq(cfg->redis.enabled, 0);
+    cr_assert_null(cfg->redis.password, "set but empty: no AUTH");
+    rl_config_free(cfg);
+}
+
+Test(config_env, invalid_values_name_the_variable)
+{
+    setenv("RATE_LIMIT_USE_REDIS", "maybe", 1);
+    load_fails(RULES, "environment RATE_LIMIT_USE_REDIS: invalid value \"maybe\": expected "
+                      "true, false, 1, 0, yes or no");
+    unsetenv("RATE_LIMIT_USE_REDIS");
+    setenv("RATE_LIMIT_REDIS_PORT", "70000", 1);
+    load_fails(RULES, "environment RATE_LIMIT_REDIS_PORT: invalid value \"70000\": expected an "
+                      "integer in 1..65535");
+    setenv("RATE_LIMIT_REDIS_PORT", "12x", 1);
+    load_fails(RULES, "environment RATE_LIMIT_REDIS_PORT: invalid value \"12x\": expected an "
+                      "integer in 1..65535");
+    unsetenv("RATE_LIMIT_REDIS_PORT");
+    setenv("RATE_LIMIT_REDIS_DB", "-1", 1);
+    load_fails(RULES, "environment RATE_LIMIT_REDIS_DB: invalid value \"-1\": expected an "
+                      "integer in 0..1000000");
+    unsetenv("RATE_LIMIT_REDIS_DB");
+    setenv("RATE_LIMIT_FALLBACK_MEMORY", "si", 1);
+    load_fails(RULES, "environment RATE_LIMIT_FALLBACK_MEMORY: invalid value \"si\": expected "
+                      "true, false, 1, 0, yes or no");
+    unsetenv("RATE_LIMIT_FALLBACK_MEMORY");
+    setenv("RATE_LIMIT_REQUESTS", "ten", 1);
+    rl_error err;
+    write_conf(RULES);
+    cr_assert_null(rl_config_load(path, &err));
+    cr_assert(strncmp(err.text, "environment RATE_LIMIT_REQUESTS: invalid value \"ten\": ", 52) == 0,
+              "%s", err.text);
+}
+
+Test(config_env, fallback_memory_sets_every_rule)
+{
+    setenv("RATE_LIMIT_FALLBACK_MEMORY", "false", 1);
+    rl_config *cfg = load_ok(RULES);
+    for (size_t i = 0; i < cfg->nrules; i++)
+        cr_assert_eq(cfg->rules[i].on_redis_down, RL_REDIS_DOWN_OPEN);
+    rl_config_free(cfg);
+    setenv("RATE_LIMIT_FALLBACK_MEMORY", "true", 1);
+    cfg = load_ok("rules = ( { name = \"a\"; limit = \"1/s\"; on_redis_down = \"closed\"; } );");
+    cr_assert_eq(cfg->rules[0].on_redis_down, RL_REDIS_DOWN_SHM);
+    rl_config_free(cfg);
+}
+
+Test(config_env, requests_sets_the_global_rule)
+{
+    setenv("RATE_LIMIT_REQUESTS", "250", 1);
+    rl_config *cfg = load_ok(RULES);
+    cr_assert_eq(cfg->rules[1].count, 250, "a bare count is per minute");
+    cr_assert_eq(cfg->rules[1].period_ms, 60000);
+    cr_assert_eq(cfg->rules[1].burst, 250, "a burst equal to the count follows it");
+    cr_assert_str_eq(cfg->rules[1].limit_text, "250/m");
+    cr_assert_eq(cfg->rules[0].count, 5);
+    rl_config_free(cfg);
+
+    setenv("RATE_LIMIT_REQUESTS", "7/10s", 1);
+    cfg = load_ok("rules = ( { name = \"api\"; path_prefix = \"/api\"; limit = \"5/s\"; },"
+                  "{ name = \"all\"; limit = \"1/s\"; }, { name = \"x\"; limit = \"2/s\"; } );");
+    cr_assert_eq(cfg->rules[1].count, 7, "no \"global\": the first rule for \"/\"");
+    cr_assert_eq(cfg->rules[1].period_ms, 10000);
+    cr_assert_eq(cfg->rules[2].count, 2);
+    rl_config_free(cfg);
+
+    load_fails("rules = ( { name = \"api\"; path_prefix = \"/api\"; limit = \"5/s\"; } );",
+               "environment RATE_LIMIT_REQUESTS: no rule named \"global\" and no rule with "
+               "path_prefix \"/\"");
+}
+
+Test(config_env, chat_sets_the_chat_rule)
+{
+    setenv("RATE_LIMIT_CHAT", "20/h", 1);
+    rl_config *cfg = load_ok(RULES);
+    cr_assert_eq(cfg->rules[2].count, 20);
+    cr_assert_eq(cfg->rules[2].period_ms, 3600000);
+    cr_assert_eq(cfg->rules[2].burst, 3, "an explicit smaller burst is kept");
+    rl_config_free(cfg);
+    load_fails("rules = ( { name = \"global\"; limit = \"5/s\"; } );",
+               "environment RATE_LIMIT_CHAT: no rule named \"chat\"");
+}

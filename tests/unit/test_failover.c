@@ -1,0 +1,370 @@
+/* test_failover.c -- the circuit breaker, alone and through rl_decide with a real Redis
+ *
+ * The breaker's state machine is tested with an injected clock; everything else goes through
+ * the public API with config files, against a redis-server that is killed, stopped (SIGSTOP)
+ * or replaced by a socket that never answers, and checks what a client would see: no error,
+ * a decision from the configured fallback, bounded latency, the health string, and Redis
+ * taking over again.
+ */
+#include "fmacros.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "failover.h"
+#include "leakcheck.h"
+#include "lib_redis_server.h"
+#include "ratelimit.h"
+
+static char conf_path[256];
+static char shm_name[64];
+static rlt_redis srv;
+
+static void fini(void)
+{
+    if (srv.pid > 0)
+        kill(srv.pid, SIGCONT);
+    rlt_redis_stop(&srv);
+    if (conf_path[0] != '\0')
+        unlink(conf_path);
+    if (shm_name[0] != '\0')
+        shm_unlink(shm_name);
+    rl_test_leak_check();
+}
+
+TestSuite(failover, .fini = fini, .timeout = 60);
+
+/* ---- the state machine ------------------------------------------------------------------ */
+
+Test(failover, breaker_opens_after_n_failures_and_half_opens_after_t)
+{
+    rl_breaker b;
+
+    rl_breaker_init(&b, 3, 1000);
+    cr_assert(rl_breaker_allow(&b, 0));
+    rl_breaker_failure(&b, 0);
+    rl_breaker_failure(&b, 1);
+    cr_assert(rl_breaker_allow(&b, 2), "two failures do not open it");
+    rl_breaker_success(&b);
+    rl_breaker_failure(&b, 3);
+    rl_breaker_failure(&b, 4);
+    cr_assert(rl_breaker_allow(&b, 5), "a success resets the count");
+    rl_breaker_failure(&b, 10);
+    cr_assert_eq(b.state, RL_BREAKER_OPEN);
+    cr_assert_not(rl_breaker_allow(&b, 10));
+    cr_assert_eq(rl_breaker_remaining(&b, 10), 1000);
+    cr_assert_not(rl_breaker_allow(&b, 1009));
+    cr_assert_eq(rl_breaker_remaining(&b, 1009), 1);
+    cr_assert(rl_breaker_allow(&b, 1010), "half-open: one probe");
+    cr_assert_eq(b.state, RL_BREAKER_HALF_OPEN);
+    rl_breaker_failure(&b, 1015);
+    cr_assert_eq(b.state, RL_BREAKER_OPEN, "a failed probe re-opens at once");
+    cr_assert_not(rl_breaker_allow(&b, 2014));
+    cr_assert(rl_breaker_allow(&b, 2015));
+    rl_breaker_success(&b);
+    cr_assert_eq(b.state, RL_BREAKER_CLOSED);
+    cr_assert_eq(rl_breaker_remaining(&b, 2016), 0);
+    cr_assert_eq(b.opened, 2);
+}
+
+/* ---- through the limiter ---------------------------------------------------------------- */
+
+static rl_config *load(const char *redis, const char *rules)
+{
+    rl_error err;
+    FILE *f;
+
+    snprintf(conf_path, sizeof(conf_path), "/tmp/rl-failover-%d.conf", (int)getpid());
+    snprintf(shm_name, sizeof(shm_name), "/rl-failover-%d", (int)getpid());
+    f = fopen(conf_path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "shm: { name = \"%s\"; capacity = 1000; };\n", shm_name);
+    fprintf(f, "redis: { enabled = true; prefix = \"t%d:\"; %s };\nrules = ( %s );\n",
+            (int)getpid(), redis, rules);
+    fclose(f);
+    rl_config *cfg = rl_config_load(conf_path, &err);
+    cr_assert_not_null(cfg, "%s", err.text);
+    return cfg;
+}
+
+static rl_limiter *open_lim(const rl_config *cfg)
+{
+    rl_error err;
+    rl_limiter *lim = rl_limiter_open(cfg, &err);
+    cr_assert_not_null(lim, "%s", err.text);
+    return lim;
+}
+
+static rl_decision ask(rl_limiter *lim, const char *client)
+{
+    rl_decision d;
+    rl_request req = {.client = client, .path = "/", .cost = 1};
+    cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
+    return d;
+}
+
+static void redis_section(char *buf, size_t size, const char *extra)
+{
+    snprintf(buf, size, "port = %d; command_timeout_ms = 50; connect_timeout_ms = 100; %s",
+             srv.port, extra);
+}
+
+Test(failover, killed_mid_burst_then_back_within_a_second)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *lim;
+    long long t, seen_degraded = -1, killed, restarted;
+    int admitted = 0;
+
+    cr_assert_eq(rlt_redis_start(&srv, NULL), 0);
+    redis_section(redis, sizeof(redis), "breaker_open_ms = 800;");
+    cfg = load(redis, "{ name = \"global\"; limit = \"1000/m\"; }");
+    lim = open_lim(cfg);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(ask(lim, "c1").backend, RL_BACKEND_REDIS);
+    cr_assert_str_eq(rl_limiter_health(lim), "ok");
+
+    rlt_redis_kill(&srv);
+    killed = rlt_now_ms();
+    for (int i = 0; i < 200; i++) {
+        rl_decision d = ask(lim, "c1");
+        cr_assert_eq(d.backend, RL_BACKEND_SHM, "request %d", i);
+        admitted += d.allowed;
+        if (seen_degraded < 0 && strcmp(rl_limiter_health(lim), "degraded") == 0)
+            seen_degraded = rlt_now_ms() - killed;
+    }
+    cr_assert_eq(admitted, 200, "shm decides with the same rule");
+    cr_assert(seen_degraded >= 0 && seen_degraded < 1000, "degraded after %lld ms",
+              seen_degraded);
+
+    cr_assert_eq(rlt_redis_restart(&srv), 0);
+    restarted = rlt_now_ms();
+    t = restarted;
+    while (ask(lim, "c1").backend != RL_BACKEND_REDIS) {
+        cr_assert_lt(rlt_now_ms() - restarted, 1000, "not back on Redis within 1 s");
+        rlt_sleep_ms(5);
+    }
+    cr_assert_str_eq(rl_limiter_health(lim), "ok");
+    (void)t;
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+Test(failover, stopped_server_no_decision_waits_longer_than_the_timeout)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *lim;
+    long long worst = 0;
+    int slow = 0;
+
+    cr_assert_eq(rlt_redis_start(&srv, NULL), 0);
+    redis_section(redis, sizeof(redis), "breaker_failures = 3; breaker_open_ms = 200;");
+    cfg = load(redis, "{ name = \"global\"; limit = \"100000/m\"; }");
+    lim = open_lim(cfg);
+    cr_assert_eq(ask(lim, "c2").backend, RL_BACKEND_REDIS);
+    cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+    long long start = rlt_now_ms();
+    while (rlt_now_ms() - start < 1000) {
+        long long t = rlt_now_ms();
+        rl_decision d = ask(lim, "c2");
+        long long took = rlt_now_ms() - t;
+        cr_assert_eq(d.backend, RL_BACKEND_SHM);
+        if (took > worst)
+            worst = took;
+        slow += took >= 40;
+    }
+    /* 50 ms command timeout (+ scheduling slack); only the first 3 calls and one probe per
+     * 200 ms wait at all: ~3 + 4 in a second. */
+    cr_assert_lt(worst, 50 + 30, "a decision took %lld ms", worst);
+    cr_assert(slow >= 3 && slow <= 10, "%d decisions waited for the timeout", slow);
+    cr_assert_str_eq(rl_limiter_health(lim), "degraded");
+    cr_assert_eq(kill(srv.pid, SIGCONT), 0);
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+/* A socket that listens but never accepts: connects succeed (the kernel's backlog) and then
+ * every command times out. Counting what is queued counts the connection attempts. */
+static int silent_listener(int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_geq(fd, 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 64), 0);
+    cr_assert_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int count_attempts(int lfd)
+{
+    int n = 0, fd;
+
+    while ((fd = accept(lfd, NULL, NULL)) >= 0 ||
+           (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+        close(fd);
+        n++;
+    }
+    return n;
+}
+
+Test(failover, open_breaker_does_no_network_io_then_probes_once)
+{
+    char redis[256];
+    int port, lfd = silent_listener(&port);
+    rl_config *cfg;
+    rl_limiter *lim;
+    long long t;
+
+    snprintf(redis, sizeof(redis), "port = %d; command_timeout_ms = 20; breaker_failures = 2; "
+             "breaker_open_ms = 300;", port);
+    cfg = load(redis, "{ name = \"global\"; limit = \"100000/m\"; }");
+    lim = open_lim(cfg);
+    ask(lim, "c3");
+    ask(lim, "c3");
+    cr_assert_eq(count_attempts(lfd), 2, "each closed-breaker failure reconnects");
+    t = rlt_now_ms();
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(ask(lim, "c3").backend, RL_BACKEND_SHM);
+    cr_assert_lt(rlt_now_ms() - t, 20, "decisions while open waited");
+    cr_assert_eq(count_attempts(lfd), 0, "a decision while open touched the network");
+    rlt_sleep_ms(310);
+    ask(lim, "c3"); /* the probe */
+    for (int i = 0; i < 50; i++)
+        ask(lim, "c3");
+    cr_assert_eq(count_attempts(lfd), 1, "half-open lets exactly one probe through");
+    close(lfd);
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+static int free_port(void)
+{
+    int port = rlt_free_port();
+    cr_assert_gt(port, 0);
+    return port;
+}
+
+Test(failover, fail_open_and_fail_closed_rules)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *lim;
+    rl_decision d;
+
+    snprintf(redis, sizeof(redis), "port = %d; breaker_failures = 1; breaker_open_ms = 5000;",
+             free_port());
+    cfg = load(redis, "{ name = \"global\"; limit = \"2/m\"; on_redis_down = \"open\"; },"
+                      "{ name = \"api\"; path_prefix = \"/api\"; limit = \"100/m\";"
+                      "  on_redis_down = \"closed\"; }");
+    lim = open_lim(cfg);
+    for (int i = 0; i < 5; i++) {
+        d = ask(lim, "c4");
+        cr_assert_eq(d.allowed, 1, "fail open admits everything");
+        cr_assert_eq(d.backend, RL_BACKEND_FAIL_OPEN);
+        cr_assert_eq(d.nresults, 1);
+        cr_assert_eq(d.results[0].remaining, 2);
+    }
+    cr_assert_str_eq(rl_limiter_health(lim), "down");
+
+    rl_request req = {.client = "c4", .path = "/api/x", .cost = 1};
+    cr_assert_eq(rl_decide(lim, &req, &d), 0);
+    cr_assert_eq(d.allowed, 0, "fail closed refuses");
+    cr_assert_eq(d.backend, RL_BACKEND_FAIL_CLOSED);
+    cr_assert_eq(d.nresults, 1, "only the refusing rule is listed");
+    cr_assert_str_eq(d.results[0].rule->name, "api");
+    cr_assert(d.retry_after_ms > 4000 && d.retry_after_ms <= 5000, "retry %lld",
+              (long long)d.retry_after_ms);
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+Test(failover, fail_closed_says_at_least_one_second)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *lim;
+    rl_decision d;
+
+    snprintf(redis, sizeof(redis), "port = %d; breaker_failures = 1; breaker_open_ms = 100;",
+             free_port());
+    cfg = load(redis, "{ name = \"global\"; limit = \"2/m\"; on_redis_down = \"closed\"; }");
+    lim = open_lim(cfg);
+    d = ask(lim, "c5");
+    cr_assert_eq(d.allowed, 0);
+    cr_assert_eq(d.retry_after_ms, 1000);
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+Test(failover, shm_fallback_decides_this_hosts_share)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *lim;
+    int admitted = 0;
+
+    snprintf(redis, sizeof(redis), "port = %d; hosts = 4;", free_port());
+    cfg = load(redis, "{ name = \"global\"; limit = \"10/m\"; },"
+                      "{ name = \"tiny\"; limit = \"3/m\"; burst = 2; }");
+    lim = open_lim(cfg);
+    for (int i = 0; i < 10; i++) {
+        rl_decision d = ask(lim, "c6");
+        cr_assert_eq(d.backend, RL_BACKEND_SHM);
+        cr_assert_eq(d.results[0].rule, &cfg->rules[0], "results name the config's rules");
+        cr_assert_eq(d.results[0].limit, 2, "10 / 4 hosts");
+        cr_assert_eq(d.results[1].limit, 1, "3 / 4 hosts, at least 1");
+        admitted += d.allowed;
+    }
+    cr_assert_eq(admitted, 1, "burst 2 / 4 hosts -> 1");
+    cr_assert_str_eq(rl_limiter_health(lim), "degraded");
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+Test(failover, two_limiters_sharing_redis_admit_exactly_the_allowance)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *a, *b;
+    int admitted = 0;
+
+    cr_assert_eq(rlt_redis_start(&srv, NULL), 0);
+    redis_section(redis, sizeof(redis), "");
+    cfg = load(redis, "{ name = \"global\"; limit = \"25/h\"; algorithm = \"sliding_window\"; },"
+                      "{ name = \"gcra\"; limit = \"40/h\"; }");
+    a = open_lim(cfg);
+    /* A second limiter with its own shm segment: only Redis is shared. */
+    rl_config *cfg2 = load(redis, "{ name = \"global\"; limit = \"25/h\"; algorithm = "
+                                  "\"sliding_window\"; }, { name = \"gcra\"; limit = \"40/h\"; }");
+    free(cfg2->shm.name);
+    cfg2->shm.name = strdup("/rl-failover-other");
+    b = open_lim(cfg2);
+    for (int i = 0; i < 60; i++) {
+        rl_decision d = ask(i % 2 ? a : b, "shared-client");
+        cr_assert_eq(d.backend == RL_BACKEND_REDIS || d.backend == RL_BACKEND_REFUSAL_CACHE, 1);
+        admitted += d.allowed;
+    }
+    cr_assert_eq(admitted, 25);
+    rl_limiter_close(a);
+    rl_limiter_close(b);
+    rl_config_free(cfg);
+    rl_config_free(cfg2);
+    shm_unlink("/rl-failover-other");
+}
