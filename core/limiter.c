@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "algo.h"
 #include "backend.h"
 #include "cidr.h"
 #include "failover.h"
@@ -97,6 +98,18 @@ RL_PRINTF(2, 3) static void limiter_set_error(rl_limiter *lim, const char *fmt, 
     va_end(ap);
 }
 
+/* The longest key rl_decide can build: the table's slots are sized from it, so short rule
+ * names make a smaller table (shm.c: bytes per key). */
+static size_t limiter_key_max(const rl_config *cfg)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        size_t len = strlen(cfg->rules[i].name);
+        longest = len > longest ? len : longest;
+    }
+    return longest + 1 + RL_CLIENT_MAX;
+}
+
 rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
 {
     rl_limiter *lim = calloc(1, sizeof(*lim));
@@ -105,7 +118,8 @@ rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
         return NULL;
     }
     lim->cfg = cfg;
-    lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, err);
+    lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                           RL_STATE_WORDS, err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;
@@ -226,7 +240,7 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision 
     out->backend = RL_BACKEND_FAIL_OPEN;
     if (nsub == 0)
         return 1;
-    r = rl_shm_decide(lim->shm, sub, nsub, now);
+    r = rl_shm_decide(lim->shm, sub, nsub, lim->clock != NULL ? now : -1);
     lim->shm_failed = r < 0;
     if (r < 0) {
         limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
@@ -397,7 +411,9 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         if (r < 0)
             r = limiter_fallback(lim, n, now, out);
     } else {
-        r = rl_shm_decide(lim->shm, lim->items, n, now);
+        /* -1 without a test clock: the table reads the clock under its locks, so decisions
+         * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
+        r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
         lim->shm_failed = r < 0;
         out->backend = RL_BACKEND_SHM;
         if (r < 0)

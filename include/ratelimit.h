@@ -40,7 +40,8 @@ extern "C" {
 #define RL_MAX_MATCH 16     /* rules one request can match */
 #define RL_MAX_RULES 256    /* rules in one configuration */
 #define RL_CLIENT_MAX 64    /* bytes of a rule's key material (client identity), NUL excluded;
-                               longer material is replaced by a digest, never truncated */
+                               longer material is replaced by a digest, never truncated (an
+                               IPv6 address with a zone fits) */
 #define RL_KEY_PARTS_MAX 4  /* parts of a composite rule key */
 #define RL_KEY_HEADERS_MAX 12 /* distinct header names all rules' keys may read */
 #define RL_ADDR_TEXT_MAX 46 /* INET6_ADDRSTRLEN: the longest textual address + NUL */
