@@ -1,7 +1,9 @@
 /* backend.h -- the two stores a decision can come from (internal)
  *
- * Both take the same batch: every rule a request matched, each with its key, and decide it
- * atomically (all admitted and stored, or none stored). They differ in where the state lives:
+ * Both take the same batch: every rule a request matched, each with its key and cost, and
+ * decide it atomically: admitted when every enforced item admits, and then every admitting
+ * item is stored; refused, and then none is. A dry-run item (rule->dry_run) is decided and
+ * reported like the others but its refusal neither refuses the batch nor is stored. They differ in where the state lives:
  * shm.c keeps it in a host-wide shared-memory table, redis.c in Redis for every host.
  */
 #ifndef RL_BACKEND_H
@@ -16,6 +18,7 @@ typedef struct rl_item {
     const char *client;  /* the client identity the key is built from */
     const char *key;     /* "RULE\x1fCLIENT": unique per rule and client, <= the store's key_max */
     size_t keylen;
+    int64_t cost;        /* units this item charges, >= 1 */
     rl_rule_result *res; /* filled by the backend */
 } rl_item;
 
@@ -54,9 +57,9 @@ void rl_shm_close(rl_shm *shm);
 int rl_shm_unlink(const char *name);
 /* Decides items[0..n) atomically at now_ms; now_ms < 0 means "read CLOCK_REALTIME once the
  * locks are held", which keeps decisions on a key in clock order. A key longer than key_max
- * is an error. Returns 1 when all are admitted, 0 when refused, -1 on error (errstr via
- * rl_shm_errstr). */
-int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+ * is an error. Returns 1 when admitted (every enforced item admits), 0 when refused, -1 on
+ * error (errstr via rl_shm_errstr). */
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_shm_errstr(const rl_shm *shm);
 /* Raw access to one entry, for data that is not an algorithm's state (the refusal cache of
  * refusal.c keeps its entries here, under keys no rule key can equal, of at most key_max
@@ -86,7 +89,7 @@ void rl_redis_free(rl_redis *r);
 /* Like rl_shm_decide, in one EVALSHA, for every algorithm. now_ms < 0 means "use Redis'
  * TIME". Returns 1 / 0, or -1 when Redis could not decide (connect, timeout, bad reply): the
  * caller falls back. */
-int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_redis_errstr(const rl_redis *r);
 /* 1 while a connection is up (the last decide succeeded), else 0: for health reports. */
 int rl_redis_connected(const rl_redis *r);

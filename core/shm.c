@@ -516,18 +516,18 @@ static int64_t shm_expiry(int64_t now_ms, int64_t ttl_ms)
 }
 
 /* Checks a batch; fills words[i], item i's state words (looked up once per decision). */
-static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t cost,
-                           size_t *words)
+static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, size_t *words)
 {
     if (n > RL_MAX_MATCH) {
         shm_seterr(shm, "shm: %zu rules in one decision, at most %d", n, RL_MAX_MATCH);
         return -1;
     }
-    if (cost < 1) {
-        shm_seterr(shm, "shm: cost %lld must be >= 1", (long long)cost);
-        return -1;
-    }
     for (size_t i = 0; i < n; i++) {
+        if (items[i].cost < 1) {
+            shm_seterr(shm, "shm: item %zu: cost %lld must be >= 1", i,
+                       (long long)items[i].cost);
+            return -1;
+        }
         if (items[i].rule == NULL || items[i].res == NULL ||
             (items[i].key == NULL && items[i].keylen != 0)) {
             shm_seterr(shm, "shm: item %zu: missing rule, result or key", i);
@@ -592,7 +592,7 @@ static int64_t shm_realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
@@ -604,7 +604,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
     size_t nlocked, npinned = 0;
     int allowed = 1;
 
-    if (shm_check_items(shm, items, n, cost, words) < 0)
+    if (shm_check_items(shm, items, n, words) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
@@ -642,22 +642,23 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
                 shm_load_state(shm, sl, &cur[i], words[i]);
             }
         }
-        repair[i] = rl_algo_decide(items[i].rule, sl != NULL ? &cur[i] : NULL, now_ms, cost,
-                                   &next[i], &ttl[i], items[i].res) & RL_ALGO_REPAIR;
-        allowed &= items[i].res->allowed != 0;
+        repair[i] = rl_algo_decide(items[i].rule, sl != NULL ? &cur[i] : NULL, now_ms,
+                                   items[i].cost, &next[i], &ttl[i], items[i].res) &
+                    RL_ALGO_REPAIR;
+        allowed &= items[i].res->allowed != 0 || items[i].rule->dry_run;
     }
     if (!allowed)
         shm_report_uncharged(items, n, found, cur, now_ms);
 
-    /* All admitted: store every state. Refused: store none (but a repaired one, see algo.h),
-     * and mark the keys used, so a key that is being refused is not the one evicted (that
-     * would hand it a full bucket). */
+    /* Admitted: store every admitting item (a dry run may refuse). Refused: store none (but a
+     * repaired one, see algo.h), and mark the keys used, so a key that is being refused is not
+     * the one evicted (that would hand it a full bucket). */
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         uint32_t at;
         shm_slot *sl;
 
-        if (!allowed && !(repair[i] && found[i] != SHM_NIL)) {
+        if (!(allowed && items[i].res->allowed) && !(repair[i] && found[i] != SHM_NIL)) {
             if (found[i] != SHM_NIL)
                 shm_slot_at(shm, found[i])->ref = 1;
             continue;

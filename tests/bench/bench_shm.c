@@ -98,7 +98,7 @@ static double bench_decide_loop(rl_shm *shm, const rl_rule *rule, int warm, uint
 
     do {
         for (int b = 0; b < BATCH; b++) {
-            rl_item it = {.rule = rule, .client = "c", .key = key, .res = &res};
+            rl_item it = {.rule = rule, .client = "c", .key = key, .cost = 1, .res = &res};
             if (warm) {
                 do
                     x = (x * 1664525u + 1013904223u) & 0xfffff;
@@ -106,7 +106,7 @@ static double bench_decide_loop(rl_shm *shm, const rl_rule *rule, int warm, uint
             }
             it.keylen = bench_key(key, x);
             /* The table reads the clock, as under the limiter (a clock read per decision). */
-            if (rl_shm_decide(shm, &it, 1, 1, -1) < 0) {
+            if (rl_shm_decide(shm, &it, 1, -1) < 0) {
                 fprintf(stderr, "bench: decide: %s\n", rl_shm_errstr(shm));
                 exit(1);
             }
@@ -239,9 +239,9 @@ int main(void)
     for (uint32_t i = 0; i < WARM_KEYS; i++) {
         char key[64];
         rl_rule_result res;
-        rl_item it = {.rule = &rule, .client = "c", .key = key, .res = &res};
+        rl_item it = {.rule = &rule, .client = "c", .key = key, .cost = 1, .res = &res};
         it.keylen = bench_key(key, i);
-        if (rl_shm_decide(shm, &it, 1, 1, -1) != 1) {
+        if (rl_shm_decide(shm, &it, 1, -1) != 1) {
             fprintf(stderr, "bench: fill: %s\n", rl_shm_errstr(shm));
             return 1;
         }

@@ -384,8 +384,9 @@ long rl_vec_run(const rl_vec *v, const char *client, rl_vec_decide_fn decide, vo
         memset(res, 0xAB, sizeof(res)); /* a field the backend forgets shows as garbage */
         for (size_t i = 0; i < v->nrules; i++)
             items[i] = (rl_item){ .rule = &v->rules[i], .client = client, .key = keys[i],
-                                  .keylen = strlen(keys[i]), .res = &res[i] };
-        int r = decide(ud, items, v->nrules, st->cost, st->now_ms);
+                                  .keylen = strlen(keys[i]), .cost = st->cost,
+                                  .res = &res[i] };
+        int r = decide(ud, items, v->nrules, st->now_ms);
         if (r < 0)
             return vec_error(err, errlen, "%s:%d: decide failed", v->path, st->line);
         if (r != st->admitted)

@@ -92,8 +92,8 @@ static int decide(rl_redis *r, const rl_rule *const *rs, size_t n, int64_t cost,
     rl_item items[RL_MAX_MATCH];
 
     for (size_t i = 0; i < n; i++)
-        items[i] = (rl_item){.rule = rs[i], .client = client, .res = &res[i]};
-    return rl_redis_decide(r, items, n, cost, now);
+        items[i] = (rl_item){.rule = rs[i], .client = client, .cost = cost, .res = &res[i]};
+    return rl_redis_decide(r, items, n, now);
 }
 
 static int decide1(rl_redis *r, const rl_rule *rule, int64_t cost, int64_t now,
@@ -562,19 +562,19 @@ Test(redis, bad_input_keeps_the_connection, .init = start_plain, .fini = teardow
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
     rl_rule_result res;
-    rl_item item = {.rule = &rules[0], .res = &res};
+    rl_item item = {.rule = &rules[0], .cost = 1, .res = &res};
     char longclient[RL_KEY_MAX + 10];
 
     cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
     memset(longclient, 'a', sizeof(longclient) - 1);
     longclient[sizeof(longclient) - 1] = '\0';
     item.client = longclient;
-    cr_assert_eq(rl_redis_decide(r, &item, 1, 1, T0), -1);
+    cr_assert_eq(rl_redis_decide(r, &item, 1, T0), -1);
     cr_assert_not_null(strstr(rl_redis_errstr(r), "too long"), "%s", rl_redis_errstr(r));
     cr_assert_eq(decide1(r, &rules[0], 0, T0, &res), -1, "cost 0");
     cr_assert(rl_redis_connected(r));
     cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-    cr_assert_eq(rl_redis_decide(r, NULL, 0, 1, T0), 1, "no rules: nothing to refuse");
+    cr_assert_eq(rl_redis_decide(r, NULL, 0, T0), 1, "no rules: nothing to refuse");
     rl_redis_free(r);
 }
 

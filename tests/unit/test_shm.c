@@ -59,7 +59,8 @@ static rl_rule mkrule(const char *name, int64_t count, int64_t period_ms, int64_
 
 static rl_item mkitem(const rl_rule *rule, const char *key, rl_rule_result *res)
 {
-    rl_item it = {.rule = rule, .client = "client", .key = key, .keylen = strlen(key), .res = res};
+    rl_item it = {.rule = rule, .client = "client", .key = key, .keylen = strlen(key), .cost = 1,
+                  .res = res};
     return it;
 }
 
@@ -68,7 +69,7 @@ static int decide1(rl_shm *shm, const rl_rule *rule, const char *key, int64_t no
                    rl_rule_result *res)
 {
     rl_item it = mkitem(rule, key, res);
-    return rl_shm_decide(shm, &it, 1, 1, now);
+    return rl_shm_decide(shm, &it, 1, now);
 }
 
 static rl_shm *open_words(const char *name, int64_t capacity, size_t words)
@@ -158,12 +159,12 @@ Test(shm, multi_rule_refusal_stores_nothing)
     rl_rule_result ra, rb;
     rl_item items[2] = {mkitem(&a, "a\x1f" "c", &ra), mkitem(&b, "b\x1f" "c", &rb)};
 
-    cr_assert_eq(rl_shm_decide(shm, items, 2, 1, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, items, 2, T0), 1);
     cr_assert(ra.allowed && rb.allowed);
     cr_assert_eq(ra.remaining, 9);
 
     /* b refuses: a says it would admit, is not charged, and reports its state as it stays. */
-    cr_assert_eq(rl_shm_decide(shm, items, 2, 1, T0), 0);
+    cr_assert_eq(rl_shm_decide(shm, items, 2, T0), 0);
     cr_assert(ra.allowed);
     cr_assert_not(rb.allowed);
     cr_assert_eq(ra.remaining, 9);
@@ -183,10 +184,13 @@ Test(shm, cost_counts_units)
     rl_rule_result res;
     rl_item it = mkitem(&r, "c\x1f" "x", &res);
 
-    cr_assert_eq(rl_shm_decide(shm, &it, 1, 7, T0), 1);
+    it.cost = 7;
+    cr_assert_eq(rl_shm_decide(shm, &it, 1, T0), 1);
     cr_assert_eq(res.remaining, 3);
-    cr_assert_eq(rl_shm_decide(shm, &it, 1, 4, T0), 0);
-    cr_assert_eq(rl_shm_decide(shm, &it, 1, 3, T0), 1);
+    it.cost = 4;
+    cr_assert_eq(rl_shm_decide(shm, &it, 1, T0), 0);
+    it.cost = 3;
+    cr_assert_eq(rl_shm_decide(shm, &it, 1, T0), 1);
     cr_assert_eq(res.remaining, 0);
     rl_shm_close(shm);
 }
@@ -309,26 +313,28 @@ Test(shm, odd_batches)
     rl_rule r = mkrule("d", 10, 1000, 3);
     rl_rule_result r1, r2, r3;
     rl_item dup[2] = {mkitem(&r, "d\x1f" "same", &r1), mkitem(&r, "d\x1f" "same", &r2)};
-    rl_item empty = {.rule = &r, .client = "", .key = NULL, .keylen = 0, .res = &r3};
+    rl_item empty = {.rule = &r, .client = "", .key = NULL, .keylen = 0, .cost = 1, .res = &r3};
     char big[KEY_MAX + 2];
-    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = KEY_MAX + 1, .res = &r3};
+    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = KEY_MAX + 1, .cost = 1,
+                    .res = &r3};
 
     /* The same key twice (cannot come from the rules, must not corrupt): one entry. */
-    cr_assert_eq(rl_shm_decide(shm, dup, 2, 1, T0), 1);
-    cr_assert_eq(rl_shm_decide(shm, dup, 2, 1, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, dup, 2, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, dup, 2, T0), 1);
     cr_assert_eq(stats(shm).entries, 1);
 
-    cr_assert_eq(rl_shm_decide(shm, &empty, 1, 1, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, &empty, 1, T0), 1);
     cr_assert_eq(stats(shm).entries, 2);
-    cr_assert_eq(rl_shm_decide(shm, dup, 0, 1, T0), 1); /* nothing matched */
+    cr_assert_eq(rl_shm_decide(shm, dup, 0, T0), 1); /* nothing matched */
 
     memset(big, 'k', sizeof big);
-    cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), -1);
+    cr_assert_eq(rl_shm_decide(shm, &huge, 1, T0), -1);
     cr_assert(strstr(rl_shm_errstr(shm), "key of 81 bytes, at most 80") != NULL, "%s",
               rl_shm_errstr(shm));
     huge.keylen = KEY_MAX; /* the longest key fits */
-    cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), 1);
-    cr_assert_eq(rl_shm_decide(shm, &huge, 1, 0, T0), -1);
+    cr_assert_eq(rl_shm_decide(shm, &huge, 1, T0), 1);
+    huge.cost = 0;
+    cr_assert_eq(rl_shm_decide(shm, &huge, 1, T0), -1);
     cr_assert(strstr(rl_shm_errstr(shm), "cost") != NULL);
     rl_shm_close(shm);
 }
@@ -554,7 +560,7 @@ static void *hammer_run(void *arg)
 
         for (size_t r = 0; r < h->nrules; r++)
             items[r] = mkitem(h->rules[r], key[r][k], &res[r]);
-        rc = rl_shm_decide(h->shm, items, h->nrules, 1, h->now);
+        rc = rl_shm_decide(h->shm, items, h->nrules, h->now);
         if (rc < 0)
             ht->t.errors++;
         else
@@ -908,7 +914,7 @@ Test(shm, repair_of_many_stripes_keeps_every_live_key)
         for (int i = 0; i < RL_MAX_MATCH; i++)
             batch[i] = mkitem(&keep, key[i * 12], &rs[i]); /* many stripes at once */
         if (victim != NULL)
-            rl_shm_decide(victim, batch, RL_MAX_MATCH, 1, T0 + 5000);
+            rl_shm_decide(victim, batch, RL_MAX_MATCH, T0 + 5000);
         _exit(1);
     }
     cr_assert_eq(waitpid(pid, &status, 0), pid);

@@ -44,7 +44,7 @@ static mem_entry *mem_find(mem_store *m, const char *key, int create)
     return e;
 }
 
-static int mem_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+static int mem_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
 {
     mem_store *m = ud;
     rl_state out[RL_MAX_MATCH];
@@ -57,7 +57,8 @@ static int mem_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t 
         mem_entry *e = mem_find(m, items[i].key, 0);
         const rl_state *in = e != NULL && now_ms < e->expires ? &e->st : NULL;
         ttl[i] = 0;
-        flags[i] = rl_algo_decide(items[i].rule, in, now_ms, cost, &out[i], &ttl[i], items[i].res);
+        flags[i] = rl_algo_decide(items[i].rule, in, now_ms, items[i].cost, &out[i], &ttl[i],
+                                  items[i].res);
         all &= items[i].res->allowed;
     }
     /* A refused request charges no rule: admitting rules report their state at cost 0. */
@@ -193,9 +194,9 @@ Test(vectors, parser_reads_rules_and_tuples)
     rl_vec_free(NULL);
 }
 
-static int lying_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+static int lying_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
 {
-    int r = mem_decide(ud, items, n, cost, now_ms);
+    int r = mem_decide(ud, items, n, now_ms);
     items[0].res->remaining++;
     return r;
 }

@@ -94,10 +94,11 @@ static void mirror(run_ctx *x, rl_item *items, size_t n, int64_t cost, int64_t n
 }
 
 /* Decides in Redis, then takes the expiry off every key of the file (see the header). */
-static int redis_vec_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+static int redis_vec_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
 {
     run_ctx *x = ud;
-    int r = rl_redis_decide(x->r, items, n, cost, now_ms);
+    int64_t cost = n > 0 ? items[0].cost : 1; /* the runner gives every item the step's cost */
+    int r = rl_redis_decide(x->r, items, n, now_ms);
 
     x->decisions++;
     for (size_t i = 0; i < n && r >= 0; i++) {

@@ -40,11 +40,11 @@ typedef struct vshm {
 } vshm;
 
 /* The runner's decide callback: the vector's clock is passed through (every now >= 0). */
-static int vshm_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+static int vshm_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
 {
     vshm *v = ud;
     v->decisions++;
-    return rl_shm_decide(v->shm, items, n, cost, now_ms);
+    return rl_shm_decide(v->shm, items, n, now_ms);
 }
 
 Test(vectors_shm, every_file_passes_against_shared_memory)

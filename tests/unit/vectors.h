@@ -48,11 +48,11 @@ int rl_vec_load(const char *path, rl_vec *out, char *err, size_t errlen);
 /* Frees what *v owns and empties it; accepts an empty or NULL v. */
 void rl_vec_free(rl_vec *v);
 
-/* Decides one request over items[0..n) atomically at now_ms, with the contract of
+/* Decides one request over items[0..n) atomically at now_ms (each item carrying the step's
+ * cost), with the contract of
  * rl_shm_decide: fills every items[i].res and returns 1 (all admitted), 0 (refused) or -1
  * (error; the runner reports it). ud is the runner's caller's pointer. */
-typedef int (*rl_vec_decide_fn)(void *ud, rl_item *items, size_t n, int64_t cost,
-                                int64_t now_ms);
+typedef int (*rl_vec_decide_fn)(void *ud, rl_item *items, size_t n, int64_t now_ms);
 
 /* Runs every step of v through decide, one key per rule: "RULE\x1fCLIENT" (client = v->name
  * when NULL; pass something unique per run when the store outlives the test). Checks every
