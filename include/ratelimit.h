@@ -189,6 +189,19 @@ typedef struct rl_proxy_config {
     int timeout_ms;      /* the longest the backend may stay silent during one exchange */
 } rl_proxy_config;
 
+/* The filter's admin endpoints (health, stats, test, metrics): answered in the FastCGI
+ * responder role to clients in `allow` (resolved like rule keys: trusted proxies apply),
+ * never rate-limited or forwarded. Paths are distinct, start with '/', exact matches. */
+typedef struct rl_admin_config {
+    int enabled;         /* default on */
+    rl_cidr *allow;      /* owned; default 127.0.0.1/32 and ::1/128 */
+    size_t nallow;
+    char *health_path;   /* default "/api/health/rate-limiter" */
+    char *stats_path;    /* default "/api/health/rate-limiter/stats" */
+    char *test_path;     /* default "/api/health/rate-limiter/test" */
+    char *metrics_path;  /* default "/metrics" */
+} rl_admin_config;
+
 typedef struct rl_config {
     char *path;          /* the file it was read from */
     rl_shm_config shm;
@@ -196,7 +209,9 @@ typedef struct rl_config {
     rl_identity_config identity;
     rl_access_config access;
     rl_proxy_config proxy;
+    rl_admin_config admin;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
+    int problem_json;    /* refusals carry an RFC 9457 application/problem+json body (off) */
     rl_rule *rules;
     size_t nrules;
 } rl_config;
@@ -285,6 +300,11 @@ void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud);
  * rules from being charged. Never fails because a store failed: Redis errors fall back
  * to shared memory. Returns 0, or -1 only for invalid input (lim->errstr says why). */
 int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out);
+
+/* 1 when the client of req (its remote_addr, behind cfg's trusted proxies like a rule key's
+ * identity, but never grouped by ipv6_prefix) lies in list[0..n); 0 otherwise, and for a
+ * remote_addr that is not an IP address. */
+int rl_client_in(const rl_config *cfg, const rl_request *req, const rl_cidr *list, size_t n);
 
 /* The handle's last error, "" when none. */
 const char *rl_limiter_errstr(const rl_limiter *lim);
