@@ -148,7 +148,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
         return MAIN_EXIT_RUNTIME;
     }
     log_info("listening on %s (configuration %s)", listen_spec, file);
-    int rc = prefork_run(cfg, fd, workers);
+    int rc = prefork_run(&cfg, fd, workers);
     listen_close(fd, listen_spec);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
@@ -169,7 +169,7 @@ static int main_serve(const char *file)
         rl_config_free(cfg);
         return MAIN_EXIT_RUNTIME;
     }
-    int rc = loop_run(cfg, lim);
+    int rc = loop_run(&cfg, &lim);
     rl_limiter_close(lim);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
