@@ -609,3 +609,22 @@ const char *rl_limiter_breaker_state(const rl_limiter *lim)
     default: return "closed";
     }
 }
+
+void rl_limiter_probe(rl_limiter *lim)
+{
+    if (lim->redis == NULL)
+        return;
+    if (!rl_breaker_allow(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC))) {
+        lim->redis_failing = 1; /* open: Redis is being skipped */
+        return;
+    }
+    if (rl_redis_ping(lim->redis) < 0) {
+        lim->redis_failing = 1;
+        rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
+        rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
+        return;
+    }
+    lim->redis_failing = 0;
+    rl_breaker_success(&lim->breaker);
+}

@@ -72,6 +72,7 @@ static json_t *admin_redis_json(const handle_ctx *ctx)
 
 int admin_health(handle_ctx *ctx, admin_out *out)
 {
+    rl_limiter_probe(ctx->lim); /* the answer is about now, not the last decision */
     const char *status = rl_limiter_health(ctx->lim);
 
     admin_dump(json_pack("{s:s, s:{s:o*, s:o*}}", "status", status, "backend", "redis",

@@ -116,6 +116,7 @@ void admin_metrics(handle_ctx *ctx, admin_out *o)
 {
     static rl_stats s;
 
+    rl_limiter_probe(ctx->lim);
     rl_limiter_stats(ctx->lim, &s);
     admin_rules(o, &s);
     admin_globals(o, &s);

@@ -316,6 +316,10 @@ const char *rl_limiter_errstr(const rl_limiter *lim);
  *   "down"     Redis failing and some rule is not enforced by any store (on_redis_down "open"
  *              or "closed"), or shared memory itself failed on the last decision. */
 const char *rl_limiter_health(const rl_limiter *lim);
+/* Asks Redis (one PING, through the circuit breaker) so that rl_limiter_health reflects now
+ * rather than this process' last decision; no-op without Redis. For health endpoints, not
+ * the request path: it may wait up to redis.connect_timeout_ms + command_timeout_ms. */
+void rl_limiter_probe(rl_limiter *lim);
 
 /* ---- pool-wide statistics (stats.c) ------------------------------------------------------- */
 
