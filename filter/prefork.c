@@ -54,6 +54,10 @@ static int64_t prefork_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The master's slots, file-level so that a worker (which runs inside prefork_run's call
+ * tree, and exits there) can free the copy it inherited. */
+static prefork_slot *prefork_slots;
+
 static void prefork_on_chld(int sig)
 {
     (void)sig; /* only there so that SIGCHLD is not discarded: it is taken by sigtimedwait */
@@ -70,6 +74,8 @@ static void prefork_worker(rl_config *cfg, int listen_fd, const sigset_t *old_ma
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* a master killed by SIGKILL leaves no orphans */
 #endif
+    free(prefork_slots); /* the master's bookkeeping, not ours */
+    prefork_slots = NULL;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigaction(SIGCHLD, &sa, NULL);
@@ -197,7 +203,7 @@ static void prefork_reload(rl_config **cfg, prefork_slot *slots, int n)
 
 int prefork_run(rl_config **cfgp, int listen_fd, int workers)
 {
-    prefork_slot *slots = calloc((size_t)workers, sizeof *slots);
+    prefork_slot *slots = prefork_slots = calloc((size_t)workers, sizeof *slots);
     sigset_t mask, old;
     struct sigaction sa;
 
@@ -245,6 +251,7 @@ int prefork_run(rl_config **cfgp, int listen_fd, int workers)
     }
     prefork_stop(slots, workers);
     free(slots);
+    prefork_slots = NULL;
     sigprocmask(SIG_SETMASK, &old, NULL);
     log_info("master %ld: stopped", (long)getpid());
     return 0;
