@@ -14,7 +14,7 @@
 typedef struct rl_item {
     const rl_rule *rule;
     const char *client;  /* the client identity the key is built from */
-    const char *key;     /* "RULE\x1fCLIENT": unique per rule and client, <= RL_KEY_MAX bytes */
+    const char *key;     /* "RULE\x1fCLIENT": unique per rule and client, <= the store's key_max */
     size_t keylen;
     rl_rule_result *res; /* filled by the backend */
 } rl_item;
@@ -40,25 +40,33 @@ typedef struct rl_shm_stat {
 } rl_shm_stat;
 
 /* Creates the named segment, or attaches to it when another process already did (same
- * layout and capacity required). NULL with err on failure. err may be NULL.
+ * layout, capacity, key_max and state_words required). Slots are sized from key_max (the
+ * longest key a decision may pass, 1..RL_KEY_MAX; limiter.c: longest rule name + 1 +
+ * RL_CLIENT_MAX) and state_words (rl_state words kept per key, 1..RL_STATE_WORDS; words
+ * beyond it read as 0). NULL with err on failure. err may be NULL.
  * The handle may be shared by threads; errstr then holds one of their last errors. */
-rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err);
+rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                    rl_error *err);
 void rl_shm_close(rl_shm *shm);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
 int rl_shm_unlink(const char *name);
-/* Decides items[0..n) atomically at now_ms. Returns 1 when all are admitted, 0 when refused,
- * -1 on error (errstr via rl_shm_errstr). */
+/* Decides items[0..n) atomically at now_ms; now_ms < 0 means "read CLOCK_REALTIME once the
+ * locks are held", which keeps decisions on a key in clock order. A key longer than key_max
+ * is an error. Returns 1 when all are admitted, 0 when refused, -1 on error (errstr via
+ * rl_shm_errstr). */
 int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
 const char *rl_shm_errstr(const rl_shm *shm);
 /* Raw access to one entry, for data that is not an algorithm's state (the refusal cache of
- * refusal.c keeps its entries here, under keys no rule key can equal). get: 1 and *out when
- * key is live at now_ms, 0 when absent or expired, -1 on error. put: stores *st until now_ms +
- * ttl_ms (evicting the least recently used key if needed); 0, or -1 on error. */
+ * refusal.c keeps its entries here, under keys no rule key can equal, of at most key_max
+ * bytes; only state_words words of *st are kept). get: 1 and *out when key is live at now_ms,
+ * 0 when absent or expired, -1 on error. put: stores *st until now_ms + ttl_ms (evicting a
+ * key not used recently if needed); 0, or -1 on error. */
 int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_state *out);
 int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int64_t now_ms,
                int64_t ttl_ms);
-/* Bytes the segment of a given capacity occupies; 0 when capacity is out of range. */
-size_t rl_shm_size(int64_t capacity);
+/* Bytes the segment occupies (see shm.c for the formula); 0 when an argument is out of
+ * range. */
+size_t rl_shm_size(int64_t capacity, size_t key_max, size_t state_words);
 /* Fills *out. Takes each stripe's lock in turn: exact per stripe, not one instant. Not for the
  * request path. 0, or -1 with errstr. */
 int rl_shm_stats(rl_shm *shm, rl_shm_stat *out);

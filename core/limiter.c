@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "algo.h"
 #include "backend.h"
 #include "failover.h"
 #include "refusal.h"
@@ -90,6 +91,18 @@ RL_PRINTF(2, 3) static void limiter_set_error(rl_limiter *lim, const char *fmt, 
     va_end(ap);
 }
 
+/* The longest key rl_decide can build: the table's slots are sized from it, so short rule
+ * names make a smaller table (shm.c: bytes per key). */
+static size_t limiter_key_max(const rl_config *cfg)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        size_t len = strlen(cfg->rules[i].name);
+        longest = len > longest ? len : longest;
+    }
+    return longest + 1 + RL_CLIENT_MAX;
+}
+
 rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
 {
     rl_limiter *lim = calloc(1, sizeof(*lim));
@@ -98,7 +111,8 @@ rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
         return NULL;
     }
     lim->cfg = cfg;
-    lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, err);
+    lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                           RL_STATE_WORDS, err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;
@@ -221,7 +235,7 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t cost, int64_t now
     out->backend = RL_BACKEND_FAIL_OPEN;
     if (nsub == 0)
         return 1;
-    r = rl_shm_decide(lim->shm, sub, nsub, cost, now);
+    r = rl_shm_decide(lim->shm, sub, nsub, cost, lim->clock != NULL ? now : -1);
     lim->shm_failed = r < 0;
     if (r < 0) {
         limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
@@ -282,8 +296,8 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         return -1;
     }
     clen = strlen(req->client);
-    if (clen > RL_KEY_MAX - RL_NAME_MAX) {
-        limiter_set_error(lim, "client identity longer than %d bytes", RL_KEY_MAX - RL_NAME_MAX);
+    if (clen > RL_CLIENT_MAX) {
+        limiter_set_error(lim, "client identity longer than %d bytes", RL_CLIENT_MAX);
         return -1;
     }
 
@@ -314,7 +328,9 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         if (r < 0)
             r = limiter_fallback(lim, n, cost, now, out);
     } else {
-        r = rl_shm_decide(lim->shm, lim->items, n, cost, now);
+        /* -1 without a test clock: the table reads the clock under its locks, so decisions
+         * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
+        r = rl_shm_decide(lim->shm, lim->items, n, cost, lim->clock != NULL ? now : -1);
         lim->shm_failed = r < 0;
         out->backend = RL_BACKEND_SHM;
         if (r < 0)

@@ -11,9 +11,12 @@
  * This file never waits between attempts: when to try Redis again is the circuit breaker's
  * job (failover.c, driven by limiter.c), so there is one mechanism, not two.
  *
- * The request path allocates nothing of its own (hiredis still allocates its command buffer
- * and the reply): keys are built into a buffer sized at rl_redis_new, numbers into fixed
- * arrays, and argv points into both.
+ * The request path allocates nothing of its own (hiredis still copies the command into its
+ * output buffer and allocates the reply): the EVALSHA command is written in the wire format
+ * (RESP) straight into a buffer sized at rl_redis_new -- keys by memcpy, numbers by a small
+ * integer formatter, no printf -- and handed to hiredis whole (redisAppendFormattedCommand),
+ * so hiredis does not format argument by argument either. The script's SHA1 goes in at a fixed
+ * offset just before sending, since the connection (re)loads it after the command is built.
  *
  * A command that timed out may still run once the server catches up: a timeout means
  * "unknown", and the state may have been consumed although the caller fell back.
@@ -43,6 +46,13 @@
 /* Numbers formatted per call: numkeys, now, cost, then 4 per rule. */
 #define REDIS_NUMS_MAX (3 + 4 * RL_MAX_MATCH)
 #define REDIS_NUM_LEN 24 /* an int64 in decimal, sign and NUL included */
+/* The command starts "*ARGC\r\n$7\r\nEVALSHA\r\n$40\r\n", ARGC = 3 + 5n + 2 having two
+ * digits for every n in 1..RL_MAX_MATCH: the SHA1 always sits at this offset. */
+#define REDIS_CMD_HEAD "$7\r\nEVALSHA\r\n$40\r\n"
+#define REDIS_CMD_SHA_OFF (5 + sizeof(REDIS_CMD_HEAD) - 1)
+_Static_assert(3 + 5 + 2 >= 10 && REDIS_ARGV_MAX < 100, "ARGC must have two digits");
+/* One bulk string's framing: "$" LEN "\r\n" ... "\r\n". */
+#define REDIS_BULK_MAX (1 + REDIS_NUM_LEN + 4)
 /* Results fit a double exactly and come from bounded config: anything larger is corrupt. */
 #define REDIS_VALUE_MAX (INT64_C(1) << 53)
 
@@ -54,14 +64,10 @@ struct rl_redis {
     char where[128];            /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
-    /* Per-request scratch, owned. keybuf holds RL_MAX_MATCH keys of keycap bytes each. */
-    char *keybuf;
-    size_t keycap;
-    const char *argv[REDIS_ARGV_MAX];
-    size_t argvlen[REDIS_ARGV_MAX];
-    int argc;
-    char nums[REDIS_NUMS_MAX][REDIS_NUM_LEN];
-    int nnums;
+    /* Per-request scratch, owned: the EVALSHA command in RESP, cmdlen bytes of cmdcap. */
+    char *cmd;
+    size_t cmdcap, cmdlen;
+    size_t keycap; /* the longest key + its NUL: prefix "{" client "}:" rule */
 };
 
 RL_PRINTF(2, 3)
@@ -93,8 +99,12 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     r->cfg = cfg;
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
     r->keycap = strlen(prefix) + 1 + RL_KEY_MAX + 2 + RL_NAME_MAX + 1;
-    r->keybuf = malloc(r->keycap * RL_MAX_MATCH);
-    if (r->keybuf == NULL) {
+    /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
+    r->cmdcap = REDIS_CMD_SHA_OFF + REDIS_SHA_LEN + 2 +
+                RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
+                REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN);
+    r->cmd = malloc(r->cmdcap);
+    if (r->cmd == NULL) {
         free(r);
         return NULL;
     }
@@ -112,7 +122,7 @@ void rl_redis_free(rl_redis *r)
         return;
     if (r->ctx != NULL)
         redisFree(r->ctx);
-    free(r->keybuf);
+    free(r->cmd);
     free(r);
 }
 
@@ -277,63 +287,124 @@ static int redis_connect(rl_redis *r)
     return redis_load_script(r);
 }
 
-static void redis_push(rl_redis *r, const char *arg, size_t len)
+/* Writes v in decimal at p (at most REDIS_NUM_LEN - 1 bytes); returns the end. */
+static char *redis_put_int(char *p, int64_t v)
 {
-    r->argv[r->argc] = arg;
-    r->argvlen[r->argc++] = len;
+    char tmp[REDIS_NUM_LEN];
+    char *t = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--t = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--t = '-';
+    memcpy(p, t, (size_t)(tmp + sizeof(tmp) - t));
+    return p + (tmp + sizeof(tmp) - t);
 }
 
-static void redis_push_num(rl_redis *r, int64_t v)
+/* "$LEN\r\n": the head of a bulk string of len bytes. */
+static char *redis_put_bulk_head(char *p, size_t len)
 {
-    char *buf = r->nums[r->nnums++];
-
-    redis_push(r, buf, (size_t)snprintf(buf, REDIS_NUM_LEN, "%" PRId64, v));
+    *p++ = '$';
+    p = redis_put_int(p, (int64_t)len);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
 }
 
-/* Builds the EVALSHA command into r->argv. 0, or -1 for input no key can be made of. */
+static char *redis_put_crlf(char *p)
+{
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* A number argument: "$LEN\r\nDIGITS\r\n". */
+static char *redis_put_num(char *p, int64_t v)
+{
+    char digits[REDIS_NUM_LEN];
+    size_t len = (size_t)(redis_put_int(digits, v) - digits);
+
+    p = redis_put_bulk_head(p, len);
+    memcpy(p, digits, len);
+    return redis_put_crlf(p + len);
+}
+
+/* Builds the EVALSHA command, in RESP, into r->cmd (the SHA1 is left for redis_send). 0, or
+ * -1 for input no key can be made of. */
 static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t cost,
                        int64_t now_ms)
 {
     const char *prefix = r->cfg->prefix != NULL ? r->cfg->prefix : "";
+    size_t plen = strlen(prefix);
     int64_t max_units = 0;
+    char *p = r->cmd;
     size_t i;
 
-    r->argc = 0;
-    r->nnums = 0;
-    redis_push(r, "EVALSHA", 7);
-    redis_push(r, r->sha, REDIS_SHA_LEN);
-    redis_push_num(r, (int64_t)n);
+    *p++ = '*';
+    p = redis_put_int(p, (int64_t)(3 + n + 2 + 4 * n));
+    p = redis_put_crlf(p);
+    memcpy(p, REDIS_CMD_HEAD, sizeof(REDIS_CMD_HEAD) - 1);
+    p += sizeof(REDIS_CMD_HEAD) - 1 + REDIS_SHA_LEN; /* the SHA1's place */
+    p = redis_put_crlf(p);
+    p = redis_put_num(p, (int64_t)n);
     for (i = 0; i < n; i++) {
-        char *key = r->keybuf + i * r->keycap;
-        int len = -1;
+        size_t clen = strnlen(items[i].client, RL_KEY_MAX + 1);
+        size_t nlen = strlen(items[i].rule->name);
+        size_t len = plen + 1 + clen + 2 + nlen;
 
         /* Policy: a client identity longer than RL_KEY_MAX is refused (the caller falls
          * back), never truncated: two long identities must not share a bucket. */
-        if (strnlen(items[i].client, RL_KEY_MAX + 1) <= RL_KEY_MAX)
-            len = snprintf(key, r->keycap, "%s{%s}:%s", prefix, items[i].client,
-                           items[i].rule->name);
-        if (len < 0 || (size_t)len >= r->keycap) {
+        if (clen > RL_KEY_MAX || len >= r->keycap) {
             redis_set_error(r, "redis: key for client \"%.64s...\" is too long",
                             items[i].client);
             return -1;
         }
-        redis_push(r, key, (size_t)len);
+        p = redis_put_bulk_head(p, len);
+        memcpy(p, prefix, plen);
+        p += plen;
+        *p++ = '{';
+        memcpy(p, items[i].client, clen);
+        p += clen;
+        *p++ = '}';
+        *p++ = ':';
+        memcpy(p, items[i].rule->name, nlen);
+        p = redis_put_crlf(p + nlen);
         if (items[i].rule->burst > max_units)
             max_units = items[i].rule->burst;
         if (items[i].rule->count > max_units)
             max_units = items[i].rule->count;
     }
-    redis_push_num(r, now_ms < 0 ? -1 : now_ms);
+    p = redis_put_num(p, now_ms < 0 ? -1 : now_ms);
     /* A cost above every burst (GCRA) and count (windows) is refused by every rule with the
      * same results whatever its size; clamping it keeps cost*period exact in Lua's doubles. */
-    redis_push_num(r, cost > max_units + 1 ? max_units + 1 : cost);
+    p = redis_put_num(p, cost > max_units + 1 ? max_units + 1 : cost);
     for (i = 0; i < n; i++) {
-        redis_push_num(r, (int64_t)items[i].rule->algo);
-        redis_push_num(r, items[i].rule->count);
-        redis_push_num(r, items[i].rule->period_ms);
-        redis_push_num(r, items[i].rule->burst);
+        p = redis_put_num(p, (int64_t)items[i].rule->algo);
+        p = redis_put_num(p, items[i].rule->count);
+        p = redis_put_num(p, items[i].rule->period_ms);
+        p = redis_put_num(p, items[i].rule->burst);
     }
+    r->cmdlen = (size_t)(p - r->cmd);
     return 0;
+}
+
+/* Sends the built command with the current SHA1 and waits for the reply: the reply (the
+ * caller frees it), or NULL after redis_fail_io. */
+static redisReply *redis_send(rl_redis *r)
+{
+    void *reply = NULL;
+
+    memcpy(r->cmd + REDIS_CMD_SHA_OFF, r->sha, REDIS_SHA_LEN);
+    if (redisAppendFormattedCommand(r->ctx, r->cmd, r->cmdlen) != REDIS_OK ||
+        redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
+        freeReplyObject(reply);
+        redis_fail_io(r, "EVALSHA");
+        return NULL;
+    }
+    return reply;
 }
 
 /* Checks the script's reply and fills the results. 1 / 0 as rl_redis_decide, or -1 with
@@ -404,23 +475,22 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t
         redis_set_error(r, "redis: invalid batch (%zu rules, cost %" PRId64 ")", n, cost);
         return -1;
     }
-    /* argv points at r->sha, which the connection fills in before it is sent. */
     if (redis_build(r, items, n, cost, now_ms) < 0)
         return -1; /* bad input; the connection is fine */
     if (r->ctx == NULL && redis_connect(r) < 0)
         return -1;
 
-    reply = redisCommandArgv(r->ctx, r->argc, r->argv, r->argvlen);
+    reply = redis_send(r);
     if (reply == NULL)
-        return redis_fail_io(r, "EVALSHA");
+        return -1;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         /* Flushed, or a failover to a server that never saw it: load and retry once. */
         freeReplyObject(reply);
         if (redis_load_script(r) < 0)
             return -1;
-        reply = redisCommandArgv(r->ctx, r->argc, r->argv, r->argvlen);
+        reply = redis_send(r);
         if (reply == NULL)
-            return redis_fail_io(r, "EVALSHA");
+            return -1;
     }
     ret = redis_take_reply(r, reply, items, n);
     freeReplyObject(reply);

@@ -1,4 +1,4 @@
-/* shm.c -- the host-wide shared-memory table: key -> rl_state, bounded by LRU eviction
+/* shm.c -- the host-wide shared-memory table: key -> rl_state, bounded by CLOCK eviction
  *
  * Every process of a pool maps one named POSIX segment, each at its own address, so nothing
  * inside it is a pointer: references are byte offsets from the segment start or slot indexes.
@@ -6,40 +6,64 @@
  *   [header][stripe x S][bucket heads: uint32 x S*B][slot x capacity]
  *
  * header  immutable after creation except its atomic counters. `magic` is stored last (release)
- *         by the creator; an attacher reads nothing else before it sees it (acquire).
+ *         by the creator; an attacher reads nothing else before it sees it (acquire). It
+ *         records the capacity, key_max, state_words and slot size the segment was made for;
+ *         an opener that asks for others is refused with a message that says how to fix it.
  * stripe  S = a power of 2 <= 64 independent sub-tables, each with its own robust,
  *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-2-4 of
  *         the key under a random 128-bit key chosen by the creator (no hash flooding). A stripe
  *         owns the slots [first, first+nslots), B bucket heads (chains through slot.next, full
- *         key compared), an LRU list (slot.lru_prev/lru_next, head = most recent) and a free
- *         list (slot.next of free slots). Slots [first+fresh, first+nslots) were never used
- *         and are still all zero: creation writes no slot, so it costs the same for any size
- *         (pages are reserved up front by posix_fallocate, never touched). S shrinks for small
- *         capacities so that every stripe owns >= 16 slots (>= RL_MAX_MATCH: one request never
- *         evicts its own keys).
- * slot    312 bytes: the key inline (<= RL_KEY_MAX), its length and hash, the rl_state, the
- *         expiry (ms), `touch` (the stripe's use counter at last use), the links, `in_use`.
+ *         key compared), a CLOCK hand and a free list (slot.next of free slots). Slots
+ *         [first+fresh, first+nslots) were never used and are still all zero: creation writes
+ *         no slot, so it costs the same for any size (pages are reserved up front by
+ *         posix_fallocate, never touched). S shrinks for small capacities so that every stripe
+ *         owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its own keys).
+ * slot    sized at open from the configuration, not from the maxima: a 16-byte head (chain
+ *         index, key length, in_use, the CLOCK `ref` bit, expiry in ms), then state_words
+ *         int64 state words, then key_max key bytes, rounded up to 8 bytes. The key is not
+ *         NUL-terminated and its hash is not stored: lookups compare length then bytes, and
+ *         the rare removal rehashes the key to find its chain.
+ *
+ * Bytes per key: rl_shm_size(c, k, w) / c
+ *             = roundup8(16 + 8*w + k)            the slot
+ *             + 4 * B / (c / S)                   bucket heads, B = pow2 >= c/S: 4 to 8
+ *             + (128 + 64*S) / c                  header and stripes, amortised
+ * With rule names <= 15 bytes, k = 15 + 1 + RL_CLIENT_MAX = 80 and w = 3: slot 120, so
+ * 124.0 bytes per key at c = 2^20, 124.2 at c = 10^6 (118.4 MiB), 125.3 at 10^5, 128.3 at
+ * 1000. With the longest rule names (63 bytes, k = 128): slot 168, 172.2 at 10^6.
  *
  * Invariants under the stripe lock, when `dirty` is 0: each slot of the stripe below `fresh`
- * is either in_use, in exactly one bucket chain and in the LRU list, or free and in the free
- * list; used = number of in_use slots; no two in_use slots hold the same key.
+ * is either in_use and in exactly one bucket chain, or free and in the free list; used = the
+ * number of in_use slots; no two in_use slots hold the same key; hand < fresh (or 0).
+ *
+ * Eviction is CLOCK (second chance), an approximation of LRU that needs one byte per slot
+ * instead of two 32-bit list links, which the 128-bytes-per-key budget has no room for. A use
+ * of a key (admitted or refused) sets its `ref`; an insert sets none. When a stripe has no
+ * free slot the hand sweeps its slots, clearing `ref` bits, and evicts the first one found
+ * expired or unreferenced: a key is evicted only if it was not used since the hand last
+ * passed it. So a client being refused, which keeps using its key, is not the one forgotten
+ * while any quieter key exists. A sweep is bounded (SHM_SWEEP_MAX): past that many
+ * referenced slots the one under the hand goes anyway, so the time under the lock is bounded.
  *
  * Crash repair: a decision sets `dirty` on its stripes after locking and clears it before
  * unlocking. A process that dies holding a lock leaves the robust mutex EOWNERDEAD; the next
- * locker sees dirty and rebuilds the stripe from the slots' own fields (in_use, key, touch),
- * which are enough: `in_use` is set only after the key is written, and cleared before it is
- * overwritten. State words written when the owner died may be torn; GCRA clamps any state to
- * the bucket's depth, so a torn state can never admit more than a burst. Tests reach this path
- * with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see shm_test_die).
+ * locker sees dirty and rebuilds the stripe's chains and free list from the slots' own fields
+ * (in_use, key), which are enough: `in_use` is set only after the key is written, and cleared
+ * before it is overwritten. `ref` bits and the hand need no repair (any value is valid). State
+ * words written when the owner died may be torn; every algorithm clamps any state to what
+ * its limit allows (algo.h), so a torn state can never admit more than a full quota. Tests
+ * reach this path with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see shm_test_die).
  *
  * Expiry is amortised, no sweeper: an entry whose expiry <= now reads as absent, and every
- * insert first takes back up to 2 expired entries from its stripe's LRU tail; when no slot is
- * free the tail is evicted by force. A clock stepping back only makes entries live longer.
+ * insert first moves its stripe's hand over 2 slots, taking back those expired; the eviction
+ * sweep takes an expired entry as soon as it meets one. A clock stepping back only makes
+ * entries live longer.
  *
- * Bytes per key: rl_shm_size(c)/c = 312 (slot) + 4..8 (bucket heads: a power of 2 >= the
- * stripe's share) + the header and stripes amortised: 316.0 at c = 2^20, 317.3 at 100000,
- * 320.3 at 1000, 332 at the minimum 16. Keys are inline at their maximum size: simple, and no
- * allocator in shared memory; a 1 MiB table holds ~3300 keys.
+ * Time: a caller passing now_ms < 0 lets the table read CLOCK_REALTIME itself, once its locks
+ * are held. Decisions on one key are then made in clock order: a caller that read the clock
+ * and then waited for the lock would otherwise present an older time than a decision already
+ * stored, which an algorithm must take as a clock step back, and GCRA's repair of a step back
+ * (algo.h) would hand out up to that wait's worth of extra requests.
  */
 #include "fmacros.h"
 
@@ -63,11 +87,12 @@
 #include "siphash.h"
 
 #define SHM_MAGIC 0x31304d4853544c52ULL /* "RLTSHM01" in little-endian bytes */
-#define SHM_LAYOUT 1u
+#define SHM_LAYOUT 2u                   /* 2: slots sized at open, CLOCK eviction */
 #define SHM_NIL UINT32_MAX
 #define SHM_STRIPES_MAX 64u
 #define SHM_STRIPE_MIN_SLOTS 16
 #define SHM_RECLAIM_PER_INSERT 2
+#define SHM_SWEEP_MAX 256 /* referenced slots one eviction may pass over */
 /* How long an attacher waits for the creator to publish: 2 s, plus 1 s per GiB because the
  * creator's posix_fallocate takes ~0.25 s per GiB of tmpfs. */
 #define SHM_ATTACH_WAIT_MS 2000
@@ -87,13 +112,15 @@ typedef struct shm_header {
     uint32_t layout;        /* SHM_LAYOUT */
     uint32_t header_size;   /* sizeof(shm_header) ... */
     uint32_t stripe_size;   /* ... and the other sizes this build was compiled with */
-    uint32_t slot_size;
     uint32_t mutex_size;
+    uint32_t slot_size; /* from key_max and state_words (shm_slot_size) */
     uint32_t key_max;
-    uint64_t capacity;
-    uint64_t size; /* of the whole segment */
+    uint32_t state_words;
     uint32_t nstripes;
     uint32_t nbuckets; /* per stripe */
+    uint32_t reserved;
+    uint64_t capacity;
+    uint64_t size; /* of the whole segment */
     uint64_t stripes_off, buckets_off, slots_off;
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE];
     _Atomic uint64_t evictions;
@@ -106,28 +133,25 @@ typedef struct shm_stripe {
     uint32_t dirty;                           /* 1 while a holder may be mid-mutation */
     uint32_t first, nslots;                   /* the slots this stripe owns */
     uint32_t used;
-    uint32_t lru_head, lru_tail; /* most / least recently used */
+    uint32_t hand; /* CLOCK hand: the next slot to look at is first + hand, hand < fresh */
     uint32_t free_head;
     uint32_t fresh; /* slots [first, first+fresh) have been used at least once */
-    uint64_t seq;   /* last `touch` given out */
 } shm_stripe;
 
+/* A slot's fixed head. state_words int64 words follow it, then key_max key bytes. */
 typedef struct shm_slot {
-    uint64_t hash;
-    uint64_t touch; /* stripe seq at last use: the LRU order, kept for crash repair */
-    int64_t expires_ms;
-    rl_state state;
-    uint32_t lru_prev, lru_next;
-    uint32_t next; /* bucket chain when in use, free list when not */
+    uint32_t next;      /* bucket chain when in use, free list when not */
     uint16_t keylen;
-    uint8_t in_use; /* 1 = holds a key; written after the key, cleared before reuse */
-    uint8_t pad;
-    char key[RL_KEY_MAX];
+    uint8_t in_use;     /* 1 = holds a key; written after the key, cleared before reuse */
+    uint8_t ref;        /* CLOCK: used since the hand last passed */
+    int64_t expires_ms; /* reads as absent once now >= this */
 } shm_slot;
 
-/* Where everything goes for a capacity; computed identically by creator and attachers. */
+_Static_assert(sizeof(shm_slot) == 16, "the slot head is 16 bytes (see bytes per key)");
+
+/* Where everything goes; computed identically by creator and attachers. */
 typedef struct shm_geom {
-    uint32_t nstripes, nbuckets;
+    uint32_t nstripes, nbuckets, slot_size;
     size_t stripes_off, buckets_off, slots_off, size;
 } shm_geom;
 
@@ -137,8 +161,9 @@ struct rl_shm {
     shm_header *hdr;
     shm_stripe *stripes;
     uint32_t *buckets;
-    shm_slot *slots;
+    unsigned char *slots;
     uint32_t nstripes, nbuckets;
+    uint32_t slot_size, key_max, state_words;
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
     int die_in_lock;                       /* test hook, see shm_test_die */
     char name[NAME_MAX + 1];
@@ -163,12 +188,20 @@ static size_t shm_align(size_t n)
     return (n + SHM_ALIGN - 1) & ~(size_t)(SHM_ALIGN - 1);
 }
 
-static int shm_geometry(int64_t capacity, shm_geom *g)
+/* Head, state words, key bytes, rounded to 8 so that every slot's words are aligned. */
+static uint32_t shm_slot_size(uint32_t key_max, uint32_t state_words)
+{
+    return (uint32_t)((sizeof(shm_slot) + 8u * state_words + key_max + 7u) & ~7u);
+}
+
+static int shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g)
 {
     uint64_t share, nb = 1, size;
 
-    if (capacity < RL_SHM_CAPACITY_MIN || capacity > RL_SHM_CAPACITY_MAX)
+    if (capacity < RL_SHM_CAPACITY_MIN || capacity > RL_SHM_CAPACITY_MAX || key_max < 1 ||
+        key_max > RL_KEY_MAX || state_words < 1 || state_words > RL_STATE_WORDS)
         return -1;
+    g->slot_size = shm_slot_size((uint32_t)key_max, (uint32_t)state_words);
     g->nstripes = SHM_STRIPES_MAX;
     while (g->nstripes > 1 && capacity / g->nstripes < SHM_STRIPE_MIN_SLOTS)
         g->nstripes /= 2;
@@ -184,17 +217,17 @@ static int shm_geometry(int64_t capacity, shm_geom *g)
     size += (uint64_t)g->nstripes * g->nbuckets * sizeof(uint32_t);
     size = shm_align((size_t)size);
     g->slots_off = (size_t)size;
-    size += (uint64_t)capacity * sizeof(shm_slot);
+    size += (uint64_t)capacity * g->slot_size;
     if (size > SIZE_MAX || size > (uint64_t)INT64_MAX)
         return -1;
     g->size = (size_t)size;
     return 0;
 }
 
-size_t rl_shm_size(int64_t capacity)
+size_t rl_shm_size(int64_t capacity, size_t key_max, size_t state_words)
 {
     shm_geom g;
-    return shm_geometry(capacity, &g) == 0 ? g.size : 0;
+    return shm_geometry(capacity, key_max, state_words, &g) == 0 ? g.size : 0;
 }
 
 static void shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g)
@@ -204,12 +237,39 @@ static void shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_ge
     shm->hdr = (shm_header *)base;
     shm->stripes = (shm_stripe *)(base + g->stripes_off);
     shm->buckets = (uint32_t *)(base + g->buckets_off);
-    shm->slots = (shm_slot *)(base + g->slots_off);
+    shm->slots = base + g->slots_off;
     shm->nstripes = g->nstripes;
     shm->nbuckets = g->nbuckets;
+    shm->slot_size = g->slot_size;
 }
 
 /* ---- one stripe's structures (caller holds the stripe lock) ---------------------------- */
+
+static shm_slot *shm_slot_at(const rl_shm *shm, uint32_t i)
+{
+    return (shm_slot *)(shm->slots + (size_t)i * shm->slot_size);
+}
+
+static int64_t *shm_words(shm_slot *sl)
+{
+    return (int64_t *)(sl + 1);
+}
+
+static char *shm_key(const rl_shm *shm, shm_slot *sl)
+{
+    return (char *)(shm_words(sl) + shm->state_words);
+}
+
+static void shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st)
+{
+    memset(st, 0, sizeof *st);
+    memcpy(st->w, shm_words(sl), shm->state_words * sizeof(int64_t));
+}
+
+static void shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st)
+{
+    memcpy(shm_words(sl), st->w, shm->state_words * sizeof(int64_t));
+}
 
 static uint64_t shm_hash(const rl_shm *shm, const char *key, size_t len)
 {
@@ -234,188 +294,166 @@ static int shm_expired(const shm_slot *sl, int64_t now_ms)
 
 static uint32_t shm_find(const rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
 {
-    for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL; i = shm->slots[i].next) {
-        const shm_slot *sl = &shm->slots[i];
-        if (sl->hash == h && sl->keylen == len && memcmp(sl->key, key, len) == 0)
+    for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL;) {
+        shm_slot *sl = shm_slot_at(shm, i);
+        if (sl->keylen == len && memcmp(shm_key(shm, sl), key, len) == 0)
             return i;
+        i = sl->next;
     }
     return SHM_NIL;
 }
 
-static void shm_lru_unlink(rl_shm *shm, shm_stripe *st, uint32_t i)
-{
-    shm_slot *sl = &shm->slots[i];
-    if (sl->lru_prev != SHM_NIL)
-        shm->slots[sl->lru_prev].lru_next = sl->lru_next;
-    else
-        st->lru_head = sl->lru_next;
-    if (sl->lru_next != SHM_NIL)
-        shm->slots[sl->lru_next].lru_prev = sl->lru_prev;
-    else
-        st->lru_tail = sl->lru_prev;
-    sl->lru_prev = sl->lru_next = SHM_NIL;
-}
-
-static void shm_lru_push(rl_shm *shm, shm_stripe *st, uint32_t i)
-{
-    shm_slot *sl = &shm->slots[i];
-    sl->lru_prev = SHM_NIL;
-    sl->lru_next = st->lru_head;
-    if (st->lru_head != SHM_NIL)
-        shm->slots[st->lru_head].lru_prev = i;
-    else
-        st->lru_tail = i;
-    st->lru_head = i;
-    sl->touch = ++st->seq;
-}
-
-static void shm_touch(rl_shm *shm, shm_stripe *st, uint32_t i)
-{
-    if (st->lru_head != i) {
-        shm_lru_unlink(shm, st, i);
-        shm_lru_push(shm, st, i);
-    } else {
-        shm->slots[i].touch = ++st->seq;
-    }
-}
-
 static void shm_free_push(rl_shm *shm, shm_stripe *st, uint32_t i)
 {
-    shm->slots[i].next = st->free_head;
+    shm_slot_at(shm, i)->next = st->free_head;
     st->free_head = i;
 }
 
-/* Takes slot i out of its chain and the LRU and puts it on the free list. */
+/* Takes slot i out of its chain and puts it on the free list. The chain is found by
+ * rehashing the key: removals are rare (expiry, eviction), lookups are not, so the hash is
+ * not worth 8 bytes a slot. */
 static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
 {
     shm_stripe *st = &shm->stripes[s];
-    shm_slot *sl = &shm->slots[i];
-    uint32_t *link = shm_bucket(shm, s, sl->hash);
+    shm_slot *sl = shm_slot_at(shm, i);
+    uint32_t *link = shm_bucket(shm, s, shm_hash(shm, shm_key(shm, sl), sl->keylen));
 
     while (*link != i && *link != SHM_NIL)
-        link = &shm->slots[*link].next;
+        link = &shm_slot_at(shm, *link)->next;
     if (*link == i)
         *link = sl->next;
-    shm_lru_unlink(shm, st, i);
     sl->in_use = 0;
     atomic_signal_fence(memory_order_seq_cst); /* in_use clear before the slot is reused */
     shm_free_push(shm, st, i);
     st->used--;
 }
 
-/* A new entry for key in stripe s. Reclaims expired entries from the LRU tail first, then
- * takes a free slot, else a never-used one, else evicts the tail. SHM_NIL only if the stripe
- * owns no slot at all. */
+static uint32_t shm_hand_next(shm_stripe *st)
+{
+    uint32_t i = st->first + st->hand;
+    st->hand = st->hand + 1 < st->fresh ? st->hand + 1 : 0;
+    return i;
+}
+
+/* Frees one slot when the stripe has none: the first expired or unreferenced slot under the
+ * hand, clearing `ref` bits on the way (second chance); after SHM_SWEEP_MAX referenced ones,
+ * the slot under the hand whatever its bit. Never a pinned slot (one the current decision
+ * stored: a request never evicts its own keys). 0, or -1 when nothing can be evicted. */
+static int shm_pinned(uint32_t i, const uint32_t *pinned, size_t npinned)
+{
+    for (size_t k = 0; k < npinned; k++)
+        if (pinned[k] == i)
+            return 1;
+    return 0;
+}
+
+static int shm_evict(rl_shm *shm, uint32_t s, int64_t now_ms, const uint32_t *pinned,
+                     size_t npinned)
+{
+    shm_stripe *st = &shm->stripes[s];
+
+    for (int swept = 0;; swept++) {
+        uint32_t i = shm_hand_next(st);
+        shm_slot *sl = shm_slot_at(shm, i);
+        if (!sl->in_use || shm_pinned(i, pinned, npinned)) {
+            if (swept > 2 * (int)st->fresh)
+                return -1; /* nothing evictable: cannot happen while nslots >= RL_MAX_MATCH */
+            continue;
+        }
+        if (shm_expired(sl, now_ms)) {
+            atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
+        } else if (sl->ref && swept < SHM_SWEEP_MAX) {
+            sl->ref = 0;
+            continue;
+        } else {
+            atomic_fetch_add_explicit(&shm->hdr->evictions, 1, memory_order_relaxed);
+        }
+        shm_remove(shm, s, i);
+        return 0;
+    }
+}
+
+/* A new entry for key in stripe s. Reclaims expired entries under the hand first, then takes
+ * a free slot, else a never-used one, else evicts. SHM_NIL only if nothing can be evicted. */
 static uint32_t shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
-                           int64_t now_ms)
+                           int64_t now_ms, const uint32_t *pinned, size_t npinned)
 {
     shm_stripe *st = &shm->stripes[s];
     uint32_t i;
     shm_slot *sl;
 
-    for (int k = 0; k < SHM_RECLAIM_PER_INSERT; k++) {
-        i = st->lru_tail;
-        if (i == SHM_NIL || !shm_expired(&shm->slots[i], now_ms))
-            break;
-        shm_remove(shm, s, i);
-        atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
+    /* Amortised expiry: the hand moves on over a few slots, taking back the expired ones (it
+     * clears no `ref`: that is eviction's job), so that over fresh/2 inserts it has looked
+     * at every slot. A just-stored (pinned) slot is never expired: its ttl is >= 1 ms. */
+    for (int k = 0; k < SHM_RECLAIM_PER_INSERT && st->fresh > 0; k++) {
+        i = shm_hand_next(st);
+        sl = shm_slot_at(shm, i);
+        if (sl->in_use && shm_expired(sl, now_ms)) {
+            shm_remove(shm, s, i);
+            atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
+        }
     }
     if (st->free_head == SHM_NIL && st->fresh < st->nslots)
         shm_free_push(shm, st, st->first + st->fresh++);
-    if (st->free_head == SHM_NIL) {
-        i = st->lru_tail;
-        if (i == SHM_NIL) {
-            atomic_fetch_add_explicit(&shm->hdr->insert_failures, 1, memory_order_relaxed);
-            return SHM_NIL;
-        }
-        atomic_fetch_add_explicit(shm_expired(&shm->slots[i], now_ms) ? &shm->hdr->expired
-                                                                       : &shm->hdr->evictions,
-                                  1, memory_order_relaxed);
-        shm_remove(shm, s, i);
+    if (st->free_head == SHM_NIL && (st->fresh == 0 || shm_evict(shm, s, now_ms, pinned, npinned) < 0)) {
+        atomic_fetch_add_explicit(&shm->hdr->insert_failures, 1, memory_order_relaxed);
+        return SHM_NIL;
     }
 
     i = st->free_head;
-    sl = &shm->slots[i];
+    sl = shm_slot_at(shm, i);
     st->free_head = sl->next;
-    sl->hash = h;
     sl->keylen = (uint16_t)len;
-    memcpy(sl->key, key, len);
+    sl->ref = 0; /* set by its next use: a key seen once is the first to go */
+    memcpy(shm_key(shm, sl), key, len);
     /* The key is complete before in_use says so: crash repair trusts in_use. */
     atomic_signal_fence(memory_order_seq_cst);
     sl->in_use = 1;
     sl->next = *shm_bucket(shm, s, h);
     *shm_bucket(shm, s, h) = i;
-    shm_lru_push(shm, st, i);
     st->used++;
     return i;
 }
 
 /* ---- crash repair ---------------------------------------------------------------------- */
 
-typedef struct shm_order {
-    uint64_t touch;
-    uint32_t slot;
-} shm_order;
-
-static int shm_order_cmp(const void *a, const void *b)
+/* Is slot sl a key that belongs in stripe s, and not already indexed? Recomputes its hash:
+ * nothing of a slot written by a process that died is trusted beyond in_use, key, keylen. */
+static int shm_slot_valid(const rl_shm *shm, uint32_t s, shm_slot *sl, uint64_t *h)
 {
-    const shm_order *x = a, *y = b;
-    return (x->touch > y->touch) - (x->touch < y->touch);
-}
-
-/* Is slot sl a key that belongs in stripe s? Recomputes its hash: nothing of a slot written
- * by a process that died is trusted beyond in_use, key and keylen. */
-static int shm_slot_valid(const rl_shm *shm, uint32_t s, shm_slot *sl)
-{
-    if (sl->in_use != 1 || sl->keylen > RL_KEY_MAX)
+    if (sl->in_use != 1 || sl->keylen > shm->key_max)
         return 0;
-    sl->hash = shm_hash(shm, sl->key, sl->keylen);
-    return shm_stripe_of(shm, sl->hash) == s &&
-           shm_find(shm, s, sl->hash, sl->key, sl->keylen) == SHM_NIL;
+    *h = shm_hash(shm, shm_key(shm, sl), sl->keylen);
+    return shm_stripe_of(shm, *h) == s &&
+           shm_find(shm, s, *h, shm_key(shm, sl), sl->keylen) == SHM_NIL;
 }
 
-/* Rebuilds stripe s's chains, LRU and free list from its slots. The LRU order comes from
- * `touch`; without memory to sort, slot order is used (only eviction order suffers). */
+/* Rebuilds stripe s's chains and free list from its slots. */
 static void shm_rebuild(rl_shm *shm, uint32_t s)
 {
     shm_stripe *st = &shm->stripes[s];
-    shm_order *live = malloc((size_t)st->fresh * sizeof *live);
-    size_t nlive = 0;
 
     for (uint32_t b = 0; b < shm->nbuckets; b++)
         shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
-    st->lru_head = st->lru_tail = st->free_head = SHM_NIL;
+    st->free_head = SHM_NIL;
     st->used = 0;
-    st->seq = 0;
-
-    /* Backwards, so that the free list hands out low slots first. */
     if (st->fresh > st->nslots)
         st->fresh = st->nslots;
+    if (st->hand >= st->fresh)
+        st->hand = 0;
+
+    /* Backwards, so that the free list hands out low slots first. */
     for (uint32_t i = st->first + st->fresh; i-- > st->first;) {
-        shm_slot *sl = &shm->slots[i];
-        if (!shm_slot_valid(shm, s, sl)) {
+        shm_slot *sl = shm_slot_at(shm, i);
+        uint64_t h;
+        if (!shm_slot_valid(shm, s, sl, &h)) {
             sl->in_use = 0;
             shm_free_push(shm, st, i);
             continue;
         }
-        sl->next = *shm_bucket(shm, s, sl->hash);
-        *shm_bucket(shm, s, sl->hash) = i;
+        sl->next = *shm_bucket(shm, s, h);
+        *shm_bucket(shm, s, h) = i;
         st->used++;
-        if (sl->touch > st->seq)
-            st->seq = sl->touch;
-        if (live != NULL) {
-            live[nlive].touch = sl->touch;
-            live[nlive++].slot = i;
-        } else {
-            shm_lru_push(shm, st, i);
-        }
-    }
-    if (live != NULL) {
-        /* Oldest first, so the newest ends at the head; touches are renumbered above seq. */
-        qsort(live, nlive, sizeof *live, shm_order_cmp);
-        for (size_t k = 0; k < nlive; k++)
-            shm_lru_push(shm, st, live[k].slot);
-        free(live);
     }
     st->dirty = 0;
 }
@@ -455,7 +493,8 @@ static void shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked)
         shm_stripe *st = &shm->stripes[locked[k]];
         memset(&shm->buckets[(size_t)locked[k] * shm->nbuckets], 0xff,
                shm->nbuckets * sizeof(uint32_t));
-        st->lru_head = st->lru_tail = st->free_head = SHM_NIL;
+        st->free_head = SHM_NIL;
+        st->used = 0;
     }
     _exit(9);
 }
@@ -483,9 +522,9 @@ static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t 
             shm_seterr(shm, "shm: item %zu: missing rule, result or key", i);
             return -1;
         }
-        if (items[i].keylen > RL_KEY_MAX) {
-            shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %d", i, items[i].keylen,
-                       RL_KEY_MAX);
+        if (items[i].keylen > shm->key_max) {
+            shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %u (this table's key_max)",
+                       i, items[i].keylen, shm->key_max);
             return -1;
         }
     }
@@ -515,27 +554,35 @@ static size_t shm_lock_order(const uint32_t *stripe, size_t n, uint32_t *order)
 
 /* A refused request charges no rule: re-decide the rules that would have admitted it at cost
  * 0 (a probe, see algo.h), so their results describe the state as it stays. */
-static void shm_report_uncharged(rl_shm *shm, rl_item *items, size_t n, const uint32_t *found,
-                                 int64_t now_ms)
+static void shm_report_uncharged(rl_item *items, size_t n, const uint32_t *found,
+                                 const rl_state *cur, int64_t now_ms)
 {
     for (size_t i = 0; i < n; i++) {
         rl_state unused;
         int64_t unused_ttl;
         if (!items[i].res->allowed)
             continue;
-        rl_algo_decide(items[i].rule, found[i] != SHM_NIL ? &shm->slots[found[i]].state : NULL,
-                       now_ms, 0, &unused, &unused_ttl, items[i].res);
+        rl_algo_decide(items[i].rule, found[i] != SHM_NIL ? &cur[i] : NULL, now_ms, 0, &unused,
+                       &unused_ttl, items[i].res);
     }
+}
+
+static int64_t shm_realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
-    rl_state next[RL_MAX_MATCH];
+    uint32_t pinned[RL_MAX_MATCH]; /* slots this batch stored: no insert may evict them */
+    rl_state cur[RL_MAX_MATCH], next[RL_MAX_MATCH];
     int64_t ttl[RL_MAX_MATCH];
     int repair[RL_MAX_MATCH];
-    size_t nlocked;
+    size_t nlocked, npinned = 0;
     int allowed = 1;
 
     if (shm_check_items(shm, items, n, cost) < 0)
@@ -558,49 +605,58 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
     }
     if (shm->die_in_lock)
         shm_test_die(shm, order, nlocked);
+    if (now_ms < 0)
+        now_ms = shm_realtime_ms(); /* under the locks: decisions on a key in clock order */
 
     /* Decide every rule on the stored states, changing nothing yet. */
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
-        rl_state cur;
-        int live;
+        shm_slot *sl = NULL;
 
         found[i] = shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
-        live = found[i] != SHM_NIL && !shm_expired(&shm->slots[found[i]], now_ms);
-        if (live)
-            cur = shm->slots[found[i]].state;
-        else
-            found[i] = SHM_NIL;
-        repair[i] = rl_algo_decide(items[i].rule, live ? &cur : NULL, now_ms, cost, &next[i],
-                                   &ttl[i], items[i].res) & RL_ALGO_REPAIR;
+        if (found[i] != SHM_NIL) {
+            sl = shm_slot_at(shm, found[i]);
+            if (shm_expired(sl, now_ms)) {
+                found[i] = SHM_NIL;
+                sl = NULL;
+            } else {
+                shm_load_state(shm, sl, &cur[i]);
+            }
+        }
+        repair[i] = rl_algo_decide(items[i].rule, sl != NULL ? &cur[i] : NULL, now_ms, cost,
+                                   &next[i], &ttl[i], items[i].res) & RL_ALGO_REPAIR;
         allowed &= items[i].res->allowed != 0;
     }
     if (!allowed)
-        shm_report_uncharged(shm, items, n, found, now_ms);
+        shm_report_uncharged(items, n, found, cur, now_ms);
 
     /* All admitted: store every state. Refused: store none (but a repaired one, see algo.h),
-     * and keep the keys recent, so a key that is being refused is not the one evicted (that
+     * and mark the keys used, so a key that is being refused is not the one evicted (that
      * would hand it a full bucket). */
     for (size_t i = 0; i < n; i++) {
-        shm_stripe *st = &shm->stripes[stripe[i]];
         const char *key = items[i].keylen ? items[i].key : "";
         uint32_t at;
+        shm_slot *sl;
 
         if (!allowed && !(repair[i] && found[i] != SHM_NIL)) {
             if (found[i] != SHM_NIL)
-                shm_touch(shm, st, found[i]);
+                shm_slot_at(shm, found[i])->ref = 1;
             continue;
         }
-        /* Looked up again: an earlier insert of this batch may have reclaimed or evicted. */
+        /* Looked up again: an earlier insert of this batch may have reclaimed an expired
+         * entry (never one of this batch's: those are pinned). */
         at = shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
         if (at == SHM_NIL)
-            at = shm_insert(shm, stripe[i], hash[i], key, items[i].keylen, now_ms);
+            at = shm_insert(shm, stripe[i], hash[i], key, items[i].keylen, now_ms, pinned,
+                            npinned);
         else
-            shm_touch(shm, st, at);
+            shm_slot_at(shm, at)->ref = 1;
         if (at == SHM_NIL)
             continue; /* counted in insert_failures; the decision stands */
-        shm->slots[at].state = next[i];
-        shm->slots[at].expires_ms = shm_expiry(now_ms, ttl[i]);
+        pinned[npinned++] = at;
+        sl = shm_slot_at(shm, at);
+        shm_store_state(shm, sl, &next[i]);
+        sl->expires_ms = shm_expiry(now_ms, ttl[i]);
     }
 
     for (size_t k = nlocked; k-- > 0;) {
@@ -615,8 +671,9 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
 /* One key, one stripe lock: the checks and the locking of rl_shm_get and rl_shm_put. */
 static int shm_raw_lock(rl_shm *shm, const char *key, size_t len, uint64_t *h, uint32_t *s)
 {
-    if (len > RL_KEY_MAX) {
-        shm_seterr(shm, "shm: key of %zu bytes, at most %d", len, RL_KEY_MAX);
+    if (len > shm->key_max || (key == NULL && len != 0)) {
+        shm_seterr(shm, "shm: key of %zu bytes, at most %u (this table's key_max)", len,
+                   shm->key_max);
         return -1;
     }
     *h = shm_hash(shm, key, len);
@@ -642,9 +699,9 @@ int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_stat
     if (shm_raw_lock(shm, key, len, &h, &s) < 0)
         return -1;
     i = shm_find(shm, s, h, key, len);
-    live = i != SHM_NIL && !shm_expired(&shm->slots[i], now_ms);
+    live = i != SHM_NIL && !shm_expired(shm_slot_at(shm, i), now_ms);
     if (live)
-        *out = shm->slots[i].state;
+        shm_load_state(shm, shm_slot_at(shm, i), out);
     shm_raw_unlock(shm, s);
     return live;
 }
@@ -659,12 +716,12 @@ int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int
         return -1;
     i = shm_find(shm, s, h, key, len);
     if (i == SHM_NIL)
-        i = shm_insert(shm, s, h, key, len, now_ms);
+        i = shm_insert(shm, s, h, key, len, now_ms, NULL, 0);
     else
-        shm_touch(shm, &shm->stripes[s], i);
+        shm_slot_at(shm, i)->ref = 1;
     if (i != SHM_NIL) {
-        shm->slots[i].state = *st;
-        shm->slots[i].expires_ms = shm_expiry(now_ms, ttl_ms);
+        shm_store_state(shm, shm_slot_at(shm, i), st);
+        shm_slot_at(shm, i)->expires_ms = shm_expiry(now_ms, ttl_ms);
     }
     shm_raw_unlock(shm, s);
     return 0;
@@ -753,7 +810,7 @@ static int shm_init_stripes(rl_shm *shm, int64_t capacity, rl_error *err)
                      ((uint64_t)s < (uint64_t)capacity % shm->nstripes);
         st->first = first;
         first += st->nslots;
-        st->lru_head = st->lru_tail = st->free_head = SHM_NIL;
+        st->free_head = SHM_NIL;
         rc = pthread_mutex_init(&st->lock, &attr);
     }
     pthread_mutexattr_destroy(&attr);
@@ -801,9 +858,10 @@ static int shm_create(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, 
     h->layout = SHM_LAYOUT;
     h->header_size = sizeof(shm_header);
     h->stripe_size = sizeof(shm_stripe);
-    h->slot_size = sizeof(shm_slot);
     h->mutex_size = sizeof(pthread_mutex_t);
-    h->key_max = RL_KEY_MAX;
+    h->slot_size = g->slot_size;
+    h->key_max = shm->key_max;
+    h->state_words = shm->state_words;
     h->capacity = (uint64_t)capacity;
     h->size = g->size;
     h->nstripes = g->nstripes;
@@ -832,13 +890,11 @@ static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g,
     const char *n = shm->name;
 
     if (h->layout != SHM_LAYOUT || h->header_size != sizeof(shm_header) ||
-        h->stripe_size != sizeof(shm_stripe) || h->slot_size != sizeof(shm_slot) ||
-        h->mutex_size != sizeof(pthread_mutex_t) || h->key_max != RL_KEY_MAX) {
+        h->stripe_size != sizeof(shm_stripe) || h->mutex_size != sizeof(pthread_mutex_t)) {
         shm_operr(err,
-                  "shm \"%s\": exists with another layout (version %u, slot %u bytes; this "
-                  "build: version %u, slot %zu bytes); stop the old processes and remove it "
-                  "with: rm /dev/shm%s",
-                  n, h->layout, h->slot_size, SHM_LAYOUT, sizeof(shm_slot), n);
+                  "shm \"%s\": exists with another layout (version %u; this build: version "
+                  "%u); stop the old processes and remove it with: rm /dev/shm%s",
+                  n, h->layout, SHM_LAYOUT, n);
         return -1;
     }
     if (h->capacity != (uint64_t)capacity) {
@@ -846,6 +902,17 @@ static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g,
                   "shm \"%s\": exists with capacity %llu, config says %lld; remove it with: "
                   "rm /dev/shm%s (processes attached keep their copy) or use the same capacity",
                   n, (unsigned long long)h->capacity, (long long)capacity, n);
+        return -1;
+    }
+    if (h->key_max != shm->key_max || h->state_words != shm->state_words ||
+        h->slot_size != g->slot_size) {
+        shm_operr(err,
+                  "shm \"%s\": exists with keys of up to %u bytes and %u state words (slot %u "
+                  "bytes), config needs %u and %u (slot %u): a rule name's length or the "
+                  "algorithms changed; remove it with: rm /dev/shm%s (processes attached keep "
+                  "their copy) or run the old and new configs under different shm.name",
+                  n, h->key_max, h->state_words, h->slot_size, shm->key_max, shm->state_words,
+                  g->slot_size, n);
         return -1;
     }
     if (h->size != g->size || st_size != g->size || h->nstripes != g->nstripes ||
@@ -943,7 +1010,8 @@ static int shm_check_name(const char *name, rl_error *err)
     return 0;
 }
 
-rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err)
+rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                    rl_error *err)
 {
     const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
     const int64_t start = shm_monotonic_ms();
@@ -953,9 +1021,15 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err)
 
     if (shm_check_name(name, err) < 0)
         return NULL;
-    if (shm_geometry(capacity, &g) < 0) {
+    if (capacity < RL_SHM_CAPACITY_MIN || capacity > RL_SHM_CAPACITY_MAX) {
         shm_operr(err, "shm \"%s\": capacity %lld out of range [%d, %lld]", name,
                   (long long)capacity, RL_SHM_CAPACITY_MIN, (long long)RL_SHM_CAPACITY_MAX);
+        return NULL;
+    }
+    if (key_max < 1 || key_max > RL_KEY_MAX || state_words < 1 ||
+        state_words > RL_STATE_WORDS || shm_geometry(capacity, key_max, state_words, &g) < 0) {
+        shm_operr(err, "shm \"%s\": key_max %zu or state_words %zu out of range [1, %d], "
+                  "[1, %d]", name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
         return NULL;
     }
     shm = calloc(1, sizeof *shm);
@@ -964,6 +1038,8 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, rl_error *err)
         return NULL;
     }
     snprintf(shm->name, sizeof shm->name, "%s", name);
+    shm->key_max = (uint32_t)key_max;
+    shm->state_words = (uint32_t)state_words;
     shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
 
     for (;;) {

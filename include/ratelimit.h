@@ -37,6 +37,8 @@ extern "C" {
 #define RL_ERRSTR_MAX 512   /* room for "file:line: key: message \"value\"" */
 #define RL_NAME_MAX 64      /* rule names, including the NUL */
 #define RL_KEY_MAX 256      /* bytes of a rate-limit key (rule + client), NUL excluded */
+#define RL_CLIENT_MAX 64    /* bytes of a client identity the core accepts, NUL excluded
+                               (an IPv6 address with a zone fits; longer is an error) */
 #define RL_MAX_MATCH 16     /* rules one request can match */
 #define RL_MAX_RULES 256    /* rules in one configuration */
 

@@ -1,13 +1,22 @@
 /* bench_redis.c -- how fast a Redis decision is, against a raw hiredis loop (not a test)
  *
- * Starts its own redis-server on a free port (lib_redis_server.c), then runs, each for a
- * bounded time, on one connection:
- *   raw       redisCommandArgv(EVALSHA) of the same script with the same arguments: the floor
- *   backend   rl_redis_decide (key building, argv, reply checks)
+ * Starts its own redis-server on a free port (lib_redis_server.c), then runs, on one
+ * connection:
+ *   raw       redisCommandArgv(EVALSHA) of the same script with the same arguments: the usual
+ *             way to call hiredis, one round trip and nothing else
+ *   backend   rl_redis_decide (key building, the command in RESP, reply checks)
  *   decide    rl_decide through the limiter (matching, keys, breaker, refusal cache lookup)
+ * alternately, BENCH_ROUNDS rounds of BENCH_MS / BENCH_ROUNDS each (so a machine whose speed
+ * drifts meanwhile affects them alike), then
  *   flood     one client far over its limit: rl_redis_decide (every refusal a round trip)
- *             vs rl_decide (refused from the shm refusal cache)
+ *             vs rl_decide (refused from the shm refusal cache), BENCH_MS each,
  * and prints decisions/s and p50/p99 latency of each, and backend/raw and decide/raw ratios.
+ *
+ * `bench_redis --ops N` runs each exactly N times instead, for instruction counts:
+ *   valgrind --tool=callgrind --toggle-collect=raw_op --toggle-collect=be_op \
+ *       build/bench/bench_redis --ops 5000
+ * then callgrind_annotate --inclusive=yes: raw_op's and be_op's Ir / N are the client-side
+ * instructions per decision.
  */
 #include "fmacros.h"
 
@@ -25,9 +34,22 @@
 #include "redis_script.h"
 
 #define BENCH_MS 1500
+#define BENCH_ROUNDS 5 /* the compared runs alternate, BENCH_MS / BENCH_ROUNDS at a time */
 #define BENCH_MAX 2000000
 
-static int64_t *lat; /* ns per op */
+typedef int (*bench_op)(void *ud);
+
+/* One measured operation: its latencies (ns per op) over every round. */
+typedef struct bench {
+    const char *name;
+    bench_op op;
+    void *ud;
+    int64_t *lat;
+    size_t n;
+    int64_t ns; /* time spent in its rounds */
+} bench;
+
+static size_t bench_ops; /* --ops N: exactly N operations per run (for callgrind), not timed */
 
 static int64_t bench_ns(void)
 {
@@ -42,30 +64,45 @@ static int bench_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-typedef int (*bench_op)(void *ud);
-
-/* Runs op for BENCH_MS; prints and returns decisions per second. */
-static double bench_run(const char *name, bench_op op, void *ud)
+/* Runs b->op for ms (or, with --ops, until it has run bench_ops times in all). */
+static void bench_round(bench *b, int64_t ms)
 {
-    int64_t start = bench_ns(), end = start + (int64_t)BENCH_MS * 1000000;
-    size_t n = 0;
+    int64_t start = bench_ns(), end = start + ms * 1000000;
 
-    while (n < BENCH_MAX) {
+    while (b->n < BENCH_MAX && (bench_ops > 0 ? b->n < bench_ops : 1)) {
         int64_t t = bench_ns();
-        if (t >= end)
+        if (bench_ops == 0 && t >= end)
             break;
-        if (op(ud) < 0) {
-            fprintf(stderr, "%s: operation failed\n", name);
+        if (b->op(b->ud) < 0) {
+            fprintf(stderr, "%s: operation failed\n", b->name);
             exit(1);
         }
-        lat[n++] = bench_ns() - t;
+        b->lat[b->n++] = bench_ns() - t;
     }
-    double secs = (double)(bench_ns() - start) / 1e9;
-    qsort(lat, n, sizeof(*lat), bench_cmp);
-    double rate = (double)n / secs;
-    printf("%-22s %9.0f decisions/s   p50 %6.1f us   p99 %6.1f us   (%zu ops)\n", name, rate,
-           (double)lat[n / 2] / 1000.0, (double)lat[n * 99 / 100] / 1000.0, n);
+    b->ns += bench_ns() - start;
+}
+
+/* Prints and returns decisions per second. */
+static double bench_report(bench *b)
+{
+    double rate = b->ns > 0 ? (double)b->n / ((double)b->ns / 1e9) : 0;
+
+    qsort(b->lat, b->n, sizeof(*b->lat), bench_cmp);
+    printf("%-22s %9.0f decisions/s   p50 %6.1f us   p99 %6.1f us   (%zu ops)\n", b->name,
+           rate, (double)b->lat[b->n / 2] / 1000.0, (double)b->lat[b->n * 99 / 100] / 1000.0,
+           b->n);
     return rate;
+}
+
+/* Runs the n benches alternately, BENCH_ROUNDS rounds, so that a machine getting slower or
+ * faster meanwhile affects them alike; writes each one's rate into rates. */
+static void bench_compare(bench *bs, size_t n, double *rates)
+{
+    for (int round = 0; round < BENCH_ROUNDS; round++)
+        for (size_t i = 0; i < n; i++)
+            bench_round(&bs[i], BENCH_MS / BENCH_ROUNDS);
+    for (size_t i = 0; i < n; i++)
+        rates[i] = bench_report(&bs[i]);
 }
 
 /* ---- raw hiredis ---- */
@@ -131,7 +168,7 @@ static rl_config *bench_config(const rlt_redis *srv, const char *limit, char *pa
     return cfg;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static char host[] = "127.0.0.1", prefix[] = "b:";
     static const rl_rule big = {.name = "global", .count = 1000000000, .period_ms = 1000,
@@ -147,7 +184,14 @@ int main(void)
     be_ctx be = {0};
     raw_ctx raw = {0};
 
-    lat = malloc(sizeof(*lat) * BENCH_MAX);
+    int64_t *lat = malloc(sizeof(*lat) * BENCH_MAX * 3);
+
+    if (argc == 3 && strcmp(argv[1], "--ops") == 0)
+        bench_ops = strtoul(argv[2], NULL, 10);
+    else if (argc != 1) {
+        fprintf(stderr, "usage: bench_redis [--ops N]\n");
+        return 2;
+    }
     if (lat == NULL || rlt_redis_start(&srv, NULL) != 0)
         return 1;
     snprintf(shm, sizeof(shm), "/rl-bench-%d", (int)getpid());
@@ -177,11 +221,20 @@ int main(void)
         goto out;
     lim_ctx lc = {.lim = lim, .req = {.client = "bench-lim", .path = "/", .cost = 1}};
 
-    printf("redis-server %d, one connection, %d ms per run\n", srv.port, BENCH_MS);
-    double r_raw = bench_run("raw hiredis EVALSHA", raw_op, &raw);
-    double r_be = bench_run("rl_redis_decide", be_op, &be);
-    double r_lim = bench_run("rl_decide", lim_op, &lc);
-    printf("ratio rl_redis_decide/raw %.2f, rl_decide/raw %.2f\n", r_be / r_raw, r_lim / r_raw);
+    if (bench_ops > 0)
+        printf("redis-server %d, one connection, %zu operations per run\n", srv.port, bench_ops);
+    else
+        printf("redis-server %d, one connection, %d ms per run in %d alternating rounds\n",
+               srv.port, BENCH_MS, BENCH_ROUNDS);
+    bench cmp[3] = {
+        {.name = "raw hiredis EVALSHA", .op = raw_op, .ud = &raw, .lat = lat},
+        {.name = "rl_redis_decide", .op = be_op, .ud = &be, .lat = lat + BENCH_MAX},
+        {.name = "rl_decide", .op = lim_op, .ud = &lc, .lat = lat + 2 * BENCH_MAX},
+    };
+    double rates[3];
+    bench_compare(cmp, 3, rates);
+    printf("ratio rl_redis_decide/raw %.2f, rl_decide/raw %.2f\n", rates[1] / rates[0],
+           rates[2] / rates[0]);
 
     /* The flood: one client over a 1/h limit. */
     be.item.rule = &tiny;
@@ -195,8 +248,13 @@ int main(void)
         goto out;
     lc.lim = lim;
     lc.req.client = "bench-flood";
-    double f_nc = bench_run("flood, no cache", be_op, &be);
-    double f_c = bench_run("flood, refusal cache", lim_op, &lc);
+    bench flood[2] = {
+        {.name = "flood, no cache", .op = be_op, .ud = &be, .lat = lat},
+        {.name = "flood, refusal cache", .op = lim_op, .ud = &lc, .lat = lat + BENCH_MAX},
+    };
+    bench_round(&flood[0], BENCH_MS);
+    bench_round(&flood[1], BENCH_MS);
+    double f_nc = bench_report(&flood[0]), f_c = bench_report(&flood[1]);
     printf("refusal cache speed-up under a flood: %.1fx\n", f_c / f_nc);
     rc = 0;
 out:

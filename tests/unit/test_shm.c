@@ -15,10 +15,13 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "algo.h"
 #include "backend.h"
+#include "vectors.h"
 
 static char tname[64];
 
@@ -36,6 +39,9 @@ static void shm_teardown(void)
 TestSuite(shm, .init = shm_setup, .fini = shm_teardown, .timeout = 60);
 
 #define T0 1700000000000LL /* some wall-clock-like instant, in ms */
+/* What the limiter asks for with rule names of at most 15 bytes. */
+#define KEY_MAX (15 + 1 + RL_CLIENT_MAX)
+#define WORDS RL_STATE_WORDS
 
 static rl_rule mkrule(const char *name, int64_t count, int64_t period_ms, int64_t burst)
 {
@@ -66,7 +72,7 @@ static int decide1(rl_shm *shm, const rl_rule *rule, const char *key, int64_t no
 static rl_shm *open_ok(const char *name, int64_t capacity)
 {
     rl_error err = {{0}};
-    rl_shm *shm = rl_shm_open(name, capacity, &err);
+    rl_shm *shm = rl_shm_open(name, capacity, KEY_MAX, WORDS, &err);
     cr_assert_not_null(shm, "rl_shm_open: %s", err.text);
     return shm;
 }
@@ -223,7 +229,7 @@ Test(shm, clock_stepping_back_neither_admits_extra_nor_breaks_expiry)
     rl_shm_close(shm);
 }
 
-Test(shm, full_table_evicts_lru_and_never_fails)
+Test(shm, full_table_evicts_the_least_used_and_never_fails)
 {
     rl_shm *shm = open_ok(tname, RL_SHM_CAPACITY_MIN);
     rl_rule r = mkrule("cap", 5, 3600000, 5); /* entries live an hour: only eviction frees */
@@ -297,8 +303,8 @@ Test(shm, odd_batches)
     rl_rule_result r1, r2, r3;
     rl_item dup[2] = {mkitem(&r, "d\x1f" "same", &r1), mkitem(&r, "d\x1f" "same", &r2)};
     rl_item empty = {.rule = &r, .client = "", .key = NULL, .keylen = 0, .res = &r3};
-    char big[RL_KEY_MAX + 2];
-    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = RL_KEY_MAX + 1, .res = &r3};
+    char big[KEY_MAX + 2];
+    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = KEY_MAX + 1, .res = &r3};
 
     /* The same key twice (cannot come from the rules, must not corrupt): one entry. */
     cr_assert_eq(rl_shm_decide(shm, dup, 2, 1, T0), 1);
@@ -311,8 +317,9 @@ Test(shm, odd_batches)
 
     memset(big, 'k', sizeof big);
     cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), -1);
-    cr_assert(strstr(rl_shm_errstr(shm), "257 bytes") != NULL, "%s", rl_shm_errstr(shm));
-    huge.keylen = RL_KEY_MAX; /* the longest key fits */
+    cr_assert(strstr(rl_shm_errstr(shm), "key of 81 bytes, at most 80") != NULL, "%s",
+              rl_shm_errstr(shm));
+    huge.keylen = KEY_MAX; /* the longest key fits */
     cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), 1);
     cr_assert_eq(rl_shm_decide(shm, &huge, 1, 0, T0), -1);
     cr_assert(strstr(rl_shm_errstr(shm), "cost") != NULL);
@@ -345,36 +352,83 @@ Test(shm, capacity_mismatch_is_a_clear_error)
     rl_shm *a = open_ok(tname, 1000);
     rl_error err = {{0}};
 
-    cr_assert_null(rl_shm_open(tname, 2000, &err));
+    cr_assert_null(rl_shm_open(tname, 2000, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "exists with capacity 1000, config says 2000") != NULL, "%s",
               err.text);
     cr_assert(strstr(err.text, "rm /dev/shm/rl-test-") != NULL, "%s", err.text);
-    cr_assert_null(rl_shm_open(tname, 2000, NULL)); /* err is optional */
+    cr_assert_null(rl_shm_open(tname, 2000, KEY_MAX, WORDS, NULL)); /* err is optional */
     rl_shm_close(a);
+}
+
+Test(shm, slot_geometry_mismatch_is_a_clear_error)
+{
+    rl_shm *a = open_ok(tname, 1000);
+    rl_error err = {{0}};
+
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX + 8, WORDS, &err));
+    cr_assert(strstr(err.text, "exists with keys of up to 80 bytes and 3 state words (slot 120 "
+                               "bytes), config needs 88 and 3 (slot 128)") != NULL,
+              "%s", err.text);
+    cr_assert(strstr(err.text, "rm /dev/shm/rl-test-") != NULL, "%s", err.text);
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX, WORDS - 1, &err));
+    cr_assert(strstr(err.text, "config needs 80 and 2") != NULL, "%s", err.text);
+    /* The same geometry attaches. */
+    rl_shm_close(open_ok(tname, 1000));
+    rl_shm_close(a);
+
+    cr_assert_null(rl_shm_open(tname, 1000, 0, WORDS, &err));
+    cr_assert(strstr(err.text, "out of range") != NULL, "%s", err.text);
+    cr_assert_null(rl_shm_open(tname, 1000, RL_KEY_MAX + 1, WORDS, &err));
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX, RL_STATE_WORDS + 1, &err));
+    cr_assert_null(rl_shm_open(tname, 1000, KEY_MAX, 0, &err));
+    cr_assert_eq(rl_shm_size(1000, 0, WORDS), 0);
+}
+
+/* The budget: one million keys of a config whose rule names are <= 15 bytes in <= 128 MiB,
+ * i.e. <= 128 bytes a key with the index and the header's share. */
+Test(shm, bytes_per_key_fit_the_budget)
+{
+    const int64_t caps[] = {1000, 100000, 1000000, 1 << 20, 4000000};
+    size_t one_m = rl_shm_size(1000000, KEY_MAX, WORDS);
+
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        double per_key = (double)rl_shm_size(caps[i], KEY_MAX, WORDS) / (double)caps[i];
+        cr_log_info("capacity %lld: %.1f bytes per key", (long long)caps[i], per_key);
+        printf("shm: capacity %7lld, key_max %d, %d state words: %.1f bytes per key\n",
+               (long long)caps[i], KEY_MAX, WORDS, per_key);
+        if (caps[i] >= 1000000)
+            cr_assert_leq(per_key, 128.0, "capacity %lld: %.1f", (long long)caps[i], per_key);
+    }
+    printf("shm: 1000000 keys: %.1f MiB\n", (double)one_m / (1 << 20));
+    cr_assert_leq(one_m, (size_t)128 << 20);
+    /* The slot is the formula of shm.c's header: 16 + 8*words + key_max, rounded to 8. */
+    cr_assert_eq(rl_shm_size(1 << 20, 80, 3) - rl_shm_size(1 << 20, 73, 3), (size_t)0);
+    cr_assert_eq(rl_shm_size(1 << 20, 81, 3) - rl_shm_size(1 << 20, 80, 3), (size_t)8 << 20);
+    cr_assert_eq(rl_shm_size(1 << 20, 80, 2) + ((size_t)8 << 20), rl_shm_size(1 << 20, 80, 3));
 }
 
 Test(shm, impossible_capacities_are_errors)
 {
     rl_error err = {{0}};
 
-    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MIN - 1, &err));
+    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MIN - 1, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "out of range") != NULL, "%s", err.text);
-    cr_assert_null(rl_shm_open(tname, INT64_MAX, &err));
+    cr_assert_null(rl_shm_open(tname, INT64_MAX, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "out of range") != NULL, "%s", err.text);
-    cr_assert_eq(rl_shm_size(0), 0);
-    cr_assert_eq(rl_shm_size(INT64_MAX), 0);
-    cr_assert_gt(rl_shm_size(RL_SHM_CAPACITY_MAX), 0);
+    cr_assert_eq(rl_shm_size(0, KEY_MAX, WORDS), 0);
+    cr_assert_eq(rl_shm_size(INT64_MAX, KEY_MAX, WORDS), 0);
+    cr_assert_gt(rl_shm_size(RL_SHM_CAPACITY_MAX, KEY_MAX, WORDS), 0);
 
-    /* In range, but ~320 GiB: no machine this runs on has that much /dev/shm. The failure is
+    /* In range, but ~120 GiB: no machine this runs on has that much /dev/shm. The failure is
      * at open, and leaves no segment behind. */
     err.text[0] = '\0';
-    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MAX, &err));
+    cr_assert_null(rl_shm_open(tname, RL_SHM_CAPACITY_MAX, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "MiB of shared memory") != NULL, "%s", err.text);
     cr_assert_eq(shm_open(tname, O_RDWR, 0), -1);
 
-    cr_assert_null(rl_shm_open("no-slash", 16, &err));
+    cr_assert_null(rl_shm_open("no-slash", 16, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "must be") != NULL, "%s", err.text);
-    cr_assert_null(rl_shm_open("/a/b", 16, &err));
+    cr_assert_null(rl_shm_open("/a/b", 16, KEY_MAX, WORDS, &err));
 }
 
 Test(shm, foreign_segments_are_refused)
@@ -385,12 +439,12 @@ Test(shm, foreign_segments_are_refused)
 
     cr_assert_geq(fd, 0);
     /* Empty: looks like a creator that died before sizing it. Waits ~2 s, then gives up. */
-    cr_assert_null(rl_shm_open(tname, 16, &err));
+    cr_assert_null(rl_shm_open(tname, 16, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "empty") != NULL, "%s", err.text);
 
     memset(junk, 'x', sizeof junk);
     cr_assert_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
-    cr_assert_null(rl_shm_open(tname, 16, &err));
+    cr_assert_null(rl_shm_open(tname, 16, KEY_MAX, WORDS, &err));
     cr_assert(strstr(err.text, "not a rate-limit table") != NULL, "%s", err.text);
     close(fd);
 }
@@ -409,7 +463,7 @@ Test(shm, creators_racing_agree)
         if (pids[p] == 0) {
             rl_error err;
             rl_rule_result res;
-            rl_shm *shm = rl_shm_open(tname, 4096, &err);
+            rl_shm *shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, &err);
             char c = shm != NULL ? (char)('0' + decide1(shm, &r, "race\x1f" "k", T0, &res)) : 'E';
             if (write(fds[1], &c, 1) != 1)
                 _exit(2);
@@ -434,45 +488,101 @@ Test(shm, creators_racing_agree)
 
 enum { NPROC = 4, NTHREAD = 2, NKEYS = 8 };
 
+/* What one worker thread does: `attempts` decisions (or, with now < 0, as many as fit in
+ * run_ms of the real clock), cycling over NKEYS clients, each a batch of one item per rule.
+ * A rule marked `global` is keyed by one client for all ("all"), the others by the client. */
 typedef struct hammer {
     rl_shm *shm;
-    const rl_rule *per_key, *global; /* global may be NULL */
-    int64_t now;
-    int attempts;
-    int64_t admitted[NKEYS]; /* by key */
-    int errors;
+    const rl_rule *rules[2];
+    int global[2];
+    size_t nrules;
+    int64_t now;  /* >= 0: one fixed instant; < 0: the table reads the clock (backend.h) */
+    int attempts; /* fixed instant */
+    int run_ms;   /* moving clock */
 } hammer;
+
+/* What comes back from a worker, summed over its threads (through a pipe for processes). */
+typedef struct tally {
+    int64_t admitted[NKEYS]; /* by client */
+    int64_t first_ms, last_ms; /* moving clock: before the first attempt, after the last */
+    int64_t gap_ms;          /* moving clock: the smallest of the threads' longest gaps */
+    int errors;
+} tally;
+
+typedef struct hammer_thread {
+    const hammer *h;
+    tally t;
+} hammer_thread;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void *hammer_run(void *arg)
 {
-    hammer *h = arg;
-    char key[NKEYS][32];
+    hammer_thread *ht = arg;
+    const hammer *h = ht->h;
+    char key[2][NKEYS][RL_NAME_MAX + 32];
+    int64_t prev = -1, deadline = 0;
 
-    for (int k = 0; k < NKEYS; k++)
-        snprintf(key[k], sizeof key[k], "pk\x1f" "client-%d", k);
-    for (int i = 0; i < h->attempts; i++) {
-        int k = i % NKEYS;
+    for (size_t r = 0; r < h->nrules; r++)
+        for (int k = 0; k < NKEYS; k++)
+            if (h->global[r])
+                snprintf(key[r][k], sizeof key[r][k], "%s\x1f" "all", h->rules[r]->name);
+            else
+                snprintf(key[r][k], sizeof key[r][k], "%s\x1f" "client-%d", h->rules[r]->name, k);
+    if (h->now < 0) {
+        ht->t.first_ms = prev = wall_ms();
+        deadline = prev + h->run_ms;
+    }
+    for (int i = 0; h->now < 0 || i < h->attempts; i++) {
+        int k = h->now < 0 ? 0 : i % NKEYS;
         rl_rule_result res[2];
-        rl_item items[2] = {mkitem(h->per_key, key[k], &res[0])};
+        rl_item items[2];
         int rc;
 
-        if (h->global != NULL)
-            items[1] = mkitem(h->global, "g\x1f" "all", &res[1]);
-        rc = rl_shm_decide(h->shm, items, h->global != NULL ? 2 : 1, 1, h->now);
+        for (size_t r = 0; r < h->nrules; r++)
+            items[r] = mkitem(h->rules[r], key[r][k], &res[r]);
+        rc = rl_shm_decide(h->shm, items, h->nrules, 1, h->now);
         if (rc < 0)
-            h->errors++;
+            ht->t.errors++;
         else
-            h->admitted[k] += rc;
+            ht->t.admitted[k] += rc;
+        if (h->now < 0) {
+            /* The decision was made at some instant in [prev attempt's start, now]. */
+            int64_t t = wall_ms();
+            if (t - prev > ht->t.gap_ms)
+                ht->t.gap_ms = t - prev;
+            prev = t;
+            ht->t.last_ms = t;
+            if (t >= deadline)
+                break;
+        }
     }
     return NULL;
 }
 
-/* NPROC processes (each attaching on its own) x NTHREAD threads (sharing a handle) decide at
- * one fixed instant; per-key admission counts come back through a pipe. All start together
- * (when the parent closes `go`), and the limits are set so that admissions go on for most of
- * the run: contention is real, not just the first few requests. */
-static void hammer_all(const rl_rule *per_key, const rl_rule *global, int attempts,
-                       int64_t *admitted)
+static void tally_add(tally *sum, const tally *t, int first)
+{
+    for (int k = 0; k < NKEYS; k++)
+        sum->admitted[k] += t->admitted[k];
+    sum->errors += t->errors;
+    if (first || t->first_ms < sum->first_ms)
+        sum->first_ms = t->first_ms;
+    if (first || t->last_ms > sum->last_ms)
+        sum->last_ms = t->last_ms;
+    if (first || t->gap_ms < sum->gap_ms)
+        sum->gap_ms = t->gap_ms;
+}
+
+/* NPROC processes (each attaching on its own) x NTHREAD threads (sharing a handle) run h.
+ * All start together (when the parent closes `go`); each process's tally comes back through
+ * a pipe and *out is their sum. The limits are set so that admissions go on for most of the
+ * run: contention is real, not just the first few requests. */
+static void hammer_all(const hammer *h, tally *out)
 {
     int fds[2], go[2];
     pid_t pids[NPROC];
@@ -483,29 +593,29 @@ static void hammer_all(const rl_rule *per_key, const rl_rule *global, int attemp
         pids[p] = fork();
         cr_assert_geq(pids[p], 0);
         if (pids[p] == 0) {
-            hammer h[NTHREAD];
+            hammer mine = *h;
+            hammer_thread ht[NTHREAD];
             pthread_t th[NTHREAD];
-            int64_t sum[NKEYS] = {0};
-            rl_shm *shm = rl_shm_open(tname, 4096, NULL);
-            int bad = shm == NULL;
+            tally sum;
+            int bad;
             char c;
 
+            memset(&sum, 0, sizeof sum);
+            mine.shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
+            bad = mine.shm == NULL;
             close(go[1]);
             bad |= read(go[0], &c, 1) != 0; /* EOF: go */
-
             for (int t = 0; !bad && t < NTHREAD; t++) {
-                memset(&h[t], 0, sizeof h[t]);
-                h[t] = (hammer){.shm = shm, .per_key = per_key, .global = global, .now = T0,
-                                .attempts = attempts};
-                bad |= pthread_create(&th[t], NULL, hammer_run, &h[t]) != 0;
+                memset(&ht[t], 0, sizeof ht[t]);
+                ht[t].h = &mine;
+                bad |= pthread_create(&th[t], NULL, hammer_run, &ht[t]) != 0;
             }
             for (int t = 0; !bad && t < NTHREAD; t++) {
                 pthread_join(th[t], NULL);
-                bad |= h[t].errors != 0;
-                for (int k = 0; k < NKEYS; k++)
-                    sum[k] += h[t].admitted[k];
+                tally_add(&sum, &ht[t].t, t == 0);
             }
-            if (write(fds[1], sum, sizeof sum) != (ssize_t)sizeof sum)
+            bad |= sum.errors != 0;
+            if (write(fds[1], &sum, sizeof sum) != (ssize_t)sizeof sum)
                 bad = 1;
             _exit(bad);
         }
@@ -513,34 +623,64 @@ static void hammer_all(const rl_rule *per_key, const rl_rule *global, int attemp
     close(fds[1]);
     close(go[0]);
     close(go[1]);
-    memset(admitted, 0, NKEYS * sizeof *admitted);
+    memset(out, 0, sizeof *out);
     for (int p = 0; p < NPROC; p++) {
-        int64_t sum[NKEYS];
+        tally t;
         int status;
-        cr_assert_eq(read(fds[0], sum, sizeof sum), (ssize_t)sizeof sum);
-        for (int k = 0; k < NKEYS; k++)
-            admitted[k] += sum[k];
+        cr_assert_eq(read(fds[0], &t, sizeof t), (ssize_t)sizeof t);
+        tally_add(out, &t, p == 0);
         waitpid(pids[p], &status, 0);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d failed", p);
     }
     close(fds[0]);
 }
 
-Test(shm, concurrent_hammering_admits_exactly_burst_per_key)
+static rl_rule mkrule_algo(const char *name, rl_algo algo, int64_t count, int64_t period_ms,
+                           int64_t burst)
+{
+    rl_rule r = mkrule(name, count, period_ms, burst);
+    r.algo = algo;
+    return r;
+}
+
+/* Every algorithm, one fixed instant: each of the 8 clients gets exactly its allowance, from
+ * 8 threads in 4 processes that try 2x as often, and the stored state agrees. */
+static void hammer_one_rule(rl_algo algo)
 {
     rl_shm *shm = open_ok(tname, 4096);
-    rl_rule r = mkrule("pk", 1, 3600000, 1000); /* no refill; half of each key's attempts */
+    /* Half of each client's attempts fit: for GCRA the burst, for windows the count (the
+     * instant is a window's start: no previous window weighs in). */
+    rl_rule r = mkrule_algo("pk", algo, algo == RL_ALGO_GCRA ? 1 : 1000,
+                            algo == RL_ALGO_GCRA ? 3600000 : 3600000, 1000);
+    hammer h = {.rules = {&r}, .nrules = 1, .now = 1699999200000LL, .attempts = 2000};
     rl_rule_result res;
-    int64_t admitted[NKEYS];
+    tally t;
 
-    hammer_all(&r, NULL, 2000, admitted);
+    hammer_all(&h, &t);
     for (int k = 0; k < NKEYS; k++) {
         char key[32];
         snprintf(key, sizeof key, "pk\x1f" "client-%d", k);
-        cr_assert_eq(admitted[k], 1000, "key %d: %lld admitted", k, (long long)admitted[k]);
-        cr_assert_eq(decide1(shm, &r, key, T0, &res), 0);
+        cr_assert_eq(t.admitted[k], 1000, "%s: client %d: %lld admitted",
+                     rl_vec_algo_name(algo), k, (long long)t.admitted[k]);
+        cr_assert_eq(decide1(shm, &r, key, h.now, &res), 0);
+        cr_assert_eq(res.remaining, 0);
     }
     rl_shm_close(shm);
+}
+
+Test(shm, concurrent_gcra_admits_exactly_burst_per_key)
+{
+    hammer_one_rule(RL_ALGO_GCRA);
+}
+
+Test(shm, concurrent_fixed_window_admits_exactly_count_per_key)
+{
+    hammer_one_rule(RL_ALGO_FIXED_WINDOW);
+}
+
+Test(shm, concurrent_sliding_window_admits_exactly_count_per_key)
+{
+    hammer_one_rule(RL_ALGO_SLIDING_WINDOW);
 }
 
 Test(shm, concurrent_multi_rule_decisions_are_atomic)
@@ -548,23 +688,88 @@ Test(shm, concurrent_multi_rule_decisions_are_atomic)
     rl_shm *shm = open_ok(tname, 4096);
     rl_rule per_key = mkrule("pk", 1, 3600000, 5000); /* 8 keys x 5000 = 40000 ... */
     rl_rule global = mkrule("g", 1, 3600000, 30000);  /* ... but 30000 in all */
+    hammer h = {.rules = {&per_key, &global}, .global = {0, 1}, .nrules = 2, .now = T0,
+                .attempts = 20000};
     rl_rule_result res;
-    int64_t admitted[NKEYS], total = 0;
+    int64_t total = 0;
+    tally t;
 
     /* Many attempts: the global key is contended by batches that lock different stripes. */
-    hammer_all(&per_key, &global, 20000, admitted);
+    hammer_all(&h, &t);
     for (int k = 0; k < NKEYS; k++) {
         char key[32];
         snprintf(key, sizeof key, "pk\x1f" "client-%d", k);
-        cr_assert_leq(admitted[k], 5000);
-        total += admitted[k];
+        cr_assert_leq(t.admitted[k], 5000);
+        total += t.admitted[k];
         /* The stored per-key state matches what was admitted: nothing charged by refusals. */
-        cr_assert_eq(decide1(shm, &per_key, key, T0, &res), admitted[k] < 5000);
-        if (admitted[k] < 5000)
-            cr_assert_eq(res.remaining, 5000 - admitted[k] - 1);
+        cr_assert_eq(decide1(shm, &per_key, key, T0, &res), t.admitted[k] < 5000);
+        if (t.admitted[k] < 5000)
+            cr_assert_eq(res.remaining, 5000 - t.admitted[k] - 1);
     }
     cr_assert_eq(total, 30000);
     cr_assert_eq(decide1(shm, &global, "g\x1f" "all", T0, &res), 0);
+    rl_shm_close(shm);
+}
+
+/* Two rules over the same client, of different algorithms, so their keys sit in different
+ * stripes: every client gets exactly the stricter allowance, and the looser rule is charged
+ * exactly that many (a refusal by one rule consumes nothing from the other). */
+Test(shm, concurrent_two_rules_per_client_are_atomic)
+{
+    rl_shm *shm = open_ok(tname, 4096);
+    rl_rule loose = mkrule_algo("pa", RL_ALGO_GCRA, 1, 3600000, 1500);
+    rl_rule strict = mkrule_algo("pb", RL_ALGO_SLIDING_WINDOW, 600, 3600000, 600);
+    hammer h = {.rules = {&loose, &strict}, .nrules = 2, .now = 1699999200000LL,
+                .attempts = 2000};
+    rl_rule_result res;
+    tally t;
+
+    hammer_all(&h, &t);
+    for (int k = 0; k < NKEYS; k++) {
+        char ka[32], kb[32];
+        snprintf(ka, sizeof ka, "pa\x1f" "client-%d", k);
+        snprintf(kb, sizeof kb, "pb\x1f" "client-%d", k);
+        cr_assert_eq(t.admitted[k], 600, "client %d: %lld", k, (long long)t.admitted[k]);
+        cr_assert_eq(decide1(shm, &loose, ka, h.now, &res), 1);
+        cr_assert_eq(res.remaining, 1500 - 600 - 1, "client %d: loose rule overcharged", k);
+        cr_assert_eq(decide1(shm, &strict, kb, h.now, &res), 0);
+    }
+    rl_shm_close(shm);
+}
+
+/* GCRA under a moving real clock for ~300 ms, one key, 8 threads in 4 processes, with the
+ * table reading the clock under its lock (now < 0). Every decision happened within
+ * [first, last] (measured around the attempts), so GCRA can have admitted at most
+ * burst + floor(E*count/period), E = last - first: that bound is strict.
+ *
+ * A lower bound holds too, with a slack measured rather than guessed: tokens are only lost
+ * when the bucket overflows, i.e. when nobody asked for (burst-1)*T ms; g = the longest gap
+ * between two consecutive attempts of the steadiest thread bounds every gap. Then at most
+ * (g+1)*rate tokens go unclaimed at the start (the first decision may come g after `first`)
+ * and as many at the end. If the machine stalled longer than the bucket covers, the lower
+ * bound is not claimed (logged), the upper one still is. */
+Test(shm, gcra_with_a_moving_clock_never_over_admits)
+{
+    rl_shm *shm = open_ok(tname, 4096);
+    rl_rule r = mkrule("mv", 2000, 1000, 200); /* T = 0.5 ms: the bucket covers 99.5 ms */
+    hammer h = {.rules = {&r}, .nrules = 1, .now = -1, .run_ms = 300};
+    tally t;
+    int64_t e, upper, slack;
+
+    hammer_all(&h, &t);
+    e = t.last_ms - t.first_ms;
+    upper = r.burst + e * r.count / r.period_ms;
+    slack = 2 * (t.gap_ms + 1) * r.count / r.period_ms + 1;
+    printf("shm: moving clock: %lld admitted over %lld ms (bound %lld, longest gap %lld ms)\n",
+           (long long)t.admitted[0], (long long)e, (long long)upper, (long long)t.gap_ms);
+    cr_assert_geq(e, 300);
+    cr_assert_leq(t.admitted[0], upper, "over-admission: %lld > %lld over %lld ms",
+                  (long long)t.admitted[0], (long long)upper, (long long)e);
+    if ((t.gap_ms + 1) * r.count < (r.burst - 1) * r.period_ms)
+        cr_assert_geq(t.admitted[0], upper - slack, "%lld admitted, expected >= %lld - %lld",
+                      (long long)t.admitted[0], (long long)upper, (long long)slack);
+    else
+        printf("shm: a %lld ms stall: lower bound not checked\n", (long long)t.gap_ms);
     rl_shm_close(shm);
 }
 
@@ -580,8 +785,9 @@ Test(shm, owner_dying_in_the_lock_is_repaired)
     pid_t pid;
     int status;
 
-    /* Slots are taken in order one, two, three; the LRU order (oldest first) becomes
-     * two, three, one, so a rebuild that ignored `touch` would be caught below. */
+    /* Slots are taken in order one, two, three; "two" is used once (its insert, which marks
+     * nothing), the others again, so the hand, starting at "one", must evict "two" first: a
+     * rebuild that lost the `ref` bits or the hand would be caught below. */
     admit_n(shm, &r, "rb\x1f" "one", T0, 2);
     admit_n(shm, &r, "rb\x1f" "two", T0, 1);
     admit_n(shm, &r, "rb\x1f" "three", T0, 3);
@@ -592,7 +798,7 @@ Test(shm, owner_dying_in_the_lock_is_repaired)
     if (pid == 0) {
         rl_shm *victim;
         setenv("RL_SHM_TEST_DIE_IN_LOCK", "1", 1);
-        victim = rl_shm_open(tname, RL_SHM_CAPACITY_MIN, NULL);
+        victim = rl_shm_open(tname, RL_SHM_CAPACITY_MIN, KEY_MAX, WORDS, NULL);
         if (victim != NULL)
             decide1(victim, &r, "rb\x1f" "one", T0, &res); /* dies inside */
         _exit(1);
@@ -605,7 +811,8 @@ Test(shm, owner_dying_in_the_lock_is_repaired)
     cr_assert_eq(st.entries, 3);
     cr_assert_eq(st.evictions, 0);
 
-    /* Fill the table and one more: the rebuilt LRU must evict "two", the oldest. */
+    /* Fill the table and one more: the hand must pass "one" (used since it last passed)
+     * and evict "two" (used once, at its insert). */
     for (int i = 0; i < RL_SHM_CAPACITY_MIN - 3 + 1; i++) {
         snprintf(key, sizeof key, "rb\x1f" "new-%d", i);
         cr_assert_eq(decide1(shm, &r, key, T0, &res), 1);
@@ -651,7 +858,7 @@ Test(shm, repair_of_many_stripes_keeps_every_live_key)
     if (pid == 0) {
         rl_shm *victim;
         setenv("RL_SHM_TEST_DIE_IN_LOCK", "1", 1);
-        victim = rl_shm_open(tname, 4096, NULL);
+        victim = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
         for (int i = 0; i < RL_MAX_MATCH; i++)
             batch[i] = mkitem(&keep, key[i * 12], &rs[i]); /* many stripes at once */
         if (victim != NULL)

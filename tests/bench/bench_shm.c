@@ -1,0 +1,264 @@
+/* bench_shm.c -- decisions per second of the shared-memory table, and its bytes per key
+ *
+ * Not a test: `make bench` builds it with -O2 and no sanitizers and runs it. Figures:
+ *
+ *   baseline  the bare rl_algo_decide loop (no table, no lock, no hashing) and an uncontended
+ *             pthread mutex lock/unlock loop: what a decision cannot go below
+ *   hot       every decision on one key (one stripe, one slot: the lock is the contention)
+ *   warm      a set of WARM_KEYS distinct keys, pre-filled, visited in a pseudo-random order
+ *             (no two consecutive decisions on the same cache lines), capacity > keys so
+ *             nothing is evicted
+ *
+ * each for 1 process and for 2 processes (fork; each its own rl_shm_open of the same segment),
+ * as decisions/s per process and in total, and as a ratio to the baseline. Every phase runs
+ * for a fixed time (PHASE_MS), so the whole run is bounded (~15 s, most of it pre-filling and
+ * the 1M-key segment's creation).
+ *
+ * The rule is GCRA with a limit no run can reach (every decision is admitted and stored: the
+ * full path, the worst case for the store).
+ */
+#include "fmacros.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "algo.h"
+#include "backend.h"
+
+#define WARM_KEYS 1000000
+/* "1M+": room to spare, so nothing is evicted; below 64 * 2^14 so the index stays at 4
+ * bytes per key (64 stripes of 2^14 bucket heads). */
+#define CAPACITY 1040000
+#define PHASE_MS 1500
+#define KEY_MAX (15 + 1 + RL_CLIENT_MAX) /* rule names <= 15 bytes */
+#define BATCH 1024 /* decisions between clock reads */
+
+static double bench_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static rl_rule bench_rule(void)
+{
+    rl_rule r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "bench");
+    r.algo = RL_ALGO_GCRA;
+    r.count = RL_COUNT_MAX;
+    r.period_ms = 1;
+    r.burst = RL_COUNT_MAX;
+    return r;
+}
+
+static char *bench_octet(char *p, unsigned v)
+{
+    if (v >= 100)
+        *p++ = (char)('0' + v / 100);
+    if (v >= 10)
+        *p++ = (char)('0' + v / 10 % 10);
+    *p++ = (char)('0' + v % 10);
+    return p;
+}
+
+/* Key i of the warm set: "bench\x1f" and an IPv4-like client, 14..21 bytes. Formatted by
+ * hand: snprintf would cost as much as the decision and measure the wrong thing. */
+static size_t bench_key(char *buf, uint32_t i)
+{
+    char *p = buf;
+    memcpy(p, "bench\x1f" "10.", 9);
+    p = bench_octet(p + 9, (i >> 16) & 255);
+    *p++ = '.';
+    p = bench_octet(p, (i >> 8) & 255);
+    *p++ = '.';
+    p = bench_octet(p, i & 255);
+    return (size_t)(p - buf);
+}
+
+/* Decisions per second on the keys the mode picks, for PHASE_MS. hot: key 0 only; warm: an
+ * LCG walk over all WARM_KEYS (a full-period permutation of 2^20, values >= WARM_KEYS
+ * skipped), started at `seed` so that two processes do not walk in step. */
+static double bench_decide_loop(rl_shm *shm, int warm, uint32_t seed)
+{
+    rl_rule rule = bench_rule();
+    rl_rule_result res;
+    char key[64];
+    uint32_t x = warm ? seed & 0xfffff : 0; /* hot: key 0 in every process */
+    uint64_t n = 0;
+    double start = bench_now_s(), end = start + PHASE_MS / 1000.0, t;
+
+    do {
+        for (int b = 0; b < BATCH; b++) {
+            rl_item it = {.rule = &rule, .client = "c", .key = key, .res = &res};
+            if (warm) {
+                do
+                    x = (x * 1664525u + 1013904223u) & 0xfffff;
+                while (x >= WARM_KEYS);
+            }
+            it.keylen = bench_key(key, x);
+            /* The table reads the clock, as under the limiter (a clock read per decision). */
+            if (rl_shm_decide(shm, &it, 1, 1, -1) != 1) {
+                fprintf(stderr, "bench: decide: %s\n", rl_shm_errstr(shm));
+                exit(1);
+            }
+        }
+        n += BATCH;
+    } while ((t = bench_now_s()) < end);
+    return (double)n / (t - start);
+}
+
+static double bench_algo_baseline(void)
+{
+    rl_rule rule = bench_rule();
+    rl_rule_result res;
+    rl_state st = {{0}}, out;
+    int64_t ttl, now = 1700000000000LL;
+    uint64_t n = 0;
+    double start = bench_now_s(), end = start + PHASE_MS / 1000.0, t;
+
+    do {
+        for (int b = 0; b < BATCH; b++) {
+            rl_algo_decide(&rule, &st, now, 1, &out, &ttl, &res);
+            st = out;
+        }
+        n += BATCH;
+        now++;
+    } while ((t = bench_now_s()) < end);
+    if (st.w[0] == 42) /* keep the loop */
+        puts("");
+    return (double)n / (t - start);
+}
+
+static double bench_mutex_baseline(void)
+{
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    uint64_t n = 0;
+    double start = bench_now_s(), end = start + PHASE_MS / 1000.0, t;
+
+    do {
+        for (int b = 0; b < BATCH; b++) {
+            pthread_mutex_lock(&m);
+            pthread_mutex_unlock(&m);
+        }
+        n += BATCH;
+    } while ((t = bench_now_s()) < end);
+    return (double)n / (t - start);
+}
+
+/* Runs the loop in nproc processes at once (each opens the segment itself); returns the
+ * per-process rates in rate[]. */
+static void bench_procs(const char *name, int nproc, int warm, double *rate)
+{
+    int fds[2];
+    pid_t pid[2];
+
+    fflush(stdout); /* or the children print it again */
+    if (pipe(fds) != 0) {
+        perror("pipe");
+        exit(1);
+    }
+    for (int p = 0; p < nproc; p++) {
+        pid[p] = fork();
+        if (pid[p] == 0) {
+            rl_error err;
+            rl_shm *shm = rl_shm_open(name, CAPACITY, KEY_MAX, RL_STATE_WORDS, &err);
+            double r;
+            if (shm == NULL) {
+                fprintf(stderr, "bench: %s\n", err.text);
+                _exit(1);
+            }
+            r = bench_decide_loop(shm, warm, 12345u + 777777u * (uint32_t)p);
+            if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
+                _exit(1);
+            rl_shm_close(shm);
+            _exit(0);
+        }
+    }
+    close(fds[1]);
+    for (int p = 0; p < nproc; p++) {
+        int status;
+        if (read(fds[0], &rate[p], sizeof rate[p]) != (ssize_t)sizeof rate[p]) {
+            fprintf(stderr, "bench: a worker failed\n");
+            exit(1);
+        }
+        waitpid(pid[p], &status, 0);
+    }
+    close(fds[0]);
+}
+
+static void bench_row(const char *what, int nproc, const double *rate, double base)
+{
+    double total = 0;
+    for (int p = 0; p < nproc; p++)
+        total += rate[p];
+    printf("| %-28s | %d | %8.2f M/s | %8.2f M/s | %6.3f |\n", what, nproc,
+           total / nproc / 1e6, total / 1e6, total / nproc / base);
+}
+
+int main(void)
+{
+    char name[64];
+    rl_error err;
+    rl_shm *shm;
+    rl_rule rule = bench_rule();
+    double algo, mutex, rate[2], t0;
+    size_t size = rl_shm_size(CAPACITY, KEY_MAX, RL_STATE_WORDS);
+    size_t size_1m = rl_shm_size(WARM_KEYS, KEY_MAX, RL_STATE_WORDS);
+
+    snprintf(name, sizeof name, "/rl-bench-%d", (int)getpid());
+    rl_shm_unlink(name);
+    printf("bench_shm: %ld online CPUs, %.1f s per phase\n\n", sysconf(_SC_NPROCESSORS_ONLN),
+           PHASE_MS / 1000.0);
+
+    algo = bench_algo_baseline();
+    mutex = bench_mutex_baseline();
+
+    t0 = bench_now_s();
+    shm = rl_shm_open(name, CAPACITY, KEY_MAX, RL_STATE_WORDS, &err);
+    if (shm == NULL) {
+        fprintf(stderr, "bench: %s\n", err.text);
+        return 1;
+    }
+    printf("segment: capacity %d, key_max %d, %d state words: %zu bytes, %.1f bytes per key\n",
+           CAPACITY, KEY_MAX, RL_STATE_WORDS, size, (double)size / CAPACITY);
+    printf("1M keys: %.1f bytes per key, %.1f MiB (budget 128 MiB)\n",
+           (double)size_1m / WARM_KEYS, (double)size_1m / (1 << 20));
+    printf("created in %.2f s; ", bench_now_s() - t0);
+    t0 = bench_now_s();
+    for (uint32_t i = 0; i < WARM_KEYS; i++) {
+        char key[64];
+        rl_rule_result res;
+        rl_item it = {.rule = &rule, .client = "c", .key = key, .res = &res};
+        it.keylen = bench_key(key, i);
+        if (rl_shm_decide(shm, &it, 1, 1, -1) != 1) {
+            fprintf(stderr, "bench: fill: %s\n", rl_shm_errstr(shm));
+            return 1;
+        }
+    }
+    printf("%d keys pre-filled in %.2f s\n\n", WARM_KEYS, bench_now_s() - t0);
+
+    printf("| %-28s | procs | per process | total | ratio to algo |\n", "decisions");
+    printf("|---|---|---|---|---|\n");
+    printf("| %-28s | 1 | %8.2f M/s | %8.2f M/s | %6.3f |\n", "baseline: rl_algo_decide", algo / 1e6,
+           algo / 1e6, 1.0);
+    printf("| %-28s | 1 | %8.2f M/s | %8.2f M/s | %6.3f |\n", "baseline: mutex lock+unlock",
+           mutex / 1e6, mutex / 1e6, mutex / algo);
+    bench_procs(name, 1, 0, rate);
+    bench_row("shm, 1 hot key", 1, rate, algo);
+    bench_procs(name, 2, 0, rate);
+    bench_row("shm, 1 hot key", 2, rate, algo);
+    bench_procs(name, 1, 1, rate);
+    bench_row("shm, warm set of 1M keys", 1, rate, algo);
+    bench_procs(name, 2, 1, rate);
+    bench_row("shm, warm set of 1M keys", 2, rate, algo);
+
+    rl_shm_close(shm);
+    rl_shm_unlink(name);
+    return 0;
+}
