@@ -9,7 +9,10 @@
 
 #include "ratelimit.h"
 
-#define RL_STATE_WORDS 3
+/* The most words any algorithm keeps: the sliding log's base, length and RL_LOG_MAX 32-bit
+ * offsets two to a word (66 words, 528 bytes). Stores keep only rl_algo_state_words(rule)
+ * words per key, and copy no more: an rl_state is scratch space, never copied whole. */
+#define RL_STATE_WORDS (2 + (RL_LOG_MAX + 1) / 2)
 
 /* The state one key carries between decisions. Its meaning belongs to the algorithm. */
 typedef struct rl_state {
@@ -31,6 +34,11 @@ typedef struct rl_state {
 int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
+/* The words of rl_state the rule's algorithm reads and writes, w[0..n): gcra 2, fixed_window
+ * 2, sliding_window 3, sliding_log 2 + ceil(count/2). At most RL_STATE_WORDS for any rule the
+ * config accepts. A store sizes its slots by the largest over its rules. */
+size_t rl_algo_state_words(const rl_rule *rule);
+
 /* GCRA; state w[0] = theoretical arrival time (ms), w[1] = its fraction in 1/count ms. */
 int rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                     rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
@@ -43,5 +51,10 @@ int rl_fixed_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_
  * previous window, w[2] = units used in the current one. */
 int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms,
                              int64_t cost, rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+
+/* Sliding log (slidelog.c); w[0] = base time (ms), w[1] = n entries, w[2..] = n 32-bit
+ * offsets from the base, two per word (entry 2k in the low half of w[2+k]), oldest first. */
+int rl_sliding_log_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                          rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 #endif

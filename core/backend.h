@@ -1,7 +1,9 @@
 /* backend.h -- the two stores a decision can come from (internal)
  *
- * Both take the same batch: every rule a request matched, each with its key, and decide it
- * atomically (all admitted and stored, or none stored). They differ in where the state lives:
+ * Both take the same batch: every rule a request matched, each with its key and cost, and
+ * decide it atomically: admitted when every enforced item admits, and then every admitting
+ * item is stored; refused, and then none is. A dry-run item (rule->dry_run) is decided and
+ * reported like the others but its refusal neither refuses the batch nor is stored. They differ in where the state lives:
  * shm.c keeps it in a host-wide shared-memory table, redis.c in Redis for every host.
  */
 #ifndef RL_BACKEND_H
@@ -16,6 +18,7 @@ typedef struct rl_item {
     const char *client;  /* the client identity the key is built from */
     const char *key;     /* "RULE\x1fCLIENT": unique per rule and client, <= the store's key_max */
     size_t keylen;
+    int64_t cost;        /* units this item charges, >= 1 */
     rl_rule_result *res; /* filled by the backend */
 } rl_item;
 
@@ -42,8 +45,10 @@ typedef struct rl_shm_stat {
 /* Creates the named segment, or attaches to it when another process already did (same
  * layout, capacity, key_max and state_words required). Slots are sized from key_max (the
  * longest key a decision may pass, 1..RL_KEY_MAX; limiter.c: longest rule name + 1 +
- * RL_CLIENT_MAX) and state_words (rl_state words kept per key, 1..RL_STATE_WORDS; words
- * beyond it read as 0). NULL with err on failure. err may be NULL.
+ * RL_CLIENT_MAX) and state_words (rl_state words kept per key, 1..RL_STATE_WORDS: the most
+ * rl_algo_state_words of any rule decided in it; limiter.c). A decision moves only its rule's
+ * words, and refuses a rule that needs more than state_words. NULL with err on failure. err
+ * may be NULL.
  * The handle may be shared by threads; errstr then holds one of their last errors. */
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                     rl_error *err);
@@ -52,15 +57,18 @@ void rl_shm_close(rl_shm *shm);
 int rl_shm_unlink(const char *name);
 /* Decides items[0..n) atomically at now_ms; now_ms < 0 means "read CLOCK_REALTIME once the
  * locks are held", which keeps decisions on a key in clock order. A key longer than key_max
- * is an error. Returns 1 when all are admitted, 0 when refused, -1 on error (errstr via
- * rl_shm_errstr). */
-int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+ * is an error. Returns 1 when admitted (every enforced item admits), 0 when refused, -1 on
+ * error (errstr via rl_shm_errstr). */
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_shm_errstr(const rl_shm *shm);
 /* Raw access to one entry, for data that is not an algorithm's state (the refusal cache of
  * refusal.c keeps its entries here, under keys no rule key can equal, of at most key_max
- * bytes; only state_words words of *st are kept). get: 1 and *out when key is live at now_ms,
- * 0 when absent or expired, -1 on error. put: stores *st until now_ms + ttl_ms (evicting a
- * key not used recently if needed); 0, or -1 on error. */
+ * bytes). Only w[0..RL_SHM_RAW_WORDS) of *st move, and only the table's state_words of those
+ * are kept (the rest read as 0): open the table with state_words >= RL_SHM_RAW_WORDS to keep
+ * them all. get: 1 and *out when key is live at now_ms, 0 when absent or expired, -1 on
+ * error. put: stores *st until now_ms + ttl_ms (evicting a key not used recently if needed);
+ * 0, or -1 on error. */
+#define RL_SHM_RAW_WORDS 3
 int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_state *out);
 int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int64_t now_ms,
                int64_t ttl_ms);
@@ -81,7 +89,7 @@ void rl_redis_free(rl_redis *r);
 /* Like rl_shm_decide, in one EVALSHA, for every algorithm. now_ms < 0 means "use Redis'
  * TIME". Returns 1 / 0, or -1 when Redis could not decide (connect, timeout, bad reply): the
  * caller falls back. */
-int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms);
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_redis_errstr(const rl_redis *r);
 /* 1 while a connection is up (the last decide succeeded), else 0: for health reports. */
 int rl_redis_connected(const rl_redis *r);

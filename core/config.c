@@ -18,15 +18,19 @@
 
 #include "config_env.h"
 #include "ratelimit.h"
+#include "cidr.h"
 #include "quote.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libconfig.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CFG_FILE_MAX (16 * 1024 * 1024) /* a configuration larger than this is a mistake */
 #define CFG_KEY_MAX 256                 /* bytes of a key path shown in a message */
@@ -43,6 +47,11 @@
 #define CFG_HOSTS_MAX 10000
 #define CFG_PROXY_TIMEOUT_MAX_MS 3600000
 #define CFG_PRODUCT_MAX (1LL << 50) /* count * period and burst * period, see ratelimit.h */
+#define CFG_LIST_MAX 1024           /* entries of a list of addresses, methods or hosts */
+#define CFG_METHOD_MAX 31
+#define CFG_HOST_MAX 253
+#define CFG_HEADER_NAME_MAX 63
+#define CFG_BODY_MAX 4096           /* the response must fit the filter's 16 KiB buffer */
 
 typedef struct cfg_loader {
     const char *path; /* as the caller gave it, for messages */
@@ -539,6 +548,116 @@ static int cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_
     return 0;
 }
 
+/* ---- lists ------------------------------------------------------------------------------- */
+
+/* s must be an array or a list of 1..max strings. Returns their count, or -1. */
+static int cfg_string_list(const cfg_loader *ld, const config_setting_t *s, int max)
+{
+    int n;
+
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return cfg_wrong_type(ld, s, "a list of strings");
+    n = config_setting_length(s);
+    if (n == 0)
+        return cfg_fail(ld, s, "empty list: leave the key out instead");
+    if (n > max)
+        return cfg_fail(ld, s, "%d entries is above the maximum %d", n, max);
+    for (int i = 0; i < n; i++) {
+        const char *v;
+        if (cfg_string(ld, config_setting_get_elem(s, (unsigned)i), &v) != 0)
+            return -1;
+    }
+    return n;
+}
+
+/* A list of address blocks into a new array *out of *n entries (owned by the config). */
+static int cfg_cidr_list(const cfg_loader *ld, const config_setting_t *s, rl_cidr **out,
+                         size_t *n)
+{
+    int len = cfg_string_list(ld, s, CFG_LIST_MAX);
+
+    if (len < 0)
+        return -1;
+    free(*out);
+    *n = 0;
+    *out = calloc((size_t)len, sizeof **out);
+    if (*out == NULL)
+        return cfg_oom(ld);
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        char why[128], q[RL_QUOTE_SIZE];
+        if (rl_cidr_parse(v, &(*out)[i], why, sizeof why) != 0)
+            return cfg_fail(ld, e, "invalid address block %s: %s", rl_quote(q, v, strlen(v)),
+                            why);
+    }
+    *n = (size_t)len;
+    return 0;
+}
+
+/* ---- identity and access ------------------------------------------------------------------- */
+
+static int cfg_identity_header(const cfg_loader *ld, const config_setting_t *s,
+                               rl_identity_config *ic)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (strcasecmp(v, "x-forwarded-for") == 0)
+        ic->header = RL_FORWARD_XFF;
+    else if (strcasecmp(v, "forwarded") == 0)
+        ic->header = RL_FORWARD_FORWARDED;
+    else
+        return cfg_fail(ld, s, "unknown header %s: expected \"x-forwarded-for\" or \"forwarded\"",
+                        rl_quote(q, v, strlen(v)));
+    return 0;
+}
+
+static int cfg_load_identity(const cfg_loader *ld, const config_setting_t *g,
+                             rl_identity_config *ic)
+{
+    if (cfg_group(ld, g) != 0)
+        return -1;
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        int rc;
+
+        if (cfg_is(s, "trusted_proxies"))
+            rc = cfg_cidr_list(ld, s, &ic->trusted, &ic->ntrusted);
+        else if (cfg_is(s, "header"))
+            rc = cfg_identity_header(ld, s, ic);
+        else if (cfg_is(s, "ipv6_prefix"))
+            rc = cfg_int32(ld, s, 1, 128, &ic->ipv6_prefix);
+        else
+            rc = cfg_unknown_key(ld, s);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int cfg_load_access(const cfg_loader *ld, const config_setting_t *g, rl_access_config *ac)
+{
+    if (cfg_group(ld, g) != 0)
+        return -1;
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        int rc;
+
+        if (cfg_is(s, "allow"))
+            rc = cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
+        else if (cfg_is(s, "deny"))
+            rc = cfg_cidr_list(ld, s, &ac->deny, &ac->ndeny);
+        else
+            rc = cfg_unknown_key(ld, s);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- rules --------------------------------------------------------------------------------- */
 
 static int cfg_rule_name(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
@@ -601,10 +720,12 @@ static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, r
         rule->algo = RL_ALGO_FIXED_WINDOW;
     else if (strcmp(v, "sliding_window") == 0)
         rule->algo = RL_ALGO_SLIDING_WINDOW;
+    else if (strcmp(v, "sliding_log") == 0)
+        rule->algo = RL_ALGO_SLIDING_LOG;
     else
         return cfg_fail(ld, s,
-                        "unknown algorithm %s: expected \"gcra\", \"fixed_window\" or "
-                        "\"sliding_window\"",
+                        "unknown algorithm %s: expected \"gcra\", \"fixed_window\", "
+                        "\"sliding_window\" or \"sliding_log\"",
                         rl_quote(q, v, strlen(v)));
     return 0;
 }
@@ -623,16 +744,210 @@ static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *
     return 0;
 }
 
+
+/* RFC 7230 tchar: what a method or a header name is made of. */
+static int cfg_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int cfg_has_control(const char *v)
+{
+    for (; *v != '\0'; v++)
+        if ((unsigned char)*v < 0x20 || *v == 0x7f)
+            return 1;
+    return 0;
+}
+
+static int cfg_rule_path(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (v[0] != '/' || cfg_has_control(v))
+        return cfg_fail(ld, s, "invalid path %s: must start with '/' and hold no control bytes",
+                        rl_quote(q, v, strlen(v)));
+    return cfg_set_string(ld, v, 0, &rule->path);
+}
+
+static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE], why[256];
+    const char *v;
+    regex_t *re;
+    int rc;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (rule->path_regex != NULL)
+        return cfg_fail(ld, s, "path_regex given twice");
+    re = calloc(1, sizeof *re);
+    if (re == NULL)
+        return cfg_oom(ld);
+    rc = regcomp(re, v, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        regerror(rc, re, why, sizeof why);
+        free(re);
+        return cfg_fail(ld, s, "invalid regex %s: %s", rl_quote(q, v, strlen(v)), why);
+    }
+    rule->path_regex = re;
+    return cfg_set_string(ld, v, 0, &rule->path_regex_text);
+}
+
+/* methods or hosts: a list of strings, each checked and copied (hosts in lowercase). */
+static int cfg_rule_words(const cfg_loader *ld, const config_setting_t *s, int hosts,
+                          char ***out, size_t *nout)
+{
+    char q[RL_QUOTE_SIZE];
+    int n = cfg_string_list(ld, s, CFG_LIST_MAX);
+
+    if (n < 0)
+        return -1;
+    if (*out != NULL)
+        return cfg_fail(ld, s, "given twice");
+    *out = calloc((size_t)n, sizeof **out);
+    if (*out == NULL)
+        return cfg_oom(ld);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        size_t len = strlen(v), k;
+        int ok = len >= 1 && len <= (hosts ? CFG_HOST_MAX : CFG_METHOD_MAX);
+        for (k = 0; ok && k < len; k++)
+            ok = hosts ? (isalnum((unsigned char)v[k]) || v[k] == '-' || v[k] == '.' ||
+                          v[k] == '_' || v[k] == ':')
+                       : cfg_tchar(v[k]);
+        if (!ok)
+            return cfg_fail(ld, e,
+                            hosts ? "invalid host %s: a name or address without port, 1..253 "
+                                    "characters of letters, digits, '-', '.', '_' (':' for IPv6)"
+                                  : "invalid method %s: 1..31 token characters",
+                            rl_quote(q, v, len));
+        (*out)[i] = strdup(v);
+        if ((*out)[i] == NULL)
+            return cfg_oom(ld);
+        *nout = (size_t)i + 1;
+        for (k = 0; hosts && k < len; k++)
+            (*out)[i][k] = (char)tolower((unsigned char)(*out)[i][k]);
+    }
+    return 0;
+}
+
+/* One key part: "client", "header:NAME" or "cookie:NAME". */
+static int cfg_key_part(const cfg_loader *ld, const config_setting_t *e, rl_key_part *part)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v, *name;
+    size_t n;
+
+    if (cfg_string(ld, e, &v) != 0)
+        return -1;
+    if (strcmp(v, "client") == 0) {
+        part->kind = RL_KEY_CLIENT;
+        return 0;
+    }
+    if (strncmp(v, "header:", 7) == 0)
+        part->kind = RL_KEY_HEADER;
+    else if (strncmp(v, "cookie:", 7) == 0)
+        part->kind = RL_KEY_COOKIE;
+    else
+        return cfg_fail(ld, e,
+                        "invalid key %s: expected \"client\", \"header:NAME\" or \"cookie:NAME\"",
+                        rl_quote(q, v, strlen(v)));
+    name = v + 7;
+    n = strlen(name);
+    for (size_t k = 0; k < n; k++)
+        if (!cfg_tchar(name[k]))
+            n = 0;
+    if (n == 0 || n > CFG_HEADER_NAME_MAX)
+        return cfg_fail(ld, e, "invalid key %s: NAME must be 1..%d token characters",
+                        rl_quote(q, v, strlen(v)), CFG_HEADER_NAME_MAX);
+    part->name = strdup(name);
+    if (part->name == NULL)
+        return cfg_oom(ld);
+    if (part->kind == RL_KEY_HEADER) /* header names are case-insensitive */
+        for (char *c = part->name; *c != '\0'; c++)
+            *c = (char)tolower((unsigned char)*c);
+    return 0;
+}
+
+static int cfg_rule_key(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    int n;
+
+    if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+        rule->nkey = 0;
+        if (cfg_key_part(ld, s, &rule->key[0]) != 0)
+            return -1;
+        rule->nkey = 1;
+        return 0;
+    }
+    n = cfg_string_list(ld, s, RL_KEY_PARTS_MAX);
+    if (n < 0)
+        return -1;
+    rule->nkey = 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        rl_key_part *part = &rule->key[rule->nkey];
+        if (cfg_key_part(ld, e, part) != 0)
+            return -1;
+        rule->nkey++;
+        for (size_t k = 0; k + 1 < rule->nkey; k++)
+            if (rule->key[k].kind == part->kind &&
+                (part->name == NULL || strcmp(rule->key[k].name, part->name) == 0))
+                return cfg_fail(ld, e, "duplicate key part \"%s\"", config_setting_get_string(e));
+    }
+    return 0;
+}
+
+static int cfg_rule_missing(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (strcmp(v, "skip") == 0)
+        rule->on_missing_key = RL_MISSING_SKIP;
+    else if (strcmp(v, "refuse") == 0)
+        rule->on_missing_key = RL_MISSING_REFUSE;
+    else if (strcmp(v, "shared") == 0)
+        rule->on_missing_key = RL_MISSING_SHARED;
+    else
+        return cfg_fail(ld, s, "unknown policy %s: expected \"skip\", \"refuse\" or \"shared\"",
+                        rl_quote(q, v, strlen(v)));
+    return 0;
+}
+
+static int cfg_rule_body(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    const char *v;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (strlen(v) > CFG_BODY_MAX)
+        return cfg_fail(ld, s, "body of %zu bytes is above the maximum %d", strlen(v),
+                        CFG_BODY_MAX);
+    return cfg_set_string(ld, v, 0, &rule->body);
+}
+
 static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
 {
     rl_rule *rule = &cfg->rules[cfg->nrules];
-    const config_setting_t *limit = NULL, *burst = NULL;
+    const config_setting_t *limit = NULL, *burst = NULL, *cost = NULL;
     char q[RL_QUOTE_SIZE];
 
     if (cfg_group(ld, g) != 0)
         return -1;
     rule->line = (int)config_setting_source_line(g);
     rule->algo = RL_ALGO_GCRA;
+    rule->status = 429;
+    rule->missing_key_status = 400;
+    rule->cost = 1;
+    rule->nkey = 1; /* key = "client" */
     cfg->nrules++; /* from here on rl_config_free() frees what the rule holds */
 
     for (int i = 0; i < config_setting_length(g); i++) {
@@ -655,7 +970,32 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
             rc = cfg_rule_algorithm(ld, s, rule);
         else if (cfg_is(s, "on_redis_down"))
             rc = cfg_rule_on_redis_down(ld, s, rule);
-        else
+        else if (cfg_is(s, "path"))
+            rc = cfg_rule_path(ld, s, rule);
+        else if (cfg_is(s, "path_regex"))
+            rc = cfg_rule_path_regex(ld, s, rule);
+        else if (cfg_is(s, "methods"))
+            rc = cfg_rule_words(ld, s, 0, &rule->methods, &rule->nmethods);
+        else if (cfg_is(s, "hosts"))
+            rc = cfg_rule_words(ld, s, 1, &rule->hosts, &rule->nhosts);
+        else if (cfg_is(s, "key"))
+            rc = cfg_rule_key(ld, s, rule);
+        else if (cfg_is(s, "on_missing_key"))
+            rc = cfg_rule_missing(ld, s, rule);
+        else if (cfg_is(s, "missing_key_status"))
+            rc = cfg_int32(ld, s, 400, 599, &rule->missing_key_status);
+        else if (cfg_is(s, "status"))
+            rc = cfg_int32(ld, s, 400, 599, &rule->status);
+        else if (cfg_is(s, "body"))
+            rc = cfg_rule_body(ld, s, rule);
+        else if (cfg_is(s, "dry_run"))
+            rc = cfg_bool(ld, s, &rule->dry_run);
+        else if (cfg_is(s, "cost")) {
+            long long v = 0;
+            rc = cfg_int(ld, s, 1, RL_COUNT_MAX, &v);
+            rule->cost = v;
+            cost = s;
+        } else
             rc = cfg_unknown_key(ld, s);
         if (rc != 0)
             return -1;
@@ -667,14 +1007,31 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
         return cfg_fail(ld, g, "missing required key \"limit\"");
     if (burst == NULL)
         rule->burst = rule->count;
-    if (rule->path_prefix == NULL && cfg_set_string(ld, "/", 0, &rule->path_prefix) != 0)
+    if (rule->path_prefix == NULL && rule->path == NULL && rule->path_regex == NULL &&
+        cfg_set_string(ld, "/", 0, &rule->path_prefix) != 0)
         return -1;
+    /* A cost above what the rule can ever admit would refuse every request it matches. */
+    if (cost != NULL && rule->cost > (rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count))
+        return cfg_fail(ld, cost, "cost %lld is above the rule's %s %lld: no request could pass",
+                        (long long)rule->cost, rule->algo == RL_ALGO_GCRA ? "burst" : "count",
+                        (long long)(rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count));
     /* Both factors are bounded (1e9 and 366 days), so these products cannot overflow. */
     if (rule->count * rule->period_ms > CFG_PRODUCT_MAX)
         return cfg_fail(ld, limit,
                         "limit %s is too large for its period: count x period in ms must not "
                         "exceed 2^50",
                         rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+    /* The log's state is fixed-size: one 32-bit offset per admitted unit (slidelog.c). */
+    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_MAX)
+        return cfg_fail(ld, limit,
+                        "sliding_log keeps one timestamp per request: count must be <= %d "
+                        "(use \"sliding_window\" for larger limits)",
+                        RL_LOG_MAX);
+    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->period_ms > RL_LOG_PERIOD_MAX_MS)
+        return cfg_fail(ld, limit,
+                        "sliding_log keeps timestamps as 32-bit offsets: the period must be at "
+                        "most %lld ms (49.7 days; use \"sliding_window\" for longer periods)",
+                        RL_LOG_PERIOD_MAX_MS);
     if (rule->burst * rule->period_ms > CFG_PRODUCT_MAX)
         return cfg_fail(ld, burst,
                         "burst %lld is too large for the period of %s: burst x period in ms "
@@ -758,6 +1115,36 @@ fail:
     return NULL;
 }
 
+/* The filter copies each header a key reads into a fixed slot: bound their number. */
+static int cfg_key_headers(const cfg_loader *ld, const config_setting_t *root,
+                           const rl_config *cfg)
+{
+    const char *seen[RL_KEY_HEADERS_MAX];
+    size_t nseen = 0;
+
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        for (size_t k = 0; k < cfg->rules[i].nkey; k++) {
+            const rl_key_part *p = &cfg->rules[i].key[k];
+            size_t j = 0;
+            if (p->kind != RL_KEY_HEADER)
+                continue;
+            while (j < nseen && strcmp(seen[j], p->name) != 0)
+                j++;
+            if (j < nseen)
+                continue;
+            if (nseen == RL_KEY_HEADERS_MAX) {
+                const config_setting_t *g =
+                    config_setting_get_elem(config_setting_get_member(root, "rules"),
+                                            (unsigned)i);
+                return cfg_fail(ld, config_setting_get_member(g, "key"),
+                                "rules read more than %d different headers", RL_KEY_HEADERS_MAX);
+            }
+            seen[nseen++] = p->name;
+        }
+    }
+    return 0;
+}
+
 static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_config *cfg)
 {
     int have_rules = 0;
@@ -772,6 +1159,10 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
             rc = cfg_load_redis(ld, s, &cfg->redis);
         else if (cfg_is(s, "headers"))
             rc = cfg_load_headers(ld, s, cfg);
+        else if (cfg_is(s, "identity"))
+            rc = cfg_load_identity(ld, s, &cfg->identity);
+        else if (cfg_is(s, "access"))
+            rc = cfg_load_access(ld, s, &cfg->access);
         else if (cfg_is(s, "proxy"))
             rc = cfg_load_proxy(ld, s, &cfg->proxy);
         else if (cfg_is(s, "rules")) {
@@ -784,6 +1175,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
     }
     if (!have_rules)
         return cfg_fail_file(ld, "missing required key \"rules\"");
+    if (cfg_key_headers(ld, root, cfg) != 0)
+        return -1;
     if (cfg->shm.name == NULL && cfg_shm_default_name(ld, &cfg->shm) != 0)
         return -1;
     if (cfg->redis.host == NULL && cfg_set_string(ld, "127.0.0.1", 0, &cfg->redis.host) != 0)
@@ -805,6 +1198,8 @@ static void cfg_defaults(rl_config *cfg)
     cfg->redis.breaker_open_ms = 1000;
     cfg->redis.hosts = 1;
     cfg->x_ratelimit_headers = 1;
+    cfg->identity.header = RL_FORWARD_XFF;
+    cfg->identity.ipv6_prefix = 64;
     cfg->proxy.connect_timeout_ms = 1000;
     cfg->proxy.timeout_ms = 30000;
 }
@@ -876,9 +1271,27 @@ void rl_config_free(rl_config *cfg)
     if (cfg == NULL)
         return;
     for (size_t i = 0; i < cfg->nrules; i++) {
-        free(cfg->rules[i].path_prefix);
-        free(cfg->rules[i].limit_text);
+        rl_rule *r = &cfg->rules[i];
+        free(r->path_prefix);
+        free(r->limit_text);
+        free(r->path);
+        free(r->path_regex_text);
+        if (r->path_regex != NULL)
+            regfree(r->path_regex);
+        free(r->path_regex);
+        for (size_t k = 0; k < r->nmethods; k++)
+            free(r->methods[k]);
+        free(r->methods);
+        for (size_t k = 0; k < r->nhosts; k++)
+            free(r->hosts[k]);
+        free(r->hosts);
+        for (size_t k = 0; k < r->nkey; k++)
+            free(r->key[k].name);
+        free(r->body);
     }
+    free(cfg->identity.trusted);
+    free(cfg->access.allow);
+    free(cfg->access.deny);
     free(cfg->rules);
     free(cfg->shm.name);
     free(cfg->redis.host);

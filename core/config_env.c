@@ -17,7 +17,8 @@
  *
  * A limit is "COUNT/PERIOD" as in the file, or a bare COUNT meaning per minute. A rule's
  * burst follows its new count when it equalled the old one (the default), and must still
- * satisfy burst x period <= 2^50. An unset or empty variable changes nothing.
+ * satisfy burst x period <= 2^50; a sliding_log rule keeps its count <= 128 and its period
+ * < 2^32 ms. An unset or empty variable changes nothing.
  */
 #include "fmacros.h"
 
@@ -130,6 +131,13 @@ static int env_limit(rl_error *err, const char *name, const char *v, rl_rule *ru
     int64_t burst = rule->burst == rule->count ? count : rule->burst;
     if (count * period > ENV_PRODUCT_MAX || burst * period > ENV_PRODUCT_MAX)
         return env_fail(err, name, v, "count (or burst) x period in ms must not exceed 2^50");
+    /* The file's bounds for a log hold here too: its state has room for RL_LOG_MAX entries. */
+    if (rule->algo == RL_ALGO_SLIDING_LOG && count > RL_LOG_MAX)
+        return env_fail(err, name, v, "sliding_log keeps one timestamp per request: count "
+                                      "must be <= 128 (use \"sliding_window\" for larger limits)");
+    if (rule->algo == RL_ALGO_SLIDING_LOG && period > RL_LOG_PERIOD_MAX_MS)
+        return env_fail(err, name, v, "sliding_log keeps timestamps as 32-bit offsets: the "
+                                      "period must be at most 4294967295 ms");
     if (env_string(err, name, text, &rule->limit_text) != 0)
         return -1;
     rule->count = count;

@@ -4,6 +4,7 @@
  * rule: RateLimit-Policy: "name";q=QUOTA;w=WINDOW_S and RateLimit: "name";r=REMAINING;t=S.
  * Windows that are not whole seconds are rounded up (sf-integers have no fractions). Rule
  * names are validated to [A-Za-z0-9_.-], so they need no escaping inside an sf-string.
+ * Dry-run rules are left out: they are not enforced, so a client must not act on them.
  */
 #include "fmacros.h"
 
@@ -38,8 +39,10 @@ int rl_format_policy(const rl_decision *d, char *buf, size_t size)
     buf[0] = '\0';
     for (size_t i = 0; i < d->nresults; i++) {
         const rl_rule_result *r = &d->results[i];
-        len = headers_append(buf, size, len, i ? ", " : "", r->rule->name, "q", r->limit, "w",
-                             rl_ms_to_s_ceil(r->window_ms));
+        if (r->dry_run)
+            continue;
+        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "q", r->limit,
+                             "w", rl_ms_to_s_ceil(r->window_ms));
     }
     return len;
 }
@@ -52,8 +55,10 @@ int rl_format_state(const rl_decision *d, char *buf, size_t size)
     buf[0] = '\0';
     for (size_t i = 0; i < d->nresults; i++) {
         const rl_rule_result *r = &d->results[i];
-        len = headers_append(buf, size, len, i ? ", " : "", r->rule->name, "r", r->remaining,
-                             "t", rl_ms_to_s_ceil(r->reset_ms));
+        if (r->dry_run)
+            continue;
+        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "r",
+                             r->remaining, "t", rl_ms_to_s_ceil(r->reset_ms));
     }
     return len;
 }

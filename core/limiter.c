@@ -2,8 +2,9 @@
  *
  * The limiter owns the two stores: the shared-memory table (always open: it is the fallback)
  * and the Redis connection (when configured), with a circuit breaker (failover.c) between
- * them. Per request it picks the matching rules in config order, builds one key per rule into
- * per-handle buffers (no allocation on the request path), then:
+ * them. Per request it finds the client identity (identity.c), answers deny- and
+ * allow-listed clients at once, picks the matching rules in config order and builds one key
+ * per rule (rule.c) into per-handle buffers (no allocation on the request path), then:
  *   1. with Redis: the refusal cache (refusal.c) -- a rule that Redis refused this client
  *      until later refuses it here, with no round trip;
  *   2. Redis, unless the breaker is open -- one EVALSHA for every rule;
@@ -28,8 +29,12 @@
 
 #include "algo.h"
 #include "backend.h"
+#include "cidr.h"
 #include "failover.h"
+#include "http.h"
+#include "identity.h"
 #include "refusal.h"
+#include "rule.h"
 
 /* A key is "RULE\x1fCLIENT": rule names never contain 0x1f, so keys of different rules can
  * never collide whatever the client string is. */
@@ -52,6 +57,8 @@ struct rl_limiter {
     char errstr[256];
     char keys[RL_MAX_MATCH][RL_KEY_MAX + 1];
     rl_item items[RL_MAX_MATCH];
+    char material[RL_MAX_MATCH][RL_CLIENT_MAX + 1]; /* each item's client (key material) */
+    char scratch[RL_KEY_SCRATCH];                  /* rl_rule_key's work space */
 };
 
 static int64_t limiter_clock_ms(clockid_t id)
@@ -103,6 +110,19 @@ static size_t limiter_key_max(const rl_config *cfg)
     return longest + 1 + RL_CLIENT_MAX;
 }
 
+/* The state words the table keeps per key: the most any rule's algorithm needs, and the
+ * refusal cache's entries when Redis is on. So a GCRA-only config keeps 2 words a key, and
+ * only a config with a sliding_log rule pays for its log in every slot. */
+static size_t limiter_state_words(const rl_config *cfg)
+{
+    size_t words = cfg->redis.enabled ? RL_SHM_RAW_WORDS : 1;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        size_t w = rl_algo_state_words(&cfg->rules[i]);
+        words = w > words ? w : words;
+    }
+    return words;
+}
+
 rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
 {
     rl_limiter *lim = calloc(1, sizeof(*lim));
@@ -112,7 +132,7 @@ rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
     }
     lim->cfg = cfg;
     lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                           RL_STATE_WORDS, err);
+                           limiter_state_words(cfg), err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;
@@ -157,17 +177,15 @@ const char *rl_limiter_health(const rl_limiter *lim)
     return lim->redis != NULL && lim->redis_failing ? "degraded" : "ok";
 }
 
-static int limiter_matches(const rl_rule *rule, const char *path)
-{
-    return strncmp(path, rule->path_prefix, strlen(rule->path_prefix)) == 0;
-}
-
-/* The most restrictive result: the longest wait among refusals, else the fewest remaining. */
+/* The most restrictive enforced result: the longest wait among refusals, else the fewest
+ * remaining. Dry-run results never decide. */
 static int limiter_decider(const rl_decision *d)
 {
     int best = -1;
     for (size_t i = 0; i < d->nresults; i++) {
         const rl_rule_result *r = &d->results[i];
+        if (r->dry_run)
+            continue;
         if (best < 0) {
             best = (int)i;
             continue;
@@ -194,15 +212,15 @@ static void limiter_keep_only(rl_decision *out, const size_t *keep, size_t m)
 
 /* Redis did not decide: each rule's on_redis_down. Returns 1 / 0 like a store, or -1 when
  * shared memory failed too (errstr set). */
-static int limiter_fallback(rl_limiter *lim, size_t n, int64_t cost, int64_t now,
-                            rl_decision *out)
+static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision *out)
 {
     rl_item sub[RL_MAX_MATCH];
     size_t closed[RL_MAX_MATCH], nclosed = 0, nsub = 0;
     int r;
 
     for (size_t i = 0; i < n; i++)
-        if (lim->items[i].rule->on_redis_down == RL_REDIS_DOWN_CLOSED)
+        if (lim->items[i].rule->on_redis_down == RL_REDIS_DOWN_CLOSED &&
+            !lim->items[i].rule->dry_run) /* a dry run never refuses */
             closed[nclosed++] = i;
     if (nclosed > 0) {
         int64_t wait = rl_breaker_remaining(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
@@ -235,7 +253,7 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t cost, int64_t now
     out->backend = RL_BACKEND_FAIL_OPEN;
     if (nsub == 0)
         return 1;
-    r = rl_shm_decide(lim->shm, sub, nsub, cost, lim->clock != NULL ? now : -1);
+    r = rl_shm_decide(lim->shm, sub, nsub, lim->clock != NULL ? now : -1);
     lim->shm_failed = r < 0;
     if (r < 0) {
         limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
@@ -249,10 +267,10 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t cost, int64_t now
 
 /* Asks Redis, through the refusal cache and the breaker. 1 / 0, or -1 when Redis did not
  * decide (out->backend and the results are then untouched but for cache lookups). */
-static int limiter_redis(rl_limiter *lim, size_t n, int64_t cost, int64_t now, rl_decision *out)
+static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *out)
 {
     size_t hits[RL_MAX_MATCH];
-    int r = rl_refusal_check(lim->shm, lim->items, n, cost, now, hits);
+    int r = rl_refusal_check(lim->shm, lim->items, n, now, hits);
 
     if (r > 0) {
         limiter_keep_only(out, hits, (size_t)r);
@@ -265,7 +283,7 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t cost, int64_t now, r
                           rl_redis_errstr(lim->redis));
         return -1;
     }
-    r = rl_redis_decide(lim->redis, lim->items, n, cost, lim->clock != NULL ? now : -1);
+    r = rl_redis_decide(lim->redis, lim->items, n, lim->clock != NULL ? now : -1);
     lim->redis_failing = r < 0;
     if (r < 0) {
         rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
@@ -276,61 +294,139 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t cost, int64_t now, r
     lim->shm_failed = 0;
     out->backend = RL_BACKEND_REDIS;
     if (r == 0)
-        rl_refusal_note(lim->shm, lim->items, n, cost, now);
+        rl_refusal_note(lim->shm, lim->items, n, now);
     return r;
 }
 
-int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
+/* The units one item costs: the request's cost times the rule's, saturated just above any
+ * burst or count (every such cost is refused alike, see algo.h). */
+static int64_t limiter_cost(const rl_request *req, const rl_rule *rule)
 {
-    const char *path = req->path != NULL ? req->path : "/";
-    size_t clen;
-    size_t n = 0;
+    int64_t a = req->cost > 0 ? req->cost : 1, b = rule->cost > 0 ? rule->cost : 1;
+    return a > (RL_COUNT_MAX + 1) / b ? RL_COUNT_MAX + 1 : a * b;
+}
 
-    memset(out, 0, sizeof(*out));
-    out->allowed = 1;
-    out->decider = -1;
-    lim->errstr[0] = '\0';
+/* Finds the client identity into out->client; addr is set when it is an IP address.
+ * Returns 1 for an address, 0 for an opaque identity, -1 when there is none. */
+static int limiter_identity(rl_limiter *lim, const rl_request *req, rl_decision *out,
+                           uint8_t addr[16])
+{
+    const rl_identity_config *ic = &lim->cfg->identity;
+    const char *remote = req->remote_addr != NULL ? req->remote_addr : req->client;
+    char text[RL_ADDR_TEXT_MAX];
 
-    if (req->client == NULL || req->client[0] == '\0') {
+    if (remote == NULL || remote[0] == '\0') {
         limiter_set_error(lim, "no client identity");
         return -1;
     }
-    clen = strlen(req->client);
-    if (clen > RL_CLIENT_MAX) {
-        limiter_set_error(lim, "client identity longer than %d bytes", RL_CLIENT_MAX);
-        return -1;
+    if (rl_identity_resolve(ic, remote, rl_http_header(req, rl_identity_header_name(ic)), addr,
+                            text) == 0) {
+        memcpy(out->client, text, strlen(text) + 1);
+        return 1;
     }
+    /* Not an address (an embedder's own identity): used as given, digested when long. */
+    size_t n = strlen(remote);
+    if (n > RL_CLIENT_MAX || (n >= 2 && remote[0] == 'h' && remote[1] == ':'))
+        rl_rule_digest(remote, n, out->client);
+    else
+        memcpy(out->client, remote, n + 1);
+    return 0;
+}
+
+static void limiter_refuse(rl_decision *out, rl_verdict verdict, int status, const rl_rule *rule)
+{
+    out->allowed = 0;
+    out->verdict = verdict;
+    out->status = status;
+    out->rule = rule;
+}
+
+/* Picks the matching rules and builds their items. Returns how many, or -1 when a rule
+ * with on_missing_key = "refuse" refused the request (out says so). */
+static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *out)
+{
+    const char *path = req->path != NULL ? req->path : "/";
+    size_t n = 0;
 
     for (size_t i = 0; i < lim->cfg->nrules && n < RL_MAX_MATCH; i++) {
         const rl_rule *rule = &lim->cfg->rules[i];
-        if (!limiter_matches(rule, path))
+        char *material = lim->material[n];
+        int mlen;
+
+        if (!rl_rule_matches(rule, req, path))
             continue;
+        mlen = rl_rule_key(rule, req, out->client, lim->scratch, material);
+        if (mlen < 0) {
+            if (rule->on_missing_key == RL_MISSING_SKIP || (rule->on_missing_key ==
+                                                            RL_MISSING_REFUSE && rule->dry_run))
+                continue;
+            if (rule->on_missing_key == RL_MISSING_REFUSE) {
+                limiter_refuse(out, RL_VERDICT_MISSING_KEY,
+                               rule->missing_key_status ? rule->missing_key_status : 400, rule);
+                return -1;
+            }
+            /* Shared: "" cannot be real material (empty parts count as missing). */
+            material[0] = '\0';
+            mlen = 0;
+        }
         size_t nlen = strlen(rule->name);
         char *k = lim->keys[n];
         memcpy(k, rule->name, nlen);
         k[nlen] = LIMITER_KEY_SEP;
-        memcpy(k + nlen + 1, req->client, clen + 1);
-        lim->items[n] = (rl_item){ .rule = rule, .client = req->client, .key = k,
-                                   .keylen = nlen + 1 + clen, .res = &out->results[n] };
+        memcpy(k + nlen + 1, material, (size_t)mlen + 1);
+        out->results[n].dry_run = rule->dry_run;
+        lim->items[n] = (rl_item){.rule = rule, .client = material, .key = k,
+                                  .keylen = nlen + 1 + (size_t)mlen, .cost = limiter_cost(req, rule),
+                                  .res = &out->results[n]};
         n++;
     }
+    return (int)n;
+}
+
+int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
+{
+    const rl_access_config *ac = &lim->cfg->access;
+    uint8_t addr[16];
+    int kind;
+
+    memset(out, 0, sizeof(*out));
+    out->allowed = 1;
+    out->status = 200;
+    out->decider = -1;
+    lim->errstr[0] = '\0';
+
+    kind = limiter_identity(lim, req, out, addr);
+    if (kind < 0)
+        return -1;
+    if (kind == 1 && rl_cidr_match(ac->deny, ac->ndeny, addr)) {
+        limiter_refuse(out, RL_VERDICT_DENYLISTED, 403, NULL);
+        return 0;
+    }
+    if (kind == 1 && rl_cidr_match(ac->allow, ac->nallow, addr)) {
+        out->verdict = RL_VERDICT_ALLOWLISTED;
+        return 0;
+    }
+
+    int matched = limiter_items(lim, req, out);
+    if (matched < 0)
+        return 0;
+    size_t n = (size_t)matched;
     out->nresults = n;
     if (n == 0)
         return 0;
 
-    int64_t cost = req->cost > 0 ? req->cost : 1;
     int64_t now =
         lim->clock != NULL ? lim->clock(lim->clock_ud) : limiter_clock_ms(CLOCK_REALTIME);
     int r;
 
     if (lim->redis != NULL) {
-        r = limiter_redis(lim, n, cost, now, out);
+        r = limiter_redis(lim, n, now, out);
         if (r < 0)
-            r = limiter_fallback(lim, n, cost, now, out);
+            r = limiter_fallback(lim, n, now, out);
     } else {
         /* -1 without a test clock: the table reads the clock under its locks, so decisions
          * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
-        r = rl_shm_decide(lim->shm, lim->items, n, cost, lim->clock != NULL ? now : -1);
+        r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
         lim->shm_failed = r < 0;
         out->backend = RL_BACKEND_SHM;
         if (r < 0)
@@ -345,9 +441,15 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         return 0;
     }
 
+    /* The stores fill the results (the fallbacks may keep only some); dry_run is ours. */
+    for (size_t i = 0; i < out->nresults; i++)
+        out->results[i].dry_run = out->results[i].rule->dry_run;
     out->allowed = r == 1;
     out->decider = limiter_decider(out);
-    if (!out->allowed)
+    if (!out->allowed) {
+        const rl_rule *rule = out->results[out->decider].rule;
+        limiter_refuse(out, RL_VERDICT_LIMITED, rule->status ? rule->status : 429, rule);
         out->retry_after_ms = out->results[out->decider].retry_after_ms;
+    }
     return 0;
 }

@@ -41,16 +41,16 @@
 #include "redis_script.h"
 
 #define REDIS_SHA_LEN 40
-/* "EVALSHA" sha numkeys, then n keys, now, cost, and algo/count/period/burst per rule. */
-#define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 2 + 4 * RL_MAX_MATCH)
-/* Numbers formatted per call: numkeys, now, cost, then 4 per rule. */
-#define REDIS_NUMS_MAX (3 + 4 * RL_MAX_MATCH)
+/* "EVALSHA" sha numkeys, then n keys, now, and algo/count/period/burst/cost/dry-run per rule. */
+#define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 1 + 6 * RL_MAX_MATCH)
+/* Numbers formatted per call: numkeys, now, then 6 per rule. */
+#define REDIS_NUMS_MAX (2 + 6 * RL_MAX_MATCH)
 #define REDIS_NUM_LEN 24 /* an int64 in decimal, sign and NUL included */
-/* The command starts "*ARGC\r\n$7\r\nEVALSHA\r\n$40\r\n", ARGC = 3 + 5n + 2 having two
- * digits for every n in 1..RL_MAX_MATCH: the SHA1 always sits at this offset. */
+/* The command starts "*ARGC\r\n$7\r\nEVALSHA\r\n$40\r\n", ARGC = 4 + 7n having two or three
+ * digits: the SHA1 sits at r->sha_off, at most this offset. */
 #define REDIS_CMD_HEAD "$7\r\nEVALSHA\r\n$40\r\n"
-#define REDIS_CMD_SHA_OFF (5 + sizeof(REDIS_CMD_HEAD) - 1)
-_Static_assert(3 + 5 + 2 >= 10 && REDIS_ARGV_MAX < 100, "ARGC must have two digits");
+#define REDIS_CMD_SHA_OFF (6 + sizeof(REDIS_CMD_HEAD) - 1)
+_Static_assert(REDIS_ARGV_MAX < 1000, "ARGC must have at most three digits");
 /* One bulk string's framing: "$" LEN "\r\n" ... "\r\n". */
 #define REDIS_BULK_MAX (1 + REDIS_NUM_LEN + 4)
 /* Results fit a double exactly and come from bounded config: anything larger is corrupt. */
@@ -67,6 +67,7 @@ struct rl_redis {
     /* Per-request scratch, owned: the EVALSHA command in RESP, cmdlen bytes of cmdcap. */
     char *cmd;
     size_t cmdcap, cmdlen;
+    size_t sha_off;             /* where redis_send writes the SHA1 into cmd */
     size_t keycap; /* the longest key + its NUL: prefix "{" client "}:" rule */
 };
 
@@ -334,20 +335,20 @@ static char *redis_put_num(char *p, int64_t v)
 
 /* Builds the EVALSHA command, in RESP, into r->cmd (the SHA1 is left for redis_send). 0, or
  * -1 for input no key can be made of. */
-static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t cost,
-                       int64_t now_ms)
+static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_ms)
 {
     const char *prefix = r->cfg->prefix != NULL ? r->cfg->prefix : "";
     size_t plen = strlen(prefix);
-    int64_t max_units = 0;
     char *p = r->cmd;
     size_t i;
 
     *p++ = '*';
-    p = redis_put_int(p, (int64_t)(3 + n + 2 + 4 * n));
+    p = redis_put_int(p, (int64_t)(3 + n + 1 + 6 * n));
     p = redis_put_crlf(p);
     memcpy(p, REDIS_CMD_HEAD, sizeof(REDIS_CMD_HEAD) - 1);
-    p += sizeof(REDIS_CMD_HEAD) - 1 + REDIS_SHA_LEN; /* the SHA1's place */
+    p += sizeof(REDIS_CMD_HEAD) - 1;
+    r->sha_off = (size_t)(p - r->cmd);
+    p += REDIS_SHA_LEN; /* the SHA1's place */
     p = redis_put_crlf(p);
     p = redis_put_num(p, (int64_t)n);
     for (i = 0; i < n; i++) {
@@ -372,20 +373,19 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t cost
         *p++ = ':';
         memcpy(p, items[i].rule->name, nlen);
         p = redis_put_crlf(p + nlen);
-        if (items[i].rule->burst > max_units)
-            max_units = items[i].rule->burst;
-        if (items[i].rule->count > max_units)
-            max_units = items[i].rule->count;
     }
     p = redis_put_num(p, now_ms < 0 ? -1 : now_ms);
-    /* A cost above every burst (GCRA) and count (windows) is refused by every rule with the
-     * same results whatever its size; clamping it keeps cost*period exact in Lua's doubles. */
-    p = redis_put_num(p, cost > max_units + 1 ? max_units + 1 : cost);
     for (i = 0; i < n; i++) {
-        p = redis_put_num(p, (int64_t)items[i].rule->algo);
-        p = redis_put_num(p, items[i].rule->count);
-        p = redis_put_num(p, items[i].rule->period_ms);
-        p = redis_put_num(p, items[i].rule->burst);
+        const rl_rule *rule = items[i].rule;
+        int64_t max_units = rule->burst > rule->count ? rule->burst : rule->count;
+        p = redis_put_num(p, (int64_t)rule->algo);
+        p = redis_put_num(p, rule->count);
+        p = redis_put_num(p, rule->period_ms);
+        p = redis_put_num(p, rule->burst);
+        /* A cost above the burst (GCRA) or count (windows) is refused with the same results
+         * whatever its size; clamping it keeps cost*period exact in Lua's doubles. */
+        p = redis_put_num(p, items[i].cost > max_units + 1 ? max_units + 1 : items[i].cost);
+        p = redis_put_num(p, rule->dry_run ? 1 : 0);
     }
     r->cmdlen = (size_t)(p - r->cmd);
     return 0;
@@ -397,7 +397,7 @@ static redisReply *redis_send(rl_redis *r)
 {
     void *reply = NULL;
 
-    memcpy(r->cmd + REDIS_CMD_SHA_OFF, r->sha, REDIS_SHA_LEN);
+    memcpy(r->cmd + r->sha_off, r->sha, REDIS_SHA_LEN);
     if (redisAppendFormattedCommand(r->ctx, r->cmd, r->cmdlen) != REDIS_OK ||
         redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
         freeReplyObject(reply);
@@ -458,24 +458,31 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
         res->remaining = e[1]->integer;
         res->reset_ms = e[2]->integer;
         res->retry_after_ms = e[3]->integer;
-        all &= res->allowed;
+        all &= res->allowed || items[i].rule->dry_run;
     }
     r->last_now_ms = reply->element[4 * n]->integer;
     return all;
 }
 
-int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
 {
     redisReply *reply;
     int ret;
 
     if (n == 0)
         return 1;
-    if (n > RL_MAX_MATCH || cost < 1) {
-        redis_set_error(r, "redis: invalid batch (%zu rules, cost %" PRId64 ")", n, cost);
+    if (n > RL_MAX_MATCH) {
+        redis_set_error(r, "redis: invalid batch (%zu rules)", n);
         return -1;
     }
-    if (redis_build(r, items, n, cost, now_ms) < 0)
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].cost < 1) {
+            redis_set_error(r, "redis: invalid batch (item %zu: cost %" PRId64 ")", i,
+                            items[i].cost);
+            return -1;
+        }
+    }
+    if (redis_build(r, items, n, now_ms) < 0)
         return -1; /* bad input; the connection is fine */
     if (r->ctx == NULL && redis_connect(r) < 0)
         return -1;

@@ -1,12 +1,14 @@
-/* redis_script.c -- the Lua twin of gcra.c and window.c, decided inside Redis in one call
+/* redis_script.c -- the Lua twin of gcra.c, window.c and slidelog.c, decided inside Redis in
+ * one call
  *
  * Calling convention (EVALSHA sha numkeys KEYS... ARGV...):
  *   KEYS[i]            the key of rule i (redis.c builds PREFIX{CLIENT}:RULE, one hash tag)
  *   ARGV[1]            now in ms, or -1: read the server's TIME (ms = sec*1000 + floor(usec/1000));
  *                      an explicit now is a test clock: keys then live a day longer in real time
- *   ARGV[2]            cost, >= 1
- *   ARGV[4i-1..4i+2]   rule i's algorithm (0 gcra, 1 fixed_window, 2 sliding_window: the values
- *                      of rl_algo), count, period_ms, burst (i = 1..#KEYS)
+ *   ARGV[6i-4..6i+1]   rule i's algorithm (0 gcra, 1 fixed_window, 2 sliding_window,
+ *                      3 sliding_log: the values of rl_algo), count, period_ms, burst,
+ *                      cost (>= 1) and dry-run (0/1)
+ *                      (i = 1..#KEYS)
  * Reply: a flat array of 4 integers per rule -- allowed (0/1), remaining, reset_ms,
  * retry_after_ms, exactly the fields the C algorithm fills -- then one more: the now the
  * script decided at (the caller learns Redis' clock from it).
@@ -16,27 +18,37 @@
  *   gcra            "TAT:FRAC"           gcra.c's w[0], w[1]
  *   fixed_window    "f:START:USED"       window.c's w[0], w[1]
  *   sliding_window  "s:START:PREV:CUR"   window.c's w[0], w[1], w[2]
- * Every key is read first; only when every rule admits is every new state written, each with
- * its expiry (SET ... PX ttl) in the same script, so a refusal changes nothing -- except a
+ *   sliding_log     "l:BASE:O1,O2,..."   slidelog.c's base w[0] and its w[1] offsets, oldest
+ *                                        first ("l:BASE:" is an empty log); at most
+ *                                        RL_LOG_MAX (128) entries of <= 10 digits: < 1.5 KB
+ * Every key is read first; only when every enforced rule admits (a dry-run rule's refusal
+ * does not count) is the new state of every admitting rule written, each with its expiry
+ * (SET ... PX ttl) in the same script, so a refusal changes nothing -- except a
  * repaired state (RL_ALGO_REPAIR in algo.h: a clock that stepped back left it impossible),
  * which is written even on a refusal. A rule that admits a refused request reports its state
  * at cost 0 (algo.h's probe), as shm.c does.
  *
  * Exactness: Lua numbers are doubles. The arithmetic is the C code's, line for line, and keeps
- * its bounds (see gcra.c and window.c): every product and sum is below 2^53 (redis.c clamps
- * cost to max(count, burst) + 1, which changes no decision), the absolute now (~2^41) is only
+ * its bounds (see gcra.c, window.c and slidelog.c): every product and sum is below 2^53
+ * (redis.c clamps each rule's cost to max(count, burst) + 1, which changes no decision), the
+ * absolute now (~2^41) is only
  * added to, and floor(a/b) of two non-negative integers below 2^53 is the integer quotient.
  * `a % p` in Lua is floored, so `t - t % p` is window.c's window_floor.
  */
 #include "fmacros.h"
 
+#include "ratelimit.h"
 #include "redis_script.h"
+
+/* A constant of ratelimit.h spelt into the script. */
+#define RL_SCRIPT_STR2(x) #x
+#define RL_SCRIPT_STR(x) RL_SCRIPT_STR2(x)
 
 const char rl_redis_script[] =
     "local floor = math.floor\n"
     "local n = #KEYS\n"
-    "if #ARGV ~= 2 + 4 * n then\n"
-    "  return redis.error_reply('ratelimit: expected ' .. (2 + 4 * n) .. ' arguments')\n"
+    "if #ARGV ~= 1 + 6 * n then\n"
+    "  return redis.error_reply('ratelimit: expected ' .. (1 + 6 * n) .. ' arguments')\n"
     "end\n"
     "local now = tonumber(ARGV[1])\n"
     /* An explicit now is a test clock that Redis' real one knows nothing of: keep keys a day
@@ -47,7 +59,8 @@ const char rl_redis_script[] =
     "  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)\n"
     "  slack = 0\n"
     "end\n"
-    "local cost = tonumber(ARGV[2])\n"
+    /* The decide functions read the cost of the rule being decided from this upvalue. */
+    "local cost = 1\n"
     "local function ceil_div(a, b)\n"
     "  if a <= 0 then return 0 end\n"
     "  return floor((a + b - 1) / b)\n"
@@ -172,23 +185,69 @@ const char rl_redis_script[] =
     "  used = used + cost * period\n"
     "  return {1, floor((cap - used) / period), keep, 0}, probe, state(cur), nil\n"
     "end\n"
+    /* slidelog.c: live entry times, oldest first; entries later than now clamped to it. */
+    "local function slog(s, count, period)\n"
+    "  if count > " RL_SCRIPT_STR(RL_LOG_MAX) " then count = " RL_SCRIPT_STR(RL_LOG_MAX) " end\n"
+    "  local t, repair = {}, false\n"
+    "  if s then\n"
+    "    local base, offs = string.match(s, '^l:(%-?%d+):([%d,]*)$')\n"
+    "    base = tonumber(base)\n"
+    "    if base and offs then\n"
+    "      local k = 0\n"
+    "      for o in string.gmatch(offs, '%d+') do\n"
+    "        if k == count then break end\n"
+    "        k = k + 1\n"
+    "        local x = base + tonumber(o)\n"
+    "        if x > now then x, repair = now, true end\n"
+    "        if x > now - period then\n"
+    "          local j = #t + 1\n"
+    "          while j > 1 and t[j - 1] > x do t[j] = t[j - 1]; j = j - 1 end\n"
+    "          t[j] = x\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  local used = #t\n"
+    "  local function state()\n"
+    "    local base, o, ttl = now, {}, 1\n"
+    "    if #t > 0 then base, ttl = t[1], t[#t] + period - now end\n"
+    "    for i = 1, #t do o[i] = string.format('%d', t[i] - base) end\n"
+    "    return {string.format('l:%d:', base) .. table.concat(o, ','), string.format('%d', ttl)}\n"
+    "  end\n"
+    "  if cost > count or used + cost > count then\n"
+    "    local retry = period\n"
+    "    if cost <= count then retry = t[used + cost - count] + period - now end\n"
+    "    local fix = nil\n"
+    "    if repair then fix = state() end\n"
+    "    return {0, count - used, retry, retry}, nil, nil, fix\n"
+    "  end\n"
+    "  local preset = 0\n"
+    "  if used > 0 then preset = t[used] + period - now end\n"
+    "  local probe = {count - used, preset}\n"
+    "  for i = 1, cost do t[used + i] = now end\n"
+    "  return {1, count - #t, t[#t] + period - now, 0}, probe, state(), nil\n"
+    "end\n"
     "local out, keep, fixes, probes, admit = {}, {}, {}, {}, true\n"
     "for i = 1, n do\n"
-    "  local b = 4 * (i - 1)\n"
-    "  local algo = tonumber(ARGV[b + 3])\n"
-    "  local count, period = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])\n"
+    "  local b, a = 4 * (i - 1), 6 * i - 4\n"
+    "  local algo = tonumber(ARGV[a])\n"
+    "  local count, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
+    "  cost = tonumber(ARGV[a + 4])\n"
     "  local s = redis.call('GET', KEYS[i])\n"
     "  local r, probe, st, fix\n"
     "  if algo == 1 then r, probe, st, fix = fixed(s, count, period)\n"
     "  elseif algo == 2 then r, probe, st, fix = sliding(s, count, period)\n"
-    "  else r, probe, st, fix = gcra(s, count, period, tonumber(ARGV[b + 6])) end\n"
+    "  elseif algo == 3 then r, probe, st, fix = slog(s, count, period)\n"
+    "  else r, probe, st, fix = gcra(s, count, period, tonumber(ARGV[a + 3])) end\n"
     "  out[b + 1], out[b + 2], out[b + 3], out[b + 4] = r[1], r[2], r[3], r[4]\n"
-    "  if r[1] == 0 then admit = false end\n"
+    "  if r[1] == 0 and ARGV[a + 5] ~= '1' then admit = false end\n"
     "  probes[i], keep[i], fixes[i] = probe, st, fix\n"
     "end\n"
     "if admit then\n"
+    /* Admitting rules store their new state; a refusing dry run only a repair. */
     "  for i = 1, n do\n"
-    "    redis.call('SET', KEYS[i], keep[i][1], 'PX', keep[i][2] + slack)\n"
+    "    local v = keep[i] or fixes[i]\n"
+    "    if v then redis.call('SET', KEYS[i], v[1], 'PX', v[2] + slack) end\n"
     "  end\n"
     "else\n"
     "  for i = 1, n do\n"

@@ -42,8 +42,7 @@ static int refusal_key(const rl_item *it, char *buf)
     return 0;
 }
 
-int rl_refusal_check(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms,
-                     size_t *hits)
+int rl_refusal_check(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms, size_t *hits)
 {
     char key[RL_KEY_MAX + 1];
     int nhits = 0;
@@ -52,12 +51,12 @@ int rl_refusal_check(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_
         rl_state st;
         int r;
 
-        if (refusal_key(&items[i], key) < 0)
+        if (items[i].rule->dry_run || refusal_key(&items[i], key) < 0)
             continue;
         r = rl_shm_get(shm, key, items[i].keylen, now_ms, &st);
         if (r < 0)
             return -1;
-        if (r == 0 || st.w[0] <= now_ms || cost < st.w[2])
+        if (r == 0 || st.w[0] <= now_ms || items[i].cost < st.w[2])
             continue;
         rl_rule_result *res = items[i].res;
         res->rule = items[i].rule;
@@ -72,7 +71,7 @@ int rl_refusal_check(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_
     return nhits;
 }
 
-void rl_refusal_note(rl_shm *shm, const rl_item *items, size_t n, int64_t cost, int64_t sent_ms)
+void rl_refusal_note(rl_shm *shm, const rl_item *items, size_t n, int64_t sent_ms)
 {
     char key[RL_KEY_MAX + 1];
 
@@ -80,11 +79,12 @@ void rl_refusal_note(rl_shm *shm, const rl_item *items, size_t n, int64_t cost, 
         const rl_rule_result *res = items[i].res;
         rl_state st;
 
-        if (res->allowed || res->retry_after_ms < 1 || refusal_key(&items[i], key) < 0)
+        if (res->allowed || items[i].rule->dry_run || res->retry_after_ms < 1 ||
+            refusal_key(&items[i], key) < 0)
             continue;
         st.w[0] = sent_ms + res->retry_after_ms;
         st.w[1] = res->remaining;
-        st.w[2] = cost;
+        st.w[2] = items[i].cost;
         /* A failure only costs a later round trip: the cache is an optimisation. */
         (void)rl_shm_put(shm, key, items[i].keylen, &st, sent_ms, res->retry_after_ms);
     }

@@ -30,7 +30,9 @@
  *             + (128 + 64*S) / c                  header and stripes, amortised
  * With rule names <= 15 bytes, k = 15 + 1 + RL_CLIENT_MAX = 80 and w = 3: slot 120, so
  * 124.0 bytes per key at c = 2^20, 124.2 at c = 10^6 (118.4 MiB), 125.3 at 10^5, 128.3 at
- * 1000. With the longest rule names (63 bytes, k = 128): slot 168, 172.2 at 10^6.
+ * 1000. With the longest rule names (63 bytes, k = 128): slot 168, 172.2 at 10^6. w is the
+ * largest rl_algo_state_words of the config's rules (limiter.c): 2 for GCRA alone (116.2 at
+ * 10^6), 66 with a sliding log of 128 (628.2). A decision moves only its own rule's words.
  *
  * Invariants under the stripe lock, when `dirty` is 0: each slot of the stripe below `fresh`
  * is either in_use and in exactly one bucket chain, or free and in the free list; used = the
@@ -260,15 +262,22 @@ static char *shm_key(const rl_shm *shm, shm_slot *sl)
     return (char *)(shm_words(sl) + shm->state_words);
 }
 
-static void shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st)
+/* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
+ * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
+ * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. */
+static void shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words)
 {
-    memset(st, 0, sizeof *st);
-    memcpy(st->w, shm_words(sl), shm->state_words * sizeof(int64_t));
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    memcpy(st->w, shm_words(sl), have * sizeof(int64_t));
+    if (have < words)
+        memset(st->w + have, 0, (words - have) * sizeof(int64_t));
 }
 
-static void shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st)
+/* Stores w[0..words) of st, as far as the slot has room. */
+static void shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words)
 {
-    memcpy(shm_words(sl), st->w, shm->state_words * sizeof(int64_t));
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    memcpy(shm_words(sl), st->w, have * sizeof(int64_t));
 }
 
 static uint64_t shm_hash(const rl_shm *shm, const char *key, size_t len)
@@ -506,17 +515,19 @@ static int64_t shm_expiry(int64_t now_ms, int64_t ttl_ms)
     return now_ms > INT64_MAX - ttl_ms ? INT64_MAX : now_ms + ttl_ms;
 }
 
-static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t cost)
+/* Checks a batch; fills words[i], item i's state words (looked up once per decision). */
+static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, size_t *words)
 {
     if (n > RL_MAX_MATCH) {
         shm_seterr(shm, "shm: %zu rules in one decision, at most %d", n, RL_MAX_MATCH);
         return -1;
     }
-    if (cost < 1) {
-        shm_seterr(shm, "shm: cost %lld must be >= 1", (long long)cost);
-        return -1;
-    }
     for (size_t i = 0; i < n; i++) {
+        if (items[i].cost < 1) {
+            shm_seterr(shm, "shm: item %zu: cost %lld must be >= 1", i,
+                       (long long)items[i].cost);
+            return -1;
+        }
         if (items[i].rule == NULL || items[i].res == NULL ||
             (items[i].key == NULL && items[i].keylen != 0)) {
             shm_seterr(shm, "shm: item %zu: missing rule, result or key", i);
@@ -525,6 +536,13 @@ static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, int64_t 
         if (items[i].keylen > shm->key_max) {
             shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %u (this table's key_max)",
                        i, items[i].keylen, shm->key_max);
+            return -1;
+        }
+        /* A log cut short would forget admissions: refuse to decide rather than admit. */
+        words[i] = rl_algo_state_words(items[i].rule);
+        if (words[i] > shm->state_words) {
+            shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u",
+                       i, items[i].rule->name, words[i], shm->state_words);
             return -1;
         }
     }
@@ -574,18 +592,19 @@ static int64_t shm_realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
     uint32_t pinned[RL_MAX_MATCH]; /* slots this batch stored: no insert may evict them */
     rl_state cur[RL_MAX_MATCH], next[RL_MAX_MATCH];
+    size_t words[RL_MAX_MATCH];
     int64_t ttl[RL_MAX_MATCH];
     int repair[RL_MAX_MATCH];
     size_t nlocked, npinned = 0;
     int allowed = 1;
 
-    if (shm_check_items(shm, items, n, cost) < 0)
+    if (shm_check_items(shm, items, n, words) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
@@ -620,25 +639,26 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
                 found[i] = SHM_NIL;
                 sl = NULL;
             } else {
-                shm_load_state(shm, sl, &cur[i]);
+                shm_load_state(shm, sl, &cur[i], words[i]);
             }
         }
-        repair[i] = rl_algo_decide(items[i].rule, sl != NULL ? &cur[i] : NULL, now_ms, cost,
-                                   &next[i], &ttl[i], items[i].res) & RL_ALGO_REPAIR;
-        allowed &= items[i].res->allowed != 0;
+        repair[i] = rl_algo_decide(items[i].rule, sl != NULL ? &cur[i] : NULL, now_ms,
+                                   items[i].cost, &next[i], &ttl[i], items[i].res) &
+                    RL_ALGO_REPAIR;
+        allowed &= items[i].res->allowed != 0 || items[i].rule->dry_run;
     }
     if (!allowed)
         shm_report_uncharged(items, n, found, cur, now_ms);
 
-    /* All admitted: store every state. Refused: store none (but a repaired one, see algo.h),
-     * and mark the keys used, so a key that is being refused is not the one evicted (that
-     * would hand it a full bucket). */
+    /* Admitted: store every admitting item (a dry run may refuse). Refused: store none (but a
+     * repaired one, see algo.h), and mark the keys used, so a key that is being refused is not
+     * the one evicted (that would hand it a full bucket). */
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         uint32_t at;
         shm_slot *sl;
 
-        if (!allowed && !(repair[i] && found[i] != SHM_NIL)) {
+        if (!(allowed && items[i].res->allowed) && !(repair[i] && found[i] != SHM_NIL)) {
             if (found[i] != SHM_NIL)
                 shm_slot_at(shm, found[i])->ref = 1;
             continue;
@@ -655,7 +675,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t cost, int64_t n
             continue; /* counted in insert_failures; the decision stands */
         pinned[npinned++] = at;
         sl = shm_slot_at(shm, at);
-        shm_store_state(shm, sl, &next[i]);
+        shm_store_state(shm, sl, &next[i], words[i]);
         sl->expires_ms = shm_expiry(now_ms, ttl[i]);
     }
 
@@ -701,7 +721,7 @@ int rl_shm_get(rl_shm *shm, const char *key, size_t len, int64_t now_ms, rl_stat
     i = shm_find(shm, s, h, key, len);
     live = i != SHM_NIL && !shm_expired(shm_slot_at(shm, i), now_ms);
     if (live)
-        shm_load_state(shm, shm_slot_at(shm, i), out);
+        shm_load_state(shm, shm_slot_at(shm, i), out, RL_SHM_RAW_WORDS);
     shm_raw_unlock(shm, s);
     return live;
 }
@@ -720,7 +740,7 @@ int rl_shm_put(rl_shm *shm, const char *key, size_t len, const rl_state *st, int
     else
         shm_slot_at(shm, i)->ref = 1;
     if (i != SHM_NIL) {
-        shm_store_state(shm, shm_slot_at(shm, i), st);
+        shm_store_state(shm, shm_slot_at(shm, i), st, RL_SHM_RAW_WORDS);
         shm_slot_at(shm, i)->expires_ms = shm_expiry(now_ms, ttl_ms);
     }
     shm_raw_unlock(shm, s);

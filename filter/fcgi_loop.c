@@ -151,6 +151,7 @@ int loop_run(const rl_config *cfg, rl_limiter *lim)
 
     ctx.cfg = cfg;
     ctx.lim = lim;
+    request_init(&ctx.req, cfg);
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
         return -1;

@@ -23,18 +23,37 @@ static const char *handle_backend_name(rl_backend_kind kind)
     }
 }
 
-static void handle_log_refusal(const request *req, const rl_decision *d)
+/* One line per refusal, and one per dry-run rule that would have refused. */
+static void handle_log_decision(const request *req, const rl_decision *d)
 {
     char path[256], method[48];
-    const char *rule = "?";
 
-    if (d->decider >= 0 && (size_t)d->decider < d->nresults && d->results[d->decider].rule)
-        rule = d->results[d->decider].rule->name;
-    log_info("429 client=%s method=%s path=\"%s\" rule=\"%s\" retry_after_ms=%" PRId64
-             " backend=%s",
-             req->client, log_escape(method, sizeof method, req->method),
-             log_escape(path, sizeof path, req->path), rule, d->retry_after_ms,
-             handle_backend_name(d->backend));
+    log_escape(method, sizeof method, req->method);
+    log_escape(path, sizeof path, req->path);
+    for (size_t i = 0; i < d->nresults; i++) {
+        const rl_rule_result *r = &d->results[i];
+        if (r->dry_run && !r->allowed)
+            log_info("dry-run refusal client=%s method=%s path=\"%s\" rule=\"%s\" "
+                     "retry_after_ms=%" PRId64 " backend=%s",
+                     d->client, method, path, r->rule->name, r->retry_after_ms,
+                     handle_backend_name(d->backend));
+    }
+    switch (d->verdict) {
+    case RL_VERDICT_LIMITED:
+        log_info("%d client=%s method=%s path=\"%s\" rule=\"%s\" retry_after_ms=%" PRId64
+                 " backend=%s",
+                 d->status, d->client, method, path, d->rule != NULL ? d->rule->name : "?",
+                 d->retry_after_ms, handle_backend_name(d->backend));
+        break;
+    case RL_VERDICT_DENYLISTED:
+        log_info("403 client=%s method=%s path=\"%s\" deny-listed", d->client, method, path);
+        break;
+    case RL_VERDICT_MISSING_KEY:
+        log_info("%d client=%s method=%s path=\"%s\" rule=\"%s\" missing key", d->status,
+                 d->client, method, path, d->rule != NULL ? d->rule->name : "?");
+        break;
+    default: break;
+    }
 }
 
 /* Store trouble does not fail a request (the limiter falls back), but it must be visible:
@@ -68,9 +87,12 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
     }
 
     rl_request rq = {
-        .client = req->client,
+        .remote_addr = req->client,
         .path = req->path,
         .method = req->method[0] ? req->method : NULL,
+        .host = req->host[0] ? req->host : NULL,
+        .header = request_get_header,
+        .header_ud = req,
         .cost = 1,
     };
     if (rl_decide(ctx->lim, &rq, &ctx->dec) != 0) {
@@ -82,8 +104,7 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
     }
     handle_log_store(ctx, &ctx->dec);
     response_decision(out, ctx->cfg, req, &ctx->dec);
-    if (!ctx->dec.allowed)
-        handle_log_refusal(req, &ctx->dec);
+    handle_log_decision(req, &ctx->dec);
     if (out->status == 500)
         log_error("500: response for client=%s did not fit in %d bytes", req->client,
                   RESPONSE_MAX);

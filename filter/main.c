@@ -5,6 +5,9 @@
  *                                         the prefork daemon (master and N workers)
  *   ratelimit-filter -t [-c FILE]         check the configuration and exit
  *   ratelimit-filter --shm-remove [-c F]  remove the configuration's shared-memory segment
+ *   ratelimit-filter --decide [-c FILE] --client ADDR --path PATH [--method M] [--host H]
+ *                    [--header 'Name: value']... [--count N]
+ *                                         decide N requests, print one JSON line each
  *
  * FILE defaults to $RATELIMIT_CONFIG, else MAIN_DEFAULT_CONFIG. Exit codes: 0 ok,
  * 1 configuration error, 2 usage error, 3 runtime error (cannot open the stores, bind the
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 
 #include "backend.h"
+#include "decide.h"
 #include "fcgi_loop.h"
 #include "listen.h"
 #include "log.h"
@@ -30,14 +34,29 @@
 
 enum { MAIN_EXIT_OK = 0, MAIN_EXIT_CONFIG = 1, MAIN_EXIT_USAGE = 2, MAIN_EXIT_RUNTIME = 3 };
 
-enum main_mode { MAIN_SERVE, MAIN_TEST, MAIN_SHM_REMOVE };
+enum main_mode { MAIN_SERVE, MAIN_TEST, MAIN_SHM_REMOVE, MAIN_DECIDE };
 
-enum { MAIN_OPT_SHM_REMOVE = 256, MAIN_OPT_LISTEN, MAIN_OPT_WORKERS };
+enum {
+    MAIN_OPT_SHM_REMOVE = 256,
+    MAIN_OPT_DECIDE,
+    MAIN_OPT_CLIENT,
+    MAIN_OPT_PATH,
+    MAIN_OPT_METHOD,
+    MAIN_OPT_HOST,
+    MAIN_OPT_HEADER,
+    MAIN_OPT_COUNT,
+    MAIN_OPT_LISTEN,
+    MAIN_OPT_WORKERS,
+};
+
+#define MAIN_COUNT_MAX 1000000
 
 static void main_usage(FILE *out)
 {
     fprintf(out,
             "Usage: ratelimit-filter [-c FILE] [-t | --shm-remove]\n"
+            "       ratelimit-filter --decide [-c FILE] --client ADDR --path PATH [--method M]\n"
+            "                        [--host H] [--header 'Name: value']... [--count N]\n"
             "       ratelimit-filter --listen ADDR [--workers N] [-c FILE]\n"
             "\n"
             "A rate limiter for web servers, run as a FastCGI authorizer or responder (which\n"
@@ -47,6 +66,10 @@ static void main_usage(FILE *out)
             "                     " MAIN_DEFAULT_CONFIG ")\n"
             "  -t, --test         check the configuration file and exit\n"
             "      --shm-remove   remove the configuration's shared-memory segment and exit\n"
+            "      --decide       decide COUNT requests (default 1) through the configured\n"
+            "                     stores and print one JSON line per decision; the request is\n"
+            "                     --client (the peer address), --path, --method (GET),\n"
+            "                     --host and --header (repeatable)\n"
             "      --listen ADDR  run as a daemon on ADDR: IP:PORT, [IPv6]:PORT or /path.sock\n"
             "                     (unix socket, mode 0660)\n"
             "      --workers N    worker processes of the daemon, 1..%d (default %d)\n"
@@ -155,6 +178,13 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
         {"shm-remove", no_argument, NULL, MAIN_OPT_SHM_REMOVE},
+        {"decide", no_argument, NULL, MAIN_OPT_DECIDE},
+        {"client", required_argument, NULL, MAIN_OPT_CLIENT},
+        {"path", required_argument, NULL, MAIN_OPT_PATH},
+        {"method", required_argument, NULL, MAIN_OPT_METHOD},
+        {"host", required_argument, NULL, MAIN_OPT_HOST},
+        {"header", required_argument, NULL, MAIN_OPT_HEADER},
+        {"count", required_argument, NULL, MAIN_OPT_COUNT},
         {"listen", required_argument, NULL, MAIN_OPT_LISTEN},
         {"workers", required_argument, NULL, MAIN_OPT_WORKERS},
         {"help", no_argument, NULL, 'h'},
@@ -163,8 +193,11 @@ int main(int argc, char **argv)
     };
     const char *file = getenv("RATELIMIT_CONFIG");
     enum main_mode mode = MAIN_SERVE;
+    decide_args da = {.count = 1};
+    int decide_opts = 0; /* request options given: they need --decide */
+    int c;
     const char *listen_spec = NULL;
-    int workers = 0, c;
+    int workers = 0;
 
     if (file == NULL || file[0] == '\0')
         file = MAIN_DEFAULT_CONFIG;
@@ -175,12 +208,37 @@ int main(int argc, char **argv)
             break;
         case 't':
         case MAIN_OPT_SHM_REMOVE:
+        case MAIN_OPT_DECIDE:
             if (mode != MAIN_SERVE) {
-                fprintf(stderr, "ratelimit-filter: -t and --shm-remove exclude each other\n");
+                fprintf(stderr,
+                        "ratelimit-filter: -t, --shm-remove and --decide exclude each other\n");
                 return main_usage_error();
             }
-            mode = c == 't' ? MAIN_TEST : MAIN_SHM_REMOVE;
+            mode = c == 't' ? MAIN_TEST : c == MAIN_OPT_DECIDE ? MAIN_DECIDE : MAIN_SHM_REMOVE;
             break;
+        case MAIN_OPT_CLIENT: da.client = optarg; decide_opts = 1; break;
+        case MAIN_OPT_PATH: da.path = optarg; decide_opts = 1; break;
+        case MAIN_OPT_METHOD: da.method = optarg; decide_opts = 1; break;
+        case MAIN_OPT_HOST: da.host = optarg; decide_opts = 1; break;
+        case MAIN_OPT_HEADER:
+            if (da.nheaders == DECIDE_HEADERS_MAX) {
+                fprintf(stderr, "ratelimit-filter: at most %d --header\n", DECIDE_HEADERS_MAX);
+                return main_usage_error();
+            }
+            da.headers[da.nheaders++] = optarg;
+            decide_opts = 1;
+            break;
+        case MAIN_OPT_COUNT: {
+            char *end;
+            da.count = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || da.count < 1 || da.count > MAIN_COUNT_MAX) {
+                fprintf(stderr, "ratelimit-filter: --count \"%s\": expected 1..%d\n", optarg,
+                        MAIN_COUNT_MAX);
+                return main_usage_error();
+            }
+            decide_opts = 1;
+            break;
+        }
         case MAIN_OPT_LISTEN:
             if (optarg[0] == '\0') {
                 fprintf(stderr, "ratelimit-filter: --listen needs an address or a path\n");
@@ -219,17 +277,27 @@ int main(int argc, char **argv)
         return main_usage_error();
     }
 
+    if (decide_opts && mode != MAIN_DECIDE) {
+        fprintf(stderr, "ratelimit-filter: --client, --path, --method, --host, --header and "
+                        "--count need --decide\n");
+        return main_usage_error();
+    }
+    if (mode == MAIN_DECIDE && (da.client == NULL || da.path == NULL)) {
+        fprintf(stderr, "ratelimit-filter: --decide needs --client and --path\n");
+        return main_usage_error();
+    }
     if (workers != 0 && listen_spec == NULL) {
         fprintf(stderr, "ratelimit-filter: --workers needs --listen\n");
         return main_usage_error();
     }
     if (listen_spec != NULL && mode != MAIN_SERVE) {
-        fprintf(stderr, "ratelimit-filter: --listen excludes -t and --shm-remove\n");
+        fprintf(stderr, "ratelimit-filter: --listen excludes -t, --shm-remove and --decide\n");
         return main_usage_error();
     }
 
     switch (mode) {
     case MAIN_TEST: return main_test(file);
+    case MAIN_DECIDE: return decide_run(file, &da);
     case MAIN_SHM_REMOVE: return main_shm_remove(file);
     default: break;
     }

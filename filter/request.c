@@ -4,6 +4,7 @@
 #include "request.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <fcgiapp.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,12 +101,80 @@ static int request_load_path(request *req, char **params)
     return 0;
 }
 
+static void request_add_name(request *req, const char *name)
+{
+    request_header *h;
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcmp(req->headers[i].name, name) == 0)
+            return;
+    if (req->nheaders == REQUEST_HEADERS_MAX || n + 5 >= REQUEST_PARAM_MAX)
+        return; /* cannot happen: config.c bounds both */
+    h = &req->headers[req->nheaders++];
+    memcpy(h->name, name, n + 1);
+    memcpy(h->param, "HTTP_", 5);
+    for (size_t i = 0; i <= n; i++)
+        h->param[5 + i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
+}
+
+void request_init(request *req, const rl_config *cfg)
+{
+    memset(req, 0, sizeof *req);
+    if (cfg->identity.ntrusted > 0)
+        request_add_name(req, cfg->identity.header == RL_FORWARD_FORWARDED ? "forwarded"
+                                                                            : "x-forwarded-for");
+    for (size_t i = 0; i < cfg->nrules; i++)
+        for (size_t k = 0; k < cfg->rules[i].nkey; k++) {
+            const rl_key_part *p = &cfg->rules[i].key[k];
+            if (p->kind != RL_KEY_CLIENT)
+                request_add_name(req, p->kind == RL_KEY_COOKIE ? "cookie" : p->name);
+        }
+}
+
+const char *request_get_header(void *ud, const char *lowercase_name)
+{
+    const request *req = ud;
+
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].present && strcmp(req->headers[i].name, lowercase_name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+/* Copies the configured headers and the Host; over-long ones are logged and left absent. */
+static void request_load_headers(request *req, char **params)
+{
+    const char *host = FCGX_GetParam("HTTP_HOST", params);
+
+    if (host != NULL && request_copy(req->host, sizeof req->host, host) < 0)
+        log_warn("Host header of %zu bytes ignored (at most %d)", strlen(host),
+                 REQUEST_HOST_MAX - 1);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        request_header *h = &req->headers[i];
+        const char *v = FCGX_GetParam(h->param, params);
+        if (v == NULL)
+            continue;
+        if (request_copy(h->value, sizeof h->value, v) < 0) {
+            log_warn("header %s of %zu bytes ignored (at most %d)", h->name, strlen(v),
+                     REQUEST_HEADER_MAX);
+            continue;
+        }
+        h->present = 1;
+    }
+}
+
 int request_load(request *req, char **params)
 {
     char shown[64];
     int status;
 
-    memset(req, 0, sizeof *req);
+    /* Everything but the header names request_init set up. */
+    req->client[0] = req->method[0] = req->path[0] = req->host[0] = req->reason[0] = '\0';
+    for (size_t i = 0; i < req->nheaders; i++) {
+        req->headers[i].present = 0;
+        req->headers[i].value[0] = '\0';
+    }
     const char *role = FCGX_GetParam("FCGI_ROLE", params);
     req->role = role != NULL && strcmp(role, "AUTHORIZER") == 0 ? REQUEST_ROLE_AUTHORIZER
                                                                  : REQUEST_ROLE_RESPONDER;
@@ -122,5 +191,6 @@ int request_load(request *req, char **params)
     if ((status = request_load_path(req, params)) != 0)
         return status;
 
+    request_load_headers(req, params);
     return 0;
 }

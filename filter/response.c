@@ -37,20 +37,38 @@ static void response_addf(response *r, const char *fmt, ...)
     r->len += (size_t)n;
 }
 
+/* Reason phrases (nginx's fastcgi_pass wants one) for the statuses we send; a rule may pick
+ * any 400..599, and an unlisted one gets a generic phrase of its class. */
 static const char *response_reason(int status)
 {
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 418: return "I'm a teapot";
+    case 420: return "Enhance Your Calm";
     case 429: return "Too Many Requests";
-    default: return "Internal Server Error";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 509: return "Bandwidth Limit Exceeded";
+    default: return status < 500 ? "Client Error" : "Server Error";
     }
 }
 
 void response_error(response *r, int status)
 {
-    if (status != 400 && status != 414 && status != 429)
+    if (status != 400 && status != 403 && status != 414 && status != 429)
         status = 500;
     response_reset(r, status);
     response_addf(r,
@@ -100,24 +118,47 @@ void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *
         response_reset(r, 200);
 }
 
+/* A refusal by a rule: the rule's status (429 unless configured) and body. */
 static void response_refused(response *r, const rl_config *cfg, const rl_decision *d)
 {
     int64_t retry = rl_ms_to_s_ceil(d->retry_after_ms);
+    int status = d->status >= 400 && d->status <= 599 ? d->status : 429;
     if (retry < 1)
         retry = 1;
 
-    response_reset(r, 429);
+    response_reset(r, status);
     response_addf(r,
-                  "Status: 429 Too Many Requests\r\n"
+                  "Status: %d %s\r\n"
                   "Content-Type: text/plain; charset=utf-8\r\n"
                   "Retry-After: %" PRId64 "\r\n",
-                  retry);
+                  status, response_reason(status), retry);
     response_add_headers(r, cfg, d);
+    response_addf(r, "Cache-Control: no-store\r\n\r\n");
+    if (d->rule != NULL && d->rule->body != NULL)
+        response_addf(r, "%s", d->rule->body);
+    else
+        response_addf(r, "Too Many Requests: retry in %" PRId64 " s\n", retry);
+}
+
+/* Deny-listed (403) or a missing key (the rule's missing_key_status): no limit was counted,
+ * so no rate-limit headers and no Retry-After. */
+static void response_rejected(response *r, const rl_decision *d)
+{
+    int status = d->status >= 400 && d->status <= 599 ? d->status : 403;
+    const char *body = d->verdict == RL_VERDICT_MISSING_KEY && d->rule != NULL ? d->rule->body
+                                                                                : NULL;
+
+    response_reset(r, status);
     response_addf(r,
+                  "Status: %d %s\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\n"
                   "Cache-Control: no-store\r\n"
-                  "\r\n"
-                  "Too Many Requests: retry in %" PRId64 " s\n",
-                  retry);
+                  "\r\n",
+                  status, response_reason(status));
+    if (body != NULL)
+        response_addf(r, "%s", body);
+    else
+        response_addf(r, "%s\n", response_reason(status));
 }
 
 /* Authorizer: only Variable-* headers of a 200 reach the rest of the request. */
@@ -155,8 +196,10 @@ static void response_responded(response *r, const rl_config *cfg, const rl_decis
 void response_decision(response *r, const rl_config *cfg, const request *req,
                        const rl_decision *d)
 {
-    if (!d->allowed)
+    if (!d->allowed && d->verdict == RL_VERDICT_LIMITED)
         response_refused(r, cfg, d);
+    else if (!d->allowed)
+        response_rejected(r, d);
     else if (req->role == REQUEST_ROLE_AUTHORIZER)
         response_authorized(r, req, d);
     else

@@ -11,9 +11,12 @@
  *                         the web server turns each into a request environment variable.
  *   responder, allowed    Status: 200, RateLimit-Policy, RateLimit, X-RateLimit-* (when
  *                         configured), body "OK\n".
- *   refused (any role)    Status: 429 Too Many Requests, Retry-After, RateLimit-Policy,
- *                         RateLimit, X-RateLimit-* (when configured), Cache-Control: no-store,
- *                         body "Too Many Requests: retry in N s\n".
+ *   refused (any role)    Status: the refusing rule's status (429 Too Many Requests unless
+ *                         configured), Retry-After, RateLimit-Policy, RateLimit, X-RateLimit-*
+ *                         (when configured), Cache-Control: no-store, the rule's body or
+ *                         "Too Many Requests: retry in N s\n".
+ *   deny-listed           403 Forbidden, body "Forbidden\n"; no rate-limit headers.
+ *   missing key           the rule's missing_key_status (400) and its body, or the reason.
  *   errors                400 / 414 / 500 with a one-line text body.
  */
 #ifndef FILTER_RESPONSE_H
@@ -40,7 +43,7 @@ void response_decision(response *r, const rl_config *cfg, const request *req,
 /* Fills r with only the rate-limit header lines of d ("Name: value\r\n" each; nothing when no
  * rule matched), for a response made elsewhere (the proxy's). */
 void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *d);
-/* Fills r with an error status (400, 414, 500) and its text. */
+/* Fills r with an error status (400, 403, 414, 500) and its text. */
 void response_error(response *r, int status);
 
 /* Sends r as the whole answer to the request whose streams are out and err, and closes both

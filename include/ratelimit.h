@@ -37,15 +37,23 @@ extern "C" {
 #define RL_ERRSTR_MAX 512   /* room for "file:line: key: message \"value\"" */
 #define RL_NAME_MAX 64      /* rule names, including the NUL */
 #define RL_KEY_MAX 256      /* bytes of a rate-limit key (rule + client), NUL excluded */
-#define RL_CLIENT_MAX 64    /* bytes of a client identity the core accepts, NUL excluded
-                               (an IPv6 address with a zone fits; longer is an error) */
 #define RL_MAX_MATCH 16     /* rules one request can match */
 #define RL_MAX_RULES 256    /* rules in one configuration */
+#define RL_CLIENT_MAX 64    /* bytes of a rule's key material (client identity), NUL excluded;
+                               longer material is replaced by a digest, never truncated (an
+                               IPv6 address with a zone fits) */
+#define RL_KEY_PARTS_MAX 4  /* parts of a composite rule key */
+#define RL_KEY_HEADERS_MAX 12 /* distinct header names all rules' keys may read */
+#define RL_ADDR_TEXT_MAX 46 /* INET6_ADDRSTRLEN: the longest textual address + NUL */
 
 /* Upper bounds checked at load, so that every product below stays exact in int64 and in the
  * doubles of Redis' Lua (2^53): count * period and burst * period never exceed 2^50. */
 #define RL_COUNT_MAX 1000000000LL
 #define RL_PERIOD_MAX_MS (366LL * 24 * 3600 * 1000)
+/* A sliding_log rule keeps one timestamp per admitted unit, as a 32-bit offset from a base
+ * time: count <= RL_LOG_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
+#define RL_LOG_MAX 128
+#define RL_LOG_PERIOD_MAX_MS 4294967295LL
 
 /* An error report: "file:line: text" when line > 0, else "file: text" or "text". */
 typedef struct rl_error {
@@ -56,6 +64,7 @@ typedef enum rl_algo {
     RL_ALGO_GCRA = 0,       /* generic cell rate algorithm: exact token bucket (rate + burst) */
     RL_ALGO_FIXED_WINDOW,   /* count per window aligned on epoch ms; 2x count at a boundary */
     RL_ALGO_SLIDING_WINDOW, /* two fixed windows, the previous one weighted by its overlap */
+    RL_ALGO_SLIDING_LOG,    /* the exact count over the last period: one timestamp per unit */
 } rl_algo;
 
 typedef enum rl_backend_kind {
@@ -67,6 +76,33 @@ typedef enum rl_backend_kind {
     RL_BACKEND_FAIL_CLOSED,   /* Redis failing, a rule with on_redis_down "closed": refused */
 } rl_backend_kind;
 
+/* An address block. Addresses are kept in their IPv6 form: an IPv4 block a.b.c.d/n is
+ * ::ffff:a.b.c.d/(96+n), so one comparison serves both families. Host bits are zero. */
+typedef struct rl_cidr {
+    uint8_t addr[16];
+    int bits;            /* 0..128 */
+} rl_cidr;
+
+/* What one part of a rule's key is taken from. */
+typedef enum rl_key_kind {
+    RL_KEY_CLIENT = 0,   /* the client identity (see rl_identity_config) */
+    RL_KEY_HEADER,       /* a request header; name is lowercase */
+    RL_KEY_COOKIE,       /* a cookie of the Cookie header; name as written (case matters) */
+} rl_key_kind;
+
+typedef struct rl_key_part {
+    rl_key_kind kind;
+    char *name;          /* NULL for RL_KEY_CLIENT */
+} rl_key_part;
+
+/* What a rule does with a request its key cannot be built for (header or cookie absent,
+ * empty, too long for the filter, or holding control bytes). */
+typedef enum rl_missing_key {
+    RL_MISSING_SKIP = 0, /* the rule does not apply to the request (default) */
+    RL_MISSING_REFUSE,   /* refuse with missing_key_status; no rule is charged */
+    RL_MISSING_SHARED,   /* all such requests share one bucket of the rule */
+} rl_missing_key;
+
 /* What a rule does while Redis cannot decide (rules[].on_redis_down). */
 typedef enum rl_redis_down {
     RL_REDIS_DOWN_SHM = 0, /* decide from shared memory, this host's share of the limit */
@@ -74,12 +110,29 @@ typedef enum rl_redis_down {
     RL_REDIS_DOWN_CLOSED,  /* refuse until Redis answers again */
 } rl_redis_down;
 
-/* One rule, validated. Every string is owned by the rl_config that holds the rule. */
+/* One rule, validated. Every string is owned by the rl_config that holds the rule.
+ * A rule applies to a request when every condition given holds (path, path_prefix,
+ * path_regex, methods, hosts); one with none applies to every request. */
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
     int line;            /* where the rule starts in the config file */
     rl_algo algo;
-    char *path_prefix;   /* matches when the request path starts with it ("/" = all) */
+    char *path_prefix;   /* request path starts with it; "/" when no path condition is given */
+    char *path;          /* request path equals it; NULL = any */
+    char *path_regex_text; /* POSIX extended regex as written; NULL = any */
+    void *path_regex;    /* its compiled regex_t, owned; NULL when path_regex_text is */
+    char **methods;      /* request method is one of these (case-sensitive); NULL = any */
+    size_t nmethods;
+    char **hosts;        /* Host, port removed, is one of these (lowercase); NULL = any */
+    size_t nhosts;
+    rl_key_part key[RL_KEY_PARTS_MAX]; /* key = these parts joined by 0x1f; default client */
+    size_t nkey;
+    rl_missing_key on_missing_key;
+    int missing_key_status; /* status of a RL_MISSING_REFUSE refusal, 400..599 (400) */
+    int status;          /* status of a refusal by this rule, 400..599 (429) */
+    char *body;          /* body of a refusal; NULL = the built-in text */
+    int dry_run;         /* decided and reported, never enforced */
+    int64_t cost;        /* units a request charges, 1..burst (gcra) or 1..count (windows) */
     int64_t count;       /* admitted requests ... */
     int64_t period_ms;   /* ... per this period */
     int64_t burst;       /* at most this many at once; defaults to count (GCRA only) */
@@ -108,6 +161,27 @@ typedef struct rl_redis_config {
     int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
 } rl_redis_config;
 
+/* Which header names the client behind a trusted proxy. */
+typedef enum rl_forward_header {
+    RL_FORWARD_XFF = 0,  /* X-Forwarded-For: a, b, c */
+    RL_FORWARD_FORWARDED, /* RFC 7239 Forwarded: for=a, for="[b]:1" */
+} rl_forward_header;
+
+/* How the client identity is found (identity.c). */
+typedef struct rl_identity_config {
+    rl_cidr *trusted;    /* proxies whose forwarded header is believed; owned */
+    size_t ntrusted;
+    rl_forward_header header;
+    int ipv6_prefix;     /* IPv6 clients are grouped by this prefix, 1..128 (64) */
+} rl_identity_config;
+
+/* Address lists checked before any rule: deny wins over allow. */
+typedef struct rl_access_config {
+    rl_cidr *allow;      /* skip every limit; owned */
+    size_t nallow;
+    rl_cidr *deny;       /* refused with 403; owned */
+    size_t ndeny;
+} rl_access_config;
 /* Where the filter forwards allowed requests in the FastCGI responder role. */
 typedef struct rl_proxy_config {
     char *backend;       /* "http://HOST[:PORT]", no trailing '/'; NULL = not proxying */
@@ -119,6 +193,8 @@ typedef struct rl_config {
     char *path;          /* the file it was read from */
     rl_shm_config shm;
     rl_redis_config redis;
+    rl_identity_config identity;
+    rl_access_config access;
     rl_proxy_config proxy;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
     rl_rule *rules;
@@ -139,7 +215,8 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
 /* What one rule says about one request. */
 typedef struct rl_rule_result {
     const rl_rule *rule;     /* borrowed from the config */
-    int allowed;
+    int allowed;             /* what the rule says, even when it is a dry run */
+    int dry_run;             /* rule->dry_run: the result is reported, never enforced */
     int64_t limit;           /* the quota: rule->count */
     int64_t window_ms;       /* the period the quota is counted over */
     int64_t remaining;       /* requests that could still be admitted now */
@@ -147,21 +224,42 @@ typedef struct rl_rule_result {
     int64_t retry_after_ms;  /* refused: until this request could be admitted; else 0 */
 } rl_rule_result;
 
+/* Why a decision came out as it did. */
+typedef enum rl_verdict {
+    RL_VERDICT_ALLOWED = 0,  /* every enforced rule admits, or none matched */
+    RL_VERDICT_ALLOWLISTED,  /* the client is in access.allow: no rule was consulted */
+    RL_VERDICT_LIMITED,      /* an enforced rule refuses (status = that rule's status) */
+    RL_VERDICT_DENYLISTED,   /* the client is in access.deny (status 403) */
+    RL_VERDICT_MISSING_KEY,  /* a rule with on_missing_key = "refuse" had no key */
+} rl_verdict;
+
 typedef struct rl_decision {
-    int allowed;             /* 1 when every matched rule admits (or none matched) */
+    int allowed;             /* 1 when every enforced rule admits (dry runs never refuse) */
+    rl_verdict verdict;
+    int status;              /* refused: the HTTP status to answer with; allowed: 200 */
+    const rl_rule *rule;     /* LIMITED / MISSING_KEY: the rule that refused; else NULL */
+    char client[RL_CLIENT_MAX + 1]; /* the client identity as used in keys ("" if none) */
     size_t nresults;         /* matched rules, in config order */
     rl_rule_result results[RL_MAX_MATCH];
-    int decider;             /* index of the most restrictive result; -1 when none matched */
-    int64_t retry_after_ms;  /* refused: the longest wait among refusing rules */
+    int decider;             /* index of the most restrictive enforced result; -1 if none */
+    int64_t retry_after_ms;  /* refused: the longest wait among refusing enforced rules */
     rl_backend_kind backend; /* which store decided */
 } rl_decision;
 
+/* Looks up a request header by its lowercase name ("x-api-key"). Returns its value (borrowed
+ * until the rl_decide call returns) or NULL when absent. ud is rl_request.header_ud. */
+typedef const char *(*rl_header_fn)(void *ud, const char *lowercase_name);
+
 /* One request as the core sees it. Every pointer is borrowed for the call only. */
 typedef struct rl_request {
-    const char *client;      /* client identity (an address); must not be NULL */
+    const char *remote_addr; /* the peer's address (REMOTE_ADDR); NULL: client is used */
+    const char *client;      /* older name of remote_addr, read when remote_addr is NULL */
     const char *path;        /* request path, query excluded; NULL counts as "/" */
     const char *method;      /* may be NULL */
-    int64_t cost;            /* units this request costs; 0 is taken as 1 */
+    const char *host;        /* Host header, may hold a port; NULL = none */
+    rl_header_fn header;     /* may be NULL: no headers (and no cookies) */
+    void *header_ud;
+    int64_t cost;            /* units this request costs (times each rule's cost); 0 = 1 */
 } rl_request;
 
 typedef struct rl_limiter rl_limiter;
@@ -179,7 +277,12 @@ void rl_limiter_close(rl_limiter *lim);
 void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud);
 
 /* Decides one request atomically over every matching rule: a request refused by one rule
- * consumes nothing from the others. Never fails because a store failed: Redis errors fall back
+ * consumes nothing from the others. The peer address (remote_addr) is turned into the client
+ * identity (trusted proxies, IPv6 prefix); deny- and allow-listed clients are answered
+ * before any rule. A remote_addr that is not an IP address is used verbatim as the identity
+ * (no proxy, list or prefix applies). Dry-run rules are decided and charged like the others
+ * when the request is admitted, but their refusals neither refuse it nor stop the other
+ * rules from being charged. Never fails because a store failed: Redis errors fall back
  * to shared memory. Returns 0, or -1 only for invalid input (lim->errstr says why). */
 int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out);
 

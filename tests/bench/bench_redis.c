@@ -132,7 +132,7 @@ typedef struct be_ctx {
 static int be_op(void *ud)
 {
     be_ctx *x = ud;
-    return rl_redis_decide(x->r, &x->item, 1, 1, -1);
+    return rl_redis_decide(x->r, &x->item, 1, -1);
 }
 
 /* ---- rl_decide ---- */
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     rl_redis_config rcfg = {.enabled = 1, .host = host, .port = srv.port, .prefix = prefix,
                             .connect_timeout_ms = 1000, .command_timeout_ms = 1000};
     be.r = rl_redis_new(&rcfg);
-    be.item = (rl_item){.rule = &big, .client = "bench-be", .res = &be.res};
+    be.item = (rl_item){.rule = &big, .client = "bench-be", .cost = 1, .res = &be.res};
 
     cfg = bench_config(&srv, "1000000000/s", path, sizeof(path));
     lim = cfg != NULL ? rl_limiter_open(cfg, &err) : NULL;

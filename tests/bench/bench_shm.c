@@ -15,7 +15,11 @@
  * the 1M-key segment's creation).
  *
  * The rule is GCRA with a limit no run can reach (every decision is admitted and stored: the
- * full path, the worst case for the store).
+ * full path, the worst case for the store), in a table of the words GCRA keeps (2), as the
+ * limiter opens it for a GCRA-only config. Two more rows use a small table whose slots are
+ * sized for a sliding_log rule of RL_LOG_MAX (RL_STATE_WORDS words): the same GCRA rule
+ * there (a decision must move only its rule's words, not the slot's), and a sliding_log
+ * rule of 128/ms on one hot key (mostly refused: the log is full within each ms).
  */
 #include "fmacros.h"
 
@@ -84,9 +88,8 @@ static size_t bench_key(char *buf, uint32_t i)
 /* Decisions per second on the keys the mode picks, for PHASE_MS. hot: key 0 only; warm: an
  * LCG walk over all WARM_KEYS (a full-period permutation of 2^20, values >= WARM_KEYS
  * skipped), started at `seed` so that two processes do not walk in step. */
-static double bench_decide_loop(rl_shm *shm, int warm, uint32_t seed)
+static double bench_decide_loop(rl_shm *shm, const rl_rule *rule, int warm, uint32_t seed)
 {
-    rl_rule rule = bench_rule();
     rl_rule_result res;
     char key[64];
     uint32_t x = warm ? seed & 0xfffff : 0; /* hot: key 0 in every process */
@@ -95,7 +98,7 @@ static double bench_decide_loop(rl_shm *shm, int warm, uint32_t seed)
 
     do {
         for (int b = 0; b < BATCH; b++) {
-            rl_item it = {.rule = &rule, .client = "c", .key = key, .res = &res};
+            rl_item it = {.rule = rule, .client = "c", .key = key, .cost = 1, .res = &res};
             if (warm) {
                 do
                     x = (x * 1664525u + 1013904223u) & 0xfffff;
@@ -103,7 +106,7 @@ static double bench_decide_loop(rl_shm *shm, int warm, uint32_t seed)
             }
             it.keylen = bench_key(key, x);
             /* The table reads the clock, as under the limiter (a clock read per decision). */
-            if (rl_shm_decide(shm, &it, 1, 1, -1) != 1) {
+            if (rl_shm_decide(shm, &it, 1, -1) < 0) {
                 fprintf(stderr, "bench: decide: %s\n", rl_shm_errstr(shm));
                 exit(1);
             }
@@ -117,20 +120,18 @@ static double bench_algo_baseline(void)
 {
     rl_rule rule = bench_rule();
     rl_rule_result res;
-    rl_state st = {{0}}, out;
+    rl_state st[2] = {{{0}}, {{0}}}; /* in and out in turn: an rl_state is never copied whole */
     int64_t ttl, now = 1700000000000LL;
     uint64_t n = 0;
     double start = bench_now_s(), end = start + PHASE_MS / 1000.0, t;
 
     do {
-        for (int b = 0; b < BATCH; b++) {
-            rl_algo_decide(&rule, &st, now, 1, &out, &ttl, &res);
-            st = out;
-        }
+        for (int b = 0; b < BATCH; b++)
+            rl_algo_decide(&rule, &st[b & 1], now, 1, &st[~b & 1], &ttl, &res);
         n += BATCH;
         now++;
     } while ((t = bench_now_s()) < end);
-    if (st.w[0] == 42) /* keep the loop */
+    if (st[0].w[0] == 42) /* keep the loop */
         puts("");
     return (double)n / (t - start);
 }
@@ -153,7 +154,8 @@ static double bench_mutex_baseline(void)
 
 /* Runs the loop in nproc processes at once (each opens the segment itself); returns the
  * per-process rates in rate[]. */
-static void bench_procs(const char *name, int nproc, int warm, double *rate)
+static void bench_procs(const char *name, int64_t capacity, size_t words, const rl_rule *rule,
+                        int nproc, int warm, double *rate)
 {
     int fds[2];
     pid_t pid[2];
@@ -167,13 +169,13 @@ static void bench_procs(const char *name, int nproc, int warm, double *rate)
         pid[p] = fork();
         if (pid[p] == 0) {
             rl_error err;
-            rl_shm *shm = rl_shm_open(name, CAPACITY, KEY_MAX, RL_STATE_WORDS, &err);
+            rl_shm *shm = rl_shm_open(name, capacity, KEY_MAX, words, &err);
             double r;
             if (shm == NULL) {
                 fprintf(stderr, "bench: %s\n", err.text);
                 _exit(1);
             }
-            r = bench_decide_loop(shm, warm, 12345u + 777777u * (uint32_t)p);
+            r = bench_decide_loop(shm, rule, warm, 12345u + 777777u * (uint32_t)p);
             if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
                 _exit(1);
             rl_shm_close(shm);
@@ -208,8 +210,11 @@ int main(void)
     rl_shm *shm;
     rl_rule rule = bench_rule();
     double algo, mutex, rate[2], t0;
-    size_t size = rl_shm_size(CAPACITY, KEY_MAX, RL_STATE_WORDS);
-    size_t size_1m = rl_shm_size(WARM_KEYS, KEY_MAX, RL_STATE_WORDS);
+    size_t words = rl_algo_state_words(&rule);
+    size_t size = rl_shm_size(CAPACITY, KEY_MAX, words);
+    size_t size_1m = rl_shm_size(WARM_KEYS, KEY_MAX, words);
+    char logname[80];
+    rl_rule logrule = rule;
 
     snprintf(name, sizeof name, "/rl-bench-%d", (int)getpid());
     rl_shm_unlink(name);
@@ -220,13 +225,13 @@ int main(void)
     mutex = bench_mutex_baseline();
 
     t0 = bench_now_s();
-    shm = rl_shm_open(name, CAPACITY, KEY_MAX, RL_STATE_WORDS, &err);
+    shm = rl_shm_open(name, CAPACITY, KEY_MAX, words, &err);
     if (shm == NULL) {
         fprintf(stderr, "bench: %s\n", err.text);
         return 1;
     }
-    printf("segment: capacity %d, key_max %d, %d state words: %zu bytes, %.1f bytes per key\n",
-           CAPACITY, KEY_MAX, RL_STATE_WORDS, size, (double)size / CAPACITY);
+    printf("segment: capacity %d, key_max %d, %zu state words: %zu bytes, %.1f bytes per key\n",
+           CAPACITY, KEY_MAX, words, size, (double)size / CAPACITY);
     printf("1M keys: %.1f bytes per key, %.1f MiB (budget 128 MiB)\n",
            (double)size_1m / WARM_KEYS, (double)size_1m / (1 << 20));
     printf("created in %.2f s; ", bench_now_s() - t0);
@@ -234,9 +239,9 @@ int main(void)
     for (uint32_t i = 0; i < WARM_KEYS; i++) {
         char key[64];
         rl_rule_result res;
-        rl_item it = {.rule = &rule, .client = "c", .key = key, .res = &res};
+        rl_item it = {.rule = &rule, .client = "c", .key = key, .cost = 1, .res = &res};
         it.keylen = bench_key(key, i);
-        if (rl_shm_decide(shm, &it, 1, 1, -1) != 1) {
+        if (rl_shm_decide(shm, &it, 1, -1) != 1) {
             fprintf(stderr, "bench: fill: %s\n", rl_shm_errstr(shm));
             return 1;
         }
@@ -249,14 +254,27 @@ int main(void)
            algo / 1e6, 1.0);
     printf("| %-28s | 1 | %8.2f M/s | %8.2f M/s | %6.3f |\n", "baseline: mutex lock+unlock",
            mutex / 1e6, mutex / 1e6, mutex / algo);
-    bench_procs(name, 1, 0, rate);
+    bench_procs(name, CAPACITY, words, &rule, 1, 0, rate);
     bench_row("shm, 1 hot key", 1, rate, algo);
-    bench_procs(name, 2, 0, rate);
+    bench_procs(name, CAPACITY, words, &rule, 2, 0, rate);
     bench_row("shm, 1 hot key", 2, rate, algo);
-    bench_procs(name, 1, 1, rate);
+    bench_procs(name, CAPACITY, words, &rule, 1, 1, rate);
     bench_row("shm, warm set of 1M keys", 1, rate, algo);
-    bench_procs(name, 2, 1, rate);
+    bench_procs(name, CAPACITY, words, &rule, 2, 1, rate);
     bench_row("shm, warm set of 1M keys", 2, rate, algo);
+
+
+    /* A table sized for the longest sliding log: 66 words a slot. */
+    snprintf(logname, sizeof logname, "%s-log", name);
+    rl_shm_unlink(logname);
+    logrule.algo = RL_ALGO_SLIDING_LOG;
+    logrule.count = RL_LOG_MAX;
+    logrule.burst = RL_LOG_MAX;
+    bench_procs(logname, 4096, RL_STATE_WORDS, &rule, 1, 0, rate);
+    bench_row("shm, 1 hot key, 66-word slots", 1, rate, algo);
+    bench_procs(logname, 4096, RL_STATE_WORDS, &logrule, 1, 0, rate);
+    bench_row("shm, 1 hot key, sliding_log", 1, rate, algo);
+    rl_shm_unlink(logname);
 
     rl_shm_close(shm);
     rl_shm_unlink(name);

@@ -3,7 +3,9 @@
 #
 # Options and exit codes (0 ok, 1 configuration, 2 usage, 3 runtime), -t output, --shm-remove,
 # then single CGI requests from the environment with stdin not a socket: 5 x 200 then 429 for
-# one client, 400 without/with a bogus REMOTE_ADDR, 414 for an over-long path. Needs RL_FILTER.
+# one client, 400 without/with a bogus REMOTE_ADDR, 414 for an over-long path; --decide (JSON
+# lines: a 3/m rule and --count 5, dry run, deny list, X-Forwarded-For, API-key header, usage
+# errors). Needs RL_FILTER.
 set -euo pipefail
 
 : "${RL_FILTER:?set RL_FILTER to the absolute path of ratelimit-filter}"
@@ -13,6 +15,7 @@ FAILS=0
 cleanup() {
     "$RL_FILTER" --shm-remove -c "$T/rl.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/other.conf" >/dev/null 2>&1 || true
+    "$RL_FILTER" --shm-remove -c "$T/decide.conf" >/dev/null 2>&1 || true
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -71,6 +74,45 @@ check "CGI: bogus REMOTE_ADDR -> 400" test "$(cgi "not-an-address" /)" = 400
 check "CGI: over-long REMOTE_ADDR -> 400" test "$(cgi "$(printf '1%.0s' {1..80})" /)" = 400
 check "CGI: 400s logged as warn" test "$(grep -c ': warn: 400: ' "$T/cgi.err")" = 3
 check "CGI: 5000-byte path -> 414" test "$(cgi 192.0.2.8 "/$(printf 'a%.0s' {1..5000})")" = 414
+
+# --decide: real decisions through shared memory, one JSON line each.
+cat > "$T/decide.conf" <<CONF
+shm: { name = "$SHM-d"; capacity = 100; };
+identity: { trusted_proxies = ["127.0.0.1/32"]; };
+access: { deny = ["198.51.100.0/24"]; };
+rules = (
+  { name = "three"; path = "/three"; limit = "3/m"; },
+  { name = "dry"; path = "/dry"; limit = "1/m"; dry_run = true; },
+  { name = "key"; path = "/key"; key = "header:X-Api-Key"; on_missing_key = "refuse";
+    missing_key_status = 401; limit = "1/m"; }
+);
+CONF
+decide() { "$RL_FILTER" --decide -c "$T/decide.conf" "$@" 2>"$T/err"; }
+out=$(decide --client 203.0.113.1 --path /three --count 5) || fail "--decide exit $?"
+check "--decide --count 5 prints 5 lines" test "$(printf '%s\n' "$out" | wc -l)" = 5
+check "--decide: 3 allowed then 2 refused" test "$(printf '%s\n' "$out" | grep -o '^{"allowed":[a-z]*' | cut -d: -f2 | tr '\n' ' ')" = "true true true false false "
+check "--decide: JSON fields" bash -c 'printf "%s\n" "$1" | head -n 1 | grep -q "^{\"allowed\":true,\"backend\":\"shm\",\"retry_after_ms\":0,\"rules\":\[{\"rule\":\"three\",\"allowed\":true,\"dry_run\":false,\"limit\":3,\"remaining\":2,\"reset_ms\":20000,\"retry_after_ms\":0}\]"' _ "$out"
+check "--decide: refusal has retry_after_ms" bash -c 'printf "%s\n" "$1" | tail -n 1 | grep -Eq "\"retry_after_ms\":[1-9][0-9]*,\"rules\""' _ "$out"
+check "--decide: JSON parses" bash -c 'printf "%s\n" "$1" | python3 -c "import json,sys; [json.loads(l) for l in sys.stdin]"' _ "$out"
+out=$(decide --client 203.0.113.1 --path /dry --count 2)
+check "--decide: dry run refuses but allows" bash -c 'printf "%s\n" "$1" | tail -n 1 | grep -q "^{\"allowed\":true,.*\"rule\":\"dry\",\"allowed\":false,\"dry_run\":true"' _ "$out"
+out=$(decide --client 127.0.0.1 --path /three --header "X-Forwarded-For: 198.51.100.9")
+check "--decide: deny-listed behind a trusted proxy" bash -c 'printf "%s\n" "$1" | grep -q "\"verdict\":\"deny-listed\",\"status\":403,\"client\":\"198.51.100.9\""' _ "$out"
+out=$(decide --client 127.0.0.1 --path /three --header "X-Forwarded-For: 203.0.113.50")
+check "--decide: X-Forwarded-For from a trusted proxy names the client" bash -c 'printf "%s\n" "$1" | grep -q "\"client\":\"203.0.113.50\""' _ "$out"
+out=$(decide --client 203.0.113.7 --path /three --header "X-Forwarded-For: 203.0.113.50")
+check "--decide: X-Forwarded-For from anyone else is ignored" bash -c 'printf "%s\n" "$1" | grep -q "\"client\":\"203.0.113.7\""' _ "$out"
+out=$(decide --client 203.0.113.1 --path /key)
+check "--decide: missing key -> 401" bash -c 'printf "%s\n" "$1" | grep -q "\"verdict\":\"missing-key\",\"status\":401"' _ "$out"
+out=$(decide --client 203.0.113.1 --path /key --header "x-api-key: k" --count 2)
+check "--decide: keyed by header" test "$(printf '%s\n' "$out" | grep -o '^{"allowed":[a-z]*' | cut -d: -f2 | tr '\n' ' ')" = "true false "
+expect_rc "--decide without --path" 2 "$RL_FILTER" --decide -c "$T/decide.conf" --client 1.2.3.4
+expect_rc "--client without --decide" 2 "$RL_FILTER" -c "$T/decide.conf" --client 1.2.3.4
+expect_rc "--decide --count 0" 2 "$RL_FILTER" --decide -c "$T/decide.conf" --client 1.2.3.4 --path / --count 0
+expect_rc "--decide bad --header" 2 "$RL_FILTER" --decide -c "$T/decide.conf" --client 1.2.3.4 --path / --header nocolon
+expect_rc "--decide with -t" 2 "$RL_FILTER" --decide -t -c "$T/decide.conf" --client 1.2.3.4 --path /
+expect_rc "--decide bad config" 1 "$RL_FILTER" --decide -c "$T/bad.conf" --client 1.2.3.4 --path /
+"$RL_FILTER" --shm-remove -c "$T/decide.conf" >/dev/null 2>&1 || true
 
 # The segment exists now; a configuration with the same name but another capacity cannot
 # attach to it: the limiter does not open -> runtime error.

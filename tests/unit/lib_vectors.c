@@ -27,6 +27,7 @@ static const struct {
     { "gcra", RL_ALGO_GCRA },
     { "fixed_window", RL_ALGO_FIXED_WINDOW },
     { "sliding_window", RL_ALGO_SLIDING_WINDOW },
+    { "sliding_log", RL_ALGO_SLIDING_LOG },
 };
 
 RL_PRINTF(3, 4) static int vec_error(char *err, size_t errlen, const char *fmt, ...)
@@ -164,6 +165,10 @@ static int vec_parse_rule(vec_parser *p, char **tok, int ntok)
         return vec_fail(p, "rule out of the config bounds (count, burst <= %lld, period_ms <= "
                            "%lld, count*period and burst*period <= 2^50)",
                         RL_COUNT_MAX, RL_PERIOD_MAX_MS);
+    if (r.algo == RL_ALGO_SLIDING_LOG &&
+        (r.count > RL_LOG_MAX || r.period_ms > RL_LOG_PERIOD_MAX_MS))
+        return vec_fail(p, "sliding_log rule out of the config bounds (count <= %d, period_ms "
+                           "<= %lld)", RL_LOG_MAX, RL_LOG_PERIOD_MAX_MS);
     for (size_t i = 0; i < v->nrules; i++)
         if (strcmp(v->rules[i].name, r.name) == 0)
             return vec_fail(p, "duplicate rule name \"%s\"", r.name);
@@ -379,8 +384,9 @@ long rl_vec_run(const rl_vec *v, const char *client, rl_vec_decide_fn decide, vo
         memset(res, 0xAB, sizeof(res)); /* a field the backend forgets shows as garbage */
         for (size_t i = 0; i < v->nrules; i++)
             items[i] = (rl_item){ .rule = &v->rules[i], .client = client, .key = keys[i],
-                                  .keylen = strlen(keys[i]), .res = &res[i] };
-        int r = decide(ud, items, v->nrules, st->cost, st->now_ms);
+                                  .keylen = strlen(keys[i]), .cost = st->cost,
+                                  .res = &res[i] };
+        int r = decide(ud, items, v->nrules, st->now_ms);
         if (r < 0)
             return vec_error(err, errlen, "%s:%d: decide failed", v->path, st->line);
         if (r != st->admitted)

@@ -429,6 +429,51 @@ Test(config, parse_limit_bad)
     cr_expect_eq(rl_parse_limit(NULL, &(int64_t){0}, &(int64_t){0}, NULL), -1);
 }
 
+Test(config, rules_identity_access_keys)
+{
+    char path[PATH_MAX];
+    rl_config *cfg = load_good("rules.conf", path, sizeof path);
+    const rl_rule *r = cfg->rules;
+
+    cr_expect_eq(cfg->identity.ntrusted, 3);
+    cr_expect_eq(cfg->identity.header, RL_FORWARD_FORWARDED);
+    cr_expect_eq(cfg->identity.ipv6_prefix, 56);
+    cr_expect_eq(cfg->access.nallow, 2);
+    cr_expect_eq(cfg->access.ndeny, 2);
+    cr_expect_eq(cfg->access.allow[1].bits, 128);
+    cr_expect_eq(cfg->access.allow[0].bits, 96 + 24);
+
+    cr_expect_str_eq(r[0].path, "/login");
+    cr_expect_null(r[0].path_prefix, "no default prefix when path is given");
+    cr_expect_eq(r[0].nmethods, 1);
+    cr_expect_str_eq(r[0].methods[0], "POST");
+    cr_expect_eq(r[0].status, 503);
+    cr_expect_str_eq(r[0].body, "slow down\n");
+    cr_expect_eq(r[0].nkey, 1);
+    cr_expect_eq(r[0].key[0].kind, RL_KEY_CLIENT);
+    cr_expect_eq(r[0].on_missing_key, RL_MISSING_SKIP);
+    cr_expect_eq(r[0].cost, 1);
+    cr_expect_not(r[0].dry_run);
+
+    cr_expect_str_eq(r[1].path_regex_text, "^/u/[0-9]+$");
+    cr_expect_not_null(r[1].path_regex);
+    cr_expect_str_eq(r[1].hosts[0], "example.com");
+    cr_expect_eq(r[1].cost, 20);
+    cr_expect(r[1].dry_run);
+
+    cr_expect_eq(r[2].nkey, 2);
+    cr_expect_eq(r[2].key[1].kind, RL_KEY_HEADER);
+    cr_expect_str_eq(r[2].key[1].name, "x-api-key");
+    cr_expect_eq(r[2].on_missing_key, RL_MISSING_REFUSE);
+    cr_expect_eq(r[2].missing_key_status, 401);
+
+    cr_expect_eq(r[3].key[0].kind, RL_KEY_COOKIE);
+    cr_expect_str_eq(r[3].key[0].name, "session");
+    cr_expect_eq(r[3].on_missing_key, RL_MISSING_SHARED);
+    cr_expect_str_eq(r[3].path_prefix, "/");
+    rl_config_free(cfg);
+}
+
 Test(config, proxy_keys_and_defaults)
 {
     char path[PATH_MAX];

@@ -169,3 +169,20 @@ Test(config_env, chat_sets_the_chat_rule)
     load_fails("rules = ( { name = \"global\"; limit = \"5/s\"; } );",
                "environment RATE_LIMIT_CHAT: no rule named \"chat\"");
 }
+
+Test(config_env, a_sliding_log_keeps_its_bounds)
+{
+    const char *rules = "rules = ( { name = \"chat\"; limit = \"10/m\"; "
+                        "algorithm = \"sliding_log\"; } );";
+    setenv("RATE_LIMIT_CHAT", "128/h", 1);
+    rl_config *cfg = load_ok(rules);
+    cr_assert_eq(cfg->rules[0].count, 128);
+    rl_config_free(cfg);
+    setenv("RATE_LIMIT_CHAT", "129", 1);
+    load_fails(rules, "environment RATE_LIMIT_CHAT: invalid value \"129\": sliding_log keeps "
+                      "one timestamp per request: count must be <= 128 (use \"sliding_window\" "
+                      "for larger limits)");
+    setenv("RATE_LIMIT_CHAT", "5/50d", 1);
+    load_fails(rules, "environment RATE_LIMIT_CHAT: invalid value \"5/50d\": sliding_log keeps "
+                      "timestamps as 32-bit offsets: the period must be at most 4294967295 ms");
+}

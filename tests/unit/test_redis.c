@@ -42,6 +42,9 @@ static const rl_rule rules[] = {
     WRULE("sw3", RL_ALGO_SLIDING_WINDOW, 3, 1000),
     WRULE("sw5", RL_ALGO_SLIDING_WINDOW, 5, 1500),
     WRULE("sw100", RL_ALGO_SLIDING_WINDOW, 100, 90000),
+    WRULE("sl3", RL_ALGO_SLIDING_LOG, 3, 1000),
+    WRULE("sl5", RL_ALGO_SLIDING_LOG, 5, 1500),
+    WRULE("sl128", RL_ALGO_SLIDING_LOG, 128, 90000),
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 #define T0 INT64_C(1700000000000)
@@ -89,8 +92,8 @@ static int decide(rl_redis *r, const rl_rule *const *rs, size_t n, int64_t cost,
     rl_item items[RL_MAX_MATCH];
 
     for (size_t i = 0; i < n; i++)
-        items[i] = (rl_item){.rule = rs[i], .client = client, .res = &res[i]};
-    return rl_redis_decide(r, items, n, cost, now);
+        items[i] = (rl_item){.rule = rs[i], .client = client, .cost = cost, .res = &res[i]};
+    return rl_redis_decide(r, items, n, now);
 }
 
 static int decide1(rl_redis *r, const rl_rule *rule, int64_t cost, int64_t now,
@@ -167,13 +170,25 @@ static void expect_same(const rl_rule_result *got, const rl_rule_result *want, s
                  (long long)want->retry_after_ms);
 }
 
+/* slidelog.c's state as the script stores it: "l:BASE:O1,O2,..." (offsets unpacked). */
+static void format_log(char *buf, size_t size, const rl_state *st)
+{
+    size_t len = (size_t)snprintf(buf, size, "l:%lld:", (long long)st->w[0]);
+    for (int64_t i = 0; i < st->w[1]; i++) {
+        uint64_t w = (uint64_t)st->w[2 + i / 2];
+        unsigned long off = (unsigned long)(uint32_t)(i % 2 == 0 ? w : w >> 32);
+        len += (size_t)snprintf(buf + len, size - len, i > 0 ? ",%lu" : "%lu", off);
+        cr_assert_lt(len, size);
+    }
+}
+
 /* Checks that KEY holds exactly the local state (or nothing), and when `ttl` > 0 that it was
  * just written with that expiry. Then removes the expiry: the steps run on a simulated clock,
  * and Redis' real one must not expire a state the simulation still needs. */
 static void expect_stored(redisContext *c, const char *key, const rl_rule *rule,
                           const rl_state *st, int64_t ttl, size_t stepi)
 {
-    char want[64];
+    char want[2048]; /* a full sliding log: "l:" BASE ":" and 128 offsets */
     redisReply *reply = cmd(c, "GET %s", key);
 
     if (st == NULL) {
@@ -185,6 +200,8 @@ static void expect_stored(redisContext *c, const char *key, const rl_rule *rule,
         else if (rule->algo == RL_ALGO_SLIDING_WINDOW)
             snprintf(want, sizeof(want), "s:%lld:%lld:%lld", (long long)st->w[0],
                      (long long)st->w[1], (long long)st->w[2]);
+        else if (rule->algo == RL_ALGO_SLIDING_LOG)
+            format_log(want, sizeof(want), st);
         else
             snprintf(want, sizeof(want), "%lld:%lld", (long long)st->w[0], (long long)st->w[1]);
         cr_assert_eq(reply->type, REDIS_REPLY_STRING, "step %zu: %s missing", stepi, key);
@@ -545,19 +562,19 @@ Test(redis, bad_input_keeps_the_connection, .init = start_plain, .fini = teardow
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
     rl_rule_result res;
-    rl_item item = {.rule = &rules[0], .res = &res};
+    rl_item item = {.rule = &rules[0], .cost = 1, .res = &res};
     char longclient[RL_KEY_MAX + 10];
 
     cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
     memset(longclient, 'a', sizeof(longclient) - 1);
     longclient[sizeof(longclient) - 1] = '\0';
     item.client = longclient;
-    cr_assert_eq(rl_redis_decide(r, &item, 1, 1, T0), -1);
+    cr_assert_eq(rl_redis_decide(r, &item, 1, T0), -1);
     cr_assert_not_null(strstr(rl_redis_errstr(r), "too long"), "%s", rl_redis_errstr(r));
     cr_assert_eq(decide1(r, &rules[0], 0, T0, &res), -1, "cost 0");
     cr_assert(rl_redis_connected(r));
     cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-    cr_assert_eq(rl_redis_decide(r, NULL, 0, 1, T0), 1, "no rules: nothing to refuse");
+    cr_assert_eq(rl_redis_decide(r, NULL, 0, T0), 1, "no rules: nothing to refuse");
     rl_redis_free(r);
 }
 

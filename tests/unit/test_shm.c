@@ -41,7 +41,9 @@ TestSuite(shm, .init = shm_setup, .fini = shm_teardown, .timeout = 60);
 #define T0 1700000000000LL /* some wall-clock-like instant, in ms */
 /* What the limiter asks for with rule names of at most 15 bytes. */
 #define KEY_MAX (15 + 1 + RL_CLIENT_MAX)
-#define WORDS RL_STATE_WORDS
+/* What the limiter asks for with Redis on or a sliding_window rule; a sliding_log of 128 needs
+ * RL_STATE_WORDS (tests below open such tables themselves). */
+#define WORDS 3
 
 static rl_rule mkrule(const char *name, int64_t count, int64_t period_ms, int64_t burst)
 {
@@ -57,7 +59,8 @@ static rl_rule mkrule(const char *name, int64_t count, int64_t period_ms, int64_
 
 static rl_item mkitem(const rl_rule *rule, const char *key, rl_rule_result *res)
 {
-    rl_item it = {.rule = rule, .client = "client", .key = key, .keylen = strlen(key), .res = res};
+    rl_item it = {.rule = rule, .client = "client", .key = key, .keylen = strlen(key), .cost = 1,
+                  .res = res};
     return it;
 }
 
@@ -66,15 +69,20 @@ static int decide1(rl_shm *shm, const rl_rule *rule, const char *key, int64_t no
                    rl_rule_result *res)
 {
     rl_item it = mkitem(rule, key, res);
-    return rl_shm_decide(shm, &it, 1, 1, now);
+    return rl_shm_decide(shm, &it, 1, now);
+}
+
+static rl_shm *open_words(const char *name, int64_t capacity, size_t words)
+{
+    rl_error err = {{0}};
+    rl_shm *shm = rl_shm_open(name, capacity, KEY_MAX, words, &err);
+    cr_assert_not_null(shm, "rl_shm_open: %s", err.text);
+    return shm;
 }
 
 static rl_shm *open_ok(const char *name, int64_t capacity)
 {
-    rl_error err = {{0}};
-    rl_shm *shm = rl_shm_open(name, capacity, KEY_MAX, WORDS, &err);
-    cr_assert_not_null(shm, "rl_shm_open: %s", err.text);
-    return shm;
+    return open_words(name, capacity, WORDS);
 }
 
 static rl_shm_stat stats(rl_shm *shm)
@@ -151,12 +159,12 @@ Test(shm, multi_rule_refusal_stores_nothing)
     rl_rule_result ra, rb;
     rl_item items[2] = {mkitem(&a, "a\x1f" "c", &ra), mkitem(&b, "b\x1f" "c", &rb)};
 
-    cr_assert_eq(rl_shm_decide(shm, items, 2, 1, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, items, 2, T0), 1);
     cr_assert(ra.allowed && rb.allowed);
     cr_assert_eq(ra.remaining, 9);
 
     /* b refuses: a says it would admit, is not charged, and reports its state as it stays. */
-    cr_assert_eq(rl_shm_decide(shm, items, 2, 1, T0), 0);
+    cr_assert_eq(rl_shm_decide(shm, items, 2, T0), 0);
     cr_assert(ra.allowed);
     cr_assert_not(rb.allowed);
     cr_assert_eq(ra.remaining, 9);
@@ -176,10 +184,13 @@ Test(shm, cost_counts_units)
     rl_rule_result res;
     rl_item it = mkitem(&r, "c\x1f" "x", &res);
 
-    cr_assert_eq(rl_shm_decide(shm, &it, 1, 7, T0), 1);
+    it.cost = 7;
+    cr_assert_eq(rl_shm_decide(shm, &it, 1, T0), 1);
     cr_assert_eq(res.remaining, 3);
-    cr_assert_eq(rl_shm_decide(shm, &it, 1, 4, T0), 0);
-    cr_assert_eq(rl_shm_decide(shm, &it, 1, 3, T0), 1);
+    it.cost = 4;
+    cr_assert_eq(rl_shm_decide(shm, &it, 1, T0), 0);
+    it.cost = 3;
+    cr_assert_eq(rl_shm_decide(shm, &it, 1, T0), 1);
     cr_assert_eq(res.remaining, 0);
     rl_shm_close(shm);
 }
@@ -302,26 +313,28 @@ Test(shm, odd_batches)
     rl_rule r = mkrule("d", 10, 1000, 3);
     rl_rule_result r1, r2, r3;
     rl_item dup[2] = {mkitem(&r, "d\x1f" "same", &r1), mkitem(&r, "d\x1f" "same", &r2)};
-    rl_item empty = {.rule = &r, .client = "", .key = NULL, .keylen = 0, .res = &r3};
+    rl_item empty = {.rule = &r, .client = "", .key = NULL, .keylen = 0, .cost = 1, .res = &r3};
     char big[KEY_MAX + 2];
-    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = KEY_MAX + 1, .res = &r3};
+    rl_item huge = {.rule = &r, .client = "x", .key = big, .keylen = KEY_MAX + 1, .cost = 1,
+                    .res = &r3};
 
     /* The same key twice (cannot come from the rules, must not corrupt): one entry. */
-    cr_assert_eq(rl_shm_decide(shm, dup, 2, 1, T0), 1);
-    cr_assert_eq(rl_shm_decide(shm, dup, 2, 1, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, dup, 2, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, dup, 2, T0), 1);
     cr_assert_eq(stats(shm).entries, 1);
 
-    cr_assert_eq(rl_shm_decide(shm, &empty, 1, 1, T0), 1);
+    cr_assert_eq(rl_shm_decide(shm, &empty, 1, T0), 1);
     cr_assert_eq(stats(shm).entries, 2);
-    cr_assert_eq(rl_shm_decide(shm, dup, 0, 1, T0), 1); /* nothing matched */
+    cr_assert_eq(rl_shm_decide(shm, dup, 0, T0), 1); /* nothing matched */
 
     memset(big, 'k', sizeof big);
-    cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), -1);
+    cr_assert_eq(rl_shm_decide(shm, &huge, 1, T0), -1);
     cr_assert(strstr(rl_shm_errstr(shm), "key of 81 bytes, at most 80") != NULL, "%s",
               rl_shm_errstr(shm));
     huge.keylen = KEY_MAX; /* the longest key fits */
-    cr_assert_eq(rl_shm_decide(shm, &huge, 1, 1, T0), 1);
-    cr_assert_eq(rl_shm_decide(shm, &huge, 1, 0, T0), -1);
+    cr_assert_eq(rl_shm_decide(shm, &huge, 1, T0), 1);
+    huge.cost = 0;
+    cr_assert_eq(rl_shm_decide(shm, &huge, 1, T0), -1);
     cr_assert(strstr(rl_shm_errstr(shm), "cost") != NULL);
     rl_shm_close(shm);
 }
@@ -499,6 +512,7 @@ typedef struct hammer {
     int64_t now;  /* >= 0: one fixed instant; < 0: the table reads the clock (backend.h) */
     int attempts; /* fixed instant */
     int run_ms;   /* moving clock */
+    size_t words; /* the table's state words; 0: WORDS */
 } hammer;
 
 /* What comes back from a worker, summed over its threads (through a pipe for processes). */
@@ -546,7 +560,7 @@ static void *hammer_run(void *arg)
 
         for (size_t r = 0; r < h->nrules; r++)
             items[r] = mkitem(h->rules[r], key[r][k], &res[r]);
-        rc = rl_shm_decide(h->shm, items, h->nrules, 1, h->now);
+        rc = rl_shm_decide(h->shm, items, h->nrules, h->now);
         if (rc < 0)
             ht->t.errors++;
         else
@@ -601,7 +615,7 @@ static void hammer_all(const hammer *h, tally *out)
             char c;
 
             memset(&sum, 0, sizeof sum);
-            mine.shm = rl_shm_open(tname, 4096, KEY_MAX, WORDS, NULL);
+            mine.shm = rl_shm_open(tname, 4096, KEY_MAX, h->words ? h->words : WORDS, NULL);
             bad = mine.shm == NULL;
             close(go[1]);
             bad |= read(go[0], &c, 1) != 0; /* EOF: go */
@@ -647,12 +661,13 @@ static rl_rule mkrule_algo(const char *name, rl_algo algo, int64_t count, int64_
  * 8 threads in 4 processes that try 2x as often, and the stored state agrees. */
 static void hammer_one_rule(rl_algo algo)
 {
-    rl_shm *shm = open_ok(tname, 4096);
-    /* Half of each client's attempts fit: for GCRA the burst, for windows the count (the
-     * instant is a window's start: no previous window weighs in). */
-    rl_rule r = mkrule_algo("pk", algo, algo == RL_ALGO_GCRA ? 1 : 1000,
-                            algo == RL_ALGO_GCRA ? 3600000 : 3600000, 1000);
-    hammer h = {.rules = {&r}, .nrules = 1, .now = 1699999200000LL, .attempts = 2000};
+    /* Half of each client's attempts fit: for GCRA the burst, for windows and the log the
+     * count (the instant is a window's start: no previous window weighs in). */
+    const int64_t allow = algo == RL_ALGO_SLIDING_LOG ? RL_LOG_MAX : 1000;
+    rl_rule r = mkrule_algo("pk", algo, algo == RL_ALGO_GCRA ? 1 : allow, 3600000, allow);
+    hammer h = {.rules = {&r}, .nrules = 1, .now = 1699999200000LL, .attempts = 2 * (int)allow,
+                .words = rl_algo_state_words(&r) > WORDS ? rl_algo_state_words(&r) : WORDS};
+    rl_shm *shm = open_words(tname, 4096, h.words);
     rl_rule_result res;
     tally t;
 
@@ -660,7 +675,7 @@ static void hammer_one_rule(rl_algo algo)
     for (int k = 0; k < NKEYS; k++) {
         char key[32];
         snprintf(key, sizeof key, "pk\x1f" "client-%d", k);
-        cr_assert_eq(t.admitted[k], 1000, "%s: client %d: %lld admitted",
+        cr_assert_eq(t.admitted[k], allow, "%s: client %d: %lld admitted",
                      rl_vec_algo_name(algo), k, (long long)t.admitted[k]);
         cr_assert_eq(decide1(shm, &r, key, h.now, &res), 0);
         cr_assert_eq(res.remaining, 0);
@@ -681,6 +696,43 @@ Test(shm, concurrent_fixed_window_admits_exactly_count_per_key)
 Test(shm, concurrent_sliding_window_admits_exactly_count_per_key)
 {
     hammer_one_rule(RL_ALGO_SLIDING_WINDOW);
+}
+
+Test(shm, concurrent_sliding_log_admits_exactly_count_per_key)
+{
+    hammer_one_rule(RL_ALGO_SLIDING_LOG);
+}
+
+/* A table keeps state_words words a key: a rule whose state is larger is refused, never
+ * decided on a log cut short (which would forget admissions); smaller ones share the table. */
+Test(shm, a_rule_larger_than_the_slots_is_an_error)
+{
+    rl_shm *shm = open_ok(tname, 1000);
+    rl_rule big = mkrule_algo("big", RL_ALGO_SLIDING_LOG, 5, 60000, 5); /* 5 words */
+    rl_rule fits = mkrule_algo("fits", RL_ALGO_SLIDING_LOG, 2, 60000, 2); /* 3 words */
+    rl_rule_result res;
+
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0, &res), -1);
+    cr_assert(strstr(rl_shm_errstr(shm), "rule \"big\" keeps 5 state words, this table 3"),
+              "%s", rl_shm_errstr(shm));
+    cr_assert_eq(decide1(shm, &fits, "fits\x1f" "c", T0, &res), 1);
+    cr_assert_eq(decide1(shm, &fits, "fits\x1f" "c", T0 + 1, &res), 1);
+    cr_assert_eq(decide1(shm, &fits, "fits\x1f" "c", T0 + 2, &res), 0);
+    cr_assert_eq(res.retry_after_ms, 60000 - 2);
+    rl_shm_close(shm);
+
+    /* in a table sized for it, a 128-entry log keeps every entry across decisions */
+    rl_shm_unlink(tname);
+    shm = open_words(tname, 1000, RL_STATE_WORDS);
+    big.count = RL_LOG_MAX;
+    for (int i = 0; i < RL_LOG_MAX; i++)
+        cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + i, &res), 1, "entry %d", i);
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + 200, &res), 0);
+    cr_assert_eq(res.retry_after_ms, 60000 - 200, "the oldest entry was kept");
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + 60000, &res), 1);
+    cr_assert_eq(decide1(shm, &big, "big\x1f" "c", T0 + 60000, &res), 0);
+    cr_assert_eq(res.retry_after_ms, 1, "and the next one, 1 ms younger");
+    rl_shm_close(shm);
 }
 
 Test(shm, concurrent_multi_rule_decisions_are_atomic)
@@ -862,7 +914,7 @@ Test(shm, repair_of_many_stripes_keeps_every_live_key)
         for (int i = 0; i < RL_MAX_MATCH; i++)
             batch[i] = mkitem(&keep, key[i * 12], &rs[i]); /* many stripes at once */
         if (victim != NULL)
-            rl_shm_decide(victim, batch, RL_MAX_MATCH, 1, T0 + 5000);
+            rl_shm_decide(victim, batch, RL_MAX_MATCH, T0 + 5000);
         _exit(1);
     }
     cr_assert_eq(waitpid(pid, &status, 0), pid);

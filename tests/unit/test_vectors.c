@@ -44,7 +44,7 @@ static mem_entry *mem_find(mem_store *m, const char *key, int create)
     return e;
 }
 
-static int mem_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+static int mem_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
 {
     mem_store *m = ud;
     rl_state out[RL_MAX_MATCH];
@@ -57,7 +57,8 @@ static int mem_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t 
         mem_entry *e = mem_find(m, items[i].key, 0);
         const rl_state *in = e != NULL && now_ms < e->expires ? &e->st : NULL;
         ttl[i] = 0;
-        flags[i] = rl_algo_decide(items[i].rule, in, now_ms, cost, &out[i], &ttl[i], items[i].res);
+        flags[i] = rl_algo_decide(items[i].rule, in, now_ms, items[i].cost, &out[i], &ttl[i],
+                                  items[i].res);
         all &= items[i].res->allowed;
     }
     /* A refused request charges no rule: admitting rules report their state at cost 0. */
@@ -88,7 +89,7 @@ Test(vectors, every_file_passes_against_the_algorithms)
     char **paths;
     size_t npaths;
     long steps = 0;
-    int seen[3] = { 0, 0, 0 };
+    int seen[4] = { 0, 0, 0, 0 };
     int multi = 0;
 
     cr_assert_eq(rl_vec_list(dir, &paths, &npaths, err, sizeof(err)), 0, "%s", err);
@@ -113,12 +114,13 @@ Test(vectors, every_file_passes_against_the_algorithms)
     }
     rl_vec_list_free(paths, npaths);
     /* so that an empty or misplaced directory cannot pass */
-    cr_assert_geq(npaths, 12, "%s: %zu vector files", dir, npaths);
+    cr_assert_geq(npaths, 19, "%s: %zu vector files", dir, npaths);
     cr_assert_geq(steps, 150, "%ld steps", steps);
     cr_assert_geq(multi, 2);
     cr_assert_geq(seen[RL_ALGO_GCRA], 4);
     cr_assert_geq(seen[RL_ALGO_FIXED_WINDOW], 3);
     cr_assert_geq(seen[RL_ALGO_SLIDING_WINDOW], 3);
+    cr_assert_geq(seen[RL_ALGO_SLIDING_LOG], 5);
 }
 
 /* ---- the parser and the runner themselves ---- */
@@ -143,6 +145,8 @@ Test(vectors, parser_reports_file_and_line)
     parse_fails("rule algo=gcra count=1\n", "x.vec:1: a rule needs");
     parse_fails("rule algo=gcra count=1000000000 period_ms=2000000\n", "config bounds");
     parse_fails("rule algo=gcra count=1 period_ms=1 colour=red\n", "unknown rule key");
+    parse_fails("rule algo=sliding_log count=129 period_ms=1\n", "x.vec:1: sliding_log rule out");
+    parse_fails("rule algo=sliding_log count=1 period_ms=4294967296\n", "sliding_log rule out");
     parse_fails("rule algo=gcra count=1 period_ms=1\nstep 0 1 -> 1 0 1\n", "x.vec:2: expected");
     parse_fails("rule algo=gcra count=1 period_ms=1\nstep -1 1 -> 1 0 1 0\n", "invalid now");
     parse_fails("rule algo=gcra count=1 period_ms=1\nstep 0 0 -> 1 0 1 0\n", "invalid cost");
@@ -190,9 +194,9 @@ Test(vectors, parser_reads_rules_and_tuples)
     rl_vec_free(NULL);
 }
 
-static int lying_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+static int lying_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
 {
-    int r = mem_decide(ud, items, n, cost, now_ms);
+    int r = mem_decide(ud, items, n, now_ms);
     items[0].res->remaining++;
     return r;
 }

@@ -4,8 +4,9 @@
  * rl_shm_decide: loading and storing states through the table's slots (state_words words),
  * expiry by the ttl each algorithm gives, atomic multi-rule batches and repaired states kept
  * on refusal must all leave every result exactly as the file says. Each file gets its own
- * segment, sized like the limiter sizes it (longest rule name + 1 + RL_CLIENT_MAX), so no
- * state leaks from one file into the next.
+ * segment, sized like the limiter sizes it (longest rule name + 1 + RL_CLIENT_MAX, and the
+ * most state words any of its rules keeps), so no state leaks from one file into the next
+ * and a rule whose words did not fit its slot would show.
  */
 #include "fmacros.h"
 
@@ -39,11 +40,11 @@ typedef struct vshm {
 } vshm;
 
 /* The runner's decide callback: the vector's clock is passed through (every now >= 0). */
-static int vshm_decide(void *ud, rl_item *items, size_t n, int64_t cost, int64_t now_ms)
+static int vshm_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
 {
     vshm *v = ud;
     v->decisions++;
-    return rl_shm_decide(v->shm, items, n, cost, now_ms);
+    return rl_shm_decide(v->shm, items, n, now_ms);
 }
 
 Test(vectors_shm, every_file_passes_against_shared_memory)
@@ -57,7 +58,7 @@ Test(vectors_shm, every_file_passes_against_shared_memory)
     cr_assert_eq(rl_vec_list(dir, &paths, &npaths, err, sizeof(err)), 0, "%s", err);
     for (size_t i = 0; i < npaths; i++) {
         rl_error oerr = {{0}};
-        size_t longest = 0;
+        size_t longest = 0, words = 1;
         vshm v = {0};
         rl_vec vec;
         long r;
@@ -66,11 +67,14 @@ Test(vectors_shm, every_file_passes_against_shared_memory)
             cr_expect_fail("%s", err);
             continue;
         }
-        for (size_t j = 0; j < vec.nrules; j++)
+        for (size_t j = 0; j < vec.nrules; j++) {
             if (strlen(vec.rules[j].name) > longest)
                 longest = strlen(vec.rules[j].name);
+            if (rl_algo_state_words(&vec.rules[j]) > words)
+                words = rl_algo_state_words(&vec.rules[j]);
+        }
         rl_shm_unlink(tname);
-        v.shm = rl_shm_open(tname, 1000, longest + 1 + RL_CLIENT_MAX, RL_STATE_WORDS, &oerr);
+        v.shm = rl_shm_open(tname, 1000, longest + 1 + RL_CLIENT_MAX, words, &oerr);
         cr_assert_not_null(v.shm, "%s", oerr.text);
         r = rl_vec_run(&vec, NULL, vshm_decide, &v, err, sizeof(err));
         cr_expect_geq(r, 1, "%s (shm: %s)", err, rl_shm_errstr(v.shm));
@@ -84,7 +88,7 @@ Test(vectors_shm, every_file_passes_against_shared_memory)
     }
     rl_vec_list_free(paths, npaths);
     /* so that an empty or misplaced directory cannot pass */
-    cr_assert_geq(ran, 14, "%s: %zu of %zu vector files passed", dir, ran, npaths);
+    cr_assert_geq(ran, 19, "%s: %zu of %zu vector files passed", dir, ran, npaths);
     cr_assert_eq(ran, npaths);
     cr_assert_geq(steps, 150, "%ld steps", steps);
 }

@@ -48,11 +48,11 @@ int rl_vec_load(const char *path, rl_vec *out, char *err, size_t errlen);
 /* Frees what *v owns and empties it; accepts an empty or NULL v. */
 void rl_vec_free(rl_vec *v);
 
-/* Decides one request over items[0..n) atomically at now_ms, with the contract of
+/* Decides one request over items[0..n) atomically at now_ms (each item carrying the step's
+ * cost), with the contract of
  * rl_shm_decide: fills every items[i].res and returns 1 (all admitted), 0 (refused) or -1
  * (error; the runner reports it). ud is the runner's caller's pointer. */
-typedef int (*rl_vec_decide_fn)(void *ud, rl_item *items, size_t n, int64_t cost,
-                                int64_t now_ms);
+typedef int (*rl_vec_decide_fn)(void *ud, rl_item *items, size_t n, int64_t now_ms);
 
 /* Runs every step of v through decide, one key per rule: "RULE\x1fCLIENT" (client = v->name
  * when NULL; pass something unique per run when the store outlives the test). Checks every
@@ -69,7 +69,8 @@ void rl_vec_list_free(char **paths, size_t n);
 /* $RL_TEST_DATA/vectors, or tests/data/vectors when unset. Returns a static buffer. */
 const char *rl_vec_dir(void);
 
-/* The algorithm's name in vector files ("gcra", "fixed_window", "sliding_window"). */
+/* The algorithm's name in vector files ("gcra", "fixed_window", "sliding_window",
+ * "sliding_log"). */
 const char *rl_vec_algo_name(rl_algo algo);
 
 #endif

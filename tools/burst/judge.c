@@ -15,6 +15,8 @@
  *   sliding_window  the same bounds: in every window the current count alone is at most COUNT
  *                   (the estimate adds the weighted previous window to it), and inside one
  *                   window a client idle for two periods sees exactly COUNT
+ *   sliding_log     at most COUNT per P-long stretch: COUNT x (floor(S / PERIOD) + 1); when S
+ *                   is shorter than PERIOD also at least min(sent, COUNT): exact both ways
  * Every minimum assumes the client starts idle (no request in the last PERIOD, two for the
  * sliding window); run against fresh clients (--first-client) when repeating a run.
  *
@@ -23,7 +25,8 @@
  *   - RateLimit parses; X-RateLimit-Remaining equals the smallest r of RateLimit;
  *   - r does not rise from answer i to answer j when i was complete before j was sent (so the
  *     server surely decided i first), except by the refill the elapsed time allows: none
- *     inside a tight gcra burst or inside one fixed window; ceil(dt x COUNT / PERIOD) for gcra
+ *     inside a tight gcra burst, one fixed window or a sliding log span shorter than PERIOD
+ *     (no admission of the run can have left the log yet); ceil(dt x COUNT / PERIOD) for gcra
  *     otherwise; that plus one (rounding) for the sliding window. Each answer is compared to
  *     the latest-sent answer known to precede it.
  */
@@ -43,7 +46,7 @@ typedef struct judge_ctx {
     const burst_options *o;
     const burst_run *run;
     int64_t period_us;
-    int tight;             /* gcra: no refill possible within the client's span */
+    int tight;             /* gcra, sliding_log: no refill possible within the client's span */
 } judge_ctx;
 
 static void judge_violation(burst_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -93,6 +96,13 @@ static void judge_allowance(const judge_ctx *x, burst_client *c, judge_ctx *cx)
             c->min_allowed = c->sent < o->burst ? c->sent : o->burst;
         return;
     }
+    if (o->algo == RL_ALGO_SLIDING_LOG) {
+        c->max_allowed = o->count * (span / x->period_us + 1);
+        cx->tight = span < x->period_us;
+        if (cx->tight)
+            c->min_allowed = c->sent < o->count ? c->sent : o->count;
+        return;
+    }
     c->windows = judge_window(x, c->last_done_us + JUDGE_SLACK_US) -
                  judge_window(x, c->first_sent_us - JUDGE_SLACK_US) + 1;
     c->max_allowed = o->count * c->windows;
@@ -118,6 +128,9 @@ static int64_t judge_rise_allowed(const judge_ctx *x, const burst_record *a, con
                    : JUDGE_UNLIMITED;
     case RL_ALGO_SLIDING_WINDOW:
         break;
+    case RL_ALGO_SLIDING_LOG:
+        /* Entries leave a whole P after they came, all of them at once if they came at once. */
+        return x->tight ? 0 : JUDGE_UNLIMITED;
     }
     if (dt >= x->period_us)
         return JUDGE_UNLIMITED;

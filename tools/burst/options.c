@@ -56,7 +56,7 @@ static void opt_usage(FILE *out)
             "The rule to judge against:\n"
             "  -l, --limit L       COUNT/PERIOD as in the configuration, e.g. 10/m, 100/90s\n"
             "  -b, --burst B       GCRA burst (default COUNT)\n"
-            "  -a, --algorithm A   gcra (default), fixed_window or sliding_window\n"
+            "  -a, --algorithm A   gcra (default), fixed_window, sliding_window or sliding_log\n"
             "      --rule NAME     the RateLimit member to follow (default: the first)\n"
             "\n"
             "Output:\n"
@@ -123,8 +123,11 @@ static int opt_algorithm(const char *s, rl_algo *out)
         *out = RL_ALGO_FIXED_WINDOW;
     else if (strcmp(s, "sliding_window") == 0)
         *out = RL_ALGO_SLIDING_WINDOW;
+    else if (strcmp(s, "sliding_log") == 0)
+        *out = RL_ALGO_SLIDING_LOG;
     else
-        return opt_fail("--algorithm", s, "expected gcra, fixed_window or sliding_window");
+        return opt_fail("--algorithm", s,
+                        "expected gcra, fixed_window, sliding_window or sliding_log");
     return 0;
 }
 

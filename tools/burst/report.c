@@ -20,6 +20,7 @@ static const char *report_algo(rl_algo a)
     case RL_ALGO_GCRA: return "gcra";
     case RL_ALGO_FIXED_WINDOW: return "fixed_window";
     case RL_ALGO_SLIDING_WINDOW: return "sliding_window";
+    case RL_ALGO_SLIDING_LOG: return "sliding_log";
     }
     return "?";
 }
@@ -39,6 +40,8 @@ static void report_rule(const burst_options *o, FILE *out)
     if (o->algo == RL_ALGO_GCRA)
         fprintf(out, ", burst %lld, then one per %.3f ms\n", (long long)o->burst,
                 (double)o->period_ms / (double)o->count);
+    else if (o->algo == RL_ALGO_SLIDING_LOG)
+        fprintf(out, ", counted over the last %lld ms\n", (long long)o->period_ms);
     else
         fprintf(out, ", windows aligned on the epoch\n");
 }

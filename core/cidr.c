@@ -1,0 +1,112 @@
+/* cidr.c -- IP addresses and address blocks (see cidr.h)
+ *
+ * A block is (16-byte address, bits) with every bit past `bits` zero, checked at parse time,
+ * so matching is a masked compare of at most 16 bytes with no allocation. IPv4 blocks are
+ * stored over the IPv4-mapped range: a.b.c.d/n is ::ffff:a.b.c.d/(96+n).
+ */
+#include "fmacros.h"
+
+#include "cidr.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+static const uint8_t cidr_v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int rl_addr_is_v4(const uint8_t addr[16])
+{
+    return memcmp(addr, cidr_v4_prefix, sizeof cidr_v4_prefix) == 0;
+}
+
+int rl_addr_parse(const char *s, size_t len, uint8_t addr[16])
+{
+    char buf[RL_ADDR_TEXT_MAX];
+    struct in_addr v4;
+
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf, &v4) == 1) {
+        memcpy(addr, cidr_v4_prefix, sizeof cidr_v4_prefix);
+        memcpy(addr + 12, &v4, 4);
+        return 0;
+    }
+    return inet_pton(AF_INET6, buf, addr) == 1 ? 0 : -1;
+}
+
+void rl_addr_mask(uint8_t addr[16], int bits)
+{
+    for (int i = 0; i < 16; i++) {
+        int keep = bits - 8 * i; /* bits of this byte to keep */
+        if (keep >= 8)
+            continue;
+        addr[i] &= keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
+    }
+}
+
+char *rl_addr_format(const uint8_t addr[16], char *buf)
+{
+    if (rl_addr_is_v4(addr))
+        inet_ntop(AF_INET, addr + 12, buf, RL_ADDR_TEXT_MAX);
+    else
+        inet_ntop(AF_INET6, addr, buf, RL_ADDR_TEXT_MAX);
+    return buf;
+}
+
+int rl_cidr_parse(const char *text, rl_cidr *out, char *why, size_t whysize)
+{
+    size_t len = strlen(text);
+    const char *slash = strchr(text, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - text) : len;
+    uint8_t masked[16];
+    int v4, bits;
+
+    if (len > RL_CIDR_TEXT_MAX || rl_addr_parse(text, alen, out->addr) != 0) {
+        snprintf(why, whysize, "not an IPv4 or IPv6 address");
+        return -1;
+    }
+    v4 = memchr(text, ':', alen) == NULL; /* written as IPv4 ("::ffff:a.b.c.d" is IPv6) */
+    if (slash == NULL) {
+        out->bits = 128;
+        return 0;
+    }
+    /* Digits only: no sign, no spaces, no leading zeros beyond "0". */
+    const char *d = slash + 1;
+    size_t nd = strspn(d, "0123456789");
+    int max = v4 ? 32 : 128;
+    if (nd == 0 || d[nd] != '\0' || nd > 3 || (nd > 1 && d[0] == '0')) {
+        snprintf(why, whysize, "invalid prefix length: expected 0..%d after '/'", max);
+        return -1;
+    }
+    bits = 0;
+    for (size_t i = 0; i < nd; i++)
+        bits = bits * 10 + (d[i] - '0');
+    if (bits > max) {
+        snprintf(why, whysize, "prefix length %d is above %d", bits, max);
+        return -1;
+    }
+    out->bits = v4 ? 96 + bits : bits;
+    memcpy(masked, out->addr, 16);
+    rl_addr_mask(masked, out->bits);
+    if (memcmp(masked, out->addr, 16) != 0) {
+        char net[RL_ADDR_TEXT_MAX];
+        snprintf(why, whysize, "host bits set: the block is %s/%d", rl_addr_format(masked, net),
+                 bits);
+        return -1;
+    }
+    return 0;
+}
+
+int rl_cidr_match(const rl_cidr *list, size_t n, const uint8_t addr[16])
+{
+    for (size_t k = 0; k < n; k++) {
+        int bits = list[k].bits, full = bits / 8, rest = bits % 8;
+        if (memcmp(list[k].addr, addr, (size_t)full) != 0)
+            continue;
+        if (rest == 0 || ((list[k].addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0)
+            return 1;
+    }
+    return 0;
+}

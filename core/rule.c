@@ -1,0 +1,140 @@
+/* rule.c -- which rules a request meets, and the key each one counts it under
+ *
+ * Matching reads only what config.c prepared: exact strings, a prefix, a regex compiled at
+ * load, lowercase host names. Nothing is allocated and nothing is parsed but the request's
+ * own Host and Cookie values.
+ *
+ * Key material: the rule's parts (client identity, header values, cookie values) joined by
+ * the unit separator 0x1f. A part that is absent, empty or holds a control byte (0x1f among
+ * them) makes the key missing, so the join is unambiguous. Material longer than
+ * RL_CLIENT_MAX bytes is replaced by a digest of the whole of it -- never truncated, which
+ * would let two clients share a bucket. Digests are "h:" + 32 hex digits; material that
+ * happens to begin with "h:" is digested too, so the "h:" space holds digests only.
+ *
+ * The digest uses SipHash-2-4 under two FIXED keys, below. They are not secrets: every
+ * host, process and Redis must derive the same key from the same material, so the keys are
+ * part of the on-store format and must never change. (The shared-memory index uses its own
+ * random key; this digest only shortens keys.)
+ */
+#include "fmacros.h"
+
+#include "rule.h"
+
+#include <regex.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "siphash.h"
+
+#define RULE_SEP '\x1f'
+#define RULE_DIGEST_LEN 34
+
+/* The first 32 bytes of "ratelimit-filter key digest v1.0", split in two. Public. */
+static const uint8_t rule_digest_key[2][RL_SIPHASH_KEY_SIZE] = {
+    {'r', 'a', 't', 'e', 'l', 'i', 'm', 'i', 't', '-', 'f', 'i', 'l', 't', 'e', 'r'},
+    {' ', 'k', 'e', 'y', ' ', 'd', 'i', 'g', 'e', 's', 't', ' ', 'v', '1', '.', '0'},
+};
+
+void rl_rule_digest(const void *data, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t h[2] = {rl_siphash24(rule_digest_key[0], data, len),
+                     rl_siphash24(rule_digest_key[1], data, len)};
+
+    out[0] = 'h';
+    out[1] = ':';
+    for (int i = 0; i < 32; i++)
+        out[2 + i] = hex[(h[i / 16] >> (60 - 4 * (i % 16))) & 15];
+    out[34] = '\0';
+}
+
+static int rule_in_list(char *const *list, size_t n, const char *s, size_t len, int nocase)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(list[i]) != len)
+            continue;
+        if (nocase ? strncasecmp(list[i], s, len) == 0 : memcmp(list[i], s, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path)
+{
+    if (rule->path != NULL && strcmp(path, rule->path) != 0)
+        return 0;
+    if (rule->path_prefix != NULL &&
+        strncmp(path, rule->path_prefix, strlen(rule->path_prefix)) != 0)
+        return 0;
+    if (rule->methods != NULL) {
+        const char *m = req->method != NULL ? req->method : "";
+        if (!rule_in_list(rule->methods, rule->nmethods, m, strlen(m), 0))
+            return 0;
+    }
+    if (rule->hosts != NULL) {
+        const char *h;
+        size_t n = rl_http_host(req->host, &h);
+        if (n == 0 || !rule_in_list(rule->hosts, rule->nhosts, h, n, 1))
+            return 0;
+    }
+    if (rule->path_regex != NULL && regexec(rule->path_regex, path, 0, NULL, 0) != 0)
+        return 0;
+    return 1;
+}
+
+/* The value of one key part, or NULL when missing. */
+static const char *rule_part(const rl_key_part *part, const rl_request *req, const char *client,
+                             size_t *len)
+{
+    const char *v;
+
+    switch (part->kind) {
+    case RL_KEY_HEADER:
+        v = rl_http_header(req, part->name);
+        if (v == NULL)
+            return NULL;
+        /* Header values are trimmed of the optional white space around them. */
+        while (*v == ' ' || *v == '\t')
+            v++;
+        *len = strlen(v);
+        while (*len > 0 && (v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+            (*len)--;
+        return v;
+    case RL_KEY_COOKIE:
+        return rl_http_cookie(rl_http_header(req, "cookie"), part->name, &v, len) ? v : NULL;
+    default:
+        *len = strlen(client);
+        return client;
+    }
+}
+
+int rl_rule_key(const rl_rule *rule, const rl_request *req, const char *client, char *scratch,
+                char *out)
+{
+    static const rl_key_part by_client = {RL_KEY_CLIENT, NULL};
+    const rl_key_part *parts = rule->nkey > 0 ? rule->key : &by_client;
+    size_t nparts = rule->nkey > 0 ? rule->nkey : 1;
+    size_t total = 0;
+
+    for (size_t i = 0; i < nparts; i++) {
+        size_t len;
+        const char *v = rule_part(&parts[i], req, client, &len);
+        if (v == NULL || len == 0 || len > RL_KEY_VALUE_MAX)
+            return -1;
+        for (size_t k = 0; k < len; k++)
+            if ((unsigned char)v[k] < 0x20 || v[k] == 0x7f)
+                return -1;
+        if (i > 0)
+            scratch[total++] = RULE_SEP;
+        memcpy(scratch + total, v, len);
+        total += len;
+    }
+    if (total > RL_CLIENT_MAX || (total >= 2 && scratch[0] == 'h' && scratch[1] == ':')) {
+        rl_rule_digest(scratch, total, out);
+        return RULE_DIGEST_LEN;
+    }
+    memcpy(out, scratch, total);
+    out[total] = '\0';
+    return (int)total;
+}

@@ -1,0 +1,29 @@
+/* rule.h -- which rules a request meets, and the key each one counts it under (internal) */
+#ifndef RL_RULE_H
+#define RL_RULE_H
+
+#include "ratelimit.h"
+
+/* 1 when every condition of rule holds for req (path is req->path or "/"). */
+int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path);
+
+/* Bytes of one header or cookie value a key may use; a longer one counts as missing. */
+#define RL_KEY_VALUE_MAX 8192
+/* Scratch room rl_rule_key needs: every part at its longest, and the separators. */
+#define RL_KEY_SCRATCH (RL_KEY_PARTS_MAX * (RL_KEY_VALUE_MAX + 1))
+
+/* Builds the key material of rule for req into out (RL_CLIENT_MAX + 1 bytes) from the
+ * client identity `client`, using scratch (RL_KEY_SCRATCH bytes). Returns its length, or -1
+ * when a part is missing or unusable (absent, empty, longer than RL_KEY_VALUE_MAX, or
+ * holding a byte below 0x20 or 0x7f): rule->on_missing_key then applies.
+ * Parts are joined with 0x1f, which no part may hold, so different part values never give
+ * the same material. Material longer than RL_CLIENT_MAX, or beginning with "h:", is replaced
+ * by rl_rule_digest() of it. */
+int rl_rule_key(const rl_rule *rule, const rl_request *req, const char *client, char *scratch,
+                char *out);
+
+/* "h:" and 32 lowercase hex digits: a 128-bit SipHash-2-4 digest (two runs under the fixed,
+ * public keys of rule.c) of data[0..len). Writes 35 bytes with the NUL. */
+void rl_rule_digest(const void *data, size_t len, char *out);
+
+#endif

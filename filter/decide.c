@@ -1,0 +1,161 @@
+/* decide.c -- `ratelimit-filter --decide`: decisions from the command line, as JSON lines
+ *
+ * For trying a configuration: the request is described by options instead of a web server,
+ * and is decided by the same core, through the same stores (shared memory, and Redis when
+ * enabled), so the decisions count like real requests. Each decision prints one line:
+ *   {"allowed":true,"backend":"shm","retry_after_ms":0,"rules":[{"rule":"r","allowed":true,
+ *    "dry_run":false,"limit":3,"remaining":2,"reset_ms":20000,"retry_after_ms":0}]}
+ * plus "verdict" and "status" (see MANUAL.md) and "client", the identity used in keys.
+ */
+#include "../core/fmacros.h"
+
+#include "decide.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ratelimit.h"
+
+typedef struct decide_header {
+    char name[80];       /* lowercase */
+    const char *value;   /* borrowed from argv, spaces after ':' skipped */
+} decide_header;
+
+typedef struct decide_headers {
+    decide_header h[DECIDE_HEADERS_MAX];
+    size_t n;
+} decide_headers;
+
+static const char *decide_get_header(void *ud, const char *lowercase_name)
+{
+    const decide_headers *hs = ud;
+    for (size_t i = 0; i < hs->n; i++)
+        if (strcmp(hs->h[i].name, lowercase_name) == 0)
+            return hs->h[i].value;
+    return NULL;
+}
+
+/* "Name: value" into hs. 0, or -1 (reported) when malformed. */
+static int decide_parse_header(const char *arg, decide_headers *hs)
+{
+    const char *colon = strchr(arg, ':');
+    size_t n = colon != NULL ? (size_t)(colon - arg) : 0;
+    decide_header *h = &hs->h[hs->n];
+
+    if (n == 0 || n >= sizeof h->name) {
+        fprintf(stderr, "ratelimit-filter: --header \"%s\": expected \"Name: value\"\n", arg);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        h->name[i] = (char)tolower((unsigned char)arg[i]);
+    h->name[n] = '\0';
+    h->value = colon + 1;
+    while (*h->value == ' ' || *h->value == '\t')
+        h->value++;
+    hs->n++;
+    return 0;
+}
+
+static const char *decide_backend(rl_backend_kind k)
+{
+    return k == RL_BACKEND_REDIS ? "redis" : k == RL_BACKEND_SHM ? "shm" : "none";
+}
+
+static const char *decide_verdict(rl_verdict v)
+{
+    switch (v) {
+    case RL_VERDICT_ALLOWLISTED: return "allow-listed";
+    case RL_VERDICT_LIMITED: return "limited";
+    case RL_VERDICT_DENYLISTED: return "deny-listed";
+    case RL_VERDICT_MISSING_KEY: return "missing-key";
+    default: return "allowed";
+    }
+}
+
+/* One decision as a JSON object (new reference), or NULL when out of memory. */
+static json_t *decide_json(const rl_decision *d)
+{
+    json_t *rules = json_array();
+    json_t *o;
+
+    for (size_t i = 0; rules != NULL && i < d->nresults; i++) {
+        const rl_rule_result *r = &d->results[i];
+        json_array_append_new(
+            rules, json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "rule", r->rule->name,
+                             "allowed", r->allowed, "dry_run", r->dry_run, "limit",
+                             (json_int_t)r->limit, "remaining", (json_int_t)r->remaining,
+                             "reset_ms", (json_int_t)r->reset_ms, "retry_after_ms",
+                             (json_int_t)r->retry_after_ms));
+    }
+    o = json_pack("{s:b, s:s, s:I, s:o*, s:s, s:i, s:s}", "allowed", d->allowed, "backend",
+                  decide_backend(d->backend), "retry_after_ms", (json_int_t)d->retry_after_ms,
+                  "rules", rules, "verdict", decide_verdict(d->verdict), "status", d->status,
+                  "client", d->client);
+    return o;
+}
+
+int decide_run(const char *file, const decide_args *a)
+{
+    static decide_headers hs; /* 2.5 KiB, off the stack */
+    rl_error err;
+    rl_config *cfg;
+    rl_limiter *lim;
+    int rc = 0;
+
+    hs.n = 0;
+    for (size_t i = 0; i < a->nheaders; i++)
+        if (decide_parse_header(a->headers[i], &hs) != 0)
+            return 2;
+    cfg = rl_config_load(file, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "ratelimit-filter: %s\n", err.text);
+        return 1;
+    }
+    lim = rl_limiter_open(cfg, &err);
+    if (lim == NULL) {
+        fprintf(stderr, "ratelimit-filter: cannot open the limiter: %s\n", err.text);
+        rl_config_free(cfg);
+        return 3;
+    }
+
+    rl_request req = {
+        .remote_addr = a->client,
+        .path = a->path,
+        .method = a->method != NULL ? a->method : "GET",
+        .host = a->host,
+        .header = decide_get_header,
+        .header_ud = &hs,
+        .cost = 1,
+    };
+    for (long i = 0; i < a->count && rc == 0; i++) {
+        rl_decision d;
+        json_t *o;
+        char *line;
+
+        if (rl_decide(lim, &req, &d) != 0) {
+            fprintf(stderr, "ratelimit-filter: cannot decide: %s\n", rl_limiter_errstr(lim));
+            rc = 3;
+            break;
+        }
+        if (rl_limiter_errstr(lim)[0] != '\0') /* a store failed; the decision stands */
+            fprintf(stderr, "ratelimit-filter: %s\n", rl_limiter_errstr(lim));
+        o = decide_json(&d);
+        line = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (line == NULL) {
+            fprintf(stderr, "ratelimit-filter: out of memory\n");
+            rc = 3;
+        } else {
+            printf("%s\n", line);
+        }
+        free(line);
+        json_decref(o);
+    }
+    if (fflush(stdout) != 0)
+        rc = 3;
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,105 @@
+/* test_cidr.c -- address blocks: parsing (good, bad, host bits) and matching, table-driven */
+#include "fmacros.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "cidr.h"
+#include "leakcheck.h"
+
+TestSuite(cidr, .fini = rl_test_leak_check);
+
+static rl_cidr parse_ok(const char *text)
+{
+    rl_cidr c;
+    char why[128];
+    cr_assert_eq(rl_cidr_parse(text, &c, why, sizeof why), 0, "%s: %s", text, why);
+    return c;
+}
+
+static int in(const char *block, const char *addr)
+{
+    rl_cidr c = parse_ok(block);
+    uint8_t a[16];
+    cr_assert_eq(rl_addr_parse(addr, strlen(addr), a), 0, "%s", addr);
+    return rl_cidr_match(&c, 1, a);
+}
+
+Test(cidr, matching)
+{
+    static const struct {
+        const char *block, *addr;
+        int want;
+    } t[] = {
+        {"10.0.0.0/8", "10.255.1.2", 1},
+        {"10.0.0.0/8", "11.0.0.0", 0},
+        {"10.0.0.0/8", "::ffff:10.1.2.3", 1}, /* IPv4-mapped is IPv4 */
+        {"192.0.2.0/24", "192.0.2.255", 1},
+        {"192.0.2.0/24", "192.0.3.0", 0},
+        {"192.0.2.128/25", "192.0.2.127", 0},
+        {"192.0.2.128/25", "192.0.2.128", 1},
+        {"203.0.113.7", "203.0.113.7", 1}, /* bare address: /32 */
+        {"203.0.113.7", "203.0.113.8", 0},
+        {"0.0.0.0/0", "1.2.3.4", 1},
+        {"0.0.0.0/0", "2001:db8::1", 0}, /* an IPv4 block never holds IPv6 */
+        {"::/0", "2001:db8::1", 1},
+        {"::/0", "1.2.3.4", 1}, /* every address, IPv4-mapped included */
+        {"2001:db8::/32", "2001:db8:ffff::1", 1},
+        {"2001:db8::/32", "2001:db9::1", 0},
+        {"2001:db8:0:2::/63", "2001:db8:0:3:ffff::", 1},
+        {"2001:db8:0:2::/63", "2001:db8:0:4::", 0},
+        {"2001:db8::/127", "2001:db8::1", 1},
+        {"2001:db8::/127", "2001:db8::2", 0},
+        {"::1", "::1", 1},
+        {"::ffff:10.0.0.0/104", "10.9.9.9", 1},
+        {"127.0.0.1/32", "127.0.0.2", 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        cr_expect_eq(in(t[i].block, t[i].addr), t[i].want, "%s in %s", t[i].addr, t[i].block);
+}
+
+Test(cidr, bad_blocks)
+{
+    static const struct {
+        const char *text, *why;
+    } t[] = {
+        {"", "not an IPv4 or IPv6 address"},
+        {"10.0.0", "not an IPv4 or IPv6 address"},
+        {"10.0.0.0/", "invalid prefix length: expected 0..32 after '/'"},
+        {"10.0.0.0/33", "prefix length 33 is above 32"},
+        {"10.0.0.0/-1", "invalid prefix length: expected 0..32 after '/'"},
+        {"10.0.0.0/08", "invalid prefix length: expected 0..32 after '/'"},
+        {"10.0.0.0/8 ", "invalid prefix length: expected 0..32 after '/'"},
+        {"10.0.0.0/8/8", "invalid prefix length: expected 0..32 after '/'"},
+        {"10.1.0.0/8", "host bits set: the block is 10.0.0.0/8"},
+        {"2001:db8::1/32", "host bits set: the block is 2001:db8::/32"},
+        {"2001:db8::/129", "prefix length 129 is above 128"},
+        {"example.com/8", "not an IPv4 or IPv6 address"},
+        {"fe80::1%eth0/64", "not an IPv4 or IPv6 address"},
+        {" 10.0.0.0/8", "not an IPv4 or IPv6 address"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        rl_cidr c;
+        char why[128] = "";
+        cr_expect_eq(rl_cidr_parse(t[i].text, &c, why, sizeof why), -1, "%s", t[i].text);
+        cr_expect_str_eq(why, t[i].why, "%s", t[i].text);
+    }
+}
+
+Test(cidr, list_and_format)
+{
+    rl_cidr list[3] = {parse_ok("10.0.0.0/8"), parse_ok("2001:db8::/32"), parse_ok("::1")};
+    uint8_t a[16];
+    char buf[RL_ADDR_TEXT_MAX];
+
+    cr_assert_eq(rl_addr_parse("::1", 3, a), 0);
+    cr_assert(rl_cidr_match(list, 3, a));
+    cr_assert_not(rl_cidr_match(list, 0, a));
+    cr_assert_eq(rl_addr_parse("::ffff:192.0.2.1", 16, a), 0);
+    cr_assert_str_eq(rl_addr_format(a, buf), "192.0.2.1");
+    cr_assert_eq(rl_addr_parse("2001:DB8:0:0:1:2:3:4", 20, a), 0);
+    rl_addr_mask(a, 64);
+    cr_assert_str_eq(rl_addr_format(a, buf), "2001:db8::");
+    cr_assert_eq(rl_addr_parse("1.2.3.4x", 8, a), -1);
+    cr_assert_eq(rl_addr_parse("1.2.3.4", 0, a), -1);
+}
