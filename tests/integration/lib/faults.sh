@@ -60,8 +60,10 @@ filter_pids() { # dir: the filter processes lighttpd spawned with DIR's configur
     pgrep -f -- "^$RL_FILTER -c $1/" || true
 }
 
-burst_json() { # file field: the first number after "FIELD":
-    grep -o "\"$2\": [0-9.]*" "$1" | head -n 1 | sed 's/.*: //'
+burst_json() { # file field: the first number after "FIELD": ("?" when there is none)
+    local v
+    v=$(grep -o "\"$2\": [0-9.]*" "$1" 2>/dev/null | head -n 1 | sed 's/.*: //' || true)
+    echo "${v:-?}"
 }
 
 seg_bytes() { # name (with its leading /)
