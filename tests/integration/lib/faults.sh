@@ -6,7 +6,8 @@
 #   start_pool DIR MODE CONF [N]  a lighttpd on a free port serving DIR/www, spawning the
 #                                 filter (bin-path, MODE authorizer|responder, N procs, 2 by
 #                                 default) with CONF; its port in $LPORT, its pid in $LPID,
-#                                 the filter's stderr in DIR/filter.log
+#                                 the filter's stderr in DIR/filter.log; $LIGHTTPD_EXTRA
+#                                 (lines) is appended to its configuration
 #   filter_pids DIR               pids of the filter processes lighttpd spawned for DIR
 #   burst_json FILE FIELD         a number from rl-burst's --json output ("other", "p99", ...)
 #   seg_bytes NAME                the size of shared-memory segment NAME (/dev/shm)
@@ -48,6 +49,7 @@ fastcgi.server = ( "/" => ((
     "check-local" => "disable",
     "max-procs" => $procs
 )))
+${LIGHTTPD_EXTRA:-}
 CONF
     touch "$d/filter.log"
     lighttpd -D -f "$d/lighttpd.conf" 2>>"$d/lighttpd.stderr" &
