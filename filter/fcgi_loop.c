@@ -185,7 +185,7 @@ static int loop_fcgi(handle_ctx *ctx, response *rsp, rl_config **cfg, rl_limiter
                 log_warn("the web server closed the connection before the admin response");
         } else if (forward_wanted(ctx, rsp))
             forward_fcgi(ctx, &fr); /* failures are logged; the next request is another day */
-        else if (response_send(rsp, fr.out) != 0)
+        else if (response_send(rsp, fr.out, fr.err) != 0)
             log_warn("the web server closed the connection before the response (%d)",
                      FCGX_GetError(fr.out));
         FCGX_Finish_r(&fr);

@@ -248,11 +248,17 @@ void response_decision(response *r, const rl_config *cfg, const request *req,
         response_error(r, 500);
 }
 
-int response_send(const response *r, FCGX_Stream *out)
+/* One write() per request: libfcgi appends FCGI_END_REQUEST to the last of out and err to be
+ * closed. Closing err (never written to, so it sends nothing) and then out puts the answer,
+ * its end-of-stream record and END_REQUEST in out's buffer and sends them together, and still
+ * tells whether that failed. Flushing out first, then letting FCGX_Finish_r close the streams,
+ * costs a second write() and a second wake-up of the web server for every request. */
+int response_send(const response *r, FCGX_Stream *out, FCGX_Stream *err)
 {
     if (FCGX_PutStr(r->buf, (int)r->len, out) != (int)r->len)
         return -1;
-    return FCGX_FFlush(out) < 0 ? -1 : 0;
+    FCGX_FClose(err);
+    return FCGX_FClose(out) < 0 ? -1 : 0;
 }
 
 int response_write(const response *r, FILE *out)

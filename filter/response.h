@@ -49,8 +49,10 @@ void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *
 /* Fills r with an error status (400, 403, 414, 500) and its text. */
 void response_error(response *r, int status);
 
-/* Sends r. Returns 0, or -1 when the stream failed (the web server went away). */
-int response_send(const response *r, FCGX_Stream *out);
+/* Sends r as the whole answer to the request whose streams are out and err, and closes both
+ * (FCGX_Finish_r still frees the request). Returns 0, or -1 when the stream failed (the web
+ * server went away). */
+int response_send(const response *r, FCGX_Stream *out, FCGX_Stream *err);
 int response_write(const response *r, FILE *out);
 
 #endif
