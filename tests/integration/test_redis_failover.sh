@@ -16,7 +16,13 @@
 #              again" in the log within 1 s
 #   4 stop     60 requests over ~3 s while redis-server is SIGSTOPped for ~1.5 s: every
 #              request within 1 s (command/connect timeouts 50 ms; breaker_open_ms 250)
-# Prints admitted per pool, time to fallback, time to recovery, max and p99 latency paused.
+#   health   each pool also mounts the admin paths as a responder (MANUAL 6d, "Admin behind
+#              an authorizer": same binary and configuration, max-procs 1): its health says
+#              "down" with 503 within 1 s of the kill -- down, not degraded, by MANUAL's
+#              definition, since rules "closed" and "open" do not fall back to shared memory --
+#              and "ok" with 200 within 1 s of the restart
+# Prints admitted per pool, time to fallback, time to recovery, max and p99 latency paused,
+# and when health changed.
 # The filters' log lines are stamped on arrival (tail -F) to time the fallback and recovery.
 set -euo pipefail
 NAME=test_redis_failover
@@ -72,13 +78,22 @@ server.pid-file = "$d/lighttpd.pid"
 server.errorlog = "$d/error.log"
 server.breakagelog = "$d/filter.log"
 server.modules += ( "mod_fastcgi" )
-fastcgi.server = ( "/" => ((
+fastcgi.server = (
+  "/api/health/rate-limiter" => ((
+    "bin-path" => "$RL_FILTER -c $d/rl.conf",
+    "socket" => "$d/admin.sock",
+    "mode" => "responder",
+    "check-local" => "disable",
+    "max-procs" => 1
+  )),
+  "/" => ((
     "bin-path" => "$RL_FILTER -c $d/rl.conf",
     "socket" => "$d/rl.sock",
     "mode" => "authorizer",
     "check-local" => "disable",
     "max-procs" => 2
-)))
+  ))
+)
 CONF
     : > "$d/filter.log"
     # Stamp each filter log line with the time it was written (tail -F follows it at once).
@@ -126,6 +141,29 @@ wait_stamp() { # pattern, after_ms, seconds: until a matching line is stamped
     return 1
 }
 
+# health POOL: "HTTP_CODE STATUS" of the pool's admin responder (health), e.g. "200 ok"
+health() {
+    local b
+    b=$(curl -s --noproxy '*' --max-time 2 -w ' %{http_code}' \
+        "http://127.0.0.1:${LPORTS[$1 - 1]}/api/health/rate-limiter" || true)
+    echo "${b##* } $(echo "$b" | sed -n 's/^{"status":"\([a-z]*\)".*/\1/p')"
+}
+# health_after POOL WANT SINCE_MS: polls every 50 ms for 1 s; prints the ms since SINCE_MS
+# when the pool's health read WANT ("503 down"), else "never (last answer)".
+health_after() {
+    local i h
+    for ((i = 0; i < 20; i++)); do
+        h=$(health "$1")
+        [ "$h" = "$2" ] && { echo $(($(now_ms) - $3)); return 0; }
+        sleep 0.05
+    done
+    echo "never ($h)"
+}
+for p in 1 2; do
+    h=$(health "$p")
+    check "pool $p: the admin responder mount answers health: $h" test "$h" = "200 ok"
+done
+
 # ---- 1: two pools, one Redis: exactly the allowance -------------------------------------------
 out=$T/exact.txt
 clients 4 4 0 /exact "$out"
@@ -143,7 +181,11 @@ CPID=$!
 sleep 1.5
 KILL_MS=$(now_ms)
 { kill -9 "$RPID"; wait "$RPID"; } 2>/dev/null || true # no "Killed" notice from bash
+DOWN1=$(health_after 1 "503 down" "$KILL_MS")
+DOWN2=$(health_after 2 "503 down" "$KILL_MS")
 wait "$CPID"
+check "2: pool 1 health \"down\" (503) ${DOWN1} ms after the kill (< 1000)" test "${DOWN1%% *}" != never
+check "2: pool 2 health \"down\" (503) ${DOWN2} ms after the kill (< 1000)" test "${DOWN2%% *}" != never
 check "2: 60 requests, Redis killed mid-burst: $(codes "$out"), no 5xx, only 200/429" only_200_429 "$out"
 check "2: 60 answers" test "$(wc -l < "$out")" = 60
 fb=$(first_stamp 'deciding from shared memory' "$KILL_MS")
@@ -174,6 +216,10 @@ check "5: \"open\" while Redis is down: $(codes "$out") (8 x 200 beyond its limi
 # ---- 3: Redis restarted on the same port --------------------------------------------------------
 START_MS=$(now_ms)
 start_redis
+UP1=$(health_after 1 "200 ok" "$START_MS")
+UP2=$(health_after 2 "200 ok" "$START_MS")
+check "3: pool 1 health \"ok\" (200) ${UP1} ms after the restart (< 1000)" test "${UP1%% *}" != never
+check "3: pool 2 health \"ok\" (200) ${UP2} ms after the restart (< 1000)" test "${UP2%% *}" != never
 ( for ((i = 0; i < 60; i++)); do
       curl -s --noproxy '*' --max-time 5 -o /dev/null "http://127.0.0.1:${LPORTS[i % 2]}/recover?i=$i" || true
       sleep 0.05
@@ -214,17 +260,11 @@ check "4: slowest request while paused ${MAX_MS} ms (< 1000; p99 ${P99_MS} ms)" 
 check "4: the pause was seen (\"deciding from shared memory\" after the SIGSTOP)" \
     test -n "$(first_stamp 'deciding from shared memory' "$STOP_MS")"
 
-# ---- health endpoint ----------------------------------------------------------------------------
-if grep -rqs '/api/health/rate-limiter' "$ROOT/filter/"; then
-    echo "NOTE: filter/ now has /api/health/rate-limiter: this test does not check it yet"
-else
-    echo "PENDING: /api/health/rate-limiter is not in filter/ yet (health degraded/ok not checked)"
-fi
-
 for p in 1 2; do
     check "pool $p: no sanitizer report in the filter's log" no_sanitizer_report "$T/p$p/filter.log"
 done
 echo "FIGURES: admitted per pool (10/m, 16 requests): pool 1 $ok1, pool 2 $ok2, total $((ok1 + ok2))"
 echo "FIGURES: time to fallback after SIGKILL: log ${FALLBACK_MS} ms, first backend=shm refusal ${SHM_MS} ms; time to recovery after restart: new key ${KEY_AFTER} ms, log ${RECOVERY_MS} ms"
+echo "FIGURES: health (admin responder) after SIGKILL: \"down\" in pool 1 ${DOWN1} ms, pool 2 ${DOWN2} ms; after restart: \"ok\" in pool 1 ${UP1} ms, pool 2 ${UP2} ms"
 echo "FIGURES: latency while Redis paused (60 requests): max ${MAX_MS} ms, p99 ${P99_MS} ms"
 finish
