@@ -38,6 +38,7 @@
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
+#include "redis_reply.h"
 #include "redis_script.h"
 
 #define REDIS_SHA_LEN 40
@@ -79,6 +80,31 @@ static void redis_set_error(rl_redis *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->errstr, sizeof(r->errstr), fmt, ap);
     va_end(ap);
+}
+
+/* Copies a server's text (an error reply) into dst for a message: bytes that are not
+ * printable ASCII become \xHH, so a reply can never add a line or a control sequence to a log
+ * (found by fuzz_redis_reply: an error reply may hold any byte but CR LF, even a bare LF).
+ * Returns dst; cut short, never overflowing, when it does not fit. */
+static const char *redis_printable(char *dst, size_t size, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o + 5 <= size; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            dst[o++] = (char)c;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        }
+    }
+    if (size > 0)
+        dst[o < size ? o : size - 1] = '\0';
+    return dst;
 }
 
 static struct timeval redis_timeval(int ms)
@@ -180,8 +206,10 @@ static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const c
     }
     if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
         return reply;
+    char shown[256];
     if (reply->type == REDIS_REPLY_ERROR)
-        redis_set_error(r, "redis %s: %s failed: %s", r->where, what, reply->str);
+        redis_set_error(r, "redis %s: %s failed: %s", r->where, what,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len));
     else
         redis_set_error(r, "redis %s: %s: unexpected reply type %d", r->where, what,
                         reply->type);
@@ -236,8 +264,10 @@ static int redis_auth(rl_redis *r)
         freeReplyObject(reply);
         return 0;
     }
+    char shown[256];
     if (reply->type == REDIS_REPLY_ERROR && pw[0] != '\0' && strstr(reply->str, pw) == NULL)
-        redis_set_error(r, "redis %s: auth failed: %s", r->where, reply->str);
+        redis_set_error(r, "redis %s: auth failed: %s", r->where,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len));
     else
         redis_set_error(r, "redis %s: auth failed", r->where);
     freeReplyObject(reply);
@@ -407,27 +437,29 @@ static redisReply *redis_send(rl_redis *r)
     return reply;
 }
 
-/* Checks the script's reply and fills the results. 1 / 0 as rl_redis_decide, or -1 with
- * errstr set (the caller drops the connection). */
-static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items, size_t n)
+int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64_t *now_ms,
+                        const char *where, char *err, size_t errsize)
 {
     int all = 1;
     size_t i, j;
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        redis_set_error(r, "redis %s: EVALSHA failed: %s", r->where, reply->str);
+        char shown[256];
+        snprintf(err, errsize, "redis %s: EVALSHA failed: %s", where,
+                 redis_printable(shown, sizeof shown, reply->str, reply->len));
         return -1;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 * n + 1) {
-        redis_set_error(r, "redis %s: EVALSHA: expected an array of %zu integers (type %d)",
-                        r->where, 4 * n + 1, reply->type);
+        snprintf(err, errsize, "redis %s: EVALSHA: expected an array of %zu integers (type %d)",
+                 where, 4 * n + 1, reply->type);
         return -1;
     }
     for (j = 0; j < 4 * n + 1; j++) {
         const redisReply *e = reply->element[j];
-        if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 || e->integer > REDIS_VALUE_MAX) {
-            redis_set_error(r, "redis %s: EVALSHA: element %zu is not an integer in range",
-                            r->where, j);
+        if (e == NULL || e->type != REDIS_REPLY_INTEGER || e->integer < 0 ||
+            e->integer > REDIS_VALUE_MAX) {
+            snprintf(err, errsize, "redis %s: EVALSHA: element %zu is not an integer in range",
+                     where, j);
             return -1;
         }
     }
@@ -442,8 +474,8 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
          * that is also the reset; never more left than the burst (GCRA) or count (windows). */
         if (allowed > 1 || remaining > most ||
             (allowed ? retry != 0 : retry < 1 || reset != retry)) {
-            redis_set_error(r, "redis %s: EVALSHA: inconsistent result for rule \"%s\"",
-                            r->where, rule->name);
+            snprintf(err, errsize, "redis %s: EVALSHA: inconsistent result for rule \"%s\"",
+                     where, rule->name);
             return -1;
         }
     }
@@ -460,8 +492,21 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
         res->retry_after_ms = e[3]->integer;
         all &= res->allowed || items[i].rule->dry_run;
     }
-    r->last_now_ms = reply->element[4 * n]->integer;
+    *now_ms = reply->element[4 * n]->integer;
     return all;
+}
+
+/* Checks the script's reply and fills the results (rl_redis_take_reply). 1 / 0 as
+ * rl_redis_decide, or -1 with errstr set (the caller drops the connection). */
+static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items, size_t n)
+{
+    int64_t now_ms;
+    int ret = rl_redis_take_reply(reply, items, n, &now_ms, r->where, r->errstr,
+                                  sizeof r->errstr);
+
+    if (ret >= 0)
+        r->last_now_ms = now_ms;
+    return ret;
 }
 
 int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
@@ -505,4 +550,20 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
         return redis_fail(r);
     r->errstr[0] = '\0';
     return ret;
+}
+
+int rl_redis_ping(rl_redis *r)
+{
+    static const char *const argv[] = {"PING"};
+    static const size_t argvlen[] = {4};
+    redisReply *reply;
+
+    if (r->ctx == NULL && redis_connect(r) < 0)
+        return -1;
+    reply = redis_simple(r, "PING", 1, (const char **)argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    freeReplyObject(reply);
+    r->errstr[0] = '\0';
+    return 0;
 }

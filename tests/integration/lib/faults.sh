@@ -1,0 +1,82 @@
+# faults.sh -- what the fault and hostile-input tests share (source after lib.sh)
+#
+#   now_ms                        wall-clock milliseconds
+#   start_redis [ARGS...]         redis-server on $RPORT (picked once), pid in $RPID
+#   rcli ARGS...                  redis-cli on $RPORT, bounded to 5 s
+#   start_pool DIR MODE CONF [N]  a lighttpd on a free port serving DIR/www, spawning the
+#                                 filter (bin-path, MODE authorizer|responder, N procs, 2 by
+#                                 default) with CONF; its port in $LPORT, its pid in $LPID,
+#                                 the filter's stderr in DIR/filter.log; $LIGHTTPD_EXTRA
+#                                 (lines) is appended to its configuration
+#   filter_pids DIR               pids of the filter processes lighttpd spawned for DIR
+#   burst_json FILE FIELD         a number from rl-burst's --json output ("other", "p99", ...)
+#   seg_bytes NAME                the size of shared-memory segment NAME (/dev/shm)
+# A SIGSTOPped Redis must be continued before the cleanup's SIGTERM can work.
+
+now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
+
+RPORT=""
+RPID=""
+start_redis() {
+    [ -n "$RPORT" ] || RPORT=$(pick_port)
+    redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --dir "$T" \
+        --logfile "$T/redis.log" "$@" >/dev/null 2>&1 &
+    RPID=$!
+    PIDS+=("$RPID")
+    wait_port "$RPORT" 5 || { fail "redis-server not listening on $RPORT in 5 s"; finish; }
+}
+rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
+trap '[ -z "$RPID" ] || kill -CONT "$RPID" 2>/dev/null; lib_cleanup' EXIT
+
+start_pool() { # dir mode conf [procs]
+    local d=$1 mode=$2 conf=$3 procs=${4:-2}
+    mkdir -p "$d/www"
+    LPORT=$(pick_port)
+    cat > "$d/lighttpd.conf" <<CONF
+server.bind = "127.0.0.1"
+server.port = $LPORT
+server.document-root = "$d/www"
+server.pid-file = "$d/lighttpd.pid"
+server.errorlog = "$d/error.log"
+server.breakagelog = "$d/filter.log"
+server.modules += ( "mod_fastcgi" )
+server.stream-request-body = 1
+server.stream-response-body = 1
+fastcgi.server = ( "/" => ((
+    "bin-path" => "$RL_FILTER -c $conf",
+    "socket" => "$d/rl.sock",
+    "mode" => "$mode",
+    "check-local" => "disable",
+    "max-procs" => $procs
+)))
+${LIGHTTPD_EXTRA:-}
+CONF
+    touch "$d/filter.log"
+    lighttpd -D -f "$d/lighttpd.conf" 2>>"$d/lighttpd.stderr" &
+    LPID=$!
+    PIDS+=("$LPID")
+    wait_port "$LPORT" 5 || { fail "lighttpd not listening on $LPORT in 5 s"; finish; }
+}
+
+filter_pids() { # dir: the filter processes lighttpd spawned with DIR's configuration
+    pgrep -f -- "^$RL_FILTER -c $1/" || true
+}
+
+burst_json() { # file field: the first number after "FIELD": ("?" when there is none)
+    local v
+    v=$(grep -o "\"$2\": [0-9.]*" "$1" 2>/dev/null | head -n 1 | sed 's/.*: //' || true)
+    echo "${v:-?}"
+}
+
+seg_bytes() { # name (with its leading /)
+    stat -c %s "/dev/shm${1}" 2>/dev/null || echo 0
+}
+
+rss_kb() { # pids...: summed resident set size
+    local p s=0 v
+    for p in "$@"; do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        s=$((s + ${v:-0}))
+    done
+    echo "$s"
+}

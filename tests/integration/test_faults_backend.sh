@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# test_faults_backend.sh -- proxy mode (lighttpd responder -> filter -> backend) with the
+# backend slow, too slow, and down in the middle of a paced burst
+#
+# A lighttpd + echo.cgi backend (?sleep=S waits S seconds); a front lighttpd spawning the
+# filter (responder, 2 processes) with proxy.timeout_ms = 1500. Shows:
+#   slow       a 256 KiB binary POST to a backend that waits 1 s arrives intact (echoed back
+#              byte for byte, 200)
+#   too slow   a backend silent for 4 s: 504 after the timeout (1.5 s, checked about once a
+#              second: < 3.5 s), never a 500
+#   down       60 GETs at ~30/s, the backend SIGTERMed after ~1 s and started again ~1 s
+#              later: only 200 and 502, no 500, no transport error; 200 again once it is back
+#   the filter processes are the same before and after (no crash), no sanitizer report.
+set -euo pipefail
+NAME=test_faults_backend
+source "$(dirname "$0")/lib/lib.sh"
+source "$(dirname "$0")/lib/faults.sh"
+need lighttpd curl perl cmp
+
+B=$T/B; mkdir -p "$B"
+BP=$(pick_port)
+start_backend "$B" "$BP"
+F=$T/F; mkdir -p "$F/www"
+write_conf "$F/rl.conf" back 100000/m \
+    "proxy: { backend = \"http://127.0.0.1:$BP\"; connect_timeout_ms = 500; timeout_ms = 1500; };"
+start_pool "$F" responder "$F/rl.conf"
+U="http://127.0.0.1:$LPORT"
+
+c=$(hcurl -o /dev/null "$U/static.txt")
+check "backend up: 200 ($c)" test "$c" = 200
+PIDS_BEFORE=$(filter_pids "$F" | sort | tr '\n' ' ')
+
+# ---- slow, within the timeout: the POST body arrives intact ----------------------------------
+head -c 262144 /dev/urandom > "$T/body"
+t0=$(now_ms)
+c=$(hcurl -o "$T/echo" -H 'Content-Type: application/octet-stream' --data-binary "@$T/body" "$U/echo.cgi?sleep=1")
+SLOW_MS=$(( $(now_ms) - t0 ))
+check "POST 256 KiB to a backend that waits 1 s -> 200 ($c, ${SLOW_MS} ms)" test "$c" = 200
+check "the body the backend received comes back byte for byte" cmp -s "$T/body" "$T/echo"
+
+# ---- too slow: 504 --------------------------------------------------------------------------
+t0=$(now_ms)
+c=$(hcurl -o "$T/504.txt" "$U/echo.cgi?sleep=4")
+GW_MS=$(( $(now_ms) - t0 ))
+check "a backend silent for 4 s -> 504 ($c) after ${GW_MS} ms (timeout 1500 ms; < 3500)" \
+    test "$c" = 504 -a "$GW_MS" -lt 3500 -a "$GW_MS" -ge 1400
+check "the 504 is logged" grep -q 'error: 504: backend .* did not answer "/echo.cgi?sleep=4" within 1500 ms' "$F/filter.log"
+
+# ---- down in the middle of a paced burst: 502 ------------------------------------------------
+out=$T/down.txt
+( for ((i = 0; i < 60; i++)); do
+      t=$(now_ms)
+      echo "$t $(curl -s --noproxy '*' --max-time 10 -o /dev/null -w '%{http_code}' "$U/static.txt?i=$i" || echo 000)"
+      sleep 0.03
+  done > "$out" ) &
+LOAD=$!
+sleep 0.7
+DOWN_MS=$(now_ms)
+stop_pid "$BPID"
+sleep 1
+UP_MS=$(now_ms)
+start_backend "$B" "$BP"
+wait "$LOAD"
+codes=$(awk '{print $2}' "$out" | sort | uniq -c | awk '{printf "%s x %s, ", $1, $2}' | sed 's/, $//')
+n500=$(awk '$2 == 500' "$out" | wc -l)
+n502=$(awk '$2 == 502' "$out" | wc -l)
+check "60 requests, backend stopped and restarted: $codes; only 200/502" \
+    test -z "$(awk '$2 != 200 && $2 != 502' "$out")" -a "$(wc -l < "$out")" = 60
+check "some 502 while it was down ($n502)" test "$n502" -ge 1
+first502=$(awk -v a="$DOWN_MS" '$2 == 502 && $1 >= a {print $1; exit}' "$out")
+back200=$(awk -v a="$UP_MS" '$2 == 200 && $1 >= a {print $1; exit}' "$out")
+check "200 again after the backend came back" test -n "$back200"
+check "the 502 is logged" grep -q 'error: 502: backend .* failed for "/static.txt' "$F/filter.log"
+c=$(hcurl -o /dev/null "$U/static.txt")
+check "afterwards: 200 ($c)" test "$c" = 200
+
+PIDS_AFTER=$(filter_pids "$F" | sort | tr '\n' ' ')
+check "the same filter processes before and after (no crash): $PIDS_AFTER" \
+    test -n "$PIDS_BEFORE" -a "$PIDS_BEFORE" = "$PIDS_AFTER"
+check "no sanitizer report" no_sanitizer_report "$F/filter.log"
+echo "FIGURE: backend-slow: POST 256 KiB intact after a 1 s backend delay (${SLOW_MS} ms); silent backend -> 504 after ${GW_MS} ms (timeout 1500 ms)"
+echo "FIGURE: backend-down: $n500 x 500 of 60 ($codes); first 502 $(( ${first502:-0} - DOWN_MS )) ms after the stop, 200 again $(( ${back200:-0} - UP_MS )) ms after the start"
+finish
