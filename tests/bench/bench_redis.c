@@ -202,8 +202,9 @@ int main(int argc, char **argv)
     sha = redisCommand(raw.c, "SCRIPT LOAD %s", rl_redis_script);
     if (sha == NULL || sha->type != REDIS_REPLY_STRING)
         goto out;
-    const char *args[] = {"EVALSHA", sha->str, "1", "b:{bench-raw}:global", "-1", "1", "0",
-                          "1000000000", "1000", "1000000000"};
+    /* now -1 (Redis' clock), then algo gcra, count, period, burst, cost 1, no dry run. */
+    const char *args[] = {"EVALSHA", sha->str, "1", "b:{bench-raw}:global", "-1", "0",
+                          "1000000000", "1000", "1000000000", "1", "0"};
     raw.argc = (int)(sizeof(args) / sizeof(args[0]));
     for (int i = 0; i < raw.argc; i++) {
         raw.argv[i] = args[i];

@@ -219,47 +219,75 @@ static void expect_stored(redisContext *c, const char *key, const rl_rule *rule,
     freeReplyObject(cmd(c, "PERSIST %s", key));
 }
 
-Test(redis, equivalence_single_rule, .init = start_plain, .fini = teardown)
+/* A rule that admits every step of the sequence, decided alongside one under test. */
+static const rl_rule never_refuses =
+    WRULE("big", RL_ALGO_FIXED_WINDOW, 1000000000, 1000); /* a GCRA one refuses a step back */
+
+/* Runs the steps for `rule` alone, or with never_refuses beside it (`paired`): the script
+ * decides one GCRA rule on a path of its own, so the pair takes GCRA through the general one. */
+static void equivalence_of(rl_redis *r, redisContext *c, const char *prefix, const rl_rule *rule,
+                           int paired)
 {
     static step steps[NSTEPS];
+    const rl_rule *rs[2] = {rule, &never_refuses};
+    size_t nsteps = make_steps(steps);
+    rl_state st;
+    int have = 0, repairs = 0;
+    char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+
+    key_of(key, sizeof(key), prefix, rule);
+    for (size_t i = 0; i < nsteps; i++) {
+        rl_rule_result want, got[2];
+        rl_state out;
+        int64_t ttl = 0;
+        int ret = decide(r, rs, paired ? 2 : 1, steps[i].cost, steps[i].now, got);
+
+        int flags = rl_algo_decide(rule, have ? &st : NULL, steps[i].now, steps[i].cost, &out,
+                                   &ttl, &want);
+        int store = want.allowed || (flags & RL_ALGO_REPAIR);
+        repairs += !want.allowed && (flags & RL_ALGO_REPAIR);
+        cr_assert_geq(ret, 0, "step %zu: %s", i, rl_redis_errstr(r));
+        cr_assert_eq(ret, want.allowed, "step %zu: return", i);
+        expect_same(&got[0], &want, i);
+        if (paired)
+            cr_assert_eq(got[1].allowed, 1, "step %zu: %s refused", i, never_refuses.name);
+        if (store) {
+            st = out;
+            have = 1;
+        }
+        expect_stored(c, key, rule, have ? &st : NULL, store ? ttl : 0, i);
+    }
+    /* The steps back in time must exercise the repair of every algorithm's state. */
+    if (rule == &rules[0] || (rule->algo != RL_ALGO_GCRA && rule->period_ms <= 3000))
+        cr_assert_gt(repairs, 0, "%s: no repair exercised", rule->name);
+}
+
+Test(redis, equivalence_single_rule, .init = start_plain, .fini = teardown)
+{
     char prefix[] = "t-eq1:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
     redisContext *c = rlt_redis_client(&srv);
-    size_t nsteps = make_steps(steps);
 
     cr_assert_not_null(r);
     cr_assert_not_null(c);
-    for (size_t k = 0; k < NRULES; k++) {
-        const rl_rule *rule = &rules[k];
-        rl_state st;
-        int have = 0, repairs = 0;
-        char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+    for (size_t k = 0; k < NRULES; k++)
+        equivalence_of(r, c, prefix, &rules[k], 0);
+    redisFree(c);
+    rl_redis_free(r);
+}
 
-        key_of(key, sizeof(key), prefix, rule);
-        for (size_t i = 0; i < nsteps; i++) {
-            rl_rule_result want, got;
-            rl_state out;
-            int64_t ttl = 0;
-            int ret = decide1(r, rule, steps[i].cost, steps[i].now, &got);
+Test(redis, equivalence_beside_a_rule_that_never_refuses, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-eq2:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
 
-            int flags = rl_algo_decide(rule, have ? &st : NULL, steps[i].now, steps[i].cost,
-                                       &out, &ttl, &want);
-            int store = want.allowed || (flags & RL_ALGO_REPAIR);
-            repairs += !want.allowed && (flags & RL_ALGO_REPAIR);
-            cr_assert_geq(ret, 0, "step %zu: %s", i, rl_redis_errstr(r));
-            cr_assert_eq(ret, want.allowed, "step %zu: return", i);
-            expect_same(&got, &want, i);
-            if (store) {
-                st = out;
-                have = 1;
-            }
-            expect_stored(c, key, rule, have ? &st : NULL, store ? ttl : 0, i);
-        }
-        /* The steps back in time must exercise the repair of every algorithm's state. */
-        if (k == 0 || (rule->algo != RL_ALGO_GCRA && rule->period_ms <= 3000))
-            cr_assert_gt(repairs, 0, "%s: no repair exercised", rule->name);
-    }
+    cr_assert_not_null(r);
+    cr_assert_not_null(c);
+    for (size_t k = 0; k < NRULES; k++)
+        equivalence_of(r, c, prefix, &rules[k], 1);
     redisFree(c);
     rl_redis_free(r);
 }

@@ -1,0 +1,418 @@
+/* config_rules.c -- the rules list of the configuration
+ *
+ * Each rule group becomes an rl_rule: name, match (path, path_prefix, path_regex compiled
+ * once, methods, hosts), limit and burst, algorithm, key parts, missing-key policy, refusal
+ * status and body, dry run, cost and on_redis_down, each validated here once so the request
+ * path does no parsing.
+ */
+#include "fmacros.h"
+
+#include "config_int.h"
+
+/* ---- rules --------------------------------------------------------------------------------- */
+
+static int cfg_rule_name(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+    size_t n;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    n = strlen(v);
+    if (n < 1 || n > RL_NAME_MAX - 1)
+        return rl_cfg_fail(ld, s, "invalid name %s: must be 1..%d characters", rl_quote(q, v, n),
+                        RL_NAME_MAX - 1);
+    for (size_t i = 0; i < n; i++)
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+              (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' || v[i] == '-'))
+            return rl_cfg_fail(ld, s,
+                            "invalid name %s: only letters, digits, '_', '.' and '-' are allowed",
+                            rl_quote(q, v, n));
+    memcpy(rule->name, v, n + 1);
+    return 0;
+}
+
+static int cfg_rule_path_prefix(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (v[0] != '/')
+        return rl_cfg_fail(ld, s, "invalid path prefix %s: must start with '/'",
+                        rl_quote(q, v, strlen(v)));
+    return rl_cfg_set_string(ld, v, 0, &rule->path_prefix);
+}
+
+static int cfg_rule_limit(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    rl_error why;
+    const char *v;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (rl_parse_limit(v, &rule->count, &rule->period_ms, &why) != 0)
+        return rl_cfg_fail(ld, s, "%s", why.text);
+    return rl_cfg_set_string(ld, v, 0, &rule->limit_text);
+}
+
+static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (strcmp(v, "gcra") == 0)
+        rule->algo = RL_ALGO_GCRA;
+    else if (strcmp(v, "fixed_window") == 0)
+        rule->algo = RL_ALGO_FIXED_WINDOW;
+    else if (strcmp(v, "sliding_window") == 0)
+        rule->algo = RL_ALGO_SLIDING_WINDOW;
+    else if (strcmp(v, "sliding_log") == 0)
+        rule->algo = RL_ALGO_SLIDING_LOG;
+    else
+        return rl_cfg_fail(ld, s,
+                        "unknown algorithm %s: expected \"gcra\", \"fixed_window\", "
+                        "\"sliding_window\" or \"sliding_log\"",
+                        rl_quote(q, v, strlen(v)));
+    return 0;
+}
+
+static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *s,
+                                  rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (rl_parse_redis_down(v, &rule->on_redis_down) != 0)
+        return rl_cfg_fail(ld, s, "unknown value %s: expected \"shm\", \"open\" or \"closed\"",
+                        rl_quote(q, v, strlen(v)));
+    return 0;
+}
+
+
+/* RFC 7230 tchar: what a method or a header name is made of. */
+static int cfg_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int rl_cfg_has_control(const char *v)
+{
+    for (; *v != '\0'; v++)
+        if ((unsigned char)*v < 0x20 || *v == 0x7f)
+            return 1;
+    return 0;
+}
+
+static int cfg_rule_path(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (v[0] != '/' || rl_cfg_has_control(v))
+        return rl_cfg_fail(ld, s, "invalid path %s: must start with '/' and hold no control bytes",
+                        rl_quote(q, v, strlen(v)));
+    return rl_cfg_set_string(ld, v, 0, &rule->path);
+}
+
+static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE], why[256];
+    const char *v;
+    regex_t *re;
+    int rc;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (rule->path_regex != NULL)
+        return rl_cfg_fail(ld, s, "path_regex given twice");
+    re = calloc(1, sizeof *re);
+    if (re == NULL)
+        return rl_cfg_oom(ld);
+    rc = regcomp(re, v, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        regerror(rc, re, why, sizeof why);
+        free(re);
+        return rl_cfg_fail(ld, s, "invalid regex %s: %s", rl_quote(q, v, strlen(v)), why);
+    }
+    rule->path_regex = re;
+    return rl_cfg_set_string(ld, v, 0, &rule->path_regex_text);
+}
+
+/* methods or hosts: a list of strings, each checked and copied (hosts in lowercase). */
+static int cfg_rule_words(const cfg_loader *ld, const config_setting_t *s, int hosts,
+                          char ***out, size_t *nout)
+{
+    char q[RL_QUOTE_SIZE];
+    int n = rl_cfg_string_list(ld, s, CFG_LIST_MAX);
+
+    if (n < 0)
+        return -1;
+    if (*out != NULL)
+        return rl_cfg_fail(ld, s, "given twice");
+    *out = calloc((size_t)n, sizeof **out);
+    if (*out == NULL)
+        return rl_cfg_oom(ld);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        size_t len = strlen(v), k;
+        int ok = len >= 1 && len <= (hosts ? CFG_HOST_MAX : CFG_METHOD_MAX);
+        for (k = 0; ok && k < len; k++)
+            ok = hosts ? (isalnum((unsigned char)v[k]) || v[k] == '-' || v[k] == '.' ||
+                          v[k] == '_' || v[k] == ':')
+                       : cfg_tchar(v[k]);
+        if (!ok)
+            return rl_cfg_fail(ld, e,
+                            hosts ? "invalid host %s: a name or address without port, 1..253 "
+                                    "characters of letters, digits, '-', '.', '_' (':' for IPv6)"
+                                  : "invalid method %s: 1..31 token characters",
+                            rl_quote(q, v, len));
+        (*out)[i] = strdup(v);
+        if ((*out)[i] == NULL)
+            return rl_cfg_oom(ld);
+        *nout = (size_t)i + 1;
+        for (k = 0; hosts && k < len; k++)
+            (*out)[i][k] = (char)tolower((unsigned char)(*out)[i][k]);
+    }
+    return 0;
+}
+
+/* One key part: "client", "header:NAME" or "cookie:NAME". */
+static int cfg_key_part(const cfg_loader *ld, const config_setting_t *e, rl_key_part *part)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v, *name;
+    size_t n;
+
+    if (rl_cfg_string(ld, e, &v) != 0)
+        return -1;
+    if (strcmp(v, "client") == 0) {
+        part->kind = RL_KEY_CLIENT;
+        return 0;
+    }
+    if (strncmp(v, "header:", 7) == 0)
+        part->kind = RL_KEY_HEADER;
+    else if (strncmp(v, "cookie:", 7) == 0)
+        part->kind = RL_KEY_COOKIE;
+    else
+        return rl_cfg_fail(ld, e,
+                        "invalid key %s: expected \"client\", \"header:NAME\" or \"cookie:NAME\"",
+                        rl_quote(q, v, strlen(v)));
+    name = v + 7;
+    n = strlen(name);
+    for (size_t k = 0; k < n; k++)
+        if (!cfg_tchar(name[k]))
+            n = 0;
+    if (n == 0 || n > CFG_HEADER_NAME_MAX)
+        return rl_cfg_fail(ld, e, "invalid key %s: NAME must be 1..%d token characters",
+                        rl_quote(q, v, strlen(v)), CFG_HEADER_NAME_MAX);
+    part->name = strdup(name);
+    if (part->name == NULL)
+        return rl_cfg_oom(ld);
+    if (part->kind == RL_KEY_HEADER) /* header names are case-insensitive */
+        for (char *c = part->name; *c != '\0'; c++)
+            *c = (char)tolower((unsigned char)*c);
+    return 0;
+}
+
+static int cfg_rule_key(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    int n;
+
+    if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+        rule->nkey = 0;
+        if (cfg_key_part(ld, s, &rule->key[0]) != 0)
+            return -1;
+        rule->nkey = 1;
+        return 0;
+    }
+    n = rl_cfg_string_list(ld, s, RL_KEY_PARTS_MAX);
+    if (n < 0)
+        return -1;
+    rule->nkey = 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        rl_key_part *part = &rule->key[rule->nkey];
+        if (cfg_key_part(ld, e, part) != 0)
+            return -1;
+        rule->nkey++;
+        for (size_t k = 0; k + 1 < rule->nkey; k++)
+            if (rule->key[k].kind == part->kind &&
+                (part->name == NULL || strcmp(rule->key[k].name, part->name) == 0))
+                return rl_cfg_fail(ld, e, "duplicate key part \"%s\"", config_setting_get_string(e));
+    }
+    return 0;
+}
+
+static int cfg_rule_missing(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (strcmp(v, "skip") == 0)
+        rule->on_missing_key = RL_MISSING_SKIP;
+    else if (strcmp(v, "refuse") == 0)
+        rule->on_missing_key = RL_MISSING_REFUSE;
+    else if (strcmp(v, "shared") == 0)
+        rule->on_missing_key = RL_MISSING_SHARED;
+    else
+        return rl_cfg_fail(ld, s, "unknown policy %s: expected \"skip\", \"refuse\" or \"shared\"",
+                        rl_quote(q, v, strlen(v)));
+    return 0;
+}
+
+static int cfg_rule_body(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+{
+    const char *v;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (strlen(v) > CFG_BODY_MAX)
+        return rl_cfg_fail(ld, s, "body of %zu bytes is above the maximum %d", strlen(v),
+                        CFG_BODY_MAX);
+    return rl_cfg_set_string(ld, v, 0, &rule->body);
+}
+
+static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
+{
+    rl_rule *rule = &cfg->rules[cfg->nrules];
+    const config_setting_t *limit = NULL, *burst = NULL, *cost = NULL;
+    char q[RL_QUOTE_SIZE];
+
+    if (rl_cfg_group(ld, g) != 0)
+        return -1;
+    rule->line = (int)config_setting_source_line(g);
+    rule->algo = RL_ALGO_GCRA;
+    rule->status = 429;
+    rule->missing_key_status = 400;
+    rule->cost = 1;
+    rule->nkey = 1; /* key = "client" */
+    cfg->nrules++; /* from here on rl_config_free() frees what the rule holds */
+
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        int rc;
+
+        if (rl_cfg_is(s, "name"))
+            rc = cfg_rule_name(ld, s, rule);
+        else if (rl_cfg_is(s, "path_prefix"))
+            rc = cfg_rule_path_prefix(ld, s, rule);
+        else if (rl_cfg_is(s, "limit")) {
+            rc = cfg_rule_limit(ld, s, rule);
+            limit = s;
+        } else if (rl_cfg_is(s, "burst")) {
+            long long v = 0;
+            rc = rl_cfg_int(ld, s, 1, RL_COUNT_MAX, &v);
+            rule->burst = v;
+            burst = s;
+        } else if (rl_cfg_is(s, "algorithm"))
+            rc = cfg_rule_algorithm(ld, s, rule);
+        else if (rl_cfg_is(s, "on_redis_down"))
+            rc = cfg_rule_on_redis_down(ld, s, rule);
+        else if (rl_cfg_is(s, "path"))
+            rc = cfg_rule_path(ld, s, rule);
+        else if (rl_cfg_is(s, "path_regex"))
+            rc = cfg_rule_path_regex(ld, s, rule);
+        else if (rl_cfg_is(s, "methods"))
+            rc = cfg_rule_words(ld, s, 0, &rule->methods, &rule->nmethods);
+        else if (rl_cfg_is(s, "hosts"))
+            rc = cfg_rule_words(ld, s, 1, &rule->hosts, &rule->nhosts);
+        else if (rl_cfg_is(s, "key"))
+            rc = cfg_rule_key(ld, s, rule);
+        else if (rl_cfg_is(s, "on_missing_key"))
+            rc = cfg_rule_missing(ld, s, rule);
+        else if (rl_cfg_is(s, "missing_key_status"))
+            rc = rl_cfg_int32(ld, s, 400, 599, &rule->missing_key_status);
+        else if (rl_cfg_is(s, "status"))
+            rc = rl_cfg_int32(ld, s, 400, 599, &rule->status);
+        else if (rl_cfg_is(s, "body"))
+            rc = cfg_rule_body(ld, s, rule);
+        else if (rl_cfg_is(s, "dry_run"))
+            rc = rl_cfg_bool(ld, s, &rule->dry_run);
+        else if (rl_cfg_is(s, "cost")) {
+            long long v = 0;
+            rc = rl_cfg_int(ld, s, 1, RL_COUNT_MAX, &v);
+            rule->cost = v;
+            cost = s;
+        } else
+            rc = rl_cfg_unknown_key(ld, s);
+        if (rc != 0)
+            return -1;
+    }
+
+    if (rule->name[0] == '\0')
+        return rl_cfg_fail(ld, g, "missing required key \"name\"");
+    if (limit == NULL)
+        return rl_cfg_fail(ld, g, "missing required key \"limit\"");
+    if (burst == NULL)
+        rule->burst = rule->count;
+    if (rule->path_prefix == NULL && rule->path == NULL && rule->path_regex == NULL &&
+        rl_cfg_set_string(ld, "/", 0, &rule->path_prefix) != 0)
+        return -1;
+    /* A cost above what the rule can ever admit would refuse every request it matches. */
+    if (cost != NULL && rule->cost > (rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count))
+        return rl_cfg_fail(ld, cost, "cost %lld is above the rule's %s %lld: no request could pass",
+                        (long long)rule->cost, rule->algo == RL_ALGO_GCRA ? "burst" : "count",
+                        (long long)(rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count));
+    /* Both factors are bounded (1e9 and 366 days), so these products cannot overflow. */
+    if (rule->count * rule->period_ms > CFG_PRODUCT_MAX)
+        return rl_cfg_fail(ld, limit,
+                        "limit %s is too large for its period: count x period in ms must not "
+                        "exceed 2^50",
+                        rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+    /* The log's state is fixed-size: one 32-bit offset per admitted unit (slidelog.c). */
+    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_MAX)
+        return rl_cfg_fail(ld, limit,
+                        "sliding_log keeps one timestamp per request: count must be <= %d "
+                        "(use \"sliding_window\" for larger limits)",
+                        RL_LOG_MAX);
+    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->period_ms > RL_LOG_PERIOD_MAX_MS)
+        return rl_cfg_fail(ld, limit,
+                        "sliding_log keeps timestamps as 32-bit offsets: the period must be at "
+                        "most %lld ms (49.7 days; use \"sliding_window\" for longer periods)",
+                        RL_LOG_PERIOD_MAX_MS);
+    if (rule->burst * rule->period_ms > CFG_PRODUCT_MAX)
+        return rl_cfg_fail(ld, burst,
+                        "burst %lld is too large for the period of %s: burst x period in ms "
+                        "must not exceed 2^50",
+                        (long long)rule->burst,
+                        rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+    for (size_t i = 0; i + 1 < cfg->nrules; i++)
+        if (strcmp(cfg->rules[i].name, rule->name) == 0)
+            return rl_cfg_fail(ld, config_setting_get_member(g, "name"),
+                            "duplicate name %s: rules[%zu] at line %d has it already",
+                            rl_quote(q, rule->name, strlen(rule->name)), i, cfg->rules[i].line);
+    return 0;
+}
+
+int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_config *cfg)
+{
+    int n;
+
+    if (!config_setting_is_list(list) && !config_setting_is_array(list))
+        return rl_cfg_wrong_type(ld, list, "a list of groups");
+    n = config_setting_length(list);
+    if (n == 0)
+        return rl_cfg_fail(ld, list, "no rules: at least one is required");
+    if (n > RL_MAX_RULES)
+        return rl_cfg_fail(ld, list, "%d rules is above the maximum %d", n, RL_MAX_RULES);
+    cfg->rules = calloc((size_t)n, sizeof *cfg->rules);
+    if (cfg->rules == NULL)
+        return rl_cfg_oom(ld);
+    for (int i = 0; i < n; i++)
+        if (cfg_load_rule(ld, config_setting_get_elem(list, (unsigned)i), cfg) != 0)
+            return -1;
+    return 0;
+}

@@ -1,0 +1,143 @@
+/* shm_int.h -- what the shared-memory table's files share (internal)
+ *
+ * shm.c creates, attaches and closes the segment (and documents the layout), shm_table.c
+ * keeps one stripe's structures (index, CLOCK eviction, free list, crash repair, locks) and
+ * shm_decide.c makes decisions and serves raw entries and stats. See shm.c for the layout and
+ * its invariants.
+ */
+#ifndef RL_SHM_INT_H
+#define RL_SHM_INT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "algo.h"
+#include "backend.h"
+#include "siphash.h"
+
+#define SHM_MAGIC 0x31304d4853544c52ULL /* "RLTSHM01" in little-endian bytes */
+#define SHM_LAYOUT 2u                   /* 2: slots sized at open, CLOCK eviction */
+#define SHM_NIL UINT32_MAX
+#define SHM_STRIPES_MAX 64u
+#define SHM_STRIPE_MIN_SLOTS 16
+#define SHM_RECLAIM_PER_INSERT 2
+#define SHM_SWEEP_MAX 256 /* referenced slots one eviction may pass over */
+/* How long an attacher waits for the creator to publish: 2 s, plus 1 s per GiB because the
+ * creator's posix_fallocate takes ~0.25 s per GiB of tmpfs. */
+#define SHM_ATTACH_WAIT_MS 2000
+#define SHM_ATTACH_WAIT_MS_PER_GIB 1000
+#define SHM_ALIGN 64
+
+/* Counters are updated by many processes: they must be real atomic instructions. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_LONG_LOCK_FREE == 2,
+               "64-bit atomics must be lock-free to be shared between processes");
+_Static_assert(RL_KEY_MAX <= UINT16_MAX, "slot.keylen is 16 bits");
+_Static_assert(RL_SHM_CAPACITY_MIN >= SHM_STRIPE_MIN_SLOTS, "one stripe must hold the minimum");
+_Static_assert(SHM_STRIPE_MIN_SLOTS >= RL_MAX_MATCH, "a batch must fit in one stripe");
+_Static_assert(RL_SHM_CAPACITY_MAX < (int64_t)SHM_NIL, "slot indexes are 32 bits");
+
+typedef struct shm_header {
+    _Atomic uint64_t magic; /* SHM_MAGIC once initialised; stored last */
+    uint32_t layout;        /* SHM_LAYOUT */
+    uint32_t header_size;   /* sizeof(shm_header) ... */
+    uint32_t stripe_size;   /* ... and the other sizes this build was compiled with */
+    uint32_t mutex_size;
+    uint32_t slot_size; /* from key_max and state_words (shm_slot_size) */
+    uint32_t key_max;
+    uint32_t state_words;
+    uint32_t nstripes;
+    uint32_t nbuckets; /* per stripe */
+    uint32_t reserved;
+    uint64_t capacity;
+    uint64_t size; /* of the whole segment */
+    uint64_t stripes_off, buckets_off, slots_off;
+    uint8_t hash_key[RL_SIPHASH_KEY_SIZE];
+    _Atomic uint64_t evictions;
+    _Atomic uint64_t expired;
+    _Atomic uint64_t insert_failures;
+} shm_header;
+
+typedef struct shm_stripe {
+    _Alignas(SHM_ALIGN) pthread_mutex_t lock; /* robust, process-shared; a line per stripe */
+    uint32_t dirty;                           /* 1 while a holder may be mid-mutation */
+    uint32_t first, nslots;                   /* the slots this stripe owns */
+    uint32_t used;
+    uint32_t hand; /* CLOCK hand: the next slot to look at is first + hand, hand < fresh */
+    uint32_t free_head;
+    uint32_t fresh; /* slots [first, first+fresh) have been used at least once */
+} shm_stripe;
+
+/* A slot's fixed head. state_words int64 words follow it, then key_max key bytes. */
+typedef struct shm_slot {
+    uint32_t next;      /* bucket chain when in use, free list when not */
+    uint16_t keylen;
+    uint8_t in_use;     /* 1 = holds a key; written after the key, cleared before reuse */
+    uint8_t ref;        /* CLOCK: used since the hand last passed */
+    int64_t expires_ms; /* reads as absent once now >= this */
+} shm_slot;
+
+_Static_assert(sizeof(shm_slot) == 16, "the slot head is 16 bytes (see bytes per key)");
+
+/* Where everything goes; computed identically by creator and attachers. */
+typedef struct shm_geom {
+    uint32_t nstripes, nbuckets, slot_size;
+    size_t stripes_off, buckets_off, slots_off, size;
+} shm_geom;
+
+struct rl_shm {
+    unsigned char *base; /* the mapping; owned, munmapped by rl_shm_close */
+    size_t size;
+    shm_header *hdr;
+    shm_stripe *stripes;
+    uint32_t *buckets;
+    unsigned char *slots;
+    uint32_t nstripes, nbuckets;
+    uint32_t slot_size, key_max, state_words;
+    uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
+    int die_in_lock;                       /* test hook, see rl_shm_test_die */
+    char name[NAME_MAX + 1];
+    char errstr[256];
+};
+
+void rl_shm_seterr(rl_shm *shm, const char *fmt, ...) RL_PRINTF(2, 3);
+
+void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);
+
+int rl_shm_expired(const shm_slot *sl, int64_t now_ms);
+
+uint32_t rl_shm_find(const rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
+
+int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g);
+
+uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
+
+uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
+                    int64_t now_ms, const uint32_t *pinned, size_t npinned);
+
+void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words);
+
+int rl_shm_lock(rl_shm *shm, uint32_t s);
+
+shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i);
+
+void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words);
+
+uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h);
+
+void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked);
+
+void rl_shm_unlock(rl_shm *shm, uint32_t s);
+
+#endif

@@ -1,0 +1,337 @@
+/* shm_table.c -- one stripe of the shared-memory table: index, eviction, repair, locks
+ *
+ * Everything here runs with the stripe's lock held (rl_shm_lock), except the geometry. A
+ * stripe owns a contiguous run of slots, a bucket array of slot indexes (chained through
+ * slot.next, full-key compare), a free list, and a CLOCK hand for eviction. The dirty flag is
+ * set before a structural change and cleared after, so a process that died mid-change leaves a
+ * stripe that the next lock holder rebuilds from the slots alone (rl_shm_lock, shm_rebuild).
+ * Layout and invariants: shm.c.
+ */
+#include "fmacros.h"
+
+#include "shm_int.h"
+
+/* ---- geometry -------------------------------------------------------------------------- */
+
+static size_t shm_align(size_t n)
+{
+    return (n + SHM_ALIGN - 1) & ~(size_t)(SHM_ALIGN - 1);
+}
+
+/* Head, state words, key bytes, rounded to 8 so that every slot's words are aligned. */
+static uint32_t shm_slot_size(uint32_t key_max, uint32_t state_words)
+{
+    return (uint32_t)((sizeof(shm_slot) + 8u * state_words + key_max + 7u) & ~7u);
+}
+
+int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g)
+{
+    uint64_t share, nb = 1, size;
+
+    if (capacity < RL_SHM_CAPACITY_MIN || capacity > RL_SHM_CAPACITY_MAX || key_max < 1 ||
+        key_max > RL_KEY_MAX || state_words < 1 || state_words > RL_STATE_WORDS)
+        return -1;
+    g->slot_size = shm_slot_size((uint32_t)key_max, (uint32_t)state_words);
+    g->nstripes = SHM_STRIPES_MAX;
+    while (g->nstripes > 1 && capacity / g->nstripes < SHM_STRIPE_MIN_SLOTS)
+        g->nstripes /= 2;
+    share = ((uint64_t)capacity + g->nstripes - 1) / g->nstripes;
+    while (nb < share)
+        nb *= 2;
+    g->nbuckets = (uint32_t)nb;
+
+    size = shm_align(sizeof(shm_header));
+    g->stripes_off = (size_t)size;
+    size += (uint64_t)g->nstripes * sizeof(shm_stripe);
+    g->buckets_off = (size_t)size;
+    size += (uint64_t)g->nstripes * g->nbuckets * sizeof(uint32_t);
+    size = shm_align((size_t)size);
+    g->slots_off = (size_t)size;
+    size += (uint64_t)capacity * g->slot_size;
+    if (size > SIZE_MAX || size > (uint64_t)INT64_MAX)
+        return -1;
+    g->size = (size_t)size;
+    return 0;
+}
+
+size_t rl_shm_size(int64_t capacity, size_t key_max, size_t state_words)
+{
+    shm_geom g;
+    return rl_shm_geometry(capacity, key_max, state_words, &g) == 0 ? g.size : 0;
+}
+
+void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g)
+{
+    shm->base = base;
+    shm->size = size;
+    shm->hdr = (shm_header *)base;
+    shm->stripes = (shm_stripe *)(base + g->stripes_off);
+    shm->buckets = (uint32_t *)(base + g->buckets_off);
+    shm->slots = base + g->slots_off;
+    shm->nstripes = g->nstripes;
+    shm->nbuckets = g->nbuckets;
+    shm->slot_size = g->slot_size;
+}
+
+/* ---- one stripe's structures (caller holds the stripe lock) ---------------------------- */
+
+shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i)
+{
+    return (shm_slot *)(shm->slots + (size_t)i * shm->slot_size);
+}
+
+static int64_t *shm_words(shm_slot *sl)
+{
+    return (int64_t *)(sl + 1);
+}
+
+static char *shm_key(const rl_shm *shm, shm_slot *sl)
+{
+    return (char *)(shm_words(sl) + shm->state_words);
+}
+
+/* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
+ * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
+ * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. */
+void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words)
+{
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    memcpy(st->w, shm_words(sl), have * sizeof(int64_t));
+    if (have < words)
+        memset(st->w + have, 0, (words - have) * sizeof(int64_t));
+}
+
+/* Stores w[0..words) of st, as far as the slot has room. */
+void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words)
+{
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    memcpy(shm_words(sl), st->w, have * sizeof(int64_t));
+}
+
+uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len)
+{
+    return rl_siphash24(shm->hash_key, key, len);
+}
+
+uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h)
+{
+    return (uint32_t)h & (shm->nstripes - 1);
+}
+
+/* The high half picks the bucket: the low bits already picked the stripe. */
+static uint32_t *shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
+{
+    return &shm->buckets[(size_t)s * shm->nbuckets + ((uint32_t)(h >> 32) & (shm->nbuckets - 1))];
+}
+
+int rl_shm_expired(const shm_slot *sl, int64_t now_ms)
+{
+    return sl->expires_ms <= now_ms;
+}
+
+uint32_t rl_shm_find(const rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
+{
+    for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL;) {
+        shm_slot *sl = rl_shm_slot_at(shm, i);
+        if (sl->keylen == len && memcmp(shm_key(shm, sl), key, len) == 0)
+            return i;
+        i = sl->next;
+    }
+    return SHM_NIL;
+}
+
+static void shm_free_push(rl_shm *shm, shm_stripe *st, uint32_t i)
+{
+    rl_shm_slot_at(shm, i)->next = st->free_head;
+    st->free_head = i;
+}
+
+/* Takes slot i out of its chain and puts it on the free list. The chain is found by
+ * rehashing the key: removals are rare (expiry, eviction), lookups are not, so the hash is
+ * not worth 8 bytes a slot. */
+static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
+{
+    shm_stripe *st = &shm->stripes[s];
+    shm_slot *sl = rl_shm_slot_at(shm, i);
+    uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), sl->keylen));
+
+    while (*link != i && *link != SHM_NIL)
+        link = &rl_shm_slot_at(shm, *link)->next;
+    if (*link == i)
+        *link = sl->next;
+    sl->in_use = 0;
+    atomic_signal_fence(memory_order_seq_cst); /* in_use clear before the slot is reused */
+    shm_free_push(shm, st, i);
+    st->used--;
+}
+
+static uint32_t shm_hand_next(shm_stripe *st)
+{
+    uint32_t i = st->first + st->hand;
+    st->hand = st->hand + 1 < st->fresh ? st->hand + 1 : 0;
+    return i;
+}
+
+/* Frees one slot when the stripe has none: the first expired or unreferenced slot under the
+ * hand, clearing `ref` bits on the way (second chance); after SHM_SWEEP_MAX referenced ones,
+ * the slot under the hand whatever its bit. Never a pinned slot (one the current decision
+ * stored: a request never evicts its own keys). 0, or -1 when nothing can be evicted. */
+static int shm_pinned(uint32_t i, const uint32_t *pinned, size_t npinned)
+{
+    for (size_t k = 0; k < npinned; k++)
+        if (pinned[k] == i)
+            return 1;
+    return 0;
+}
+
+static int shm_evict(rl_shm *shm, uint32_t s, int64_t now_ms, const uint32_t *pinned,
+                     size_t npinned)
+{
+    shm_stripe *st = &shm->stripes[s];
+
+    for (int swept = 0;; swept++) {
+        uint32_t i = shm_hand_next(st);
+        shm_slot *sl = rl_shm_slot_at(shm, i);
+        if (!sl->in_use || shm_pinned(i, pinned, npinned)) {
+            if (swept > 2 * (int)st->fresh)
+                return -1; /* nothing evictable: cannot happen while nslots >= RL_MAX_MATCH */
+            continue;
+        }
+        if (rl_shm_expired(sl, now_ms)) {
+            atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
+        } else if (sl->ref && swept < SHM_SWEEP_MAX) {
+            sl->ref = 0;
+            continue;
+        } else {
+            atomic_fetch_add_explicit(&shm->hdr->evictions, 1, memory_order_relaxed);
+        }
+        shm_remove(shm, s, i);
+        return 0;
+    }
+}
+
+/* A new entry for key in stripe s. Reclaims expired entries under the hand first, then takes
+ * a free slot, else a never-used one, else evicts. SHM_NIL only if nothing can be evicted. */
+uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
+                           int64_t now_ms, const uint32_t *pinned, size_t npinned)
+{
+    shm_stripe *st = &shm->stripes[s];
+    uint32_t i;
+    shm_slot *sl;
+
+    /* Amortised expiry: the hand moves on over a few slots, taking back the expired ones (it
+     * clears no `ref`: that is eviction's job), so that over fresh/2 inserts it has looked
+     * at every slot. A just-stored (pinned) slot is never expired: its ttl is >= 1 ms. */
+    for (int k = 0; k < SHM_RECLAIM_PER_INSERT && st->fresh > 0; k++) {
+        i = shm_hand_next(st);
+        sl = rl_shm_slot_at(shm, i);
+        if (sl->in_use && rl_shm_expired(sl, now_ms)) {
+            shm_remove(shm, s, i);
+            atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
+        }
+    }
+    if (st->free_head == SHM_NIL && st->fresh < st->nslots)
+        shm_free_push(shm, st, st->first + st->fresh++);
+    if (st->free_head == SHM_NIL && (st->fresh == 0 || shm_evict(shm, s, now_ms, pinned, npinned) < 0)) {
+        atomic_fetch_add_explicit(&shm->hdr->insert_failures, 1, memory_order_relaxed);
+        return SHM_NIL;
+    }
+
+    i = st->free_head;
+    sl = rl_shm_slot_at(shm, i);
+    st->free_head = sl->next;
+    sl->keylen = (uint16_t)len;
+    sl->ref = 0; /* set by its next use: a key seen once is the first to go */
+    memcpy(shm_key(shm, sl), key, len);
+    /* The key is complete before in_use says so: crash repair trusts in_use. */
+    atomic_signal_fence(memory_order_seq_cst);
+    sl->in_use = 1;
+    sl->next = *shm_bucket(shm, s, h);
+    *shm_bucket(shm, s, h) = i;
+    st->used++;
+    return i;
+}
+
+/* ---- crash repair ---------------------------------------------------------------------- */
+
+/* Is slot sl a key that belongs in stripe s, and not already indexed? Recomputes its hash:
+ * nothing of a slot written by a process that died is trusted beyond in_use, key, keylen. */
+static int shm_slot_valid(const rl_shm *shm, uint32_t s, shm_slot *sl, uint64_t *h)
+{
+    if (sl->in_use != 1 || sl->keylen > shm->key_max)
+        return 0;
+    *h = rl_shm_hash(shm, shm_key(shm, sl), sl->keylen);
+    return rl_shm_stripe_of(shm, *h) == s &&
+           rl_shm_find(shm, s, *h, shm_key(shm, sl), sl->keylen) == SHM_NIL;
+}
+
+/* Rebuilds stripe s's chains and free list from its slots. */
+static void shm_rebuild(rl_shm *shm, uint32_t s)
+{
+    shm_stripe *st = &shm->stripes[s];
+
+    for (uint32_t b = 0; b < shm->nbuckets; b++)
+        shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
+    st->free_head = SHM_NIL;
+    st->used = 0;
+    if (st->fresh > st->nslots)
+        st->fresh = st->nslots;
+    if (st->hand >= st->fresh)
+        st->hand = 0;
+
+    /* Backwards, so that the free list hands out low slots first. */
+    for (uint32_t i = st->first + st->fresh; i-- > st->first;) {
+        shm_slot *sl = rl_shm_slot_at(shm, i);
+        uint64_t h;
+        if (!shm_slot_valid(shm, s, sl, &h)) {
+            sl->in_use = 0;
+            shm_free_push(shm, st, i);
+            continue;
+        }
+        sl->next = *shm_bucket(shm, s, h);
+        *shm_bucket(shm, s, h) = i;
+        st->used++;
+    }
+    st->dirty = 0;
+}
+
+/* Locks stripe s, repairing it when its previous owner died mid-mutation. */
+int rl_shm_lock(rl_shm *shm, uint32_t s)
+{
+    shm_stripe *st = &shm->stripes[s];
+    int rc = pthread_mutex_lock(&st->lock);
+
+    if (rc == EOWNERDEAD) {
+        if (st->dirty)
+            shm_rebuild(shm, s);
+        rc = pthread_mutex_consistent(&st->lock);
+        if (rc != 0) /* leaves it ENOTRECOVERABLE: every later locker gets the error */
+            pthread_mutex_unlock(&st->lock);
+    }
+    if (rc != 0) {
+        rl_shm_seterr(shm, "shm \"%s\": cannot lock stripe %u: %s%s", shm->name, s, strerror(rc),
+                   rc == ENOTRECOVERABLE ? "; remove the segment and restart" : "");
+        return -1;
+    }
+    return 0;
+}
+
+void rl_shm_unlock(rl_shm *shm, uint32_t s)
+{
+    pthread_mutex_unlock(&shm->stripes[s].lock);
+}
+
+/* Test hook (RL_SHM_TEST_DIE_IN_LOCK=1 at open): die holding the locks, dirty, with the
+ * stripes' indexes wiped as a half-done mutation could leave them, so that only a rebuild
+ * from the slots can find the keys again. */
+void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked)
+{
+    for (size_t k = 0; k < nlocked; k++) {
+        shm_stripe *st = &shm->stripes[locked[k]];
+        memset(&shm->buckets[(size_t)locked[k] * shm->nbuckets], 0xff,
+               shm->nbuckets * sizeof(uint32_t));
+        st->free_head = SHM_NIL;
+        st->used = 0;
+    }
+    _exit(9);
+}
