@@ -207,7 +207,10 @@ static void response_authorized(response *r, const request *req, const rl_decisi
     char policy[RESPONSE_FIELD_MAX], state[RESPONSE_FIELD_MAX];
 
     response_reset(r, 200);
-    response_addf(r, "Status: 200\r\nVariable-RATELIMIT_CLIENT: %s\r\n", req->client);
+    /* The client as the limiter resolved it (behind a trusted proxy: the forwarded address,
+     * IPv6 grouped by prefix), so Apache's %u and the logs name who was limited. */
+    response_addf(r, "Status: 200\r\nVariable-RATELIMIT_CLIENT: %s\r\n",
+                  d->client[0] != '\0' ? d->client : req->client);
     if (d->decider >= 0 && (size_t)d->decider < d->nresults) {
         const rl_rule_result *res = &d->results[d->decider];
         response_fields(d, policy, state);
