@@ -12,11 +12,16 @@
 #include <string.h>
 
 #include "../../tools/burst/burst.h"
+#include "leakcheck.h"
 
 static void line(burst_fields *f, const char *s, const char *rule)
 {
     burst_fields_line(f, s, strlen(s), rule);
 }
+
+/* A leak fails the test under SANITIZE=address (leakcheck.h). */
+TestSuite(burst_fields, .fini = rl_test_leak_check);
+TestSuite(burst_judge, .fini = rl_test_leak_check);
 
 Test(burst_fields, ratelimit_retry_after_remaining)
 {

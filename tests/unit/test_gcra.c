@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "algo.h"
+#include "leakcheck.h"
 
 static rl_rule gcra_rule(int64_t count, int64_t period_ms, int64_t burst)
 {
@@ -42,6 +43,9 @@ static rl_rule_result step(const rl_rule *r, key_t_ *k, int64_t now, int64_t cos
     }
     return res;
 }
+
+/* A leak fails the test under SANITIZE=address (leakcheck.h). */
+TestSuite(gcra, .fini = rl_test_leak_check);
 
 Test(gcra, burst_then_refuse_at_one_instant)
 {

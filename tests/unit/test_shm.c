@@ -22,6 +22,7 @@
 #include "algo.h"
 #include "backend.h"
 #include "vectors.h"
+#include "leakcheck.h"
 
 static char tname[64];
 
@@ -34,6 +35,7 @@ static void shm_setup(void)
 static void shm_teardown(void)
 {
     rl_shm_unlink(tname);
+    rl_test_leak_check();
 }
 
 TestSuite(shm, .init = shm_setup, .fini = shm_teardown, .timeout = 60);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "siphash.h"
+#include "leakcheck.h"
 
 static uint8_t sip_key[16];
 static uint8_t sip_msg[64];
@@ -22,7 +23,7 @@ static void sip_setup(void)
         sip_msg[i] = (uint8_t)i;
 }
 
-TestSuite(siphash, .init = sip_setup);
+TestSuite(siphash, .init = sip_setup, .fini = rl_test_leak_check);
 
 Test(siphash, paper_vector)
 {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "algo.h"
+#include "leakcheck.h"
 
 static rl_rule log_rule(int64_t count, int64_t period_ms)
 {
@@ -103,6 +104,9 @@ static void expect(rl_rule_result res, int allowed, int64_t remaining, int64_t r
 }
 
 /* ---- hand-worked cases ---------------------------------------------------------------- */
+
+/* A leak fails the test under SANITIZE=address (leakcheck.h). */
+TestSuite(slidelog, .fini = rl_test_leak_check);
 
 Test(slidelog, state_words_per_algorithm)
 {

@@ -15,6 +15,7 @@
 
 #include "algo.h"
 #include "vectors.h"
+#include "leakcheck.h"
 
 #define MEM_KEYS 64
 
@@ -81,6 +82,9 @@ static int mem_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
     }
     return all;
 }
+
+/* A leak fails the test under SANITIZE=address (leakcheck.h). */
+TestSuite(vectors, .fini = rl_test_leak_check);
 
 Test(vectors, every_file_passes_against_the_algorithms)
 {

@@ -18,6 +18,7 @@
 #include "algo.h"
 #include "backend.h"
 #include "vectors.h"
+#include "leakcheck.h"
 
 static char tname[64];
 
@@ -30,6 +31,7 @@ static void vshm_setup(void)
 static void vshm_teardown(void)
 {
     rl_shm_unlink(tname);
+    rl_test_leak_check();
 }
 
 TestSuite(vectors_shm, .init = vshm_setup, .fini = vshm_teardown, .timeout = 60);

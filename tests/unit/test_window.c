@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "algo.h"
+#include "leakcheck.h"
 
 typedef int (*decide_fn)(const rl_rule *, const rl_state *, int64_t, int64_t, rl_state *,
                          int64_t *, rl_rule_result *);
@@ -89,6 +90,9 @@ static int64_t rnd(int64_t n) /* [0, n) */
 }
 
 /* ---- fixed window ------------------------------------------------------------------------ */
+
+/* A leak fails the test under SANITIZE=address (leakcheck.h). */
+TestSuite(window, .fini = rl_test_leak_check);
 
 Test(window, fixed_counts_per_aligned_window)
 {
