@@ -91,7 +91,7 @@ combo() { # server, mode
     check "$tag: status exits 0 ($rc)" test "$rc" = 0
     check "$tag: status shows the web server running" grep -Eq "^$([ "$s" = apache ] && echo apache || echo lighttpd) +running +pid [0-9]+" "$T/status.$s.$m"
     check "$tag: status shows 2 filter processes" \
-        test "$(sed -n 's/^  filter *running *pids //p' "$T/status.$s.$m" | wc -w)" = 2
+        test "$(sed -En 's/^  (filter pool|workers) +running +pids //p' "$T/status.$s.$m" | wc -w)" = 2
     if [ "$s" = apache ]; then
         check "$tag: status shows the filter daemon" grep -Eq "^filter +running +pid [0-9]+ +filter daemon on 127.0.0.1:$FP" "$T/status.$s.$m"
     fi
