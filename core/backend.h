@@ -91,6 +91,8 @@ void rl_redis_free(rl_redis *r);
  * caller falls back. */
 int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms);
 const char *rl_redis_errstr(const rl_redis *r);
+/* PING (connecting first if needed), for health checks. 0, or -1 (errstr set). */
+int rl_redis_ping(rl_redis *r);
 /* 1 while a connection is up (the last decide succeeded), else 0: for health reports. */
 int rl_redis_connected(const rl_redis *r);
 /* The time (ms, Redis' clock or the now given) the last successful decide was made at. */

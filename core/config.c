@@ -51,6 +51,7 @@
 #define CFG_METHOD_MAX 31
 #define CFG_HOST_MAX 253
 #define CFG_HEADER_NAME_MAX 63
+#define CFG_ADMIN_PATH_MAX 1024
 #define CFG_BODY_MAX 4096           /* the response must fit the filter's 16 KiB buffer */
 
 typedef struct cfg_loader {
@@ -540,6 +541,8 @@ static int cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_
 
         if (cfg_is(s, "x_ratelimit"))
             rc = cfg_bool(ld, s, &cfg->x_ratelimit_headers);
+        else if (cfg_is(s, "problem_json"))
+            rc = cfg_bool(ld, s, &cfg->problem_json);
         else
             rc = cfg_unknown_key(ld, s);
         if (rc != 0)
@@ -1068,6 +1071,108 @@ static int cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl
 
 /* ---- the file ------------------------------------------------------------------------------ */
 
+/* ---- admin endpoints ---------------------------------------------------------------------- */
+
+static int cfg_admin_path(const cfg_loader *ld, const config_setting_t *s, char **dst)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+
+    if (cfg_string(ld, s, &v) != 0)
+        return -1;
+    if (v[0] != '/' || strlen(v) > CFG_ADMIN_PATH_MAX || strcspn(v, "?# ") != strlen(v) ||
+        cfg_has_control(v))
+        return cfg_fail(ld, s,
+                        "invalid path %s: must start with '/', hold no '?', '#', space or "
+                        "control bytes, and be at most %d bytes",
+                        rl_quote(q, v, strlen(v)), CFG_ADMIN_PATH_MAX);
+    return cfg_set_string(ld, v, 0, dst);
+}
+
+/* Two endpoints on one path would make one of them unreachable. */
+static int cfg_admin_distinct(const cfg_loader *ld, const config_setting_t *g,
+                              const rl_admin_config *ac)
+{
+    static const char *const keys[] = {"health_path", "stats_path", "test_path", "metrics_path"};
+    const char *paths[] = {ac->health_path, ac->stats_path, ac->test_path, ac->metrics_path};
+    char q[RL_QUOTE_SIZE];
+
+    for (int i = 1; i < 4; i++)
+        for (int k = 0; k < i; k++)
+            if (strcmp(paths[i], paths[k]) == 0) {
+                const config_setting_t *s = config_setting_get_member(g, keys[i]);
+                if (s == NULL)
+                    s = config_setting_get_member(g, keys[k]);
+                return cfg_fail(ld, s != NULL ? s : g, "path %s is also admin.%s",
+                                rl_quote(q, paths[i], strlen(paths[i])),
+                                s != NULL && strcmp(config_setting_name(s), keys[i]) == 0
+                                    ? keys[k] : keys[i]);
+            }
+    return 0;
+}
+
+static int cfg_admin_defaults(const cfg_loader *ld, rl_admin_config *ac, int allow_given)
+{
+    static const struct {
+        char **dst;
+        const char *v;
+    } *d, defs[] = {{NULL, "/api/health/rate-limiter"},
+                    {NULL, "/api/health/rate-limiter/stats"},
+                    {NULL, "/api/health/rate-limiter/test"},
+                    {NULL, "/metrics"}};
+    char **dsts[] = {&ac->health_path, &ac->stats_path, &ac->test_path, &ac->metrics_path};
+    char why[128];
+
+    for (int i = 0; i < 4; i++) {
+        d = &defs[i];
+        if (*dsts[i] == NULL && cfg_set_string(ld, d->v, 0, dsts[i]) != 0)
+            return -1;
+    }
+    if (!allow_given) {
+        ac->allow = calloc(2, sizeof *ac->allow);
+        if (ac->allow == NULL)
+            return cfg_oom(ld);
+        if (rl_cidr_parse("127.0.0.1/32", &ac->allow[0], why, sizeof why) != 0 ||
+            rl_cidr_parse("::1/128", &ac->allow[1], why, sizeof why) != 0)
+            return cfg_fail_file(ld, "admin.allow default: %s", why);
+        ac->nallow = 2;
+    }
+    return 0;
+}
+
+static int cfg_load_admin(const cfg_loader *ld, const config_setting_t *g, rl_admin_config *ac)
+{
+    int allow_given = 0;
+
+    if (cfg_group(ld, g) != 0)
+        return -1;
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        int rc;
+
+        if (cfg_is(s, "enabled"))
+            rc = cfg_bool(ld, s, &ac->enabled);
+        else if (cfg_is(s, "allow")) {
+            rc = cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
+            allow_given = 1;
+        } else if (cfg_is(s, "health_path"))
+            rc = cfg_admin_path(ld, s, &ac->health_path);
+        else if (cfg_is(s, "stats_path"))
+            rc = cfg_admin_path(ld, s, &ac->stats_path);
+        else if (cfg_is(s, "test_path"))
+            rc = cfg_admin_path(ld, s, &ac->test_path);
+        else if (cfg_is(s, "metrics_path"))
+            rc = cfg_admin_path(ld, s, &ac->metrics_path);
+        else
+            rc = cfg_unknown_key(ld, s);
+        if (rc != 0)
+            return -1;
+    }
+    if (cfg_admin_defaults(ld, ac, allow_given) != 0)
+        return -1;
+    return cfg_admin_distinct(ld, g, ac);
+}
+
 /* Reads the whole file into a NUL-terminated buffer (the caller frees it). */
 static char *cfg_read_file(const cfg_loader *ld, size_t *len)
 {
@@ -1165,6 +1270,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
             rc = cfg_load_access(ld, s, &cfg->access);
         else if (cfg_is(s, "proxy"))
             rc = cfg_load_proxy(ld, s, &cfg->proxy);
+        else if (cfg_is(s, "admin"))
+            rc = cfg_load_admin(ld, s, &cfg->admin);
         else if (cfg_is(s, "rules")) {
             rc = cfg_load_rules(ld, s, cfg);
             have_rules = 1;
@@ -1183,6 +1290,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
         return -1;
     if (cfg->redis.prefix == NULL && cfg_set_string(ld, "rl:", 0, &cfg->redis.prefix) != 0)
         return -1;
+    if (cfg->admin.health_path == NULL && cfg_admin_defaults(ld, &cfg->admin, 0) != 0)
+        return -1;
     return 0;
 }
 
@@ -1198,6 +1307,7 @@ static void cfg_defaults(rl_config *cfg)
     cfg->redis.breaker_open_ms = 1000;
     cfg->redis.hosts = 1;
     cfg->x_ratelimit_headers = 1;
+    cfg->admin.enabled = 1;
     cfg->identity.header = RL_FORWARD_XFF;
     cfg->identity.ipv6_prefix = 64;
     cfg->proxy.connect_timeout_ms = 1000;
@@ -1300,6 +1410,11 @@ void rl_config_free(rl_config *cfg)
     free(cfg->redis.password);
     free(cfg->redis.prefix);
     free(cfg->proxy.backend);
+    free(cfg->admin.allow);
+    free(cfg->admin.health_path);
+    free(cfg->admin.stats_path);
+    free(cfg->admin.test_path);
+    free(cfg->admin.metrics_path);
     free(cfg->path);
     free(cfg);
 }

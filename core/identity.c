@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "cidr.h"
+#include "http.h"
 
 typedef struct id_hop {
     uint8_t addr[16];
@@ -246,4 +247,18 @@ int rl_identity_resolve(const rl_identity_config *ic, const char *remote, const 
         rl_addr_mask(masked, ic->ipv6_prefix);
     rl_addr_format(masked, text);
     return 0;
+}
+
+int rl_client_in(const rl_config *cfg, const rl_request *req, const rl_cidr *list, size_t n)
+{
+    const rl_identity_config *ic = &cfg->identity;
+    const char *remote = req->remote_addr != NULL ? req->remote_addr : req->client;
+    uint8_t addr[16];
+    char text[RL_ADDR_TEXT_MAX];
+
+    if (remote == NULL ||
+        rl_identity_resolve(ic, remote, rl_http_header(req, rl_identity_header_name(ic)), addr,
+                            text) != 0)
+        return 0;
+    return rl_cidr_match(list, n, addr);
 }

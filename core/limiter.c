@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "algo.h"
 #include "backend.h"
@@ -35,6 +36,7 @@
 #include "identity.h"
 #include "refusal.h"
 #include "rule.h"
+#include "stats.h"
 
 /* A key is "RULE\x1fCLIENT": rule names never contain 0x1f, so keys of different rules can
  * never collide whatever the client string is. */
@@ -52,6 +54,8 @@ struct rl_limiter {
     int redis_failing;       /* the last request Redis did not decide (failed or skipped) */
     int shm_failed;          /* the last shm decision failed */
     int unenforced;          /* some rule's on_redis_down is not "shm" */
+    rl_stats_seg *stats;     /* the pool's counters; NULL for a sandbox */
+    int *slots;              /* owned: each rule's stats slot (-1: none) */
     rl_clock_fn clock;       /* NULL: CLOCK_REALTIME */
     void *clock_ud;
     char errstr[256];
@@ -123,7 +127,28 @@ static size_t limiter_state_words(const rl_config *cfg)
     return words;
 }
 
-rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
+/* The pool's statistics segment and each rule's slot in it. 0, or -1 with err. */
+static int limiter_open_stats(rl_limiter *lim, rl_error *err)
+{
+    const rl_config *cfg = lim->cfg;
+
+    lim->stats = rl_stats_open(cfg->shm.name, err);
+    if (lim->stats == NULL)
+        return -1;
+    lim->slots = calloc(cfg->nrules > 0 ? cfg->nrules : 1, sizeof *lim->slots);
+    if (lim->slots == NULL) {
+        snprintf(err->text, sizeof(err->text), "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nrules; i++)
+        lim->slots[i] = rl_stats_slot(lim->stats, cfg->rules[i].name);
+    return 0;
+}
+
+/* A limiter on the table `shm_name` of `capacity` keys; a sandbox has no Redis and no
+ * statistics. */
+static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int64_t capacity,
+                                int sandbox, rl_error *err)
 {
     rl_limiter *lim = calloc(1, sizeof(*lim));
     if (lim == NULL) {
@@ -131,13 +156,17 @@ rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
         return NULL;
     }
     lim->cfg = cfg;
-    lim->shm = rl_shm_open(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                           limiter_state_words(cfg), err);
+    lim->shm = rl_shm_open(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg),
+                           err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;
     }
-    if (cfg->redis.enabled) {
+    if (!sandbox && limiter_open_stats(lim, err) < 0) {
+        rl_limiter_close(lim);
+        return NULL;
+    }
+    if (cfg->redis.enabled && !sandbox) {
         rl_breaker_init(&lim->breaker, cfg->redis.breaker_failures, cfg->redis.breaker_open_ms);
         lim->redis = rl_redis_new(&cfg->redis);
         if (lim->redis == NULL || limiter_make_shares(lim) < 0) {
@@ -149,12 +178,36 @@ rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
     return lim;
 }
 
+rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
+{
+    return limiter_open(cfg, cfg->shm.name, cfg->shm.capacity, 0, err);
+}
+
+/* The sandbox's table: "/rl-sandbox-PID-N", made with O_EXCL (rl_shm_open creates it: no
+ * live process has that name) and removed once mapped, so no other process can ever open it
+ * and it vanishes with the handle. */
+#define LIMITER_SANDBOX_CAPACITY 1024
+rl_limiter *rl_limiter_open_sandbox(const rl_config *cfg, rl_error *err)
+{
+    static unsigned serial;
+    char name[256];
+    rl_limiter *lim;
+
+    snprintf(name, sizeof name, "/rl-sandbox-%ld-%u", (long)getpid(), serial++);
+    lim = limiter_open(cfg, name, LIMITER_SANDBOX_CAPACITY, 1, err);
+    if (lim != NULL)
+        rl_shm_unlink(name);
+    return lim;
+}
+
 void rl_limiter_close(rl_limiter *lim)
 {
     if (lim == NULL)
         return;
     rl_redis_free(lim->redis);
     rl_shm_close(lim->shm);
+    rl_stats_close(lim->stats);
+    free(lim->slots);
     free(lim->shares);
     free(lim);
 }
@@ -256,6 +309,7 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision 
     r = rl_shm_decide(lim->shm, sub, nsub, lim->clock != NULL ? now : -1);
     lim->shm_failed = r < 0;
     if (r < 0) {
+        rl_stats_add(lim->stats, RL_STAT_SHM_ERRORS, 1);
         limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
         return -1;
     }
@@ -286,6 +340,7 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *ou
     r = rl_redis_decide(lim->redis, lim->items, n, lim->clock != NULL ? now : -1);
     lim->redis_failing = r < 0;
     if (r < 0) {
+        rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
         rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
         limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
         return -1;
@@ -383,7 +438,7 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
     return (int)n;
 }
 
-int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
+static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
 {
     const rl_access_config *ac = &lim->cfg->access;
     uint8_t addr[16];
@@ -429,10 +484,13 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
         lim->shm_failed = r < 0;
         out->backend = RL_BACKEND_SHM;
-        if (r < 0)
+        if (r < 0) {
+            rl_stats_add(lim->stats, RL_STAT_SHM_ERRORS, 1);
             limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
+        }
     }
     if (r < 0) {
+        rl_stats_add(lim->stats, RL_STAT_UNCHECKED, 1);
         /* No store could decide: admit (fail open) and say why; the request is not the
          * client's fault, and refusing everyone would turn a fault into an outage. */
         memset(out->results, 0, sizeof(out->results));
@@ -452,4 +510,121 @@ int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
         out->retry_after_ms = out->results[out->decider].retry_after_ms;
     }
     return 0;
+}
+
+/* What one rule result adds to the pool's counters. */
+static void limiter_count_result(rl_limiter *lim, const rl_decision *d, const rl_rule_result *r)
+{
+    const rl_rule *rule = r->rule;
+    int slot = lim->slots[rule - lim->cfg->rules];
+
+    if (d->allowed)
+        rl_stats_rule_add(lim->stats, slot, RL_STAT_ALLOWED);
+    else if (!r->allowed && !r->dry_run)
+        rl_stats_rule_add(lim->stats, slot, RL_STAT_REFUSED);
+    if (!r->allowed && r->dry_run)
+        rl_stats_rule_add(lim->stats, slot, RL_STAT_DRY_RUN_REFUSED);
+    switch (d->backend) {
+    case RL_BACKEND_REFUSAL_CACHE: rl_stats_rule_add(lim->stats, slot, RL_STAT_REFUSAL_CACHE); break;
+    case RL_BACKEND_FAIL_CLOSED: rl_stats_rule_add(lim->stats, slot, RL_STAT_FAIL_CLOSED); break;
+    case RL_BACKEND_SHM:
+    case RL_BACKEND_FAIL_OPEN:
+        if (lim->redis == NULL) /* shm is the store, not a fallback */
+            break;
+        rl_stats_rule_add(lim->stats, slot,
+                          rule->on_redis_down == RL_REDIS_DOWN_OPEN ? RL_STAT_FAIL_OPEN
+                                                                     : RL_STAT_FALLBACK);
+        break;
+    default: break;
+    }
+}
+
+static void limiter_count(rl_limiter *lim, const rl_decision *d, uint64_t us)
+{
+    rl_stats_add(lim->stats, RL_STAT_REQUESTS, 1);
+    rl_stats_latency(lim->stats, us);
+    if (d->verdict == RL_VERDICT_DENYLISTED)
+        rl_stats_add(lim->stats, RL_STAT_ACCESS_DENIED, 1);
+    else if (d->verdict == RL_VERDICT_ALLOWLISTED)
+        rl_stats_add(lim->stats, RL_STAT_ACCESS_ALLOWED, 1);
+    else if (d->verdict == RL_VERDICT_MISSING_KEY)
+        rl_stats_add(lim->stats, RL_STAT_MISSING_KEY, 1);
+    for (size_t i = 0; i < d->nresults; i++)
+        limiter_count_result(lim, d, &d->results[i]);
+}
+
+static uint64_t limiter_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The decision, timed and counted in the pool's statistics (two clock reads and a few
+ * relaxed atomic adds; nothing for a sandbox). */
+int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
+{
+    uint64_t start = lim->stats != NULL ? limiter_monotonic_us() : 0;
+    int rc = limiter_decide(lim, req, out);
+
+    if (rc == 0 && lim->stats != NULL)
+        limiter_count(lim, out, limiter_monotonic_us() - start);
+    return rc;
+}
+
+void rl_limiter_stats(const rl_limiter *lim, rl_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (lim->stats == NULL)
+        return;
+    rl_stats_read(lim->stats, out);
+    out->nrules = lim->cfg->nrules < RL_MAX_RULES ? lim->cfg->nrules : RL_MAX_RULES;
+    for (size_t i = 0; i < out->nrules; i++) {
+        out->rules[i].rule = &lim->cfg->rules[i];
+        out->rules[i].slotted = lim->slots[i] >= 0;
+        rl_stats_read_slot(lim->stats, lim->slots[i], out->rules[i].c);
+    }
+}
+
+int rl_limiter_table_stats(rl_limiter *lim, rl_table_stats *out)
+{
+    rl_shm_stat st;
+
+    if (rl_shm_stats(lim->shm, &st) < 0) {
+        limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
+        return -1;
+    }
+    *out = (rl_table_stats){.capacity = st.capacity, .entries = st.entries,
+                            .evictions = st.evictions, .expired_reclaimed = st.expired_reclaimed};
+    return 0;
+}
+
+const char *rl_limiter_breaker_state(const rl_limiter *lim)
+{
+    if (lim->redis == NULL)
+        return "closed";
+    switch (lim->breaker.state) {
+    case RL_BREAKER_OPEN: return "open";
+    case RL_BREAKER_HALF_OPEN: return "half-open";
+    default: return "closed";
+    }
+}
+
+void rl_limiter_probe(rl_limiter *lim)
+{
+    if (lim->redis == NULL)
+        return;
+    if (!rl_breaker_allow(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC))) {
+        lim->redis_failing = 1; /* open: Redis is being skipped */
+        return;
+    }
+    if (rl_redis_ping(lim->redis) < 0) {
+        lim->redis_failing = 1;
+        rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
+        rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
+        return;
+    }
+    lim->redis_failing = 0;
+    rl_breaker_success(&lim->breaker);
 }

@@ -551,3 +551,19 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     r->errstr[0] = '\0';
     return ret;
 }
+
+int rl_redis_ping(rl_redis *r)
+{
+    static const char *const argv[] = {"PING"};
+    static const size_t argvlen[] = {4};
+    redisReply *reply;
+
+    if (r->ctx == NULL && redis_connect(r) < 0)
+        return -1;
+    reply = redis_simple(r, "PING", 1, (const char **)argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    freeReplyObject(reply);
+    r->errstr[0] = '\0';
+    return 0;
+}

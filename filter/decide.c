@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decision_json.h"
 #include "ratelimit.h"
 
 typedef struct decide_header {
@@ -57,44 +58,6 @@ static int decide_parse_header(const char *arg, decide_headers *hs)
         h->value++;
     hs->n++;
     return 0;
-}
-
-static const char *decide_backend(rl_backend_kind k)
-{
-    return k == RL_BACKEND_REDIS ? "redis" : k == RL_BACKEND_SHM ? "shm" : "none";
-}
-
-static const char *decide_verdict(rl_verdict v)
-{
-    switch (v) {
-    case RL_VERDICT_ALLOWLISTED: return "allow-listed";
-    case RL_VERDICT_LIMITED: return "limited";
-    case RL_VERDICT_DENYLISTED: return "deny-listed";
-    case RL_VERDICT_MISSING_KEY: return "missing-key";
-    default: return "allowed";
-    }
-}
-
-/* One decision as a JSON object (new reference), or NULL when out of memory. */
-static json_t *decide_json(const rl_decision *d)
-{
-    json_t *rules = json_array();
-    json_t *o;
-
-    for (size_t i = 0; rules != NULL && i < d->nresults; i++) {
-        const rl_rule_result *r = &d->results[i];
-        json_array_append_new(
-            rules, json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "rule", r->rule->name,
-                             "allowed", r->allowed, "dry_run", r->dry_run, "limit",
-                             (json_int_t)r->limit, "remaining", (json_int_t)r->remaining,
-                             "reset_ms", (json_int_t)r->reset_ms, "retry_after_ms",
-                             (json_int_t)r->retry_after_ms));
-    }
-    o = json_pack("{s:b, s:s, s:I, s:o*, s:s, s:i, s:s}", "allowed", d->allowed, "backend",
-                  decide_backend(d->backend), "retry_after_ms", (json_int_t)d->retry_after_ms,
-                  "rules", rules, "verdict", decide_verdict(d->verdict), "status", d->status,
-                  "client", d->client);
-    return o;
 }
 
 int decide_run(const char *file, const decide_args *a)
@@ -142,7 +105,7 @@ int decide_run(const char *file, const decide_args *a)
         }
         if (rl_limiter_errstr(lim)[0] != '\0') /* a store failed; the decision stands */
             fprintf(stderr, "ratelimit-filter: %s\n", rl_limiter_errstr(lim));
-        o = decide_json(&d);
+        o = decision_json(&d);
         line = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         if (line == NULL) {
             fprintf(stderr, "ratelimit-filter: out of memory\n");

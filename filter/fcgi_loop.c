@@ -8,6 +8,13 @@
  * writes and accept() therefore never see EINTR. A signal during a request is handled after
  * it is finished. The listening socket is left alone: siblings may share it.
  *
+ * SIGHUP reloads the configuration the same way: blocked but inside that pselect(), so a
+ * reload always happens between two requests, never during one. The new configuration is
+ * loaded and its limiter opened first (reload.c); only then are they swapped in and the old
+ * ones closed, so a bad file or an incompatible table leaves the process serving the old
+ * one. A request already read (or waiting on the socket) is answered on whichever
+ * configuration is current when it is accepted.
+ *
  * On a listening socket shared by several processes another one may take the connection
  * pselect saw. The prefork daemon makes its socket non-blocking, so accept() then fails with
  * EAGAIN and we wait again; a blocking socket handed over by a web server makes accept() wait
@@ -25,9 +32,11 @@
 #include <sys/select.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "forward.h"
 #include "handle.h"
 #include "log.h"
+#include "reload.h"
 #include "response.h"
 
 extern char **environ;
@@ -35,15 +44,19 @@ extern char **environ;
 #define LOOP_LISTEN_FD 0
 
 static volatile sig_atomic_t loop_stop;
-static sigset_t loop_wait_mask; /* the mask while waiting: ours without SIGTERM/SIGINT */
+static volatile sig_atomic_t loop_reload;
+static sigset_t loop_wait_mask; /* the mask while waiting: ours without SIGTERM/SIGINT/SIGHUP */
 
 static void loop_on_signal(int sig)
 {
-    (void)sig;
-    loop_stop = 1;
+    if (sig == SIGHUP)
+        loop_reload = 1;
+    else
+        loop_stop = 1;
 }
 
-/* Installs the handlers and blocks SIGTERM/SIGINT from now on (see the header comment). */
+/* Installs the handlers and blocks SIGTERM/SIGINT/SIGHUP from now on (see the header
+ * comment). */
 static int loop_signals(void)
 {
     struct sigaction sa;
@@ -57,20 +70,23 @@ static int loop_signals(void)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &stop, &loop_wait_mask) != 0)
         return -1;
     sigdelset(&loop_wait_mask, SIGTERM);
     sigdelset(&loop_wait_mask, SIGINT);
+    sigdelset(&loop_wait_mask, SIGHUP);
     sa.sa_handler = loop_on_signal;
     sa.sa_mask = stop;
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        sigaction(SIGHUP, &sa, NULL) != 0)
         return -1;
     return 0;
 }
 
-/* Waits, with SIGTERM/SIGINT unblocked, until the next request can be read. Returns 0 when
- * it can, 1 when a stop signal came, -1 on error. */
+/* Waits, with SIGTERM/SIGINT/SIGHUP unblocked, until the next request can be read. Returns 0
+ * when it can, 1 when a stop signal came, 2 when a reload was asked, -1 on error. */
 static int loop_wait(const FCGX_Request *fr)
 {
     /* The next request comes on the kept connection when the web server asked for
@@ -80,10 +96,10 @@ static int loop_wait(const FCGX_Request *fr)
     fd_set rd;
 
     if (fd >= FD_SETSIZE)
-        return loop_stop ? 1 : 0; /* cannot wait on it: let libfcgi block instead */
+        return loop_stop ? 1 : loop_reload ? 2 : 0; /* cannot wait: let libfcgi block */
     FD_ZERO(&rd);
     FD_SET(fd, &rd);
-    while (!loop_stop) {
+    while (!loop_stop && !loop_reload) {
         int n = pselect(fd + 1, &rd, NULL, NULL, NULL, &loop_wait_mask);
         if (n > 0)
             return 0;
@@ -94,13 +110,41 @@ static int loop_wait(const FCGX_Request *fr)
         FD_ZERO(&rd);
         FD_SET(fd, &rd);
     }
-    return 1;
+    return loop_stop ? 1 : 2;
+}
+
+/* SIGHUP: the new configuration and limiter, or (logged) the old ones kept. */
+static void loop_reload_config(handle_ctx *ctx, rl_config **cfg, rl_limiter **lim)
+{
+    rl_config *ncfg;
+    rl_limiter *nlim;
+
+    loop_reload = 0;
+    if (reload_load((*cfg)->path, &ncfg, &nlim) != 0)
+        return;
+    /* Everything that borrows the old config goes first. */
+    forward_close();
+    admin_close();
+    rl_limiter_close(*lim);
+    rl_config_free(*cfg);
+    *cfg = ncfg;
+    *lim = nlim;
+    ctx->cfg = ncfg;
+    ctx->lim = nlim;
+    ctx->degraded = 0;
+    request_init(&ctx->req, ncfg);
+    log_info("reload: %s: %zu rule(s) now in force", ncfg->path, ncfg->nrules);
 }
 
 /* Plain CGI: the request is our environment, the response goes to stdout. */
 static int loop_cgi(handle_ctx *ctx, response *rsp)
 {
     handle_request(ctx, environ, rsp);
+    if (ctx->admin != ADMIN_NONE) {
+        int rc = admin_cgi(ctx, (admin_endpoint)ctx->admin, environ);
+        admin_close();
+        return rc;
+    }
     if (forward_wanted(ctx, rsp)) {
         int rc = forward_cgi(ctx, environ);
         forward_close();
@@ -113,7 +157,7 @@ static int loop_cgi(handle_ctx *ctx, response *rsp)
     return 0;
 }
 
-static int loop_fcgi(handle_ctx *ctx, response *rsp)
+static int loop_fcgi(handle_ctx *ctx, response *rsp, rl_config **cfg, rl_limiter **lim)
 {
     FCGX_Request fr;
     int ret;
@@ -122,7 +166,11 @@ static int loop_fcgi(handle_ctx *ctx, response *rsp)
         log_error("FCGX_InitRequest failed");
         return -1;
     }
-    while ((ret = loop_wait(&fr)) == 0) {
+    while ((ret = loop_wait(&fr)) == 0 || ret == 2) {
+        if (ret == 2) {
+            loop_reload_config(ctx, cfg, lim);
+            continue;
+        }
         int rc = FCGX_Accept_r(&fr);
         if (rc == -EAGAIN || rc == -EWOULDBLOCK)
             continue; /* a sibling took the connection (non-blocking shared socket) */
@@ -132,7 +180,10 @@ static int loop_fcgi(handle_ctx *ctx, response *rsp)
             break;
         }
         handle_request(ctx, fr.envp, rsp);
-        if (forward_wanted(ctx, rsp))
+        if (ctx->admin != ADMIN_NONE) {
+            if (admin_fcgi(ctx, (admin_endpoint)ctx->admin, &fr) != 0)
+                log_warn("the web server closed the connection before the admin response");
+        } else if (forward_wanted(ctx, rsp))
             forward_fcgi(ctx, &fr); /* failures are logged; the next request is another day */
         else if (response_send(rsp, fr.out, fr.err) != 0)
             log_warn("the web server closed the connection before the response (%d)",
@@ -141,17 +192,18 @@ static int loop_fcgi(handle_ctx *ctx, response *rsp)
     }
     FCGX_Free(&fr, 1);
     forward_close();
+    admin_close();
     return ret < 0 ? -1 : 0;
 }
 
-int loop_run(const rl_config *cfg, rl_limiter *lim)
+int loop_run(rl_config **cfg, rl_limiter **lim)
 {
     static handle_ctx ctx; /* large (a request and a decision): kept off the stack */
     static response rsp;
 
-    ctx.cfg = cfg;
-    ctx.lim = lim;
-    request_init(&ctx.req, cfg);
+    ctx.cfg = *cfg;
+    ctx.lim = *lim;
+    request_init(&ctx.req, *cfg);
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
         return -1;
@@ -162,5 +214,5 @@ int loop_run(const rl_config *cfg, rl_limiter *lim)
         log_error("cannot install signal handlers: %s", strerror(errno));
         return -1;
     }
-    return loop_fcgi(&ctx, &rsp);
+    return loop_fcgi(&ctx, &rsp, cfg, lim);
 }

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "admin.h"
 #include "log.h"
 
 static const char *handle_backend_name(rl_backend_kind kind)
@@ -80,11 +81,14 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
     request *req = &ctx->req;
     int status = request_load(req, params);
 
+    ctx->admin = ADMIN_NONE;
     if (status != 0) {
         log_warn("%d: %s", status, req->reason);
         response_error(out, status);
         return;
     }
+    if ((ctx->admin = admin_match(ctx)) != ADMIN_NONE)
+        return; /* never rate-limited, never forwarded */
 
     rl_request rq = {
         .remote_addr = req->client,

@@ -13,10 +13,12 @@ typedef struct handle_ctx {
     request req;    /* scratch, reused between requests */
     rl_decision dec;
     int degraded;   /* Redis was failing at the last decision (logged once per change) */
+    int admin;      /* the request is for this admin endpoint (admin_endpoint); 0: not */
 } handle_ctx;
 
 /* Decides the request described by params (see request_load) and fills out. Logs one line per
- * refusal and per error. */
+ * refusal and per error. A request for an admin endpoint is not decided: ctx->admin says
+ * which, and out is left for admin.c to answer. */
 void handle_request(handle_ctx *ctx, char **params, response *out);
 
 #endif

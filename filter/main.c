@@ -4,7 +4,8 @@
  *   ratelimit-filter --listen ADDR [--workers N] [-c FILE]
  *                                         the prefork daemon (master and N workers)
  *   ratelimit-filter -t [-c FILE]         check the configuration and exit
- *   ratelimit-filter --shm-remove [-c F]  remove the configuration's shared-memory segment
+ *   ratelimit-filter --shm-remove [-c F]  remove the configuration's shared-memory segments
+ *                                         (the table and its statistics)
  *   ratelimit-filter --decide [-c FILE] --client ADDR --path PATH [--method M] [--host H]
  *                    [--header 'Name: value']... [--count N]
  *                                         decide N requests, print one JSON line each
@@ -115,6 +116,8 @@ static int main_shm_remove(const char *file)
         fprintf(stderr, "ratelimit-filter: removed shared memory %s\n", cfg->shm.name);
     else
         fprintf(stderr, "ratelimit-filter: shared memory %s did not exist\n", cfg->shm.name);
+    if (rl_stats_unlink(cfg->shm.name) == 0)
+        fprintf(stderr, "ratelimit-filter: removed its statistics %s-stats\n", cfg->shm.name);
     rl_config_free(cfg);
     return MAIN_EXIT_OK;
 }
@@ -145,7 +148,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
         return MAIN_EXIT_RUNTIME;
     }
     log_info("listening on %s (configuration %s)", listen_spec, file);
-    int rc = prefork_run(cfg, fd, workers);
+    int rc = prefork_run(&cfg, fd, workers);
     listen_close(fd, listen_spec);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
@@ -166,7 +169,7 @@ static int main_serve(const char *file)
         rl_config_free(cfg);
         return MAIN_EXIT_RUNTIME;
     }
-    int rc = loop_run(cfg, lim);
+    int rc = loop_run(&cfg, &lim);
     rl_limiter_close(lim);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;

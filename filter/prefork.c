@@ -7,7 +7,13 @@
  * handler runs asynchronously. A slot whose worker died is restarted at restart_at: at once
  * when the worker had lived PREFORK_YOUNG_MS or more, else after a delay that doubles from
  * PREFORK_DELAY_MIN_MS to PREFORK_DELAY_MAX_MS, so a crash loop costs a few forks a second at
- * most. Stopping: SIGTERM to every worker (each finishes its request), PREFORK_STOP_MS to
+ * most.
+ *
+ * SIGHUP: the master loads the file again and opens a limiter on it (reload.c) to prove it
+ * works; if not, it logs why and nothing changes. If so, it keeps the new configuration for
+ * the workers it forks from now on and sends SIGHUP to every worker, each of which reloads
+ * itself between two requests (fcgi_loop.c). A worker starts with SIGHUP blocked, so a HUP
+ * sent before it is ready waits for its loop instead of killing it. Stopping: SIGTERM to every worker (each finishes its request), PREFORK_STOP_MS to
  * exit, then SIGKILL.
  */
 #include "../core/fmacros.h"
@@ -27,6 +33,7 @@
 
 #include "fcgi_loop.h"
 #include "log.h"
+#include "reload.h"
 
 #define PREFORK_YOUNG_MS 1000
 #define PREFORK_DELAY_MIN_MS 100
@@ -47,25 +54,33 @@ static int64_t prefork_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The master's slots, file-level so that a worker (which runs inside prefork_run's call
+ * tree, and exits there) can free the copy it inherited. */
+static prefork_slot *prefork_slots;
+
 static void prefork_on_chld(int sig)
 {
     (void)sig; /* only there so that SIGCHLD is not discarded: it is taken by sigtimedwait */
 }
 
 /* In the child: the worker's whole life. Never returns. */
-static void prefork_worker(const rl_config *cfg, int listen_fd, const sigset_t *old_mask)
+static void prefork_worker(rl_config *cfg, int listen_fd, const sigset_t *old_mask)
 {
     struct sigaction sa;
+    sigset_t mask = *old_mask;
     rl_error err;
     int code = 0;
 
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* a master killed by SIGKILL leaves no orphans */
 #endif
+    free(prefork_slots); /* the master's bookkeeping, not ours */
+    prefork_slots = NULL;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigaction(SIGCHLD, &sa, NULL);
-    sigprocmask(SIG_SETMASK, old_mask, NULL);
+    sigaddset(&mask, SIGHUP); /* until fcgi_loop.c takes it */
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     if (listen_fd != 0) {
         if (dup2(listen_fd, 0) < 0) {
             log_error("worker: dup2: %s", strerror(errno));
@@ -78,13 +93,14 @@ static void prefork_worker(const rl_config *cfg, int listen_fd, const sigset_t *
         log_error("worker: cannot open the limiter: %s", err.text);
         _exit(3);
     }
-    if (loop_run(cfg, lim) != 0)
+    if (loop_run(&cfg, &lim) != 0)
         code = 3;
     rl_limiter_close(lim);
+    rl_config_free(cfg);
     exit(code);
 }
 
-static int prefork_spawn(prefork_slot *s, const rl_config *cfg, int listen_fd,
+static int prefork_spawn(prefork_slot *s, rl_config *cfg, int listen_fd,
                          const sigset_t *old_mask)
 {
     pid_t pid = fork();
@@ -170,9 +186,24 @@ static void prefork_stop(prefork_slot *slots, int n)
     }
 }
 
-int prefork_run(const rl_config *cfg, int listen_fd, int workers)
+/* SIGHUP in the master: see the header comment. */
+static void prefork_reload(rl_config **cfg, prefork_slot *slots, int n)
 {
-    prefork_slot *slots = calloc((size_t)workers, sizeof *slots);
+    rl_config *ncfg;
+
+    log_info("master %ld: SIGHUP, reloading %s", (long)getpid(), (*cfg)->path);
+    if (reload_load((*cfg)->path, &ncfg, NULL) != 0)
+        return;
+    rl_config_free(*cfg);
+    *cfg = ncfg;
+    for (int i = 0; i < n; i++)
+        if (slots[i].pid != 0)
+            kill(slots[i].pid, SIGHUP);
+}
+
+int prefork_run(rl_config **cfgp, int listen_fd, int workers)
+{
+    prefork_slot *slots = prefork_slots = calloc((size_t)workers, sizeof *slots);
     sigset_t mask, old;
     struct sigaction sa;
 
@@ -190,6 +221,7 @@ int prefork_run(const rl_config *cfg, int listen_fd, int workers)
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, &old);
 
     log_info("master %ld: starting %d worker(s)", (long)getpid(), workers);
@@ -201,7 +233,7 @@ int prefork_run(const rl_config *cfg, int listen_fd, int workers)
         for (int i = 0; i < workers; i++) {
             prefork_slot *s = &slots[i];
             if (s->pid == 0 && s->restart_at <= now)
-                prefork_spawn(s, cfg, listen_fd, &old);
+                prefork_spawn(s, *cfgp, listen_fd, &old);
             if (s->pid == 0 && s->restart_at < next)
                 next = s->restart_at;
         }
@@ -213,10 +245,13 @@ int prefork_run(const rl_config *cfg, int listen_fd, int workers)
             log_info("master %ld: %s, stopping the workers", (long)getpid(), strsignal(sig));
             break;
         }
+        if (sig == SIGHUP)
+            prefork_reload(cfgp, slots, workers);
         prefork_reap(slots, workers, 0);
     }
     prefork_stop(slots, workers);
     free(slots);
+    prefork_slots = NULL;
     sigprocmask(SIG_SETMASK, &old, NULL);
     log_info("master %ld: stopped", (long)getpid());
     return 0;

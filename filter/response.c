@@ -118,8 +118,44 @@ void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *
         response_reset(r, 200);
 }
 
-/* A refusal by a rule: the rule's status (429 unless configured) and body. */
-static void response_refused(response *r, const rl_config *cfg, const rl_decision *d)
+/* Appends s as the contents of a JSON string: '"', '\\' and control bytes escaped; a byte
+ * >= 0x80 becomes U+FFFD (a path is percent-encoded ASCII; raw bytes may not be UTF-8). At
+ * most RESPONSE_JSON_MAX bytes of s are shown, then "...": the answer must fit its buffer. */
+#define RESPONSE_JSON_MAX 1024
+static void response_add_json_string(response *r, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (; *p && !r->overflow && p - (const unsigned char *)s < RESPONSE_JSON_MAX; p++) {
+        if (*p == '"' || *p == '\\')
+            response_addf(r, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            response_addf(r, "\\u%04x", *p);
+        else if (*p >= 0x80)
+            response_addf(r, "\\ufffd");
+        else
+            response_addf(r, "%c", *p);
+    }
+    if (*p)
+        response_addf(r, "...");
+}
+
+/* The RFC 9457 body of a refusal (headers.problem_json). */
+static void response_problem(response *r, const request *req, const rl_decision *d, int status,
+                             int64_t retry)
+{
+    response_addf(r, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,"
+                     "\"detail\":\"Rate limit \\\"%s\\\" exceeded: retry in %" PRId64 " s.\","
+                     "\"instance\":\"",
+                  response_reason(status), status, d->rule != NULL ? d->rule->name : "?", retry);
+    response_add_json_string(r, req->path);
+    response_addf(r, "\",\"retry_after\":%" PRId64 "}\n", retry);
+}
+
+/* A refusal by a rule: the rule's status (429 unless configured) and body, or with
+ * headers.problem_json an RFC 9457 application/problem+json body. */
+static void response_refused(response *r, const rl_config *cfg, const request *req,
+                             const rl_decision *d)
 {
     int64_t retry = rl_ms_to_s_ceil(d->retry_after_ms);
     int status = d->status >= 400 && d->status <= 599 ? d->status : 429;
@@ -129,12 +165,16 @@ static void response_refused(response *r, const rl_config *cfg, const rl_decisio
     response_reset(r, status);
     response_addf(r,
                   "Status: %d %s\r\n"
-                  "Content-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Type: %s\r\n"
                   "Retry-After: %" PRId64 "\r\n",
-                  status, response_reason(status), retry);
+                  status, response_reason(status),
+                  cfg->problem_json ? "application/problem+json" : "text/plain; charset=utf-8",
+                  retry);
     response_add_headers(r, cfg, d);
     response_addf(r, "Cache-Control: no-store\r\n\r\n");
-    if (d->rule != NULL && d->rule->body != NULL)
+    if (cfg->problem_json)
+        response_problem(r, req, d, status, retry);
+    else if (d->rule != NULL && d->rule->body != NULL)
         response_addf(r, "%s", d->rule->body);
     else
         response_addf(r, "Too Many Requests: retry in %" PRId64 " s\n", retry);
@@ -197,7 +237,7 @@ void response_decision(response *r, const rl_config *cfg, const request *req,
                        const rl_decision *d)
 {
     if (!d->allowed && d->verdict == RL_VERDICT_LIMITED)
-        response_refused(r, cfg, d);
+        response_refused(r, cfg, req, d);
     else if (!d->allowed)
         response_rejected(r, d);
     else if (req->role == REQUEST_ROLE_AUTHORIZER)

@@ -14,7 +14,10 @@
  *   refused (any role)    Status: the refusing rule's status (429 Too Many Requests unless
  *                         configured), Retry-After, RateLimit-Policy, RateLimit, X-RateLimit-*
  *                         (when configured), Cache-Control: no-store, the rule's body or
- *                         "Too Many Requests: retry in N s\n".
+ *                         "Too Many Requests: retry in N s\n"; with headers.problem_json,
+ *                         Content-Type application/problem+json and the RFC 9457 object
+ *                         {"type":"about:blank","title":REASON,"status":N,"detail":...,
+ *                         "instance":PATH,"retry_after":SECONDS} instead.
  *   deny-listed           403 Forbidden, body "Forbidden\n"; no rate-limit headers.
  *   missing key           the rule's missing_key_status (400) and its body, or the reason.
  *   errors                400 / 414 / 500 with a one-line text body.

@@ -189,6 +189,19 @@ typedef struct rl_proxy_config {
     int timeout_ms;      /* the longest the backend may stay silent during one exchange */
 } rl_proxy_config;
 
+/* The filter's admin endpoints (health, stats, test, metrics): answered in the FastCGI
+ * responder role to clients in `allow` (resolved like rule keys: trusted proxies apply),
+ * never rate-limited or forwarded. Paths are distinct, start with '/', exact matches. */
+typedef struct rl_admin_config {
+    int enabled;         /* default on */
+    rl_cidr *allow;      /* owned; default 127.0.0.1/32 and ::1/128 */
+    size_t nallow;
+    char *health_path;   /* default "/api/health/rate-limiter" */
+    char *stats_path;    /* default "/api/health/rate-limiter/stats" */
+    char *test_path;     /* default "/api/health/rate-limiter/test" */
+    char *metrics_path;  /* default "/metrics" */
+} rl_admin_config;
+
 typedef struct rl_config {
     char *path;          /* the file it was read from */
     rl_shm_config shm;
@@ -196,7 +209,9 @@ typedef struct rl_config {
     rl_identity_config identity;
     rl_access_config access;
     rl_proxy_config proxy;
+    rl_admin_config admin;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
+    int problem_json;    /* refusals carry an RFC 9457 application/problem+json body (off) */
     rl_rule *rules;
     size_t nrules;
 } rl_config;
@@ -286,6 +301,11 @@ void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud);
  * to shared memory. Returns 0, or -1 only for invalid input (lim->errstr says why). */
 int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out);
 
+/* 1 when the client of req (its remote_addr, behind cfg's trusted proxies like a rule key's
+ * identity, but never grouped by ipv6_prefix) lies in list[0..n); 0 otherwise, and for a
+ * remote_addr that is not an IP address. */
+int rl_client_in(const rl_config *cfg, const rl_request *req, const rl_cidr *list, size_t n);
+
 /* The handle's last error, "" when none. */
 const char *rl_limiter_errstr(const rl_limiter *lim);
 
@@ -296,6 +316,89 @@ const char *rl_limiter_errstr(const rl_limiter *lim);
  *   "down"     Redis failing and some rule is not enforced by any store (on_redis_down "open"
  *              or "closed"), or shared memory itself failed on the last decision. */
 const char *rl_limiter_health(const rl_limiter *lim);
+/* Asks Redis (one PING, through the circuit breaker) so that rl_limiter_health reflects now
+ * rather than this process' last decision; no-op without Redis. For health endpoints, not
+ * the request path: it may wait up to redis.connect_timeout_ms + command_timeout_ms. */
+void rl_limiter_probe(rl_limiter *lim);
+
+/* ---- pool-wide statistics (stats.c) ------------------------------------------------------- */
+
+/* Every process of a pool adds to one small shared-memory segment per configuration, named
+ * after the table (shm.name + "-stats"), with relaxed atomic adds (no lock on the request
+ * path). Counters only: a process that dies mid-update loses at most that update. Counters
+ * run from the segment's creation; they survive reloads and restarts, and --shm-remove
+ * resets them. Per-rule counters are kept under the rule's name in one of RL_STATS_SLOTS
+ * fixed slots: a reload keeps a renamed or new rule's counts apart from the others, and a
+ * rule whose name finds no free slot is counted in rl_stats.unslotted only. */
+#define RL_STATS_SLOTS 512
+/* Decision latency: bucket i (0..RL_STATS_BUCKETS-2) counts decisions of <= 2^i us
+ * (1, 2, 4 ... 65536 us); the last bucket counts the slower ones. Not cumulative. */
+#define RL_STATS_BUCKETS 18
+
+typedef enum rl_stat_rule_counter {
+    RL_STAT_ALLOWED = 0,    /* requests the rule matched that were admitted */
+    RL_STAT_REFUSED,        /* requests this rule refused (enforced) */
+    RL_STAT_DRY_RUN_REFUSED,/* requests this dry-run rule would have refused */
+    RL_STAT_FALLBACK,       /* decided by shared memory because Redis did not answer */
+    RL_STAT_FAIL_OPEN,      /* admitted uncounted: Redis down, on_redis_down "open" */
+    RL_STAT_FAIL_CLOSED,    /* refused: Redis down, on_redis_down "closed" */
+    RL_STAT_REFUSAL_CACHE,  /* refused from the refusal cache, Redis not asked */
+    RL_STAT_RULE_COUNTERS
+} rl_stat_rule_counter;
+
+typedef enum rl_stat_counter {
+    RL_STAT_REQUESTS = 0,   /* decisions made (rl_decide returning 0) */
+    RL_STAT_ACCESS_DENIED,  /* clients in access.deny (403) */
+    RL_STAT_ACCESS_ALLOWED, /* clients in access.allow (no rule consulted) */
+    RL_STAT_MISSING_KEY,    /* refused by a rule's on_missing_key = "refuse" */
+    RL_STAT_REDIS_ERRORS,   /* Redis calls that failed (connect, timeout, bad reply) */
+    RL_STAT_SHM_ERRORS,     /* shared-memory decisions that failed */
+    RL_STAT_UNCHECKED,      /* admitted because no store could decide */
+    RL_STAT_UNSLOTTED,      /* rule decisions not counted per rule (no free slot) */
+    RL_STAT_LATENCY_SUM_US, /* sum of the decision times, microseconds */
+    RL_STAT_COUNTERS
+} rl_stat_counter;
+
+extern const char *const rl_stat_rule_counter_names[RL_STAT_RULE_COUNTERS];
+extern const char *const rl_stat_counter_names[RL_STAT_COUNTERS];
+
+/* A snapshot: each counter read atomically, the set not at one instant. */
+typedef struct rl_stats {
+    int64_t global[RL_STAT_COUNTERS];
+    int64_t latency[RL_STATS_BUCKETS];  /* per bucket, not cumulative */
+    size_t nrules;                      /* the limiter's config rules, in config order */
+    struct {
+        const rl_rule *rule;            /* borrowed from the limiter's config */
+        int slotted;                    /* 0: no slot, the counters are all 0 */
+        int64_t c[RL_STAT_RULE_COUNTERS];
+    } rules[RL_MAX_RULES];
+} rl_stats;
+
+/* The shared-memory table's occupancy. */
+typedef struct rl_table_stats {
+    int64_t capacity;
+    int64_t entries;         /* keys in use, including expired ones not yet reclaimed */
+    int64_t evictions;       /* live keys evicted to make room, since the table was created */
+    int64_t expired_reclaimed;
+} rl_table_stats;
+
+/* Fills *out from the pool's segment. Not for the request path (reads ~4500 words). */
+void rl_limiter_stats(const rl_limiter *lim, rl_stats *out);
+/* Fills *out; takes each stripe lock in turn. 0, or -1 with the limiter's errstr. */
+int rl_limiter_table_stats(rl_limiter *lim, rl_table_stats *out);
+/* The circuit breaker in front of Redis: "closed", "open" or "half-open" (static strings);
+ * "closed" when Redis is not configured. */
+const char *rl_limiter_breaker_state(const rl_limiter *lim);
+
+/* Removes the statistics segment of the table named shm_name. 0, or -1 when it did not
+ * exist. */
+int rl_stats_unlink(const char *shm_name);
+
+/* A limiter for trying requests out (the admin test endpoint): like rl_limiter_open, but on
+ * a table of its own that no other limiter can reach (a fresh segment whose name is removed
+ * at once, so it vanishes with the handle), never Redis, and not counted in the pool's
+ * statistics. Real state is never read or written. Close with rl_limiter_close. */
+rl_limiter *rl_limiter_open_sandbox(const rl_config *cfg, rl_error *err) RL_WARN_UNUSED;
 
 /* ---- response headers (no HTTP framing: only the field values) ----------------------------- */
 

@@ -490,3 +490,35 @@ Test(config, proxy_keys_and_defaults)
     cr_expect_eq(cfg->proxy.timeout_ms, 30000);
     rl_config_free(cfg);
 }
+
+Test(config, admin_keys_and_defaults)
+{
+    char path[512];
+    rl_config *cfg = load_good("admin.conf", path, sizeof path);
+    cr_assert_eq(cfg->admin.enabled, 1);
+    cr_assert_eq(cfg->problem_json, 1);
+    cr_assert_eq(cfg->admin.nallow, 2);
+    cr_assert_str_eq(cfg->admin.health_path, "/h");
+    cr_assert_str_eq(cfg->admin.stats_path, "/h/stats");
+    cr_assert_str_eq(cfg->admin.test_path, "/h/test");
+    cr_assert_str_eq(cfg->admin.metrics_path, "/h/metrics");
+    rl_config_free(cfg);
+
+    cfg = load_good("minimal.conf", path, sizeof path);
+    cr_assert_eq(cfg->admin.enabled, 1);
+    cr_assert_eq(cfg->problem_json, 0);
+    cr_assert_str_eq(cfg->admin.health_path, "/api/health/rate-limiter");
+    cr_assert_str_eq(cfg->admin.stats_path, "/api/health/rate-limiter/stats");
+    cr_assert_str_eq(cfg->admin.test_path, "/api/health/rate-limiter/test");
+    cr_assert_str_eq(cfg->admin.metrics_path, "/metrics");
+    cr_assert_eq(cfg->admin.nallow, 2, "loopback by default");
+    rl_request req = {.remote_addr = "127.0.0.1"};
+    cr_assert(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    req.remote_addr = "::1";
+    cr_assert(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    req.remote_addr = "127.0.0.2";
+    cr_assert_not(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    req.remote_addr = "not-an-address";
+    cr_assert_not(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    rl_config_free(cfg);
+}

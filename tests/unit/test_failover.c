@@ -35,8 +35,10 @@ static void fini(void)
     rlt_redis_stop(&srv);
     if (conf_path[0] != '\0')
         unlink(conf_path);
-    if (shm_name[0] != '\0')
+    if (shm_name[0] != '\0') {
         shm_unlink(shm_name);
+        rl_stats_unlink(shm_name);
+    }
     rl_test_leak_check();
 }
 
@@ -367,4 +369,5 @@ Test(failover, two_limiters_sharing_redis_admit_exactly_the_allowance)
     rl_config_free(cfg);
     rl_config_free(cfg2);
     shm_unlink("/rl-failover-other");
+    rl_stats_unlink("/rl-failover-other");
 }

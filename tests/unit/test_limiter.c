@@ -67,6 +67,7 @@ static void close_all(rl_limiter *lim, rl_config *cfg)
     rl_limiter_close(lim);
     rl_config_free(cfg);
     shm_unlink(name);
+    rl_stats_unlink(name);
 }
 
 static rl_decision ask(rl_limiter *lim, const char *client, const char *path)

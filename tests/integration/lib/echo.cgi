@@ -4,6 +4,8 @@
 #   X-Echo-Method, X-Echo-Uri, X-Echo-Length   REQUEST_METHOD, REQUEST_URI, body bytes
 #   X-Req-NAME    one per HTTP_NAME request header
 #   ?status=N     answer with status N;  ?sleep=S  wait S seconds first
+#   ?gen=N        answer N bytes of a fixed pattern instead of the body, written in 7919-byte
+#                 pieces without a Content-Length (the web server sends it chunked)
 use strict;
 use warnings;
 binmode STDIN;
@@ -11,6 +13,7 @@ binmode STDOUT;
 my $q = $ENV{QUERY_STRING} // '';
 my ($status) = $q =~ /(?:^|&)status=(\d{3})/;
 my ($sleep) = $q =~ /(?:^|&)sleep=(\d+)/;
+my ($gen) = $q =~ /(?:^|&)gen=(\d+)/;
 sleep $sleep if $sleep;
 my $body = '';
 my $len = $ENV{CONTENT_LENGTH} // 0;
@@ -30,4 +33,12 @@ for my $k (sort grep { /^HTTP_/ } keys %ENV) {
 }
 
 print "\r\n";
+if (defined $gen) {
+    $| = 1;
+    my $pattern = join('', map { chr(($_ * 31 + 7) % 256) } 0 .. 7918);
+    for (my $left = $gen; $left > 0; $left -= 7919) {
+        print substr($pattern, 0, $left < 7919 ? $left : 7919);
+    }
+    exit 0;
+}
 print $body;

@@ -111,6 +111,7 @@ server.errorlog = "$d/backend.log"
 server.modules += ( "mod_cgi" )
 cgi.assign = ( ".cgi" => "/usr/bin/perl" )
 mimetype.assign = ( ".txt" => "text/plain" )
+server.stream-response-body = 2
 CONF
     lighttpd -D -f "$d/backend.conf" 2>>"$d/backend.stderr" &
     BPID=$!

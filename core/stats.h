@@ -1,0 +1,27 @@
+/* stats.h -- the pool-wide counters segment (internal; see stats.c and ratelimit.h) */
+#ifndef RL_STATS_H
+#define RL_STATS_H
+
+#include <stdint.h>
+
+#include "ratelimit.h"
+
+typedef struct rl_stats_seg rl_stats_seg;
+
+/* Creates or attaches to the segment of the table named shm_name (its name + "-stats").
+ * NULL with err on failure. */
+rl_stats_seg *rl_stats_open(const char *shm_name, rl_error *err);
+void rl_stats_close(rl_stats_seg *st);
+/* The slot of a rule name, claimed when new: 0..RL_STATS_SLOTS-1, or -1 when every slot is
+ * taken by other names. Lock-free; for open time, not the request path. */
+int rl_stats_slot(rl_stats_seg *st, const char *name);
+/* Relaxed atomic adds; st may be NULL (no statistics: a sandbox limiter). */
+void rl_stats_add(rl_stats_seg *st, rl_stat_counter c, uint64_t n);
+void rl_stats_rule_add(rl_stats_seg *st, int slot, rl_stat_rule_counter c);
+void rl_stats_latency(rl_stats_seg *st, uint64_t us);
+/* Reads the global counters and histogram into out (the rules part is left alone). */
+void rl_stats_read(const rl_stats_seg *st, rl_stats *out);
+/* Reads one slot's counters into c[RL_STAT_RULE_COUNTERS]. */
+void rl_stats_read_slot(const rl_stats_seg *st, int slot, int64_t *c);
+
+#endif

@@ -1,0 +1,125 @@
+/* admin_metrics.c -- the Prometheus text exposition format (version 0.0.4), by hand
+ *
+ *   ratelimit_requests_total{rule="x",decision="allowed|refused|dry_run_refused"}   counter
+ *   ratelimit_store_decisions_total{rule="x",path="fallback|fail_open|fail_closed|refusal_cache"}
+ *   ratelimit_decisions_total                        counter: every decision
+ *   ratelimit_access_list_total{list="deny|allow"}   counter
+ *   ratelimit_missing_key_total, ratelimit_unchecked_total                          counters
+ *   ratelimit_backend_errors_total{backend="redis|shm"}                             counter
+ *   ratelimit_decision_seconds_bucket{le="0.000001"} ... {le="+Inf"}, _sum, _count  histogram
+ *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total
+ *   ratelimit_redis_configured, ratelimit_redis_up   gauges (up: configured and answering)
+ * Rule names are [A-Za-z0-9_.-]: they need no escaping in a label value.
+ */
+#include "../core/fmacros.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "admin.h"
+
+static void admin_head(admin_out *o, const char *name, const char *type, const char *help)
+{
+    admin_outf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void admin_rules(admin_out *o, const rl_stats *s)
+{
+    static const int decisions[] = {RL_STAT_ALLOWED, RL_STAT_REFUSED, RL_STAT_DRY_RUN_REFUSED};
+    static const int paths[] = {RL_STAT_FALLBACK, RL_STAT_FAIL_OPEN, RL_STAT_FAIL_CLOSED,
+                                RL_STAT_REFUSAL_CACHE};
+
+    admin_head(o, "ratelimit_requests_total", "counter",
+               "Requests each rule matched, by outcome: allowed (the request was admitted), "
+               "refused (this rule refused it), dry_run_refused (this dry-run rule would have).");
+    for (size_t i = 0; i < s->nrules; i++)
+        for (size_t k = 0; k < sizeof decisions / sizeof *decisions; k++)
+            admin_outf(o, "ratelimit_requests_total{rule=\"%s\",decision=\"%s\"} %" PRId64 "\n",
+                       s->rules[i].rule->name, rl_stat_rule_counter_names[decisions[k]],
+                       s->rules[i].c[decisions[k]]);
+    admin_head(o, "ratelimit_store_decisions_total", "counter",
+               "Rule decisions Redis did not make: fallback (shared memory), fail_open, "
+               "fail_closed, refusal_cache.");
+    for (size_t i = 0; i < s->nrules; i++)
+        for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
+            admin_outf(o, "ratelimit_store_decisions_total{rule=\"%s\",path=\"%s\"} %" PRId64 "\n",
+                       s->rules[i].rule->name, rl_stat_rule_counter_names[paths[k]],
+                       s->rules[i].c[paths[k]]);
+}
+
+static void admin_globals(admin_out *o, const rl_stats *s)
+{
+    const int64_t *g = s->global;
+
+    admin_head(o, "ratelimit_decisions_total", "counter", "Decisions made.");
+    admin_outf(o, "ratelimit_decisions_total %" PRId64 "\n", g[RL_STAT_REQUESTS]);
+    admin_head(o, "ratelimit_access_list_total", "counter",
+               "Clients answered by access.deny (403) or access.allow (no limit).");
+    admin_outf(o, "ratelimit_access_list_total{list=\"deny\"} %" PRId64 "\n",
+               g[RL_STAT_ACCESS_DENIED]);
+    admin_outf(o, "ratelimit_access_list_total{list=\"allow\"} %" PRId64 "\n",
+               g[RL_STAT_ACCESS_ALLOWED]);
+    admin_head(o, "ratelimit_missing_key_total", "counter",
+               "Requests refused for a missing key (on_missing_key = \"refuse\").");
+    admin_outf(o, "ratelimit_missing_key_total %" PRId64 "\n", g[RL_STAT_MISSING_KEY]);
+    admin_head(o, "ratelimit_backend_errors_total", "counter", "Store calls that failed.");
+    admin_outf(o, "ratelimit_backend_errors_total{backend=\"redis\"} %" PRId64 "\n",
+               g[RL_STAT_REDIS_ERRORS]);
+    admin_outf(o, "ratelimit_backend_errors_total{backend=\"shm\"} %" PRId64 "\n",
+               g[RL_STAT_SHM_ERRORS]);
+    admin_head(o, "ratelimit_unchecked_total", "counter",
+               "Requests admitted unchecked because no store could decide.");
+    admin_outf(o, "ratelimit_unchecked_total %" PRId64 "\n", g[RL_STAT_UNCHECKED]);
+}
+
+static void admin_histogram(admin_out *o, const rl_stats *s)
+{
+    int64_t cum = 0;
+
+    admin_head(o, "ratelimit_decision_seconds", "histogram", "Time one decision took.");
+    for (int i = 0; i < RL_STATS_BUCKETS; i++) {
+        cum += s->latency[i];
+        if (i < RL_STATS_BUCKETS - 1)
+            admin_outf(o, "ratelimit_decision_seconds_bucket{le=\"%.6f\"} %" PRId64 "\n",
+                       (double)(1LL << i) / 1e6, cum);
+        else
+            admin_outf(o, "ratelimit_decision_seconds_bucket{le=\"+Inf\"} %" PRId64 "\n", cum);
+    }
+    admin_outf(o, "ratelimit_decision_seconds_sum %.6f\n",
+               (double)s->global[RL_STAT_LATENCY_SUM_US] / 1e6);
+    admin_outf(o, "ratelimit_decision_seconds_count %" PRId64 "\n", cum);
+}
+
+static void admin_gauges(handle_ctx *ctx, admin_out *o)
+{
+    rl_table_stats ts;
+    int configured = ctx->cfg->redis.enabled;
+
+    if (rl_limiter_table_stats(ctx->lim, &ts) == 0) {
+        admin_head(o, "ratelimit_shm_entries", "gauge", "Keys in the shared-memory table.");
+        admin_outf(o, "ratelimit_shm_entries %" PRId64 "\n", ts.entries);
+        admin_head(o, "ratelimit_shm_capacity", "gauge", "Keys the shared-memory table holds.");
+        admin_outf(o, "ratelimit_shm_capacity %" PRId64 "\n", ts.capacity);
+        admin_head(o, "ratelimit_shm_evictions_total", "counter",
+                   "Live keys evicted from the shared-memory table to make room.");
+        admin_outf(o, "ratelimit_shm_evictions_total %" PRId64 "\n", ts.evictions);
+    }
+    admin_head(o, "ratelimit_redis_configured", "gauge", "1 when Redis is enabled.");
+    admin_outf(o, "ratelimit_redis_configured %d\n", configured);
+    admin_head(o, "ratelimit_redis_up", "gauge",
+               "1 when Redis is enabled and answered this process' last decision.");
+    admin_outf(o, "ratelimit_redis_up %d\n",
+               configured && strcmp(rl_limiter_health(ctx->lim), "ok") == 0);
+}
+
+void admin_metrics(handle_ctx *ctx, admin_out *o)
+{
+    static rl_stats s;
+
+    rl_limiter_probe(ctx->lim);
+    rl_limiter_stats(ctx->lim, &s);
+    admin_rules(o, &s);
+    admin_globals(o, &s);
+    admin_histogram(o, &s);
+    admin_gauges(ctx, o);
+}
