@@ -108,7 +108,7 @@ combo() { # server, mode
     check "$tag: status after down exits 1 ($rc)" test "$rc" = 1
     check "$tag: no process of the stack left (${pids[*]})" none_alive "${pids[@]}"
     check "$tag: nothing listens on its ports" none_listening "$P" $([ "$m" = proxy ] && echo "$BP") $([ "$s" = apache ] && echo "$FP")
-    check "$tag: shared memory /$shm removed" test ! -e "/dev/shm/$shm"
+    check "$tag: shared memory /$shm (and its -stats) removed" bash -c '! compgen -G "/dev/shm/$1*" >/dev/null' _ "$shm"
     rc=0; "$STACK" down >/dev/null 2>&1 || rc=$?
     check "$tag: a second down exits 0 ($rc)" test "$rc" = 0
 }
