@@ -148,7 +148,8 @@ static void cfg_defaults(rl_config *cfg)
     cfg->redis.connect_timeout_ms = 100;
     cfg->redis.command_timeout_ms = 50;
     cfg->redis.breaker_failures = 3;
-    cfg->redis.breaker_open_ms = 1000;
+    cfg->redis.breaker_open_ms = 250;
+    cfg->redis.breaker_open_max_ms = 0; /* set after the group: max(1000, breaker_open_ms) */
     cfg->redis.hosts = 1;
     cfg->x_ratelimit_headers = 1;
     cfg->admin.enabled = 1;

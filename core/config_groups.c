@@ -92,6 +92,8 @@ static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, cha
 
 int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r)
 {
+    const config_setting_t *max_setting = NULL;
+
     if (rl_cfg_group(ld, g) != 0)
         return -1;
     for (int i = 0; i < config_setting_length(g); i++) {
@@ -122,6 +124,10 @@ int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_
             rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_FAILURES_MAX, &r->breaker_failures);
         else if (rl_cfg_is(s, "breaker_open_ms"))
             rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_ms);
+        else if (rl_cfg_is(s, "breaker_open_max_ms")) {
+            rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_max_ms);
+            max_setting = s;
+        }
         else if (rl_cfg_is(s, "hosts"))
             rc = rl_cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
         else
@@ -129,6 +135,12 @@ int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_
         if (rc != 0)
             return -1;
     }
+    /* The breaker's back-off doubles from breaker_open_ms up to breaker_open_max_ms. */
+    if (max_setting == NULL)
+        r->breaker_open_max_ms = r->breaker_open_ms > 1000 ? r->breaker_open_ms : 1000;
+    else if (r->breaker_open_max_ms < r->breaker_open_ms)
+        return rl_cfg_fail(ld, max_setting, "%d is below breaker_open_ms (%d)",
+                           r->breaker_open_max_ms, r->breaker_open_ms);
     return 0;
 }
 

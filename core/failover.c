@@ -1,7 +1,10 @@
 /* failover.c -- a circuit breaker: stop asking a failing Redis, probe it now and then
  *
- *   CLOSED --(threshold consecutive failures)--> OPEN --(open_ms elapsed)--> HALF_OPEN
+ *   CLOSED --(threshold consecutive failures)--> OPEN --(backoff elapsed)--> HALF_OPEN
  *   HALF_OPEN --(the probe succeeds)--> CLOSED      HALF_OPEN --(it fails)--> OPEN
+ *
+ * The open period starts at open_ms and doubles after each failed probe, up to open_max_ms;
+ * a successful probe resets it.
  *
  * While open no request touches the network: the limiter decides from its fallback at once,
  * so a dead or stalled Redis costs at most `threshold` timeouts per open_ms per process,
@@ -16,10 +19,12 @@
 
 #include "failover.h"
 
-void rl_breaker_init(rl_breaker *b, int threshold, int64_t open_ms)
+void rl_breaker_init(rl_breaker *b, int threshold, int64_t open_ms, int64_t open_max_ms)
 {
     b->threshold = threshold >= 1 ? threshold : 1;
     b->open_ms = open_ms >= 1 ? open_ms : 1;
+    b->open_max_ms = open_max_ms >= b->open_ms ? open_max_ms : b->open_ms;
+    b->backoff = b->open_ms;
     b->state = RL_BREAKER_CLOSED;
     b->failures = 0;
     b->open_until = 0;
@@ -47,12 +52,18 @@ void rl_breaker_success(rl_breaker *b)
 {
     b->state = RL_BREAKER_CLOSED;
     b->failures = 0;
+    b->backoff = b->open_ms;
 }
 
+/* Opens for the current back-off. A failed probe (from HALF_OPEN) doubles it first, up to
+ * open_max_ms: a Redis that stays down is asked less and less often, a capped exponential
+ * back-off of reconnects; success resets it. */
 static void breaker_open(rl_breaker *b, int64_t now)
 {
+    if (b->state == RL_BREAKER_HALF_OPEN)
+        b->backoff = b->backoff > b->open_max_ms / 2 ? b->open_max_ms : b->backoff * 2;
     b->state = RL_BREAKER_OPEN;
-    b->open_until = now + b->open_ms;
+    b->open_until = now + b->backoff;
     b->failures = 0;
     b->opened++;
 }

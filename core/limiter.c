@@ -167,7 +167,8 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         return NULL;
     }
     if (cfg->redis.enabled && !sandbox) {
-        rl_breaker_init(&lim->breaker, cfg->redis.breaker_failures, cfg->redis.breaker_open_ms);
+        rl_breaker_init(&lim->breaker, cfg->redis.breaker_failures, cfg->redis.breaker_open_ms,
+                        cfg->redis.breaker_open_max_ms);
         lim->redis = rl_redis_new(&cfg->redis);
         if (lim->redis == NULL || limiter_make_shares(lim) < 0) {
             snprintf(err->text, sizeof(err->text), "out of memory");

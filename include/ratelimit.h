@@ -157,7 +157,8 @@ typedef struct rl_redis_config {
     int connect_timeout_ms;
     int command_timeout_ms;
     int breaker_failures;    /* consecutive failures that open the circuit breaker */
-    int breaker_open_ms;     /* how long it stays open before one probe is let through */
+    int breaker_open_ms;     /* how long it stays open before one probe is let through ... */
+    int breaker_open_max_ms; /* ... doubling after each failed probe, up to this */
     int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
 } rl_redis_config;
 

@@ -64,7 +64,8 @@ Test(config_env, nothing_set_changes_nothing)
     cr_assert_eq(cfg->redis.port, 7000);
     cr_assert_eq(cfg->rules[1].count, 100);
     cr_assert_eq(cfg->redis.breaker_failures, 3);
-    cr_assert_eq(cfg->redis.breaker_open_ms, 1000);
+    cr_assert_eq(cfg->redis.breaker_open_ms, 250);
+    cr_assert_eq(cfg->redis.breaker_open_max_ms, 1000);
     cr_assert_eq(cfg->redis.hosts, 1);
     rl_config_free(cfg);
 }

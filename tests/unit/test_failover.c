@@ -50,7 +50,7 @@ Test(failover, breaker_opens_after_n_failures_and_half_opens_after_t)
 {
     rl_breaker b;
 
-    rl_breaker_init(&b, 3, 1000);
+    rl_breaker_init(&b, 3, 1000, 1000);
     cr_assert(rl_breaker_allow(&b, 0));
     rl_breaker_failure(&b, 0);
     rl_breaker_failure(&b, 1);
@@ -75,6 +75,29 @@ Test(failover, breaker_opens_after_n_failures_and_half_opens_after_t)
     cr_assert_eq(b.state, RL_BREAKER_CLOSED);
     cr_assert_eq(rl_breaker_remaining(&b, 2016), 0);
     cr_assert_eq(b.opened, 2);
+}
+
+Test(failover, failed_probes_back_off_exponentially_up_to_the_cap)
+{
+    rl_breaker b;
+
+    rl_breaker_init(&b, 1, 100, 400);
+    rl_breaker_failure(&b, 0);
+    cr_assert_eq(rl_breaker_remaining(&b, 0), 100, "first open: open_ms");
+    cr_assert(rl_breaker_allow(&b, 100));
+    rl_breaker_failure(&b, 100);
+    cr_assert_eq(rl_breaker_remaining(&b, 100), 200, "a failed probe doubles it");
+    cr_assert_not(rl_breaker_allow(&b, 299));
+    cr_assert(rl_breaker_allow(&b, 300));
+    rl_breaker_failure(&b, 300);
+    cr_assert_eq(rl_breaker_remaining(&b, 300), 400);
+    cr_assert(rl_breaker_allow(&b, 700));
+    rl_breaker_failure(&b, 700);
+    cr_assert_eq(rl_breaker_remaining(&b, 700), 400, "capped at open_max_ms");
+    cr_assert(rl_breaker_allow(&b, 1100));
+    rl_breaker_success(&b);
+    rl_breaker_failure(&b, 1200);
+    cr_assert_eq(rl_breaker_remaining(&b, 1200), 100, "a success resets the back-off");
 }
 
 /* ---- through the limiter ---------------------------------------------------------------- */
