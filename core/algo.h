@@ -32,7 +32,7 @@ typedef struct rl_state {
  * for a probe: the result then describes the state as it is (always allowed), which is what
  * a backend reports for a rule that would have admitted a request another rule refused. */
 int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
-                    rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+                   rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 /* The words of rl_state the rule's algorithm reads and writes, w[0..n): gcra 2, fixed_window
  * 2, sliding_window 3, sliding_log 2 + ceil(count/2). At most RL_STATE_WORDS for any rule the
@@ -41,16 +41,16 @@ size_t rl_algo_state_words(const rl_rule *rule);
 
 /* GCRA; state w[0] = theoretical arrival time (ms), w[1] = its fraction in 1/count ms. */
 int rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
-                    rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+                   rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 /* Fixed window (window.c); w[0] = window start (a multiple of period_ms), w[1] = units used. */
-int rl_fixed_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms,
-                           int64_t cost, rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+int rl_fixed_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                           rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 /* Sliding window counter (window.c); w[0] = current window start, w[1] = units used in the
  * previous window, w[2] = units used in the current one. */
-int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms,
-                             int64_t cost, rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                             rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 /* Sliding log (slidelog.c); w[0] = base time (ms), w[1] = n entries, w[2..] = n 32-bit
  * offsets from the base, two per word (entry 2k in the low half of w[2+k]), oldest first. */

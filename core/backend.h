@@ -15,8 +15,8 @@
 /* One rule's part of a decision. All pointers are borrowed for the call. */
 typedef struct rl_item {
     const rl_rule *rule;
-    const char *client;  /* the client identity the key is built from */
-    const char *key;     /* "RULE\x1fCLIENT": unique per rule and client, <= the store's key_max */
+    const char *client; /* the client identity the key is built from */
+    const char *key;    /* "RULE\x1fCLIENT": unique per rule and client, <= the store's key_max */
     size_t keylen;
     int64_t cost;        /* units this item charges, >= 1 */
     rl_rule_result *res; /* filled by the backend */

@@ -65,8 +65,7 @@ fail:
 }
 
 /* The filter copies each header a key reads into a fixed slot: bound their number. */
-static int cfg_key_headers(const cfg_loader *ld, const config_setting_t *root,
-                           const rl_config *cfg)
+static int cfg_key_headers(const cfg_loader *ld, const config_setting_t *root, const rl_config *cfg)
 {
     const char *seen[RL_KEY_HEADERS_MAX];
     size_t nseen = 0;
@@ -83,10 +82,9 @@ static int cfg_key_headers(const cfg_loader *ld, const config_setting_t *root,
                 continue;
             if (nseen == RL_KEY_HEADERS_MAX) {
                 const config_setting_t *g =
-                    config_setting_get_elem(config_setting_get_member(root, "rules"),
-                                            (unsigned)i);
+                    config_setting_get_elem(config_setting_get_member(root, "rules"), (unsigned)i);
                 return rl_cfg_fail(ld, config_setting_get_member(g, "key"),
-                                "rules read more than %d different headers", RL_KEY_HEADERS_MAX);
+                                   "rules read more than %d different headers", RL_KEY_HEADERS_MAX);
             }
             seen[nseen++] = p->name;
         }

@@ -133,11 +133,13 @@ static int env_limit(rl_error *err, const char *name, const char *v, rl_rule *ru
         return env_fail(err, name, v, "count (or burst) x period in ms must not exceed 2^50");
     /* The file's bounds for a log hold here too: its state has room for RL_LOG_MAX entries. */
     if (rule->algo == RL_ALGO_SLIDING_LOG && count > RL_LOG_MAX)
-        return env_fail(err, name, v, "sliding_log keeps one timestamp per request: count "
-                                      "must be <= 128 (use \"sliding_window\" for larger limits)");
+        return env_fail(err, name, v,
+                        "sliding_log keeps one timestamp per request: count "
+                        "must be <= 128 (use \"sliding_window\" for larger limits)");
     if (rule->algo == RL_ALGO_SLIDING_LOG && period > RL_LOG_PERIOD_MAX_MS)
-        return env_fail(err, name, v, "sliding_log keeps timestamps as 32-bit offsets: the "
-                                      "period must be at most 4294967295 ms");
+        return env_fail(err, name, v,
+                        "sliding_log keeps timestamps as 32-bit offsets: the "
+                        "period must be at most 4294967295 ms");
     if (env_string(err, name, text, &rule->limit_text) != 0)
         return -1;
     rule->count = count;

@@ -22,10 +22,10 @@ static int cfg_shm_name(const cfg_loader *ld, const config_setting_t *s, rl_shm_
         return rl_cfg_fail(ld, s, "invalid name %s: must start with '/'", rl_quote(q, v, n));
     if (strchr(v + 1, '/') != NULL)
         return rl_cfg_fail(ld, s, "invalid name %s: no '/' allowed after the first character",
-                        rl_quote(q, v, n));
+                           rl_quote(q, v, n));
     if (n < CFG_SHM_NAME_MIN || n > CFG_SHM_NAME_MAX)
         return rl_cfg_fail(ld, s, "invalid name %s: must be %d..%d characters", rl_quote(q, v, n),
-                        CFG_SHM_NAME_MIN, CFG_SHM_NAME_MAX);
+                           CFG_SHM_NAME_MIN, CFG_SHM_NAME_MAX);
     return rl_cfg_set_string(ld, v, 0, &shm->name);
 }
 
@@ -84,10 +84,10 @@ static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, cha
         return rl_cfg_fail(ld, s, "invalid host \"\": must not be empty");
     if (rl_cfg_is(s, "prefix") && n > CFG_REDIS_PREFIX_MAX)
         return rl_cfg_fail(ld, s, "invalid prefix %s: must be at most %d bytes", rl_quote(q, v, n),
-                        CFG_REDIS_PREFIX_MAX);
+                           CFG_REDIS_PREFIX_MAX);
     /* An empty socket, user or password means "unset"; an empty prefix is a real one. */
-    return rl_cfg_set_string(ld, v, rl_cfg_is(s, "socket") || rl_cfg_is(s, "password") || rl_cfg_is(s, "user"),
-                          dst);
+    return rl_cfg_set_string(
+        ld, v, rl_cfg_is(s, "socket") || rl_cfg_is(s, "password") || rl_cfg_is(s, "user"), dst);
 }
 
 int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r)
@@ -127,8 +127,7 @@ int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_
         else if (rl_cfg_is(s, "breaker_open_max_ms")) {
             rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_max_ms);
             max_setting = s;
-        }
-        else if (rl_cfg_is(s, "hosts"))
+        } else if (rl_cfg_is(s, "hosts"))
             rc = rl_cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
         else
             rc = rl_cfg_unknown_key(ld, s);
@@ -160,8 +159,9 @@ static int cfg_proxy_backend(const cfg_loader *ld, const config_setting_t *s, ch
         return -1;
     n = strlen(v);
     if (strncmp(v, scheme, sizeof scheme - 1) != 0)
-        return rl_cfg_fail(ld, s, "invalid backend %s: must be an http:// URL (\"http://HOST[:PORT]\")",
-                        rl_quote(q, v, n));
+        return rl_cfg_fail(ld, s,
+                           "invalid backend %s: must be an http:// URL (\"http://HOST[:PORT]\")",
+                           rl_quote(q, v, n));
     p = host = v + sizeof scheme - 1;
     if (*p == '[') {
         p += strspn(p + 1, "0123456789abcdefABCDEF:.") + 1;
@@ -179,15 +179,16 @@ static int cfg_proxy_backend(const cfg_loader *ld, const config_setting_t *s, ch
         while (*p >= '0' && *p <= '9' && p - digits < 6)
             port = port * 10 + (*p++ - '0');
         if (p == digits || port < 1 || port > 65535)
-            return rl_cfg_fail(ld, s, "invalid backend %s: port must be 1..65535", rl_quote(q, v, n));
+            return rl_cfg_fail(ld, s, "invalid backend %s: port must be 1..65535",
+                               rl_quote(q, v, n));
     }
     if (*p == '/')
         p++;
     if (*p != '\0')
         return rl_cfg_fail(ld, s,
-                        "invalid backend %s: only \"http://HOST[:PORT]\" is allowed (the "
-                        "request's own path and query are appended)",
-                        rl_quote(q, v, n));
+                           "invalid backend %s: only \"http://HOST[:PORT]\" is allowed (the "
+                           "request's own path and query are appended)",
+                           rl_quote(q, v, n));
     if (rl_cfg_set_string(ld, v, 0, dst) != 0)
         return -1;
     if ((*dst)[strlen(*dst) - 1] == '/')
@@ -254,13 +255,13 @@ static int cfg_identity_header(const cfg_loader *ld, const config_setting_t *s,
     else if (strcasecmp(v, "forwarded") == 0)
         ic->header = RL_FORWARD_FORWARDED;
     else
-        return rl_cfg_fail(ld, s, "unknown header %s: expected \"x-forwarded-for\" or \"forwarded\"",
-                        rl_quote(q, v, strlen(v)));
+        return rl_cfg_fail(ld, s,
+                           "unknown header %s: expected \"x-forwarded-for\" or \"forwarded\"",
+                           rl_quote(q, v, strlen(v)));
     return 0;
 }
 
-int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g,
-                             rl_identity_config *ic)
+int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g, rl_identity_config *ic)
 {
     if (rl_cfg_group(ld, g) != 0)
         return -1;
@@ -314,9 +315,9 @@ static int cfg_admin_path(const cfg_loader *ld, const config_setting_t *s, char 
     if (v[0] != '/' || strlen(v) > CFG_ADMIN_PATH_MAX || strcspn(v, "?# ") != strlen(v) ||
         rl_cfg_has_control(v))
         return rl_cfg_fail(ld, s,
-                        "invalid path %s: must start with '/', hold no '?', '#', space or "
-                        "control bytes, and be at most %d bytes",
-                        rl_quote(q, v, strlen(v)), CFG_ADMIN_PATH_MAX);
+                           "invalid path %s: must start with '/', hold no '?', '#', space or "
+                           "control bytes, and be at most %d bytes",
+                           rl_quote(q, v, strlen(v)), CFG_ADMIN_PATH_MAX);
     return rl_cfg_set_string(ld, v, 0, dst);
 }
 
@@ -334,10 +335,10 @@ static int cfg_admin_distinct(const cfg_loader *ld, const config_setting_t *g,
                 const config_setting_t *s = config_setting_get_member(g, keys[i]);
                 if (s == NULL)
                     s = config_setting_get_member(g, keys[k]);
-                return rl_cfg_fail(ld, s != NULL ? s : g, "path %s is also admin.%s",
-                                rl_quote(q, paths[i], strlen(paths[i])),
-                                s != NULL && strcmp(config_setting_name(s), keys[i]) == 0
-                                    ? keys[k] : keys[i]);
+                return rl_cfg_fail(
+                    ld, s != NULL ? s : g, "path %s is also admin.%s",
+                    rl_quote(q, paths[i], strlen(paths[i])),
+                    s != NULL && strcmp(config_setting_name(s), keys[i]) == 0 ? keys[k] : keys[i]);
             }
     return 0;
 }
@@ -347,10 +348,10 @@ int rl_cfg_admin_defaults(const cfg_loader *ld, rl_admin_config *ac, int allow_g
     static const struct {
         char **dst;
         const char *v;
-    } *d, defs[] = {{NULL, "/api/health/rate-limiter"},
-                    {NULL, "/api/health/rate-limiter/stats"},
-                    {NULL, "/api/health/rate-limiter/test"},
-                    {NULL, "/metrics"}};
+    } * d, defs[] = {{NULL, "/api/health/rate-limiter"},
+                     {NULL, "/api/health/rate-limiter/stats"},
+                     {NULL, "/api/health/rate-limiter/test"},
+                     {NULL, "/metrics"}};
     char **dsts[] = {&ac->health_path, &ac->stats_path, &ac->test_path, &ac->metrics_path};
     char why[128];
 

@@ -45,7 +45,7 @@
 #define CFG_HOST_MAX 253
 #define CFG_HEADER_NAME_MAX 63
 #define CFG_ADMIN_PATH_MAX 1024
-#define CFG_BODY_MAX 4096           /* the response must fit the filter's 16 KiB buffer */
+#define CFG_BODY_MAX 4096 /* the response must fit the filter's 16 KiB buffer */
 
 typedef struct cfg_loader {
     const char *path; /* as the caller gave it, for messages */
@@ -63,8 +63,7 @@ int rl_cfg_load_admin(const cfg_loader *ld, const config_setting_t *g, rl_admin_
 
 int rl_cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg);
 
-int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g,
-                      rl_identity_config *ic);
+int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g, rl_identity_config *ic);
 
 int rl_cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px);
 
@@ -80,8 +79,7 @@ int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_con
 
 int rl_cfg_bool(const cfg_loader *ld, const config_setting_t *s, int *out);
 
-int rl_cfg_cidr_list(const cfg_loader *ld, const config_setting_t *s, rl_cidr **out,
-                  size_t *n);
+int rl_cfg_cidr_list(const cfg_loader *ld, const config_setting_t *s, rl_cidr **out, size_t *n);
 
 int rl_cfg_fail(const cfg_loader *ld, const config_setting_t *s, const char *fmt, ...)
     RL_PRINTF(3, 4);
@@ -91,7 +89,7 @@ int rl_cfg_fail_file(const cfg_loader *ld, const char *fmt, ...) RL_PRINTF(2, 3)
 int rl_cfg_group(const cfg_loader *ld, const config_setting_t *s);
 
 int rl_cfg_int(const cfg_loader *ld, const config_setting_t *s, long long min, long long max,
-                   long long *out);
+               long long *out);
 
 int rl_cfg_int32(const cfg_loader *ld, const config_setting_t *s, int min, int max, int *out);
 

@@ -22,13 +22,13 @@ static int cfg_rule_name(const cfg_loader *ld, const config_setting_t *s, rl_rul
     n = strlen(v);
     if (n < 1 || n > RL_NAME_MAX - 1)
         return rl_cfg_fail(ld, s, "invalid name %s: must be 1..%d characters", rl_quote(q, v, n),
-                        RL_NAME_MAX - 1);
+                           RL_NAME_MAX - 1);
     for (size_t i = 0; i < n; i++)
         if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
               (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' || v[i] == '-'))
-            return rl_cfg_fail(ld, s,
-                            "invalid name %s: only letters, digits, '_', '.' and '-' are allowed",
-                            rl_quote(q, v, n));
+            return rl_cfg_fail(
+                ld, s, "invalid name %s: only letters, digits, '_', '.' and '-' are allowed",
+                rl_quote(q, v, n));
     memcpy(rule->name, v, n + 1);
     return 0;
 }
@@ -42,7 +42,7 @@ static int cfg_rule_path_prefix(const cfg_loader *ld, const config_setting_t *s,
         return -1;
     if (v[0] != '/')
         return rl_cfg_fail(ld, s, "invalid path prefix %s: must start with '/'",
-                        rl_quote(q, v, strlen(v)));
+                           rl_quote(q, v, strlen(v)));
     return rl_cfg_set_string(ld, v, 0, &rule->path_prefix);
 }
 
@@ -75,14 +75,13 @@ static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, r
         rule->algo = RL_ALGO_SLIDING_LOG;
     else
         return rl_cfg_fail(ld, s,
-                        "unknown algorithm %s: expected \"gcra\", \"fixed_window\", "
-                        "\"sliding_window\" or \"sliding_log\"",
-                        rl_quote(q, v, strlen(v)));
+                           "unknown algorithm %s: expected \"gcra\", \"fixed_window\", "
+                           "\"sliding_window\" or \"sliding_log\"",
+                           rl_quote(q, v, strlen(v)));
     return 0;
 }
 
-static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *s,
-                                  rl_rule *rule)
+static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
     char q[RL_QUOTE_SIZE];
     const char *v;
@@ -91,10 +90,9 @@ static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *
         return -1;
     if (rl_parse_redis_down(v, &rule->on_redis_down) != 0)
         return rl_cfg_fail(ld, s, "unknown value %s: expected \"shm\", \"open\" or \"closed\"",
-                        rl_quote(q, v, strlen(v)));
+                           rl_quote(q, v, strlen(v)));
     return 0;
 }
-
 
 /* RFC 7230 tchar: what a method or a header name is made of. */
 static int cfg_tchar(char c)
@@ -120,7 +118,7 @@ static int cfg_rule_path(const cfg_loader *ld, const config_setting_t *s, rl_rul
         return -1;
     if (v[0] != '/' || rl_cfg_has_control(v))
         return rl_cfg_fail(ld, s, "invalid path %s: must start with '/' and hold no control bytes",
-                        rl_quote(q, v, strlen(v)));
+                           rl_quote(q, v, strlen(v)));
     return rl_cfg_set_string(ld, v, 0, &rule->path);
 }
 
@@ -149,8 +147,8 @@ static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, 
 }
 
 /* methods or hosts: a list of strings, each checked and copied (hosts in lowercase). */
-static int cfg_rule_words(const cfg_loader *ld, const config_setting_t *s, int hosts,
-                          char ***out, size_t *nout)
+static int cfg_rule_words(const cfg_loader *ld, const config_setting_t *s, int hosts, char ***out,
+                          size_t *nout)
 {
     char q[RL_QUOTE_SIZE];
     int n = rl_cfg_string_list(ld, s, CFG_LIST_MAX);
@@ -173,10 +171,10 @@ static int cfg_rule_words(const cfg_loader *ld, const config_setting_t *s, int h
                        : cfg_tchar(v[k]);
         if (!ok)
             return rl_cfg_fail(ld, e,
-                            hosts ? "invalid host %s: a name or address without port, 1..253 "
-                                    "characters of letters, digits, '-', '.', '_' (':' for IPv6)"
-                                  : "invalid method %s: 1..31 token characters",
-                            rl_quote(q, v, len));
+                               hosts ? "invalid host %s: a name or address without port, 1..253 "
+                                       "characters of letters, digits, '-', '.', '_' (':' for IPv6)"
+                                     : "invalid method %s: 1..31 token characters",
+                               rl_quote(q, v, len));
         (*out)[i] = strdup(v);
         if ((*out)[i] == NULL)
             return rl_cfg_oom(ld);
@@ -205,9 +203,9 @@ static int cfg_key_part(const cfg_loader *ld, const config_setting_t *e, rl_key_
     else if (strncmp(v, "cookie:", 7) == 0)
         part->kind = RL_KEY_COOKIE;
     else
-        return rl_cfg_fail(ld, e,
-                        "invalid key %s: expected \"client\", \"header:NAME\" or \"cookie:NAME\"",
-                        rl_quote(q, v, strlen(v)));
+        return rl_cfg_fail(
+            ld, e, "invalid key %s: expected \"client\", \"header:NAME\" or \"cookie:NAME\"",
+            rl_quote(q, v, strlen(v)));
     name = v + 7;
     n = strlen(name);
     for (size_t k = 0; k < n; k++)
@@ -215,7 +213,7 @@ static int cfg_key_part(const cfg_loader *ld, const config_setting_t *e, rl_key_
             n = 0;
     if (n == 0 || n > CFG_HEADER_NAME_MAX)
         return rl_cfg_fail(ld, e, "invalid key %s: NAME must be 1..%d token characters",
-                        rl_quote(q, v, strlen(v)), CFG_HEADER_NAME_MAX);
+                           rl_quote(q, v, strlen(v)), CFG_HEADER_NAME_MAX);
     part->name = strdup(name);
     if (part->name == NULL)
         return rl_cfg_oom(ld);
@@ -249,7 +247,8 @@ static int cfg_rule_key(const cfg_loader *ld, const config_setting_t *s, rl_rule
         for (size_t k = 0; k + 1 < rule->nkey; k++)
             if (rule->key[k].kind == part->kind &&
                 (part->name == NULL || strcmp(rule->key[k].name, part->name) == 0))
-                return rl_cfg_fail(ld, e, "duplicate key part \"%s\"", config_setting_get_string(e));
+                return rl_cfg_fail(ld, e, "duplicate key part \"%s\"",
+                                   config_setting_get_string(e));
     }
     return 0;
 }
@@ -269,7 +268,7 @@ static int cfg_rule_missing(const cfg_loader *ld, const config_setting_t *s, rl_
         rule->on_missing_key = RL_MISSING_SHARED;
     else
         return rl_cfg_fail(ld, s, "unknown policy %s: expected \"skip\", \"refuse\" or \"shared\"",
-                        rl_quote(q, v, strlen(v)));
+                           rl_quote(q, v, strlen(v)));
     return 0;
 }
 
@@ -281,7 +280,7 @@ static int cfg_rule_body(const cfg_loader *ld, const config_setting_t *s, rl_rul
         return -1;
     if (strlen(v) > CFG_BODY_MAX)
         return rl_cfg_fail(ld, s, "body of %zu bytes is above the maximum %d", strlen(v),
-                        CFG_BODY_MAX);
+                           CFG_BODY_MAX);
     return rl_cfg_set_string(ld, v, 0, &rule->body);
 }
 
@@ -299,7 +298,7 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
     rule->missing_key_status = 400;
     rule->cost = 1;
     rule->nkey = 1; /* key = "client" */
-    cfg->nrules++; /* from here on rl_config_free() frees what the rule holds */
+    cfg->nrules++;  /* from here on rl_config_free() frees what the rule holds */
 
     for (int i = 0; i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -364,36 +363,36 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
     /* A cost above what the rule can ever admit would refuse every request it matches. */
     if (cost != NULL && rule->cost > (rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count))
         return rl_cfg_fail(ld, cost, "cost %lld is above the rule's %s %lld: no request could pass",
-                        (long long)rule->cost, rule->algo == RL_ALGO_GCRA ? "burst" : "count",
-                        (long long)(rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count));
+                           (long long)rule->cost, rule->algo == RL_ALGO_GCRA ? "burst" : "count",
+                           (long long)(rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count));
     /* Both factors are bounded (1e9 and 366 days), so these products cannot overflow. */
     if (rule->count * rule->period_ms > CFG_PRODUCT_MAX)
         return rl_cfg_fail(ld, limit,
-                        "limit %s is too large for its period: count x period in ms must not "
-                        "exceed 2^50",
-                        rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+                           "limit %s is too large for its period: count x period in ms must not "
+                           "exceed 2^50",
+                           rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
     /* The log's state is fixed-size: one 32-bit offset per admitted unit (slidelog.c). */
     if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_MAX)
         return rl_cfg_fail(ld, limit,
-                        "sliding_log keeps one timestamp per request: count must be <= %d "
-                        "(use \"sliding_window\" for larger limits)",
-                        RL_LOG_MAX);
+                           "sliding_log keeps one timestamp per request: count must be <= %d "
+                           "(use \"sliding_window\" for larger limits)",
+                           RL_LOG_MAX);
     if (rule->algo == RL_ALGO_SLIDING_LOG && rule->period_ms > RL_LOG_PERIOD_MAX_MS)
         return rl_cfg_fail(ld, limit,
-                        "sliding_log keeps timestamps as 32-bit offsets: the period must be at "
-                        "most %lld ms (49.7 days; use \"sliding_window\" for longer periods)",
-                        RL_LOG_PERIOD_MAX_MS);
+                           "sliding_log keeps timestamps as 32-bit offsets: the period must be at "
+                           "most %lld ms (49.7 days; use \"sliding_window\" for longer periods)",
+                           RL_LOG_PERIOD_MAX_MS);
     if (rule->burst * rule->period_ms > CFG_PRODUCT_MAX)
         return rl_cfg_fail(ld, burst,
-                        "burst %lld is too large for the period of %s: burst x period in ms "
-                        "must not exceed 2^50",
-                        (long long)rule->burst,
-                        rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+                           "burst %lld is too large for the period of %s: burst x period in ms "
+                           "must not exceed 2^50",
+                           (long long)rule->burst,
+                           rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
     for (size_t i = 0; i + 1 < cfg->nrules; i++)
         if (strcmp(cfg->rules[i].name, rule->name) == 0)
             return rl_cfg_fail(ld, config_setting_get_member(g, "name"),
-                            "duplicate name %s: rules[%zu] at line %d has it already",
-                            rl_quote(q, rule->name, strlen(rule->name)), i, cfg->rules[i].line);
+                               "duplicate name %s: rules[%zu] at line %d has it already",
+                               rl_quote(q, rule->name, strlen(rule->name)), i, cfg->rules[i].line);
     return 0;
 }
 

@@ -121,8 +121,8 @@ int rl_cfg_wrong_type(const cfg_loader *ld, const config_setting_t *s, const cha
         break;
     default: break;
     }
-    return rl_cfg_fail(ld, s, "expected %s, got %s%s", expected, cfg_type_name(config_setting_type(s)),
-                    v);
+    return rl_cfg_fail(ld, s, "expected %s, got %s%s", expected,
+                       cfg_type_name(config_setting_type(s)), v);
 }
 
 int rl_cfg_unknown_key(const cfg_loader *ld, const config_setting_t *s)
@@ -134,8 +134,8 @@ int rl_cfg_unknown_key(const cfg_loader *ld, const config_setting_t *s)
 
 static int cfg_is_ident(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '*';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '*';
 }
 
 /* Finds the integer literal of member s on its source line ("name = LITERAL" or
@@ -193,7 +193,7 @@ static int cfg_reread_int(const cfg_loader *ld, const config_setting_t *s, long 
 
 /* An integer (int or int64 "L") in min..max. */
 int rl_cfg_int(const cfg_loader *ld, const config_setting_t *s, long long min, long long max,
-                   long long *out)
+               long long *out)
 {
     char q[RL_QUOTE_SIZE];
     int type = config_setting_type(s);
@@ -298,8 +298,7 @@ int rl_cfg_string_list(const cfg_loader *ld, const config_setting_t *s, int max)
 }
 
 /* A list of address blocks into a new array *out of *n entries (owned by the config). */
-int rl_cfg_cidr_list(const cfg_loader *ld, const config_setting_t *s, rl_cidr **out,
-                         size_t *n)
+int rl_cfg_cidr_list(const cfg_loader *ld, const config_setting_t *s, rl_cidr **out, size_t *n)
 {
     int len = rl_cfg_string_list(ld, s, CFG_LIST_MAX);
 
@@ -316,7 +315,7 @@ int rl_cfg_cidr_list(const cfg_loader *ld, const config_setting_t *s, rl_cidr **
         char why[128], q[RL_QUOTE_SIZE];
         if (rl_cidr_parse(v, &(*out)[i], why, sizeof why) != 0)
             return rl_cfg_fail(ld, e, "invalid address block %s: %s", rl_quote(q, v, strlen(v)),
-                            why);
+                               why);
     }
     *n = (size_t)len;
     return 0;

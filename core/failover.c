@@ -34,8 +34,7 @@ void rl_breaker_init(rl_breaker *b, int threshold, int64_t open_ms, int64_t open
 int rl_breaker_allow(rl_breaker *b, int64_t now)
 {
     switch (b->state) {
-    case RL_BREAKER_CLOSED:
-        return 1;
+    case RL_BREAKER_CLOSED: return 1;
     case RL_BREAKER_OPEN:
         if (now < b->open_until)
             return 0;

@@ -13,14 +13,14 @@ typedef enum rl_breaker_state {
 /* Per process (the limiter owns one); plain data, no locking: a limiter is used by one
  * thread at a time. Times are CLOCK_MONOTONIC ms, passed in so tests can drive it. */
 typedef struct rl_breaker {
-    int threshold;          /* consecutive failures that open it, >= 1 */
-    int64_t open_ms;        /* how long it stays open the first time, >= 1 ... */
-    int64_t open_max_ms;    /* ... doubling after each failed probe up to this, >= open_ms */
-    int64_t backoff;        /* how long the current (or next) open period lasts */
+    int threshold;       /* consecutive failures that open it, >= 1 */
+    int64_t open_ms;     /* how long it stays open the first time, >= 1 ... */
+    int64_t open_max_ms; /* ... doubling after each failed probe up to this, >= open_ms */
+    int64_t backoff;     /* how long the current (or next) open period lasts */
     rl_breaker_state state;
-    int failures;           /* consecutive, while closed */
-    int64_t open_until;     /* while open: monotonic ms of the next probe */
-    int64_t opened;         /* times it opened (first open and every re-open), for tests/metrics */
+    int failures;       /* consecutive, while closed */
+    int64_t open_until; /* while open: monotonic ms of the next probe */
+    int64_t opened;     /* times it opened (first open and every re-open), for tests/metrics */
 } rl_breaker;
 
 void rl_breaker_init(rl_breaker *b, int threshold, int64_t open_ms, int64_t open_max_ms);

@@ -34,14 +34,14 @@ static void gcra_store(int64_t now_ms, int64_t d, int64_t units, rl_state *out, 
 }
 
 int rl_gcra_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
-                    rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
+                   rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
 {
     const int64_t units = rule->count;          /* units per ms */
     const int64_t period = rule->period_ms;     /* T, in units */
     const int64_t depth = rule->burst * period; /* B*T, in units */
     /* Any cost above the burst is refused alike; clamping it keeps cost*T from overflowing. */
     const int64_t need = (cost > rule->burst ? rule->burst + 1 : cost) * period; /* cost*T */
-    int64_t d = 0;                              /* TAT - now, in units, within [0, depth] */
+    int64_t d = 0; /* TAT - now, in units, within [0, depth] */
     int repair = 0;
 
     if (in != NULL && in->w[0] >= now_ms) {

@@ -41,8 +41,8 @@ int rl_format_policy(const rl_decision *d, char *buf, size_t size)
         const rl_rule_result *r = &d->results[i];
         if (r->dry_run)
             continue;
-        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "q", r->limit,
-                             "w", rl_ms_to_s_ceil(r->window_ms));
+        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "q", r->limit, "w",
+                             rl_ms_to_s_ceil(r->window_ms));
     }
     return len;
 }
@@ -57,8 +57,8 @@ int rl_format_state(const rl_decision *d, char *buf, size_t size)
         const rl_rule_result *r = &d->results[i];
         if (r->dry_run)
             continue;
-        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "r",
-                             r->remaining, "t", rl_ms_to_s_ceil(r->reset_ms));
+        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "r", r->remaining,
+                             "t", rl_ms_to_s_ceil(r->reset_ms));
     }
     return len;
 }

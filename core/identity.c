@@ -73,8 +73,8 @@ static int id_node(const char *s, size_t n, int bare_v6, uint8_t addr[16])
         const char *port = close + 1;
         if (memchr(s + 1, ':', alen) == NULL) /* brackets hold IPv6 only */
             return -1;
-        if (rest > 0 && !(port[0] == ':' && (id_digits(port + 1, rest - 1, 5) ||
-                                             (rest > 2 && port[1] == '_'))))
+        if (rest > 0 &&
+            !(port[0] == ':' && (id_digits(port + 1, rest - 1, 5) || (rest > 2 && port[1] == '_'))))
             return -1;
         return rl_addr_parse(s + 1, alen, addr);
     }
@@ -187,8 +187,7 @@ static void id_parse_forwarded(const char *p, id_hops *h)
                 break;
             }
             p = after;
-            if (strcasecmp(name, "for") == 0 &&
-                (fors++ > 0 || id_node(val, vn, 0, addr) != 0))
+            if (strcasecmp(name, "for") == 0 && (fors++ > 0 || id_node(val, vn, 0, addr) != 0))
                 good = 0;
             while (id_ows(*p))
                 p++;

@@ -105,13 +105,13 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
     if (ndig == 0)
         num = 1;
     if (ulen == 0 && ndig > 0) {
-        limit_fail(err, "invalid period %s: missing unit (ms, s, m, h or d)",
-                   rl_quote(q, p, plen));
+        limit_fail(err, "invalid period %s: missing unit (ms, s, m, h or d)", rl_quote(q, p, plen));
         return -1;
     }
     if (ulen == 0 || !limit_all_lower(unit, ulen)) {
-        limit_fail(err, "invalid period %s: expected [N]UNIT with UNIT ms, s, m, h or d, "
-                        "e.g. \"90s\"",
+        limit_fail(err,
+                   "invalid period %s: expected [N]UNIT with UNIT ms, s, m, h or d, "
+                   "e.g. \"90s\"",
                    rl_quote(q, p, plen));
         return -1;
     }

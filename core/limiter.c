@@ -47,22 +47,22 @@
 struct rl_limiter {
     const rl_config *cfg;
     rl_shm *shm;
-    rl_redis *redis;         /* NULL when Redis is not enabled */
-    rl_breaker breaker;      /* per process: when to skip Redis */
-    rl_rule *shares;         /* owned: each rule with count and burst / redis.hosts, for the
+    rl_redis *redis;     /* NULL when Redis is not enabled */
+    rl_breaker breaker;  /* per process: when to skip Redis */
+    rl_rule *shares;     /* owned: each rule with count and burst / redis.hosts, for the
                                 shm fallback; NULL when hosts <= 1 (the rules themselves) */
-    int redis_failing;       /* the last request Redis did not decide (failed or skipped) */
-    int shm_failed;          /* the last shm decision failed */
-    int unenforced;          /* some rule's on_redis_down is not "shm" */
-    rl_stats_seg *stats;     /* the pool's counters; NULL for a sandbox */
-    int *slots;              /* owned: each rule's stats slot (-1: none) */
-    rl_clock_fn clock;       /* NULL: CLOCK_REALTIME */
+    int redis_failing;   /* the last request Redis did not decide (failed or skipped) */
+    int shm_failed;      /* the last shm decision failed */
+    int unenforced;      /* some rule's on_redis_down is not "shm" */
+    rl_stats_seg *stats; /* the pool's counters; NULL for a sandbox */
+    int *slots;          /* owned: each rule's stats slot (-1: none) */
+    rl_clock_fn clock;   /* NULL: CLOCK_REALTIME */
     void *clock_ud;
     char errstr[256];
     char keys[RL_MAX_MATCH][RL_KEY_MAX + 1];
     rl_item items[RL_MAX_MATCH];
     char material[RL_MAX_MATCH][RL_CLIENT_MAX + 1]; /* each item's client (key material) */
-    char scratch[RL_KEY_SCRATCH];                  /* rl_rule_key's work space */
+    char scratch[RL_KEY_SCRATCH];                   /* rl_rule_key's work space */
 };
 
 static int64_t limiter_clock_ms(clockid_t id)
@@ -156,8 +156,7 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         return NULL;
     }
     lim->cfg = cfg;
-    lim->shm = rl_shm_open(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg),
-                           err);
+    lim->shm = rl_shm_open(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg), err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;
@@ -282,9 +281,13 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision 
             wait = LIMITER_CLOSED_RETRY_MIN_MS;
         for (size_t k = 0; k < nclosed; k++) {
             const rl_rule *rule = lim->items[closed[k]].rule;
-            out->results[closed[k]] = (rl_rule_result){
-                .rule = rule, .allowed = 0, .limit = rule->count, .window_ms = rule->period_ms,
-                .remaining = 0, .reset_ms = wait, .retry_after_ms = wait};
+            out->results[closed[k]] = (rl_rule_result){.rule = rule,
+                                                       .allowed = 0,
+                                                       .limit = rule->count,
+                                                       .window_ms = rule->period_ms,
+                                                       .remaining = 0,
+                                                       .reset_ms = wait,
+                                                       .retry_after_ms = wait};
         }
         limiter_keep_only(out, closed, nclosed);
         out->backend = RL_BACKEND_FAIL_CLOSED;
@@ -294,7 +297,9 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision 
     for (size_t i = 0; i < n; i++) {
         const rl_rule *rule = lim->items[i].rule;
         if (rule->on_redis_down == RL_REDIS_DOWN_OPEN) {
-            out->results[i] = (rl_rule_result){.rule = rule, .allowed = 1, .limit = rule->count,
+            out->results[i] = (rl_rule_result){.rule = rule,
+                                               .allowed = 1,
+                                               .limit = rule->count,
                                                .window_ms = rule->period_ms,
                                                .remaining = rule->count};
             continue;
@@ -365,7 +370,7 @@ static int64_t limiter_cost(const rl_request *req, const rl_rule *rule)
 /* Finds the client identity into out->client; addr is set when it is an IP address.
  * Returns 1 for an address, 0 for an opaque identity, -1 when there is none. */
 static int limiter_identity(rl_limiter *lim, const rl_request *req, rl_decision *out,
-                           uint8_t addr[16])
+                            uint8_t addr[16])
 {
     const rl_identity_config *ic = &lim->cfg->identity;
     const char *remote = req->remote_addr != NULL ? req->remote_addr : req->client;
@@ -413,8 +418,8 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
             continue;
         mlen = rl_rule_key(rule, req, out->client, lim->scratch, material);
         if (mlen < 0) {
-            if (rule->on_missing_key == RL_MISSING_SKIP || (rule->on_missing_key ==
-                                                            RL_MISSING_REFUSE && rule->dry_run))
+            if (rule->on_missing_key == RL_MISSING_SKIP ||
+                (rule->on_missing_key == RL_MISSING_REFUSE && rule->dry_run))
                 continue;
             if (rule->on_missing_key == RL_MISSING_REFUSE) {
                 limiter_refuse(out, RL_VERDICT_MISSING_KEY,
@@ -431,8 +436,11 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
         k[nlen] = LIMITER_KEY_SEP;
         memcpy(k + nlen + 1, material, (size_t)mlen + 1);
         out->results[n].dry_run = rule->dry_run;
-        lim->items[n] = (rl_item){.rule = rule, .client = material, .key = k,
-                                  .keylen = nlen + 1 + (size_t)mlen, .cost = limiter_cost(req, rule),
+        lim->items[n] = (rl_item){.rule = rule,
+                                  .client = material,
+                                  .key = k,
+                                  .keylen = nlen + 1 + (size_t)mlen,
+                                  .cost = limiter_cost(req, rule),
                                   .res = &out->results[n]};
         n++;
     }
@@ -471,8 +479,7 @@ static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *o
     if (n == 0)
         return 0;
 
-    int64_t now =
-        lim->clock != NULL ? lim->clock(lim->clock_ud) : limiter_clock_ms(CLOCK_REALTIME);
+    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : limiter_clock_ms(CLOCK_REALTIME);
     int r;
 
     if (lim->redis != NULL) {
@@ -526,7 +533,9 @@ static void limiter_count_result(rl_limiter *lim, const rl_decision *d, const rl
     if (!r->allowed && r->dry_run)
         rl_stats_rule_add(lim->stats, slot, RL_STAT_DRY_RUN_REFUSED);
     switch (d->backend) {
-    case RL_BACKEND_REFUSAL_CACHE: rl_stats_rule_add(lim->stats, slot, RL_STAT_REFUSAL_CACHE); break;
+    case RL_BACKEND_REFUSAL_CACHE:
+        rl_stats_rule_add(lim->stats, slot, RL_STAT_REFUSAL_CACHE);
+        break;
     case RL_BACKEND_FAIL_CLOSED: rl_stats_rule_add(lim->stats, slot, RL_STAT_FAIL_CLOSED); break;
     case RL_BACKEND_SHM:
     case RL_BACKEND_FAIL_OPEN:
@@ -534,7 +543,7 @@ static void limiter_count_result(rl_limiter *lim, const rl_decision *d, const rl
             break;
         rl_stats_rule_add(lim->stats, slot,
                           rule->on_redis_down == RL_REDIS_DOWN_OPEN ? RL_STAT_FAIL_OPEN
-                                                                     : RL_STAT_FALLBACK);
+                                                                    : RL_STAT_FALLBACK);
         break;
     default: break;
     }
@@ -595,8 +604,10 @@ int rl_limiter_table_stats(rl_limiter *lim, rl_table_stats *out)
         limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
         return -1;
     }
-    *out = (rl_table_stats){.capacity = st.capacity, .entries = st.entries,
-                            .evictions = st.evictions, .expired_reclaimed = st.expired_reclaimed};
+    *out = (rl_table_stats){.capacity = st.capacity,
+                            .entries = st.entries,
+                            .evictions = st.evictions,
+                            .expired_reclaimed = st.expired_reclaimed};
     return 0;
 }
 

@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-#define RL_QUOTE_MAX 64                       /* bytes of the value shown before "..." */
-#define RL_QUOTE_SIZE (RL_QUOTE_MAX * 4 + 8)  /* room for the worst case, all escaped */
+#define RL_QUOTE_MAX 64                      /* bytes of the value shown before "..." */
+#define RL_QUOTE_SIZE (RL_QUOTE_MAX * 4 + 8) /* room for the worst case, all escaped */
 
 /* Writes the first n bytes of s (borrowed) into dst (RL_QUOTE_SIZE bytes) as a one-line C-like
  * string in double quotes: '"' and '\\' are backslashed, other bytes outside printable ASCII

@@ -61,15 +61,15 @@ struct rl_redis {
     const rl_redis_config *cfg; /* borrowed: must outlive the handle */
     redisContext *ctx;          /* owned; NULL when not connected */
     char sha[REDIS_SHA_LEN + 1];
-    int64_t last_now_ms;        /* the time the last successful script decided at */
-    char where[128];            /* "127.0.0.1:6379" or "unix:/path", for messages */
+    int64_t last_now_ms; /* the time the last successful script decided at */
+    char where[128];     /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
     /* Per-request scratch, owned: the EVALSHA command in RESP, cmdlen bytes of cmdcap. */
     char *cmd;
     size_t cmdcap, cmdlen;
-    size_t sha_off;             /* where redis_send writes the SHA1 into cmd */
-    size_t keycap; /* the longest key + its NUL: prefix "{" client "}:" rule */
+    size_t sha_off; /* where redis_send writes the SHA1 into cmd */
+    size_t keycap;  /* the longest key + its NUL: prefix "{" client "}:" rule */
 };
 
 RL_PRINTF(2, 3)
@@ -211,8 +211,7 @@ static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const c
         redis_set_error(r, "redis %s: %s failed: %s", r->where, what,
                         redis_printable(shown, sizeof shown, reply->str, reply->len));
     else
-        redis_set_error(r, "redis %s: %s: unexpected reply type %d", r->where, what,
-                        reply->type);
+        redis_set_error(r, "redis %s: %s: unexpected reply type %d", r->where, what, reply->type);
     freeReplyObject(reply);
     redis_fail(r);
     return NULL;
@@ -295,16 +294,16 @@ static int redis_connect(rl_redis *r)
     const rl_redis_config *cfg = r->cfg;
 
     if (cfg->socket != NULL)
-        r->ctx = cfg->connect_timeout_ms > 0
-                     ? redisConnectUnixWithTimeout(cfg->socket,
-                                                   redis_timeval(cfg->connect_timeout_ms))
-                     : redisConnectUnix(cfg->socket);
+        r->ctx =
+            cfg->connect_timeout_ms > 0
+                ? redisConnectUnixWithTimeout(cfg->socket, redis_timeval(cfg->connect_timeout_ms))
+                : redisConnectUnix(cfg->socket);
     else {
         const char *host = cfg->host != NULL ? cfg->host : "127.0.0.1";
-        r->ctx = cfg->connect_timeout_ms > 0
-                     ? redisConnectWithTimeout(host, cfg->port,
-                                               redis_timeval(cfg->connect_timeout_ms))
-                     : redisConnect(host, cfg->port);
+        r->ctx =
+            cfg->connect_timeout_ms > 0
+                ? redisConnectWithTimeout(host, cfg->port, redis_timeval(cfg->connect_timeout_ms))
+                : redisConnect(host, cfg->port);
     }
     if (r->ctx == NULL || r->ctx->err)
         return redis_fail_io(r, "connect");
@@ -389,8 +388,7 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_
         /* Policy: a client identity longer than RL_KEY_MAX is refused (the caller falls
          * back), never truncated: two long identities must not share a bucket. */
         if (clen > RL_KEY_MAX || len >= r->keycap) {
-            redis_set_error(r, "redis: key for client \"%.64s...\" is too long",
-                            items[i].client);
+            redis_set_error(r, "redis: key for client \"%.64s...\" is too long", items[i].client);
             return -1;
         }
         p = redis_put_bulk_head(p, len);
@@ -474,8 +472,8 @@ int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64
          * that is also the reset; never more left than the burst (GCRA) or count (windows). */
         if (allowed > 1 || remaining > most ||
             (allowed ? retry != 0 : retry < 1 || reset != retry)) {
-            snprintf(err, errsize, "redis %s: EVALSHA: inconsistent result for rule \"%s\"",
-                     where, rule->name);
+            snprintf(err, errsize, "redis %s: EVALSHA: inconsistent result for rule \"%s\"", where,
+                     rule->name);
             return -1;
         }
     }
@@ -501,8 +499,7 @@ int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64
 static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items, size_t n)
 {
     int64_t now_ms;
-    int ret = rl_redis_take_reply(reply, items, n, &now_ms, r->where, r->errstr,
-                                  sizeof r->errstr);
+    int ret = rl_redis_take_reply(reply, items, n, &now_ms, r->where, r->errstr, sizeof r->errstr);
 
     if (ret >= 0)
         r->last_now_ms = now_ms;

@@ -103,9 +103,7 @@ static const char *rule_part(const rl_key_part *part, const rl_request *req, con
         return v;
     case RL_KEY_COOKIE:
         return rl_http_cookie(rl_http_header(req, "cookie"), part->name, &v, len) ? v : NULL;
-    default:
-        *len = strlen(client);
-        return client;
+    default: *len = strlen(client); return client;
     }
 }
 

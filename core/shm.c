@@ -157,8 +157,8 @@ static int shm_create(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, 
     int rc;
 
     if (ftruncate(fd, (off_t)g->size) < 0) {
-        shm_operr(err, "shm \"%s\": cannot size it to %zu bytes for capacity %lld: %s",
-                  shm->name, g->size, (long long)capacity, strerror(errno));
+        shm_operr(err, "shm \"%s\": cannot size it to %zu bytes for capacity %lld: %s", shm->name,
+                  g->size, (long long)capacity, strerror(errno));
         goto fail;
     }
     /* Reserve the memory now: tmpfs is sparse, and a page that cannot be had later would be
@@ -173,8 +173,8 @@ static int shm_create(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, 
     }
     base = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
-        shm_operr(err, "shm \"%s\": cannot map %zu bytes for capacity %lld: %s", shm->name,
-                  g->size, (long long)capacity, strerror(errno));
+        shm_operr(err, "shm \"%s\": cannot map %zu bytes for capacity %lld: %s", shm->name, g->size,
+                  (long long)capacity, strerror(errno));
         goto fail;
     }
     rl_shm_bind(shm, base, g->size, g);
@@ -213,8 +213,8 @@ fail:
     return -1;
 }
 
-static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g,
-                            int64_t capacity, size_t st_size, rl_error *err)
+static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g, int64_t capacity,
+                            size_t st_size, rl_error *err)
 {
     const char *n = shm->name;
 
@@ -248,8 +248,8 @@ static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g,
         h->nbuckets != g->nbuckets || h->stripes_off != g->stripes_off ||
         h->buckets_off != g->buckets_off || h->slots_off != g->slots_off) {
         shm_operr(err,
-                  "shm \"%s\": damaged (size %zu, expected %zu); remove it with: rm /dev/shm%s",
-                  n, st_size, g->size, n);
+                  "shm \"%s\": damaged (size %zu, expected %zu); remove it with: rm /dev/shm%s", n,
+                  st_size, g->size, n);
         return -1;
     }
     return 0;
@@ -257,8 +257,8 @@ static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g,
 
 /* Another process created the name: wait (bounded) until it is sized and published, then
  * check it was made for the same layout and capacity. */
-static int shm_attach(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity,
-                      int64_t start, rl_error *err)
+static int shm_attach(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, int64_t start,
+                      rl_error *err)
 {
     const int64_t wait_ms =
         SHM_ATTACH_WAIT_MS + (int64_t)(g->size >> 30) * SHM_ATTACH_WAIT_MS_PER_GIB;
@@ -315,8 +315,7 @@ static int shm_attach(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity,
         }
         shm_nap();
     }
-    if (shm_check_header(shm, (const shm_header *)base, g, capacity, (size_t)st.st_size, err) <
-        0)
+    if (shm_check_header(shm, (const shm_header *)base, g, capacity, (size_t)st.st_size, err) < 0)
         goto fail;
     rl_shm_bind(shm, base, (size_t)st.st_size, g);
     memcpy(shm->hash_key, shm->hdr->hash_key, sizeof shm->hash_key);
@@ -355,10 +354,12 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
                   (long long)capacity, RL_SHM_CAPACITY_MIN, (long long)RL_SHM_CAPACITY_MAX);
         return NULL;
     }
-    if (key_max < 1 || key_max > RL_KEY_MAX || state_words < 1 ||
-        state_words > RL_STATE_WORDS || rl_shm_geometry(capacity, key_max, state_words, &g) < 0) {
-        shm_operr(err, "shm \"%s\": key_max %zu or state_words %zu out of range [1, %d], "
-                  "[1, %d]", name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
+    if (key_max < 1 || key_max > RL_KEY_MAX || state_words < 1 || state_words > RL_STATE_WORDS ||
+        rl_shm_geometry(capacity, key_max, state_words, &g) < 0) {
+        shm_operr(err,
+                  "shm \"%s\": key_max %zu or state_words %zu out of range [1, %d], "
+                  "[1, %d]",
+                  name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
         return NULL;
     }
     shm = calloc(1, sizeof *shm);

@@ -26,7 +26,7 @@ static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, size_t *
     for (size_t i = 0; i < n; i++) {
         if (items[i].cost < 1) {
             rl_shm_seterr(shm, "shm: item %zu: cost %lld must be >= 1", i,
-                       (long long)items[i].cost);
+                          (long long)items[i].cost);
             return -1;
         }
         if (items[i].rule == NULL || items[i].res == NULL ||
@@ -36,14 +36,14 @@ static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, size_t *
         }
         if (items[i].keylen > shm->key_max) {
             rl_shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %u (this table's key_max)",
-                       i, items[i].keylen, shm->key_max);
+                          i, items[i].keylen, shm->key_max);
             return -1;
         }
         /* A log cut short would forget admissions: refuse to decide rather than admit. */
         words[i] = rl_algo_state_words(items[i].rule);
         if (words[i] > shm->state_words) {
-            rl_shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u",
-                       i, items[i].rule->name, words[i], shm->state_words);
+            rl_shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u", i,
+                          items[i].rule->name, words[i], shm->state_words);
             return -1;
         }
     }
@@ -169,7 +169,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
         at = rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
         if (at == SHM_NIL)
             at = rl_shm_insert(shm, stripe[i], hash[i], key, items[i].keylen, now_ms, pinned,
-                            npinned);
+                               npinned);
         else
             rl_shm_slot_at(shm, at)->ref = 1;
         if (at == SHM_NIL)
@@ -194,7 +194,7 @@ static int shm_raw_lock(rl_shm *shm, const char *key, size_t len, uint64_t *h, u
 {
     if (len > shm->key_max || (key == NULL && len != 0)) {
         rl_shm_seterr(shm, "shm: key of %zu bytes, at most %u (this table's key_max)", len,
-                   shm->key_max);
+                      shm->key_max);
         return -1;
     }
     *h = rl_shm_hash(shm, key, len);

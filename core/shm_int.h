@@ -81,7 +81,7 @@ typedef struct shm_stripe {
 
 /* A slot's fixed head. state_words int64 words follow it, then key_max key bytes. */
 typedef struct shm_slot {
-    uint32_t next;      /* bucket chain when in use, free list when not */
+    uint32_t next; /* bucket chain when in use, free list when not */
     uint16_t keylen;
     uint8_t in_use;     /* 1 = holds a key; written after the key, cleared before reuse */
     uint8_t ref;        /* CLOCK: used since the hand last passed */
@@ -124,7 +124,7 @@ int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_ge
 uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
 
 uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
-                    int64_t now_ms, const uint32_t *pinned, size_t npinned);
+                       int64_t now_ms, const uint32_t *pinned, size_t npinned);
 
 void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words);
 

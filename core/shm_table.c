@@ -213,7 +213,7 @@ static int shm_evict(rl_shm *shm, uint32_t s, int64_t now_ms, const uint32_t *pi
 /* A new entry for key in stripe s. Reclaims expired entries under the hand first, then takes
  * a free slot, else a never-used one, else evicts. SHM_NIL only if nothing can be evicted. */
 uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
-                           int64_t now_ms, const uint32_t *pinned, size_t npinned)
+                       int64_t now_ms, const uint32_t *pinned, size_t npinned)
 {
     shm_stripe *st = &shm->stripes[s];
     uint32_t i;
@@ -232,7 +232,8 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
     }
     if (st->free_head == SHM_NIL && st->fresh < st->nslots)
         shm_free_push(shm, st, st->first + st->fresh++);
-    if (st->free_head == SHM_NIL && (st->fresh == 0 || shm_evict(shm, s, now_ms, pinned, npinned) < 0)) {
+    if (st->free_head == SHM_NIL &&
+        (st->fresh == 0 || shm_evict(shm, s, now_ms, pinned, npinned) < 0)) {
         atomic_fetch_add_explicit(&shm->hdr->insert_failures, 1, memory_order_relaxed);
         return SHM_NIL;
     }
@@ -310,7 +311,7 @@ int rl_shm_lock(rl_shm *shm, uint32_t s)
     }
     if (rc != 0) {
         rl_shm_seterr(shm, "shm \"%s\": cannot lock stripe %u: %s%s", shm->name, s, strerror(rc),
-                   rc == ENOTRECOVERABLE ? "; remove the segment and restart" : "");
+                      rc == ENOTRECOVERABLE ? "; remove the segment and restart" : "");
         return -1;
     }
     return 0;

@@ -77,13 +77,13 @@ struct rl_stats_seg {
 };
 
 const char *const rl_stat_rule_counter_names[RL_STAT_RULE_COUNTERS] = {
-    "allowed", "refused", "dry_run_refused", "fallback", "fail_open", "fail_closed",
-    "refusal_cache",
+    "allowed",   "refused",     "dry_run_refused", "fallback",
+    "fail_open", "fail_closed", "refusal_cache",
 };
 
 const char *const rl_stat_counter_names[RL_STAT_COUNTERS] = {
-    "requests",     "access_denied", "access_allowed", "missing_key",    "redis_errors",
-    "shm_errors",   "unchecked",     "unslotted",      "latency_sum_us",
+    "requests",   "access_denied", "access_allowed", "missing_key",    "redis_errors",
+    "shm_errors", "unchecked",     "unslotted",      "latency_sum_us",
 };
 
 static int64_t stats_monotonic_ms(void)
@@ -159,16 +159,19 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
         if (st.st_size != 0)
             break;
         if (stats_monotonic_ms() > deadline) {
-            stats_err(err, "shm \"%s\": exists but is empty (its creator died?); remove it "
-                      "with: rm /dev/shm%s", name, name);
+            stats_err(err,
+                      "shm \"%s\": exists but is empty (its creator died?); remove it "
+                      "with: rm /dev/shm%s",
+                      name, name);
             return NULL;
         }
         stats_nap();
     }
     if ((size_t)st.st_size != sizeof(stats_segment)) {
-        stats_err(err, "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it "
-                  "with: rm /dev/shm%s", name, (long long)st.st_size, sizeof(stats_segment),
-                  name);
+        stats_err(err,
+                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it "
+                  "with: rm /dev/shm%s",
+                  name, (long long)st.st_size, sizeof(stats_segment), name);
         return NULL;
     }
     s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -178,8 +181,10 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
     }
     while (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
         if (stats_monotonic_ms() > deadline) {
-            stats_err(err, "shm \"%s\": exists but was not initialised (its creator died?); "
-                      "remove it with: rm /dev/shm%s", name, name);
+            stats_err(err,
+                      "shm \"%s\": exists but was not initialised (its creator died?); "
+                      "remove it with: rm /dev/shm%s",
+                      name, name);
             munmap(s, sizeof *s);
             return NULL;
         }
@@ -343,8 +348,7 @@ void rl_stats_latency(rl_stats_seg *st, uint64_t us)
     while (b < RL_STATS_BUCKETS - 1 && us > (1ULL << b))
         b++;
     atomic_fetch_add_explicit(&st->seg->h.latency[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&st->seg->h.global[RL_STAT_LATENCY_SUM_US], us,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->seg->h.global[RL_STAT_LATENCY_SUM_US], us, memory_order_relaxed);
 }
 
 void rl_stats_read(const rl_stats_seg *st, rl_stats *out)

@@ -72,8 +72,8 @@ static void window_result_head(const rl_rule *rule, rl_rule_result *res)
     res->window_ms = rule->period_ms;
 }
 
-int rl_fixed_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms,
-                           int64_t cost, rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
+int rl_fixed_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                           rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
 {
     const int64_t count = rule->count;
     const int64_t period = rule->period_ms;
@@ -142,8 +142,8 @@ static int64_t sliding_wait(int64_t prev, int64_t cur, int64_t e, int64_t cost, 
     return 2 * period - e;
 }
 
-int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms,
-                             int64_t cost, rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
+int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                             rl_state *out, int64_t *ttl_ms, rl_rule_result *res)
 {
     const int64_t count = rule->count;
     const int64_t period = rule->period_ms;
@@ -169,8 +169,8 @@ int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t no
 
     /* On a step back into the window before the stored one, decide at its start. */
     const int64_t at = now_ms > start ? now_ms : start;
-    const int64_t e = at - start;                       /* 0 <= e < P */
-    const int64_t keep = start + 2 * period - now_ms;   /* until the state stops mattering */
+    const int64_t e = at - start;                      /* 0 <= e < P */
+    const int64_t keep = start + 2 * period - now_ms;  /* until the state stops mattering */
     int64_t used = prev * (period - e) + cur * period; /* the estimate, scaled by P */
     window_result_head(rule, res);
 

@@ -141,8 +141,8 @@ static int admin_error(admin_out *body, int status, const char *what)
 /* The client as rl_decide would see it, for admin.allow. */
 static int admin_allowed(handle_ctx *ctx)
 {
-    rl_request rq = {.remote_addr = ctx->req.client, .header = request_get_header,
-                     .header_ud = &ctx->req};
+    rl_request rq = {
+        .remote_addr = ctx->req.client, .header = request_get_header, .header_ud = &ctx->req};
     return rl_client_in(ctx->cfg, &rq, ctx->cfg->admin.allow, ctx->cfg->admin.nallow);
 }
 
@@ -173,7 +173,8 @@ static int admin_run_test(handle_ctx *ctx, const admin_out *in, admin_out *body)
 
     if (in->len > ADMIN_BODY_MAX)
         return admin_error(body, 413, "request body over 65536 bytes");
-    if (admin_sandbox == NULL && (admin_sandbox = rl_limiter_open_sandbox(ctx->cfg, &err)) == NULL) {
+    if (admin_sandbox == NULL &&
+        (admin_sandbox = rl_limiter_open_sandbox(ctx->cfg, &err)) == NULL) {
         log_error("admin: cannot open the test limiter: %s", err.text);
         return admin_error(body, 503, "the test limiter cannot be opened");
     }
@@ -182,8 +183,8 @@ static int admin_run_test(handle_ctx *ctx, const admin_out *in, admin_out *body)
 
 /* Builds the answer to ep into out; rd/ud read the request body, limit its length (-1: to
  * the end of the stream). */
-static void admin_build(handle_ctx *ctx, admin_endpoint ep, admin_read_fn rd, void *ud,
-                        long limit, admin_out *out)
+static void admin_build(handle_ctx *ctx, admin_endpoint ep, admin_read_fn rd, void *ud, long limit,
+                        admin_out *out)
 {
     const char *method = ctx->req.method;
     const char *want = ep == ADMIN_TEST ? "POST" : "GET";

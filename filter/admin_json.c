@@ -45,8 +45,8 @@ static json_t *admin_shm_json(handle_ctx *ctx, int full)
         return json_pack("{s:s, s:s}", "name", ctx->cfg->shm.name, "error",
                          rl_limiter_errstr(ctx->lim));
     json_t *o = json_pack("{s:s, s:I, s:I, s:I}", "name", ctx->cfg->shm.name, "capacity",
-                          (json_int_t)ts.capacity, "entries", (json_int_t)ts.entries,
-                          "evictions", (json_int_t)ts.evictions);
+                          (json_int_t)ts.capacity, "entries", (json_int_t)ts.entries, "evictions",
+                          (json_int_t)ts.evictions);
     if (o != NULL && full)
         json_object_set_new(o, "expired_reclaimed", json_integer(ts.expired_reclaimed));
     return o;
@@ -87,10 +87,10 @@ static json_t *admin_latency_json(const rl_stats *s)
     int64_t count = 0;
 
     for (int i = 0; buckets != NULL && i < RL_STATS_BUCKETS; i++) {
-        json_t *le = i < RL_STATS_BUCKETS - 1 ? json_integer((json_int_t)1 << i)
-                                              : json_string("+Inf");
-        json_array_append_new(buckets, json_pack("{s:o, s:I}", "le", le, "count",
-                                                 (json_int_t)s->latency[i]));
+        json_t *le =
+            i < RL_STATS_BUCKETS - 1 ? json_integer((json_int_t)1 << i) : json_string("+Inf");
+        json_array_append_new(
+            buckets, json_pack("{s:o, s:I}", "le", le, "count", (json_int_t)s->latency[i]));
         count += s->latency[i];
     }
     return json_pack("{s:o*, s:I, s:I}", "buckets", buckets, "sum",
@@ -158,7 +158,8 @@ static const char *admin_test_headers(json_t *obj, admin_headers *h)
         return NULL;
     if (!json_is_object(obj))
         return "\"headers\" must be an object of strings";
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         size_t len = strlen(key);
         if (!json_is_string(v) || len == 0 || len >= sizeof h->name[0])
             return "\"headers\" must be an object of strings, names of 1..63 bytes";
@@ -187,12 +188,13 @@ int admin_test(handle_ctx *ctx, rl_limiter *lim, const char *body, size_t len, a
         snprintf(msg, sizeof msg, "invalid JSON: %s at line %d", jerr.text, jerr.line);
         return admin_bad(out, msg);
     }
-    if (json_unpack_ex(req, &jerr, JSON_STRICT, "{s:s, s:s, s?:s, s?:s, s?:o}", "client",
-                       &client, "path", &path, "method", &method, "host", &host, "headers",
-                       &headers) != 0) {
+    if (json_unpack_ex(req, &jerr, JSON_STRICT, "{s:s, s:s, s?:s, s?:s, s?:o}", "client", &client,
+                       "path", &path, "method", &method, "host", &host, "headers", &headers) != 0) {
         char msg[256];
-        snprintf(msg, sizeof msg, "expected {\"client\":ADDR, \"path\":PATH, \"method\", "
-                 "\"host\", \"headers\":{...}}: %s", jerr.text);
+        snprintf(msg, sizeof msg,
+                 "expected {\"client\":ADDR, \"path\":PATH, \"method\", "
+                 "\"host\", \"headers\":{...}}: %s",
+                 jerr.text);
         json_decref(req);
         return admin_bad(out, msg);
     }
@@ -201,8 +203,13 @@ int admin_test(handle_ctx *ctx, rl_limiter *lim, const char *body, size_t len, a
         json_decref(req);
         return status;
     }
-    rl_request rq = {.remote_addr = client, .path = path, .method = method, .host = host,
-                     .header = admin_get_header, .header_ud = &hs, .cost = 1};
+    rl_request rq = {.remote_addr = client,
+                     .path = path,
+                     .method = method,
+                     .host = host,
+                     .header = admin_get_header,
+                     .header_ud = &hs,
+                     .cost = 1};
     if (rl_decide(lim, &rq, &d) != 0) {
         status = admin_bad(out, rl_limiter_errstr(lim));
         json_decref(req);

@@ -21,8 +21,8 @@
 #include "ratelimit.h"
 
 typedef struct decide_header {
-    char name[80];       /* lowercase */
-    const char *value;   /* borrowed from argv, spaces after ':' skipped */
+    char name[80];     /* lowercase */
+    const char *value; /* borrowed from argv, spaces after ':' skipped */
 } decide_header;
 
 typedef struct decide_headers {

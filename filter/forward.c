@@ -17,8 +17,8 @@ static response forward_lines; /* the rate-limit header lines added to the backe
 
 int forward_wanted(const handle_ctx *ctx, const response *rsp)
 {
-    return ctx->admin == 0 && ctx->cfg->proxy.backend != NULL && ctx->req.role == REQUEST_ROLE_RESPONDER &&
-           rsp->status == 200 && ctx->dec.allowed;
+    return ctx->admin == 0 && ctx->cfg->proxy.backend != NULL &&
+           ctx->req.role == REQUEST_ROLE_RESPONDER && rsp->status == 200 && ctx->dec.allowed;
 }
 
 static int forward_fcgi_read(void *ud, char *buf, int n)

@@ -50,8 +50,8 @@ static void handle_log_decision(const request *req, const rl_decision *d)
         log_info("403 client=%s method=%s path=\"%s\" deny-listed", d->client, method, path);
         break;
     case RL_VERDICT_MISSING_KEY:
-        log_info("%d client=%s method=%s path=\"%s\" rule=\"%s\" missing key", d->status,
-                 d->client, method, path, d->rule != NULL ? d->rule->name : "?");
+        log_info("%d client=%s method=%s path=\"%s\" rule=\"%s\" missing key", d->status, d->client,
+                 method, path, d->rule != NULL ? d->rule->name : "?");
         break;
     default: break;
     }
@@ -110,6 +110,5 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
     response_decision(out, ctx->cfg, req, &ctx->dec);
     handle_log_decision(req, &ctx->dec);
     if (out->status == 500)
-        log_error("500: response for client=%s did not fit in %d bytes", req->client,
-                  RESPONSE_MAX);
+        log_error("500: response for client=%s did not fit in %d bytes", req->client, RESPONSE_MAX);
 }

@@ -48,8 +48,7 @@ static int listen_finish(int fd, const char *spec, char *err, size_t size)
 }
 
 /* A socket file left by a daemon that died is removed; one somebody accepts on is not. */
-static int listen_unix_stale(const char *path, const struct sockaddr_un *sa, char *err,
-                             size_t size)
+static int listen_unix_stale(const char *path, const struct sockaddr_un *sa, char *err, size_t size)
 {
     struct stat st;
     int fd, live;

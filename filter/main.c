@@ -206,9 +206,7 @@ int main(int argc, char **argv)
         file = MAIN_DEFAULT_CONFIG;
     while ((c = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c':
-            file = optarg;
-            break;
+        case 'c': file = optarg; break;
         case 't':
         case MAIN_OPT_SHM_REMOVE:
         case MAIN_OPT_DECIDE:
@@ -219,10 +217,22 @@ int main(int argc, char **argv)
             }
             mode = c == 't' ? MAIN_TEST : c == MAIN_OPT_DECIDE ? MAIN_DECIDE : MAIN_SHM_REMOVE;
             break;
-        case MAIN_OPT_CLIENT: da.client = optarg; decide_opts = 1; break;
-        case MAIN_OPT_PATH: da.path = optarg; decide_opts = 1; break;
-        case MAIN_OPT_METHOD: da.method = optarg; decide_opts = 1; break;
-        case MAIN_OPT_HOST: da.host = optarg; decide_opts = 1; break;
+        case MAIN_OPT_CLIENT:
+            da.client = optarg;
+            decide_opts = 1;
+            break;
+        case MAIN_OPT_PATH:
+            da.path = optarg;
+            decide_opts = 1;
+            break;
+        case MAIN_OPT_METHOD:
+            da.method = optarg;
+            decide_opts = 1;
+            break;
+        case MAIN_OPT_HOST:
+            da.host = optarg;
+            decide_opts = 1;
+            break;
         case MAIN_OPT_HEADER:
             if (da.nheaders == DECIDE_HEADERS_MAX) {
                 fprintf(stderr, "ratelimit-filter: at most %d --header\n", DECIDE_HEADERS_MAX);
@@ -261,14 +271,9 @@ int main(int argc, char **argv)
             workers = (int)n;
             break;
         }
-        case 'h':
-            main_usage(stdout);
-            return MAIN_EXIT_OK;
-        case 'V':
-            printf("ratelimit-filter %s\n", RL_VERSION);
-            return MAIN_EXIT_OK;
-        default: /* getopt_long already said what was wrong */
-            return main_usage_error();
+        case 'h': main_usage(stdout); return MAIN_EXIT_OK;
+        case 'V': printf("ratelimit-filter %s\n", RL_VERSION); return MAIN_EXIT_OK;
+        default: /* getopt_long already said what was wrong */ return main_usage_error();
         }
     }
     if (optind < argc) {

@@ -41,7 +41,7 @@
 #define PREFORK_STOP_MS 10000
 
 typedef struct prefork_slot {
-    pid_t pid;          /* 0 when no worker runs in this slot */
+    pid_t pid; /* 0 when no worker runs in this slot */
     int64_t started_ms;
     int64_t restart_at; /* when pid is 0: the time to start one */
     int64_t delay_ms;   /* the delay given after the last young death */
@@ -100,8 +100,7 @@ static void prefork_worker(rl_config *cfg, int listen_fd, const sigset_t *old_ma
     exit(code);
 }
 
-static int prefork_spawn(prefork_slot *s, rl_config *cfg, int listen_fd,
-                         const sigset_t *old_mask)
+static int prefork_spawn(prefork_slot *s, rl_config *cfg, int listen_fd, const sigset_t *old_mask)
 {
     pid_t pid = fork();
 

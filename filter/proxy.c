@@ -82,7 +82,7 @@ static void proxy_options(proxy *px)
 
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, pc->backend);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");   /* never an http_proxy from the environment */
+    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never an http_proxy from the environment */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* bytes pass as they are */
@@ -139,9 +139,10 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
     if (status != 0) {
         curl_slist_free_all(px->headers);
         px->headers = NULL;
-        return proxy_answer(x, status, status == 500 ? "Internal Server Error\n"
-                                       : status == 414 ? "URI Too Long\n"
-                                                       : "Bad Request\n");
+        return proxy_answer(x, status,
+                            status == 500   ? "Internal Server Error\n"
+                            : status == 414 ? "URI Too Long\n"
+                                            : "Bad Request\n");
     }
     rc = curl_easy_perform(px->curl);
     curl_slist_free_all(px->headers);

@@ -62,8 +62,8 @@ static int proxy_listed(const char *list, const char *name, size_t n)
 
 int proxy_hop_by_hop(const char *name, size_t n, const char *connection)
 {
-    static const char *const fixed[] = {"Connection", "Keep-Alive", "TE", "Trailer",
-                                        "Transfer-Encoding", "Upgrade"};
+    static const char *const fixed[] = {"Connection", "Keep-Alive",        "TE",
+                                        "Trailer",    "Transfer-Encoding", "Upgrade"};
 
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (proxy_name_is(name, n, fixed[i]))
@@ -73,8 +73,7 @@ int proxy_hop_by_hop(const char *name, size_t n, const char *connection)
     return connection != NULL && proxy_listed(connection, name, n);
 }
 
-int proxy_forwarded(char *buf, size_t size, const char *prev, const char *addr,
-                    const char *proto)
+int proxy_forwarded(char *buf, size_t size, const char *prev, const char *addr, const char *proto)
 {
     int v6 = strchr(addr, ':') != NULL;
     int n = snprintf(buf, size, "%s%sfor=%s%s%s%s;proto=%s", prev != NULL ? prev : "",

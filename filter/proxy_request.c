@@ -37,7 +37,7 @@ static int proxy_add(proxy *px, const char *name, const char *value)
     struct curl_slist *l;
     /* "Name;" is how libcurl sends a header with an empty value ("Name:" would remove it). */
     int n = value[0] == '\0' ? snprintf(line, sizeof line, "%s;", name)
-                              : snprintf(line, sizeof line, "%s: %s", name, value);
+                             : snprintf(line, sizeof line, "%s: %s", name, value);
 
     if (n < 0 || (size_t)n >= sizeof line) {
         log_warn("request header %s of %zu bytes dropped (at most %d)", name, strlen(value),
@@ -165,9 +165,10 @@ static const char *proxy_proto(char **params)
 /* Headers that are not copied as they came: ours to set, or the web server's to frame. */
 static int proxy_skip(const char *name, size_t n)
 {
-    static const char *const skip[] = {"X-Forwarded-For", "X-Forwarded-Proto", "Forwarded",
-                                       "Content-Length", "Content-Type", "Expect", "Proxy",
-                                       "Host"};
+    static const char *const skip[] = {"X-Forwarded-For", "X-Forwarded-Proto",
+                                       "Forwarded",       "Content-Length",
+                                       "Content-Type",    "Expect",
+                                       "Proxy",           "Host"};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
         if (strlen(skip[i]) == n && strncasecmp(name, skip[i], n) == 0)
             return 1;

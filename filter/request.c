@@ -123,7 +123,7 @@ void request_init(request *req, const rl_config *cfg)
     memset(req, 0, sizeof *req);
     if (cfg->identity.ntrusted > 0)
         request_add_name(req, cfg->identity.header == RL_FORWARD_FORWARDED ? "forwarded"
-                                                                            : "x-forwarded-for");
+                                                                           : "x-forwarded-for");
     for (size_t i = 0; i < cfg->nrules; i++)
         for (size_t k = 0; k < cfg->rules[i].nkey; k++) {
             const rl_key_part *p = &cfg->rules[i].key[k];
@@ -177,7 +177,7 @@ int request_load(request *req, char **params)
     }
     const char *role = FCGX_GetParam("FCGI_ROLE", params);
     req->role = role != NULL && strcmp(role, "AUTHORIZER") == 0 ? REQUEST_ROLE_AUTHORIZER
-                                                                 : REQUEST_ROLE_RESPONDER;
+                                                                : REQUEST_ROLE_RESPONDER;
     if ((status = request_load_client(req, FCGX_GetParam("REMOTE_ADDR", params))) != 0)
         return status;
 

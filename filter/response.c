@@ -144,9 +144,10 @@ static void response_add_json_string(response *r, const char *s)
 static void response_problem(response *r, const request *req, const rl_decision *d, int status,
                              int64_t retry)
 {
-    response_addf(r, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,"
-                     "\"detail\":\"Rate limit \\\"%s\\\" exceeded: retry in %" PRId64 " s.\","
-                     "\"instance\":\"",
+    response_addf(r,
+                  "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,"
+                  "\"detail\":\"Rate limit \\\"%s\\\" exceeded: retry in %" PRId64 " s.\","
+                  "\"instance\":\"",
                   response_reason(status), status, d->rule != NULL ? d->rule->name : "?", retry);
     response_add_json_string(r, req->path);
     response_addf(r, "\",\"retry_after\":%" PRId64 "}\n", retry);
@@ -185,8 +186,8 @@ static void response_refused(response *r, const rl_config *cfg, const request *r
 static void response_rejected(response *r, const rl_decision *d)
 {
     int status = d->status >= 400 && d->status <= 599 ? d->status : 403;
-    const char *body = d->verdict == RL_VERDICT_MISSING_KEY && d->rule != NULL ? d->rule->body
-                                                                                : NULL;
+    const char *body =
+        d->verdict == RL_VERDICT_MISSING_KEY && d->rule != NULL ? d->rule->body : NULL;
 
     response_reset(r, status);
     response_addf(r,
@@ -236,8 +237,7 @@ static void response_responded(response *r, const rl_config *cfg, const rl_decis
     response_addf(r, "\r\nOK\n");
 }
 
-void response_decision(response *r, const rl_config *cfg, const request *req,
-                       const rl_decision *d)
+void response_decision(response *r, const rl_config *cfg, const request *req, const rl_decision *d)
 {
     if (!d->allowed && d->verdict == RL_VERDICT_LIMITED)
         response_refused(r, cfg, req, d);

@@ -34,17 +34,17 @@ extern "C" {
 
 #define RL_VERSION "0.1.0"
 
-#define RL_ERRSTR_MAX 512   /* room for "file:line: key: message \"value\"" */
-#define RL_NAME_MAX 64      /* rule names, including the NUL */
-#define RL_KEY_MAX 256      /* bytes of a rate-limit key (rule + client), NUL excluded */
-#define RL_MAX_MATCH 16     /* rules one request can match */
-#define RL_MAX_RULES 256    /* rules in one configuration */
-#define RL_CLIENT_MAX 64    /* bytes of a rule's key material (client identity), NUL excluded;
-                               longer material is replaced by a digest, never truncated (an
-                               IPv6 address with a zone fits) */
-#define RL_KEY_PARTS_MAX 4  /* parts of a composite rule key */
+#define RL_ERRSTR_MAX 512 /* room for "file:line: key: message \"value\"" */
+#define RL_NAME_MAX 64    /* rule names, including the NUL */
+#define RL_KEY_MAX 256    /* bytes of a rate-limit key (rule + client), NUL excluded */
+#define RL_MAX_MATCH 16   /* rules one request can match */
+#define RL_MAX_RULES 256  /* rules in one configuration */
+/* Bytes of a rule's key material (client identity), NUL excluded; longer material is
+ * replaced by a digest, never truncated (an IPv6 address with a zone fits). */
+#define RL_CLIENT_MAX 64
+#define RL_KEY_PARTS_MAX 4    /* parts of a composite rule key */
 #define RL_KEY_HEADERS_MAX 12 /* distinct header names all rules' keys may read */
-#define RL_ADDR_TEXT_MAX 46 /* INET6_ADDRSTRLEN: the longest textual address + NUL */
+#define RL_ADDR_TEXT_MAX 46   /* INET6_ADDRSTRLEN: the longest textual address + NUL */
 
 /* Upper bounds checked at load, so that every product below stays exact in int64 and in the
  * doubles of Redis' Lua (2^53): count * period and burst * period never exceed 2^50. */
@@ -80,19 +80,19 @@ typedef enum rl_backend_kind {
  * ::ffff:a.b.c.d/(96+n), so one comparison serves both families. Host bits are zero. */
 typedef struct rl_cidr {
     uint8_t addr[16];
-    int bits;            /* 0..128 */
+    int bits; /* 0..128 */
 } rl_cidr;
 
 /* What one part of a rule's key is taken from. */
 typedef enum rl_key_kind {
-    RL_KEY_CLIENT = 0,   /* the client identity (see rl_identity_config) */
-    RL_KEY_HEADER,       /* a request header; name is lowercase */
-    RL_KEY_COOKIE,       /* a cookie of the Cookie header; name as written (case matters) */
+    RL_KEY_CLIENT = 0, /* the client identity (see rl_identity_config) */
+    RL_KEY_HEADER,     /* a request header; name is lowercase */
+    RL_KEY_COOKIE,     /* a cookie of the Cookie header; name as written (case matters) */
 } rl_key_kind;
 
 typedef struct rl_key_part {
     rl_key_kind kind;
-    char *name;          /* NULL for RL_KEY_CLIENT */
+    char *name; /* NULL for RL_KEY_CLIENT */
 } rl_key_part;
 
 /* What a rule does with a request its key cannot be built for (header or cookie absent,
@@ -115,45 +115,45 @@ typedef enum rl_redis_down {
  * path_regex, methods, hosts); one with none applies to every request. */
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
-    int line;            /* where the rule starts in the config file */
+    int line; /* where the rule starts in the config file */
     rl_algo algo;
-    char *path_prefix;   /* request path starts with it; "/" when no path condition is given */
-    char *path;          /* request path equals it; NULL = any */
+    char *path_prefix;     /* request path starts with it; "/" when no path condition is given */
+    char *path;            /* request path equals it; NULL = any */
     char *path_regex_text; /* POSIX extended regex as written; NULL = any */
-    void *path_regex;    /* its compiled regex_t, owned; NULL when path_regex_text is */
-    char **methods;      /* request method is one of these (case-sensitive); NULL = any */
+    void *path_regex;      /* its compiled regex_t, owned; NULL when path_regex_text is */
+    char **methods;        /* request method is one of these (case-sensitive); NULL = any */
     size_t nmethods;
-    char **hosts;        /* Host, port removed, is one of these (lowercase); NULL = any */
+    char **hosts; /* Host, port removed, is one of these (lowercase); NULL = any */
     size_t nhosts;
     rl_key_part key[RL_KEY_PARTS_MAX]; /* key = these parts joined by 0x1f; default client */
     size_t nkey;
     rl_missing_key on_missing_key;
     int missing_key_status; /* status of a RL_MISSING_REFUSE refusal, 400..599 (400) */
-    int status;          /* status of a refusal by this rule, 400..599 (429) */
-    char *body;          /* body of a refusal; NULL = the built-in text */
-    int dry_run;         /* decided and reported, never enforced */
-    int64_t cost;        /* units a request charges, 1..burst (gcra) or 1..count (windows) */
-    int64_t count;       /* admitted requests ... */
-    int64_t period_ms;   /* ... per this period */
-    int64_t burst;       /* at most this many at once; defaults to count (GCRA only) */
-    char *limit_text;    /* the limit as written ("100/90s"), for messages */
+    int status;             /* status of a refusal by this rule, 400..599 (429) */
+    char *body;             /* body of a refusal; NULL = the built-in text */
+    int dry_run;            /* decided and reported, never enforced */
+    int64_t cost;           /* units a request charges, 1..burst (gcra) or 1..count (windows) */
+    int64_t count;          /* admitted requests ... */
+    int64_t period_ms;      /* ... per this period */
+    int64_t burst;          /* at most this many at once; defaults to count (GCRA only) */
+    char *limit_text;       /* the limit as written ("100/90s"), for messages */
     rl_redis_down on_redis_down; /* used only with Redis enabled */
 } rl_rule;
 
 typedef struct rl_shm_config {
-    char *name;          /* POSIX shared-memory name, "/..." */
-    int64_t capacity;    /* keys the table holds; the least recently used is evicted */
+    char *name;       /* POSIX shared-memory name, "/..." */
+    int64_t capacity; /* keys the table holds; the least recently used is evicted */
 } rl_shm_config;
 
 typedef struct rl_redis_config {
     int enabled;
     char *host;
     int port;
-    char *socket;        /* unix socket path; when set, host/port are unused */
+    char *socket; /* unix socket path; when set, host/port are unused */
     int db;
-    char *user;          /* ACL user for "AUTH user password"; NULL = the default user */
-    char *password;      /* NULL = no AUTH */
-    char *prefix;        /* prepended to every key */
+    char *user;     /* ACL user for "AUTH user password"; NULL = the default user */
+    char *password; /* NULL = no AUTH */
+    char *prefix;   /* prepended to every key */
     int connect_timeout_ms;
     int command_timeout_ms;
     int breaker_failures;    /* consecutive failures that open the circuit breaker */
@@ -164,47 +164,47 @@ typedef struct rl_redis_config {
 
 /* Which header names the client behind a trusted proxy. */
 typedef enum rl_forward_header {
-    RL_FORWARD_XFF = 0,  /* X-Forwarded-For: a, b, c */
+    RL_FORWARD_XFF = 0,   /* X-Forwarded-For: a, b, c */
     RL_FORWARD_FORWARDED, /* RFC 7239 Forwarded: for=a, for="[b]:1" */
 } rl_forward_header;
 
 /* How the client identity is found (identity.c). */
 typedef struct rl_identity_config {
-    rl_cidr *trusted;    /* proxies whose forwarded header is believed; owned */
+    rl_cidr *trusted; /* proxies whose forwarded header is believed; owned */
     size_t ntrusted;
     rl_forward_header header;
-    int ipv6_prefix;     /* IPv6 clients are grouped by this prefix, 1..128 (64) */
+    int ipv6_prefix; /* IPv6 clients are grouped by this prefix, 1..128 (64) */
 } rl_identity_config;
 
 /* Address lists checked before any rule: deny wins over allow. */
 typedef struct rl_access_config {
-    rl_cidr *allow;      /* skip every limit; owned */
+    rl_cidr *allow; /* skip every limit; owned */
     size_t nallow;
-    rl_cidr *deny;       /* refused with 403; owned */
+    rl_cidr *deny; /* refused with 403; owned */
     size_t ndeny;
 } rl_access_config;
 /* Where the filter forwards allowed requests in the FastCGI responder role. */
 typedef struct rl_proxy_config {
-    char *backend;       /* "http://HOST[:PORT]", no trailing '/'; NULL = not proxying */
+    char *backend; /* "http://HOST[:PORT]", no trailing '/'; NULL = not proxying */
     int connect_timeout_ms;
-    int timeout_ms;      /* the longest the backend may stay silent during one exchange */
+    int timeout_ms; /* the longest the backend may stay silent during one exchange */
 } rl_proxy_config;
 
 /* The filter's admin endpoints (health, stats, test, metrics): answered in the FastCGI
  * responder role to clients in `allow` (resolved like rule keys: trusted proxies apply),
  * never rate-limited or forwarded. Paths are distinct, start with '/', exact matches. */
 typedef struct rl_admin_config {
-    int enabled;         /* default on */
-    rl_cidr *allow;      /* owned; default 127.0.0.1/32 and ::1/128 */
+    int enabled;    /* default on */
+    rl_cidr *allow; /* owned; default 127.0.0.1/32 and ::1/128 */
     size_t nallow;
-    char *health_path;   /* default "/api/health/rate-limiter" */
-    char *stats_path;    /* default "/api/health/rate-limiter/stats" */
-    char *test_path;     /* default "/api/health/rate-limiter/test" */
-    char *metrics_path;  /* default "/metrics" */
+    char *health_path;  /* default "/api/health/rate-limiter" */
+    char *stats_path;   /* default "/api/health/rate-limiter/stats" */
+    char *test_path;    /* default "/api/health/rate-limiter/test" */
+    char *metrics_path; /* default "/metrics" */
 } rl_admin_config;
 
 typedef struct rl_config {
-    char *path;          /* the file it was read from */
+    char *path; /* the file it was read from */
     rl_shm_config shm;
     rl_redis_config redis;
     rl_identity_config identity;
@@ -212,7 +212,7 @@ typedef struct rl_config {
     rl_proxy_config proxy;
     rl_admin_config admin;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
-    int problem_json;    /* refusals carry an RFC 9457 application/problem+json body (off) */
+    int problem_json;        /* refusals carry an RFC 9457 application/problem+json body (off) */
     rl_rule *rules;
     size_t nrules;
 } rl_config;
@@ -230,32 +230,32 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
 
 /* What one rule says about one request. */
 typedef struct rl_rule_result {
-    const rl_rule *rule;     /* borrowed from the config */
-    int allowed;             /* what the rule says, even when it is a dry run */
-    int dry_run;             /* rule->dry_run: the result is reported, never enforced */
-    int64_t limit;           /* the quota: rule->count */
-    int64_t window_ms;       /* the period the quota is counted over */
-    int64_t remaining;       /* requests that could still be admitted now */
-    int64_t reset_ms;        /* allowed: until the full quota is back; refused: = retry_after_ms */
-    int64_t retry_after_ms;  /* refused: until this request could be admitted; else 0 */
+    const rl_rule *rule;    /* borrowed from the config */
+    int allowed;            /* what the rule says, even when it is a dry run */
+    int dry_run;            /* rule->dry_run: the result is reported, never enforced */
+    int64_t limit;          /* the quota: rule->count */
+    int64_t window_ms;      /* the period the quota is counted over */
+    int64_t remaining;      /* requests that could still be admitted now */
+    int64_t reset_ms;       /* allowed: until the full quota is back; refused: = retry_after_ms */
+    int64_t retry_after_ms; /* refused: until this request could be admitted; else 0 */
 } rl_rule_result;
 
 /* Why a decision came out as it did. */
 typedef enum rl_verdict {
-    RL_VERDICT_ALLOWED = 0,  /* every enforced rule admits, or none matched */
-    RL_VERDICT_ALLOWLISTED,  /* the client is in access.allow: no rule was consulted */
-    RL_VERDICT_LIMITED,      /* an enforced rule refuses (status = that rule's status) */
-    RL_VERDICT_DENYLISTED,   /* the client is in access.deny (status 403) */
-    RL_VERDICT_MISSING_KEY,  /* a rule with on_missing_key = "refuse" had no key */
+    RL_VERDICT_ALLOWED = 0, /* every enforced rule admits, or none matched */
+    RL_VERDICT_ALLOWLISTED, /* the client is in access.allow: no rule was consulted */
+    RL_VERDICT_LIMITED,     /* an enforced rule refuses (status = that rule's status) */
+    RL_VERDICT_DENYLISTED,  /* the client is in access.deny (status 403) */
+    RL_VERDICT_MISSING_KEY, /* a rule with on_missing_key = "refuse" had no key */
 } rl_verdict;
 
 typedef struct rl_decision {
-    int allowed;             /* 1 when every enforced rule admits (dry runs never refuse) */
+    int allowed; /* 1 when every enforced rule admits (dry runs never refuse) */
     rl_verdict verdict;
-    int status;              /* refused: the HTTP status to answer with; allowed: 200 */
-    const rl_rule *rule;     /* LIMITED / MISSING_KEY: the rule that refused; else NULL */
+    int status;                     /* refused: the HTTP status to answer with; allowed: 200 */
+    const rl_rule *rule;            /* LIMITED / MISSING_KEY: the rule that refused; else NULL */
     char client[RL_CLIENT_MAX + 1]; /* the client identity as used in keys ("" if none) */
-    size_t nresults;         /* matched rules, in config order */
+    size_t nresults;                /* matched rules, in config order */
     rl_rule_result results[RL_MAX_MATCH];
     int decider;             /* index of the most restrictive enforced result; -1 if none */
     int64_t retry_after_ms;  /* refused: the longest wait among refusing enforced rules */
@@ -275,7 +275,7 @@ typedef struct rl_request {
     const char *host;        /* Host header, may hold a port; NULL = none */
     rl_header_fn header;     /* may be NULL: no headers (and no cookies) */
     void *header_ud;
-    int64_t cost;            /* units this request costs (times each rule's cost); 0 = 1 */
+    int64_t cost; /* units this request costs (times each rule's cost); 0 = 1 */
 } rl_request;
 
 typedef struct rl_limiter rl_limiter;
@@ -337,13 +337,13 @@ void rl_limiter_probe(rl_limiter *lim);
 #define RL_STATS_BUCKETS 18
 
 typedef enum rl_stat_rule_counter {
-    RL_STAT_ALLOWED = 0,    /* requests the rule matched that were admitted */
-    RL_STAT_REFUSED,        /* requests this rule refused (enforced) */
-    RL_STAT_DRY_RUN_REFUSED,/* requests this dry-run rule would have refused */
-    RL_STAT_FALLBACK,       /* decided by shared memory because Redis did not answer */
-    RL_STAT_FAIL_OPEN,      /* admitted uncounted: Redis down, on_redis_down "open" */
-    RL_STAT_FAIL_CLOSED,    /* refused: Redis down, on_redis_down "closed" */
-    RL_STAT_REFUSAL_CACHE,  /* refused from the refusal cache, Redis not asked */
+    RL_STAT_ALLOWED = 0,     /* requests the rule matched that were admitted */
+    RL_STAT_REFUSED,         /* requests this rule refused (enforced) */
+    RL_STAT_DRY_RUN_REFUSED, /* requests this dry-run rule would have refused */
+    RL_STAT_FALLBACK,        /* decided by shared memory because Redis did not answer */
+    RL_STAT_FAIL_OPEN,       /* admitted uncounted: Redis down, on_redis_down "open" */
+    RL_STAT_FAIL_CLOSED,     /* refused: Redis down, on_redis_down "closed" */
+    RL_STAT_REFUSAL_CACHE,   /* refused from the refusal cache, Redis not asked */
     RL_STAT_RULE_COUNTERS
 } rl_stat_rule_counter;
 
@@ -366,11 +366,11 @@ extern const char *const rl_stat_counter_names[RL_STAT_COUNTERS];
 /* A snapshot: each counter read atomically, the set not at one instant. */
 typedef struct rl_stats {
     int64_t global[RL_STAT_COUNTERS];
-    int64_t latency[RL_STATS_BUCKETS];  /* per bucket, not cumulative */
-    size_t nrules;                      /* the limiter's config rules, in config order */
+    int64_t latency[RL_STATS_BUCKETS]; /* per bucket, not cumulative */
+    size_t nrules;                     /* the limiter's config rules, in config order */
     struct {
-        const rl_rule *rule;            /* borrowed from the limiter's config */
-        int slotted;                    /* 0: no slot, the counters are all 0 */
+        const rl_rule *rule; /* borrowed from the limiter's config */
+        int slotted;         /* 0: no slot, the counters are all 0 */
         int64_t c[RL_STAT_RULE_COUNTERS];
     } rules[RL_MAX_RULES];
 } rl_stats;
@@ -378,8 +378,8 @@ typedef struct rl_stats {
 /* The shared-memory table's occupancy. */
 typedef struct rl_table_stats {
     int64_t capacity;
-    int64_t entries;         /* keys in use, including expired ones not yet reclaimed */
-    int64_t evictions;       /* live keys evicted to make room, since the table was created */
+    int64_t entries;   /* keys in use, including expired ones not yet reclaimed */
+    int64_t evictions; /* live keys evicted to make room, since the table was created */
     int64_t expired_reclaimed;
 } rl_table_stats;
 

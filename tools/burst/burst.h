@@ -29,31 +29,31 @@ enum {
     BURST_EXIT_TRANSPORT = 3, /* a request got no HTTP answer (could not connect, timeout) */
 };
 
-#define BURST_ADDR_MAX 16         /* "255.255.255.255" and its NUL */
+#define BURST_ADDR_MAX 16 /* "255.255.255.255" and its NUL */
 #define BURST_MAX_REQUESTS 10000000LL
-#define BURST_ABSENT (-1)         /* a header field that was not there */
-#define BURST_MALFORMED (-2)      /* a header field that was there but did not parse */
+#define BURST_ABSENT (-1)    /* a header field that was not there */
+#define BURST_MALFORMED (-2) /* a header field that was there but did not parse */
 
 /* ---- options.c ----------------------------------------------------------------------------- */
 
 typedef struct burst_options {
-    const char *url;          /* borrowed from argv */
-    int64_t requests;         /* -n; 0 = until --duration ends */
-    int concurrency;          /* -c: requests in flight at most */
-    int clients;              /* -k: distinct clients, request i belongs to client i % k */
-    int xff;                  /* --xff: one source address, the client in X-Forwarded-For */
-    uint32_t first_client;    /* --first-client, host byte order */
-    double rate;              /* --rate: requests/s overall; 0 = as fast as -c allows */
-    int64_t duration_us;      /* --duration; 0 = none */
-    const char *limit_text;   /* --limit as given (borrowed from argv) */
-    int64_t count;            /* --limit COUNT/PERIOD ... */
+    const char *url;        /* borrowed from argv */
+    int64_t requests;       /* -n; 0 = until --duration ends */
+    int concurrency;        /* -c: requests in flight at most */
+    int clients;            /* -k: distinct clients, request i belongs to client i % k */
+    int xff;                /* --xff: one source address, the client in X-Forwarded-For */
+    uint32_t first_client;  /* --first-client, host byte order */
+    double rate;            /* --rate: requests/s overall; 0 = as fast as -c allows */
+    int64_t duration_us;    /* --duration; 0 = none */
+    const char *limit_text; /* --limit as given (borrowed from argv) */
+    int64_t count;          /* --limit COUNT/PERIOD ... */
     int64_t period_ms;
-    int64_t burst;            /* --burst; defaults to count */
-    rl_algo algo;             /* --algorithm */
-    const char *rule;         /* --rule: the RateLimit member to follow; NULL = the first */
-    long timeout_ms;          /* --timeout, per request */
-    int json;                 /* --json: JSON on stdout, the human report on stderr */
-    int progress;             /* show the progress line (default: when stderr is a terminal) */
+    int64_t burst;    /* --burst; defaults to count */
+    rl_algo algo;     /* --algorithm */
+    const char *rule; /* --rule: the RateLimit member to follow; NULL = the first */
+    long timeout_ms;  /* --timeout, per request */
+    int json;         /* --json: JSON on stdout, the human report on stderr */
+    int progress;     /* show the progress line (default: when stderr is a terminal) */
 } burst_options;
 
 /* Parses argv into o. Returns 0 to run, 1 when --help or --version was printed (exit 0), -1
@@ -68,11 +68,11 @@ char (*burst_client_addrs(const burst_options *o))[BURST_ADDR_MAX];
 /* ---- fields.c ------------------------------------------------------------------------------ */
 
 typedef struct burst_fields {
-    int64_t retry_after;  /* seconds, or BURST_ABSENT / BURST_MALFORMED */
-    int64_t r;            /* RateLimit r of the followed member, or BURST_ABSENT / _MALFORMED */
-    int64_t r_min;        /* smallest r over every member; BURST_ABSENT when none */
-    int64_t x_remaining;  /* X-RateLimit-Remaining, or BURST_ABSENT / BURST_MALFORMED */
-    int has_ratelimit;    /* a RateLimit field was there (parsed or not) */
+    int64_t retry_after; /* seconds, or BURST_ABSENT / BURST_MALFORMED */
+    int64_t r;           /* RateLimit r of the followed member, or BURST_ABSENT / _MALFORMED */
+    int64_t r_min;       /* smallest r over every member; BURST_ABSENT when none */
+    int64_t x_remaining; /* X-RateLimit-Remaining, or BURST_ABSENT / BURST_MALFORMED */
+    int has_ratelimit;   /* a RateLimit field was there (parsed or not) */
 } burst_fields;
 
 void burst_fields_reset(burst_fields *f);
@@ -85,16 +85,16 @@ void burst_fields_line(burst_fields *f, const char *line, size_t len, const char
 /* ---- load.c -------------------------------------------------------------------------------- */
 
 typedef struct burst_record {
-    int client;           /* 0 .. clients-1 */
-    int64_t sent_us;      /* handed to libcurl */
-    int64_t done_us;      /* response complete (or failed); 0 while in flight */
-    long status;          /* HTTP status; 0 on a transport error */
-    int curl_code;        /* CURLE_OK or the transport error */
+    int client;      /* 0 .. clients-1 */
+    int64_t sent_us; /* handed to libcurl */
+    int64_t done_us; /* response complete (or failed); 0 while in flight */
+    long status;     /* HTTP status; 0 on a transport error */
+    int curl_code;   /* CURLE_OK or the transport error */
     burst_fields f;
 } burst_record;
 
 typedef struct burst_run {
-    burst_record *rec;    /* every request, in the order it was sent */
+    burst_record *rec; /* every request, in the order it was sent */
     size_t n;
     size_t cap;
     int64_t wall_start_us; /* CLOCK_REALTIME when the run started */
@@ -112,16 +112,16 @@ void burst_run_free(burst_run *run);
 /* ---- judge.c ------------------------------------------------------------------------------- */
 
 typedef struct burst_client {
-    const char *addr;        /* borrowed from the addrs array */
+    const char *addr;                               /* borrowed from the addrs array */
     int64_t sent, admitted, refused, other, errors; /* admitted = 2xx, refused = 429 */
-    int64_t first_sent_us;   /* the span every decision for this client lies in */
+    int64_t first_sent_us; /* the span every decision for this client lies in */
     int64_t last_done_us;
-    int64_t windows;         /* windows touched (window algorithms), else 0 */
-    int64_t max_allowed;     /* admissions the algorithm allows at most */
-    int64_t min_allowed;     /* ... at least, or -1 where no minimum is defined */
+    int64_t windows;     /* windows touched (window algorithms), else 0 */
+    int64_t max_allowed; /* admissions the algorithm allows at most */
+    int64_t min_allowed; /* ... at least, or -1 where no minimum is defined */
     int64_t header_violations;
     char first_violation[256];
-    int over, under;         /* admitted > max_allowed; admitted < min_allowed */
+    int over, under; /* admitted > max_allowed; admitted < min_allowed */
 } burst_client;
 
 /* Judges every client of run against o's rule. Returns a new array of o->clients entries
@@ -136,10 +136,10 @@ const char *burst_client_verdict(const burst_client *c);
 
 typedef struct burst_stats {
     int64_t sent, admitted, refused, other, errors;
-    int64_t answered;            /* requests with an HTTP answer: the latency sample */
+    int64_t answered; /* requests with an HTTP answer: the latency sample */
     int64_t p50_us, p90_us, p99_us, max_us;
     double elapsed_s;
-    double rps;                  /* answered / elapsed_s */
+    double rps; /* answered / elapsed_s */
 } burst_stats;
 
 /* Returns 0, or -1 when out of memory. */

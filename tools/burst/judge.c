@@ -46,10 +46,11 @@ typedef struct judge_ctx {
     const burst_options *o;
     const burst_run *run;
     int64_t period_us;
-    int tight;             /* gcra, sliding_log: no refill possible within the client's span */
+    int tight; /* gcra, sliding_log: no refill possible within the client's span */
 } judge_ctx;
 
-static void judge_violation(burst_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void judge_violation(burst_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void judge_violation(burst_client *c, const char *fmt, ...)
 {
@@ -126,8 +127,7 @@ static int64_t judge_rise_allowed(const judge_ctx *x, const burst_record *a, con
                        judge_window(x, b->done_us + JUDGE_SLACK_US)
                    ? 0
                    : JUDGE_UNLIMITED;
-    case RL_ALGO_SLIDING_WINDOW:
-        break;
+    case RL_ALGO_SLIDING_WINDOW: break;
     case RL_ALGO_SLIDING_LOG:
         /* Entries leave a whole P after they came, all of them at once if they came at once. */
         return x->tight ? 0 : JUDGE_UNLIMITED;
@@ -160,13 +160,12 @@ static void judge_fields(burst_client *c, const burst_record *r, int64_t seq)
                         (long long)seq, r->status);
     else if (f->x_remaining >= 0 && f->r_min >= 0 && f->x_remaining != f->r_min)
         judge_violation(c, "request %lld (%ld): X-RateLimit-Remaining %lld but RateLimit r=%lld",
-                        (long long)seq, r->status, (long long)f->x_remaining,
-                        (long long)f->r_min);
+                        (long long)seq, r->status, (long long)f->x_remaining, (long long)f->r_min);
 }
 
 typedef struct judge_item {
     size_t rec;
-    int64_t seq;     /* its number within the client, from 1 */
+    int64_t seq; /* its number within the client, from 1 */
     int64_t done_us;
 } judge_item;
 

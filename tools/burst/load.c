@@ -30,14 +30,14 @@ typedef struct load_slot {
     CURL *easy;
     burst_run *run;
     const burst_options *o;
-    size_t rec;                /* the request in flight; valid while busy */
+    size_t rec; /* the request in flight; valid while busy */
     int busy;
     char errbuf[CURL_ERROR_SIZE];
 } load_slot;
 
 typedef struct load_client {
-    char iface[BURST_ADDR_MAX + 8];  /* "host!127.0.x.y" */
-    struct curl_slist *xff;          /* "X-Forwarded-For: ADDR" */
+    char iface[BURST_ADDR_MAX + 8]; /* "host!127.0.x.y" */
+    struct curl_slist *xff;         /* "X-Forwarded-For: ADDR" */
 } load_client;
 
 static volatile sig_atomic_t load_interrupted;
@@ -186,10 +186,11 @@ static void load_progress(const burst_run *run, int64_t now, int64_t inflight)
         ok += run->rec[i].status >= 200 && run->rec[i].status < 300;
         refused += run->rec[i].status == 429;
     }
-    fprintf(stderr, "\rrl-burst: %6.1f s  sent %zu  in flight %lld  2xx %lld  429 %lld  "
-                    "errors %zu   ",
-            (double)now / 1e6, run->n, (long long)inflight, (long long)ok,
-            (long long)refused, run->transport_errors);
+    fprintf(stderr,
+            "\rrl-burst: %6.1f s  sent %zu  in flight %lld  2xx %lld  429 %lld  "
+            "errors %zu   ",
+            (double)now / 1e6, run->n, (long long)inflight, (long long)ok, (long long)refused,
+            run->transport_errors);
     fflush(stderr);
 }
 

@@ -242,9 +242,7 @@ int burst_options_parse(int argc, char **argv, burst_options *o)
         case OPT_PROGRESS: o->progress = 1; break;
         case 'h': opt_usage(stdout); return 1;
         case 'V': printf("rl-burst (ratelimit-filter) %s\n", RL_VERSION); return 1;
-        default:
-            fprintf(stderr, "Try 'rl-burst --help' for more information.\n");
-            return -1;
+        default: fprintf(stderr, "Try 'rl-burst --help' for more information.\n"); return -1;
         }
         if (rc != 0)
             return -1;

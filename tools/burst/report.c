@@ -53,15 +53,16 @@ static void report_problems(const burst_summary *s, FILE *out)
     for (int i = 0; i < o->clients; i++) {
         const burst_client *c = &s->clients[i];
         if (c->over)
-            fprintf(out, "  %s: OVER-ADMISSION: %lld admitted, the rule allows at most %lld "
-                         "in %.3f s\n",
+            fprintf(out,
+                    "  %s: OVER-ADMISSION: %lld admitted, the rule allows at most %lld "
+                    "in %.3f s\n",
                     c->addr, (long long)c->admitted, (long long)c->max_allowed,
                     (double)(c->last_done_us - c->first_sent_us) / 1e6);
         if (c->under)
-            fprintf(out, "  %s: UNDER-ADMISSION: %lld admitted of %lld sent, the rule admits "
-                         "exactly %lld (was the client idle before the run?)\n",
-                    c->addr, (long long)c->admitted, (long long)c->sent,
-                    (long long)c->min_allowed);
+            fprintf(out,
+                    "  %s: UNDER-ADMISSION: %lld admitted of %lld sent, the rule admits "
+                    "exactly %lld (was the client idle before the run?)\n",
+                    c->addr, (long long)c->admitted, (long long)c->sent, (long long)c->min_allowed);
         if (c->header_violations > 0)
             fprintf(out, "  %s: HEADERS: %lld violation(s), first: %s\n", c->addr,
                     (long long)c->header_violations, c->first_violation);
@@ -108,9 +109,9 @@ void burst_report_text(const burst_summary *s, FILE *out)
             continue;
         }
         report_allowed(c, allowed, sizeof allowed);
-        fprintf(out, "%-16s %8lld %8lld %8lld %6lld %6lld %13s  %s\n", c->addr,
-                (long long)c->sent, (long long)c->admitted, (long long)c->refused,
-                (long long)c->other, (long long)c->errors, allowed, v);
+        fprintf(out, "%-16s %8lld %8lld %8lld %6lld %6lld %13s  %s\n", c->addr, (long long)c->sent,
+                (long long)c->admitted, (long long)c->refused, (long long)c->other,
+                (long long)c->errors, allowed, v);
     }
     if (hidden > 0)
         fprintf(out, "(%d more clients within their allowance not shown; see --json)\n", hidden);
@@ -153,29 +154,33 @@ void burst_report_json(const burst_summary *s, FILE *out)
 
     fprintf(out, "{\n  \"url\": ");
     report_json_str(out, o->url);
-    fprintf(out, ",\n  \"mode\": \"%s\", \"concurrency\": %d, \"clients\": %d, "
-                 "\"interrupted\": %s,\n",
+    fprintf(out,
+            ",\n  \"mode\": \"%s\", \"concurrency\": %d, \"clients\": %d, "
+            "\"interrupted\": %s,\n",
             o->xff ? "xff" : "source", o->concurrency, o->clients,
             s->run->interrupted ? "true" : "false");
     fprintf(out, "  \"rule\": {\"algorithm\": \"%s\", \"limit\": ", report_algo(o->algo));
     report_json_str(out, o->limit_text);
-    fprintf(out, ", \"count\": %lld, \"period_ms\": %lld, \"burst\": %lld},\n",
-            (long long)o->count, (long long)o->period_ms, (long long)o->burst);
-    fprintf(out, "  \"totals\": {\"sent\": %lld, \"admitted\": %lld, \"refused\": %lld, "
-                 "\"other\": %lld, \"transport_errors\": %lld},\n",
+    fprintf(out, ", \"count\": %lld, \"period_ms\": %lld, \"burst\": %lld},\n", (long long)o->count,
+            (long long)o->period_ms, (long long)o->burst);
+    fprintf(out,
+            "  \"totals\": {\"sent\": %lld, \"admitted\": %lld, \"refused\": %lld, "
+            "\"other\": %lld, \"transport_errors\": %lld},\n",
             (long long)st->sent, (long long)st->admitted, (long long)st->refused,
             (long long)st->other, (long long)st->errors);
-    fprintf(out, "  \"latency_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, "
-                 "\"max\": %.3f},\n",
+    fprintf(out,
+            "  \"latency_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, "
+            "\"max\": %.3f},\n",
             (double)st->p50_us / 1e3, (double)st->p90_us / 1e3, (double)st->p99_us / 1e3,
             (double)st->max_us / 1e3);
     fprintf(out, "  \"elapsed_s\": %.6f, \"rps\": %.1f,\n", st->elapsed_s, st->rps);
     fprintf(out, "  \"per_client\": [\n");
     for (int i = 0; i < o->clients; i++) {
         const burst_client *c = &s->clients[i];
-        fprintf(out, "    {\"address\": \"%s\", \"sent\": %lld, \"admitted\": %lld, "
-                     "\"refused\": %lld, \"other\": %lld, \"transport_errors\": %lld, "
-                     "\"max_allowed\": %lld, ",
+        fprintf(out,
+                "    {\"address\": \"%s\", \"sent\": %lld, \"admitted\": %lld, "
+                "\"refused\": %lld, \"other\": %lld, \"transport_errors\": %lld, "
+                "\"max_allowed\": %lld, ",
                 c->addr, (long long)c->sent, (long long)c->admitted, (long long)c->refused,
                 (long long)c->other, (long long)c->errors, (long long)c->max_allowed);
         if (c->min_allowed >= 0)
@@ -191,8 +196,9 @@ void burst_report_json(const burst_summary *s, FILE *out)
         fprintf(out, ", \"verdict\": \"%s\"}%s\n", burst_client_verdict(c),
                 i + 1 < o->clients ? "," : "");
     }
-    fprintf(out, "  ],\n  \"over_admission_clients\": %lld, \"under_admission_clients\": %lld, "
-                 "\"header_violations\": %lld,\n",
+    fprintf(out,
+            "  ],\n  \"over_admission_clients\": %lld, \"under_admission_clients\": %lld, "
+            "\"header_violations\": %lld,\n",
             (long long)s->over, (long long)s->under, (long long)s->header_violations);
     fprintf(out, "  \"first_transport_error\": ");
     if (s->run->transport_errors > 0)
