@@ -18,16 +18,11 @@
 # RL_FILTER and RL_BURST select the binaries (make integration sets both). Takes ~5 s.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-export RL_FILTER=${RL_FILTER:-$ROOT/build/ratelimit-filter}
-command -v lighttpd >/dev/null || { echo "FAIL: lighttpd is not installed (scripts/deps)"; exit 1; }
-[ -x "$RL_FILTER" ] || { echo "FAIL: $RL_FILTER is not built (make)"; exit 1; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/rl-burst.XXXXXX")
+export RL_FILTER=${RL_FILTER:-$(cd "$(dirname "$0")/../.." && pwd)/build/ratelimit-filter}
+NAME=test_burst
+source "$(dirname "$0")/lib/lib.sh"  # $T, $ROOT, $RUN_ID, CONFS, checks, ports
+need lighttpd
 export RL_STACK_DIR=$T/stack
-RUN_ID="$$-$RANDOM"
-FAILS=0
-CONFS=()
 
 stack_down() {
     local pid i
@@ -40,28 +35,7 @@ stack_down() {
         rm -f "$RL_STACK_DIR/lighttpd.pid"
     fi
 }
-cleanup() {
-    stack_down
-    for c in "${CONFS[@]}"; do "$RL_FILTER" --shm-remove -c "$c" >/dev/null 2>&1 || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() { # a free port in [20000, 32768), starting somewhere random
-    local p=$((20000 + RANDOM % 12000)) n
-    for ((n = 0; n < 500; n++)); do
-        if port_free "$p" && ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"; return 0
-        fi
-        p=$((p + 1)); [ "$p" -lt 32768 ] || p=20000
-    done
-    echo "no free port" >&2; return 1
-}
+trap 'stack_down; lib_cleanup' EXIT
 
 URL=""
 stack_up() { # name, limit, burst, algorithm: a fresh stack with that one rule

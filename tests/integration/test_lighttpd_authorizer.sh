@@ -16,67 +16,9 @@
 # started is stopped by pid in the EXIT trap. Prints PASS/FAIL per check; exits 1 on any FAIL.
 set -euo pipefail
 
-: "${RL_FILTER:?set RL_FILTER to the absolute path of ratelimit-filter}"
-for tool in lighttpd redis-server redis-cli curl; do
-    command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (scripts/deps)"; exit 1; }
-done
-[ -x "$RL_FILTER" ] || { echo "FAIL: $RL_FILTER is not executable"; exit 1; }
-
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-T=$(mktemp -d "${TMPDIR:-/tmp}/rl-lighttpd.XXXXXX")
-RUN_ID="$$-$RANDOM"
-FAILS=0
-PIDS=()      # servers to stop
-CONFS=()     # filter configurations whose shared memory to remove
-
-cleanup() {
-    local pid i
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || continue
-        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    for c in "${CONFS[@]}"; do "$RL_FILTER" --shm-remove -c "$c" >/dev/null 2>&1 || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-check() { # description, command...
-    local what=$1; shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() { # a free port in [20000, 32768), starting somewhere random
-    local p=$((20000 + RANDOM % 12000)) n
-    for ((n = 0; n < 500; n++)); do
-        if port_free "$p" && ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"; return 0
-        fi
-        p=$((p + 1)); [ "$p" -lt 32768 ] || p=20000
-    done
-    echo "no free port" >&2; return 1
-}
-wait_port() { # port, seconds: until something listens
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do port_free "$1" || return 0; sleep 0.1; done
-    return 1
-}
-wait_gone() { # pid, seconds
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-    return 1
-}
-stop_pid() { # pid: SIGTERM, bounded wait, then SIGKILL
-    kill "$1" 2>/dev/null || return 0
-    wait_gone "$1" 5 || kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-hdr() { # file, header name: its value (first one), CR stripped
-    tr -d '\r' < "$1" | sed -n "s/^$2: //Ip" | head -n 1
-}
+NAME=test_lighttpd_authorizer
+source "$(dirname "$0")/lib/lib.sh"  # $T, $ROOT, $RUN_ID, PIDS, CONFS, checks, ports, waits
+need lighttpd redis-server redis-cli curl
 
 # ---- Redis -------------------------------------------------------------------------------
 RPORT=$(pick_port)
@@ -230,7 +172,7 @@ stop_lighttpd_and_check "$T/B" B
 
 # ---- C: Redis enabled but down ------------------------------------------------------------
 stop_pid "$RPID"
-check "C: redis-server stopped" bash -c '! kill -0 "$1" 2>/dev/null' _ "$RPID"
+check "C: redis-server stopped" bash -c '! ps -o stat= -p "$1" 2>/dev/null | grep -qv "^Z"' _ "$RPID"
 scenario C redis-down true "Redis down"
 check "C: decided from shared memory (backend=shm in the log)" grep -q 'backend=shm' "$T/C/filter.log"
 check "C: the fallback is logged" grep -q 'warn: deciding from shared memory' "$T/C/filter.log"
