@@ -47,26 +47,25 @@ int rl_cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm)
     return rl_cfg_set_string(ld, name, 0, &shm->name);
 }
 
+static int cfg_shm_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_shm_config *shm = ud;
+    long long v = 0;
+    int rc;
+
+    if (rl_cfg_is(s, "name"))
+        rc = cfg_shm_name(ld, s, shm);
+    else if (rl_cfg_is(s, "capacity")) {
+        rc = rl_cfg_int(ld, s, CFG_SHM_CAPACITY_MIN, CFG_SHM_CAPACITY_MAX, &v);
+        shm->capacity = v;
+    } else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
 int rl_cfg_load_shm(const cfg_loader *ld, const config_setting_t *g, rl_shm_config *shm)
 {
-    if (rl_cfg_group(ld, g) != 0)
-        return -1;
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        long long v = 0;
-        int rc;
-
-        if (rl_cfg_is(s, "name"))
-            rc = cfg_shm_name(ld, s, shm);
-        else if (rl_cfg_is(s, "capacity")) {
-            rc = rl_cfg_int(ld, s, CFG_SHM_CAPACITY_MIN, CFG_SHM_CAPACITY_MAX, &v);
-            shm->capacity = v;
-        } else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    return rl_cfg_members(ld, g, cfg_shm_member, shm);
 }
 
 /* ---- redis --------------------------------------------------------------------------------- */
@@ -90,50 +89,49 @@ static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, cha
         ld, v, rl_cfg_is(s, "socket") || rl_cfg_is(s, "password") || rl_cfg_is(s, "user"), dst);
 }
 
+static int cfg_redis_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_redis_config *r = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "enabled"))
+        rc = rl_cfg_bool(ld, s, &r->enabled);
+    else if (rl_cfg_is(s, "host"))
+        rc = cfg_redis_string(ld, s, &r->host);
+    else if (rl_cfg_is(s, "port"))
+        rc = rl_cfg_int32(ld, s, 1, 65535, &r->port);
+    else if (rl_cfg_is(s, "socket"))
+        rc = cfg_redis_string(ld, s, &r->socket);
+    else if (rl_cfg_is(s, "db"))
+        rc = rl_cfg_int32(ld, s, 0, CFG_DB_MAX, &r->db);
+    else if (rl_cfg_is(s, "user"))
+        rc = cfg_redis_string(ld, s, &r->user);
+    else if (rl_cfg_is(s, "password"))
+        rc = cfg_redis_string(ld, s, &r->password);
+    else if (rl_cfg_is(s, "prefix"))
+        rc = cfg_redis_string(ld, s, &r->prefix);
+    else if (rl_cfg_is(s, "connect_timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->connect_timeout_ms);
+    else if (rl_cfg_is(s, "command_timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->command_timeout_ms);
+    else if (rl_cfg_is(s, "breaker_failures"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_FAILURES_MAX, &r->breaker_failures);
+    else if (rl_cfg_is(s, "breaker_open_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_ms);
+    else if (rl_cfg_is(s, "breaker_open_max_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_max_ms);
+    else if (rl_cfg_is(s, "hosts"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
 int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r)
 {
-    const config_setting_t *max_setting = NULL;
-
-    if (rl_cfg_group(ld, g) != 0)
+    if (rl_cfg_members(ld, g, cfg_redis_member, r) != 0)
         return -1;
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        int rc;
-
-        if (rl_cfg_is(s, "enabled"))
-            rc = rl_cfg_bool(ld, s, &r->enabled);
-        else if (rl_cfg_is(s, "host"))
-            rc = cfg_redis_string(ld, s, &r->host);
-        else if (rl_cfg_is(s, "port"))
-            rc = rl_cfg_int32(ld, s, 1, 65535, &r->port);
-        else if (rl_cfg_is(s, "socket"))
-            rc = cfg_redis_string(ld, s, &r->socket);
-        else if (rl_cfg_is(s, "db"))
-            rc = rl_cfg_int32(ld, s, 0, CFG_DB_MAX, &r->db);
-        else if (rl_cfg_is(s, "user"))
-            rc = cfg_redis_string(ld, s, &r->user);
-        else if (rl_cfg_is(s, "password"))
-            rc = cfg_redis_string(ld, s, &r->password);
-        else if (rl_cfg_is(s, "prefix"))
-            rc = cfg_redis_string(ld, s, &r->prefix);
-        else if (rl_cfg_is(s, "connect_timeout_ms"))
-            rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->connect_timeout_ms);
-        else if (rl_cfg_is(s, "command_timeout_ms"))
-            rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->command_timeout_ms);
-        else if (rl_cfg_is(s, "breaker_failures"))
-            rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_FAILURES_MAX, &r->breaker_failures);
-        else if (rl_cfg_is(s, "breaker_open_ms"))
-            rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_ms);
-        else if (rl_cfg_is(s, "breaker_open_max_ms")) {
-            rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_max_ms);
-            max_setting = s;
-        } else if (rl_cfg_is(s, "hosts"))
-            rc = rl_cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
-        else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
-    }
+    const config_setting_t *max_setting = config_setting_get_member(g, "breaker_open_max_ms");
     /* The breaker's back-off doubles from breaker_open_ms up to breaker_open_max_ms. */
     if (max_setting == NULL)
         r->breaker_open_max_ms = r->breaker_open_ms > 1000 ? r->breaker_open_ms : 1000;
@@ -196,48 +194,46 @@ static int cfg_proxy_backend(const cfg_loader *ld, const config_setting_t *s, ch
     return 0;
 }
 
+static int cfg_proxy_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_proxy_config *px = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "backend"))
+        rc = cfg_proxy_backend(ld, s, &px->backend);
+    else if (rl_cfg_is(s, "connect_timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &px->connect_timeout_ms);
+    else if (rl_cfg_is(s, "timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_PROXY_TIMEOUT_MAX_MS, &px->timeout_ms);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
 int rl_cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px)
 {
-    if (rl_cfg_group(ld, g) != 0)
-        return -1;
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        int rc;
-
-        if (rl_cfg_is(s, "backend"))
-            rc = cfg_proxy_backend(ld, s, &px->backend);
-        else if (rl_cfg_is(s, "connect_timeout_ms"))
-            rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &px->connect_timeout_ms);
-        else if (rl_cfg_is(s, "timeout_ms"))
-            rc = rl_cfg_int32(ld, s, 1, CFG_PROXY_TIMEOUT_MAX_MS, &px->timeout_ms);
-        else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    return rl_cfg_members(ld, g, cfg_proxy_member, px);
 }
 
 /* ---- headers ------------------------------------------------------------------------------- */
 
+static int cfg_headers_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_config *cfg = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "x_ratelimit"))
+        rc = rl_cfg_bool(ld, s, &cfg->x_ratelimit_headers);
+    else if (rl_cfg_is(s, "problem_json"))
+        rc = rl_cfg_bool(ld, s, &cfg->problem_json);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
 int rl_cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
 {
-    if (rl_cfg_group(ld, g) != 0)
-        return -1;
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        int rc;
-
-        if (rl_cfg_is(s, "x_ratelimit"))
-            rc = rl_cfg_bool(ld, s, &cfg->x_ratelimit_headers);
-        else if (rl_cfg_is(s, "problem_json"))
-            rc = rl_cfg_bool(ld, s, &cfg->problem_json);
-        else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    return rl_cfg_members(ld, g, cfg_headers_member, cfg);
 }
 
 /* ---- identity and access ------------------------------------------------------------------- */
@@ -261,46 +257,44 @@ static int cfg_identity_header(const cfg_loader *ld, const config_setting_t *s,
     return 0;
 }
 
+static int cfg_identity_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_identity_config *ic = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "trusted_proxies"))
+        rc = rl_cfg_cidr_list(ld, s, &ic->trusted, &ic->ntrusted);
+    else if (rl_cfg_is(s, "header"))
+        rc = cfg_identity_header(ld, s, ic);
+    else if (rl_cfg_is(s, "ipv6_prefix"))
+        rc = rl_cfg_int32(ld, s, 1, 128, &ic->ipv6_prefix);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
 int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g, rl_identity_config *ic)
 {
-    if (rl_cfg_group(ld, g) != 0)
-        return -1;
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        int rc;
+    return rl_cfg_members(ld, g, cfg_identity_member, ic);
+}
 
-        if (rl_cfg_is(s, "trusted_proxies"))
-            rc = rl_cfg_cidr_list(ld, s, &ic->trusted, &ic->ntrusted);
-        else if (rl_cfg_is(s, "header"))
-            rc = cfg_identity_header(ld, s, ic);
-        else if (rl_cfg_is(s, "ipv6_prefix"))
-            rc = rl_cfg_int32(ld, s, 1, 128, &ic->ipv6_prefix);
-        else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+static int cfg_access_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_access_config *ac = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "allow"))
+        rc = rl_cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
+    else if (rl_cfg_is(s, "deny"))
+        rc = rl_cfg_cidr_list(ld, s, &ac->deny, &ac->ndeny);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
 }
 
 int rl_cfg_load_access(const cfg_loader *ld, const config_setting_t *g, rl_access_config *ac)
 {
-    if (rl_cfg_group(ld, g) != 0)
-        return -1;
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        int rc;
-
-        if (rl_cfg_is(s, "allow"))
-            rc = rl_cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
-        else if (rl_cfg_is(s, "deny"))
-            rc = rl_cfg_cidr_list(ld, s, &ac->deny, &ac->ndeny);
-        else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    return rl_cfg_members(ld, g, cfg_access_member, ac);
 }
 
 /* ---- admin endpoints ---------------------------------------------------------------------- */
@@ -372,35 +366,33 @@ int rl_cfg_admin_defaults(const cfg_loader *ld, rl_admin_config *ac, int allow_g
     return 0;
 }
 
+static int cfg_admin_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_admin_config *ac = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "enabled"))
+        rc = rl_cfg_bool(ld, s, &ac->enabled);
+    else if (rl_cfg_is(s, "allow"))
+        rc = rl_cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
+    else if (rl_cfg_is(s, "health_path"))
+        rc = cfg_admin_path(ld, s, &ac->health_path);
+    else if (rl_cfg_is(s, "stats_path"))
+        rc = cfg_admin_path(ld, s, &ac->stats_path);
+    else if (rl_cfg_is(s, "test_path"))
+        rc = cfg_admin_path(ld, s, &ac->test_path);
+    else if (rl_cfg_is(s, "metrics_path"))
+        rc = cfg_admin_path(ld, s, &ac->metrics_path);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
 int rl_cfg_load_admin(const cfg_loader *ld, const config_setting_t *g, rl_admin_config *ac)
 {
-    int allow_given = 0;
-
-    if (rl_cfg_group(ld, g) != 0)
+    if (rl_cfg_members(ld, g, cfg_admin_member, ac) != 0)
         return -1;
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        int rc;
-
-        if (rl_cfg_is(s, "enabled"))
-            rc = rl_cfg_bool(ld, s, &ac->enabled);
-        else if (rl_cfg_is(s, "allow")) {
-            rc = rl_cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
-            allow_given = 1;
-        } else if (rl_cfg_is(s, "health_path"))
-            rc = cfg_admin_path(ld, s, &ac->health_path);
-        else if (rl_cfg_is(s, "stats_path"))
-            rc = cfg_admin_path(ld, s, &ac->stats_path);
-        else if (rl_cfg_is(s, "test_path"))
-            rc = cfg_admin_path(ld, s, &ac->test_path);
-        else if (rl_cfg_is(s, "metrics_path"))
-            rc = cfg_admin_path(ld, s, &ac->metrics_path);
-        else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
-    }
-    if (rl_cfg_admin_defaults(ld, ac, allow_given) != 0)
+    if (rl_cfg_admin_defaults(ld, ac, config_setting_get_member(g, "allow") != NULL) != 0)
         return -1;
     return cfg_admin_distinct(ld, g, ac);
 }
