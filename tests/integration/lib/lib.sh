@@ -3,6 +3,7 @@
 # Source it after setting NAME (the test's name). It makes $T (a temp dir), $ROOT, $RUN_ID,
 # PIDS (stopped by pid, SIGTERM then SIGKILL, in the EXIT trap) and CONFS (filter
 # configurations whose shared memory is removed then). finish() prints the verdict and exits.
+# RL_KEEP_TMP=1 keeps $T after the run, to read the logs of a failed test.
 : "${RL_FILTER:?set RL_FILTER to the absolute path of ratelimit-filter}"
 [ -x "$RL_FILTER" ] || { echo "FAIL: $RL_FILTER is not executable"; exit 1; }
 
@@ -18,7 +19,7 @@ lib_cleanup() {
     local pid i c
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
     for c in "${CONFS[@]}"; do "$RL_FILTER" --shm-remove -c "$c" >/dev/null 2>&1 || true; done
-    rm -rf "$T"
+    [ -n "${RL_KEEP_TMP:-}" ] || rm -rf "$T"
 }
 trap lib_cleanup EXIT
 
