@@ -4,44 +4,12 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "algo.h"
+#include "algo_test.h"
 #include "leakcheck.h"
 
 static rl_rule gcra_rule(int64_t count, int64_t period_ms, int64_t burst)
 {
-    rl_rule r;
-    memset(&r, 0, sizeof(r));
-    strcpy(r.name, "t");
-    r.algo = RL_ALGO_GCRA;
-    r.count = count;
-    r.period_ms = period_ms;
-    r.burst = burst;
-    return r;
-}
-
-/* One key's life: applies a decision and keeps the state the way a store would. */
-typedef struct {
-    rl_state st;
-    int have;
-    int repaired;
-} key_t_;
-
-static rl_rule_result step(const rl_rule *r, key_t_ *k, int64_t now, int64_t cost)
-{
-    rl_rule_result res;
-    rl_state out;
-    int64_t ttl = 0;
-    memset(&res, 0xAB, sizeof(res));
-    int flags = rl_gcra_decide(r, k->have ? &k->st : NULL, now, cost, &out, &ttl, &res);
-    k->repaired = flags & RL_ALGO_REPAIR;
-    if (res.allowed || k->repaired) {
-        cr_assert_geq(ttl, 1);
-        if (res.allowed)
-            cr_assert_eq(ttl, res.reset_ms);
-        k->st = out;
-        k->have = 1;
-    }
-    return res;
+    return rlt_rule(RL_ALGO_GCRA, count, period_ms, burst);
 }
 
 /* A leak fails the test under SANITIZE=address (leakcheck.h). */
@@ -50,9 +18,9 @@ TestSuite(gcra, .fini = rl_test_leak_check);
 Test(gcra, burst_then_refuse_at_one_instant)
 {
     rl_rule r = gcra_rule(5, 60000, 5);
-    key_t_ k = { .have = 0 };
+    rlt_key k = { .have = 0 };
     for (int i = 0; i < 5; i++) {
-        rl_rule_result res = step(&r, &k, 1000, 1);
+        rl_rule_result res = rlt_step(&r, &k, 1000, 1);
         cr_assert(res.allowed, "request %d", i);
         cr_assert_eq(res.remaining, 4 - i);
         cr_assert_eq(res.retry_after_ms, 0);
@@ -60,7 +28,7 @@ Test(gcra, burst_then_refuse_at_one_instant)
         cr_assert_eq(res.window_ms, 60000);
         cr_assert_eq(res.reset_ms, 12000 * (i + 1));
     }
-    rl_rule_result res = step(&r, &k, 1000, 1);
+    rl_rule_result res = rlt_step(&r, &k, 1000, 1);
     cr_assert_not(res.allowed);
     cr_assert_eq(res.remaining, 0);
     cr_assert_eq(res.retry_after_ms, 12000);
@@ -70,15 +38,15 @@ Test(gcra, burst_then_refuse_at_one_instant)
 Test(gcra, refill_boundary_is_exact)
 {
     rl_rule r = gcra_rule(5, 60000, 5);
-    key_t_ k = { .have = 0 };
+    rlt_key k = { .have = 0 };
     for (int i = 0; i < 5; i++)
-        cr_assert(step(&r, &k, 0, 1).allowed);
-    cr_assert_not(step(&r, &k, 11999, 1).allowed);
-    cr_assert_eq(step(&r, &k, 11999, 1).retry_after_ms, 1);
-    cr_assert(step(&r, &k, 12000, 1).allowed);
-    cr_assert_not(step(&r, &k, 12000, 1).allowed);
+        cr_assert(rlt_step(&r, &k, 0, 1).allowed);
+    cr_assert_not(rlt_step(&r, &k, 11999, 1).allowed);
+    cr_assert_eq(rlt_step(&r, &k, 11999, 1).retry_after_ms, 1);
+    cr_assert(rlt_step(&r, &k, 12000, 1).allowed);
+    cr_assert_not(rlt_step(&r, &k, 12000, 1).allowed);
     /* A long idle period refills to the burst, never beyond. */
-    rl_rule_result res = step(&r, &k, 10000000, 1);
+    rl_rule_result res = rlt_step(&r, &k, 10000000, 1);
     cr_assert(res.allowed);
     cr_assert_eq(res.remaining, 4);
 }
@@ -88,67 +56,67 @@ Test(gcra, fractional_interval_admits_exactly_count_per_period)
     /* 3/s: T = 333.33 ms. Over a long run at 1 request per ms, admissions must equal the
      * allowance exactly: burst + floor(elapsed * count / period). */
     rl_rule r = gcra_rule(3, 1000, 3);
-    key_t_ k = { .have = 0 };
+    rlt_key k = { .have = 0 };
     int64_t admitted = 0;
     for (int64_t now = 0; now < 100000; now++)
-        admitted += step(&r, &k, now, 1).allowed;
+        admitted += rlt_step(&r, &k, now, 1).allowed;
     cr_assert_eq(admitted, 3 + (99999 * 3) / 1000);
     /* and the first refill comes at ceil(333.33) ms */
     rl_rule r2 = gcra_rule(3, 1000, 3);
-    key_t_ k2 = { .have = 0 };
+    rlt_key k2 = { .have = 0 };
     for (int i = 0; i < 3; i++)
-        step(&r2, &k2, 0, 1);
-    rl_rule_result res = step(&r2, &k2, 0, 1);
+        rlt_step(&r2, &k2, 0, 1);
+    rl_rule_result res = rlt_step(&r2, &k2, 0, 1);
     cr_assert_eq(res.retry_after_ms, 334);
-    cr_assert_not(step(&r2, &k2, 333, 1).allowed);
-    cr_assert(step(&r2, &k2, 334, 1).allowed);
+    cr_assert_not(rlt_step(&r2, &k2, 333, 1).allowed);
+    cr_assert(rlt_step(&r2, &k2, 334, 1).allowed);
 }
 
 Test(gcra, odd_periods)
 {
     /* 100 per 90 s: T = 900 ms */
     rl_rule r = gcra_rule(100, 90000, 100);
-    key_t_ k = { .have = 0 };
+    rlt_key k = { .have = 0 };
     for (int i = 0; i < 100; i++)
-        cr_assert(step(&r, &k, 5, 1).allowed);
-    rl_rule_result res = step(&r, &k, 5, 1);
+        cr_assert(rlt_step(&r, &k, 5, 1).allowed);
+    rl_rule_result res = rlt_step(&r, &k, 5, 1);
     cr_assert_not(res.allowed);
     cr_assert_eq(res.retry_after_ms, 900);
-    cr_assert(step(&r, &k, 905, 1).allowed);
+    cr_assert(rlt_step(&r, &k, 905, 1).allowed);
 }
 
 Test(gcra, burst_smaller_than_count)
 {
     rl_rule r = gcra_rule(10, 1000, 2); /* 10/s, at most 2 at once */
-    key_t_ k = { .have = 0 };
-    cr_assert(step(&r, &k, 0, 1).allowed);
-    cr_assert(step(&r, &k, 0, 1).allowed);
-    rl_rule_result res = step(&r, &k, 0, 1);
+    rlt_key k = { .have = 0 };
+    cr_assert(rlt_step(&r, &k, 0, 1).allowed);
+    cr_assert(rlt_step(&r, &k, 0, 1).allowed);
+    rl_rule_result res = rlt_step(&r, &k, 0, 1);
     cr_assert_not(res.allowed);
     cr_assert_eq(res.retry_after_ms, 100);
-    cr_assert(step(&r, &k, 100, 1).allowed);
+    cr_assert(rlt_step(&r, &k, 100, 1).allowed);
 }
 
 Test(gcra, cost_above_one)
 {
     rl_rule r = gcra_rule(10, 10000, 10);
-    key_t_ k = { .have = 0 };
-    rl_rule_result res = step(&r, &k, 0, 4);
+    rlt_key k = { .have = 0 };
+    rl_rule_result res = rlt_step(&r, &k, 0, 4);
     cr_assert(res.allowed);
     cr_assert_eq(res.remaining, 6);
-    cr_assert(step(&r, &k, 0, 6).allowed);
-    res = step(&r, &k, 0, 3);
+    cr_assert(rlt_step(&r, &k, 0, 6).allowed);
+    res = rlt_step(&r, &k, 0, 3);
     cr_assert_not(res.allowed);
     cr_assert_eq(res.retry_after_ms, 3000);
     /* a refused request changes nothing: one unit is back after 1 s */
-    cr_assert(step(&r, &k, 1000, 1).allowed);
+    cr_assert(rlt_step(&r, &k, 1000, 1).allowed);
 }
 
 Test(gcra, cost_above_burst_is_never_admitted)
 {
     rl_rule r = gcra_rule(10, 10000, 10);
-    key_t_ k = { .have = 0 };
-    rl_rule_result res = step(&r, &k, 0, 11);
+    rlt_key k = { .have = 0 };
+    rl_rule_result res = rlt_step(&r, &k, 0, 11);
     cr_assert_not(res.allowed);
     cr_assert_eq(res.remaining, 10);
     cr_assert_eq(res.retry_after_ms, 10000);
@@ -158,28 +126,28 @@ Test(gcra, cost_above_burst_is_never_admitted)
 Test(gcra, clock_stepping_backwards_admits_nothing_extra)
 {
     rl_rule r = gcra_rule(5, 60000, 5);
-    key_t_ k = { .have = 0 };
+    rlt_key k = { .have = 0 };
     for (int i = 0; i < 5; i++)
-        cr_assert(step(&r, &k, 1000000, 1).allowed);
+        cr_assert(rlt_step(&r, &k, 1000000, 1).allowed);
     /* one hour back: the bucket counts as empty, not as full */
-    rl_rule_result res = step(&r, &k, 1000000 - 3600000, 1);
+    rl_rule_result res = rlt_step(&r, &k, 1000000 - 3600000, 1);
     cr_assert_not(res.allowed);
     cr_assert_eq(res.remaining, 0);
     cr_assert(k.repaired);
     /* ... and the key is not blocked for an hour: one interval later it admits again */
     cr_assert_eq(res.retry_after_ms, 12000);
-    cr_assert(step(&r, &k, 1000000 - 3600000 + 12000, 1).allowed);
+    cr_assert(rlt_step(&r, &k, 1000000 - 3600000 + 12000, 1).allowed);
     /* a small step back only delays */
-    res = step(&r, &k, 1000000 - 3600000 + 11000, 1);
+    res = rlt_step(&r, &k, 1000000 - 3600000 + 11000, 1);
     cr_assert_not(res.allowed);
 }
 
 Test(gcra, step_back_within_the_bucket_needs_no_repair)
 {
     rl_rule r = gcra_rule(5, 60000, 5);
-    key_t_ k = { .have = 0 };
-    cr_assert(step(&r, &k, 100000, 1).allowed); /* TAT = 112000, depth 60 s */
-    rl_rule_result res = step(&r, &k, 99000, 1);
+    rlt_key k = { .have = 0 };
+    cr_assert(rlt_step(&r, &k, 100000, 1).allowed); /* TAT = 112000, depth 60 s */
+    rl_rule_result res = rlt_step(&r, &k, 99000, 1);
     cr_assert(res.allowed);
     cr_assert_not(k.repaired);
     cr_assert_eq(res.remaining, 2); /* the second lost to the step is not given back */
@@ -189,9 +157,9 @@ Test(gcra, step_back_within_the_bucket_needs_no_repair)
 Test(gcra, state_fraction_stays_below_count)
 {
     rl_rule r = gcra_rule(7, 1000, 7);
-    key_t_ k = { .have = 0 };
+    rlt_key k = { .have = 0 };
     for (int64_t now = 0; now < 5000; now += 13) {
-        step(&r, &k, now, 1);
+        rlt_step(&r, &k, now, 1);
         if (k.have) {
             cr_assert_geq(k.st.w[1], 0);
             cr_assert_lt(k.st.w[1], 7);
@@ -202,11 +170,11 @@ Test(gcra, state_fraction_stays_below_count)
 Test(gcra, one_per_day)
 {
     rl_rule r = gcra_rule(1, 86400000, 1);
-    key_t_ k = { .have = 0 };
+    rlt_key k = { .have = 0 };
     int64_t t0 = 1790000000000; /* an epoch-ms value: absolute times are never scaled */
-    cr_assert(step(&r, &k, t0, 1).allowed);
-    rl_rule_result res = step(&r, &k, t0 + 1, 1);
+    cr_assert(rlt_step(&r, &k, t0, 1).allowed);
+    rl_rule_result res = rlt_step(&r, &k, t0 + 1, 1);
     cr_assert_not(res.allowed);
     cr_assert_eq(res.retry_after_ms, 86400000 - 1);
-    cr_assert(step(&r, &k, t0 + 86400000, 1).allowed);
+    cr_assert(rlt_step(&r, &k, t0 + 86400000, 1).allowed);
 }
