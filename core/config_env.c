@@ -190,7 +190,7 @@ static int env_rules(rl_config *cfg, rl_error *err)
     if ((v = env_get("RATE_LIMIT_REQUESTS")) != NULL) {
         rl_rule *rule = env_rule_named(cfg, "global");
         for (size_t i = 0; rule == NULL && i < cfg->nrules; i++)
-            if (strcmp(cfg->rules[i].path_prefix, "/") == 0)
+            if (cfg->rules[i].path_prefix != NULL && strcmp(cfg->rules[i].path_prefix, "/") == 0)
                 rule = &cfg->rules[i];
         if (rule == NULL)
             return env_fail(err, "RATE_LIMIT_REQUESTS", NULL,

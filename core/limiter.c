@@ -108,7 +108,7 @@ static size_t limiter_key_max(const rl_config *cfg)
 {
     size_t longest = 0;
     for (size_t i = 0; i < cfg->nrules; i++) {
-        size_t len = strlen(cfg->rules[i].name);
+        size_t len = cfg->rules[i].name_len;
         longest = len > longest ? len : longest;
     }
     return longest + 1 + RL_CLIENT_MAX;
@@ -430,7 +430,7 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
             material[0] = '\0';
             mlen = 0;
         }
-        size_t nlen = strlen(rule->name);
+        size_t nlen = rule->name_len;
         char *k = lim->keys[n];
         memcpy(k, rule->name, nlen);
         k[nlen] = LIMITER_KEY_SEP;

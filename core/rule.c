@@ -64,8 +64,7 @@ int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path
 {
     if (rule->path != NULL && strcmp(path, rule->path) != 0)
         return 0;
-    if (rule->path_prefix != NULL &&
-        strncmp(path, rule->path_prefix, strlen(rule->path_prefix)) != 0)
+    if (rule->path_prefix != NULL && strncmp(path, rule->path_prefix, rule->path_prefix_len) != 0)
         return 0;
     if (rule->methods != NULL) {
         const char *m = req->method != NULL ? req->method : "";

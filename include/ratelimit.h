@@ -115,13 +115,15 @@ typedef enum rl_redis_down {
  * path_regex, methods, hosts); one with none applies to every request. */
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
-    int line; /* where the rule starts in the config file */
+    size_t name_len; /* strlen(name), computed at load */
+    int line;        /* where the rule starts in the config file */
     rl_algo algo;
-    char *path_prefix;     /* request path starts with it; "/" when no path condition is given */
-    char *path;            /* request path equals it; NULL = any */
-    char *path_regex_text; /* POSIX extended regex as written; NULL = any */
-    void *path_regex;      /* its compiled regex_t, owned; NULL when path_regex_text is */
-    char **methods;        /* request method is one of these (case-sensitive); NULL = any */
+    char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
+    size_t path_prefix_len; /* strlen(path_prefix), computed at load (0 when NULL) */
+    char *path;             /* request path equals it; NULL = any */
+    char *path_regex_text;  /* POSIX extended regex as written; NULL = any */
+    void *path_regex;       /* its compiled regex_t, owned; NULL when path_regex_text is */
+    char **methods;         /* request method is one of these (case-sensitive); NULL = any */
     size_t nmethods;
     char **hosts; /* Host, port removed, is one of these (lowercase); NULL = any */
     size_t nhosts;

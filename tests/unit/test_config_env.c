@@ -157,6 +157,13 @@ Test(config_env, requests_sets_the_global_rule)
     load_fails("rules = ( { name = \"api\"; path_prefix = \"/api\"; limit = \"5/s\"; } );",
                "environment RATE_LIMIT_REQUESTS: no rule named \"global\" and no rule with "
                "path_prefix \"/\"");
+    /* Rules matching by exact path or regex have no prefix at all: skipped, not crashed on. */
+    setenv("RATE_LIMIT_REQUESTS", "7/10s", 1);
+    cfg = load_ok("rules = ( { name = \"p\"; path = \"/x\"; limit = \"5/s\"; },"
+                  "{ name = \"r\"; path_regex = \"^/y\"; limit = \"5/s\"; },"
+                  "{ name = \"all\"; limit = \"1/s\"; } );");
+    cr_assert_eq(cfg->rules[2].count, 7);
+    rl_config_free(cfg);
 }
 
 Test(config_env, chat_sets_the_chat_rule)
