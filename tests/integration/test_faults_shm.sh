@@ -95,7 +95,7 @@ SEG1=$(seg_bytes "$SHM")
 RSS1=$(rss_kb $FP)
 check "segment size constant: $SEG0 -> $SEG1 bytes" test "$SEG0" -gt 0 -a "$SEG0" = "$SEG1"
 # ASan keeps freed memory in quarantine (up to 256 MiB): RSS says nothing under it.
-if ldd "$RL_FILTER" 2>/dev/null | grep libasan >/dev/null; then
+if sanitized_build; then
     echo "NOTE: ASan build: filters' RSS ${RSS0} -> ${RSS1} KiB not checked (quarantine)"
 else
     check "filters' RSS ${RSS0} -> ${RSS1} KiB (growth < 1024)" test $((RSS1 - RSS0)) -lt 1024

@@ -11,41 +11,17 @@
 # plain build's run, which CI also makes, covers it). Needs RL_FILTER, valgrind, lighttpd, curl.
 set -euo pipefail
 
-: "${RL_FILTER:?set RL_FILTER to the absolute path of ratelimit-filter}"
-# Not `ldd | grep -q`: under pipefail, grep -q exiting first can fail ldd with SIGPIPE and
-# make the test run valgrind on a sanitizer build.
-libs=$(ldd "$RL_FILTER" 2>/dev/null || true)
-if [[ $libs == *libasan* || $libs == *libubsan* ]]; then
+NAME=test_valgrind
+source "$(dirname "$0")/lib/lib.sh"  # $T, PIDS, CONFS, checks, ports, waits, sanitized_build
+if sanitized_build; then
     echo "SKIP: $RL_FILTER is a sanitizer build; valgrind runs on the plain build"
     exit 0
 fi
-for tool in valgrind lighttpd curl; do
-    command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (scripts/deps)"; exit 1; }
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/rl-valgrind.XXXXXX")
-FAILS=0
-LPID=""
-cleanup() {
-    if [ -n "$LPID" ]; then kill "$LPID" 2>/dev/null || true; fi
-    "$RL_FILTER" --shm-remove -c "$T/rl.conf" >/dev/null 2>&1 || true
-    [ -n "${RL_KEEP_TMP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-    local p=$((20000 + RANDOM % 12000)) n
-    for ((n = 0; n < 500; n++)); do
-        port_free "$p" && { echo "$p"; return 0; }
-        p=$((p + 1)); [ "$p" -lt 32768 ] || p=20000
-    done
-    return 1
-}
+need valgrind lighttpd curl
 
 VG="$(command -v valgrind) --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --log-file=$T/vg.%p.log"
 
+CONFS+=("$T/rl.conf")
 cat > "$T/rl.conf" <<CONF
 shm: { name = "/rltest-vg-$$-$RANDOM"; capacity = 100; };
 rules = ( { name = "vg"; path_prefix = "/"; limit = "3/m"; } );
@@ -68,6 +44,7 @@ fastcgi.server = ( "/" => ((
 CONF
 lighttpd -D -f "$T/lighttpd.conf" 2>"$T/lighttpd.stderr" &
 LPID=$!
+PIDS+=("$LPID")
 ok=0
 for ((i = 0; i < 150; i++)); do  # valgrind starts slowly: up to 15 s
     if ! port_free "$PORT" && curl -s -o /dev/null -m 5 "http://127.0.0.1:$PORT/"; then ok=1; break; fi
@@ -80,10 +57,7 @@ for i in 1 2 3 4; do
 done
 # the first probe was the 1st admission: 2 more 200s, then 429s
 [ "$codes" = "200 200 429 429 " ] && pass "FastCGI under valgrind: $codes" || fail "FastCGI under valgrind: $codes"
-kill "$LPID"
-for ((i = 0; i < 150; i++)); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
-wait "$LPID" 2>/dev/null || true
-LPID=""
+stop_pid "$LPID"
 # the pool exits after lighttpd: wait for valgrind's final summaries
 for ((i = 0; i < 150; i++)); do
     [ "$(grep -l 'ERROR SUMMARY' "$T"/vg.*.log 2>/dev/null | wc -l)" -ge 1 ] && \
@@ -109,4 +83,4 @@ for f in "${logs[@]}"; do
         pass "$name: no errors, no leaks"
     fi
 done
-[ "$FAILS" -eq 0 ] && echo "test_valgrind: all checks passed" || { echo "test_valgrind: $FAILS check(s) failed"; exit 1; }
+finish

@@ -120,6 +120,14 @@ CONF
     wait_port "$2" 5 || { fail "backend lighttpd not listening on $2"; return 1; }
 }
 
+# True when $RL_FILTER is an ASan/UBSan build. Not `ldd | grep -q`: under pipefail, grep -q
+# exiting first can kill ldd with SIGPIPE and make the answer wrong.
+sanitized_build() {
+    local libs
+    libs=$(ldd "$RL_FILTER" 2>/dev/null || true)
+    [[ $libs == *libasan* || $libs == *libubsan* ]]
+}
+
 no_sanitizer_report() { # log file
     ! grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$1"
 }
