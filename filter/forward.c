@@ -8,6 +8,7 @@
 #include "forward.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "proxy.h"
@@ -67,6 +68,14 @@ int forward_fcgi(handle_ctx *ctx, FCGX_Request *fr)
                    .ud = fr,
                    .body_to_eof = 1};
     int rc = forward_run(ctx, &io);
+    if (rc < 0 && fr->ipcFd >= 0) {
+        /* Cut short (e.g. the backend died after the head went out): never end the request
+         * normally, which would hand the client a complete-looking truncated answer. Shut
+         * the connection down so no FCGI_END_REQUEST can follow; the web server then
+         * resets the client connection. FCGX_Finish_r sees the error and closes it. */
+        shutdown(fr->ipcFd, SHUT_RDWR);
+        return -1;
+    }
     return FCGX_FFlush(fr->out) < 0 ? -1 : rc;
 }
 
