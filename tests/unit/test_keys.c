@@ -35,8 +35,10 @@ static void fini(void)
     rlt_redis_stop(&srv);
     if (conf_path[0] != '\0')
         unlink(conf_path);
-    if (shm_name[0] != '\0')
+    if (shm_name[0] != '\0') {
         shm_unlink(shm_name);
+        rl_stats_unlink(shm_name);
+    }
     rl_test_leak_check();
 }
 
