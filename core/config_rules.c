@@ -8,6 +8,7 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "rule_check.h"
 
 /* ---- rules --------------------------------------------------------------------------------- */
 
@@ -288,7 +289,7 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
 {
     rl_rule *rule = &cfg->rules[cfg->nrules];
     const config_setting_t *limit = NULL, *burst = NULL, *cost = NULL;
-    char q[RL_QUOTE_SIZE];
+    char q[RL_QUOTE_SIZE], why[512];
 
     if (rl_cfg_group(ld, g) != 0)
         return -1;
@@ -360,34 +361,13 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
     if (rule->path_prefix == NULL && rule->path == NULL && rule->path_regex == NULL &&
         rl_cfg_set_string(ld, "/", 0, &rule->path_prefix) != 0)
         return -1;
-    /* A cost above what the rule can ever admit would refuse every request it matches. */
-    if (cost != NULL && rule->cost > (rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count))
-        return rl_cfg_fail(ld, cost, "cost %lld is above the rule's %s %lld: no request could pass",
-                           (long long)rule->cost, rule->algo == RL_ALGO_GCRA ? "burst" : "count",
-                           (long long)(rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count));
-    /* Both factors are bounded (1e9 and 366 days), so these products cannot overflow. */
-    if (rule->count * rule->period_ms > CFG_PRODUCT_MAX)
-        return rl_cfg_fail(ld, limit,
-                           "limit %s is too large for its period: count x period in ms must not "
-                           "exceed 2^50",
-                           rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
-    /* The log's state is fixed-size: one 32-bit offset per admitted unit (slidelog.c). */
-    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_MAX)
-        return rl_cfg_fail(ld, limit,
-                           "sliding_log keeps one timestamp per request: count must be <= %d "
-                           "(use \"sliding_window\" for larger limits)",
-                           RL_LOG_MAX);
-    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->period_ms > RL_LOG_PERIOD_MAX_MS)
-        return rl_cfg_fail(ld, limit,
-                           "sliding_log keeps timestamps as 32-bit offsets: the period must be at "
-                           "most %lld ms (49.7 days; use \"sliding_window\" for longer periods)",
-                           RL_LOG_PERIOD_MAX_MS);
-    if (rule->burst * rule->period_ms > CFG_PRODUCT_MAX)
-        return rl_cfg_fail(ld, burst,
-                           "burst %lld is too large for the period of %s: burst x period in ms "
-                           "must not exceed 2^50",
-                           (long long)rule->burst,
-                           rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+    /* The same check RATE_LIMIT_* overrides go through (rule_check.c). */
+    switch (rl_rule_check_numbers(rule, why, sizeof why)) {
+    case RL_CHECK_OK: break;
+    case RL_CHECK_BURST: return rl_cfg_fail(ld, burst != NULL ? burst : limit, "%s", why);
+    case RL_CHECK_COST: return rl_cfg_fail(ld, cost != NULL ? cost : limit, "%s", why);
+    default: return rl_cfg_fail(ld, limit, "%s", why);
+    }
     for (size_t i = 0; i + 1 < cfg->nrules; i++)
         if (strcmp(cfg->rules[i].name, rule->name) == 0)
             return rl_cfg_fail(ld, config_setting_get_member(g, "name"),
