@@ -33,7 +33,6 @@
 #include "quote.h"
 #include "rule_check.h"
 
-
 int rl_parse_redis_down(const char *text, rl_redis_down *out)
 {
     if (strcmp(text, "shm") == 0)

@@ -40,7 +40,7 @@
 #define CFG_HOSTS_MAX 10000
 #define CFG_PROXY_TIMEOUT_MAX_MS 3600000
 
-#define CFG_LIST_MAX 1024           /* entries of a list of addresses, methods or hosts */
+#define CFG_LIST_MAX 1024 /* entries of a list of addresses, methods or hosts */
 #define CFG_METHOD_MAX 31
 #define CFG_HOST_MAX 253
 #define CFG_HEADER_NAME_MAX 63
