@@ -18,7 +18,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libconfig.h>
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

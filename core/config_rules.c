@@ -125,25 +125,33 @@ static int cfg_rule_path(const cfg_loader *ld, const config_setting_t *s, rl_rul
 
 static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
-    char q[RL_QUOTE_SIZE], why[256];
+    char q[RL_QUOTE_SIZE];
+    PCRE2_UCHAR why[256];
     const char *v;
-    regex_t *re;
+    pcre2_code *re;
     int rc;
+    PCRE2_SIZE at;
 
     if (rl_cfg_string(ld, s, &v) != 0)
         return -1;
     if (rule->path_regex != NULL)
         return rl_cfg_fail(ld, s, "path_regex given twice");
-    re = calloc(1, sizeof *re);
-    if (re == NULL)
-        return rl_cfg_oom(ld);
-    rc = regcomp(re, v, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        regerror(rc, re, why, sizeof why);
-        free(re);
-        return rl_cfg_fail(ld, s, "invalid regex %s: %s", rl_quote(q, v, strlen(v)), why);
+    re = pcre2_compile((PCRE2_SPTR)v, PCRE2_ZERO_TERMINATED, 0, &rc, &at, NULL);
+    if (re == NULL) {
+        pcre2_get_error_message(rc, why, sizeof why);
+        return rl_cfg_fail(ld, s, "invalid regex %s at offset %zu: %s", rl_quote(q, v, strlen(v)),
+                           (size_t)at, (const char *)why);
     }
     rule->path_regex = re;
+    /* JIT where the platform has it; the interpreter otherwise. Both honour the match limit. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    rule->path_regex_match = pcre2_match_data_create_from_pattern(re, NULL);
+    rule->path_regex_mctx = pcre2_match_context_create(NULL);
+    if (rule->path_regex_match == NULL || rule->path_regex_mctx == NULL)
+        return rl_cfg_oom(ld);
+    pcre2_set_match_limit(rule->path_regex_mctx, RL_REGEX_MATCH_LIMIT);
+    pcre2_set_depth_limit(rule->path_regex_mctx, RL_REGEX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(rule->path_regex_mctx, RL_REGEX_HEAP_LIMIT_KIB);
     return rl_cfg_set_string(ld, v, 0, &rule->path_regex_text);
 }
 
