@@ -20,7 +20,8 @@
 
 #include "rule.h"
 
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <string.h>
 #include <strings.h>
 
@@ -77,8 +78,17 @@ int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path
         if (n == 0 || !rule_in_list(rule->hosts, rule->nhosts, h, n, 1))
             return 0;
     }
-    if (rule->path_regex != NULL && regexec(rule->path_regex, path, 0, NULL, 0) != 0)
-        return 0;
+    if (rule->path_regex != NULL) {
+        /* One process decides one request at a time (no threads), so the match data made
+         * at load is reused; the context bounds the work (RL_REGEX_MATCH_LIMIT). */
+        int rc = pcre2_match(rule->path_regex, (PCRE2_SPTR)path, PCRE2_ZERO_TERMINATED, 0, 0,
+                             rule->path_regex_match, rule->path_regex_mctx);
+        if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+            rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+            return RL_RULE_REGEX_LIMIT;
+        if (rc < 0)
+            return 0;
+    }
     return 1;
 }
 

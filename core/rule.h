@@ -7,6 +7,10 @@
 /* 1 when every condition of rule holds for req (path is req->path or "/"). */
 int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path);
 
+/* What rl_rule_matches returns when path_regex's match stopped at its limit: the rule does
+ * not match, and the caller counts it (RL_STAT_REGEX_LIMIT). */
+#define RL_RULE_REGEX_LIMIT (-1)
+
 /* Bytes of one header or cookie value a key may use; a longer one counts as missing. */
 #define RL_KEY_VALUE_MAX 8192
 /* Scratch room rl_rule_key needs: every part at its longest, and the separators. */

@@ -53,6 +53,12 @@ extern "C" {
 /* A sliding_log rule keeps one timestamp per admitted unit, as a 32-bit offset from a base
  * time: count <= RL_LOG_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
 #define RL_LOG_MAX 128
+/* Bounds of one path_regex match (PCRE2 match context): at most RL_REGEX_MATCH_LIMIT
+ * backtracking steps, RL_REGEX_DEPTH_LIMIT nested backtracks and RL_REGEX_HEAP_LIMIT_KIB KiB
+ * of heap; a match that reaches one does not match (counted as regex_limit). */
+#define RL_REGEX_MATCH_LIMIT 100000
+#define RL_REGEX_DEPTH_LIMIT 1000
+#define RL_REGEX_HEAP_LIMIT_KIB 1024
 #define RL_LOG_PERIOD_MAX_MS 4294967295LL
 
 /* An error report: "file:line: text" when line > 0, else "file: text" or "text". */
@@ -121,8 +127,10 @@ typedef struct rl_rule {
     char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
     size_t path_prefix_len; /* strlen(path_prefix), computed at load (0 when NULL) */
     char *path;             /* request path equals it; NULL = any */
-    char *path_regex_text;  /* POSIX extended regex as written; NULL = any */
-    void *path_regex;       /* its compiled regex_t, owned; NULL when path_regex_text is */
+    char *path_regex_text;  /* PCRE2 regex as written; NULL = any */
+    void *path_regex;       /* its compiled pcre2_code (JIT when available), owned */
+    void *path_regex_match; /* its pcre2_match_data, made once at load, owned */
+    void *path_regex_mctx;  /* its pcre2_match_context (match and depth limits), owned */
     char **methods;         /* request method is one of these (case-sensitive); NULL = any */
     size_t nmethods;
     char **hosts; /* Host, port removed, is one of these (lowercase); NULL = any */
@@ -359,6 +367,7 @@ typedef enum rl_stat_counter {
     RL_STAT_UNCHECKED,      /* admitted because no store could decide */
     RL_STAT_UNSLOTTED,      /* rule decisions not counted per rule (no free slot) */
     RL_STAT_LATENCY_SUM_US, /* sum of the decision times, microseconds */
+    RL_STAT_REGEX_LIMIT,    /* path_regex matches stopped by their limit (rule not matched) */
     RL_STAT_COUNTERS
 } rl_stat_counter;
 
