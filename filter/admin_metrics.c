@@ -5,6 +5,7 @@
  *   ratelimit_decisions_total                        counter: every decision
  *   ratelimit_access_list_total{list="deny|allow"}   counter
  *   ratelimit_missing_key_total, ratelimit_unchecked_total                          counters
+ *   ratelimit_regex_limit_total                                                     counter
  *   ratelimit_backend_errors_total{backend="redis|shm"}                             counter
  *   ratelimit_decision_seconds_bucket{le="0.000001"} ... {le="+Inf"}, _sum, _count  histogram
  *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total
@@ -70,6 +71,9 @@ static void admin_globals(admin_out *o, const rl_stats *s)
     admin_head(o, "ratelimit_unchecked_total", "counter",
                "Requests admitted unchecked because no store could decide.");
     admin_outf(o, "ratelimit_unchecked_total %" PRId64 "\n", g[RL_STAT_UNCHECKED]);
+    admin_head(o, "ratelimit_regex_limit_total", "counter",
+               "path_regex matches stopped by their match limit (rule not matched).");
+    admin_outf(o, "ratelimit_regex_limit_total %" PRId64 "\n", g[RL_STAT_REGEX_LIMIT]);
 }
 
 static void admin_histogram(admin_out *o, const rl_stats *s)
