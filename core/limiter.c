@@ -218,6 +218,18 @@ void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud)
     lim->clock_ud = ud;
 }
 
+const char *rl_backend_name(rl_backend_kind kind)
+{
+    switch (kind) {
+    case RL_BACKEND_SHM: return "shm";
+    case RL_BACKEND_REDIS: return "redis";
+    case RL_BACKEND_REFUSAL_CACHE: return "refusal-cache";
+    case RL_BACKEND_FAIL_OPEN: return "fail-open";
+    case RL_BACKEND_FAIL_CLOSED: return "fail-closed";
+    default: return "none";
+    }
+}
+
 const char *rl_limiter_errstr(const rl_limiter *lim)
 {
     return lim->errstr;

@@ -76,6 +76,10 @@ typedef enum rl_backend_kind {
     RL_BACKEND_FAIL_CLOSED,   /* Redis failing, a rule with on_redis_down "closed": refused */
 } rl_backend_kind;
 
+/* The source's name as --decide, the logs and the statistics say it: "shm", "redis",
+ * "refusal-cache", "fail-open", "fail-closed" or "none". Never NULL. */
+const char *rl_backend_name(rl_backend_kind kind);
+
 /* An address block. Addresses are kept in their IPv6 form: an IPv4 block a.b.c.d/n is
  * ::ffff:a.b.c.d/(96+n), so one comparison serves both families. Host bits are zero. */
 typedef struct rl_cidr {

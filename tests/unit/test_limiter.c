@@ -346,3 +346,15 @@ Test(limiter, access_lists_missing_keys_and_cost)
     }
     close_all(lim, cfg);
 }
+
+/* --decide, the logs and the statistics name a decision's source with the same words. */
+Test(limiter, backend_names_are_the_reported_sources)
+{
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_NONE), "none");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_SHM), "shm");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_REDIS), "redis");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_REFUSAL_CACHE), "refusal-cache");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_FAIL_OPEN), "fail-open");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_FAIL_CLOSED), "fail-closed");
+    cr_expect_str_eq(rl_backend_name((rl_backend_kind)99), "none");
+}
