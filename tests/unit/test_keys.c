@@ -1,8 +1,9 @@
-/* test_keys.c -- keys of different rules or clients never collide; a flood of distinct clients
- * keeps memory bounded
+/* test_keys.c -- the exact bytes of every store key (keys.c, format version 1); keys of
+ * different rules or clients never collide; a flood of distinct clients keeps memory bounded
  *
- * Keys (limiter.c, redis.c):  shared memory  RULE "\x1f" CLIENT
- *                             Redis          PREFIX "{" CLIENT "}:" RULE
+ * Keys (keys.c):  shared memory  RULE "\x1f" CLIENT
+ *                 refusal cache  RULE "\x1e" CLIENT
+ *                 Redis          PREFIX "{" CLIENT "}:" RULE
  * A rule name is 1..63 of [A-Za-z0-9_.-] (config.c), so it never holds 0x1f, '{', '}' or ':':
  * in shared memory the first 0x1f ends the rule name; in Redis the prefix is fixed and the
  * rule name is what follows the last "}:". Either way the key splits back into exactly one
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "keys.h"
 #include "leakcheck.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
@@ -63,6 +65,47 @@ static rl_config *load(int64_t capacity, const char *redis, const char *rules)
     rl_config *cfg = load_text(text, &err);
     cr_assert_not_null(cfg, "%s", err.text);
     return cfg;
+}
+
+/* Golden values: a change here changes what every host and Redis store under, so it must
+ * come with a new RL_KEYS_VERSION and a rollout note in MANUAL.md. */
+Test(keys, format_version_1_is_pinned)
+{
+    char out[RL_KEY_MAX + 1], ref[RL_KEY_MAX + 1];
+    size_t n;
+
+    cr_assert_eq(RL_KEYS_VERSION, 1);
+    cr_assert_eq(RL_KEYS_PART_SEP, 0x1f);
+    cr_assert_eq(RL_KEYS_RULE_SEP, 0x1f);
+    cr_assert_eq(RL_KEYS_REFUSAL_SEP, 0x1e);
+
+    rl_keys_digest("", 0, out);
+    cr_assert_str_eq(out, "h:2ec7ab42b903770ed10f25cb92f55028");
+    rl_keys_digest("192.0.2.1\x1f" "abc", 13, out);
+    cr_assert_str_eq(out, "h:150bf915d4903651852827d7291e57ae");
+    cr_assert_eq(strlen(out), RL_KEYS_DIGEST_LEN);
+
+    cr_assert_eq(rl_keys_needs_digest("h:x", 3), 1);
+    cr_assert_eq(rl_keys_needs_digest("h", 1), 0);
+    cr_assert_eq(rl_keys_needs_digest("hx:", 3), 0);
+    memset(ref, 'a', RL_CLIENT_MAX + 1);
+    cr_assert_eq(rl_keys_needs_digest(ref, RL_CLIENT_MAX), 0);
+    cr_assert_eq(rl_keys_needs_digest(ref, RL_CLIENT_MAX + 1), 1);
+
+    n = rl_keys_shm("api", 3, "192.0.2.1", 9, out);
+    cr_assert_eq(n, 13);
+    cr_assert_eq(memcmp(out, "api\x1f" "192.0.2.1", 14), 0); /* with the NUL */
+    cr_assert_eq(rl_keys_shm_max(3), 3 + 1 + RL_CLIENT_MAX);
+
+    cr_assert_eq(rl_keys_refusal(out, n, 3, ref), 0);
+    cr_assert_eq(memcmp(ref, "api\x1e" "192.0.2.1", 14), 0);
+    cr_assert_eq(rl_keys_refusal(out, n, 2, ref), -1, "the name must end at the separator");
+    cr_assert_eq(rl_keys_refusal(out, 3, 3, ref), -1);
+
+    cr_assert_eq(rl_keys_redis_len(4, 9, 3), 4 + 1 + 9 + 2 + 3);
+    char *end = rl_keys_redis(out, "rl1:", 4, "192.0.2.1", 9, "api", 3);
+    cr_assert_eq((size_t)(end - out), rl_keys_redis_len(4, 9, 3));
+    cr_assert_eq(memcmp(out, "rl1:{192.0.2.1}:api", 19), 0);
 }
 
 Test(keys, rule_names_cannot_hold_a_separator)
