@@ -7,7 +7,7 @@
 #include "ratelimit.h"
 
 /* The on-store key format's version (keys.c). Changing any byte of a key bumps it. */
-#define RL_KEYS_VERSION 1
+#define RL_KEYS_VERSION 2
 
 #define RL_KEYS_PART_SEP '\x1f'    /* between key material parts */
 #define RL_KEYS_RULE_SEP '\x1f'    /* shm: between the rule name and the material */
@@ -22,7 +22,13 @@ void rl_keys_digest(const void *data, size_t len, char *out);
  * beginning with "h:" (that space holds digests only). */
 int rl_keys_needs_digest(const char *material, size_t len);
 
-/* The longest shm key of a rule name of name_len bytes. */
+#define RL_KEYS_FINGERPRINT_LEN 8 /* hex digits */
+
+/* The rule's identity in keys, NAME ":" 8 hex digits of the fingerprint of its algorithm,
+ * count, period and burst, into out (RL_NAME_MAX + 9 bytes). Returns its length. */
+size_t rl_keys_rule_id(const rl_rule *rule, char *out);
+
+/* The longest shm key of a rule identity of name_len bytes. */
 size_t rl_keys_shm_max(size_t name_len);
 
 /* The shm key NAME 0x1f MATERIAL into out (rl_keys_shm_max(nlen) + 1 bytes), NUL-terminated.

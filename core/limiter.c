@@ -106,7 +106,7 @@ static size_t limiter_key_max(const rl_config *cfg)
 {
     size_t longest = 0;
     for (size_t i = 0; i < cfg->nrules; i++) {
-        size_t len = cfg->rules[i].name_len;
+        size_t len = cfg->rules[i].key_id_len;
         longest = len > longest ? len : longest;
     }
     return rl_keys_shm_max(longest);
@@ -441,7 +441,7 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
             mlen = 0;
         }
         char *k = lim->keys[n];
-        size_t klen = rl_keys_shm(rule->name, rule->name_len, material, (size_t)mlen, k);
+        size_t klen = rl_keys_shm(rule->key_id, rule->key_id_len, material, (size_t)mlen, k);
         out->results[n].dry_run = rule->dry_run;
         lim->items[n] = (rl_item){.rule = rule,
                                   .client = material,

@@ -31,7 +31,7 @@
 /* The cache key of an item (keys.c: NAME 0x1e MATERIAL), into buf (RL_KEY_MAX+1). */
 static int refusal_key(const rl_item *it, char *buf)
 {
-    return rl_keys_refusal(it->key, it->keylen, it->rule->name_len, buf);
+    return rl_keys_refusal(it->key, it->keylen, it->rule->key_id_len, buf);
 }
 
 int rl_refusal_check(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms, size_t *hits)

@@ -120,6 +120,8 @@ typedef enum rl_redis_down {
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
     size_t name_len; /* strlen(name), computed at load */
+    char key_id[RL_NAME_MAX + 9]; /* NAME ":" fingerprint, the rule in store keys (keys.c) */
+    size_t key_id_len;            /* strlen(key_id) */
     int line;        /* where the rule starts in the config file */
     rl_algo algo;
     char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
