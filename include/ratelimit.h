@@ -82,6 +82,10 @@ typedef enum rl_backend_kind {
     RL_BACKEND_FAIL_CLOSED,   /* Redis failing, a rule with on_redis_down "closed": refused */
 } rl_backend_kind;
 
+/* The source's name as --decide, the logs and the statistics say it: "shm", "redis",
+ * "refusal-cache", "fail-open", "fail-closed" or "none". Never NULL. */
+const char *rl_backend_name(rl_backend_kind kind);
+
 /* An address block. Addresses are kept in their IPv6 form: an IPv4 block a.b.c.d/n is
  * ::ffff:a.b.c.d/(96+n), so one comparison serves both families. Host bits are zero. */
 typedef struct rl_cidr {
@@ -122,6 +126,8 @@ typedef enum rl_redis_down {
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
     size_t name_len; /* strlen(name), computed at load */
+    char key_id[RL_NAME_MAX + 9]; /* NAME ":" fingerprint, the rule in store keys (keys.c) */
+    size_t key_id_len;            /* strlen(key_id) */
     int line;        /* where the rule starts in the config file */
     rl_algo algo;
     char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
