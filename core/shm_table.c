@@ -312,12 +312,12 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     shm_stripe *st = &shm->stripes[s];
 
     /* The geometry comes from our own capacity, not from the segment. */
-    st->nslots = (uint32_t)(shm->capacity / shm->nstripes) +
-                 ((uint64_t)s < shm->capacity % shm->nstripes);
-    st->first = (uint32_t)((uint64_t)s * (shm->capacity / shm->nstripes) +
-                           ((uint64_t)s < shm->capacity % shm->nstripes
-                                ? s
-                                : shm->capacity % shm->nstripes));
+    st->nslots =
+        (uint32_t)(shm->capacity / shm->nstripes) + ((uint64_t)s < shm->capacity % shm->nstripes);
+    st->first =
+        (uint32_t)((uint64_t)s * (shm->capacity / shm->nstripes) +
+                   ((uint64_t)s < shm->capacity % shm->nstripes ? s
+                                                                : shm->capacity % shm->nstripes));
     atomic_fetch_add_explicit(&shm->hdr->repairs, 1, memory_order_relaxed);
     for (uint32_t b = 0; b < shm->nbuckets; b++)
         shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
@@ -378,8 +378,8 @@ int rl_shm_lock(rl_shm *shm, uint32_t s)
     if (rc != 0) {
         rl_shm_seterr(shm, "shm \"%s\": cannot lock stripe %u: %s%s", shm->name, s, strerror(rc),
                       rc == ENOTRECOVERABLE ? "; remove the segment and restart"
-                      : rc == ETIMEDOUT  ? " (held too long: a stuck process or a damaged lock)"
-                                         : "");
+                      : rc == ETIMEDOUT     ? " (held too long: a stuck process or a damaged lock)"
+                                            : "");
         return -1;
     }
     return 0;
