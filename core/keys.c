@@ -60,8 +60,7 @@ size_t rl_keys_rule_id(const rl_rule *rule, char *out)
 {
     char text[96];
     int len = snprintf(text, sizeof text, "%d|%lld|%lld|%lld", (int)rule->algo,
-                       (long long)rule->count, (long long)rule->period_ms,
-                       (long long)rule->burst);
+                       (long long)rule->count, (long long)rule->period_ms, (long long)rule->burst);
     uint64_t h = rl_siphash24(keys_fingerprint_key, text, (size_t)len);
     size_t n = strlen(rule->name);
 

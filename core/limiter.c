@@ -639,7 +639,8 @@ int rl_limiter_table_stats(rl_limiter *lim, rl_table_stats *out)
     *out = (rl_table_stats){.capacity = st.capacity,
                             .entries = st.entries,
                             .evictions = st.evictions,
-                            .expired_reclaimed = st.expired_reclaimed};
+                            .expired_reclaimed = st.expired_reclaimed,
+                            .repairs = st.repairs};
     return 0;
 }
 

@@ -2,7 +2,7 @@
  *
  * health  {"status":"ok","backend":{"redis":{"configured":true,"state":"closed",
  *          "host":"127.0.0.1","port":6379,"db":0},"shm":{"name":"/rl","capacity":100000,
- *          "entries":12,"evictions":0}}}   (never the Redis user or password)
+ *          "entries":12,"evictions":0,"repairs":0}}}   (never the Redis user or password)
  * stats   {"requests":N,"access":{"denied":N,"allowed":N},"missing_key":N,
  *          "errors":{"redis":N,"shm":N},"unchecked":N,"unslotted":N,"regex_limit":N,
  *          "latency_us":{"buckets":[{"le":1,"count":N},...,{"le":"+Inf","count":N}],
@@ -44,9 +44,9 @@ static json_t *admin_shm_json(handle_ctx *ctx, int full)
     if (rl_limiter_table_stats(ctx->lim, &ts) < 0)
         return json_pack("{s:s, s:s}", "name", ctx->cfg->shm.name, "error",
                          rl_limiter_errstr(ctx->lim));
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I}", "name", ctx->cfg->shm.name, "capacity",
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", ctx->cfg->shm.name, "capacity",
                           (json_int_t)ts.capacity, "entries", (json_int_t)ts.entries, "evictions",
-                          (json_int_t)ts.evictions);
+                          (json_int_t)ts.evictions, "repairs", (json_int_t)ts.repairs);
     if (o != NULL && full)
         json_object_set_new(o, "expired_reclaimed", json_integer(ts.expired_reclaimed));
     return o;

@@ -8,7 +8,8 @@
  *   ratelimit_regex_limit_total                                                     counter
  *   ratelimit_backend_errors_total{backend="redis|shm"}                             counter
  *   ratelimit_decision_seconds_bucket{le="0.000001"} ... {le="+Inf"}, _sum, _count  histogram
- *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total
+ *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total,
+ *   ratelimit_shm_repairs_total (counters)
  *   ratelimit_redis_configured, ratelimit_redis_up   gauges (up: configured and answering)
  * Rule names are [A-Za-z0-9_.-]: they need no escaping in a label value.
  */
@@ -107,6 +108,9 @@ static void admin_gauges(handle_ctx *ctx, admin_out *o)
         admin_head(o, "ratelimit_shm_evictions_total", "counter",
                    "Live keys evicted from the shared-memory table to make room.");
         admin_outf(o, "ratelimit_shm_evictions_total %" PRId64 "\n", ts.evictions);
+        admin_head(o, "ratelimit_shm_repairs_total", "counter",
+                   "Damaged stripes of the shared-memory table rebuilt (their keys forgotten).");
+        admin_outf(o, "ratelimit_shm_repairs_total %" PRId64 "\n", ts.repairs);
     }
     admin_head(o, "ratelimit_redis_configured", "gauge", "1 when Redis is enabled.");
     admin_outf(o, "ratelimit_redis_configured %d\n", configured);

@@ -125,10 +125,10 @@ typedef enum rl_redis_down {
  * path_regex, methods, hosts); one with none applies to every request. */
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
-    size_t name_len; /* strlen(name), computed at load */
+    size_t name_len;              /* strlen(name), computed at load */
     char key_id[RL_NAME_MAX + 9]; /* NAME ":" fingerprint, the rule in store keys (keys.c) */
     size_t key_id_len;            /* strlen(key_id) */
-    int line;        /* where the rule starts in the config file */
+    int line;                     /* where the rule starts in the config file */
     rl_algo algo;
     char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
     size_t path_prefix_len; /* strlen(path_prefix), computed at load (0 when NULL) */
@@ -398,6 +398,7 @@ typedef struct rl_table_stats {
     int64_t entries;   /* keys in use, including expired ones not yet reclaimed */
     int64_t evictions; /* live keys evicted to make room, since the table was created */
     int64_t expired_reclaimed;
+    int64_t repairs; /* damaged stripes rebuilt (their keys forgotten), since creation */
 } rl_table_stats;
 
 /* Fills *out from the pool's segment. Not for the request path (reads ~4500 words). */
