@@ -40,6 +40,7 @@ typedef struct rl_shm_stat {
     int64_t expired_reclaimed; /* expired keys whose slot was taken back */
     int64_t insert_failures;   /* inserts that found no slot: always 0 unless damaged */
     int64_t stripes;           /* independent locks the table is split into */
+    int64_t repairs; /* stripes rebuilt (damaged, or owner died): their keys may be lost */
 } rl_shm_stat;
 
 /* Creates the named segment, or attaches to it when another process already did (same

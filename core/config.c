@@ -229,9 +229,9 @@ void rl_config_free(rl_config *cfg)
         free(r->limit_text);
         free(r->path);
         free(r->path_regex_text);
-        if (r->path_regex != NULL)
-            regfree(r->path_regex);
-        free(r->path_regex);
+        pcre2_match_data_free(r->path_regex_match);
+        pcre2_match_context_free(r->path_regex_mctx);
+        pcre2_code_free(r->path_regex);
         for (size_t k = 0; k < r->nmethods; k++)
             free(r->methods[k]);
         free(r->methods);

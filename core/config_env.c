@@ -16,9 +16,10 @@
  *   RATE_LIMIT_CHAT             the limit of the rule named "chat"; error if none
  *
  * A limit is "COUNT/PERIOD" as in the file, or a bare COUNT meaning per minute. A rule's
- * burst follows its new count when it equalled the old one (the default), and must still
- * satisfy burst x period <= 2^50; a sliding_log rule keeps its count <= 128 and its period
- * < 2^32 ms. An unset or empty variable changes nothing.
+ * burst follows its new count when it equalled the old one (the default). The rule as the
+ * override leaves it goes through rl_rule_check_numbers(), the very check the file's rules
+ * pass (products, cost against burst/count, sliding_log bounds), so an override is refused
+ * with the same reason the file would give. An unset or empty variable changes nothing.
  */
 #include "fmacros.h"
 
@@ -30,8 +31,7 @@
 
 #include "config_env.h"
 #include "quote.h"
-
-#define ENV_PRODUCT_MAX (1LL << 50)
+#include "rule_check.h"
 
 int rl_parse_redis_down(const char *text, rl_redis_down *out)
 {
@@ -129,17 +129,15 @@ static int env_limit(rl_error *err, const char *name, const char *v, rl_rule *ru
     if (rl_parse_limit(text, &count, &period, &why) != 0)
         return env_fail(err, name, v, why.text);
     int64_t burst = rule->burst == rule->count ? count : rule->burst;
-    if (count * period > ENV_PRODUCT_MAX || burst * period > ENV_PRODUCT_MAX)
-        return env_fail(err, name, v, "count (or burst) x period in ms must not exceed 2^50");
-    /* The file's bounds for a log hold here too: its state has room for RL_LOG_MAX entries. */
-    if (rule->algo == RL_ALGO_SLIDING_LOG && count > RL_LOG_MAX)
-        return env_fail(err, name, v,
-                        "sliding_log keeps one timestamp per request: count "
-                        "must be <= 128 (use \"sliding_window\" for larger limits)");
-    if (rule->algo == RL_ALGO_SLIDING_LOG && period > RL_LOG_PERIOD_MAX_MS)
-        return env_fail(err, name, v,
-                        "sliding_log keeps timestamps as 32-bit offsets: the "
-                        "period must be at most 4294967295 ms");
+    /* Exactly the file's check (rule_check.c), on the rule as the override would leave it. */
+    rl_rule next = *rule;
+    char reason[512];
+    next.count = count;
+    next.period_ms = period;
+    next.burst = burst;
+    next.limit_text = text;
+    if (rl_rule_check_numbers(&next, reason, sizeof reason) != RL_CHECK_OK)
+        return env_fail(err, name, v, reason);
     if (env_string(err, name, text, &rule->limit_text) != 0)
         return -1;
     rule->count = count;

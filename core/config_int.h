@@ -18,7 +18,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libconfig.h>
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,8 @@
 #define CFG_BREAKER_OPEN_MAX_MS 600000
 #define CFG_HOSTS_MAX 10000
 #define CFG_PROXY_TIMEOUT_MAX_MS 3600000
-#define CFG_PRODUCT_MAX (1LL << 50) /* count * period and burst * period, see ratelimit.h */
-#define CFG_LIST_MAX 1024           /* entries of a list of addresses, methods or hosts */
+
+#define CFG_LIST_MAX 1024 /* entries of a list of addresses, methods or hosts */
 #define CFG_METHOD_MAX 31
 #define CFG_HOST_MAX 253
 #define CFG_HEADER_NAME_MAX 63

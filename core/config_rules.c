@@ -8,6 +8,8 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "keys.h"
+#include "rule_check.h"
 
 /* ---- rules --------------------------------------------------------------------------------- */
 
@@ -124,25 +126,33 @@ static int cfg_rule_path(const cfg_loader *ld, const config_setting_t *s, rl_rul
 
 static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
-    char q[RL_QUOTE_SIZE], why[256];
+    char q[RL_QUOTE_SIZE];
+    PCRE2_UCHAR why[256];
     const char *v;
-    regex_t *re;
+    pcre2_code *re;
     int rc;
+    PCRE2_SIZE at;
 
     if (rl_cfg_string(ld, s, &v) != 0)
         return -1;
     if (rule->path_regex != NULL)
         return rl_cfg_fail(ld, s, "path_regex given twice");
-    re = calloc(1, sizeof *re);
-    if (re == NULL)
-        return rl_cfg_oom(ld);
-    rc = regcomp(re, v, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        regerror(rc, re, why, sizeof why);
-        free(re);
-        return rl_cfg_fail(ld, s, "invalid regex %s: %s", rl_quote(q, v, strlen(v)), why);
+    re = pcre2_compile((PCRE2_SPTR)v, PCRE2_ZERO_TERMINATED, 0, &rc, &at, NULL);
+    if (re == NULL) {
+        pcre2_get_error_message(rc, why, sizeof why);
+        return rl_cfg_fail(ld, s, "invalid regex %s at offset %zu: %s", rl_quote(q, v, strlen(v)),
+                           (size_t)at, (const char *)why);
     }
     rule->path_regex = re;
+    /* JIT where the platform has it; the interpreter otherwise. Both honour the match limit. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    rule->path_regex_match = pcre2_match_data_create_from_pattern(re, NULL);
+    rule->path_regex_mctx = pcre2_match_context_create(NULL);
+    if (rule->path_regex_match == NULL || rule->path_regex_mctx == NULL)
+        return rl_cfg_oom(ld);
+    pcre2_set_match_limit(rule->path_regex_mctx, RL_REGEX_MATCH_LIMIT);
+    pcre2_set_depth_limit(rule->path_regex_mctx, RL_REGEX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(rule->path_regex_mctx, RL_REGEX_HEAP_LIMIT_KIB);
     return rl_cfg_set_string(ld, v, 0, &rule->path_regex_text);
 }
 
@@ -288,7 +298,7 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
 {
     rl_rule *rule = &cfg->rules[cfg->nrules];
     const config_setting_t *limit = NULL, *burst = NULL, *cost = NULL;
-    char q[RL_QUOTE_SIZE];
+    char q[RL_QUOTE_SIZE], why[512];
 
     if (rl_cfg_group(ld, g) != 0)
         return -1;
@@ -360,34 +370,13 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
     if (rule->path_prefix == NULL && rule->path == NULL && rule->path_regex == NULL &&
         rl_cfg_set_string(ld, "/", 0, &rule->path_prefix) != 0)
         return -1;
-    /* A cost above what the rule can ever admit would refuse every request it matches. */
-    if (cost != NULL && rule->cost > (rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count))
-        return rl_cfg_fail(ld, cost, "cost %lld is above the rule's %s %lld: no request could pass",
-                           (long long)rule->cost, rule->algo == RL_ALGO_GCRA ? "burst" : "count",
-                           (long long)(rule->algo == RL_ALGO_GCRA ? rule->burst : rule->count));
-    /* Both factors are bounded (1e9 and 366 days), so these products cannot overflow. */
-    if (rule->count * rule->period_ms > CFG_PRODUCT_MAX)
-        return rl_cfg_fail(ld, limit,
-                           "limit %s is too large for its period: count x period in ms must not "
-                           "exceed 2^50",
-                           rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
-    /* The log's state is fixed-size: one 32-bit offset per admitted unit (slidelog.c). */
-    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_MAX)
-        return rl_cfg_fail(ld, limit,
-                           "sliding_log keeps one timestamp per request: count must be <= %d "
-                           "(use \"sliding_window\" for larger limits)",
-                           RL_LOG_MAX);
-    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->period_ms > RL_LOG_PERIOD_MAX_MS)
-        return rl_cfg_fail(ld, limit,
-                           "sliding_log keeps timestamps as 32-bit offsets: the period must be at "
-                           "most %lld ms (49.7 days; use \"sliding_window\" for longer periods)",
-                           RL_LOG_PERIOD_MAX_MS);
-    if (rule->burst * rule->period_ms > CFG_PRODUCT_MAX)
-        return rl_cfg_fail(ld, burst,
-                           "burst %lld is too large for the period of %s: burst x period in ms "
-                           "must not exceed 2^50",
-                           (long long)rule->burst,
-                           rl_quote(q, rule->limit_text, strlen(rule->limit_text)));
+    /* The same check RATE_LIMIT_* overrides go through (rule_check.c). */
+    switch (rl_rule_check_numbers(rule, why, sizeof why)) {
+    case RL_CHECK_OK: break;
+    case RL_CHECK_BURST: return rl_cfg_fail(ld, burst != NULL ? burst : limit, "%s", why);
+    case RL_CHECK_COST: return rl_cfg_fail(ld, cost != NULL ? cost : limit, "%s", why);
+    default: return rl_cfg_fail(ld, limit, "%s", why);
+    }
     for (size_t i = 0; i + 1 < cfg->nrules; i++)
         if (strcmp(cfg->rules[i].name, rule->name) == 0)
             return rl_cfg_fail(ld, config_setting_get_member(g, "name"),
@@ -395,6 +384,7 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
                                rl_quote(q, rule->name, strlen(rule->name)), i, cfg->rules[i].line);
     /* Lengths the request path would otherwise measure on every request. */
     rule->name_len = strlen(rule->name);
+    rule->key_id_len = rl_keys_rule_id(rule, rule->key_id);
     rule->path_prefix_len = rule->path_prefix != NULL ? strlen(rule->path_prefix) : 0;
     return 0;
 }

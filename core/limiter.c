@@ -22,6 +22,7 @@
 #include "fmacros.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +35,11 @@
 #include "failover.h"
 #include "http.h"
 #include "identity.h"
+#include "keys.h"
 #include "refusal.h"
 #include "rule.h"
 #include "stats.h"
 
-/* A key is "RULE\x1fCLIENT": rule names never contain 0x1f, so keys of different rules can
- * never collide whatever the client string is. */
-#define LIMITER_KEY_SEP '\x1f'
 /* A fail-closed refusal says "retry after" at least this long (headers speak seconds). */
 #define LIMITER_CLOSED_RETRY_MIN_MS 1000
 
@@ -108,10 +107,10 @@ static size_t limiter_key_max(const rl_config *cfg)
 {
     size_t longest = 0;
     for (size_t i = 0; i < cfg->nrules; i++) {
-        size_t len = cfg->rules[i].name_len;
+        size_t len = cfg->rules[i].key_id_len;
         longest = len > longest ? len : longest;
     }
-    return longest + 1 + RL_CLIENT_MAX;
+    return rl_keys_shm_max(longest);
 }
 
 /* The state words the table keeps per key: the most any rule's algorithm needs, and the
@@ -216,6 +215,18 @@ void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud)
 {
     lim->clock = fn;
     lim->clock_ud = ud;
+}
+
+const char *rl_backend_name(rl_backend_kind kind)
+{
+    switch (kind) {
+    case RL_BACKEND_SHM: return "shm";
+    case RL_BACKEND_REDIS: return "redis";
+    case RL_BACKEND_REFUSAL_CACHE: return "refusal-cache";
+    case RL_BACKEND_FAIL_OPEN: return "fail-open";
+    case RL_BACKEND_FAIL_CLOSED: return "fail-closed";
+    default: return "none";
+    }
 }
 
 const char *rl_limiter_errstr(const rl_limiter *lim)
@@ -387,8 +398,8 @@ static int limiter_identity(rl_limiter *lim, const rl_request *req, rl_decision 
     }
     /* Not an address (an embedder's own identity): used as given, digested when long. */
     size_t n = strlen(remote);
-    if (n > RL_CLIENT_MAX || (n >= 2 && remote[0] == 'h' && remote[1] == ':'))
-        rl_rule_digest(remote, n, out->client);
+    if (rl_keys_needs_digest(remote, n))
+        rl_keys_digest(remote, n, out->client);
     else
         memcpy(out->client, remote, n + 1);
     return 0;
@@ -400,6 +411,27 @@ static void limiter_refuse(rl_decision *out, rl_verdict verdict, int status, con
     out->verdict = verdict;
     out->status = status;
     out->rule = rule;
+}
+
+/* A path_regex match stopped at its limit: counted every time, logged at most once a minute
+ * per process. */
+static void limiter_regex_limit(rl_limiter *lim, const rl_rule *rule)
+{
+    static int64_t last_log_ms = INT64_MIN;
+    struct timespec ts;
+    int64_t now;
+
+    if (lim->stats != NULL)
+        rl_stats_add(lim->stats, RL_STAT_REGEX_LIMIT, 1);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (last_log_ms != INT64_MIN && now - last_log_ms < 60000)
+        return;
+    last_log_ms = now;
+    fprintf(stderr,
+            "ratelimit-filter: rule \"%s\": path_regex stopped at its match limit; the rule "
+            "did not match (counted as regex_limit; logged at most once a minute)\n",
+            rule->name);
 }
 
 /* Picks the matching rules and builds their items. Returns how many, or -1 when a rule
@@ -414,7 +446,10 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
         char *material = lim->material[n];
         int mlen;
 
-        if (!rl_rule_matches(rule, req, path))
+        int m = rl_rule_matches(rule, req, path);
+        if (m == RL_RULE_REGEX_LIMIT)
+            limiter_regex_limit(lim, rule);
+        if (m != 1)
             continue;
         mlen = rl_rule_key(rule, req, out->client, lim->scratch, material);
         if (mlen < 0) {
@@ -430,16 +465,13 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
             material[0] = '\0';
             mlen = 0;
         }
-        size_t nlen = rule->name_len;
         char *k = lim->keys[n];
-        memcpy(k, rule->name, nlen);
-        k[nlen] = LIMITER_KEY_SEP;
-        memcpy(k + nlen + 1, material, (size_t)mlen + 1);
+        size_t klen = rl_keys_shm(rule->key_id, rule->key_id_len, material, (size_t)mlen, k);
         out->results[n].dry_run = rule->dry_run;
         lim->items[n] = (rl_item){.rule = rule,
                                   .client = material,
                                   .key = k,
-                                  .keylen = nlen + 1 + (size_t)mlen,
+                                  .keylen = klen,
                                   .cost = limiter_cost(req, rule),
                                   .res = &out->results[n]};
         n++;
@@ -607,7 +639,8 @@ int rl_limiter_table_stats(rl_limiter *lim, rl_table_stats *out)
     *out = (rl_table_stats){.capacity = st.capacity,
                             .entries = st.entries,
                             .evictions = st.evictions,
-                            .expired_reclaimed = st.expired_reclaimed};
+                            .expired_reclaimed = st.expired_reclaimed,
+                            .repairs = st.repairs};
     return 0;
 }
 

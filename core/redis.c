@@ -2,7 +2,7 @@
  *
  * A decision is one EVALSHA of the script (redis_script.c) over every matched rule, so
  * Redis decides all rules atomically and, with now_ms < 0, on its own clock shared by every
- * host. Keys are PREFIX "{" CLIENT "}:" RULE: the hash tag keeps one client's keys in one
+ * host. Keys are PREFIX "{" CLIENT "}:" RULE-ID (keys.c): the hash tag keeps one client's keys in one
  * Redis Cluster slot, so a multi-rule script never crosses slots.
  *
  * The handle is connected (ctx != NULL: AUTH, SELECT and SCRIPT LOAD done, sha valid) or not
@@ -38,6 +38,7 @@
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
+#include "keys.h"
 #include "redis_reply.h"
 #include "redis_script.h"
 
@@ -125,7 +126,7 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
         return NULL;
     r->cfg = cfg;
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
-    r->keycap = strlen(prefix) + 1 + RL_KEY_MAX + 2 + RL_NAME_MAX + 1;
+    r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_NAME_MAX + 9) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
     r->cmdcap = REDIS_CMD_SHA_OFF + REDIS_SHA_LEN + 2 +
                 RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
@@ -382,8 +383,8 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_
     p = redis_put_num(p, (int64_t)n);
     for (i = 0; i < n; i++) {
         size_t clen = strnlen(items[i].client, RL_KEY_MAX + 1);
-        size_t nlen = strlen(items[i].rule->name);
-        size_t len = plen + 1 + clen + 2 + nlen;
+        size_t nlen = items[i].rule->key_id_len;
+        size_t len = rl_keys_redis_len(plen, clen, nlen);
 
         /* Policy: a client identity longer than RL_KEY_MAX is refused (the caller falls
          * back), never truncated: two long identities must not share a bucket. */
@@ -392,15 +393,8 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_
             return -1;
         }
         p = redis_put_bulk_head(p, len);
-        memcpy(p, prefix, plen);
-        p += plen;
-        *p++ = '{';
-        memcpy(p, items[i].client, clen);
-        p += clen;
-        *p++ = '}';
-        *p++ = ':';
-        memcpy(p, items[i].rule->name, nlen);
-        p = redis_put_crlf(p + nlen);
+        p = rl_keys_redis(p, prefix, plen, items[i].client, clen, items[i].rule->key_id, nlen);
+        p = redis_put_crlf(p);
     }
     p = redis_put_num(p, now_ms < 0 ? -1 : now_ms);
     for (i = 0; i < n; i++) {

@@ -6,9 +6,8 @@
  * then every process of this host can refuse such requests itself, without a round trip:
  * a flood from one client costs Redis one call per retry_after instead of one per request.
  *
- * Entries live in the shm table under "RULE\x1eCLIENT": the rule key with its 0x1f separator
- * replaced by 0x1e. Rule names have no control characters, so the first control byte tells
- * the namespaces apart and no cache key can equal a rule key. The entry's rl_state holds
+ * Entries live in the shm table under the refusal key of keys.c (NAME 0x1e MATERIAL): no
+ * cache key can equal a rule key. The entry's rl_state holds
  *   w[0] = refused until (local wall-clock ms), w[1] = remaining at the refusal,
  *   w[2] = the cost that was refused
  * and expires at w[0], so the table reclaims it like any expired state.
@@ -26,20 +25,13 @@
 
 #include <string.h>
 
+#include "keys.h"
 #include "refusal.h"
 
-#define REFUSAL_SEP '\x1e'
-
-/* The cache key of an item ("RULE\x1fCLIENT" -> "RULE\x1eCLIENT"), into buf (RL_KEY_MAX+1). */
+/* The cache key of an item (keys.c: NAME 0x1e MATERIAL), into buf (RL_KEY_MAX+1). */
 static int refusal_key(const rl_item *it, char *buf)
 {
-    size_t nlen = strlen(it->rule->name);
-
-    if (it->keylen > RL_KEY_MAX || it->keylen <= nlen || it->key[nlen] != '\x1f')
-        return -1;
-    memcpy(buf, it->key, it->keylen);
-    buf[nlen] = REFUSAL_SEP;
-    return 0;
+    return rl_keys_refusal(it->key, it->keylen, it->rule->key_id_len, buf);
 }
 
 int rl_refusal_check(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms, size_t *hits)

@@ -4,50 +4,19 @@
  * load, lowercase host names. Nothing is allocated and nothing is parsed but the request's
  * own Host and Cookie values.
  *
- * Key material: the rule's parts (client identity, header values, cookie values) joined by
- * the unit separator 0x1f. A part that is absent, empty or holds a control byte (0x1f among
- * them) makes the key missing, so the join is unambiguous. Material longer than
- * RL_CLIENT_MAX bytes is replaced by a digest of the whole of it -- never truncated, which
- * would let two clients share a bucket. Digests are "h:" + 32 hex digits; material that
- * happens to begin with "h:" is digested too, so the "h:" space holds digests only.
- *
- * The digest uses SipHash-2-4 under two FIXED keys, below. They are not secrets: every
- * host, process and Redis must derive the same key from the same material, so the keys are
- * part of the on-store format and must never change. (The shared-memory index uses its own
- * random key; this digest only shortens keys.)
+ * Key material and its digest: the format is keys.c's.
  */
 #include "fmacros.h"
 
 #include "rule.h"
 
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http.h"
-#include "siphash.h"
-
-#define RULE_SEP '\x1f'
-#define RULE_DIGEST_LEN 34
-
-/* The first 32 bytes of "ratelimit-filter key digest v1.0", split in two. Public. */
-static const uint8_t rule_digest_key[2][RL_SIPHASH_KEY_SIZE] = {
-    {'r', 'a', 't', 'e', 'l', 'i', 'm', 'i', 't', '-', 'f', 'i', 'l', 't', 'e', 'r'},
-    {' ', 'k', 'e', 'y', ' ', 'd', 'i', 'g', 'e', 's', 't', ' ', 'v', '1', '.', '0'},
-};
-
-void rl_rule_digest(const void *data, size_t len, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    uint64_t h[2] = {rl_siphash24(rule_digest_key[0], data, len),
-                     rl_siphash24(rule_digest_key[1], data, len)};
-
-    out[0] = 'h';
-    out[1] = ':';
-    for (int i = 0; i < 32; i++)
-        out[2 + i] = hex[(h[i / 16] >> (60 - 4 * (i % 16))) & 15];
-    out[34] = '\0';
-}
+#include "keys.h"
 
 static int rule_in_list(char *const *list, size_t n, const char *s, size_t len, int nocase)
 {
@@ -77,8 +46,17 @@ int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path
         if (n == 0 || !rule_in_list(rule->hosts, rule->nhosts, h, n, 1))
             return 0;
     }
-    if (rule->path_regex != NULL && regexec(rule->path_regex, path, 0, NULL, 0) != 0)
-        return 0;
+    if (rule->path_regex != NULL) {
+        /* One process decides one request at a time (no threads), so the match data made
+         * at load is reused; the context bounds the work (RL_REGEX_MATCH_LIMIT). */
+        int rc = pcre2_match(rule->path_regex, (PCRE2_SPTR)path, PCRE2_ZERO_TERMINATED, 0, 0,
+                             rule->path_regex_match, rule->path_regex_mctx);
+        if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+            rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+            return RL_RULE_REGEX_LIMIT;
+        if (rc < 0)
+            return 0;
+    }
     return 1;
 }
 
@@ -123,13 +101,13 @@ int rl_rule_key(const rl_rule *rule, const rl_request *req, const char *client, 
             if ((unsigned char)v[k] < 0x20 || v[k] == 0x7f)
                 return -1;
         if (i > 0)
-            scratch[total++] = RULE_SEP;
+            scratch[total++] = RL_KEYS_PART_SEP;
         memcpy(scratch + total, v, len);
         total += len;
     }
-    if (total > RL_CLIENT_MAX || (total >= 2 && scratch[0] == 'h' && scratch[1] == ':')) {
-        rl_rule_digest(scratch, total, out);
-        return RULE_DIGEST_LEN;
+    if (rl_keys_needs_digest(scratch, total)) {
+        rl_keys_digest(scratch, total, out);
+        return RL_KEYS_DIGEST_LEN;
     }
     memcpy(out, scratch, total);
     out[total] = '\0';

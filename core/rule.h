@@ -7,6 +7,10 @@
 /* 1 when every condition of rule holds for req (path is req->path or "/"). */
 int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path);
 
+/* What rl_rule_matches returns when path_regex's match stopped at its limit: the rule does
+ * not match, and the caller counts it (RL_STAT_REGEX_LIMIT). */
+#define RL_RULE_REGEX_LIMIT (-1)
+
 /* Bytes of one header or cookie value a key may use; a longer one counts as missing. */
 #define RL_KEY_VALUE_MAX 8192
 /* Scratch room rl_rule_key needs: every part at its longest, and the separators. */
@@ -18,12 +22,8 @@ int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path
  * holding a byte below 0x20 or 0x7f): rule->on_missing_key then applies.
  * Parts are joined with 0x1f, which no part may hold, so different part values never give
  * the same material. Material longer than RL_CLIENT_MAX, or beginning with "h:", is replaced
- * by rl_rule_digest() of it. */
+ * by rl_keys_digest() of it (keys.c). */
 int rl_rule_key(const rl_rule *rule, const rl_request *req, const char *client, char *scratch,
                 char *out);
-
-/* "h:" and 32 lowercase hex digits: a 128-bit SipHash-2-4 digest (two runs under the fixed,
- * public keys of rule.c) of data[0..len). Writes 35 bytes with the NUL. */
-void rl_rule_digest(const void *data, size_t len, char *out);
 
 #endif

@@ -368,6 +368,7 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
         return NULL;
     }
     snprintf(shm->name, sizeof shm->name, "%s", name);
+    shm->capacity = (uint64_t)capacity;
     shm->key_max = (uint32_t)key_max;
     shm->state_words = (uint32_t)state_words;
     shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;

@@ -266,6 +266,7 @@ int rl_shm_stats(rl_shm *shm, rl_shm_stat *out)
     out->insert_failures =
         (int64_t)atomic_load_explicit(&shm->hdr->insert_failures, memory_order_relaxed);
     out->stripes = shm->nstripes;
+    out->repairs = (int64_t)atomic_load_explicit(&shm->hdr->repairs, memory_order_relaxed);
     return 0;
 }
 

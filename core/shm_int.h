@@ -28,7 +28,7 @@
 #include "siphash.h"
 
 #define SHM_MAGIC 0x31304d4853544c52ULL /* "RLTSHM01" in little-endian bytes */
-#define SHM_LAYOUT 2u                   /* 2: slots sized at open, CLOCK eviction */
+#define SHM_LAYOUT 3u /* 2: slots sized at open, CLOCK eviction; 3: repairs counter */
 #define SHM_NIL UINT32_MAX
 #define SHM_STRIPES_MAX 64u
 #define SHM_STRIPE_MIN_SLOTS 16
@@ -39,6 +39,8 @@
 #define SHM_ATTACH_WAIT_MS 2000
 #define SHM_ATTACH_WAIT_MS_PER_GIB 1000
 #define SHM_ALIGN 64
+/* A stripe lock not had within this is reported, never waited on forever. */
+#define SHM_LOCK_TIMEOUT_MS 2000
 
 /* Counters are updated by many processes: they must be real atomic instructions. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_LONG_LOCK_FREE == 2,
@@ -67,6 +69,7 @@ typedef struct shm_header {
     _Atomic uint64_t evictions;
     _Atomic uint64_t expired;
     _Atomic uint64_t insert_failures;
+    _Atomic uint64_t repairs; /* stripes rebuilt: found damaged or left by a dead owner */
 } shm_header;
 
 typedef struct shm_stripe {
@@ -105,6 +108,7 @@ struct rl_shm {
     unsigned char *slots;
     uint32_t nstripes, nbuckets;
     uint32_t slot_size, key_max, state_words;
+    uint64_t capacity; /* ours, from the config: each stripe's first/nslots derive from it */
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
     int die_in_lock;                       /* test hook, see rl_shm_test_die */
     char name[NAME_MAX + 1];
@@ -117,7 +121,7 @@ void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *
 
 int rl_shm_expired(const shm_slot *sl, int64_t now_ms);
 
-uint32_t rl_shm_find(const rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
+uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
 
 int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g);
 

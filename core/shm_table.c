@@ -129,15 +129,42 @@ int rl_shm_expired(const shm_slot *sl, int64_t now_ms)
     return sl->expires_ms <= now_ms;
 }
 
-uint32_t rl_shm_find(const rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
+static void shm_rebuild(rl_shm *shm, uint32_t s);
+
+/* Is i one of stripe s's used slots? Indexes read from the segment are never trusted. */
+static int shm_in_stripe(const rl_shm *shm, uint32_t s, uint32_t i)
 {
-    for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL;) {
-        shm_slot *sl = rl_shm_slot_at(shm, i);
-        if (sl->keylen == len && memcmp(shm_key(shm, sl), key, len) == 0)
+    const shm_stripe *st = &shm->stripes[s];
+    return i >= st->first && i - st->first < st->fresh && st->fresh <= st->nslots;
+}
+
+/* Walks the chain, every index bounds-checked and at most nslots links followed.
+ * SHM_NIL = absent; SHM_NIL - 1 = the chain is damaged. */
+static uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key,
+                                 size_t len)
+{
+    uint32_t steps = 0;
+    for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL; steps++) {
+        shm_slot *sl;
+        if (!shm_in_stripe(shm, s, i) || steps >= shm->stripes[s].nslots)
+            return SHM_NIL - 1;
+        sl = rl_shm_slot_at(shm, i);
+        if (sl->keylen == len && sl->in_use == 1 && memcmp(shm_key(shm, sl), key, len) == 0)
             return i;
         i = sl->next;
     }
     return SHM_NIL;
+}
+
+/* A damaged chain rebuilds the stripe (counted in repairs) and is walked again. */
+uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
+{
+    uint32_t i = shm_find_checked(shm, s, h, key, len);
+    if (i == SHM_NIL - 1) {
+        shm_rebuild(shm, s);
+        i = shm_find_checked(shm, s, h, key, len);
+    }
+    return i == SHM_NIL - 1 ? SHM_NIL : i;
 }
 
 static void shm_free_push(rl_shm *shm, shm_stripe *st, uint32_t i)
@@ -153,10 +180,19 @@ static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
 {
     shm_stripe *st = &shm->stripes[s];
     shm_slot *sl = rl_shm_slot_at(shm, i);
-    uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), sl->keylen));
+    size_t len = sl->keylen <= shm->key_max ? sl->keylen : 0;
+    uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
 
-    while (*link != i && *link != SHM_NIL)
+    for (uint32_t steps = 0; *link != i && *link != SHM_NIL; steps++) {
+        if (!shm_in_stripe(shm, s, *link) || steps >= st->nslots) {
+            shm_rebuild(shm, s); /* in_use is still 1: the rebuild indexes it, remove again */
+            link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
+            while (*link != i && *link != SHM_NIL)
+                link = &rl_shm_slot_at(shm, *link)->next;
+            break;
+        }
         link = &rl_shm_slot_at(shm, *link)->next;
+    }
     if (*link == i)
         *link = sl->next;
     sl->in_use = 0;
@@ -239,6 +275,10 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
     }
 
     i = st->free_head;
+    if (!shm_in_stripe(shm, s, i) || rl_shm_slot_at(shm, i)->in_use) {
+        shm_rebuild(shm, s); /* a damaged free list */
+        return rl_shm_insert(shm, s, h, key, len, now_ms, pinned, npinned);
+    }
     sl = rl_shm_slot_at(shm, i);
     st->free_head = sl->next;
     sl->keylen = (uint16_t)len;
@@ -263,7 +303,7 @@ static int shm_slot_valid(const rl_shm *shm, uint32_t s, shm_slot *sl, uint64_t 
         return 0;
     *h = rl_shm_hash(shm, shm_key(shm, sl), sl->keylen);
     return rl_shm_stripe_of(shm, *h) == s &&
-           rl_shm_find(shm, s, *h, shm_key(shm, sl), sl->keylen) == SHM_NIL;
+           shm_find_checked(shm, s, *h, shm_key(shm, sl), sl->keylen) == SHM_NIL;
 }
 
 /* Rebuilds stripe s's chains and free list from its slots. */
@@ -271,6 +311,14 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
 {
     shm_stripe *st = &shm->stripes[s];
 
+    /* The geometry comes from our own capacity, not from the segment. */
+    st->nslots =
+        (uint32_t)(shm->capacity / shm->nstripes) + ((uint64_t)s < shm->capacity % shm->nstripes);
+    st->first =
+        (uint32_t)((uint64_t)s * (shm->capacity / shm->nstripes) +
+                   ((uint64_t)s < shm->capacity % shm->nstripes ? s
+                                                                : shm->capacity % shm->nstripes));
+    atomic_fetch_add_explicit(&shm->hdr->repairs, 1, memory_order_relaxed);
     for (uint32_t b = 0; b < shm->nbuckets; b++)
         shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
     st->free_head = SHM_NIL;
@@ -300,18 +348,38 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
 int rl_shm_lock(rl_shm *shm, uint32_t s)
 {
     shm_stripe *st = &shm->stripes[s];
-    int rc = pthread_mutex_lock(&st->lock);
+    struct timespec until;
+    int rc;
 
-    if (rc == EOWNERDEAD) {
-        if (st->dirty)
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SHM_LOCK_TIMEOUT_MS / 1000;
+    until.tv_nsec += (SHM_LOCK_TIMEOUT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    rc = pthread_mutex_timedlock(&st->lock, &until);
+    if (rc == 0 || rc == EOWNERDEAD) {
+        /* Validated, never trusted: a stripe whose fields are out of range is rebuilt. */
+        uint32_t nslots = (uint32_t)(shm->capacity / shm->nstripes) +
+                          ((uint64_t)s < shm->capacity % shm->nstripes);
+        int bad = st->nslots != nslots || st->fresh > st->nslots || st->used > st->fresh ||
+                  (st->fresh > 0 && st->hand >= st->fresh) ||
+                  (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head)) ||
+                  (uint64_t)st->first + st->nslots > shm->capacity;
+        if (bad || (rc == EOWNERDEAD && st->dirty))
             shm_rebuild(shm, s);
+    }
+    if (rc == EOWNERDEAD) {
         rc = pthread_mutex_consistent(&st->lock);
         if (rc != 0) /* leaves it ENOTRECOVERABLE: every later locker gets the error */
             pthread_mutex_unlock(&st->lock);
     }
     if (rc != 0) {
         rl_shm_seterr(shm, "shm \"%s\": cannot lock stripe %u: %s%s", shm->name, s, strerror(rc),
-                      rc == ENOTRECOVERABLE ? "; remove the segment and restart" : "");
+                      rc == ENOTRECOVERABLE ? "; remove the segment and restart"
+                      : rc == ETIMEDOUT     ? " (held too long: a stuck process or a damaged lock)"
+                                            : "");
         return -1;
     }
     return 0;

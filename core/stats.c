@@ -83,7 +83,7 @@ const char *const rl_stat_rule_counter_names[RL_STAT_RULE_COUNTERS] = {
 
 const char *const rl_stat_counter_names[RL_STAT_COUNTERS] = {
     "requests",   "access_denied", "access_allowed", "missing_key",    "redis_errors",
-    "shm_errors", "unchecked",     "unslotted",      "latency_sum_us",
+    "shm_errors", "unchecked",     "unslotted",      "latency_sum_us", "regex_limit",
 };
 
 static int64_t stats_monotonic_ms(void)

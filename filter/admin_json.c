@@ -2,9 +2,9 @@
  *
  * health  {"status":"ok","backend":{"redis":{"configured":true,"state":"closed",
  *          "host":"127.0.0.1","port":6379,"db":0},"shm":{"name":"/rl","capacity":100000,
- *          "entries":12,"evictions":0}}}   (never the Redis user or password)
+ *          "entries":12,"evictions":0,"repairs":0}}}   (never the Redis user or password)
  * stats   {"requests":N,"access":{"denied":N,"allowed":N},"missing_key":N,
- *          "errors":{"redis":N,"shm":N},"unchecked":N,"unslotted":N,
+ *          "errors":{"redis":N,"shm":N},"unchecked":N,"unslotted":N,"regex_limit":N,
  *          "latency_us":{"buckets":[{"le":1,"count":N},...,{"le":"+Inf","count":N}],
  *          "sum":N,"count":N},"rules":[{"rule":"x","allowed":N,"refused":N,
  *          "dry_run_refused":N,"fallback":N,"fail_open":N,"fail_closed":N,
@@ -44,9 +44,9 @@ static json_t *admin_shm_json(handle_ctx *ctx, int full)
     if (rl_limiter_table_stats(ctx->lim, &ts) < 0)
         return json_pack("{s:s, s:s}", "name", ctx->cfg->shm.name, "error",
                          rl_limiter_errstr(ctx->lim));
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I}", "name", ctx->cfg->shm.name, "capacity",
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", ctx->cfg->shm.name, "capacity",
                           (json_int_t)ts.capacity, "entries", (json_int_t)ts.entries, "evictions",
-                          (json_int_t)ts.evictions);
+                          (json_int_t)ts.evictions, "repairs", (json_int_t)ts.repairs);
     if (o != NULL && full)
         json_object_set_new(o, "expired_reclaimed", json_integer(ts.expired_reclaimed));
     return o;
@@ -111,17 +111,18 @@ void admin_stats(handle_ctx *ctx, admin_out *out)
                                 json_integer((json_int_t)s.rules[i].c[c]));
         json_array_append_new(rules, r);
     }
-    admin_dump(json_pack("{s:I, s:{s:I, s:I}, s:I, s:{s:I, s:I}, s:I, s:I, s:o*, s:o*, s:o*}",
-                         "requests", (json_int_t)g[RL_STAT_REQUESTS], "access", "denied",
-                         (json_int_t)g[RL_STAT_ACCESS_DENIED], "allowed",
-                         (json_int_t)g[RL_STAT_ACCESS_ALLOWED], "missing_key",
-                         (json_int_t)g[RL_STAT_MISSING_KEY], "errors", "redis",
-                         (json_int_t)g[RL_STAT_REDIS_ERRORS], "shm",
-                         (json_int_t)g[RL_STAT_SHM_ERRORS], "unchecked",
-                         (json_int_t)g[RL_STAT_UNCHECKED], "unslotted",
-                         (json_int_t)g[RL_STAT_UNSLOTTED], "latency_us", admin_latency_json(&s),
-                         "rules", rules, "shm", admin_shm_json(ctx, 1)),
-               out);
+    admin_dump(
+        json_pack(
+            "{s:I, s:{s:I, s:I}, s:I, s:{s:I, s:I}, s:I, s:I, s:I, "
+            "s:o*, s:o*, s:o*}",
+            "requests", (json_int_t)g[RL_STAT_REQUESTS], "access", "denied",
+            (json_int_t)g[RL_STAT_ACCESS_DENIED], "allowed", (json_int_t)g[RL_STAT_ACCESS_ALLOWED],
+            "missing_key", (json_int_t)g[RL_STAT_MISSING_KEY], "errors", "redis",
+            (json_int_t)g[RL_STAT_REDIS_ERRORS], "shm", (json_int_t)g[RL_STAT_SHM_ERRORS],
+            "unchecked", (json_int_t)g[RL_STAT_UNCHECKED], "unslotted",
+            (json_int_t)g[RL_STAT_UNSLOTTED], "regex_limit", (json_int_t)g[RL_STAT_REGEX_LIMIT],
+            "latency_us", admin_latency_json(&s), "rules", rules, "shm", admin_shm_json(ctx, 1)),
+        out);
 }
 
 /* ---- test ---------------------------------------------------------------------------------- */

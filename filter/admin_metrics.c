@@ -5,9 +5,11 @@
  *   ratelimit_decisions_total                        counter: every decision
  *   ratelimit_access_list_total{list="deny|allow"}   counter
  *   ratelimit_missing_key_total, ratelimit_unchecked_total                          counters
+ *   ratelimit_regex_limit_total                                                     counter
  *   ratelimit_backend_errors_total{backend="redis|shm"}                             counter
  *   ratelimit_decision_seconds_bucket{le="0.000001"} ... {le="+Inf"}, _sum, _count  histogram
- *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total
+ *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total,
+ *   ratelimit_shm_repairs_total (counters)
  *   ratelimit_redis_configured, ratelimit_redis_up   gauges (up: configured and answering)
  * Rule names are [A-Za-z0-9_.-]: they need no escaping in a label value.
  */
@@ -70,6 +72,9 @@ static void admin_globals(admin_out *o, const rl_stats *s)
     admin_head(o, "ratelimit_unchecked_total", "counter",
                "Requests admitted unchecked because no store could decide.");
     admin_outf(o, "ratelimit_unchecked_total %" PRId64 "\n", g[RL_STAT_UNCHECKED]);
+    admin_head(o, "ratelimit_regex_limit_total", "counter",
+               "path_regex matches stopped by their match limit (rule not matched).");
+    admin_outf(o, "ratelimit_regex_limit_total %" PRId64 "\n", g[RL_STAT_REGEX_LIMIT]);
 }
 
 static void admin_histogram(admin_out *o, const rl_stats *s)
@@ -103,6 +108,9 @@ static void admin_gauges(handle_ctx *ctx, admin_out *o)
         admin_head(o, "ratelimit_shm_evictions_total", "counter",
                    "Live keys evicted from the shared-memory table to make room.");
         admin_outf(o, "ratelimit_shm_evictions_total %" PRId64 "\n", ts.evictions);
+        admin_head(o, "ratelimit_shm_repairs_total", "counter",
+                   "Damaged stripes of the shared-memory table rebuilt (their keys forgotten).");
+        admin_outf(o, "ratelimit_shm_repairs_total %" PRId64 "\n", ts.repairs);
     }
     admin_head(o, "ratelimit_redis_configured", "gauge", "1 when Redis is enabled.");
     admin_outf(o, "ratelimit_redis_configured %d\n", configured);

@@ -9,11 +9,6 @@
 
 #include "decision_json.h"
 
-static const char *decide_backend(rl_backend_kind k)
-{
-    return k == RL_BACKEND_REDIS ? "redis" : k == RL_BACKEND_SHM ? "shm" : "none";
-}
-
 static const char *decide_verdict(rl_verdict v)
 {
     switch (v) {
@@ -40,7 +35,7 @@ json_t *decision_json(const rl_decision *d)
                                                (json_int_t)r->retry_after_ms));
     }
     o = json_pack("{s:b, s:s, s:I, s:o*, s:s, s:i, s:s}", "allowed", d->allowed, "backend",
-                  decide_backend(d->backend), "retry_after_ms", (json_int_t)d->retry_after_ms,
+                  rl_backend_name(d->backend), "retry_after_ms", (json_int_t)d->retry_after_ms,
                   "rules", rules, "verdict", decide_verdict(d->verdict), "status", d->status,
                   "client", d->client);
     return o;

@@ -12,18 +12,6 @@
 #include "admin.h"
 #include "log.h"
 
-static const char *handle_backend_name(rl_backend_kind kind)
-{
-    switch (kind) {
-    case RL_BACKEND_SHM: return "shm";
-    case RL_BACKEND_REDIS: return "redis";
-    case RL_BACKEND_REFUSAL_CACHE: return "refusal-cache";
-    case RL_BACKEND_FAIL_OPEN: return "fail-open";
-    case RL_BACKEND_FAIL_CLOSED: return "fail-closed";
-    default: return "none";
-    }
-}
-
 /* One line per refusal, and one per dry-run rule that would have refused. */
 static void handle_log_decision(const request *req, const rl_decision *d)
 {
@@ -37,14 +25,14 @@ static void handle_log_decision(const request *req, const rl_decision *d)
             log_info("dry-run refusal client=%s method=%s path=\"%s\" rule=\"%s\" "
                      "retry_after_ms=%" PRId64 " backend=%s",
                      d->client, method, path, r->rule->name, r->retry_after_ms,
-                     handle_backend_name(d->backend));
+                     rl_backend_name(d->backend));
     }
     switch (d->verdict) {
     case RL_VERDICT_LIMITED:
         log_info("%d client=%s method=%s path=\"%s\" rule=\"%s\" retry_after_ms=%" PRId64
                  " backend=%s",
                  d->status, d->client, method, path, d->rule != NULL ? d->rule->name : "?",
-                 d->retry_after_ms, handle_backend_name(d->backend));
+                 d->retry_after_ms, rl_backend_name(d->backend));
         break;
     case RL_VERDICT_DENYLISTED:
         log_info("403 client=%s method=%s path=\"%s\" deny-listed", d->client, method, path);

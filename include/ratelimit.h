@@ -53,6 +53,12 @@ extern "C" {
 /* A sliding_log rule keeps one timestamp per admitted unit, as a 32-bit offset from a base
  * time: count <= RL_LOG_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
 #define RL_LOG_MAX 128
+/* Bounds of one path_regex match (PCRE2 match context): at most RL_REGEX_MATCH_LIMIT
+ * backtracking steps, RL_REGEX_DEPTH_LIMIT nested backtracks and RL_REGEX_HEAP_LIMIT_KIB KiB
+ * of heap; a match that reaches one does not match (counted as regex_limit). */
+#define RL_REGEX_MATCH_LIMIT 100000
+#define RL_REGEX_DEPTH_LIMIT 1000
+#define RL_REGEX_HEAP_LIMIT_KIB 1024
 #define RL_LOG_PERIOD_MAX_MS 4294967295LL
 
 /* An error report: "file:line: text" when line > 0, else "file: text" or "text". */
@@ -75,6 +81,10 @@ typedef enum rl_backend_kind {
     RL_BACKEND_FAIL_OPEN,     /* Redis failing, rules with on_redis_down "open": admitted */
     RL_BACKEND_FAIL_CLOSED,   /* Redis failing, a rule with on_redis_down "closed": refused */
 } rl_backend_kind;
+
+/* The source's name as --decide, the logs and the statistics say it: "shm", "redis",
+ * "refusal-cache", "fail-open", "fail-closed" or "none". Never NULL. */
+const char *rl_backend_name(rl_backend_kind kind);
 
 /* An address block. Addresses are kept in their IPv6 form: an IPv4 block a.b.c.d/n is
  * ::ffff:a.b.c.d/(96+n), so one comparison serves both families. Host bits are zero. */
@@ -115,14 +125,18 @@ typedef enum rl_redis_down {
  * path_regex, methods, hosts); one with none applies to every request. */
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
-    size_t name_len; /* strlen(name), computed at load */
-    int line;        /* where the rule starts in the config file */
+    size_t name_len;              /* strlen(name), computed at load */
+    char key_id[RL_NAME_MAX + 9]; /* NAME ":" fingerprint, the rule in store keys (keys.c) */
+    size_t key_id_len;            /* strlen(key_id) */
+    int line;                     /* where the rule starts in the config file */
     rl_algo algo;
     char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
     size_t path_prefix_len; /* strlen(path_prefix), computed at load (0 when NULL) */
     char *path;             /* request path equals it; NULL = any */
-    char *path_regex_text;  /* POSIX extended regex as written; NULL = any */
-    void *path_regex;       /* its compiled regex_t, owned; NULL when path_regex_text is */
+    char *path_regex_text;  /* PCRE2 regex as written; NULL = any */
+    void *path_regex;       /* its compiled pcre2_code (JIT when available), owned */
+    void *path_regex_match; /* its pcre2_match_data, made once at load, owned */
+    void *path_regex_mctx;  /* its pcre2_match_context (match and depth limits), owned */
     char **methods;         /* request method is one of these (case-sensitive); NULL = any */
     size_t nmethods;
     char **hosts; /* Host, port removed, is one of these (lowercase); NULL = any */
@@ -359,6 +373,7 @@ typedef enum rl_stat_counter {
     RL_STAT_UNCHECKED,      /* admitted because no store could decide */
     RL_STAT_UNSLOTTED,      /* rule decisions not counted per rule (no free slot) */
     RL_STAT_LATENCY_SUM_US, /* sum of the decision times, microseconds */
+    RL_STAT_REGEX_LIMIT,    /* path_regex matches stopped by their limit (rule not matched) */
     RL_STAT_COUNTERS
 } rl_stat_counter;
 
@@ -383,6 +398,7 @@ typedef struct rl_table_stats {
     int64_t entries;   /* keys in use, including expired ones not yet reclaimed */
     int64_t evictions; /* live keys evicted to make room, since the table was created */
     int64_t expired_reclaimed;
+    int64_t repairs; /* damaged stripes rebuilt (their keys forgotten), since creation */
 } rl_table_stats;
 
 /* Fills *out from the pool's segment. Not for the request path (reads ~4500 words). */

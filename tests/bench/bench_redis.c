@@ -243,6 +243,7 @@ int main(int argc, char **argv)
     rl_limiter_close(lim);
     rl_config_free(cfg);
     shm_unlink(shm);
+    rl_stats_unlink(shm);
     cfg = bench_config(&srv, "1/h", path, sizeof(path));
     lim = cfg != NULL ? rl_limiter_open(cfg, &err) : NULL;
     if (lim == NULL)
@@ -265,6 +266,7 @@ out:
     freeReplyObject(sha);
     redisFree(raw.c);
     shm_unlink(shm);
+    rl_stats_unlink(shm);
     if (path[0] != '\0')
         unlink(path);
     rlt_redis_stop(&srv);

@@ -62,6 +62,7 @@ static void fuzz_open(void)
         abort();
     }
     (void)rl_shm_unlink(shm_name); /* the mapping stays; nothing left behind */
+    (void)rl_stats_unlink(shm_name);
     close(fd);
 }
 

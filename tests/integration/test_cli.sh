@@ -16,6 +16,7 @@ cleanup() {
     "$RL_FILTER" --shm-remove -c "$T/rl.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/other.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/decide.conf" >/dev/null 2>&1 || true
+    for c in fp-strict rd-open; do "$RL_FILTER" --shm-remove -c "$T/$c.conf" >/dev/null 2>&1 || true; done
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -98,6 +99,26 @@ out=$(decide --client 203.0.113.1 --path /dry --count 2)
 check "--decide: dry run refuses but allows" bash -c 'printf "%s\n" "$1" | tail -n 1 | grep -q "^{\"allowed\":true,.*\"rule\":\"dry\",\"allowed\":false,\"dry_run\":true"' _ "$out"
 out=$(decide --client 127.0.0.1 --path /three --header "X-Forwarded-For: 198.51.100.9")
 check "--decide: deny-listed behind a trusted proxy" bash -c 'printf "%s\n" "$1" | grep -q "\"verdict\":\"deny-listed\",\"status\":403,\"client\":\"198.51.100.9\""' _ "$out"
+
+# Rule fingerprint (keys.c): a state written under one limit is never read under another.
+fpconf() { printf 'shm: { name = "%s"; capacity = 100; };\nrules = ( { name = "fp"; limit = "%s"; } );\n' "$SHM-fp" "$1" > "$T/fp-$2.conf"; }
+fpconf 3/h strict; fpconf 10/h loose
+fpd() { "$RL_FILTER" --decide -c "$T/fp-$1.conf" --client 203.0.113.5 --path / --count "$2" 2>>"$T/err"; }
+out=$(fpd strict 4)
+check "fingerprint: 3/h spent (3 allowed, 1 refused)" test "$(printf '%s\n' "$out" | grep -c '^{"allowed":true')" = 3
+out=$(fpd loose 1)
+check "fingerprint: 10/h on the same name starts its own state (remaining 9)" bash -c 'printf "%s\n" "$1" | grep -q "\"rule\":\"fp\",\"allowed\":true,\"dry_run\":false,\"limit\":10,\"remaining\":9"' _ "$out"
+out=$(fpd strict 1)
+check "fingerprint: back at 3/h, the spent state still refuses" bash -c 'printf "%s\n" "$1" | grep -q "^{\"allowed\":false,\"backend\":\"shm\""' _ "$out"
+out=$(fpd loose 9)
+check "fingerprint: 10/h never read the 3/h state (9 more allowed)" test "$(printf '%s\n' "$out" | grep -c '^{"allowed":true')" = 9
+
+# --decide names the decision's real source: Redis unreachable (port 1), per on_redis_down.
+for mode in open closed; do
+    printf 'shm: { name = "%s"; capacity = 100; };\nredis: { enabled = true; host = "127.0.0.1"; port = 1; };\nrules = ( { name = "d"; limit = "3/h"; on_redis_down = "%s"; } );\n' "$SHM-rd" "$mode" > "$T/rd-$mode.conf"
+    out=$("$RL_FILTER" --decide -c "$T/rd-$mode.conf" --client 203.0.113.6 --path / 2>>"$T/err")
+    check "--decide: Redis down, on_redis_down $mode -> backend fail-$mode" bash -c 'printf "%s\n" "$1" | grep -q "\"backend\":\"fail-$2\""' _ "$out" "$mode"
+done
 out=$(decide --client 127.0.0.1 --path /three --header "X-Forwarded-For: 203.0.113.50")
 check "--decide: X-Forwarded-For from a trusted proxy names the client" bash -c 'printf "%s\n" "$1" | grep -q "\"client\":\"203.0.113.50\""' _ "$out"
 out=$(decide --client 203.0.113.7 --path /three --header "X-Forwarded-For: 203.0.113.50")

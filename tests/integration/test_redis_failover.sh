@@ -172,7 +172,7 @@ ok2=$(awk '$2 == 2 && $3 == 200' "$out" | wc -l)
 check "1: 16 requests over both pools: $(codes "$out") -> exactly 10 x 200 ($ok1 via pool 1, $ok2 via pool 2)" \
     test "$((ok1 + ok2))" = 10 -a "$(awk '$3 == 429' "$out" | wc -l)" = 6
 check "1: both pools were used" test "$(awk '{print $2}' "$out" | sort -u | wc -l)" = 2
-check "1: the shared key is in Redis" test "$(rcli exists "${PREFIX}{127.0.0.1}:exact")" = 1
+check "1: the shared key is in Redis" test "$(rcli eval "return #redis.call('keys', ARGV[1])" 0 "${PREFIX}{127.0.0.1}:exact:*")" = 1
 
 # ---- 2: Redis killed mid-burst ----------------------------------------------------------------
 out=$T/kill.txt
@@ -228,7 +228,7 @@ RECOVER_PID=$!
 PIDS+=("$RECOVER_PID")
 KEY_MS=""
 for ((i = 0; i < 150; i++)); do
-    if [ "$(rcli exists "${PREFIX}{127.0.0.1}:recover" 2>/dev/null)" = 1 ]; then KEY_MS=$(now_ms); break; fi
+    if [ "$(rcli eval "return #redis.call('keys', ARGV[1])" 0 "${PREFIX}{127.0.0.1}:recover:*" 2>/dev/null)" = 1 ]; then KEY_MS=$(now_ms); break; fi
     sleep 0.02
 done
 KEY_AFTER=$(( ${KEY_MS:-999999} - START_MS ))

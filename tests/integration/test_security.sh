@@ -92,7 +92,7 @@ done
 check "wrong password: the filter says auth failed" grep -q 'auth failed' "$T/wrong/filter.log"
 check "ACL user, wrong password: the filter says auth failed" grep -q 'auth failed' "$T/acl/filter.log"
 check "right password: Redis decides (the key is in Redis)" \
-    test "$(REDISCLI_AUTH=$GOOD rcli exists "rltest:$RUN_ID:{127.0.0.1}:sec")" = 1
+    test "$(REDISCLI_AUTH=$GOOD rcli eval "return #redis.call('keys', ARGV[1])" 0 "rltest:$RUN_ID:{127.0.0.1}:sec:*")" = 1
 check "right password: no Redis error in the log" bash -c '! grep -q "redis" "$1"' _ "$T/right/filter.log"
 check "ACL user: no Redis error in the log" bash -c '! grep -q "redis" "$1"' _ "$T/acluser/filter.log"
 

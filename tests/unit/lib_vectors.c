@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "vectors.h"
 
 #define VEC_MAX_TOKENS (4 + 5 * RL_MAX_MATCH)
@@ -173,6 +174,8 @@ static int vec_parse_rule(vec_parser *p, char **tok, int ntok)
         if (strcmp(v->rules[i].name, r.name) == 0)
             return vec_fail(p, "duplicate rule name \"%s\"", r.name);
 
+    r.name_len = strlen(r.name);
+    r.key_id_len = rl_keys_rule_id(&r, r.key_id);
     char text[64];
     snprintf(text, sizeof(text), "%lld/%lldms", (long long)r.count, (long long)r.period_ms);
     r.limit_text = vec_strdup(text);

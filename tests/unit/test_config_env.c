@@ -192,5 +192,51 @@ Test(config_env, a_sliding_log_keeps_its_bounds)
                       "for larger limits)");
     setenv("RATE_LIMIT_CHAT", "5/50d", 1);
     load_fails(rules, "environment RATE_LIMIT_CHAT: invalid value \"5/50d\": sliding_log keeps "
-                      "timestamps as 32-bit offsets: the period must be at most 4294967295 ms");
+                      "timestamps as 32-bit offsets: the period must be at most 4294967295 ms "
+                      "(49.7 days; use \"sliding_window\" for longer periods)");
+}
+
+/* One validation path: each invalid limit, written in the file or given as RATE_LIMIT_REQUESTS
+ * over a valid file, is refused with the same reason (rule_check.c). */
+Test(config_env, env_and_file_refuse_alike)
+{
+    static const struct {
+        const char *extra; /* the rule's other keys */
+        const char *limit; /* the invalid limit */
+    } cases[] = {
+        {"cost = 5;", "3/s"},                                  /* cost above the burst */
+        {"algorithm = \"fixed_window\"; cost = 5;", "4/s"},    /* cost above the count */
+        {"", "1000000000/366d"},                               /* count x period > 2^50 */
+        {"algorithm = \"sliding_window\";", "1000000000/2d"}, /* division by zero before */
+        {"burst = 1000000000;", "1/366d"},                     /* burst x period > 2^50 */
+        {"algorithm = \"sliding_log\";", "129/h"},
+        {"algorithm = \"sliding_log\";", "5/50d"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512], file_err[sizeof(((rl_error *)0)->text)], env_prefix[128];
+        rl_error err;
+
+        unsetenv("RATE_LIMIT_REQUESTS");
+        snprintf(text, sizeof text, "rules = ( { name = \"global\"; %s limit = \"%s\"; } );\n",
+                 cases[i].extra, cases[i].limit);
+        write_conf(text);
+        cr_assert_null(rl_config_load(path, &err), "case %zu: the file loaded", i);
+        snprintf(file_err, sizeof file_err, "%s", err.text);
+
+        snprintf(text, sizeof text, "rules = ( { name = \"global\"; %s limit = \"10/m\"; } );\n",
+                 cases[i].extra);
+        write_conf(text);
+        rl_config *cfg = rl_config_load(path, &err);
+        cr_assert_not_null(cfg, "case %zu: base config: %s", i, err.text);
+        rl_config_free(cfg);
+        setenv("RATE_LIMIT_REQUESTS", cases[i].limit, 1);
+        cr_assert_null(rl_config_load(path, &err), "case %zu: the override loaded", i);
+        int n = snprintf(env_prefix, sizeof env_prefix,
+                         "environment RATE_LIMIT_REQUESTS: invalid value \"%s\": ", cases[i].limit);
+        cr_assert(strncmp(err.text, env_prefix, (size_t)n) == 0, "case %zu: %s", i, err.text);
+        const char *why = err.text + n;
+        size_t wl = strlen(why), fl = strlen(file_err);
+        cr_assert(wl > 0 && fl >= wl && strcmp(file_err + fl - wl, why) == 0,
+                  "case %zu: file says `%s`, environment says `%s`", i, file_err, why);
+    }
 }

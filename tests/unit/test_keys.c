@@ -1,8 +1,10 @@
-/* test_keys.c -- keys of different rules or clients never collide; a flood of distinct clients
- * keeps memory bounded
+/* test_keys.c -- the exact bytes of every store key (keys.c, format version 2); keys of
+ * different rules or clients never collide; a flood of distinct clients keeps memory bounded
  *
- * Keys (limiter.c, redis.c):  shared memory  RULE "\x1f" CLIENT
- *                             Redis          PREFIX "{" CLIENT "}:" RULE
+ * Keys (keys.c):  shared memory  RULE ":" FP "\x1f" CLIENT
+ *                 refusal cache  RULE ":" FP "\x1e" CLIENT
+ *                 Redis          PREFIX "{" CLIENT "}:" RULE ":" FP
+ * (FP: 8 hex digits fingerprinting the rule's algorithm, count, period and burst)
  * A rule name is 1..63 of [A-Za-z0-9_.-] (config.c), so it never holds 0x1f, '{', '}' or ':':
  * in shared memory the first 0x1f ends the rule name; in Redis the prefix is fixed and the
  * rule name is what follows the last "}:". Either way the key splits back into exactly one
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "keys.h"
 #include "leakcheck.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
@@ -35,8 +38,10 @@ static void fini(void)
     rlt_redis_stop(&srv);
     if (conf_path[0] != '\0')
         unlink(conf_path);
-    if (shm_name[0] != '\0')
+    if (shm_name[0] != '\0') {
         shm_unlink(shm_name);
+        rl_stats_unlink(shm_name);
+    }
     rl_test_leak_check();
 }
 
@@ -63,6 +68,66 @@ static rl_config *load(int64_t capacity, const char *redis, const char *rules)
     rl_config *cfg = load_text(text, &err);
     cr_assert_not_null(cfg, "%s", err.text);
     return cfg;
+}
+
+/* Golden values: a change here changes what every host and Redis store under, so it must
+ * come with a new RL_KEYS_VERSION and a rollout note in MANUAL.md. */
+Test(keys, format_version_2_is_pinned)
+{
+    char out[RL_KEY_MAX + 1], ref[RL_KEY_MAX + 1];
+    size_t n;
+
+    cr_assert_eq(RL_KEYS_VERSION, 2);
+    cr_assert_eq(RL_KEYS_PART_SEP, 0x1f);
+    cr_assert_eq(RL_KEYS_RULE_SEP, 0x1f);
+    cr_assert_eq(RL_KEYS_REFUSAL_SEP, 0x1e);
+
+    rl_keys_digest("", 0, out);
+    cr_assert_str_eq(out, "h:2ec7ab42b903770ed10f25cb92f55028");
+    rl_keys_digest("192.0.2.1\x1f" "abc", 13, out);
+    cr_assert_str_eq(out, "h:150bf915d4903651852827d7291e57ae");
+    cr_assert_eq(strlen(out), RL_KEYS_DIGEST_LEN);
+
+    cr_assert_eq(rl_keys_needs_digest("h:x", 3), 1);
+    cr_assert_eq(rl_keys_needs_digest("h", 1), 0);
+    cr_assert_eq(rl_keys_needs_digest("hx:", 3), 0);
+    memset(ref, 'a', RL_CLIENT_MAX + 1);
+    cr_assert_eq(rl_keys_needs_digest(ref, RL_CLIENT_MAX), 0);
+    cr_assert_eq(rl_keys_needs_digest(ref, RL_CLIENT_MAX + 1), 1);
+
+    /* The rule identity: NAME ":" 8 hex of SipHash("ALGO|COUNT|PERIOD_MS|BURST"). */
+    rl_rule r = {.name = "api", .algo = RL_ALGO_GCRA, .count = 3, .period_ms = 3600000,
+                 .burst = 3};
+    char id[RL_NAME_MAX + 9];
+    cr_assert_eq(rl_keys_rule_id(&r, id), 12);
+    cr_assert_str_eq(id, "api:86edc1d6");
+    r.count = r.burst = 10; /* a looser limit is another identity, so another state */
+    rl_keys_rule_id(&r, id);
+    cr_assert_str_eq(id, "api:10f8ffb4");
+    r.algo = RL_ALGO_FIXED_WINDOW;
+    rl_keys_rule_id(&r, id);
+    cr_assert_str_eq(id, "api:568a9fa0");
+    r.burst = 11;
+    rl_keys_rule_id(&r, id);
+    cr_assert_str_eq(id, "api:2ca739cc");
+    r.period_ms = 1;
+    rl_keys_rule_id(&r, id);
+    cr_assert_str_eq(id, "api:332c87d6");
+
+    n = rl_keys_shm("api:86edc1d6", 12, "192.0.2.1", 9, out);
+    cr_assert_eq(n, 22);
+    cr_assert_eq(memcmp(out, "api:86edc1d6\x1f" "192.0.2.1", 23), 0); /* with the NUL */
+    cr_assert_eq(rl_keys_shm_max(12), 12 + 1 + RL_CLIENT_MAX);
+
+    cr_assert_eq(rl_keys_refusal(out, n, 12, ref), 0);
+    cr_assert_eq(memcmp(ref, "api:86edc1d6\x1e" "192.0.2.1", 23), 0);
+    cr_assert_eq(rl_keys_refusal(out, n, 3, ref), -1, "the identity must end at the separator");
+    cr_assert_eq(rl_keys_refusal(out, 12, 12, ref), -1);
+
+    cr_assert_eq(rl_keys_redis_len(4, 9, 12), 4 + 1 + 9 + 2 + 12);
+    char *end = rl_keys_redis(out, "rl1:", 4, "192.0.2.1", 9, "api:86edc1d6", 12);
+    cr_assert_eq((size_t)(end - out), rl_keys_redis_len(4, 9, 12));
+    cr_assert_eq(memcmp(out, "rl1:{192.0.2.1}:api:86edc1d6", 28), 0);
 }
 
 Test(keys, rule_names_cannot_hold_a_separator)
@@ -227,7 +292,7 @@ Test(keys, a_million_clients_keep_memory_bounded, .timeout = 60)
     close(fd);
 
     /* A second handle on the same segment reads its counters. */
-    rl_shm *shm = rl_shm_open(shm_name, CAPACITY, 1 + 1 + RL_CLIENT_MAX, 2, &err);
+    rl_shm *shm = rl_shm_open(shm_name, CAPACITY, rl_keys_shm_max(cfg->rules[0].key_id_len), 2, &err);
     cr_assert_not_null(shm, "%s", err.text);
     rl_shm_stat s;
     cr_assert_eq(rl_shm_stats(shm, &s), 0);

@@ -134,14 +134,14 @@ Test(limiter, slots_sized_by_the_rules_and_a_sliding_log_decides)
     int64_t now = 1700000000000;
     rl_config *cfg = load("enabled = false;", "{ name = \"api\"; limit = \"100/s\"; }");
     rl_limiter *lim = open_lim(cfg, &now);
-    cr_assert_eq(shm_bytes(), rl_shm_size(1000, 3 + 1 + RL_CLIENT_MAX, 2));
+    cr_assert_eq(shm_bytes(), rl_shm_size(1000, 3 + 9 + 1 + RL_CLIENT_MAX, 2)); /* "api:" + 8 hex */
     close_all(lim, cfg);
 
     cfg = load("enabled = false;", "{ name = \"api\"; limit = \"100/s\"; },"
                                    "{ name = \"login\"; path_prefix = \"/login\"; "
                                    "limit = \"3/s\"; algorithm = \"sliding_log\"; }");
     lim = open_lim(cfg, &now);
-    cr_assert_eq(shm_bytes(), rl_shm_size(1000, 5 + 1 + RL_CLIENT_MAX, 4)); /* 2 + 3/2 up */
+    cr_assert_eq(shm_bytes(), rl_shm_size(1000, 5 + 9 + 1 + RL_CLIENT_MAX, 4)); /* 2 + 3/2 up */
     for (int i = 0; i < 3; i++) {
         cr_assert(ask(lim, "192.0.2.1", "/login").allowed);
         now += 100;
@@ -345,4 +345,16 @@ Test(limiter, access_lists_missing_keys_and_cost)
         cr_assert_eq(d.allowed, i < 2, "request %d", i);
     }
     close_all(lim, cfg);
+}
+
+/* --decide, the logs and the statistics name a decision's source with the same words. */
+Test(limiter, backend_names_are_the_reported_sources)
+{
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_NONE), "none");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_SHM), "shm");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_REDIS), "redis");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_REFUSAL_CACHE), "refusal-cache");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_FAIL_OPEN), "fail-open");
+    cr_expect_str_eq(rl_backend_name(RL_BACKEND_FAIL_CLOSED), "fail-closed");
+    cr_expect_str_eq(rl_backend_name((rl_backend_kind)99), "none");
 }

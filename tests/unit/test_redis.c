@@ -21,6 +21,7 @@
 
 #include "algo.h"
 #include "backend.h"
+#include "keys.h"
 #include "lib_redis_server.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -33,7 +34,8 @@ static char client[] = "192.0.2.7";
 
 #define RULE(n, c, p, b) {.name = n, .count = c, .period_ms = p, .burst = b}
 #define WRULE(n, a, c, p) {.name = n, .algo = a, .count = c, .period_ms = p, .burst = c}
-static const rl_rule rules[] = {
+/* Not const: decide() fills each rule's key identity, as config loading does. */
+static rl_rule rules[] = {
     RULE("r3s", 3, 1000, 3),         RULE("r100", 100, 90000, 100),
     RULE("r5", 5, 1500, 2),          RULE("r1d", 1, 86400000, 1),
     RULE("r7", 7, 3000, 10),
@@ -91,8 +93,11 @@ static int decide(rl_redis *r, const rl_rule *const *rs, size_t n, int64_t cost,
 {
     rl_item items[RL_MAX_MATCH];
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        rl_rule *w = (rl_rule *)rs[i]; /* every rule of this file is writable */
+        w->key_id_len = rl_keys_rule_id(w, w->key_id);
         items[i] = (rl_item){.rule = rs[i], .client = client, .cost = cost, .res = &res[i]};
+    }
     return rl_redis_decide(r, items, n, now);
 }
 
@@ -111,7 +116,9 @@ static redisReply *cmd(redisContext *c, const char *fmt, const char *arg)
 
 static void key_of(char *buf, size_t size, const char *prefix, const rl_rule *rule)
 {
-    int len = snprintf(buf, size, "%s{%s}:%s", prefix, client, rule->name);
+    char id[RL_NAME_MAX + 9];
+    rl_keys_rule_id(rule, id);
+    int len = snprintf(buf, size, "%s{%s}:%s", prefix, client, id);
     cr_assert(len > 0 && (size_t)len < size);
 }
 
@@ -220,7 +227,7 @@ static void expect_stored(redisContext *c, const char *key, const rl_rule *rule,
 }
 
 /* A rule that admits every step of the sequence, decided alongside one under test. */
-static const rl_rule never_refuses =
+static rl_rule never_refuses =
     WRULE("big", RL_ALGO_FIXED_WINDOW, 1000000000, 1000); /* a GCRA one refuses a step back */
 
 /* Runs the steps for `rule` alone, or with never_refuses beside it (`paired`): the script
@@ -387,7 +394,7 @@ Test(redis, production_clock, .init = start_plain, .fini = teardown)
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
     redisContext *c = rlt_redis_client(&srv);
-    static const rl_rule rule = RULE("hourly", 3, 3600000, 3);
+    static rl_rule rule = RULE("hourly", 3, 3600000, 3);
     rl_rule_result res;
     char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
     redisReply *reply;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "keys.h"
 #include "leakcheck.h"
 #include "rule.h"
 
@@ -201,12 +202,12 @@ Test(rule, keys)
 Test(rule, digest_is_fixed)
 {
     char out[35];
-    rl_rule_digest("", 0, out);
+    rl_keys_digest("", 0, out);
     cr_assert_eq(strlen(out), 34);
     char again[35];
-    rl_rule_digest("", 0, again);
+    rl_keys_digest("", 0, again);
     cr_assert_str_eq(out, again);
-    rl_rule_digest("a", 1, again);
+    rl_keys_digest("a", 1, again);
     cr_assert_str_neq(out, again);
     for (int i = 2; i < 34; i++)
         cr_assert(strchr("0123456789abcdef", out[i]) != NULL);

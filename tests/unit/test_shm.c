@@ -938,3 +938,62 @@ Test(shm, repair_of_many_stripes_keeps_every_live_key)
     cr_assert_eq(after.insert_failures, 0);
     rl_shm_close(shm);
 }
+
+/* ---- a damaged segment is validated, never trusted (issue #10.6) ----------------------- */
+
+#include "shm_int.h"
+
+Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
+{
+    rl_shm *shm = open_ok(tname, 256);
+    rl_rule r = mkrule("jk", 1, 3600000, 3);
+    rl_rule_result res;
+    char key[32];
+    unsigned seed = 12345;
+    int64_t repairs_before = stats(shm).repairs;
+
+    for (int round = 0; round < 200; round++) {
+        uint32_t s = (uint32_t)rand_r(&seed) % shm->nstripes;
+        shm_stripe *st = &shm->stripes[s];
+        /* Locking validates (and repairs) the stripe: the junk below is written through its
+         * geometry, which an earlier round may have junked. */
+        cr_assert_eq(rl_shm_lock(shm, s), 0, "%s", rl_shm_errstr(shm));
+        rl_shm_unlock(shm, s);
+        switch (round % 5) {
+        case 0: /* junk bucket heads */
+            for (uint32_t b = 0; b < shm->nbuckets; b++)
+                shm->buckets[(size_t)s * shm->nbuckets + b] = (uint32_t)rand_r(&seed);
+            break;
+        case 1: /* chains made into cycles / out of range */
+            for (uint32_t i = st->first; i < st->first + st->nslots; i++)
+                rl_shm_slot_at(shm, i)->next = (uint32_t)rand_r(&seed) % (st->nslots + 3) + st->first;
+            break;
+        case 2: /* stripe geometry (not its lock) */
+            st->first = (uint32_t)rand_r(&seed);
+            st->nslots = (uint32_t)rand_r(&seed);
+            st->fresh = (uint32_t)rand_r(&seed);
+            st->hand = (uint32_t)rand_r(&seed);
+            break;
+        case 3: /* free list */
+            st->free_head = (uint32_t)rand_r(&seed);
+            st->used = (uint32_t)rand_r(&seed);
+            break;
+        default: /* key lengths */
+            for (uint32_t i = st->first; i < st->first + st->nslots && i < 256; i++)
+                rl_shm_slot_at(shm, i)->keylen = (uint16_t)rand_r(&seed);
+            break;
+        }
+        for (int k = 0; k < 20; k++) {
+            int rc;
+            snprintf(key, sizeof key, "jk\x1f" "c%d", (round * 7 + k) % 300);
+            rc = decide1(shm, &r, key, T0, &res);
+            cr_assert(rc == 0 || rc == 1 || rc == -1, "rc %d", rc);
+        }
+    }
+    /* Repaired: the stripes are consistent again and a client is limited as before. */
+    cr_assert_gt(stats(shm).repairs, repairs_before);
+    admit_n(shm, &r, "jk\x1f" "fresh", T0, 3);
+    cr_assert_eq(decide1(shm, &r, "jk\x1f" "fresh", T0, &res), 0);
+    cr_assert_leq(stats(shm).entries, 256);
+    rl_shm_close(shm);
+}

@@ -211,3 +211,35 @@ Test(stats, slots_and_histogram)
     cr_assert_eq(rl_stats_unlink(shm_name), -1);
     shm_name[0] = '\0';
 }
+
+/* A catastrophic path_regex against a long non-matching path: the match stops at its limit
+ * (RL_REGEX_MATCH_LIMIT), the rule does not match, the decision is made, and regex_limit
+ * counts it. No timing is asserted: without the limit this would not return. */
+Test(stats, regex_match_limit_is_a_non_match_and_counted)
+{
+    static char path[4096];
+    static rl_stats s;
+    rl_config *cfg = load("{ name = \"evil\"; path_regex = \"^/(a+)+$\"; limit = \"1/h\"; },"
+                          "{ name = \"ok\"; path_regex = \"^/a+$\"; limit = \"1/h\"; }");
+    rl_limiter *lim = open_lim(cfg);
+    path[0] = '/';
+    memset(path + 1, 'a', 3000);
+    path[3001] = 'b';
+    path[3002] = '\0';
+    for (int i = 0; i < 3; i++) {
+        rl_decision d;
+        rl_request req = {.remote_addr = "203.0.113.7", .path = path, .method = "GET"};
+        cr_assert_eq(rl_decide(lim, &req, &d), 0);
+        cr_assert_eq(d.allowed, 1, "no rule matched, so the request passes");
+        cr_assert_eq(d.nresults, 0);
+    }
+    rl_limiter_stats(lim, &s);
+    cr_assert_eq(s.global[RL_STAT_REGEX_LIMIT], 3);
+    /* An ordinary match on the same rule set still works, and is not counted. */
+    decide_n(lim, "203.0.113.7", "/aaa", 1);
+    rl_limiter_stats(lim, &s);
+    cr_assert_eq(s.global[RL_STAT_REGEX_LIMIT], 3);
+    cr_assert_eq(s.rules[1].c[RL_STAT_ALLOWED] + s.rules[0].c[RL_STAT_ALLOWED], 2); /* both */
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}

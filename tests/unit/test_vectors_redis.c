@@ -103,7 +103,7 @@ static int redis_vec_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
     x->decisions++;
     for (size_t i = 0; i < n && r >= 0; i++) {
         redisReply *reply = redisCommand(x->c, "PERSIST %s{%s}:%s", x->prefix, items[i].client,
-                                         items[i].rule->name);
+                                         items[i].rule->key_id);
         cr_assert_not_null(reply, "PERSIST: %s", x->c->errstr);
         freeReplyObject(reply);
     }
