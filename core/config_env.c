@@ -31,6 +31,7 @@
 
 #include "config_env.h"
 #include "quote.h"
+#include "rule.h"
 #include "rule_check.h"
 
 int rl_parse_redis_down(const char *text, rl_redis_down *out)
@@ -143,6 +144,7 @@ static int env_limit(rl_error *err, const char *name, const char *v, rl_rule *ru
     rule->count = count;
     rule->period_ms = period;
     rule->burst = burst;
+    rl_rule_derive(rule); /* the fingerprint in its keys follows the new numbers */
     return 0;
 }
 

@@ -8,7 +8,7 @@
 #include "fmacros.h"
 
 #include "config_int.h"
-#include "keys.h"
+#include "rule.h"
 #include "rule_check.h"
 
 /* ---- rules --------------------------------------------------------------------------------- */
@@ -382,10 +382,7 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
             return rl_cfg_fail(ld, config_setting_get_member(g, "name"),
                                "duplicate name %s: rules[%zu] at line %d has it already",
                                rl_quote(q, rule->name, strlen(rule->name)), i, cfg->rules[i].line);
-    /* Lengths the request path would otherwise measure on every request. */
-    rule->name_len = strlen(rule->name);
-    rule->key_id_len = rl_keys_rule_id(rule, rule->key_id);
-    rule->path_prefix_len = rule->path_prefix != NULL ? strlen(rule->path_prefix) : 0;
+    rl_rule_derive(rule);
     return 0;
 }
 

@@ -18,6 +18,13 @@
 #include "http.h"
 #include "keys.h"
 
+void rl_rule_derive(rl_rule *rule)
+{
+    rule->name_len = strlen(rule->name);
+    rule->key_id_len = rl_keys_rule_id(rule, rule->key_id);
+    rule->path_prefix_len = rule->path_prefix != NULL ? strlen(rule->path_prefix) : 0;
+}
+
 static int rule_in_list(char *const *list, size_t n, const char *s, size_t len, int nocase)
 {
     for (size_t i = 0; i < n; i++) {

@@ -4,6 +4,13 @@
 
 #include "ratelimit.h"
 
+/* Fills the fields derived from a finished rule, so the request path never measures them:
+ * name_len, path_prefix_len and key_id (keys.c: the name and the fingerprint of algorithm,
+ * count, period and burst). Called by the file's loader and again by every RATE_LIMIT_*
+ * override that changes the numbers: a stale key_id would read one limit's state under
+ * another. */
+void rl_rule_derive(rl_rule *rule);
+
 /* 1 when every condition of rule holds for req (path is req->path or "/"). */
 int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path);
 

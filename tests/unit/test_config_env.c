@@ -24,9 +24,9 @@ static void fini(void)
 
 TestSuite(config_env, .fini = fini);
 
-#define RULES                                                                                \
-    "rules = ( { name = \"api\"; path_prefix = \"/api\"; limit = \"5/s\"; },"               \
-    "          { name = \"global\"; limit = \"100/m\"; burst = 100; },"                     \
+#define RULES                                                                                      \
+    "rules = ( { name = \"api\"; path_prefix = \"/api\"; limit = \"5/s\"; },"                      \
+    "          { name = \"global\"; limit = \"100/m\"; burst = 100; },"                            \
     "          { name = \"chat\"; path_prefix = \"/chat\"; limit = \"10/m\"; burst = 3; } );\n"
 
 static void write_conf(const char *text)
@@ -58,7 +58,8 @@ static void load_fails(const char *text, const char *want)
 
 Test(config_env, nothing_set_changes_nothing)
 {
-    rl_config *cfg = load_ok("redis: { enabled = true; host = \"10.0.0.1\"; port = 7000; };\n" RULES);
+    rl_config *cfg =
+        load_ok("redis: { enabled = true; host = \"10.0.0.1\"; port = 7000; };\n" RULES);
     cr_assert_eq(cfg->redis.enabled, 1);
     cr_assert_str_eq(cfg->redis.host, "10.0.0.1");
     cr_assert_eq(cfg->redis.port, 7000);
@@ -118,7 +119,8 @@ Test(config_env, invalid_values_name_the_variable)
     rl_error err;
     write_conf(RULES);
     cr_assert_null(rl_config_load(path, &err));
-    cr_assert(strncmp(err.text, "environment RATE_LIMIT_REQUESTS: invalid value \"ten\": ", 52) == 0,
+    cr_assert(strncmp(err.text, "environment RATE_LIMIT_REQUESTS: invalid value \"ten\": ", 52) ==
+                  0,
               "%s", err.text);
 }
 
@@ -204,11 +206,11 @@ Test(config_env, env_and_file_refuse_alike)
         const char *extra; /* the rule's other keys */
         const char *limit; /* the invalid limit */
     } cases[] = {
-        {"cost = 5;", "3/s"},                                  /* cost above the burst */
-        {"algorithm = \"fixed_window\"; cost = 5;", "4/s"},    /* cost above the count */
-        {"", "1000000000/366d"},                               /* count x period > 2^50 */
+        {"cost = 5;", "3/s"},                                 /* cost above the burst */
+        {"algorithm = \"fixed_window\"; cost = 5;", "4/s"},   /* cost above the count */
+        {"", "1000000000/366d"},                              /* count x period > 2^50 */
         {"algorithm = \"sliding_window\";", "1000000000/2d"}, /* division by zero before */
-        {"burst = 1000000000;", "1/366d"},                     /* burst x period > 2^50 */
+        {"burst = 1000000000;", "1/366d"},                    /* burst x period > 2^50 */
         {"algorithm = \"sliding_log\";", "129/h"},
         {"algorithm = \"sliding_log\";", "5/50d"},
     };
@@ -239,4 +241,29 @@ Test(config_env, env_and_file_refuse_alike)
         cr_assert(wl > 0 && fl >= wl && strcmp(file_err + fl - wl, why) == 0,
                   "case %zu: file says `%s`, environment says `%s`", i, file_err, why);
     }
+}
+
+/* An override that changes a rule's numbers changes its key identity too: the rule counts
+ * under the fingerprint of the limit it enforces (keys.c), exactly as if the file had said
+ * it, and never under the file's own limit (whose states another pool may be writing). */
+Test(config_env, an_override_moves_the_rule_to_its_own_key_identity)
+{
+    char file_id[sizeof(((rl_rule *)0)->key_id)], env_id[sizeof file_id];
+
+    unsetenv("RATE_LIMIT_REQUESTS");
+    rl_config *cfg = load_ok("rules = ( { name = \"global\"; limit = \"3/h\"; } );\n");
+    snprintf(file_id, sizeof file_id, "%s", cfg->rules[0].key_id);
+    rl_config_free(cfg);
+
+    setenv("RATE_LIMIT_REQUESTS", "10/h", 1);
+    cfg = load_ok("rules = ( { name = \"global\"; limit = \"3/h\"; } );\n");
+    snprintf(env_id, sizeof env_id, "%s", cfg->rules[0].key_id);
+    cr_assert_eq(cfg->rules[0].key_id_len, strlen(env_id));
+    rl_config_free(cfg);
+    cr_assert_str_neq(env_id, file_id, "the override kept the 3/h identity");
+
+    unsetenv("RATE_LIMIT_REQUESTS");
+    cfg = load_ok("rules = ( { name = \"global\"; limit = \"10/h\"; } );\n");
+    cr_assert_str_eq(cfg->rules[0].key_id, env_id, "10/h from the file and from the environment");
+    rl_config_free(cfg);
 }
