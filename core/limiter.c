@@ -22,7 +22,6 @@
 #include "fmacros.h"
 
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,27 +412,6 @@ static void limiter_refuse(rl_decision *out, rl_verdict verdict, int status, con
     out->rule = rule;
 }
 
-/* A path_regex match stopped at its limit: counted every time, logged at most once a minute
- * per process. */
-static void limiter_regex_limit(rl_limiter *lim, const rl_rule *rule)
-{
-    static int64_t last_log_ms = INT64_MIN;
-    struct timespec ts;
-    int64_t now;
-
-    if (lim->stats != NULL)
-        rl_stats_add(lim->stats, RL_STAT_REGEX_LIMIT, 1);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (last_log_ms != INT64_MIN && now - last_log_ms < 60000)
-        return;
-    last_log_ms = now;
-    fprintf(stderr,
-            "ratelimit-filter: rule \"%s\": path_regex stopped at its match limit; the rule "
-            "did not match (counted as regex_limit; logged at most once a minute)\n",
-            rule->name);
-}
-
 /* Picks the matching rules and builds their items. Returns how many, or -1 when a rule
  * with on_missing_key = "refuse" refused the request (out says so). */
 static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *out)
@@ -447,8 +425,10 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *ou
         int mlen;
 
         int m = rl_rule_matches(rule, req, path);
-        if (m == RL_RULE_REGEX_LIMIT)
-            limiter_regex_limit(lim, rule);
+        if (m == RL_RULE_REGEX_LIMIT) { /* not matched; counted here, logged by the caller */
+            rl_stats_add(lim->stats, RL_STAT_REGEX_LIMIT, 1);
+            out->regex_limited = rule;
+        }
         if (m != 1)
             continue;
         mlen = rl_rule_key(rule, req, out->client, lim->scratch, material);

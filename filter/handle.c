@@ -62,6 +62,18 @@ static void handle_log_store(handle_ctx *ctx, const rl_decision *d)
     }
     if (d->backend == RL_BACKEND_NONE && errstr[0] != '\0')
         log_error("no store could decide, request admitted unchecked: %s", errstr);
+    if (d->regex_limited != NULL) {
+        /* Counted every time (regex_limit); logged at most once a minute, either way the clock
+         * moves, so a client cannot flood the log with such paths. */
+        time_t now = time(NULL);
+        if (ctx->regex_logged == 0 || now - ctx->regex_logged >= 60 ||
+            now - ctx->regex_logged <= -60) {
+            ctx->regex_logged = now;
+            log_warn("rule \"%s\": path_regex stopped at its match limit, the rule did not "
+                     "match (counted as regex_limit; logged at most once a minute)",
+                     d->regex_limited->name);
+        }
+    }
 }
 
 void handle_request(handle_ctx *ctx, char **params, response *out)

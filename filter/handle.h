@@ -2,6 +2,8 @@
 #ifndef FILTER_HANDLE_H
 #define FILTER_HANDLE_H
 
+#include <time.h>
+
 #include "ratelimit.h"
 #include "request.h"
 #include "response.h"
@@ -10,10 +12,11 @@
 typedef struct handle_ctx {
     const rl_config *cfg;
     rl_limiter *lim;
-    request req;    /* scratch, reused between requests */
+    request req; /* scratch, reused between requests */
     rl_decision dec;
-    int degraded;   /* Redis was failing at the last decision (logged once per change) */
-    int admin;      /* the request is for this admin endpoint (admin_endpoint); 0: not */
+    int degraded;        /* Redis was failing at the last decision (logged once per change) */
+    time_t regex_logged; /* when a path_regex limit was last logged (at most once a minute) */
+    int admin;           /* the request is for this admin endpoint (admin_endpoint); 0: not */
 } handle_ctx;
 
 /* Decides the request described by params (see request_load) and fills out. Logs one line per

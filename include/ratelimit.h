@@ -276,6 +276,9 @@ typedef struct rl_decision {
     int decider;             /* index of the most restrictive enforced result; -1 if none */
     int64_t retry_after_ms;  /* refused: the longest wait among refusing enforced rules */
     rl_backend_kind backend; /* which store decided */
+    /* A rule whose path_regex match stopped at its limit (so it did not match; counted as
+     * RL_STAT_REGEX_LIMIT), for the caller to log; NULL when none did. */
+    const rl_rule *regex_limited;
 } rl_decision;
 
 /* Looks up a request header by its lowercase name ("x-api-key"). Returns its value (borrowed

@@ -2,7 +2,7 @@
 # test_lighttpd_rules.sh -- rules, keys, identity and access lists through a real lighttpd
 #
 # One lighttpd on a free 127.0.0.1 port with the filter as its authorizer, and a config with:
-# a global per-client rule, a per-route rule (/login, status 503 and its own body), an API-key
+# a global per-client rule, a catastrophic path_regex rule, a per-route rule (/login, status 503 and its own body), an API-key
 # rule (/api/, keyed by X-Api-Key, 401 without one), a dry-run rule (/dry), X-Forwarded-For
 # trusted from 127.0.0.1 only, and a deny list. curl connects from 127.0.0.1 (a trusted proxy:
 # its X-Forwarded-For names the client) or from 127.0.0.2 (untrusted: the header is ignored).
@@ -55,7 +55,8 @@ rules = (
     body = "login: slow down\n"; },
   { name = "api"; path_prefix = "/api/"; key = "header:X-Api-Key"; on_missing_key = "refuse";
     missing_key_status = 401; limit = "3/m"; },
-  { name = "dry"; path = "/dry"; limit = "1/m"; dry_run = true; }
+  { name = "dry"; path = "/dry"; limit = "1/m"; dry_run = true; },
+  { name = "evil"; path_regex = "^/re/(a+)+\$"; limit = "1/m"; }
 );
 CONF
 LPORT=$(pick_port)
@@ -129,6 +130,16 @@ c=$(codes 3 127.0.0.1 203.0.113.40 /dry)
 check "dry run: 3 x 200 ($c)" test "$c" = "200 200 200"
 check "dry run: refusals logged" grep -Eq 'info: dry-run refusal client=203\.0\.113\.40 method=GET path="/dry" rule="dry"' "$T/filter.log"
 check "refusals log the client behind the proxy and the status" grep -Eq 'info: 503 client=203\.0\.113\.1 method=GET path="/login" rule="login"' "$T/filter.log"
+# A catastrophic path_regex against a path the client chose: the match stops at its limit, the
+# rule does not match (the request is decided, nothing hangs), and the filter logs it at most
+# once a minute per process however often it happens. (No file under /re/: allowed is 404.)
+long="/re/$(printf 'a%.0s' $(seq 3000))b"
+c=$(codes 3 127.0.0.1 203.0.113.50 "$long")
+check "regex limit: 3 x allowed, the rule did not match ($c)" test "$c" = "404 404 404"
+n=$(grep -c 'rule "evil": path_regex stopped at its match limit' "$T/filter.log" || true)
+check "regex limit: logged at most once per process (2 processes: $n line(s))" test "$n" -ge 1 -a "$n" -le 2
+c=$(codes 2 127.0.0.1 203.0.113.51 /re/aaa)
+check "regex: an ordinary match of the same rule is limited ($c)" test "$c" = "404 429"
 check "no sanitizer report" bash -c '! grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$1"' _ "$T/filter.log"
 
 if [ "$FAILS" -ne 0 ]; then
