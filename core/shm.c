@@ -122,10 +122,9 @@ static int shm_random_key(uint8_t *key, size_t len)
     return 0;
 }
 
-static int shm_init_stripes(rl_shm *shm, int64_t capacity, rl_error *err)
+static int shm_init_stripes(rl_shm *shm, rl_error *err)
 {
     pthread_mutexattr_t attr;
-    uint32_t first = 0;
     int rc = pthread_mutexattr_init(&attr);
 
     if (rc == 0)
@@ -134,11 +133,8 @@ static int shm_init_stripes(rl_shm *shm, int64_t capacity, rl_error *err)
         rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     for (uint32_t s = 0; rc == 0 && s < shm->nstripes; s++) {
         shm_stripe *st = &shm->stripes[s];
-        /* The first capacity % S stripes own one slot more. */
-        st->nslots = (uint32_t)(capacity / shm->nstripes) +
-                     ((uint64_t)s < (uint64_t)capacity % shm->nstripes);
-        st->first = first;
-        first += st->nslots;
+        st->first = shm->span[s].first; /* rl_shm_bind derived them */
+        st->nslots = shm->span[s].nslots;
         st->free_head = SHM_NIL;
         rc = pthread_mutex_init(&st->lock, &attr);
     }
@@ -200,7 +196,7 @@ static int shm_create(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, 
     h->slots_off = g->slots_off;
     memcpy(h->hash_key, shm->hash_key, sizeof h->hash_key);
     memset(shm->buckets, 0xff, (size_t)g->nstripes * g->nbuckets * sizeof(uint32_t));
-    if (shm_init_stripes(shm, capacity, err) < 0)
+    if (shm_init_stripes(shm, err) < 0)
         goto fail;
     atomic_store_explicit(&h->magic, SHM_MAGIC, memory_order_release);
     return 0;

@@ -108,7 +108,12 @@ struct rl_shm {
     unsigned char *slots;
     uint32_t nstripes, nbuckets;
     uint32_t slot_size, key_max, state_words;
-    uint64_t capacity; /* ours, from the config: each stripe's first/nslots derive from it */
+    uint64_t capacity; /* ours, from the config, set before rl_shm_bind */
+    /* Each stripe's [first, first + nslots), derived from capacity once at bind: what the
+     * segment's copy must say (checked at every lock) and what a rebuild restores. */
+    struct {
+        uint32_t first, nslots;
+    } span[SHM_STRIPES_MAX];
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
     int die_in_lock;                       /* test hook, see rl_shm_test_die */
     char name[NAME_MAX + 1];

@@ -71,6 +71,13 @@ void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *
     shm->nstripes = g->nstripes;
     shm->nbuckets = g->nbuckets;
     shm->slot_size = g->slot_size;
+    /* The first capacity % S stripes own one slot more. */
+    for (uint32_t s = 0, first = 0; s < shm->nstripes; s++) {
+        shm->span[s].first = first;
+        shm->span[s].nslots = (uint32_t)(shm->capacity / shm->nstripes) +
+                              ((uint64_t)s < shm->capacity % shm->nstripes);
+        first += shm->span[s].nslots;
+    }
 }
 
 /* ---- one stripe's structures (caller holds the stripe lock) ---------------------------- */
@@ -176,24 +183,35 @@ static void shm_free_push(rl_shm *shm, shm_stripe *st, uint32_t i)
 /* Takes slot i out of its chain and puts it on the free list. The chain is found by
  * rehashing the key: removals are rare (expiry, eviction), lookups are not, so the hash is
  * not worth 8 bytes a slot. */
-static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
+/* The link that points at slot i in its chain (or the chain's SHM_NIL end when i is not in
+ * it), every index bounds-checked and at most nslots links followed; NULL when damaged. */
+static uint32_t *shm_link_to(rl_shm *shm, uint32_t s, uint32_t i)
 {
-    shm_stripe *st = &shm->stripes[s];
     shm_slot *sl = rl_shm_slot_at(shm, i);
     size_t len = sl->keylen <= shm->key_max ? sl->keylen : 0;
     uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
 
     for (uint32_t steps = 0; *link != i && *link != SHM_NIL; steps++) {
-        if (!shm_in_stripe(shm, s, *link) || steps >= st->nslots) {
-            shm_rebuild(shm, s); /* in_use is still 1: the rebuild indexes it, remove again */
-            link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
-            while (*link != i && *link != SHM_NIL)
-                link = &rl_shm_slot_at(shm, *link)->next;
-            break;
-        }
+        if (!shm_in_stripe(shm, s, *link) || steps >= shm->stripes[s].nslots)
+            return NULL;
         link = &rl_shm_slot_at(shm, *link)->next;
     }
-    if (*link == i)
+    return link;
+}
+
+static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
+{
+    shm_stripe *st = &shm->stripes[s];
+    shm_slot *sl = rl_shm_slot_at(shm, i);
+    uint32_t *link = shm_link_to(shm, s, i);
+
+    if (link == NULL) {
+        shm_rebuild(shm, s);
+        if (sl->in_use == 0) /* the rebuild found the slot itself damaged and freed it */
+            return;
+        link = shm_link_to(shm, s, i); /* it indexed the slot again: unlink it */
+    }
+    if (link != NULL && *link == i)
         *link = sl->next;
     sl->in_use = 0;
     atomic_signal_fence(memory_order_seq_cst); /* in_use clear before the slot is reused */
@@ -276,7 +294,9 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
 
     i = st->free_head;
     if (!shm_in_stripe(shm, s, i) || rl_shm_slot_at(shm, i)->in_use) {
-        shm_rebuild(shm, s); /* a damaged free list */
+        /* A damaged free list. The rebuilt one holds only free slots of this stripe, so the
+         * retry never comes back here: the recursion is one level deep. */
+        shm_rebuild(shm, s);
         return rl_shm_insert(shm, s, h, key, len, now_ms, pinned, npinned);
     }
     sl = rl_shm_slot_at(shm, i);
@@ -311,13 +331,9 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
 {
     shm_stripe *st = &shm->stripes[s];
 
-    /* The geometry comes from our own capacity, not from the segment. */
-    st->nslots =
-        (uint32_t)(shm->capacity / shm->nstripes) + ((uint64_t)s < shm->capacity % shm->nstripes);
-    st->first =
-        (uint32_t)((uint64_t)s * (shm->capacity / shm->nstripes) +
-                   ((uint64_t)s < shm->capacity % shm->nstripes ? s
-                                                                : shm->capacity % shm->nstripes));
+    /* The geometry comes from our own capacity (rl_shm_bind), not from the segment. */
+    st->first = shm->span[s].first;
+    st->nslots = shm->span[s].nslots;
     atomic_fetch_add_explicit(&shm->hdr->repairs, 1, memory_order_relaxed);
     for (uint32_t b = 0; b < shm->nbuckets; b++)
         shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
@@ -361,12 +377,10 @@ int rl_shm_lock(rl_shm *shm, uint32_t s)
     rc = pthread_mutex_timedlock(&st->lock, &until);
     if (rc == 0 || rc == EOWNERDEAD) {
         /* Validated, never trusted: a stripe whose fields are out of range is rebuilt. */
-        uint32_t nslots = (uint32_t)(shm->capacity / shm->nstripes) +
-                          ((uint64_t)s < shm->capacity % shm->nstripes);
-        int bad = st->nslots != nslots || st->fresh > st->nslots || st->used > st->fresh ||
+        int bad = st->first != shm->span[s].first || st->nslots != shm->span[s].nslots ||
+                  st->fresh > st->nslots || st->used > st->fresh ||
                   (st->fresh > 0 && st->hand >= st->fresh) ||
-                  (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head)) ||
-                  (uint64_t)st->first + st->nslots > shm->capacity;
+                  (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head));
         if (bad || (rc == EOWNERDEAD && st->dirty))
             shm_rebuild(shm, s);
     }

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -995,5 +996,52 @@ Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
     admit_n(shm, &r, "jk\x1f" "fresh", T0, 3);
     cr_assert_eq(decide1(shm, &r, "jk\x1f" "fresh", T0, &res), 0);
     cr_assert_leq(stats(shm).entries, 256);
+    rl_shm_close(shm);
+}
+
+/* The slow peer: a process that holds every stripe lock and never lets go (alive, stuck). A
+ * decision gives up at SHM_LOCK_TIMEOUT_MS with an error (the limiter's failover policy then
+ * applies) instead of waiting forever; once the holder dies, its locks are recovered (robust
+ * mutexes) and decisions go on. The bound checked is liveness, not speed: 5x the timeout. */
+Test(shm, a_lock_held_by_a_stuck_process_times_out_then_recovers, .timeout = 40)
+{
+    rl_shm *shm = open_ok(tname, 64);
+    rl_rule r = mkrule("lk", 5, 60000, 5);
+    rl_rule_result res;
+    struct timespec a, b;
+    int ready[2];
+    char c;
+
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        for (uint32_t s = 0; s < shm->nstripes; s++)
+            if (rl_shm_lock(shm, s) != 0)
+                _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the holder could not take the locks");
+    close(ready[0]);
+
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = decide1(shm, &r, "lk\x1f" "c", T0, &res);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (long)((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
+    printf("stuck lock holder: the decision gave up after %ld ms (timeout %d ms)\n", ms,
+           SHM_LOCK_TIMEOUT_MS);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(rc, -1, "a decision went through a held lock");
+    cr_assert(strstr(rl_shm_errstr(shm), "held too long") != NULL, "%s", rl_shm_errstr(shm));
+    cr_assert_lt(ms, 5 * SHM_LOCK_TIMEOUT_MS, "waited %ld ms", ms);
+
+    /* The holder is dead: the next locker recovers the lock and decides. */
+    cr_assert_eq(decide1(shm, &r, "lk\x1f" "c", T0, &res), 1, "%s", rl_shm_errstr(shm));
+    cr_assert_eq(res.remaining, 4);
     rl_shm_close(shm);
 }
