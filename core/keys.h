@@ -23,9 +23,11 @@ void rl_keys_digest(const void *data, size_t len, char *out);
 int rl_keys_needs_digest(const char *material, size_t len);
 
 #define RL_KEYS_FINGERPRINT_LEN 8 /* hex digits */
+_Static_assert(RL_RULE_ID_MAX == RL_NAME_MAX + 1 + RL_KEYS_FINGERPRINT_LEN,
+               "rl_rule.key_id holds a name, ':' and the fingerprint");
 
 /* The rule's identity in keys, NAME ":" 8 hex digits of the fingerprint of its algorithm,
- * count, period and burst, into out (RL_NAME_MAX + 9 bytes). Returns its length. */
+ * count, period and burst, into out (RL_RULE_ID_MAX bytes). Returns its length. */
 size_t rl_keys_rule_id(const rl_rule *rule, char *out);
 
 /* The longest shm key of a rule identity of name_len bytes. */

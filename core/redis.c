@@ -126,7 +126,7 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
         return NULL;
     r->cfg = cfg;
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
-    r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_NAME_MAX + 9) + 1;
+    r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
     r->cmdcap = REDIS_CMD_SHA_OFF + REDIS_SHA_LEN + 2 +
                 RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +

@@ -34,11 +34,12 @@ extern "C" {
 
 #define RL_VERSION "0.1.0"
 
-#define RL_ERRSTR_MAX 512 /* room for "file:line: key: message \"value\"" */
-#define RL_NAME_MAX 64    /* rule names, including the NUL */
-#define RL_KEY_MAX 256    /* bytes of a rate-limit key (rule + client), NUL excluded */
-#define RL_MAX_MATCH 16   /* rules one request can match */
-#define RL_MAX_RULES 256  /* rules in one configuration */
+#define RL_ERRSTR_MAX 512                /* room for "file:line: key: message \"value\"" */
+#define RL_NAME_MAX 64                   /* rule names, including the NUL */
+#define RL_RULE_ID_MAX (RL_NAME_MAX + 9) /* NAME ":" 8 hex digits, including the NUL */
+#define RL_KEY_MAX 256   /* bytes of a rate-limit key (rule + client), NUL excluded */
+#define RL_MAX_MATCH 16  /* rules one request can match */
+#define RL_MAX_RULES 256 /* rules in one configuration */
 /* Bytes of a rule's key material (client identity), NUL excluded; longer material is
  * replaced by a digest, never truncated (an IPv6 address with a zone fits). */
 #define RL_CLIENT_MAX 64
@@ -125,10 +126,10 @@ typedef enum rl_redis_down {
  * path_regex, methods, hosts); one with none applies to every request. */
 typedef struct rl_rule {
     char name[RL_NAME_MAX];
-    size_t name_len;              /* strlen(name), computed at load */
-    char key_id[RL_NAME_MAX + 9]; /* NAME ":" fingerprint, the rule in store keys (keys.c) */
-    size_t key_id_len;            /* strlen(key_id) */
-    int line;                     /* where the rule starts in the config file */
+    size_t name_len;             /* strlen(name), computed at load */
+    char key_id[RL_RULE_ID_MAX]; /* NAME ":" fingerprint, the rule in store keys (keys.c) */
+    size_t key_id_len;           /* strlen(key_id) */
+    int line;                    /* where the rule starts in the config file */
     rl_algo algo;
     char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
     size_t path_prefix_len; /* strlen(path_prefix), computed at load (0 when NULL) */

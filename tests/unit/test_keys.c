@@ -98,7 +98,7 @@ Test(keys, format_version_2_is_pinned)
     /* The rule identity: NAME ":" 8 hex of SipHash("ALGO|COUNT|PERIOD_MS|BURST"). */
     rl_rule r = {.name = "api", .algo = RL_ALGO_GCRA, .count = 3, .period_ms = 3600000,
                  .burst = 3};
-    char id[RL_NAME_MAX + 9];
+    char id[RL_RULE_ID_MAX];
     cr_assert_eq(rl_keys_rule_id(&r, id), 12);
     cr_assert_str_eq(id, "api:86edc1d6");
     r.count = r.burst = 10; /* a looser limit is another identity, so another state */

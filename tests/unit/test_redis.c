@@ -116,7 +116,7 @@ static redisReply *cmd(redisContext *c, const char *fmt, const char *arg)
 
 static void key_of(char *buf, size_t size, const char *prefix, const rl_rule *rule)
 {
-    char id[RL_NAME_MAX + 9];
+    char id[RL_RULE_ID_MAX];
     rl_keys_rule_id(rule, id);
     int len = snprintf(buf, size, "%s{%s}:%s", prefix, client, id);
     cr_assert(len > 0 && (size_t)len < size);
