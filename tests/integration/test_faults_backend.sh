@@ -10,6 +10,8 @@
 #              second: < 3.5 s), never a 500
 #   down       60 GETs at ~30/s, the backend SIGTERMed after ~1 s and started again ~1 s
 #              later: only 200 and 502, no 500, no transport error; 200 again once it is back
+#   cut        a backend that dies halfway through a chunked body: the client's response
+#              fails (curl exit non-zero), never completes; the next request is served
 #   the filter processes are the same before and after (no crash), no sanitizer report.
 set -euo pipefail
 NAME=test_faults_backend
@@ -74,10 +76,34 @@ check "the 502 is logged" grep -q 'error: 502: backend .* failed for "/static.tx
 c=$(hcurl -o /dev/null "$U/static.txt")
 check "afterwards: 200 ($c)" test "$c" = 200
 
+# ---- cut after the head went out: the backend dies halfway through a chunked body ----------
+# The filter must abort the FastCGI connection (no FCGI_END_REQUEST), so lighttpd cannot end
+# the client's chunked response with its terminator: curl fails (18/56), never exits 0 with a
+# complete-looking half body. Then the real backend again, and the next request is served.
+stop_pid "$BPID"
+for ((i = 0; i < 50; i++)); do port_free "$BP" && break; sleep 0.1; done
+perl "$ROOT/tests/integration/lib/cut_backend.pl" "$BP" 2>>"$T/cut.stderr" &
+CPID=$!
+PIDS+=("$CPID")
+wait_port "$BP" 5 || fail "cut backend not listening on $BP"
+set +e
+curl -s --noproxy '*' --max-time 10 -o "$T/cut.body" "$U/static.txt?cut"
+CUT_RC=$?
+set -e
+CUT_BYTES=$(wc -c < "$T/cut.body" 2>/dev/null || echo 0)
+check "backend dies mid chunked body: the client sees a failed response (curl exit $CUT_RC, $CUT_BYTES of 200000+ bytes)" \
+    test "$CUT_RC" -ne 0
+stop_pid "$CPID"
+for ((i = 0; i < 50; i++)); do port_free "$BP" && break; sleep 0.1; done
+start_backend "$B" "$BP"
+c=$(hcurl -o /dev/null "$U/static.txt")
+check "after the cut: the next request is served (200: $c)" test "$c" = 200
+
 PIDS_AFTER=$(filter_pids "$F" | sort | tr '\n' ' ')
 check "the same filter processes before and after (no crash): $PIDS_AFTER" \
     test -n "$PIDS_BEFORE" -a "$PIDS_BEFORE" = "$PIDS_AFTER"
 check "no sanitizer report" no_sanitizer_report "$F/filter.log"
 echo "FIGURE: backend-slow: POST 256 KiB intact after a 1 s backend delay (${SLOW_MS} ms); silent backend -> 504 after ${GW_MS} ms (timeout 1500 ms)"
+echo "FIGURE: backend-cut: curl exit $CUT_RC after $CUT_BYTES bytes (the backend died after 200000 of a chunked body)"
 echo "FIGURE: backend-down: $n500 x 500 of 60 ($codes); first 502 $(( ${first502:-0} - DOWN_MS )) ms after the stop, 200 again $(( ${back200:-0} - UP_MS )) ms after the start"
 finish
