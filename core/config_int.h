@@ -33,6 +33,7 @@
 #define CFG_SHM_NAME_MAX 200
 #define CFG_SHM_CAPACITY_MIN 16
 #define CFG_SHM_CAPACITY_MAX 100000000
+#define CFG_PW_BUF_MAX (1024 * 1024) /* a user or group entry larger than this is refused */
 #define CFG_REDIS_PREFIX_MAX 64
 #define CFG_DB_MAX 1000000
 #define CFG_TIMEOUT_MAX_MS 60000

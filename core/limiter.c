@@ -130,7 +130,7 @@ static int limiter_open_stats(rl_limiter *lim, rl_error *err)
 {
     const rl_config *cfg = lim->cfg;
 
-    lim->stats = rl_stats_open(cfg->shm.name, err);
+    lim->stats = rl_stats_open(cfg->shm.name, &cfg->shm, err);
     if (lim->stats == NULL)
         return -1;
     lim->slots = calloc(cfg->nrules > 0 ? cfg->nrules : 1, sizeof *lim->slots);
@@ -154,7 +154,9 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         return NULL;
     }
     lim->cfg = cfg;
-    lim->shm = rl_shm_open(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg), err);
+    /* A sandbox's table is private (unlinked once mapped): it keeps the process's owner. */
+    lim->shm = rl_shm_open_owned(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg),
+                                 sandbox ? NULL : &cfg->shm, err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;

@@ -157,9 +157,18 @@ typedef struct rl_rule {
     rl_redis_down on_redis_down; /* used only with Redis enabled */
 } rl_rule;
 
+/* Who owns the segments a process creates (the table and its "-stats"): applied to the new
+ * segment's fd before it is sized, so no other process can open it meanwhile. Resolved once at
+ * load (shm.user, shm.group, shm.mode); an existing segment is never changed. A zeroed struct
+ * means "the creating process's user and group, mode 0600". */
 typedef struct rl_shm_config {
     char *name;       /* POSIX shared-memory name, "/..." */
     int64_t capacity; /* keys the table holds; the least recently used is evicted */
+    int uid_set;      /* shm.user given: the segments' owner is uid ... */
+    uint32_t uid;     /* ... else the creating process's user */
+    int gid_set;      /* shm.group given, or shm.user's primary group: gid ... */
+    uint32_t gid;     /* ... else the creating process's group */
+    int mode;         /* shm.mode, 0600 by default (0660 with shm.group); 0 reads as 0600 */
 } rl_shm_config;
 
 typedef struct rl_redis_config {
