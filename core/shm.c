@@ -54,7 +54,9 @@
  * before it is overwritten. `ref` bits and the hand need no repair (any value is valid). State
  * words written when the owner died may be torn; every algorithm clamps any state to what
  * its limit allows (algo.h), so a torn state can never admit more than a full quota. Tests
- * reach this path with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see shm_test_die).
+ * reach this path with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see rl_shm_test_die), in
+ * test builds only (-DRL_TESTING, the GNUmakefile's $(B)/testing/): a release build has
+ * neither the hook nor the getenv.
  *
  * Expiry is amortised, no sweeper: an entry whose expiry <= now reads as absent, and every
  * insert first moves its stripe's hand over 2 slots, taking back those expired; the eviction
@@ -344,7 +346,6 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
 rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                           const rl_shm_config *own, rl_error *err)
 {
-    const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
     const int64_t start = shm_monotonic_ms();
     shm_geom g;
     rl_shm *shm;
@@ -374,7 +375,12 @@ rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, si
     shm->capacity = (uint64_t)capacity;
     shm->key_max = (uint32_t)key_max;
     shm->state_words = (uint32_t)state_words;
-    shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
+#ifdef RL_TESTING
+    {
+        const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
+        shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
+    }
+#endif
 
     for (;;) {
         int fd = rl_shm_create_owned(name, own, err); /* O_EXCL, given to its owner */

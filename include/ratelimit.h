@@ -24,6 +24,12 @@
 extern "C" {
 #endif
 
+/* Every function and object declared in this header is the library's interface: exported by
+ * libratelimit.so, which is compiled with -fvisibility=hidden so that nothing else is. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #if defined(__GNUC__)
 #define RL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define RL_WARN_UNUSED __attribute__((warn_unused_result))
@@ -442,6 +448,10 @@ int rl_format_state(const rl_decision *d, char *buf, size_t size);
 
 /* Whole seconds, rounded up, of a millisecond delay (headers speak seconds). */
 int64_t rl_ms_to_s_ceil(int64_t ms);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
