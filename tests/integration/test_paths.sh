@@ -8,7 +8,8 @@
 #      server.force-lowercase-filenames (a server that serves paths case-insensitively)
 #   A  Apache from etc/apache/authnz-fcgi.conf in front of the prefork daemon, same file
 #   D  ratelimit-filter --decide
-#   C  the binary as a plain CGI program (REQUEST_URI from the environment)
+#   C  the binary as a plain CGI program (REQUEST_URI from the environment; and without it,
+#      SCRIPT_NAME + PATH_INFO, normalised but not decoded again)
 # For each alias of /login in the table, a fresh client sends: the alias, /login, the alias.
 # The third is never 200 (the limit holds), at most two of the three are; aliases the server
 # is known to serve as /login must be served (so they are real aliases). Then 100 health
@@ -201,6 +202,18 @@ for row in "${ALIASES[@]}" "!http://example.com/login|1|1"; do
 done
 check "C: CGI refuses the third request for all $i aliases ($ok)" test "$ok" = "$i"
 check "C: CGI answers 400 to an encoded slash" test "$(cgi /login%2f.. 203.0.113.250)" = 400
+# Without REQUEST_URI the path is SCRIPT_NAME + PATH_INFO, which the server decoded already:
+# normalised, not decoded a second time.
+cgi_halves() { # script name, path info, client
+    env -i SCRIPT_NAME="$1" PATH_INFO="$2" REMOTE_ADDR="$3" REQUEST_METHOD=GET \
+        GATEWAY_INTERFACE=CGI/1.1 "$RL_FILTER" -c "$D/rl.conf" </dev/null 2>>"$D/cgi.err" |
+        tr -d '\r' | sed -n 's/^Status: \([0-9]*\).*/\1/p' | head -n 1
+}
+codes="$(cgi_halves /x/.. //login 203.0.113.251) $(cgi /login 203.0.113.251) $(cgi_halves /login /. 203.0.113.251)"
+check "C: SCRIPT_NAME + PATH_INFO is normalised: /x/.. //login, /login, /login /. -> $codes" \
+    test "$codes" = "200 200 429"
+check "C: ... and not decoded again (/%6cogin there is not /login)" \
+    test "$(cgi_halves /%6cogin "" 203.0.113.251)" = 200
 
 # ---- admin paths are never charged ----------------------------------------------------------
 requests() { # port: the pool's decision count
