@@ -498,6 +498,10 @@ static int cfg_admin_path(const cfg_loader *ld, const config_setting_t *s, char 
                            "invalid path %s: must start with '/', hold no '?', '#', space or "
                            "control bytes, and be at most %d bytes",
                            rl_quote(q, v, strlen(v)), CFG_ADMIN_PATH_MAX);
+    /* Matched on the canonical path like the rules (exactly: an alias of an admin path is an
+     * admin path, and nothing else is), so a form no request has would never match. */
+    if (rl_cfg_canonical_path(ld, s, "path", v) != 0)
+        return -1;
     return rl_cfg_set_string(ld, v, 0, dst);
 }
 

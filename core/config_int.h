@@ -77,6 +77,12 @@ int rl_cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm);
 
 int rl_cfg_has_control(const char *v);
 
+/* Checks v, the path of a rule or admin endpoint (`what` names it in the message): it must
+ * start with '/' and be canonical (rl_path_canon of it gives it back, and it holds no %XX),
+ * else no request could ever match it. */
+int rl_cfg_canonical_path(const cfg_loader *ld, const config_setting_t *s, const char *what,
+                          const char *v);
+
 int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_config *cfg);
 
 int rl_cfg_bool(const cfg_loader *ld, const config_setting_t *s, int *out);

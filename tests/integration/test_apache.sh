@@ -61,7 +61,7 @@ DP=$(pick_port)
 start_daemon "127.0.0.1:$DP" "$d/rl.conf" 2 "$d/filter.log"
 sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi.conf" > "$d/recipe.conf"
 AP=$(pick_port)
-start_apache "$d" "$AP" "$d/recipe.conf" "authnz_fcgi headers"
+start_apache "$d" "$AP" "$d/recipe.conf" "authnz_fcgi headers proxy proxy_fcgi"
 codes=""
 for i in 1 2 3 4 5 6 7 8; do
     codes+="$(hcurl -o "$d/b$i" -D "$d/h$i" "http://127.0.0.1:$AP/") "
