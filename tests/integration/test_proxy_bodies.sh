@@ -8,7 +8,8 @@
 #   uploads    1 MiB and 50 MiB of random bytes, chunked (no Content-Length) and with a
 #              Content-Length: 200, and the backend saw exactly the client's bytes (its
 #              length and SHA-256 of what it read equal the client's); the 1 MiB ones also
-#              come back byte for byte (echoed)
+#              come back byte for byte (echoed); through lighttpd, a body with a
+#              Content-Length still streams (bytes reach the backend before the client is done)
 #   cut        the backend replaced by one that dies halfway through a chunked answer: an
 #              HTTP/1.1 client gets a failed transfer (curl 18: the chunked body ends without
 #              its terminator, or 56: reset), never a complete-looking response, kept alive
@@ -85,15 +86,32 @@ upload() { # server-name url size framing
     fi
 }
 
-for s in ${SERVERS:-lighttpd apache}; do
+for s in lighttpd apache; do
     [ $s = lighttpd ] && u="http://127.0.0.1:$LP" || u="http://127.0.0.1:$AP"
-    for z in ${SIZES:-1m 50m}; do
+    for z in 1m 50m; do
         for how in chunked length; do upload "$s" "$u" "$z" "$how"; done
     done
 done
 rm -f "$T/50m"
 left=$(find "$L/up" "$B" -maxdepth 1 -name 'lighttpd-upload-*' | wc -l)
 check "no request body left in the servers' upload dirs ($left)" test "$left" = 0
+
+# The lighttpd recipe buffers only bodies without a Content-Length: one with a length still
+# streams. Sent at 200 KiB/s (over 5 s), its first bytes must reach the backend (its lighttpd
+# spools them to a file in $B) while the client is still sending.
+curl -s --noproxy '*' --max-time 60 --limit-rate 200k -o /dev/null -D "$T/hs" \
+    -H 'Content-Type: application/octet-stream' --data-binary "@$T/1m" "http://127.0.0.1:$LP/echo.cgi?sha256" &
+CP=$!
+PIDS+=("$CP")
+early=no
+while alive "$CP"; do
+    [ -n "$(find "$B" -maxdepth 1 -name 'lighttpd-upload-*' -size +0)" ] && { early=yes; break; }
+    sleep 0.1
+done
+wait "$CP" || true
+check "lighttpd: an upload with a Content-Length streams: bytes reached the backend while the client was still sending ($early)" \
+    test "$early" = yes
+check "lighttpd: and arrived whole ($(hdr "$T/hs" X-Echo-Length) bytes)" test "$(hdr "$T/hs" X-Echo-Sha256)" = "${SHA[1m]}"
 
 # ---- cut: the backend dies halfway through a chunked answer -----------------------------------
 stop_pid "$BPID"
@@ -115,7 +133,7 @@ cut() { # url, curl options...: "EXIT BYTES MS STATUS-LINE" of one request to th
     st=$(head -n 1 "$T/cut.h" 2>/dev/null | tr -d '\r' || true)
     echo "$rc $n $ms $st"
 }
-for s in ${SERVERS:-lighttpd apache}; do
+for s in lighttpd apache; do
     [ $s = lighttpd ] && u="http://127.0.0.1:$LP" || u="http://127.0.0.1:$AP"
     # A kept-alive connection: Apache ends the chunked body without its terminator but closes
     # the connection only at its KeepAliveTimeout (5 s), hence the long --max-time.
@@ -141,7 +159,7 @@ done
 stop_pid "$CPID"
 for ((i = 0; i < 50; i++)); do port_free "$BP" && break; sleep 0.1; done
 start_backend "$B" "$BP"
-for s in ${SERVERS:-lighttpd apache}; do
+for s in lighttpd apache; do
     [ $s = lighttpd ] && u="http://127.0.0.1:$LP" || u="http://127.0.0.1:$AP"
     c=$(hcurl -o /dev/null "$u/static.txt")
     check "$s: after the cut, the next request is served ($c)" test "$c" = 200
