@@ -3,11 +3,12 @@
 # backend slow, too slow, and down in the middle of a paced burst
 #
 # A lighttpd + echo.cgi backend (?sleep=S waits S seconds); a front lighttpd spawning the
-# filter (responder, 2 processes) with proxy.timeout_ms = 1500. Shows:
+# filter (responder, 2 processes) with proxy.timeout_ms = 2500. Shows:
 #   slow       a 256 KiB binary POST to a backend that waits 1 s arrives intact (echoed back
-#              byte for byte, 200)
-#   too slow   a backend silent for 6 s: 504 after the timeout (1.5 s, checked about once a
-#              second; < 5 s leaves room for a loaded machine and is still well before the
+#              byte for byte, 200); the 1.5 s to the timeout cover perl's start on a loaded
+#              machine
+#   too slow   a backend silent for 8 s: 504 after the timeout (2.5 s, checked about once a
+#              second; < 6 s leaves room for a loaded machine and is still well before the
 #              backend answers), never a 500
 #   down       GETs at ~30/s, the backend SIGTERMed after 10 answers and started again
 #              after 3 x 502: only 200 and 502, no 500, no transport error; 200 again once it
@@ -27,7 +28,7 @@ BP=$(pick_port)
 start_backend "$B" "$BP"
 F=$T/F; mkdir -p "$F/www"
 write_conf "$F/rl.conf" back 100000/m \
-    "proxy: { backend = \"http://127.0.0.1:$BP\"; connect_timeout_ms = 500; timeout_ms = 1500; };"
+    "proxy: { backend = \"http://127.0.0.1:$BP\"; connect_timeout_ms = 500; timeout_ms = 2500; };"
 start_pool "$F" responder "$F/rl.conf"
 U="http://127.0.0.1:$LPORT"
 
@@ -45,11 +46,11 @@ check "the body the backend received comes back byte for byte" cmp -s "$T/body" 
 
 # ---- too slow: 504 --------------------------------------------------------------------------
 t0=$(now_ms)
-c=$(hcurl -o "$T/504.txt" "$U/echo.cgi?sleep=6")
+c=$(hcurl -o "$T/504.txt" "$U/echo.cgi?sleep=8")
 GW_MS=$(( $(now_ms) - t0 ))
-check "a backend silent for 6 s -> 504 ($c) after ${GW_MS} ms (timeout 1500 ms; < 5000)" \
-    test "$c" = 504 -a "$GW_MS" -lt 5000 -a "$GW_MS" -ge 1400
-check "the 504 is logged" grep -q 'error: 504: backend .* did not answer "/echo.cgi?sleep=6" within 1500 ms' "$F/filter.log"
+check "a backend silent for 8 s -> 504 ($c) after ${GW_MS} ms (timeout 2500 ms; < 6000)" \
+    test "$c" = 504 -a "$GW_MS" -lt 6000 -a "$GW_MS" -ge 2400
+check "the 504 is logged" grep -q 'error: 504: backend .* did not answer "/echo.cgi?sleep=8" within 2500 ms' "$F/filter.log"
 
 # ---- down in the middle of a paced burst: 502 ------------------------------------------------
 # The burst runs until told to stop, and each step waits for what it needs (a few answers
@@ -133,7 +134,7 @@ PIDS_AFTER=$(filter_pids "$F" | sort | tr '\n' ' ')
 check "the same filter processes before and after (no crash): $PIDS_AFTER" \
     test -n "$PIDS_BEFORE" -a "$PIDS_BEFORE" = "$PIDS_AFTER"
 check "no sanitizer report" no_sanitizer_report "$F/filter.log"
-echo "FIGURE: backend-slow: POST 256 KiB intact after a 1 s backend delay (${SLOW_MS} ms); silent backend -> 504 after ${GW_MS} ms (timeout 1500 ms)"
+echo "FIGURE: backend-slow: POST 256 KiB intact after a 1 s backend delay (${SLOW_MS} ms); silent backend -> 504 after ${GW_MS} ms (timeout 2500 ms)"
 echo "FIGURE: backend-cut: 10 cuts, curl exits $CUT_RCS after bytes $CUT_BYTES(the backend died after 200000 of a chunked body)"
 echo "FIGURE: backend-down: $n500 x 500 of $n ($codes); first 502 $(( ${first502:-0} - DOWN_MS )) ms after the stop, 200 again $(( ${back200:-0} - UP_MS )) ms after the start"
 finish
