@@ -6,7 +6,7 @@
 #   A  Apache with etc/apache/proxy-fcgi.conf (mod_proxy_fcgi -> the --listen daemon, 2 workers)
 # both in front of one lighttpd + echo.cgi backend. For each server:
 #   uploads    1 MiB and 50 MiB of random bytes, chunked (no Content-Length) and with a
-#              Content-Length: 200, and the backend saw exactly the client's bytes (its
+#              Content-Length, answered 200, and the backend saw exactly the client's bytes (its
 #              length and SHA-256 of what it read equal the client's); the 1 MiB ones also
 #              come back byte for byte (echoed); through lighttpd, a body with a
 #              Content-Length still streams (bytes reach the backend before the client is done)
@@ -121,7 +121,7 @@ perl "$ROOT/tests/integration/lib/cut_backend.pl" "$BP" 2>>"$T/cut.stderr" &
 CPID=$!
 PIDS+=("$CPID")
 wait_port "$BP" 5 || fail "cut backend not listening on $BP"
-cut() { # url, query, curl options...: "EXIT BYTES MS STATUS-LINE" of one request to the cut
+cut_once() { # url, query, curl options...: "EXIT BYTES MS STATUS-LINE" of one request to the cut
     local u=$1 q=$2 rc t0 ms n st  # backend (query "cl": it announces a Content-Length)
     shift 2
     set +e
@@ -138,7 +138,7 @@ for s in lighttpd apache; do
     [ $s = lighttpd ] && u="http://127.0.0.1:$LP" || u="http://127.0.0.1:$AP"
     # A kept-alive connection: Apache ends the chunked body without its terminator but closes
     # the connection only at its KeepAliveTimeout (5 s), hence the long --max-time.
-    read -r rc n ms st < <(cut "$u" cut)
+    read -r rc n ms st < <(cut_once "$u" cut)
     check "$s: backend dies mid chunked answer: \"$st\" then curl exit $rc after $n of 200000+ bytes (18 or 56)" \
         test "$rc" = 18 -o "$rc" = 56
     echo "FIGURE: proxy-cut: $s keep-alive: curl exit $rc after $n bytes, $ms ms (the backend died after 200000 bytes of a chunked answer)"
@@ -146,7 +146,7 @@ for s in lighttpd apache; do
     # the head before it saw the end depends on timing, so one try proves little.
     rcs=""
     for ((i = 0; i < 5; i++)); do
-        read -r rc n ms st < <(cut "$u" cut -H 'Connection: close')
+        read -r rc n ms st < <(cut_once "$u" cut -H 'Connection: close')
         rcs+="$rc "
     done
     check "$s: 5 more with Connection: close, each a failed transfer (curl exits: $rcs)" \
@@ -154,11 +154,11 @@ for s in lighttpd apache; do
     echo "FIGURE: proxy-cut: $s Connection: close x 5: curl exits $rcs"
     # HTTP/1.0 has no chunked framing: the answer (no Content-Length) ends at the connection's
     # close, which the client cannot tell from a complete one. Shown, not checked.
-    read -r rc n ms st < <(cut "$u" cut --http1.0)
+    read -r rc n ms st < <(cut_once "$u" cut --http1.0)
     echo "FIGURE: proxy-cut: $s HTTP/1.0 client: \"$st\", curl exit $rc after $n bytes (close-delimited: a cut cannot be seen)"
     # Unless the backend announced its length and the web server passes it on: lighttpd does,
     # and then even an HTTP/1.0 client sees the answer end short; Apache drops it (shown).
-    read -r rc n ms st < <(cut "$u" cl --http1.0)
+    read -r rc n ms st < <(cut_once "$u" cl --http1.0)
     cl=$(hdr "$T/cut.h" Content-Length)
     [ $s = lighttpd ] &&
         check "$s: HTTP/1.0 client, the backend announced 400000 bytes (passed on: ${cl:-none}) and died after $n: curl exit $rc (18 or 56)" \
