@@ -104,8 +104,8 @@ check "afterwards: 200 ($c)" test "$c" = 200
 # exits 0 with a complete-looking half body, nor times out (28). Ten times: whether lighttpd
 # read the head before it saw the end depends on timing (a filter that shuts the connection
 # down before lighttpd read what it sent gets a Content-Length response of the half body from
-# lighttpd, about one time in three here). Then the real backend again, and the next request
-# is served.
+# lighttpd: 8 of these 10 in one run). Then the real backend again, and the next request is
+# served.
 stop_pid "$BPID"
 for ((i = 0; i < 50; i++)); do port_free "$BP" && break; sleep 0.1; done
 perl "$ROOT/tests/integration/lib/cut_backend.pl" "$BP" 2>>"$T/cut.stderr" &
