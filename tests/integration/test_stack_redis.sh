@@ -152,5 +152,6 @@ if start_redis "$AUTH" --requirepass "s3cret-$RUN_ID"; then
 fi
 check "4: after every error nothing is up" nothing_up
 check "4: and nothing listens on the web port" port_free "$P"
+check "no sanitizer report in the filter's log" no_sanitizer_report "$RL_STACK_DIR/filter.log"
 
 finish
