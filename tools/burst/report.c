@@ -2,9 +2,10 @@
  *
  * The report: what was sent and the rule, one row per client (sent, 2xx, 429, other,
  * transport errors, the allowance as MIN..MAX or <=MAX, the verdict), latency and throughput,
- * each problem in words, the overall verdict. A rule read from the server's RateLimit-Policy
- * (no --limit) is shown with the field it came from, in the report and in the JSON. With more than REPORT_ROWS clients only the
+ * each problem in words, the overall verdict. With more than REPORT_ROWS clients only the
  * first REPORT_ROWS rows and every client with a problem are shown; the JSON lists them all.
+ * A rule read from the server's RateLimit-Policy (no --limit) is shown with the field it came
+ * from, in the report and in the JSON.
  */
 #include "fmacros.h"
 
