@@ -3,12 +3,16 @@
 #
 # nginx (own config, 127.0.0.1, free port) asks the prefork daemon on a unix socket via
 # auth_request for every request; 8 requests from one client give exactly 5 x 200 (the static
-# page, RateLimit headers) then 3 x 429 with Retry-After and RateLimit, answered by the named
-# location since auth_request itself would turn the 429 into 500. Bounded waits, cleanup by pid.
+# page, RateLimit and X-RateLimit-* headers) then 3 x 429, answered by the named location
+# since auth_request itself would turn the 429 into 500. The refusal is then compared with
+# lighttpd's: a lighttpd authorizer pool on the same configuration (so the same shared-memory
+# table: the client is already refused there) must give the same Content-Type, the same
+# rate-limit headers (digits aside: the seconds may have moved on) and the same body.
+# Bounded waits, cleanup by pid.
 set -euo pipefail
 NAME=test_nginx
 source "$(dirname "$0")/lib/lib.sh"
-need nginx curl
+need nginx lighttpd curl
 
 d=$T/N; mkdir -p "$d/www" "$d/tmp"
 echo "hello from nginx" > "$d/www/index.html"
@@ -50,10 +54,55 @@ for i in 1 2 3 4 5 6 7 8; do codes+="$(hcurl -o "$d/b$i" -D "$d/h$i" "http://127
 check "8 requests -> 5 x 200 then 3 x 429 ($codes)" test "$codes" = "200 200 200 200 200 429 429 429 "
 check "200 carries the page" grep -q "hello from nginx" "$d/b1"
 check "200 RateLimit ($(hdr "$d/h1" RateLimit))" bash -c '[[ $1 =~ ^\"nginx\"\;r=4\;t=[0-9]+$ ]]' _ "$(hdr "$d/h1" RateLimit)"
+check "200 X-RateLimit-Limit: 5" test "$(hdr "$d/h1" X-RateLimit-Limit)" = 5
+check "200 X-RateLimit-Remaining: 4" test "$(hdr "$d/h1" X-RateLimit-Remaining)" = 4
+check "200 keeps the page's Content-Type ($(hdr "$d/h1" Content-Type))" test "$(hdr "$d/h1" Content-Type)" = text/html
 check "429 Retry-After >= 1 ($(hdr "$d/h6" Retry-After))" test "$(hdr "$d/h6" Retry-After)" -ge 1
 check "429 RateLimit r=0" bash -c '[[ $1 =~ ^\"nginx\"\;r=0\;t=[0-9]+$ ]]' _ "$(hdr "$d/h6" RateLimit)"
 check "429 RateLimit-Policy" test "$(hdr "$d/h6" RateLimit-Policy)" = '"nginx";q=5;w=60'
 check "429 body" grep -Eq '^Too Many Requests: retry in [0-9]+ s$' "$d/b6"
+check "429 Content-Type: $(hdr "$d/h6" Content-Type)" test "$(hdr "$d/h6" Content-Type)" = "text/plain; charset=utf-8"
+check "429 X-RateLimit-Limit: 5" test "$(hdr "$d/h6" X-RateLimit-Limit)" = 5
+check "429 X-RateLimit-Remaining: 0" test "$(hdr "$d/h6" X-RateLimit-Remaining)" = 0
+v=$(hdr "$d/h6" X-RateLimit-Reset)
+check "429 X-RateLimit-Reset >= 1 ($v)" test "${v:-0}" -ge 1
+check "429 Cache-Control: no-store" test "$(hdr "$d/h6" Cache-Control)" = no-store
+
+# ---- the same refusal from lighttpd --------------------------------------------------------
+# A lighttpd FastCGI authorizer pool on the same configuration: the same shared-memory table,
+# so this client is refused there too, and the two answers can be set side by side.
+LP=$(pick_port)
+cp "$ROOT/etc/lighttpd/ratelimit-headers.lua" "$d/copy.lua"
+cat > "$d/lighttpd.conf" <<CONF
+server.bind = "127.0.0.1"
+server.port = $LP
+server.document-root = "$d/www"
+server.pid-file = "$d/lighttpd.pid"
+server.errorlog = "$d/lighttpd-error.log"
+server.breakagelog = "$d/lighttpd-filter.log"
+server.modules += ( "mod_fastcgi", "mod_magnet" )
+magnet.attract-response-start-to = ( "$d/copy.lua" )
+fastcgi.server = ( "/" => (( "bin-path" => "$RL_FILTER -c $d/rl.conf", "socket" => "$d/l.sock",
+    "mode" => "authorizer", "check-local" => "disable", "max-procs" => 1 )))
+CONF
+lighttpd -D -f "$d/lighttpd.conf" 2>>"$d/lighttpd.stderr" &
+PIDS+=("$!")
+wait_port "$LP" 5 || { fail "lighttpd not listening on $LP"; finish; }
+code=$(hcurl -o "$d/lb" -D "$d/lh" "http://127.0.0.1:$LP/index.html")
+check "lighttpd refuses the same client too ($code)" test "$code" = 429
+same() { # header: nginx's value is lighttpd's, the seconds aside (they may have moved on)
+    local n l
+    n=$(hdr "$d/h6" "$1" | sed -E "$2"); l=$(hdr "$d/lh" "$1" | sed -E "$2")
+    check "429 $1 as lighttpd's (nginx \"$n\", lighttpd \"$l\")" test -n "$l" -a "$n" = "$l"
+}
+for h in Content-Type RateLimit-Policy X-RateLimit-Limit X-RateLimit-Remaining Cache-Control; do
+    same "$h" ""
+done
+same RateLimit 's/;t=[0-9]+$/;t=N/'
+same Retry-After 's/^[1-9][0-9]*$/N/'
+same X-RateLimit-Reset 's/^[1-9][0-9]*$/N/'
+check "429 body as lighttpd's (seconds aside)" test "$(sed -E 's/[0-9]+/N/g' "$d/b6")" = "$(sed -E 's/[0-9]+/N/g' "$d/lb")"
+check "no sanitizer report (lighttpd's filter)" no_sanitizer_report "$d/lighttpd-filter.log"
 check "the filter logged the refusals" test "$(grep -c 'info: 429 client=127.0.0.1' "$d/filter.log")" = 3
 check "no sanitizer report" no_sanitizer_report "$d/filter.log"
 finish
