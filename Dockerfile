@@ -8,6 +8,9 @@
 # tests/docker/run builds it and runs the compose file for real (make test-docker).
 
 FROM debian:12 AS build
+# Both stages carry this label, so that superseded and build-stage images, once untagged, can
+# be pruned without touching anyone else's: docker image prune -f --filter label=ratelimit-filter
+LABEL ratelimit-filter=build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config libfcgi-dev libhiredis-dev libjansson-dev libconfig-dev \
@@ -19,6 +22,7 @@ RUN make -j"$(nproc)" all \
  && make install PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR=/out
 
 FROM debian:12
+LABEL ratelimit-filter=runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libfcgi0ldbl libhiredis0.14 libjansson4 libconfig9 libcurl4 libpcre2-8-0 \
