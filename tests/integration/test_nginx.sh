@@ -7,24 +7,28 @@
 # since auth_request itself would turn the 429 into 500. The refusal is then compared with
 # lighttpd's: a lighttpd authorizer pool on the same configuration (so the same shared-memory
 # table: the client is already refused there) must give the same Content-Type, the same
-# rate-limit headers (digits aside: the seconds may have moved on) and the same body.
+# rate-limit headers (digits aside: the seconds may have moved on) and the same body. Last,
+# what the recipe cannot carry over, as the MANUAL lists it: problem+json, a rule's own
+# status and body, the deny list's 403.
 # Bounded waits, cleanup by pid.
 set -euo pipefail
 NAME=test_nginx
 source "$(dirname "$0")/lib/lib.sh"
 need nginx lighttpd curl
 
-d=$T/N; mkdir -p "$d/www" "$d/tmp"
-echo "hello from nginx" > "$d/www/index.html"
-write_conf "$d/rl.conf" nginx 5/m ""
-SOCK=$d/rl.sock
-start_daemon "$SOCK" "$d/rl.conf" 2 "$d/filter.log"
-chmod 666 "$SOCK" # nginx workers run as nobody; the recipe's 0660 assumes the group is shared
-sed -e "s|fastcgi_pass 127.0.0.1:9000;|fastcgi_pass unix:$SOCK;|" \
-    -e "s|include fastcgi_params;|include /etc/nginx/fastcgi_params;|" \
-    "$ROOT/etc/nginx/auth-request.conf" > "$d/recipe.conf"
-NP=$(pick_port)
-cat > "$d/nginx.conf" <<CONF
+# The prefork daemon on $1/rl.sock with $1/rl.conf, and nginx in front of it with the
+# recipe, serving $1/www on a free port: NP.
+serve() {
+    local d=$1
+    mkdir -p "$d/www" "$d/tmp"
+    echo "hello from nginx" > "$d/www/index.html"
+    start_daemon "$d/rl.sock" "$d/rl.conf" 2 "$d/filter.log" || finish
+    chmod 666 "$d/rl.sock" # nginx workers run as nobody; the recipe's 0660 assumes a shared group
+    sed -e "s|fastcgi_pass 127.0.0.1:9000;|fastcgi_pass unix:$d/rl.sock;|" \
+        -e "s|include fastcgi_params;|include /etc/nginx/fastcgi_params;|" \
+        "$ROOT/etc/nginx/auth-request.conf" > "$d/recipe.conf"
+    NP=$(pick_port)
+    cat > "$d/nginx.conf" <<CONF
 daemon off;
 worker_processes 1;
 pid $d/nginx.pid;
@@ -44,10 +48,16 @@ http {
     }
 }
 CONF
-nginx -t -c "$d/nginx.conf" -p "$d" >/dev/null 2>"$d/t.err" || { fail "nginx -t: $(cat "$d/t.err")"; finish; }
-nginx -c "$d/nginx.conf" -p "$d" 2>>"$d/nginx.stderr" &
-PIDS+=("$!")
-wait_port "$NP" 5 || { fail "nginx not listening on $NP"; finish; }
+    nginx -t -c "$d/nginx.conf" -p "$d" >/dev/null 2>"$d/t.err" || { fail "nginx -t: $(cat "$d/t.err")"; finish; }
+    nginx -c "$d/nginx.conf" -p "$d" 2>>"$d/nginx.stderr" &
+    PIDS+=("$!")
+    wait_port "$NP" 5 || { fail "nginx not listening on $NP"; finish; }
+}
+
+d=$T/N
+mkdir -p "$d"
+write_conf "$d/rl.conf" nginx 5/m ""
+serve "$d"
 
 codes=""
 for i in 1 2 3 4 5 6 7 8; do codes+="$(hcurl -o "$d/b$i" -D "$d/h$i" "http://127.0.0.1:$NP/index.html") "; done
@@ -103,6 +113,33 @@ same Retry-After 's/^[1-9][0-9]*$/N/'
 same X-RateLimit-Reset 's/^[1-9][0-9]*$/N/'
 check "429 body as lighttpd's (seconds aside)" test "$(sed -E 's/[0-9]+/N/g' "$d/b6")" = "$(sed -E 's/[0-9]+/N/g' "$d/lb")"
 check "no sanitizer report (lighttpd's filter)" no_sanitizer_report "$d/lighttpd-filter.log"
+
+# ---- what nginx cannot carry over (MANUAL.md, "Running under nginx") ----------------------
+e=$T/L
+mkdir -p "$e"
+cat > "$e/rl.conf" <<CONF
+# written by $NAME: refusals nginx does not pass on as the filter gives them
+shm: { name = "/rltest-$RUN_ID-limits"; capacity = 1000; };
+headers: { problem_json = true; };
+access: { deny = [ "127.0.0.9/32" ]; };
+rules = ( { name = "pj"; path_prefix = "/p"; limit = "1/m"; },
+          { name = "st"; path_prefix = "/s"; limit = "1/m"; status = 503; body = "custom\\n"; } );
+CONF
+CONFS+=("$e/rl.conf")
+serve "$e"
+hcurl -o /dev/null "http://127.0.0.1:$NP/p" >/dev/null
+code=$(hcurl -o "$e/pb" -D "$e/ph" "http://127.0.0.1:$NP/p")
+check "problem_json: still 429 text/plain with the default body ($code, $(hdr "$e/ph" Content-Type))" \
+    bash -c '[ "$1" = 429 ] && [ "$2" = "text/plain; charset=utf-8" ] && grep -Eq "^Too Many Requests: retry in [0-9]+ s$" "$3"' \
+    _ "$code" "$(hdr "$e/ph" Content-Type)" "$e/pb"
+hcurl -o /dev/null "http://127.0.0.1:$NP/s" >/dev/null
+code=$(hcurl -o "$e/sb" "http://127.0.0.1:$NP/s")
+check "a rule's status 503 and body: nginx answers 500 ($code)" test "$code" = 500
+code=$(hcurl -o "$e/db" -D "$e/dh" --interface 127.0.0.9 "http://127.0.0.1:$NP/p")
+check "deny-listed: nginx's own 403 page ($code, $(hdr "$e/dh" Content-Type))" \
+    test "$code $(hdr "$e/dh" Content-Type)" = "403 text/html"
+check "no sanitizer report (second daemon)" no_sanitizer_report "$e/filter.log"
+
 check "the filter logged the refusals" test "$(grep -c 'info: 429 client=127.0.0.1' "$d/filter.log")" = 3
 check "no sanitizer report" no_sanitizer_report "$d/filter.log"
 finish
