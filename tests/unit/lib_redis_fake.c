@@ -124,10 +124,15 @@ static int fake_answer(const rlt_fake *f, int fd, const char *name, long numkeys
     static char big[5100];
     char buf[8192];
     size_t len = fake_normal(name, numkeys, buf, sizeof buf);
+    static int seen; /* target commands so far, over every connection */
     int hostile = strcmp(f->target, "*") == 0 || strcmp(f->target, name) == 0;
 
     if (strcmp(name, "EVALSHA") == 0 && f->noscript && (*evals)++ == 0)
         return fake_write(fd, "-NOSCRIPT No matching script.\r\n", 31);
+    if (hostile) {
+        seen++;
+        hostile = seen > f->after && (!f->once || seen == f->after + 1);
+    }
     if (!hostile)
         return fake_write(fd, buf, len);
     switch (f->mode) {

@@ -38,6 +38,8 @@ typedef struct rlt_fake {
     int drip_ms;        /* RLT_FAKE_DRIP */
     int delay_ms;       /* RLT_FAKE_SLOW */
     int noscript;       /* also answer the first EVALSHA of each connection with NOSCRIPT */
+    int after;          /* answer the target normally this many times first (all connections) */
+    int once;           /* then be hostile once only, and normal again after */
 } rlt_fake;
 
 /* Starts the fake with f's mode, target and times (set them first). 0, or -1 with a message
