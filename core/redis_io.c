@@ -273,13 +273,10 @@ rl_rio_status rl_rio_exchange(redisContext *c, int64_t deadline, redisReply **re
 
 int rl_rio_alive(const redisContext *c)
 {
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
     char byte;
-    ssize_t n;
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
-    if (poll(&p, 1, 0) <= 0)
-        return 1; /* nothing to read: as far as can be told without asking, alive */
-    n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    /* EOF, a reset, or bytes nobody asked for: not a connection to send a decision on. */
+    /* Nothing to read is what a live idle connection looks like; EOF, a reset, or bytes
+     * nobody asked for make it no connection to send a decision on. */
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
