@@ -127,6 +127,7 @@ Test(hostile, every_mode_at_every_step_fails_by_the_deadline)
 
     for (int m = RLT_FAKE_SILENT; m < RLT_FAKE_MODES; m++) {
         long long worst = 0, ms;
+        char at_evalsha[RL_ERRSTR_MAX] = "";
 
         if (m == RLT_FAKE_SLOW)
             continue; /* below: a delay is hostile only summed over the steps */
@@ -147,12 +148,15 @@ Test(hostile, every_mode_at_every_step_fails_by_the_deadline)
                          steps[s].name, ms, err);
             if (ms > worst)
                 worst = ms;
+            if (strcmp(steps[s].name, "EVALSHA") == 0)
+                snprintf(at_evalsha, sizeof at_evalsha, "%s", err);
             rlt_fake_stop(&fake);
         }
         fprintf(stderr,
                 "FIGURE: hostile redis: %s at each of AUTH, SELECT, SCRIPT LOAD, EVALSHA and "
-                "EVALSHA after NOSCRIPT: refused in at most %lld ms (command_timeout_ms %d)\n",
-                rlt_fake_mode_name(m), worst, TIMEOUT_MS);
+                "EVALSHA after NOSCRIPT: failed in at most %lld ms (command_timeout_ms %d); at "
+                "EVALSHA: %s\n",
+                rlt_fake_mode_name(m), worst, TIMEOUT_MS, at_evalsha);
     }
 }
 
