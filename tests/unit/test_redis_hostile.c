@@ -10,8 +10,11 @@
  */
 #include "fmacros.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -188,4 +191,56 @@ Test(hostile, slow_steps_sum_to_one_deadline)
     cfg.port = fake.port;
     cfg.command_timeout_ms = 5000;
     cr_assert_eq(decide_once(&cfg, err, sizeof err, &ms), 1, "%s", err);
+}
+
+/* A listener that never accepts, its accept queue filled: the kernel drops further SYNs, so a
+ * connect to it never completes. fills[] keep the queue full; the caller closes all. */
+static int full_listener(int *port, int *fills, int nfills)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(lfd, 0), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    for (int i = 0; i < nfills; i++) {
+        fills[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        cr_assert_geq(fills[i], 0);
+        connect(fills[i], (struct sockaddr *)&sa, sizeof sa); /* EINPROGRESS, or hangs */
+    }
+    rlt_sleep_ms(100);
+    return lfd;
+}
+
+/* The connect step is bounded by connect_timeout_ms and by the decision's deadline, whichever
+ * ends first. */
+Test(hostile, a_connect_that_never_completes)
+{
+    char err[RL_ERRSTR_MAX];
+    int fills[4], lfd = full_listener(&fake.port, fills, 4);
+    rl_redis_config cfg = config_for("EVALSHA");
+    long long ms, ms2;
+
+    cfg.connect_timeout_ms = 60;
+    cfg.command_timeout_ms = 5000;
+    cr_assert_eq(decide_once(&cfg, err, sizeof err, &ms), -1, "connected");
+    cr_assert_not_null(strstr(err, "connect: timed out"), "%s", err);
+    cr_assert(ms >= 55 && ms < 60 + SLACK_MS, "connect_timeout_ms 60: %lld ms", ms);
+    cfg.connect_timeout_ms = 5000;
+    cfg.command_timeout_ms = TIMEOUT_MS;
+    cr_assert_eq(decide_once(&cfg, err, sizeof err, &ms2), -1, "connected");
+    cr_assert_not_null(strstr(err, "connect: timed out"), "%s", err);
+    cr_assert(ms2 >= TIMEOUT_MS - 5 && ms2 < TIMEOUT_MS + SLACK_MS,
+              "command_timeout_ms %d: %lld ms", TIMEOUT_MS, ms2);
+    fprintf(stderr,
+            "FIGURE: hostile redis: a connect that never completes: failed after %lld ms "
+            "(connect_timeout_ms 60) and %lld ms (command_timeout_ms %d)\n",
+            ms, ms2, TIMEOUT_MS);
+    for (int i = 0; i < 4; i++)
+        close(fills[i]);
+    close(lfd);
 }
