@@ -10,7 +10,8 @@
 # the limit is never reached), the slowest answer bounded (< 1000 ms: a generous bound on a
 # loaded machine; a held decision would take seconds or forever), the fallback logged with the
 # reason the mode calls for (timed out / reply refused / protocol error), the same processes
-# throughout. Prints p99 and max latency per mode.
+# throughout, their memory unchanged (< 8 MiB more). Prints p99 and max latency and the
+# processes' RSS per mode.
 set -euo pipefail
 NAME=test_faults_redis_hostile
 source "$(dirname "$0")/lib/lib.sh"
@@ -51,6 +52,8 @@ CONF
         sleep 0.1
     done
     before=$(filter_pids "$d" | sort | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    rss0=$(rss_kb $before)
 
     brc=0
     "$BURST" -q --json -n 100 -c 4 -k 4 --rate 50 --limit 1000/s --rule hostile "$U" \
@@ -70,8 +73,12 @@ CONF
         grep -q "deciding from shared memory until Redis answers again: redis: .*$why" "$d/filter.log"
     after=$(filter_pids "$d" | sort | tr '\n' ' ')
     check "$mode: the same filter processes throughout: $after" test -n "$before" -a "$before" = "$after"
+    # shellcheck disable=SC2086
+    rss1=$(rss_kb $after)
+    check "$mode: the filters' memory grew by less than 8 MiB (RSS $rss0 -> $rss1 KiB)" \
+        test $((rss1 - rss0)) -lt 8192
     check "$mode: no sanitizer report" no_sanitizer_report "$d/filter.log"
-    echo "FIGURE: hostile Redis ($mode at every EVALSHA), command_timeout_ms 50: $adm x 200 of $sent at 50/s, latency p99 ${p99} ms max ${mx} ms"
+    echo "FIGURE: hostile Redis ($mode at every EVALSHA), command_timeout_ms 50: $adm x 200 of $sent at 50/s, latency p99 ${p99} ms max ${mx} ms, filters' RSS $rss0 -> $rss1 KiB"
 
     stop_pid "$LPID"
     # A filter held by its Redis (as before decisions had a deadline) outlives lighttpd.
