@@ -1,6 +1,6 @@
 /* redis.c -- the Redis store: one persistent hiredis connection per handle
  *
- * A decision is one EVALSHA of the script (redis_script.c) over every matched rule, so
+ * A decision is one EVALSHA of the script (ratelimit.lua) over every matched rule, so
  * Redis decides all rules atomically and, with now_ms < 0, on its own clock shared by every
  * host. Keys are PREFIX "{" CLIENT "}:" RULE-ID (keys.c): the hash tag keeps one client's keys in one
  * Redis Cluster slot, so a multi-rule script never crosses slots.
@@ -236,17 +236,26 @@ static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const c
     return NULL;
 }
 
-/* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA. 0, or -1 after redis_fail. */
+/* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA, which must be the one computed at build
+ * (redis_script.h): another would mean the server ran other text. 0, or -1 after redis_fail. */
 static int redis_load_script(rl_redis *r)
 {
     const char *argv[] = {"SCRIPT", "LOAD", rl_redis_script};
-    size_t argvlen[] = {6, 4, strlen(rl_redis_script)};
+    size_t argvlen[] = {6, 4, rl_redis_script_len};
     redisReply *reply = redis_simple(r, "SCRIPT LOAD", 3, argv, argvlen);
 
     if (reply == NULL)
         return -1;
     if (reply->type != REDIS_REPLY_STRING || reply->len != REDIS_SHA_LEN) {
         redis_set_error(r, "redis %s: SCRIPT LOAD: unexpected reply", r->where);
+        freeReplyObject(reply);
+        return redis_fail(r);
+    }
+    if (memcmp(reply->str, rl_redis_script_sha, REDIS_SHA_LEN) != 0) {
+        char shown[REDIS_SHA_LEN * 4 + 1];
+        redis_set_error(r, "redis %s: SCRIPT LOAD: digest %s, expected %s", r->where,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len),
+                        rl_redis_script_sha);
         freeReplyObject(reply);
         return redis_fail(r);
     }

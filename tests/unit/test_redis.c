@@ -220,7 +220,7 @@ static void expect_stored(redisContext *c, const char *key, const rl_rule *rule,
         return;
     reply = cmd(c, "PTTL %s", key);
     cr_assert_eq(reply->type, REDIS_REPLY_INTEGER);
-    /* With an explicit (test) now the script adds a day of real time (see redis_script.c). */
+    /* With an explicit (test) now the script adds a day of real time (see ratelimit.lua). */
     cr_assert(reply->integer > 86400000 - 60000 && reply->integer <= ttl + 86400000,
               "step %zu: %s PTTL %lld, ttl %lld", stepi, key, reply->integer, (long long)ttl);
     freeReplyObject(reply);
