@@ -6,7 +6,8 @@
 #   L  lighttpd from etc/lighttpd/authorizer.conf (its http-parseopts, the authorizer pool and
 #      the admin responder mounts), serving a static file "login", with
 #      server.force-lowercase-filenames (a server that serves paths case-insensitively)
-#   A  Apache from etc/apache/authnz-fcgi.conf in front of the prefork daemon, same file
+#   A  Apache from etc/apache/authnz-fcgi-provider.conf and authnz-fcgi-vhost.conf, both at
+#      server level (the main server), in front of the prefork daemon, same file
 #   D  ratelimit-filter --decide
 #   C  the binary as a plain CGI program (REQUEST_URI from the environment; and without it,
 #      SCRIPT_NAME + PATH_INFO, normalised but not decoded again)
@@ -68,7 +69,8 @@ wait_port "$LP" 10 || { fail "L: lighttpd not listening on $LP"; finish; }
 a=$T/A; site "$a"; conf "$a/rl.conf" A
 DP=$(pick_port)
 start_daemon "127.0.0.1:$DP" "$a/rl.conf" 2 "$a/filter.log" || finish
-sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi.conf" > "$a/recipe.conf"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi-provider.conf" > "$a/provider.conf"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi-vhost.conf" > "$a/recipe.conf"
 AP=$(pick_port)
 {
     echo "ServerName 127.0.0.1"
@@ -90,6 +92,7 @@ AP=$(pick_port)
     echo "<Directory $a/www>"
     echo "    Require all granted"
     echo "</Directory>"
+    echo "Include $a/provider.conf"
     echo "Include $a/recipe.conf"
 } > "$a/httpd.conf"
 apache2 -t -f "$a/httpd.conf" >/dev/null 2>"$a/t.err" || {
