@@ -23,9 +23,9 @@ source "$(dirname "$0")/lib/lib.sh"
 need lighttpd apache2 curl python3
 MODS=/usr/lib/apache2/modules
 
-conf() { # file, shm suffix
+conf() { # file, shm suffix, more shm settings
     cat > "$1" <<CONF
-shm: { name = "/rltest-$RUN_ID-$2"; capacity = 1000; };
+shm: { name = "/rltest-$RUN_ID-$2"; capacity = 1000; ${3:-} };
 identity: { trusted_proxies = ["127.0.0.1/32"]; };
 rules = (
   { name = "login"; path_prefix = "/login"; limit = "2/m"; path_case_insensitive = true; },
@@ -102,7 +102,8 @@ setsid apache2 -f "$a/httpd.conf" -DFOREGROUND 2>>"$a/apache.stderr" &
 PIDS+=("$!")
 wait_port "$AP" 10 || { fail "A: apache2 not listening on $AP: $(tail -n 3 "$a/error.log")"; finish; }
 
-D=$T/D; mkdir -p "$D"; conf "$D/rl.conf" D
+# shm.user: run as root, --decide creates no segment without one (test_shm_owner.sh).
+D=$T/D; mkdir -p "$D"; conf "$D/rl.conf" D "user = \"$(id -un)\";"
 
 # ---- the table -----------------------------------------------------------------------------
 # target | served as /login by lighttpd (1: must be) | by Apache (1: must be)
