@@ -14,6 +14,9 @@
 #     normal request afterwards is admitted as the first of its window (X-RateLimit-Remaining
 #     9, RateLimit r=9);
 #   - `down` exits 0.
+# With --config, the printed URLs are the file's admin paths (a changed metrics_path is
+# answered there in proxy mode; in authorizer mode `up` notes that the recipe does not mount
+# it), and admin.enabled = false prints none.
 # The EXIT trap runs `scripts/stack down` and stops by pid whatever was left. ~60 s.
 set -euo pipefail
 NAME=test_stack_admin
@@ -138,6 +141,40 @@ for s in lighttpd apache; do
         for st in shm redis; do combo "$s" "$m" "$st"; done
     done
 done
+
+# --config: the URLs follow the file's admin paths; the authorizer recipe's mounts do not.
+read -r P BP <<< "$(distinct_ports 2)"
+own_conf() { # file, admin group, more
+    printf 'shm: { name = "/rltest-%s-own"; capacity = 100; };\n%s\n%s\nrules = ( { name = "own"; path_prefix = "/"; limit = "10/m"; } );\n' \
+        "$RUN_ID" "$2" "${3:-}" > "$1"
+    CONFS+=("$1")
+}
+own_conf "$T/own.conf" 'admin: { metrics_path = "/prom"; # our scraper
+  /* health stays */ };' "proxy: { backend = \"http://127.0.0.1:$BP\"; };"
+rc=0; "$STACK" up --no-build --mode proxy --port "$P" --backend-port "$BP" --procs 1 \
+    --config "$T/own.conf" >"$T/own.up" 2>&1 </dev/null || rc=$?
+check "config: proxy mode up exits 0 ($rc)" test "$rc" = 0
+mapfile -t pids < <(stack_pids); PIDS+=("${pids[@]}")
+check "config: up prints the file's metrics path" grep -Eq "^stack: +metrics +http://127.0.0.1:$P/prom$" "$T/own.up"
+check "config: ... and the default health path" grep -Eq "^stack: +health +http://127.0.0.1:$P/api/health/rate-limiter$" "$T/own.up"
+check "config: no note in proxy mode (every path reaches the filter)" bash -c '! grep -q "note:" "$1"' _ "$T/own.up"
+c=$(hcurl -o "$T/own.metrics" "http://127.0.0.1:$P/prom")
+check "config: /prom answers the metrics ($c)" bash -c '[ "$1" = 200 ] && grep -q "^# TYPE ratelimit_requests_total counter" "$2"' _ "$c" "$T/own.metrics"
+"$STACK" down >/dev/null 2>&1 || fail "config: down"
+rc=0; "$STACK" up --no-build --port "$P" --procs 1 --config "$T/own.conf" >"$T/own2.up" 2>&1 </dev/null || rc=$?
+check "config: authorizer mode up exits 0 ($rc)" test "$rc" = 0
+mapfile -t pids < <(stack_pids); PIDS+=("${pids[@]}")
+check "config: up says the recipe does not mount /prom ($(grep note: "$T/own2.up" | cut -c1-60)...)" \
+    grep -q "^stack: note: the authorizer recipe mounts the admin responder on /api/health/rate-limiter and /metrics only; admin path(s) of metrics in $T/own.conf" "$T/own2.up"
+"$STACK" down >/dev/null 2>&1 || fail "config: down"
+own_conf "$T/off.conf" 'admin = { enabled = false; };'
+rc=0; "$STACK" up --no-build --port "$P" --procs 1 --config "$T/off.conf" >"$T/off.up" 2>&1 </dev/null || rc=$?
+check "config: admin.enabled = false: up exits 0 ($rc)" test "$rc" = 0
+mapfile -t pids < <(stack_pids); PIDS+=("${pids[@]}")
+check "config: ... and says there are no admin endpoints" \
+    grep -qx "stack: admin endpoints: none (admin.enabled = false in $T/off.conf)" "$T/off.up"
+check "config: ... and prints no admin URL" bash -c '! grep -q "/api/health" "$1"' _ "$T/off.up"
+"$STACK" down >/dev/null 2>&1 || fail "config: down"
 
 check "no sanitizer report in the filter's logs" no_sanitizer_report "$RL_STACK_DIR/filter.log"
 finish
