@@ -15,7 +15,8 @@
 # The third is never 200 (the limit holds), at most two of the three are; aliases the server
 # is known to serve as /login must be served (so they are real aliases). Then 100 health
 # requests from one client through L and through A are all answered 200 by the endpoint with
-# its JSON, and the pool's decision count does not move (the authorizer never decided them).
+# its JSON, and the pool's decision count does not move (the authorizer never decided them);
+# paths next to or under an admin path are decided exactly once and served by the site.
 # Bounded waits; everything started is stopped by pid on exit.
 set -euo pipefail
 NAME=test_paths
@@ -247,11 +248,21 @@ print(n)' "$T/$tag-h")
 health100 L "$LP"
 health100 A "$AP"
 
-# A path next to an admin path is not an admin path: charged like any other.
-b=$(requests "$LP")
-hcurl -o /dev/null "http://127.0.0.1:$LP/api/health/rate-limiterX" >/dev/null
-hcurl -o /dev/null --path-as-is "http://127.0.0.1:$LP/api/health/rate-limiter/../../../login-x" >/dev/null
-check "L: near-admin paths are decided ($b -> $(requests "$LP"))" test "$(requests "$LP")" -ge $((b + 2))
+# A path next to an admin path, or under one, is not an admin path: decided exactly once (not
+# a second time by the admin responder) and served by the site (404 here).
+near_admin() { # tag, port
+    local tag=$1 port=$2 b p c codes=""
+    b=$(requests "$port")
+    for p in /api/health/rate-limiterX /api/health/rate-limiter/x /metricsX /metrics/x \
+        /api/health/rate-limiter/../../../login-x; do
+        c=$(hcurl -o /dev/null --path-as-is "http://127.0.0.1:$port$p")
+        codes+="$c "
+    done
+    check "$tag: near-admin paths are served by the site ($codes)" test "$codes" = "404 404 404 404 404 "
+    check "$tag: ... each decided once ($b -> $(requests "$port"))" test "$(requests "$port")" = $((b + 5))
+}
+near_admin L "$LP"
+near_admin A "$AP"
 
 for f in "$d/filter.log" "$a/filter.log"; do
     check "no sanitizer report in $(basename "$(dirname "$f")")/filter.log" no_sanitizer_report "$f"

@@ -12,7 +12,8 @@
 #   - 50 health requests from one client are all 200 with the endpoint's JSON, the pool's
 #     decision count (stats "requests") does not move, no key is written to Redis, and a
 #     normal request afterwards is admitted as the first of its window (X-RateLimit-Remaining
-#     9, RateLimit r=9);
+#     9, RateLimit r=9); paths under or next to an admin path (/api/health/rate-limiter/x,
+#     /metrics/x, /metricsX) are the site's 404, decided and charged once each;
 #   - `down` exits 0.
 # With --config, the printed URLs are the file's admin paths (a changed metrics_path is
 # answered there in proxy mode; in authorizer mode `up` notes that the recipe does not mount
@@ -131,6 +132,18 @@ combo() { # server, mode, store (shm or redis)
             test "$(redis-cli -h 127.0.0.1 -p "$RP" dbsize 2>&1)" -ge 1
     fi
 
+    # Paths under or next to an admin path are ordinary: decided once, served by the site.
+    before=$(json "$(hcurl -o "$d/stats3" "$S" >/dev/null; echo "$d/stats3")" 'j["requests"]')
+    codes="$(hcurl -o /dev/null "$H/x") $(hcurl -o /dev/null "$M/x") $(hcurl -o /dev/null "${M}X")"
+    check "$tag: $H/x, $M/x, ${M}X are the site's 404 ($codes)" test "$codes" = "404 404 404"
+    hcurl -o "$d/stats4" "$S" >/dev/null
+    after=$(json "$d/stats4" 'j["requests"]')
+    check "$tag: ... each decided once (requests $before -> $after)" \
+        bash -c '[[ $1 =~ ^[0-9]+$ ]] && [ "$2" = $(($1 + 3)) ]' _ "$before" "$after"
+    c=$(hcurl -o /dev/null -D "$d/hn2" "$u/")
+    check "$tag: ... and charged once to the client (next remaining $(hdr "$d/hn2" X-RateLimit-Remaining))" \
+        test "$c $(hdr "$d/hn2" X-RateLimit-Remaining)" = "200 5"
+
     rc=0; "$STACK" down >"$d/down" 2>&1 || rc=$?
     check "$tag: down exits 0 ($rc)" test "$rc" = 0
     check "$tag: down removes \$RL_STACK_DIR/admin" test ! -e "$RL_STACK_DIR/admin"
@@ -165,7 +178,7 @@ rc=0; "$STACK" up --no-build --port "$P" --procs 1 --config "$T/own.conf" >"$T/o
 check "config: authorizer mode up exits 0 ($rc)" test "$rc" = 0
 mapfile -t pids < <(stack_pids); PIDS+=("${pids[@]}")
 check "config: up says the recipe does not mount /prom ($(grep note: "$T/own2.up" | cut -c1-60)...)" \
-    grep -q "^stack: note: the authorizer recipe mounts the admin responder on /api/health/rate-limiter and /metrics only; admin path(s) of metrics in $T/own.conf" "$T/own2.up"
+    grep -q "^stack: note: the authorizer recipe mounts the admin responder on the default admin paths only; admin path(s) of metrics in $T/own.conf" "$T/own2.up"
 "$STACK" down >/dev/null 2>&1 || fail "config: down"
 own_conf "$T/off.conf" 'admin = { enabled = false; };'
 rc=0; "$STACK" up --no-build --port "$P" --procs 1 --config "$T/off.conf" >"$T/off.up" 2>&1 </dev/null || rc=$?
