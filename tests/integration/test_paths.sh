@@ -4,7 +4,7 @@
 # Config: "login" (path_prefix "/login", 2/m, path_case_insensitive) and "site" (every path,
 # 20/m), clients told apart by X-Forwarded-For from the trusted 127.0.0.1.
 #   L  lighttpd from etc/lighttpd/authorizer.conf (its http-parseopts, the authorizer pool and
-#      the admin responder mounts), serving a static file "login", with
+#      the admin responder mount), serving a static file "login", with
 #      server.force-lowercase-filenames (a server that serves paths case-insensitively)
 #   A  Apache from etc/apache/authnz-fcgi-provider.conf and authnz-fcgi-vhost.conf, both at
 #      server level (the main server), in front of the prefork daemon, same file
