@@ -41,10 +41,14 @@ typedef struct rl_shm_stat {
     int64_t insert_failures;   /* inserts that found no slot: always 0 unless damaged */
     int64_t stripes;           /* independent locks the table is split into */
     int64_t repairs; /* stripes rebuilt (damaged, or owner died): their keys may be lost */
+    int64_t generation; /* 1 for a new segment, +1 at each replacement (shm_gen.c) */
+    int64_t key_max, state_words; /* the slots' sizes, at least what the opener asked for */
 } rl_shm_stat;
 
-/* Creates the named segment, or attaches to it when another process already did (same
- * layout, capacity, key_max and state_words required). Slots are sized from key_max (the
+/* Creates the named segment, or attaches to it when another process already did and it fits
+ * (same layout and capacity, slots at least key_max and state_words large). A segment that
+ * does not fit is replaced by a new generation made for this configuration, which starts with
+ * every live entry of the old one (shm_gen.c). Slots are sized from key_max (the
  * longest key a decision may pass, 1..RL_KEY_MAX; limiter.c: longest rule name + 1 +
  * RL_CLIENT_MAX) and state_words (rl_state words kept per key, 1..RL_STATE_WORDS: the most
  * rl_algo_state_words of any rule decided in it; limiter.c). A decision moves only its rule's
@@ -54,6 +58,22 @@ typedef struct rl_shm_stat {
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                     rl_error *err);
 void rl_shm_close(rl_shm *shm);
+/* What rl_shm_open would do with the segment in place, without changing anything (for -t):
+ * writes one sentence into out and returns RL_SHM_PLAN_NEW (no segment yet), _KEEP (it fits:
+ * all state kept), _CARRY (replaced by a new generation, live entries carried over), _FRESH
+ * (replaced by an empty one: another layout or damaged), _UNKNOWN (cannot be read by this
+ * user), or -1 when rl_shm_open would fail (a foreign object, not enough shared memory). */
+enum {
+    RL_SHM_PLAN_NEW,
+    RL_SHM_PLAN_KEEP,
+    RL_SHM_PLAN_CARRY,
+    RL_SHM_PLAN_FRESH,
+    RL_SHM_PLAN_UNKNOWN
+};
+int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                char *out, size_t len);
+/* rl_shm_plan for the table cfg's limiter would open (limiter.c). */
+int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
 int rl_shm_unlink(const char *name);
 /* Decides items[0..n) atomically at now_ms; now_ms < 0 means "read CLOCK_REALTIME once the

@@ -125,6 +125,12 @@ static size_t limiter_state_words(const rl_config *cfg)
     return words;
 }
 
+int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
+{
+    return rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                       limiter_state_words(cfg), out, len);
+}
+
 /* The pool's statistics segment and each rule's slot in it. 0, or -1 with err. */
 static int limiter_open_stats(rl_limiter *lim, rl_error *err)
 {

@@ -97,6 +97,11 @@ static char *shm_key(const rl_shm *shm, shm_slot *sl)
     return (char *)(shm_words(sl) + shm->state_words);
 }
 
+char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
+{
+    return shm_key(shm, sl);
+}
+
 /* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
  * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
  * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. */

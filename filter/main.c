@@ -98,7 +98,17 @@ static int main_test(const char *file)
         fprintf(stderr, "ratelimit-filter: configuration file %s test failed\n", file);
         return MAIN_EXIT_CONFIG;
     }
+    /* What a start or reload would do to the running table: whether the clients' state is
+     * kept, carried to a new generation, or reset; and a table it could not open fails the
+     * test, so a configuration -t accepts is never refused at start for a reason it hid. */
+    char plan[600];
+    int rc = rl_limiter_shm_plan(cfg, plan, sizeof plan);
     rl_config_free(cfg);
+    fprintf(stderr, "ratelimit-filter: %s\n", plan);
+    if (rc < 0) {
+        fprintf(stderr, "ratelimit-filter: configuration file %s test failed\n", file);
+        return MAIN_EXIT_RUNTIME;
+    }
     fprintf(stderr, "ratelimit-filter: configuration file %s test is successful\n", file);
     return MAIN_EXIT_OK;
 }
