@@ -40,7 +40,7 @@ typedef struct rl_shm_stat {
     int64_t expired_reclaimed; /* expired keys whose slot was taken back */
     int64_t insert_failures;   /* inserts that found no slot: always 0 unless damaged */
     int64_t stripes;           /* independent locks the table is split into */
-    int64_t repairs; /* stripes rebuilt (damaged, or owner died): their keys may be lost */
+    int64_t repairs;    /* stripes rebuilt (damaged, or owner died): their keys may be lost */
     int64_t generation; /* 1 for a new segment, +1 at each replacement (shm_gen.c) */
     int64_t key_max, state_words; /* the slots' sizes, at least what the opener asked for */
 } rl_shm_stat;
@@ -70,8 +70,8 @@ enum {
     RL_SHM_PLAN_FRESH,
     RL_SHM_PLAN_UNKNOWN
 };
-int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words,
-                char *out, size_t len);
+int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words, char *out,
+                size_t len);
 /* rl_shm_plan for the table cfg's limiter would open (limiter.c). */
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */

@@ -139,8 +139,7 @@ static int shm_init_stripes(rl_shm *shm, rl_error *err)
     }
     pthread_mutexattr_destroy(&attr);
     if (rc != 0)
-        rl_shm_operr(err, "shm \"%s\": cannot initialise its locks: %s", shm->name,
-                     strerror(rc));
+        rl_shm_operr(err, "shm \"%s\": cannot initialise its locks: %s", shm->name, strerror(rc));
     return rc == 0 ? 0 : -1;
 }
 
@@ -222,8 +221,7 @@ shm_verdict rl_shm_judge(const shm_header *h, size_t st_size, int64_t capacity, 
     uint64_t magic = atomic_load_explicit(&((shm_header *)h)->magic, memory_order_acquire);
 
     if (magic != SHM_MAGIC) {
-        snprintf(why, whylen, "is not a rate-limit table (magic %#llx)",
-                 (unsigned long long)magic);
+        snprintf(why, whylen, "is not a rate-limit table (magic %#llx)", (unsigned long long)magic);
         return SHM_FOREIGN;
     }
     if (h->layout != SHM_LAYOUT || h->header_size != sizeof(shm_header) ||
@@ -301,8 +299,8 @@ static int shm_map_published(rl_shm *shm, int fd, int64_t start, unsigned char *
     while ((magic = atomic_load_explicit(&((shm_header *)base)->magic, memory_order_acquire)) !=
            SHM_MAGIC) {
         if (magic != 0) {
-            rl_shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (magic %#llx)",
-                         n, (unsigned long long)magic);
+            rl_shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (magic %#llx)", n,
+                         (unsigned long long)magic);
             goto fail;
         }
         if (rl_shm_monotonic_ms() > deadline) {
@@ -350,8 +348,8 @@ static int shm_use(rl_shm *shm, int fd, const shm_geom *want, int64_t capacity, 
 
     if (shm_map_published(shm, fd, start, &base, &size, err) < 0)
         return -1;
-    v = rl_shm_judge((const shm_header *)base, size, capacity, shm->key_max, shm->state_words,
-                     &og, why, sizeof why);
+    v = rl_shm_judge((const shm_header *)base, size, capacity, shm->key_max, shm->state_words, &og,
+                     why, sizeof why);
     if (v == SHM_FITS) {
         /* Slots may be larger than we need: the segment's own sizes say where a key is. */
         shm->key_max = ((shm_header *)base)->key_max;
@@ -395,6 +393,7 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
                      name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
         return NULL;
     }
+    key_max = rl_shm_key_room(key_max, state_words); /* same slots: g stays right */
     shm = calloc(1, sizeof *shm);
     if (shm == NULL) {
         rl_shm_operr(err, "shm \"%s\": out of memory", name);
@@ -411,8 +410,8 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
         shm->key_max = (uint32_t)key_max;
         shm->state_words = (uint32_t)state_words;
         if (round > 0 && rl_shm_monotonic_ms() - start > SHM_REPLACE_WAIT_MS + SHM_ATTACH_WAIT_MS) {
-            rl_shm_operr(err, "shm \"%s\": kept being replaced by other processes for %d ms",
-                         name, SHM_REPLACE_WAIT_MS + SHM_ATTACH_WAIT_MS);
+            rl_shm_operr(err, "shm \"%s\": kept being replaced by other processes for %d ms", name,
+                         SHM_REPLACE_WAIT_MS + SHM_ATTACH_WAIT_MS);
             rc = -1;
             break;
         }

@@ -102,8 +102,8 @@ static void shm_sweep(const char *name)
 
 /* Puts entry (key, words, expiry, ref) into `to`, under its stripe's lock. 0, or -1 when it
  * found no slot (a smaller capacity full of live entries) or no lock. */
-static int shm_put_entry(rl_shm *to, const char *key, size_t len, const rl_state *st,
-                         size_t words, const shm_slot *from, int64_t now_ms)
+static int shm_put_entry(rl_shm *to, const char *key, size_t len, const rl_state *st, size_t words,
+                         const shm_slot *from, int64_t now_ms)
 {
     uint64_t h = rl_shm_hash(to, key, len);
     uint32_t s = rl_shm_stripe_of(to, h), i;
@@ -309,8 +309,8 @@ static int shm_plan_space(const char *name, size_t need, char *out, size_t len, 
     return -1;
 }
 
-int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words,
-                char *out, size_t len)
+int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words, char *out,
+                size_t len)
 {
     shm_geom g, og;
     struct stat st;
@@ -321,10 +321,13 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
     int fd, rc;
 
     if (rl_shm_geometry(capacity, key_max, state_words, &g) < 0) {
-        snprintf(out, len, "shm \"%s\": capacity %lld, keys of %zu bytes or %zu state words out "
-                           "of range", name, (long long)capacity, key_max, state_words);
+        snprintf(out, len,
+                 "shm \"%s\": capacity %lld, keys of %zu bytes or %zu state words out "
+                 "of range",
+                 name, (long long)capacity, key_max, state_words);
         return -1;
     }
+    key_max = rl_shm_key_room(key_max, state_words); /* as rl_shm_open asks */
     fd = shm_open(name, O_RDONLY, 0);
     if (fd < 0 && errno == ENOENT) {
         if (shm_plan_space(name, g.size, out, len, "the new table") < 0)
@@ -336,8 +339,10 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         return RL_SHM_PLAN_NEW;
     }
     if (fd < 0) {
-        snprintf(out, len, "shm \"%s\": cannot be checked (%s): a start by another user may "
-                           "still work", name, strerror(errno));
+        snprintf(out, len,
+                 "shm \"%s\": cannot be checked (%s): a start by another user may "
+                 "still work",
+                 name, strerror(errno));
         return RL_SHM_PLAN_UNKNOWN;
     }
     if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < sizeof(shm_header) ||
@@ -356,8 +361,7 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         return RL_SHM_PLAN_UNKNOWN;
     }
     h = (const shm_header *)base;
-    v = rl_shm_judge(h, (size_t)st.st_size, capacity, key_max, state_words, &og, why,
-                     sizeof why);
+    v = rl_shm_judge(h, (size_t)st.st_size, capacity, key_max, state_words, &og, why, sizeof why);
     switch (v) {
     case SHM_FITS:
         snprintf(out, len,
@@ -397,8 +401,10 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         rc = RL_SHM_PLAN_FRESH;
         break;
     default:
-        snprintf(out, len, "shm \"%s\": exists but %s: a start would fail; remove it with: rm "
-                           "%s%s", name, why, SHM_DIR, name);
+        snprintf(out, len,
+                 "shm \"%s\": exists but %s: a start would fail; remove it with: rm "
+                 "%s%s",
+                 name, why, SHM_DIR, name);
         rc = -1;
         break;
     }

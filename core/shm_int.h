@@ -127,7 +127,7 @@ struct rl_shm {
     } span[SHM_STRIPES_MAX];
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
     int die_in_lock;                       /* test hook, see rl_shm_test_die */
-    int64_t carried;    /* entries this open carried over from the generation it replaced */
+    int64_t carried; /* entries this open carried over from the generation it replaced */
     char name[NAME_MAX + 1];
     char errstr[256];
 };
@@ -169,6 +169,8 @@ int rl_shm_expired(const shm_slot *sl, int64_t now_ms);
 uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
 
 int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g);
+
+size_t rl_shm_key_room(size_t key_max, size_t state_words);
 
 uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
 
