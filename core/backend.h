@@ -72,8 +72,17 @@ enum {
 };
 int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words, char *out,
                 size_t len);
+/* Calls fn for the key of every live entry of the segment in place, without locks and
+ * without writing (a report for -t, not a decision: an entry changing meanwhile may be missed
+ * or seen twice; every index and length is bounds-checked). 0, or -1 when there is no sound
+ * segment to read. */
+int rl_shm_scan(const char *name, void (*fn)(const char *key, size_t len, void *ud), void *ud);
 /* rl_shm_plan for the table cfg's limiter would open (limiter.c). */
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len);
+/* For each rule i of cfg, the live entries of the table in place under its identity (live[i])
+ * and under its name with another limit (stale[i]: a state the rule no longer reads). 0, or
+ * -1 when there is no table to read. */
+int rl_limiter_shm_census(const rl_config *cfg, int64_t *live, int64_t *stale);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
 int rl_shm_unlink(const char *name);
 /* Decides items[0..n) atomically at now_ms; now_ms < 0 means "read CLOCK_REALTIME once the

@@ -6,9 +6,12 @@
  *   [header][stripe x S][bucket heads: uint32 x S*B][slot x capacity]
  *
  * header  immutable after creation except its atomic counters. `magic` is stored last (release)
- *         by the creator; an attacher reads nothing else before it sees it (acquire). It
- *         records the capacity, key_max, state_words and slot size the segment was made for;
- *         an opener that asks for others is refused with a message that says how to fix it.
+ *         by the creator, before the segment even has its name (shm_gen.c); an attacher
+ *         reads nothing else before it sees it (acquire). It records the capacity, key_max,
+ *         state_words, slot size and generation the segment was made for. An opener whose
+ *         configuration needs another capacity or larger slots does not attach: it replaces
+ *         the segment by a new generation that carries the live entries over (shm_gen.c);
+ *         one that needs smaller slots attaches and uses the segment's own sizes.
  * stripe  S = a power of 2 <= 64 independent sub-tables, each with its own robust,
  *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-2-4 of
  *         the key under a random 128-bit key chosen by the creator (no hash flooding). A stripe
@@ -18,7 +21,7 @@
  *         no slot, so it costs the same for any size (pages are reserved up front by
  *         posix_fallocate, never touched). S shrinks for small capacities so that every stripe
  *         owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its own keys).
- * slot    sized at open from the configuration, not from the maxima: a 16-byte head (chain
+ * slot    sized at creation from the configuration, not from the maxima: a 16-byte head (chain
  *         index, key length, in_use, the CLOCK `ref` bit, expiry in ms), then state_words
  *         int64 state words, then key_max key bytes, rounded up to 8 bytes. The key is not
  *         NUL-terminated and its hash is not stored: lookups compare length then bytes, and
@@ -445,5 +448,7 @@ void rl_shm_close(rl_shm *shm)
 
 int rl_shm_unlink(const char *name)
 {
+    if (shm_check_name(name, NULL) == 0)
+        rl_shm_sweep(name);
     return shm_unlink(name) == 0 ? 0 : -1;
 }

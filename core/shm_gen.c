@@ -27,7 +27,7 @@
  *  - a segment being made is flock(LOCK_EX)ed by its maker until it has the real name (and
  *    unlocked explicitly then: its mapping keeps the open file, and so the lock, alive), so a
  *    leftover private name whose lock can be had is one whose maker died: it is removed
- *    (shm_sweep) by the next maker, never one still being made;
+ *    (rl_shm_sweep) by the next maker or --shm-remove, never one still being made;
  *  - the old generation loses its name at the rename; processes attached to it keep their
  *    mapping and the kernel frees it when the last one unmaps it (exit, reload, restart).
  *    Decisions they make on it after their stripe was copied are not carried: a reload moves
@@ -79,7 +79,7 @@ static int shm_is_leftover(const char *d_name, const char *base)
 }
 
 /* Removes the private names of makers that died: their flock can be had. */
-static void shm_sweep(const char *name)
+void rl_shm_sweep(const char *name)
 {
     DIR *d = opendir(SHM_DIR);
     struct dirent *e;
@@ -165,7 +165,7 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
         dst[sizeof path];
     int fd, rc;
 
-    shm_sweep(shm->name);
+    rl_shm_sweep(shm->name);
     snprintf(made, sizeof made, "%s" SHM_NEW_TAG "%ld-%u", shm->name, (long)getpid(),
              atomic_fetch_add(&serial, 1));
     fd = shm_open(made, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -333,9 +333,9 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         if (shm_plan_space(name, g.size, out, len, "the new table") < 0)
             return -1;
         snprintf(out, len,
-                 "shm \"%s\": does not exist yet: a start creates it (capacity %lld, %zu MiB); "
+                 "shm \"%s\": does not exist yet: a start creates it (capacity %lld, %.1f MiB); "
                  "every client starts fresh",
-                 name, (long long)capacity, g.size >> 20);
+                 name, (long long)capacity, (double)g.size / (1 << 20));
         return RL_SHM_PLAN_NEW;
     }
     if (fd < 0) {
@@ -366,7 +366,7 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
     case SHM_FITS:
         snprintf(out, len,
                  "shm \"%s\": exists (generation %u, capacity %lld, keys of up to %u bytes, %u "
-                 "state words) and fits: every client's state is kept",
+                 "state words) and fits: it is used as it is, every live entry kept",
                  name, h->generation, (long long)capacity, h->key_max, h->state_words);
         rc = RL_SHM_PLAN_KEEP;
         break;
@@ -380,11 +380,11 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
             break;
         snprintf(out, len,
                  "shm \"%s\": exists but %s: a start or reload replaces it by generation %u "
-                 "(capacity %lld, keys of up to %zu bytes, %zu state words, %zu MiB) and "
+                 "(capacity %lld, keys of up to %zu bytes, %zu state words, %.1f MiB) and "
                  "carries its live entries over: the clients of unchanged rules keep their "
                  "state%s",
                  name, why, h->generation + 1, (long long)capacity, key_max, state_words,
-                 g.size >> 20,
+                 (double)g.size / (1 << 20),
                  (uint64_t)capacity < h->capacity
                      ? " (the smaller capacity keeps the most recently used entries)"
                      : "");
@@ -408,6 +408,59 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         rc = -1;
         break;
     }
+    munmap(base, (size_t)st.st_size);
+    return rc;
+}
+
+/* ---- the census (-t) -------------------------------------------------------------------- */
+
+int rl_shm_scan(const char *name, void (*fn)(const char *key, size_t len, void *ud), void *ud)
+{
+    const int64_t now = shm_gen_realtime_ms();
+    rl_shm *view;
+    shm_geom og;
+    struct stat st;
+    unsigned char *base;
+    const shm_header *h;
+    char why[200];
+    int fd = shm_open(name, O_RDONLY, 0), rc = -1;
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < sizeof(shm_header) ||
+        (uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return -1;
+    }
+    base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED)
+        return -1;
+    h = (const shm_header *)base;
+    view = calloc(1, sizeof *view);
+    /* Judged against its own sizes: sound or not, nothing else. */
+    if (view != NULL && h->capacity <= (uint64_t)RL_SHM_CAPACITY_MAX &&
+        rl_shm_judge(h, (size_t)st.st_size, (int64_t)h->capacity, h->key_max, h->state_words, &og,
+                     why, sizeof why) == SHM_FITS) {
+        view->capacity = h->capacity;
+        view->key_max = h->key_max;
+        view->state_words = h->state_words;
+        rl_shm_bind(view, base, (size_t)st.st_size, &og);
+        for (uint32_t s = 0; s < view->nstripes; s++) {
+            /* The stripe's own count of used slots, capped by the span it must own. */
+            uint32_t fresh = view->stripes[s].fresh;
+            if (fresh > view->span[s].nslots)
+                fresh = view->span[s].nslots;
+            for (uint32_t k = 0; k < fresh; k++) {
+                shm_slot *sl = rl_shm_slot_at(view, view->span[s].first + k);
+                uint16_t len = sl->keylen;
+                if (sl->in_use == 1 && len <= view->key_max && !rl_shm_expired(sl, now))
+                    fn(rl_shm_key(view, sl), len, ud);
+            }
+        }
+        rc = 0;
+    }
+    free(view);
     munmap(base, (size_t)st.st_size);
     return rc;
 }

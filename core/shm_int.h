@@ -160,6 +160,8 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
 
 char *rl_shm_key(const rl_shm *shm, shm_slot *sl);
 
+void rl_shm_sweep(const char *name);
+
 int64_t rl_shm_monotonic_ms(void);
 
 void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);

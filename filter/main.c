@@ -88,6 +88,30 @@ static int main_usage_error(void)
     return MAIN_EXIT_USAGE;
 }
 
+/* Each rule's live state in the table in place: kept, or (its limit or algorithm changed: its
+ * keys carry another fingerprint) not read again. */
+static void main_test_census(const rl_config *cfg)
+{
+    int64_t *live = calloc(cfg->nrules + 1, sizeof *live);
+    int64_t *stale = calloc(cfg->nrules + 1, sizeof *stale);
+
+    if (live != NULL && stale != NULL && rl_limiter_shm_census(cfg, live, stale) == 0) {
+        for (size_t i = 0; i < cfg->nrules; i++) {
+            const char *n = cfg->rules[i].name;
+            if (live[i] > 0)
+                fprintf(stderr, "ratelimit-filter: rule \"%s\": %lld live entries, kept\n", n,
+                        (long long)live[i]);
+            if (stale[i] > 0)
+                fprintf(stderr,
+                        "ratelimit-filter: rule \"%s\": %lld live entries under another limit "
+                        "or algorithm are not read: its clients start fresh under this one\n",
+                        n, (long long)stale[i]);
+        }
+    }
+    free(live);
+    free(stale);
+}
+
 static int main_test(const char *file)
 {
     rl_error err;
@@ -103,8 +127,10 @@ static int main_test(const char *file)
      * test, so a configuration -t accepts is never refused at start for a reason it hid. */
     char plan[600];
     int rc = rl_limiter_shm_plan(cfg, plan, sizeof plan);
-    rl_config_free(cfg);
     fprintf(stderr, "ratelimit-filter: %s\n", plan);
+    if (rc == RL_SHM_PLAN_KEEP || rc == RL_SHM_PLAN_CARRY)
+        main_test_census(cfg);
+    rl_config_free(cfg);
     if (rc < 0) {
         fprintf(stderr, "ratelimit-filter: configuration file %s test failed\n", file);
         return MAIN_EXIT_RUNTIME;

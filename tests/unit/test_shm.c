@@ -602,6 +602,31 @@ Test(shm, racing_replacers_make_one_generation)
     rl_shm_close(old);
 }
 
+static void count_key(const char *key, size_t len, void *ud)
+{
+    int *n = ud;
+    n[0]++;
+    n[1] += len == 6 && memcmp(key, "k\x1f" "live", 6) == 0;
+}
+
+Test(shm, the_scan_sees_live_entries_only_and_writes_nothing)
+{
+    const int64_t now = real_ms();
+    rl_rule r = mkrule("k", 10, 3600000, 2), brief = mkrule("b", 1, 1, 1);
+    rl_rule_result res;
+    int n[2] = {0, 0};
+    rl_shm *a;
+
+    cr_assert_eq(rl_shm_scan(tname, count_key, n), -1, "no segment");
+    a = open_sized(tname, 1000, KEY_MAX, WORDS);
+    admit_n(a, &r, "k\x1f" "live", now, 1);
+    cr_assert_eq(decide1(a, &brief, "b\x1f" "gone", now - 10, &res), 1);
+    cr_assert_eq(rl_shm_scan(tname, count_key, n), 0);
+    cr_assert_eq(n[0], 1, "only the live entry (%d)", n[0]);
+    cr_assert_eq(n[1], 1);
+    rl_shm_close(a);
+}
+
 Test(shm, key_and_word_ranges_are_checked)
 {
     rl_error err = {{0}};
@@ -624,7 +649,7 @@ Test(shm, the_plan_says_what_an_open_would_do)
     cr_assert(strstr(out, "does not exist yet") != NULL, "%s", out);
     a = open_sized(tname, 1000, KEY_MAX, WORDS);
     cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX, WORDS, out, sizeof out), RL_SHM_PLAN_KEEP);
-    cr_assert(strstr(out, "fits: every client's state is kept") != NULL, "%s", out);
+    cr_assert(strstr(out, "fits: it is used as it is, every live entry kept") != NULL, "%s", out);
     cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX - 8, 2, out, sizeof out), RL_SHM_PLAN_KEEP);
     cr_assert_eq(rl_shm_plan(tname, 2000, KEY_MAX, WORDS, out, sizeof out), RL_SHM_PLAN_CARRY);
     cr_assert(strstr(out, "has capacity 1000, the configuration 2000") != NULL, "%s", out);

@@ -126,6 +126,14 @@ gen_matrix() { # mode
         check "$chain $step: no process failed to open the stores" \
             bash -c '! grep -h "cannot open the limiter\|keeping the running configuration\|exited with status" "$@"' _ "$T"/${SRV_KIND}${mode}*/filter.log
     done
+    # The one change that does reset a rule: its limit (its keys carry another fingerprint).
+    out=$("$RL_FILTER" -t -c "$T/$cur/rl.conf" 2>&1) || true
+    check "$chain: -t counts the live state it keeps" grep -q 'rule "api": [0-9]* live entries, kept' <<< "$out"
+    sed -i 's|limit = "2/h"|limit = "3/h"|' "$T/$cur/rl.conf"
+    out=$("$RL_FILTER" -t -c "$T/$cur/rl.conf" 2>&1) || true
+    check "$chain: -t says a changed limit starts the rule's clients fresh" \
+        grep -q 'rule "api": [0-9]* live entries under another limit or algorithm are not read' <<< "$out"
+    sed -i 's|limit = "3/h"|limit = "2/h"|' "$T/$cur/rl.conf"
     check "$chain: no private name of a maker left in /dev/shm" \
         bash -c '! ls /dev/shm | grep -q -- "^rltest-$1-$2\.new-"' _ "$RUN_ID" "$chain"
     srv_stop "$cur"
