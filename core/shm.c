@@ -406,15 +406,16 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
     shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
 
     /* Each round either ends or found the name changed under it (created, replaced or
-     * removed by another process in between), which a bounded number of rounds outlasts. */
+     * removed by another process in between): only processes of different configurations
+     * replacing each other's generations in a loop can use up the rounds. */
     for (int round = 0;; round++) {
         int fd;
         shm->capacity = (uint64_t)capacity;
         shm->key_max = (uint32_t)key_max;
         shm->state_words = (uint32_t)state_words;
-        if (round > 0 && rl_shm_monotonic_ms() - start > SHM_REPLACE_WAIT_MS + SHM_ATTACH_WAIT_MS) {
-            rl_shm_operr(err, "shm \"%s\": kept being replaced by other processes for %d ms", name,
-                         SHM_REPLACE_WAIT_MS + SHM_ATTACH_WAIT_MS);
+        if (round == SHM_OPEN_ROUNDS) {
+            rl_shm_operr(err, "shm \"%s\": replaced by other processes %d times while opening it",
+                         name, SHM_OPEN_ROUNDS);
             rc = -1;
             break;
         }

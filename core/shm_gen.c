@@ -214,7 +214,7 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
 static int shm_lock_old(rl_shm *shm, int fd, size_t size, rl_error *err)
 {
     const int64_t wait_ms =
-        SHM_REPLACE_WAIT_MS + (int64_t)(size >> 30) * SHM_REPLACE_WAIT_MS_PER_GIB;
+        SHM_REPLACE_WAIT_MS + (int64_t)(size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB;
     const int64_t deadline = rl_shm_monotonic_ms() + wait_ms;
 
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -49,9 +49,11 @@
 #define SHM_NEW_TAG ".new-"
 #define SHM_NEW_SUFFIX_MAX 32
 /* How long an opener waits for another process's replacement of the segment (it holds the
- * old one's flock meanwhile): 5 s, plus 2 s per GiB of the old segment to copy. */
+ * old one's flock meanwhile): 5 s, plus 30 ms per MiB of the old segment to copy (measured:
+ * 2 to 3 s for a full table of 10^6 keys, 118 MiB, on two loaded cores). */
 #define SHM_REPLACE_WAIT_MS 5000
-#define SHM_REPLACE_WAIT_MS_PER_GIB 2000
+#define SHM_REPLACE_WAIT_MS_PER_MIB 30
+#define SHM_OPEN_ROUNDS 16 /* times an open may find the name changed under it */
 
 /* Counters are updated by many processes: they must be real atomic instructions. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_LONG_LOCK_FREE == 2,
