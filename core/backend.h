@@ -77,6 +77,11 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
  * or seen twice; every index and length is bounds-checked). 0, or -1 when there is no sound
  * segment to read. */
 int rl_shm_scan(const char *name, void (*fn)(const char *key, size_t len, void *ud), void *ud);
+/* What rl_shm_open did to the segment in place when it replaced it by a new generation (one
+ * sentence, for the log), or "". */
+const char *rl_shm_note(const rl_shm *shm);
+/* rl_shm_note of the limiter's table (limiter.c). */
+const char *rl_limiter_shm_note(const rl_limiter *lim);
 /* rl_shm_plan for the table cfg's limiter would open (limiter.c). */
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len);
 /* For each rule i of cfg, the live entries of the table in place under its identity (live[i])

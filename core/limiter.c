@@ -125,6 +125,11 @@ static size_t limiter_state_words(const rl_config *cfg)
     return words;
 }
 
+const char *rl_limiter_shm_note(const rl_limiter *lim)
+{
+    return rl_shm_note(lim->shm);
+}
+
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
 {
     return rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),

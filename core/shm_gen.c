@@ -182,8 +182,18 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
     if (from != NULL) {
         shm->hdr->generation = from->hdr->generation + 1;
         shm->carried = shm_carry(shm, from);
+        snprintf(shm->note, sizeof shm->note,
+                 "shm \"%s\": generation %u replaced generation %u (capacity %llu -> %lld, keys "
+                 "of up to %u -> %u bytes, %u -> %u state words): %lld live entries carried over",
+                 shm->name, shm->hdr->generation, from->hdr->generation,
+                 (unsigned long long)from->capacity, (long long)capacity, from->key_max,
+                 shm->key_max, from->state_words, shm->state_words, (long long)shm->carried);
     } else if (replace) {
         shm->hdr->generation = 2; /* after one we could not read */
+        snprintf(shm->note, sizeof shm->note,
+                 "shm \"%s\": replaced a segment of another layout or a damaged one by an empty "
+                 "table: every client's state restarts",
+                 shm->name);
     }
     snprintf(path, sizeof path, SHM_DIR "%s", made);
     snprintf(dst, sizeof dst, SHM_DIR "%s", shm->name);
@@ -288,6 +298,11 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
     free(from);
     flock(fd, LOCK_UN);
     return rc;
+}
+
+const char *rl_shm_note(const rl_shm *shm)
+{
+    return shm->note;
 }
 
 /* ---- the plan (-t) ---------------------------------------------------------------------- */

@@ -129,7 +129,8 @@ struct rl_shm {
     } span[SHM_STRIPES_MAX];
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
     int die_in_lock;                       /* test hook, see rl_shm_test_die */
-    int64_t carried; /* entries this open carried over from the generation it replaced */
+    int64_t carried;           /* entries this open carried over from the generation it replaced */
+    char note[NAME_MAX + 300]; /* what this open did to the segment in place, or "" (rl_shm_note) */
     char name[NAME_MAX + 1];
     char errstr[256];
 };

@@ -176,6 +176,8 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
         rl_config_free(cfg);
         return MAIN_EXIT_RUNTIME;
     }
+    if (*rl_limiter_shm_note(lim) != '\0')
+        log_info("%s", rl_limiter_shm_note(lim));
     rl_limiter_close(lim);
     int fd = listen_open(listen_spec, why, sizeof why);
     if (fd < 0) {
@@ -205,6 +207,8 @@ static int main_serve(const char *file)
         rl_config_free(cfg);
         return MAIN_EXIT_RUNTIME;
     }
+    if (*rl_limiter_shm_note(lim) != '\0')
+        log_info("%s", rl_limiter_shm_note(lim));
     int rc = loop_run(&cfg, &lim);
     rl_limiter_close(lim);
     rl_config_free(cfg);

@@ -13,6 +13,7 @@
 
 #include "reload.h"
 
+#include "backend.h"
 #include "log.h"
 
 int reload_load(const char *path, rl_config **cfg, rl_limiter **lim)
@@ -31,6 +32,8 @@ int reload_load(const char *path, rl_config **cfg, rl_limiter **lim)
         rl_config_free(c);
         return -1;
     }
+    if (*rl_limiter_shm_note(l) != '\0')
+        log_info("reload: %s", rl_limiter_shm_note(l));
     if (lim != NULL)
         *lim = l;
     else

@@ -23,8 +23,11 @@
 # Client 127.0.0.50 is spent under "api" (200 200 429) at step 1; after every edit, whatever
 # MODE carried it (SIGHUP; stop then start; a new instance started while the old one still
 # runs, then the old one stopped), it must still be refused, a fresh client admitted, -t must
-# have said whether the state is kept (the table fits) or carried to a new generation, and no
+# have said whether the state is kept (the table fits) or carried to a new generation, the log
+# must show exactly one replacement of the table when -t said so (none otherwise), and no
 # process may still hold a replaced generation (reload) nor a maker's private name be left.
+# At the end of each chain, -t must count the live state it keeps, and say that a changed
+# limit starts the rule's clients fresh.
 
 GEN_LONG=a_rule_name_lengthened_to_sixty_characters_xxxxxxxxxxxxxxxxxx
 
@@ -75,7 +78,7 @@ gen_no_stale_mapping() { # id chain
 
 gen_matrix() { # mode
     local mode=$1 chain="$SRV_KIND-$1" cur=${SRV_KIND}${1}0 next step plan out rc s c i
-    local serial=0
+    local serial=0 replaced=0 n want
     gen_instance "$cur"
     gen_conf "$T/$cur/rl.conf" 1 "$chain"
     CONFS+=("$T/$cur/rl.conf")
@@ -112,6 +115,12 @@ gen_matrix() { # mode
         esac
         s=$(srv_req "$next" /api/x 127.0.0.50)
         c=$(srv_req "$next" /api/x "127.0.0.$((100 + step))")
+        # Exactly one process replaced the table, when -t said it would; none otherwise.
+        n=$(cat "$T"/${SRV_KIND}${mode}*/filter.log | grep -c "replaced generation .* live entries carried over" || true)
+        want=$replaced
+        [ "$plan" = fits ] || want=$((replaced + 1))
+        check "$chain $step: the log shows $((n - replaced)) replacement(s) of the table, $((want - replaced)) expected" test "$n" = "$want"
+        replaced=$n
         check "$chain $step ${GEN_STEPS[step]}: the spent client is still refused ($s), a fresh one admitted ($c)" \
             test "$s" = 429 -a "$c" = 200
         if [ "$mode" = reload ]; then
