@@ -423,6 +423,15 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         rc = -1;
         break;
     }
+
+    /* Replacing renames over the segment: in the sticky /dev/shm only its owner (or root) can. */
+    if ((rc == RL_SHM_PLAN_CARRY || rc == RL_SHM_PLAN_FRESH) && st.st_uid != geteuid() &&
+        geteuid() != 0) {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used,
+                 " (the segment belongs to uid %ld: the replacement must run as that user)",
+                 (long)st.st_uid);
+    }
     munmap(base, (size_t)st.st_size);
     return rc;
 }
