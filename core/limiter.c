@@ -132,8 +132,16 @@ const char *rl_limiter_shm_note(const rl_limiter *lim)
 
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
 {
-    return rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                       limiter_state_words(cfg), out, len);
+    rl_error err;
+    int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                         limiter_state_words(cfg), out, len);
+
+    /* The statistics segment would refuse a start too (another build's version). */
+    if (rc >= 0 && rl_stats_probe(cfg->shm.name, &err) < 0) {
+        snprintf(out, len, "%s: a start would fail", err.text);
+        return -1;
+    }
+    return rc;
 }
 
 typedef struct limiter_census {

@@ -268,6 +268,41 @@ void rl_stats_close(rl_stats_seg *st)
     free(st);
 }
 
+int rl_stats_probe(const char *shm_name, rl_error *err)
+{
+    char name[NAME_MAX + 1];
+    struct stat st;
+    stats_segment *s;
+    int fd, rc = 0;
+
+    if (stats_name(shm_name, name, sizeof name) < 0)
+        return 0; /* rl_stats_open reports the name */
+    fd = shm_open(name, O_RDONLY, 0);
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size != sizeof(stats_segment)) {
+        close(fd);
+        stats_err(err,
+                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
+                  "rm /dev/shm%s",
+                  name, (long long)st.st_size, sizeof(stats_segment), name);
+        return -1;
+    }
+    s = mmap(NULL, sizeof *s, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (s == MAP_FAILED)
+        return 0;
+    if (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
+        stats_err(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
+                  name, name);
+        rc = -1;
+    } else {
+        rc = stats_check(s, name, err);
+    }
+    munmap(s, sizeof *s);
+    return rc;
+}
+
 int rl_stats_unlink(const char *shm_name)
 {
     char name[NAME_MAX + 2];

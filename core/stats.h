@@ -12,6 +12,9 @@ typedef struct rl_stats_seg rl_stats_seg;
  * NULL with err on failure. */
 rl_stats_seg *rl_stats_open(const char *shm_name, rl_error *err);
 void rl_stats_close(rl_stats_seg *st);
+/* What rl_stats_open would say about the segment in place, read only (for -t): 0 when it is
+ * absent, unreadable by this user, or fits; -1 with err when an open would refuse it. */
+int rl_stats_probe(const char *shm_name, rl_error *err);
 /* The slot of a rule name, claimed when new: 0..RL_STATS_SLOTS-1, or -1 when every slot is
  * taken by other names. Lock-free; for open time, not the request path. */
 int rl_stats_slot(rl_stats_seg *st, const char *name);

@@ -16,7 +16,7 @@ cleanup() {
     "$RL_FILTER" --shm-remove -c "$T/rl.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/other.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/decide.conf" >/dev/null 2>&1 || true
-    rm -f "/dev/shm$SHM-junk"
+    rm -f "/dev/shm$SHM-junk" "/dev/shm$SHM-junk-stats"
     for c in fp-strict rd-open; do "$RL_FILTER" --shm-remove -c "$T/$c.conf" >/dev/null 2>&1 || true; done
     rm -rf "$T"
 }
@@ -151,6 +151,12 @@ expect_rc "-t, a foreign object under shm.name -> 3" 3 "$RL_FILTER" -t -c "$T/ju
 check "-t names it" grep -q "is not a rate-limit table .*a start would fail" "$T/err"
 expect_rc "a start on it -> 3" 3 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/junk.conf"
 rm -f "/dev/shm$SHM-junk"
+# The same for a statistics segment the start would refuse (another build's, or junk).
+head -c 16 /dev/zero | tr "\\0" x > "/dev/shm$SHM-junk-stats"
+expect_rc "-t, statistics the start would refuse -> 3" 3 "$RL_FILTER" -t -c "$T/junk.conf"
+check "-t names the statistics segment" grep -q "$SHM-junk-stats.: exists with 16 bytes, statistics take .*a start would fail" "$T/err"
+expect_rc "a start on them -> 3" 3 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/junk.conf"
+rm -f "/dev/shm$SHM-junk-stats"
 expect_rc "--shm-remove" 0 "$RL_FILTER" --shm-remove -c "$T/rl.conf"
 check "--shm-remove says removed" grep -q "removed shared memory $SHM" "$T/err"
 expect_rc "--shm-remove again (nothing left)" 0 "$RL_FILTER" --shm-remove -c "$T/rl.conf"
