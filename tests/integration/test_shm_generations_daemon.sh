@@ -29,7 +29,7 @@ srv_hup() { # id: the master reloads, then signals each worker
     local n i
     n=$(grep -c 'now in force' "$T/$1/filter.log" || true)
     kill -HUP "${SRV_PID[$1]}"
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 200; i++)); do # 10 s
         [ "$(grep -c 'now in force' "$T/$1/filter.log" || true)" -ge $((n + 2)) ] && return 0
         sleep 0.05
     done

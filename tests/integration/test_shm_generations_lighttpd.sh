@@ -33,7 +33,7 @@ srv_hup() { # id
     local n i
     n=$(grep -c 'now in force' "$T/$1/filter.log" || true)
     kill -HUP $(srv_pids "$1")
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 200; i++)); do # 10 s
         [ "$(grep -c 'now in force' "$T/$1/filter.log" || true)" -ge $((n + 2)) ] && return 0
         sleep 0.05
     done
