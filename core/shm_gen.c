@@ -125,16 +125,25 @@ static int shm_put_entry(rl_shm *to, const char *key, size_t len, const rl_state
     return i != SHM_NIL ? 0 : -1;
 }
 
-/* Copies every live entry of `from` into `to`; returns how many. */
-static int64_t shm_carry(rl_shm *to, rl_shm *from)
+/* Copies every live entry of `from` into `to`; returns how many, and in *skipped the stripes
+ * left behind. A stripe whose lock is not had (a stuck holder: 2 s each) is skipped, and once
+ * half the time other openers wait for us is spent, so are the rest: those clients start
+ * fresh rather than every opener giving up on the table. */
+static int64_t shm_carry(rl_shm *to, rl_shm *from, uint32_t *skipped)
 {
     const int64_t now = shm_gen_realtime_ms();
+    const int64_t deadline =
+        rl_shm_monotonic_ms() +
+        (SHM_REPLACE_WAIT_MS + (int64_t)(from->size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB) / 2;
     int64_t n = 0;
 
+    *skipped = 0;
     for (uint32_t s = 0; s < from->nstripes; s++) {
         const shm_stripe *st = &from->stripes[s];
-        if (rl_shm_lock(from, s) < 0)
-            continue; /* its clients start fresh rather than the start waiting on it */
+        if (rl_shm_monotonic_ms() > deadline || rl_shm_lock(from, s) < 0) {
+            ++*skipped;
+            continue;
+        }
         /* The lock validated first/fresh against our own copy of the geometry. */
         for (uint32_t i = st->first; i - st->first < st->fresh; i++) {
             shm_slot *sl = rl_shm_slot_at(from, i);
@@ -181,13 +190,16 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
     }
     if (from != NULL) {
         shm->hdr->generation = from->hdr->generation + 1;
-        shm->carried = shm_carry(shm, from);
+        uint32_t skipped;
+        shm->carried = shm_carry(shm, from, &skipped);
         snprintf(shm->note, sizeof shm->note,
                  "shm \"%s\": generation %u replaced generation %u (capacity %llu -> %lld, keys "
-                 "of up to %u -> %u bytes, %u -> %u state words): %lld live entries carried over",
+                 "of up to %u -> %u bytes, %u -> %u state words): %lld live entries carried "
+                 "over%s",
                  shm->name, shm->hdr->generation, from->hdr->generation,
                  (unsigned long long)from->capacity, (long long)capacity, from->key_max,
-                 shm->key_max, from->state_words, shm->state_words, (long long)shm->carried);
+                 shm->key_max, from->state_words, shm->state_words, (long long)shm->carried,
+                 skipped > 0 ? " (some stripes skipped: their locks were held too long)" : "");
     } else if (replace) {
         shm->hdr->generation = 2; /* after one we could not read */
         snprintf(shm->note, sizeof shm->note,

@@ -1311,3 +1311,46 @@ Test(shm, a_lock_held_by_a_stuck_process_times_out_then_recovers, .timeout = 40)
     cr_assert_eq(res.remaining, 4);
     rl_shm_close(shm);
 }
+
+/* A stripe of the old generation whose lock a stuck process holds is skipped (its clients start
+ * fresh) instead of stopping the new generation. */
+Test(shm, a_stuck_stripe_is_skipped_by_the_copy, .timeout = 60)
+{
+    const int64_t now = real_ms();
+    rl_rule r = mkrule("st:0000abcd", 10, 3600000, 2);
+    rl_shm *a = open_sized(tname, 64, KEY_MAX, WORDS), *b;
+    char key[64];
+    int64_t total;
+    int ready[2];
+    char c;
+
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "st:0000abcd\x1f" "%d", i);
+        admit_n(a, &r, key, now, 1);
+    }
+    cr_assert_eq(a->nstripes, 4);
+    cr_assert_gt(a->stripes[0].used, 0, "stripe 0 holds some of the keys");
+    total = stats(a).entries; /* 40, less what full stripes evicted */
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        if (rl_shm_lock(a, 0) != 0)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the holder could not take the lock");
+    close(ready[0]);
+
+    b = open_sized(tname, 128, KEY_MAX, WORDS);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(stats(b).entries, total - (int64_t)a->stripes[0].used, "all but stripe 0's");
+    cr_assert(strstr(rl_shm_note(b), "some stripes skipped") != NULL, "%s", rl_shm_note(b));
+    rl_shm_close(b);
+    rl_shm_close(a);
+}
