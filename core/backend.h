@@ -57,12 +57,18 @@ typedef struct rl_shm_stat {
  * The handle may be shared by threads; errstr then holds one of their last errors. */
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                     rl_error *err);
+/* The same, creating the segment owned as own says (shm.user, shm.group, shm.mode; see
+ * shm_owner.h); rl_shm_open is this with own NULL: the process's user and group, mode 0600. */
+rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                          const rl_shm_config *own, rl_error *err);
 void rl_shm_close(rl_shm *shm);
 /* What rl_shm_open would do with the segment in place, without changing anything (for -t):
  * writes one sentence into out and returns RL_SHM_PLAN_NEW (no segment yet), _KEEP (it fits:
  * all state kept), _CARRY (replaced by a new generation, live entries carried over), _FRESH
- * (replaced by an empty one: another layout or damaged), _UNKNOWN (cannot be read by this
- * user), or -1 when rl_shm_open would fail (a foreign object, not enough shared memory). */
+ * (replaced by an empty one: another layout or damaged), _UNKNOWN (cannot be read), or -1
+ * when rl_shm_open_owned(..., own, ...) by this process would fail (a foreign object, not
+ * enough shared memory, a segment this user may not open or replace, an owner it may not give
+ * a new segment to: shm_owner.h). A new segment's or generation's owner is said. */
 enum {
     RL_SHM_PLAN_NEW,
     RL_SHM_PLAN_KEEP,
@@ -70,8 +76,8 @@ enum {
     RL_SHM_PLAN_FRESH,
     RL_SHM_PLAN_UNKNOWN
 };
-int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words, char *out,
-                size_t len);
+int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                const rl_shm_config *own, char *out, size_t len);
 /* Calls fn for the key of every live entry of the segment in place, without locks and
  * without writing (a report for -t, not a decision: an entry changing meanwhile may be missed
  * or seen twice; every index and length is bounds-checked). 0, or -1 when there is no sound

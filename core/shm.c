@@ -57,7 +57,9 @@
  * before it is overwritten. `ref` bits and the hand need no repair (any value is valid). State
  * words written when the owner died may be torn; every algorithm clamps any state to what
  * its limit allows (algo.h), so a torn state can never admit more than a full quota. Tests
- * reach this path with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see shm_test_die).
+ * reach this path with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see rl_shm_test_die), in
+ * test builds only (-DRL_TESTING, the GNUmakefile's $(B)/testing/): a release build has
+ * neither the hook nor the getenv.
  *
  * Expiry is amortised, no sweeper: an entry whose expiry <= now reads as absent, and every
  * insert first moves its stripe's hand over 2 slots, taking back those expired; the eviction
@@ -73,6 +75,7 @@
 #include "fmacros.h"
 
 #include "shm_int.h"
+#include "shm_owner.h"
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -375,7 +378,12 @@ static int shm_use(rl_shm *shm, int fd, const shm_geom *want, int64_t capacity, 
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                     rl_error *err)
 {
-    const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
+    return rl_shm_open_owned(name, capacity, key_max, state_words, NULL, err);
+}
+
+rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                          const rl_shm_config *own, rl_error *err)
+{
     const int64_t start = rl_shm_monotonic_ms();
     shm_geom g;
     rl_shm *shm;
@@ -403,7 +411,15 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
         return NULL;
     }
     snprintf(shm->name, sizeof shm->name, "%s", name);
-    shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
+    if (own != NULL)
+        shm->own = *own;
+    shm->own.name = NULL; /* the caller's: not kept */
+#ifdef RL_TESTING
+    {
+        const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
+        shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
+    }
+#endif
 
     /* Each round either ends or found the name changed under it (created, replaced or
      * removed by another process in between): only processes of different configurations
@@ -419,11 +435,16 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
             rc = -1;
             break;
         }
-        fd = shm_open(name, O_RDWR, 0);
+        /* EACCES on an empty segment: one an older build created under the name and has not
+         * given to its owner yet (this build publishes only complete, owned segments). */
+        while ((fd = shm_open(name, O_RDWR, 0)) < 0 &&
+               rl_shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS &&
+               rl_shm_wait_owner(name, errno))
+            ;
         if (fd < 0 && errno == ENOENT) {
-            rc = rl_shm_make(shm, &g, capacity, NULL, 0, err);
+            rc = rl_shm_make(shm, &g, capacity, NULL, 0, &shm->own, err);
         } else if (fd < 0) {
-            rl_shm_operr(err, "shm \"%s\": cannot open it: %s", name, strerror(errno));
+            rl_shm_open_error(name, errno, err);
             rc = -1;
         } else {
             rc = shm_use(shm, fd, &g, capacity, start, err);

@@ -42,6 +42,7 @@
 #include <sys/statvfs.h>
 
 #include "shm_int.h"
+#include "shm_owner.h"
 
 static int64_t shm_gen_realtime_ms(void)
 {
@@ -161,12 +162,13 @@ static int64_t shm_carry(rl_shm *to, rl_shm *from, uint32_t *skipped)
     return n;
 }
 
-/* Makes a segment of geometry g under a private name and gives it shm->name: link(2) when
- * `replace` is 0 (the name is free), rename(2) over the old generation when it is 1; `from`
- * (or NULL) is the generation whose live entries it starts with. shm is left bound to it. 0,
- * 1 when the name was taken first (start over and attach), or -1 with err. */
+/* Makes a segment of geometry g under a private name, owned as own says (before it is sized),
+ * and gives it shm->name: link(2) when `replace` is 0 (the name is free), rename(2) over the
+ * old generation when it is 1; `from` (or NULL) is the generation whose live entries it
+ * starts with. shm is left bound to it. 0, 1 when the name was taken first (start over and
+ * attach), or -1 with err. */
 int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, int replace,
-                rl_error *err)
+                const rl_shm_config *own, rl_error *err)
 {
     static _Atomic unsigned serial;
     /* shm_check_name left SHM_NEW_SUFFIX_MAX bytes of NAME_MAX for the suffix. */
@@ -177,7 +179,9 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
     rl_shm_sweep(shm->name);
     snprintf(made, sizeof made, "%s" SHM_NEW_TAG "%ld-%u", shm->name, (long)getpid(),
              atomic_fetch_add(&serial, 1));
-    fd = shm_open(made, O_RDWR | O_CREAT | O_EXCL, 0600);
+    fd = rl_shm_create_owned_as(made, shm->name, own, err); /* O_EXCL, given to its owner */
+    if (fd == RL_SHM_OWN_FAILED)
+        return -1;
     if (fd < 0) {
         rl_shm_operr(err, "shm \"%s\": cannot create it: %s", shm->name, strerror(errno));
         return -1;
@@ -221,7 +225,11 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
          * name in the instant before we locked it. Either way, start over. */
         if (e == EEXIST || e == ENOENT)
             return 1;
-        rl_shm_operr(err, "shm \"%s\": cannot put %s in place: %s", shm->name, path, strerror(e));
+        rl_shm_operr(err, "shm \"%s\": cannot put %s in place: %s%s", shm->name, path, strerror(e),
+                     e == EPERM || e == EACCES ? " (in the sticky " SHM_DIR
+                                                 " only the segment's owner or root may "
+                                                 "replace it)"
+                                               : "");
         return -1;
     }
     if (!replace)
@@ -273,8 +281,10 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
                    const shm_geom *want, int64_t capacity, rl_error *err)
 {
     const shm_header *h = (const shm_header *)base;
+    rl_shm_config own = shm->own;
     rl_shm *from = NULL;
     shm_geom g = *want;
+    struct stat old;
     int rc;
 
     if (shm_lock_old(shm, fd, size, err) < 0)
@@ -283,6 +293,17 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
         flock(fd, LOCK_UN);
         return 1; /* replaced (or removed) while we waited: look again */
     }
+    /* Before any work: the rename at the end needs the old segment's owner (or root). */
+    if (fstat(fd, &old) < 0) {
+        rl_shm_operr(err, "shm \"%s\": fstat: %s", shm->name, strerror(errno));
+        flock(fd, LOCK_UN);
+        return -1;
+    }
+    if (rl_shm_may_replace(shm->name, &old, err) < 0) {
+        flock(fd, LOCK_UN);
+        return -1;
+    }
+    rl_shm_owner_adopt(&own, &old); /* root: what the configuration leaves unset, kept */
     if (og != NULL) {
         /* Slots as large as the old ones: the previous configuration fits the new one. */
         shm->key_max = shm->key_max > h->key_max ? shm->key_max : h->key_max;
@@ -306,7 +327,7 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
         rl_shm_bind(from, base, size, og);
         memcpy(from->hash_key, h->hash_key, sizeof from->hash_key);
     }
-    rc = rl_shm_make(shm, &g, capacity, from, 1, err);
+    rc = rl_shm_make(shm, &g, capacity, from, 1, &own, err);
     free(from);
     flock(fd, LOCK_UN);
     return rc;
@@ -336,11 +357,33 @@ static int shm_plan_space(const char *name, size_t need, char *out, size_t len, 
     return -1;
 }
 
-int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words, char *out,
-                size_t len)
+/* Fails the plan (-1) when this process could not make the segment own says: out then holds
+ * the error a start by this user would give. Else appends who the segment would belong to. */
+static int shm_plan_owner(const char *name, const rl_shm_config *own, char *out, size_t len)
 {
+    size_t used = strlen(out);
+    rl_error e;
+
+    if (rl_shm_may_give(name, own, &e) < 0) {
+        snprintf(out, len, "%s: a start by this user (uid %ld) would fail", e.text,
+                 (long)geteuid());
+        return -1;
+    }
+    snprintf(out + used, len - used, " (owned by uid %ld, gid %ld, mode %04o)",
+             own->uid_set ? (long)own->uid : (long)geteuid(),
+             own->gid_set ? (long)own->gid : (long)getegid(),
+             (unsigned)(own->mode != 0 ? own->mode : 0600));
+    return 0;
+}
+
+int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                const rl_shm_config *own, char *out, size_t len)
+{
+    const rl_shm_config none = {0};
     shm_geom g, og;
     struct stat st;
+    rl_shm_config adopted;
+    rl_error e;
     char why[200];
     unsigned char *base;
     const shm_header *h;
@@ -355,7 +398,9 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         return -1;
     }
     key_max = rl_shm_key_room(key_max, state_words); /* as rl_shm_open asks */
-    fd = shm_open(name, O_RDONLY, 0);
+    if (own == NULL)
+        own = &none;
+    fd = shm_open(name, O_RDWR, 0); /* as rl_shm_open: creates nothing */
     if (fd < 0 && errno == ENOENT) {
         if (shm_plan_space(name, g.size, out, len, "the new table") < 0)
             return -1;
@@ -363,7 +408,22 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
                  "shm \"%s\": does not exist yet: a start creates it (capacity %lld, %.1f MiB); "
                  "every client starts fresh",
                  name, (long long)capacity, (double)g.size / (1 << 20));
+        if (shm_plan_owner(name, own, out, len) < 0)
+            return -1;
+        if (geteuid() == 0 && !own->uid_set) {
+            size_t used = strlen(out);
+            snprintf(out + used, len - used,
+                     "; made by root without shm.user, it is root's: a pool running as another "
+                     "user could not open it (set shm.user)");
+        }
         return RL_SHM_PLAN_NEW;
+    }
+    if (fd < 0 && errno == EACCES) {
+        /* The error a start by this user gives (a start by the pool's user may work). */
+        rl_shm_open_error(name, errno, &e);
+        snprintf(out, len, "%s: a start by this user (uid %ld) would fail", e.text,
+                 (long)geteuid());
+        return -1;
     }
     if (fd < 0) {
         snprintf(out, len,
@@ -436,13 +496,17 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         break;
     }
 
-    /* Replacing renames over the segment: in the sticky /dev/shm only its owner (or root) can. */
-    if ((rc == RL_SHM_PLAN_CARRY || rc == RL_SHM_PLAN_FRESH) && st.st_uid != geteuid() &&
-        geteuid() != 0) {
-        size_t used = strlen(out);
-        snprintf(out + used, len - used,
-                 " (the segment belongs to uid %ld: the replacement must run as that user)",
-                 (long)st.st_uid);
+    /* A replacement renames over the segment (only its owner or root may, in the sticky
+     * /dev/shm) and makes one owned as the configuration says, as rl_shm_replace checks. */
+    if (rc == RL_SHM_PLAN_CARRY || rc == RL_SHM_PLAN_FRESH) {
+        adopted = *own;
+        rl_shm_owner_adopt(&adopted, &st);
+        if (rl_shm_may_replace(name, &st, &e) < 0) {
+            snprintf(out, len, "%s: a start by this user would fail", e.text);
+            rc = -1;
+        } else if (shm_plan_owner(name, &adopted, out, len) < 0) {
+            rc = -1;
+        }
     }
     munmap(base, (size_t)st.st_size);
     return rc;

@@ -128,9 +128,14 @@ struct rl_shm {
         uint32_t first, nslots;
     } span[SHM_STRIPES_MAX];
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
-    int die_in_lock;                       /* test hook, see rl_shm_test_die */
+#ifdef RL_TESTING
+    int die_in_lock; /* test hook, see rl_shm_test_die (test builds only) */
+#endif
     int64_t carried;           /* entries this open carried over from the generation it replaced */
     char note[NAME_MAX + 300]; /* what this open did to the segment in place, or "" (rl_shm_note) */
+    /* Who the segments this open makes belong to (shm.user, shm.group, shm.mode; name unset):
+     * a copy, read only while opening. Zeroed: the process's user and group, mode 0600. */
+    rl_shm_config own;
     char name[NAME_MAX + 1];
     char errstr[256];
 };
@@ -156,7 +161,7 @@ int rl_shm_create(rl_shm *shm, int fd, const char *made, const shm_geom *g, int6
                   rl_error *err);
 
 int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, int replace,
-                rl_error *err);
+                const rl_shm_config *own, rl_error *err);
 
 int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const shm_geom *og,
                    const shm_geom *want, int64_t capacity, rl_error *err);
@@ -192,7 +197,9 @@ void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, siz
 
 uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h);
 
+#ifdef RL_TESTING
 void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked);
+#endif
 
 void rl_shm_unlock(rl_shm *shm, uint32_t s);
 

@@ -8,13 +8,16 @@
 
 typedef struct rl_stats_seg rl_stats_seg;
 
-/* Creates or attaches to the segment of the table named shm_name (its name + "-stats").
- * NULL with err on failure. */
-rl_stats_seg *rl_stats_open(const char *shm_name, rl_error *err);
+/* Creates or attaches to the segment of the table named shm_name (its name + "-stats"); one
+ * it creates is owned as own says (NULL: the process's user and group, mode 0600; see
+ * shm_owner.h). NULL with err on failure. */
+rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err);
 void rl_stats_close(rl_stats_seg *st);
-/* What rl_stats_open would say about the segment in place, read only (for -t): 0 when it is
- * absent, unreadable by this user, or fits; -1 with err when an open would refuse it. */
-int rl_stats_probe(const char *shm_name, rl_error *err);
+/* What rl_stats_open(shm_name, own) by this process would say about the segment in place,
+ * changing nothing (for -t): 0 when it fits, or is absent and this process may create it owned
+ * as own says; -1 with err when an open would refuse it (another version, a segment this user
+ * may not open, an owner it may not give a new one to). */
+int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err);
 /* The slot of a rule name, claimed when new: 0..RL_STATS_SLOTS-1, or -1 when every slot is
  * taken by other names. Lock-free; for open time, not the request path. */
 int rl_stats_slot(rl_stats_seg *st, const char *name);

@@ -2,13 +2,21 @@
  *
  * Owns this process's proxy, made at the first forwarded request, i.e. after any fork, so no
  * libcurl connection is ever shared between processes.
+ *
+ * A FastCGI answer cut short after its head went out is never ended: what was made is
+ * flushed, the web server is given time to read all of it (the head included), then the
+ * connection is shut down with no FCGI_END_REQUEST, so the client's response ends as an
+ * error (chunked body without its terminator, or a reset), never as a complete one.
  */
 #include "../core/fmacros.h"
 
 #include "forward.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "log.h"
 #include "proxy.h"
@@ -60,6 +68,37 @@ static int forward_run(handle_ctx *ctx, const proxy_io *io)
     return proxy_forward(forward_px, io, forward_lines.buf, forward_lines.len) < 0 ? -1 : 0;
 }
 
+static int64_t forward_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ends a cut answer as an error. lighttpd, when it finds the connection's end in the same
+ * event as the answer's head (it had not read the head yet), ends the client's response with a
+ * Content-Length of what it got: a complete-looking truncated answer. So wait, at most
+ * wait_ms, until the web server has read every byte sent (TIOCOUTQ: on a unix socket, the
+ * bytes its reader has not consumed; on TCP, the bytes it has not acknowledged) and only then
+ * shut the connection down. */
+static void forward_abort(FCGX_Request *fr, int wait_ms)
+{
+    const struct timespec tick = {0, 2 * 1000 * 1000};
+    int64_t deadline;
+    int unread = 0;
+
+    if (FCGX_FFlush(fr->out) == 0) { /* else the web server is gone: nothing to wait for */
+        deadline = forward_now_ms() + wait_ms;
+        while (ioctl(fr->ipcFd, TIOCOUTQ, &unread) == 0 && unread > 0 &&
+               forward_now_ms() < deadline)
+            nanosleep(&tick, NULL);
+        if (unread > 0)
+            log_warn("the web server left %d bytes of a cut answer unread for %d ms", unread,
+                     wait_ms);
+    }
+    shutdown(fr->ipcFd, SHUT_RDWR);
+}
+
 int forward_fcgi(handle_ctx *ctx, FCGX_Request *fr)
 {
     proxy_io io = {.params = fr->envp,
@@ -71,9 +110,9 @@ int forward_fcgi(handle_ctx *ctx, FCGX_Request *fr)
     if (rc < 0 && fr->ipcFd >= 0) {
         /* Cut short (e.g. the backend died after the head went out): never end the request
          * normally, which would hand the client a complete-looking truncated answer. Shut
-         * the connection down so no FCGI_END_REQUEST can follow; the web server then
-         * resets the client connection. FCGX_Finish_r sees the error and closes it. */
-        shutdown(fr->ipcFd, SHUT_RDWR);
+         * the connection down so no FCGI_END_REQUEST can follow; the web server then ends
+         * the client's response as an error. FCGX_Finish_r sees the error and closes it. */
+        forward_abort(fr, ctx->cfg->proxy.timeout_ms);
         return -1;
     }
     return FCGX_FFlush(fr->out) < 0 ? -1 : rc;

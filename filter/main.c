@@ -125,7 +125,7 @@ static int main_test(const char *file)
     /* What a start or reload would do to the running table: whether the clients' state is
      * kept, carried to a new generation, or reset; and a table it could not open fails the
      * test, so a configuration -t accepts is never refused at start for a reason it hid. */
-    char plan[600];
+    char plan[1024];
     int rc = rl_limiter_shm_plan(cfg, plan, sizeof plan);
     fprintf(stderr, "ratelimit-filter: %s\n", plan);
     if (rc == RL_SHM_PLAN_KEEP || rc == RL_SHM_PLAN_CARRY)

@@ -645,22 +645,22 @@ Test(shm, the_plan_says_what_an_open_would_do)
     char out[600];
     rl_shm *a;
 
-    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX, WORDS, out, sizeof out), RL_SHM_PLAN_NEW);
+    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX, WORDS, NULL, out, sizeof out), RL_SHM_PLAN_NEW);
     cr_assert(strstr(out, "does not exist yet") != NULL, "%s", out);
     a = open_sized(tname, 1000, KEY_MAX, WORDS);
-    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX, WORDS, out, sizeof out), RL_SHM_PLAN_KEEP);
+    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX, WORDS, NULL, out, sizeof out), RL_SHM_PLAN_KEEP);
     cr_assert(strstr(out, "fits: it is used as it is, every live entry kept") != NULL, "%s", out);
-    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX - 8, 2, out, sizeof out), RL_SHM_PLAN_KEEP);
-    cr_assert_eq(rl_shm_plan(tname, 2000, KEY_MAX, WORDS, out, sizeof out), RL_SHM_PLAN_CARRY);
+    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX - 8, 2, NULL, out, sizeof out), RL_SHM_PLAN_KEEP);
+    cr_assert_eq(rl_shm_plan(tname, 2000, KEY_MAX, WORDS, NULL, out, sizeof out), RL_SHM_PLAN_CARRY);
     cr_assert(strstr(out, "has capacity 1000, the configuration 2000") != NULL, "%s", out);
     cr_assert(strstr(out, "generation 2") != NULL, "%s", out);
-    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX + 8, WORDS, out, sizeof out),
+    cr_assert_eq(rl_shm_plan(tname, 1000, KEY_MAX + 8, WORDS, NULL, out, sizeof out),
                  RL_SHM_PLAN_CARRY);
     cr_assert(strstr(out, "keys of up to 80 bytes and 3 state words, the configuration needs 88 "
                           "and 3") != NULL,
               "%s", out);
     /* A table /dev/shm cannot hold. */
-    cr_assert_eq(rl_shm_plan(tname, RL_SHM_CAPACITY_MAX, KEY_MAX, WORDS, out, sizeof out), -1);
+    cr_assert_eq(rl_shm_plan(tname, RL_SHM_CAPACITY_MAX, KEY_MAX, WORDS, NULL, out, sizeof out), -1);
     cr_assert(strstr(out, "a start would fail") != NULL, "%s", out);
     cr_assert_eq(stats(a).generation, 1, "nothing changed");
     rl_shm_close(a);
