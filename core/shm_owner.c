@@ -158,10 +158,13 @@ int rl_shm_may_replace(const char *name, const struct stat *old, rl_error *err)
     owner_err(err,
               "shm \"%s\": cannot replace it by a new generation: it belongs to uid %ld (gid %ld, "
               "mode %04o) and this process runs as uid %ld; in the sticky " SHM_OWNER_DIR
-              " only its owner or root may replace it: start (or reload) as uid %ld (the "
-              "pool's user, shm.user) or as root",
+              " only its owner or root may replace it: %s",
               name, (long)old->st_uid, (long)old->st_gid, (unsigned)(old->st_mode & 07777),
-              (long)geteuid(), (long)old->st_uid);
+              (long)geteuid(),
+              old->st_uid == 0 ? "start or reload once as root with shm.user set to the pool's "
+                                 "user (the new generation is then the pool's), or remove it "
+                                 "as root (ratelimit-filter --shm-remove: counters restart)"
+                               : "start or reload as its owner or as root");
     return -1;
 }
 
