@@ -35,6 +35,15 @@
  * Each old stripe is copied under its own lock (validated and repaired like any lock), so a
  * pool keeps deciding during the copy; a stripe whose lock cannot be had is skipped (its
  * clients start fresh) rather than blocking the start.
+ *
+ * Owners (shm_owner.c). Every segment, the first and each new generation, is created O_EXCL
+ * under its private name and given to shm.user/shm.group/shm.mode on its fd before it is
+ * sized, so it has its final owner before any other process can open it by its real name.
+ * /dev/shm is sticky: rename(2) over the old generation needs its owner or root, which
+ * rl_shm_replace checks before making or copying anything (a clear error, nothing left). Run
+ * as root, what the configuration leaves unset is the old generation's (the pool keeps its
+ * table). rl_shm_plan asks the same questions for -t's user, so -t fails exactly when a start
+ * by that user would, in the same words.
  */
 #include "fmacros.h"
 
