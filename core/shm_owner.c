@@ -147,8 +147,8 @@ void rl_shm_owner_adopt(rl_shm_config *own, const struct stat *old)
         own->gid_set = 1;
         own->gid = (uint32_t)old->st_gid;
     }
-    if (own->mode == 0)
-        own->mode = (int)(old->st_mode & 0777);
+    if (own->mode == 0) /* as shm.mode allows: the owner reads and writes, others nothing */
+        own->mode = (int)((old->st_mode & 0770) | 0600);
 }
 
 int rl_shm_may_replace(const char *name, const struct stat *old, rl_error *err)
