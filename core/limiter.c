@@ -127,6 +127,55 @@ static size_t limiter_state_words(const rl_config *cfg)
     return words;
 }
 
+const char *rl_limiter_shm_note(const rl_limiter *lim)
+{
+    return rl_shm_note(lim->shm);
+}
+
+int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
+{
+    rl_error err;
+    int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                         limiter_state_words(cfg), &cfg->shm, out, len);
+
+    /* The statistics segment would refuse a start too (another build's version, or a segment
+     * this user may not open or create). */
+    if (rc >= 0 && rl_stats_probe(cfg->shm.name, &cfg->shm, &err) < 0) {
+        snprintf(out, len, "%s: a start would fail", err.text);
+        return -1;
+    }
+    return rc;
+}
+
+typedef struct limiter_census {
+    const rl_config *cfg;
+    int64_t *live, *stale;
+} limiter_census;
+
+static void limiter_census_key(const char *key, size_t len, void *ud)
+{
+    limiter_census *c = ud;
+    size_t idlen = rl_keys_id_len(key, len);
+    const char *colon = memchr(key, ':', idlen);
+    size_t nlen = colon != NULL ? (size_t)(colon - key) : 0;
+
+    for (size_t i = 0; i < c->cfg->nrules && idlen > 0; i++) {
+        const rl_rule *r = &c->cfg->rules[i];
+        if (idlen == r->key_id_len && memcmp(key, r->key_id, idlen) == 0)
+            c->live[i]++;
+        else if (nlen > 0 && nlen == strlen(r->name) && memcmp(key, r->name, nlen) == 0)
+            c->stale[i]++;
+    }
+}
+
+int rl_limiter_shm_census(const rl_config *cfg, int64_t *live, int64_t *stale)
+{
+    limiter_census c = {cfg, live, stale};
+    for (size_t i = 0; i < cfg->nrules; i++)
+        live[i] = stale[i] = 0;
+    return rl_shm_scan(cfg->shm.name, limiter_census_key, &c);
+}
+
 /* The pool's statistics segment and each rule's slot in it. 0, or -1 with err. */
 static int limiter_open_stats(rl_limiter *lim, rl_error *err)
 {
