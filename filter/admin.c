@@ -13,6 +13,8 @@
 
 #include "admin.h"
 
+#include <fcgiapp.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,42 +239,17 @@ static long admin_content_length(char **params)
     return *end == '\0' && n >= 0 ? n : -1;
 }
 
-static int admin_fcgi_read(void *ud, char *buf, int n)
-{
-    FCGX_Request *fr = ud;
-    int got = FCGX_GetStr(buf, n, fr->in);
-    return got == 0 && FCGX_GetError(fr->in) != 0 ? -1 : got;
-}
-
-static int admin_stdin_read(void *ud, char *buf, int n)
-{
-    size_t got = fread(buf, 1, (size_t)n, stdin);
-    (void)ud;
-    return got == 0 && ferror(stdin) ? -1 : (int)got;
-}
-
-int admin_fcgi(handle_ctx *ctx, admin_endpoint ep, FCGX_Request *fr)
+int admin_serve(handle_ctx *ctx, admin_endpoint ep, const proxy_io *io)
 {
     admin_out out = {0};
+    long limit = admin_content_length(io->params);
     int rc = 0;
 
-    admin_build(ctx, ep, admin_fcgi_read, fr, admin_content_length(fr->envp), &out);
-    if (out.failed || FCGX_PutStr(out.buf, (int)out.len, fr->out) != (int)out.len ||
-        FCGX_FFlush(fr->out) < 0)
-        rc = -1;
-    admin_out_free(&out);
-    return rc;
-}
-
-int admin_cgi(handle_ctx *ctx, admin_endpoint ep, char **params)
-{
-    admin_out out = {0};
-    long limit = admin_content_length(params);
-    int rc = 0;
-
-    /* CGI: no end-of-stream marker beyond CONTENT_LENGTH, so none means no body. */
-    admin_build(ctx, ep, admin_stdin_read, NULL, limit < 0 ? 0 : limit, &out);
-    if (out.failed || fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0)
+    /* Without an end-of-stream marker (CGI) nothing beyond CONTENT_LENGTH: none, no body. */
+    if (limit < 0 && !io->body_to_eof)
+        limit = 0;
+    admin_build(ctx, ep, io->read, io->ud, limit, &out);
+    if (out.failed || io->write(io->ud, out.buf, (int)out.len) != 0)
         rc = -1;
     admin_out_free(&out);
     return rc;
