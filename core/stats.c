@@ -39,7 +39,7 @@
 #include "stats.h"
 
 #define STATS_MAGIC 0x3130545453544c52ULL /* "RLTSTT01" in little-endian bytes */
-#define STATS_VERSION 2u                  /* 2: the regex_limit counter */
+#define STATS_VERSION 2u /* 2: the regex_limit counter */
 #define STATS_SUFFIX "-stats"
 #define STATS_ATTACH_WAIT_MS 2000
 #define STATS_CLAIM_WAIT_MS 100
