@@ -152,6 +152,8 @@ static void srv_process(srv *s, fcgi_conn *c)
             srv_remove(s, c);
             return;
         }
+        if (c->olen > c->ooff)
+            continue; /* records answered on the spot (FCGI_GET_VALUES...): send them */
         if (c->eof) { /* nothing more will come */
             srv_remove(s, c);
             return;
