@@ -110,6 +110,13 @@ static int srv_serve(srv *s, fcgi_conn *c)
         log_warn("400: a request's parameters were malformed or longer than %d bytes",
                  FCGI_PARAMS_MAX);
     int rc = s->h->serve(s->h->ud, &io);
+    if (rc != 0) {
+        /* Cut: the web server must see a failure, never a complete (truncated) answer. A
+         * plain close can read as a normal end of the response to it (lighttpd ends the
+         * client's chunked body properly on EOF); a reset (linger 0) cannot. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     if (fcgi_conn_end(c, rc == 0) == FCGI_STEP_CLOSE && !c->closing) {
         srv_remove(s, c);
         return -1;
