@@ -131,8 +131,11 @@ static int conn_reserve(fcgi_conn *c, size_t more)
     return 0;
 }
 
+/* Appends a whole record (or a record header). Whatever follows is no longer part of the open
+ * STDOUT record: the caller that writes a STDOUT header reopens it. */
 static int conn_out(fcgi_conn *c, const uint8_t *p, size_t n)
 {
+    c->open_rec = SIZE_MAX;
     if (conn_reserve(c, n) != 0)
         return -1;
     memcpy(c->obuf + c->olen, p, n);
@@ -162,6 +165,11 @@ int fcgi_conn_flush(fcgi_conn *c, int wait)
         return -1;
     }
     c->ooff = c->olen = 0;
+    if (c->ocap > 2 * FCGI_CONN_OUT_HIGH) { /* a large answer's room is not kept */
+        free(c->obuf);
+        c->obuf = NULL;
+        c->ocap = 0;
+    }
     return 0;
 }
 

@@ -70,6 +70,9 @@ check "... and the connection serves the next one ($(val after "$d/pipe.out"))" 
 $PROBE "$A" mpx >"$d/mpx.out" 2>&1 || true
 check "a second request id -> FCGI_CANT_MPX_CONN, the first answered ($(val answers "$d/mpx.out"))" \
     test "$(val answers "$d/mpx.out")" = "2:None:1,1:200:0"
+$PROBE "$A" mpx-body >"$d/mpxb.out" 2>&1 || true
+check "... also while the first one's body is read: $(val answers "$d/mpxb.out"), its answer whole ($(val body_ok "$d/mpxb.out"))" \
+    test "$(val answers "$d/mpxb.out")" = "2:None:1,1:200:0" -a "$(val body_ok "$d/mpxb.out")" = 1
 $PROBE "$A" values >"$d/values.out" 2>&1 || true
 check "FCGI_GET_VALUES: FCGI_MPXS_CONNS=$(val mpxs "$d/values.out"), FCGI_MAX_CONNS=$(val max_conns "$d/values.out"), unknown names left out" \
     test "$(val mpxs "$d/values.out")" = 0 -a "$(val max_conns "$d/values.out")" = 256 -a "$(val foo "$d/values.out")" = absent

@@ -12,6 +12,7 @@ report it, never hang. Scenarios:
                   the slowest, and when the server closed the hostile connections
   pipeline N      N keep-conn requests written back to back on one connection (ids 1..N)
   mpx             a second request id while the first is active: FCGI_CANT_MPX_CONN
+  mpx-body        the same while the first one's body is being read (admin test POST)
   values          FCGI_GET_VALUES: MPXS_CONNS and MAX_CONNS
   unknown         an unknown management record type, then a request on the same connection
   badversion      a record of version 2
@@ -259,6 +260,28 @@ def sc_mpx(addr):
         got.append("%d:%s:%d" % (rid, code, proto))
     s.close()
     report(answers=",".join(got))
+
+
+def sc_mpx_body(addr):
+    """A second request id arrives while the first one's body is being read (admin test)."""
+    body = b'{"client":"192.0.2.50","path":"/p/x","method":"GET"}'
+    p = {"REQUEST_METHOD": "POST", "REQUEST_URI": "/api/health/rate-limiter/test",
+         "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": str(len(body)),
+         "CONTENT_TYPE": "application/json"}
+    s = connect(addr)
+    s.sendall(rec(BEGIN, 1, struct.pack(">HB5x", 1, 1)) + stream(PARAMS, 1, params_bytes(p)) +
+              rec(STDIN, 1, body[:10]))
+    time.sleep(0.3)
+    s.sendall(rec(BEGIN, 2, struct.pack(">HB5x", 1, 1)))
+    time.sleep(0.3)
+    s.sendall(rec(STDIN, 1, body[10:]) + rec(STDIN, 1))
+    r = Reader(s)
+    got = []
+    for _ in range(2):
+        rid, code, proto, out = r.answer()
+        got.append("%d:%s:%d" % (rid, code, proto))
+    s.close()
+    report(answers=",".join(got), body_ok=int(b'"allowed":true' in out))
 
 
 def sc_values(addr):
