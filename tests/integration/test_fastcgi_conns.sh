@@ -6,7 +6,9 @@
 # FCGI_CANT_MPX_CONN; FCGI_GET_VALUES says FCGI_MPXS_CONNS=0; what no web server would send
 # (bad version, unknown record types, the FILTER role, 200 KiB of parameters, parameters or a
 # body that never end, a record cut short, connections closed mid-record) has a defined
-# outcome and never stalls the others. The client is tests/integration/lib/fcgi_probe.py.
+# outcome and never stalls the others; nor does a client that pipelines without reading its
+# answers. The same for one process of the pool form (the listening socket on fd 0, as a web
+# server spawns it). The client is tests/integration/lib/fcgi_probe.py.
 # FIGURE lines: the slowest normal request during each attack, and when the deadlines hit.
 set -euo pipefail
 NAME=test_fastcgi_conns
@@ -107,6 +109,13 @@ $PROBE "$A" short-record >"$d/sr.out" 2>&1 || true
 probe_ok "$d/sr.out" "a record cut short"
 check "a record announcing 65535 bytes with 10 sent -> closed at the read deadline ($(val closed_ms "$d/sr.out") ms)" \
     within_read "$(val closed_ms "$d/sr.out")"
+$PROBE "$A" noread >"$d/noread.out" 2>&1 || true
+probe_ok "$d/noread.out" "a client that never reads"
+# Measured from the client's last accepted byte, which the socket buffers let come after the
+# server's last write: at most the read deadline, never unbounded.
+nr=$(val stalled_closed_ms "$d/noread.out")
+check "keep-conn requests pipelined without reading an answer -> closed ${nr:-?} ms after the client's last accepted byte ($(val sent "$d/noread.out") bytes)" \
+    test "${nr:--1}" -ge 0 -a "${nr:--1}" -le $((READ_MS + BOUND_MS))
 $PROBE "$A" kept-idle >"$d/idle.out" 2>&1 || true
 ki=$(val closed_ms "$d/idle.out")
 check "a kept connection left idle -> closed at the idle deadline (${ki:-?} ms, idle_timeout_ms $IDLE_MS)" \
@@ -116,6 +125,30 @@ kill "$DPID"
 rc=0; wait_gone "$DPID" 10 || rc=1
 check "SIGTERM stops the daemon with connections open" test "$rc" = 0
 check "no sanitizer report" no_sanitizer_report "$d/filter.log"
+# ---- the pool form: one process with the listening socket on fd 0, as a web server spawns it ----
+PORT2=$(pick_port)
+python3 -c 'import os, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(128)
+os.dup2(s.fileno(), 0)
+s.close()
+os.execv(sys.argv[2], sys.argv[2:])' "$PORT2" "$RL_FILTER" -c "$d/rl.conf" 2>>"$d/pool.log" &
+POOL=$!
+PIDS+=("$POOL")
+wait_port "$PORT2" 5 || fail "the pool process is not listening on $PORT2"
+$PROBE "127.0.0.1:$PORT2" flood 100 4000 >"$d/pool.out" 2>&1 || true
+probe_ok "$d/pool.out" "one pool process (fd 0) against 300 hostile connections"
+check "... all of them closed by the process ($(val idle_alive "$d/pool.out")/$(val onebyte_alive "$d/pool.out")/$(val trickle_alive "$d/pool.out") left)" \
+    test "$(val idle_alive "$d/pool.out")$(val onebyte_alive "$d/pool.out")$(val trickle_alive "$d/pool.out")" = 000
+kill "$POOL"
+rc=0; wait_gone "$POOL" 10 || rc=1
+check "SIGTERM stops the pool process" test "$rc" = 0
+check "no sanitizer report (pool)" no_sanitizer_report "$d/pool.log"
+
+echo "FIGURE: fastcgi-pool: one process on fd 0, 100 idle + 100 one-byte + 100 trickling connections: $(val probe_ok "$d/pool.out") normal requests answered, slowest $(val probe_worst_ms "$d/pool.out") ms; last closed at $(val idle_closed_max_ms "$d/pool.out")/$(val onebyte_closed_max_ms "$d/pool.out")/$(val trickle_closed_max_ms "$d/pool.out") ms"
+echo "FIGURE: fastcgi-noread: a client pipelining without reading: closed $(val stalled_closed_ms "$d/noread.out") ms after its last accepted byte (read_timeout_ms $READ_MS); slowest normal request meanwhile $(val probe_worst_ms "$d/noread.out") ms"
 echo "FIGURE: fastcgi-flood: 200 idle + 200 one-byte + 200 trickling connections on 2 workers: $(val probe_ok "$d/flood.out") normal requests answered, slowest ${FLOOD_WORST} ms; last closed at ${FLOOD_CLOSE} ms (idle/one-byte/trickle; read_timeout_ms $READ_MS, max_connections 256 per worker)"
 echo "FIGURE: fastcgi-hostile: slowest normal request during bad version / endless params / endless body / short record: $(val probe_worst_ms "$d/badv.out")/$(val probe_worst_ms "$d/ep.out")/$(val probe_worst_ms "$d/es.out")/$(val probe_worst_ms "$d/sr.out") ms; closed after $(val closed_ms "$d/badv.out")/$(val closed_ms "$d/ep.out")/$(val closed_ms "$d/es.out")/$(val closed_ms "$d/sr.out") ms; kept idle closed after ${ki} ms (idle_timeout_ms $IDLE_MS)"
 finish

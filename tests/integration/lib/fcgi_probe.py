@@ -22,6 +22,7 @@ report it, never hang. Scenarios:
   endless-stdin   a body that never ends (1 KiB every 100 ms) on a keep-conn request
   short-record    a record that announces 65535 bytes and sends 10
   cut             connections closed mid-header and mid-record, then a normal request
+  noread          keep-conn requests pipelined without end, no answer ever read
   kept-idle       one keep-conn request, then nothing: when the server closes it
 """
 import socket
@@ -401,6 +402,29 @@ def sc_cut(addr):
         s.close()
     _, code, _, _ = one_request(addr, client="203.0.113.13")
     report(after=code)
+
+
+def sc_noread(addr):
+    """Pipelines keep-conn requests as fast as it can and never reads an answer."""
+    def run(a):
+        s = connect(a)
+        s.setblocking(False)
+        blob = request(1, client="203.0.113.20", path="/free", keep=True) * 1000
+        sent, t0 = 0, now_ms()
+        last = t0
+        closed = -1
+        while now_ms() - t0 < 20000:
+            try:
+                sent += s.send(blob[sent % len(blob):])
+                last = now_ms()
+            except BlockingIOError:
+                time.sleep(0.05)
+            except OSError:
+                closed = now_ms() - last
+                break
+        s.close()
+        report(sent=sent, stalled_closed_ms=closed)
+    hostile_with_probe(addr, run)
 
 
 def sc_kept_idle(addr):
