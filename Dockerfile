@@ -14,7 +14,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN make -j"$(nproc)" all \
- && make install PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR=/out
+ && make install-program PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR=/out
 
 FROM debian:12
 RUN apt-get update \

@@ -53,6 +53,10 @@ typedef struct rl_shm_stat {
  * The handle may be shared by threads; errstr then holds one of their last errors. */
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                     rl_error *err);
+/* The same, creating the segment owned as own says (shm.user, shm.group, shm.mode; see
+ * shm_owner.h); rl_shm_open is this with own NULL: the process's user and group, mode 0600. */
+rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                          const rl_shm_config *own, rl_error *err);
 void rl_shm_close(rl_shm *shm);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
 int rl_shm_unlink(const char *name);

@@ -142,6 +142,7 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
 static void cfg_defaults(rl_config *cfg)
 {
     cfg->shm.capacity = 100000;
+    cfg->shm.mode = 0600; /* 0660 when shm.group is given (rl_cfg_load_shm) */
     cfg->redis.enabled = 0;
     cfg->redis.port = 6379;
     cfg->redis.db = 0;

@@ -2,10 +2,15 @@
  *
  * shm, redis, proxy, headers, identity, access and admin: each loader walks its group's
  * members, rejects unknown keys, reads each value with config_value.c and applies defaults.
+ * shm.user and shm.group are looked up here, once: the request path never touches the user
+ * database.
  */
 #include "fmacros.h"
 
 #include "config_int.h"
+
+#include <grp.h>
+#include <pwd.h>
 
 /* ---- shm ----------------------------------------------------------------------------------- */
 
@@ -47,9 +52,174 @@ int rl_cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm)
     return rl_cfg_set_string(ld, name, 0, &shm->name);
 }
 
+/* ---- shm: who owns the segments ---------------------------------------------------------- */
+
+/* fchown takes (uid_t)-1 as "unchanged": never a real id. */
+#define CFG_ID_MAX 0xfffffffeULL
+
+/* What the shm group's members tell each other: shm.group's and shm.mode's defaults depend on
+ * shm.user and shm.group, whatever order they are written in. */
+typedef struct cfg_shm_ud {
+    rl_shm_config *shm;
+    int primary_set; /* shm.user names a user of the database: its primary group */
+    uint32_t primary;
+    int group_given, mode_given;
+} cfg_shm_ud;
+
+/* 1 and *out when v is a decimal id in [0, CFG_ID_MAX], else 0. */
+static int cfg_numeric_id(const char *v, uint32_t *out)
+{
+    size_t n = strlen(v);
+    unsigned long long id;
+
+    if (n == 0 || n > 10 || strspn(v, "0123456789") != n)
+        return 0;
+    id = strtoull(v, NULL, 10);
+    if (id > CFG_ID_MAX)
+        return 0;
+    *out = (uint32_t)id;
+    return 1;
+}
+
+/* getpwnam_r / getpwuid_r (by_id) with a buffer grown on ERANGE (*buf: the caller frees).
+ * 0 with *res NULL when there is no such user; an errno value when the lookup failed. */
+static int cfg_getpw(const char *name, int by_id, uint32_t id, struct passwd *pwd, char **buf,
+                     struct passwd **res)
+{
+    for (size_t size = 1024;; size *= 2) {
+        char *b = realloc(*buf, size);
+        int rc;
+
+        if (b == NULL)
+            return ENOMEM;
+        *buf = b;
+        *res = NULL;
+        rc = by_id ? getpwuid_r((uid_t)id, pwd, b, size, res) : getpwnam_r(name, pwd, b, size, res);
+        if (rc != ERANGE || size >= CFG_PW_BUF_MAX)
+            /* The man page lists these as also meaning "not found". */
+            return rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? 0 : rc;
+    }
+}
+
+static int cfg_getgr(const char *name, struct group *grp, char **buf, struct group **res)
+{
+    for (size_t size = 1024;; size *= 2) {
+        char *b = realloc(*buf, size);
+        int rc;
+
+        if (b == NULL)
+            return ENOMEM;
+        *buf = b;
+        *res = NULL;
+        rc = getgrnam_r(name, grp, b, size, res);
+        if (rc != ERANGE || size >= CFG_PW_BUF_MAX)
+            return rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? 0 : rc;
+    }
+}
+
+/* A user name of the system's database, or a numeric uid (which needs no entry). */
+static int cfg_shm_user(const cfg_loader *ld, const config_setting_t *s, cfg_shm_ud *u)
+{
+    char q[RL_QUOTE_SIZE];
+    struct passwd pwd, *pw;
+    char *buf = NULL;
+    const char *v;
+    uint32_t id = 0;
+    int numeric, rc;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    numeric = cfg_numeric_id(v, &id);
+    rc = cfg_getpw(v, 0, 0, &pwd, &buf, &pw);
+    if (rc == 0 && pw == NULL && numeric)
+        rc = cfg_getpw(NULL, 1, id, &pwd, &buf, &pw);
+    if (rc != 0) {
+        free(buf);
+        return rl_cfg_fail(ld, s, "cannot look up user %s: %s", rl_quote(q, v, strlen(v)),
+                           strerror(rc));
+    }
+    if (pw == NULL && !numeric) {
+        free(buf);
+        return rl_cfg_fail(ld, s,
+                           "unknown user %s: not in the user database (getent passwd); a "
+                           "numeric uid is also accepted",
+                           rl_quote(q, v, strlen(v)));
+    }
+    u->shm->uid_set = 1;
+    u->shm->uid = pw != NULL ? (uint32_t)pw->pw_uid : id;
+    u->primary_set = pw != NULL;
+    u->primary = pw != NULL ? (uint32_t)pw->pw_gid : 0;
+    free(buf);
+    return 0;
+}
+
+static int cfg_shm_group(const cfg_loader *ld, const config_setting_t *s, cfg_shm_ud *u)
+{
+    char q[RL_QUOTE_SIZE];
+    struct group grp, *gr;
+    char *buf = NULL;
+    const char *v;
+    uint32_t id = 0;
+    int numeric, rc;
+
+    if (rl_cfg_string(ld, s, &v) != 0)
+        return -1;
+    numeric = cfg_numeric_id(v, &id);
+    rc = cfg_getgr(v, &grp, &buf, &gr);
+    if (rc != 0) {
+        free(buf);
+        return rl_cfg_fail(ld, s, "cannot look up group %s: %s", rl_quote(q, v, strlen(v)),
+                           strerror(rc));
+    }
+    if (gr == NULL && !numeric) {
+        free(buf);
+        return rl_cfg_fail(ld, s,
+                           "unknown group %s: not in the group database (getent group); a "
+                           "numeric gid is also accepted",
+                           rl_quote(q, v, strlen(v)));
+    }
+    u->shm->gid_set = 1;
+    u->shm->gid = gr != NULL ? (uint32_t)gr->gr_gid : id;
+    u->group_given = 1;
+    free(buf);
+    return 0;
+}
+
+/* A string of octal digits: libconfig reads 0660 as the decimal number 660. The owner (the
+ * pool) maps the segment read-write, so it needs rw; the group may share it; anyone else who
+ * could open it could read the clients' keys or reset every limit, so others get nothing. */
+static int cfg_shm_mode(const cfg_loader *ld, const config_setting_t *s, cfg_shm_ud *u)
+{
+    char q[RL_QUOTE_SIZE];
+    const char *v;
+    size_t n;
+    long m;
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return rl_cfg_fail(ld, s,
+                           "must be a string of octal digits, e.g. \"0660\" (an unquoted 0660 "
+                           "would be read as the decimal number 660)");
+    v = config_setting_get_string(s);
+    n = strlen(v);
+    if (n < 3 || n > 4 || strspn(v, "01234567") != n || (n == 4 && v[0] != '0'))
+        return rl_cfg_fail(ld, s, "invalid mode %s: expected 3 or 4 octal digits, e.g. \"0660\"",
+                           rl_quote(q, v, n));
+    m = strtol(v, NULL, 8);
+    if ((m & 0600) != 0600 || (m & ~0660L) != 0)
+        return rl_cfg_fail(ld, s,
+                           "invalid mode %s: the owner needs read and write (0600), the group "
+                           "may have read and write (0060), nothing else is allowed (no "
+                           "execute, nothing for others)",
+                           rl_quote(q, v, n));
+    u->shm->mode = (int)m;
+    u->mode_given = 1;
+    return 0;
+}
+
 static int cfg_shm_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
 {
-    rl_shm_config *shm = ud;
+    cfg_shm_ud *u = ud;
+    rl_shm_config *shm = u->shm;
     long long v = 0;
     int rc;
 
@@ -58,14 +228,30 @@ static int cfg_shm_member(const cfg_loader *ld, const config_setting_t *s, void 
     else if (rl_cfg_is(s, "capacity")) {
         rc = rl_cfg_int(ld, s, CFG_SHM_CAPACITY_MIN, CFG_SHM_CAPACITY_MAX, &v);
         shm->capacity = v;
-    } else
+    } else if (rl_cfg_is(s, "user"))
+        rc = cfg_shm_user(ld, s, u);
+    else if (rl_cfg_is(s, "group"))
+        rc = cfg_shm_group(ld, s, u);
+    else if (rl_cfg_is(s, "mode"))
+        rc = cfg_shm_mode(ld, s, u);
+    else
         rc = rl_cfg_unknown_key(ld, s);
     return rc;
 }
 
 int rl_cfg_load_shm(const cfg_loader *ld, const config_setting_t *g, rl_shm_config *shm)
 {
-    return rl_cfg_members(ld, g, cfg_shm_member, shm);
+    cfg_shm_ud u = {.shm = shm};
+
+    if (rl_cfg_members(ld, g, cfg_shm_member, &u) != 0)
+        return -1;
+    if (!u.group_given && u.primary_set) {
+        shm->gid_set = 1;
+        shm->gid = u.primary;
+    }
+    if (u.group_given && !u.mode_given)
+        shm->mode = 0660; /* naming a group means sharing with it */
+    return 0;
 }
 
 /* ---- redis --------------------------------------------------------------------------------- */
@@ -335,6 +521,10 @@ static int cfg_admin_path(const cfg_loader *ld, const config_setting_t *s, char 
                            "invalid path %s: must start with '/', hold no '?', '#', space or "
                            "control bytes, and be at most %d bytes",
                            rl_quote(q, v, strlen(v)), CFG_ADMIN_PATH_MAX);
+    /* Matched on the canonical path like the rules (exactly: an alias of an admin path is an
+     * admin path, and nothing else is), so a form no request has would never match. */
+    if (rl_cfg_canonical_path(ld, s, "path", v) != 0)
+        return -1;
     return rl_cfg_set_string(ld, v, 0, dst);
 }
 

@@ -33,6 +33,7 @@
 #define CFG_SHM_NAME_MAX 200
 #define CFG_SHM_CAPACITY_MIN 16
 #define CFG_SHM_CAPACITY_MAX 100000000
+#define CFG_PW_BUF_MAX (1024 * 1024) /* a user or group entry larger than this is refused */
 #define CFG_REDIS_PREFIX_MAX 64
 #define CFG_DB_MAX 1000000
 #define CFG_TIMEOUT_MAX_MS 60000
@@ -79,6 +80,12 @@ int rl_cfg_load_shm(const cfg_loader *ld, const config_setting_t *g, rl_shm_conf
 int rl_cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm);
 
 int rl_cfg_has_control(const char *v);
+
+/* Checks v, the path of a rule or admin endpoint (`what` names it in the message): it must
+ * start with '/' and be canonical (rl_path_canon of it gives it back, and it holds no %XX),
+ * else no request could ever match it. */
+int rl_cfg_canonical_path(const cfg_loader *ld, const config_setting_t *s, const char *what,
+                          const char *v);
 
 int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_config *cfg);
 

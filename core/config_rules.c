@@ -35,16 +35,40 @@ static int cfg_rule_name(const cfg_loader *ld, const config_setting_t *s, rl_rul
     return 0;
 }
 
+int rl_cfg_canonical_path(const cfg_loader *ld, const config_setting_t *s, const char *what,
+                          const char *v)
+{
+    char canon[RL_PATH_MAX];
+    char q[RL_QUOTE_SIZE], q2[RL_QUOTE_SIZE];
+    rl_path_status st;
+
+    if (v[0] != '/')
+        return rl_cfg_fail(ld, s, "invalid %s %s: must start with '/'", what,
+                           rl_quote(q, v, strlen(v)));
+    for (const char *p = v; (p = strchr(p, '%')) != NULL; p++)
+        if (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]))
+            return rl_cfg_fail(ld, s,
+                               "invalid %s %s: requests are matched on their decoded path, so "
+                               "write the byte that %.3s stands for",
+                               what, rl_quote(q, v, strlen(v)), p);
+    st = rl_path_canon(v, RL_PATH_DECODED, canon, NULL);
+    if (st != RL_PATH_OK)
+        return rl_cfg_fail(ld, s, "invalid %s %s: %s", what, rl_quote(q, v, strlen(v)),
+                           rl_path_strerror(st));
+    if (strcmp(canon, v) != 0)
+        return rl_cfg_fail(ld, s,
+                           "invalid %s %s: no request path has this form (repeated '/', '.' or "
+                           "'..' segments are removed before matching); write %s",
+                           what, rl_quote(q, v, strlen(v)), rl_quote(q2, canon, strlen(canon)));
+    return 0;
+}
+
 static int cfg_rule_path_prefix(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
-    char q[RL_QUOTE_SIZE];
     const char *v;
 
-    if (rl_cfg_string(ld, s, &v) != 0)
+    if (rl_cfg_string(ld, s, &v) != 0 || rl_cfg_canonical_path(ld, s, "path prefix", v) != 0)
         return -1;
-    if (v[0] != '/')
-        return rl_cfg_fail(ld, s, "invalid path prefix %s: must start with '/'",
-                           rl_quote(q, v, strlen(v)));
     return rl_cfg_set_string(ld, v, 0, &rule->path_prefix);
 }
 
@@ -113,17 +137,14 @@ int rl_cfg_has_control(const char *v)
 
 static int cfg_rule_path(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
-    char q[RL_QUOTE_SIZE];
     const char *v;
 
-    if (rl_cfg_string(ld, s, &v) != 0)
+    if (rl_cfg_string(ld, s, &v) != 0 || rl_cfg_canonical_path(ld, s, "path", v) != 0)
         return -1;
-    if (v[0] != '/' || rl_cfg_has_control(v))
-        return rl_cfg_fail(ld, s, "invalid path %s: must start with '/' and hold no control bytes",
-                           rl_quote(q, v, strlen(v)));
     return rl_cfg_set_string(ld, v, 0, &rule->path);
 }
 
+/* Compiled once the whole rule is read: path_case_insensitive may come after it. */
 static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
     char q[RL_QUOTE_SIZE];
@@ -137,7 +158,10 @@ static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, 
         return -1;
     if (rule->path_regex != NULL)
         return rl_cfg_fail(ld, s, "path_regex given twice");
-    re = pcre2_compile((PCRE2_SPTR)v, PCRE2_ZERO_TERMINATED, 0, &rc, &at, NULL);
+    /* Without PCRE2_UTF: the canonical path is bytes (no UTF-8 check), so a match never
+     * fails for an invalid sequence; CASELESS then folds ASCII only, as the other matchers. */
+    re = pcre2_compile((PCRE2_SPTR)v, PCRE2_ZERO_TERMINATED, rule->path_nocase ? PCRE2_CASELESS : 0,
+                       &rc, &at, NULL);
     if (re == NULL) {
         pcre2_get_error_message(rc, why, sizeof why);
         return rl_cfg_fail(ld, s, "invalid regex %s at offset %zu: %s", rl_quote(q, v, strlen(v)),
@@ -297,7 +321,7 @@ static int cfg_rule_body(const cfg_loader *ld, const config_setting_t *s, rl_rul
 static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
 {
     rl_rule *rule = &cfg->rules[cfg->nrules];
-    const config_setting_t *limit = NULL, *burst = NULL, *cost = NULL;
+    const config_setting_t *limit = NULL, *burst = NULL, *cost = NULL, *regex = NULL;
     char q[RL_QUOTE_SIZE], why[512];
 
     if (rl_cfg_group(ld, g) != 0)
@@ -332,8 +356,11 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
             rc = cfg_rule_on_redis_down(ld, s, rule);
         else if (rl_cfg_is(s, "path"))
             rc = cfg_rule_path(ld, s, rule);
-        else if (rl_cfg_is(s, "path_regex"))
-            rc = cfg_rule_path_regex(ld, s, rule);
+        else if (rl_cfg_is(s, "path_regex")) {
+            rc = regex != NULL ? rl_cfg_fail(ld, s, "path_regex given twice") : 0;
+            regex = s;
+        } else if (rl_cfg_is(s, "path_case_insensitive"))
+            rc = rl_cfg_bool(ld, s, &rule->path_nocase);
         else if (rl_cfg_is(s, "methods"))
             rc = cfg_rule_words(ld, s, 0, &rule->methods, &rule->nmethods);
         else if (rl_cfg_is(s, "hosts"))
@@ -361,6 +388,8 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
             return -1;
     }
 
+    if (regex != NULL && cfg_rule_path_regex(ld, regex, rule) != 0)
+        return -1;
     if (rule->name[0] == '\0')
         return rl_cfg_fail(ld, g, "missing required key \"name\"");
     if (limit == NULL)

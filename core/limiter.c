@@ -2,7 +2,8 @@
  *
  * The limiter owns the two stores: the shared-memory table (always open: it is the fallback)
  * and the Redis connection (when configured), with a circuit breaker (failover.c) between
- * them. Per request it finds the client identity (identity.c), answers deny- and
+ * them. Per request it finds the client identity (identity.c), canonicalises the path
+ * (path.c: once, into a per-handle buffer, unless the caller did), answers deny- and
  * allow-listed clients at once, picks the matching rules in config order and builds one key
  * per rule (rule.c) into per-handle buffers (no allocation on the request path), then:
  *   1. with Redis: the refusal cache (refusal.c) -- a rule that Redis refused this client
@@ -61,6 +62,7 @@ struct rl_limiter {
     rl_item items[RL_MAX_MATCH];
     char material[RL_MAX_MATCH][RL_CLIENT_MAX + 1]; /* each item's client (key material) */
     char scratch[RL_KEY_SCRATCH];                   /* rl_rule_key's work space */
+    char path[RL_PATH_MAX]; /* the request's canonical path, when the caller gave it raw */
 };
 
 static int64_t limiter_clock_ms(clockid_t id)
@@ -130,7 +132,7 @@ static int limiter_open_stats(rl_limiter *lim, rl_error *err)
 {
     const rl_config *cfg = lim->cfg;
 
-    lim->stats = rl_stats_open(cfg->shm.name, err);
+    lim->stats = rl_stats_open(cfg->shm.name, &cfg->shm, err);
     if (lim->stats == NULL)
         return -1;
     lim->slots = calloc(cfg->nrules > 0 ? cfg->nrules : 1, sizeof *lim->slots);
@@ -154,7 +156,9 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         return NULL;
     }
     lim->cfg = cfg;
-    lim->shm = rl_shm_open(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg), err);
+    /* A sandbox's table is private (unlinked once mapped): it keeps the process's owner. */
+    lim->shm = rl_shm_open_owned(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg),
+                                 sandbox ? NULL : &cfg->shm, err);
     if (lim->shm == NULL) {
         free(lim);
         return NULL;
@@ -414,9 +418,8 @@ static void limiter_refuse(rl_decision *out, rl_verdict verdict, int status, con
 
 /* Picks the matching rules and builds their items. Returns how many, or -1 when a rule
  * with on_missing_key = "refuse" refused the request (out says so). */
-static int limiter_items(rl_limiter *lim, const rl_request *req, rl_decision *out)
+static int limiter_items(rl_limiter *lim, const rl_request *req, const char *path, rl_decision *out)
 {
-    const char *path = req->path != NULL ? req->path : "/";
     size_t n = 0;
 
     for (size_t i = 0; i < lim->cfg->nrules && n < RL_MAX_MATCH; i++) {
@@ -474,6 +477,18 @@ static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *o
     kind = limiter_identity(lim, req, out, addr);
     if (kind < 0)
         return -1;
+    /* The one place a raw path becomes the canonical one every rule is matched on; a path
+     * that has none (%2F, %00, bad escapes, control bytes, too long) is refused, never
+     * matched in some other form that a rule could miss. */
+    const char *path = req->path != NULL ? req->path : "/";
+    if (!req->path_canonical) {
+        rl_path_status st = rl_path_canon(path, 0, lim->path, NULL);
+        if (st != RL_PATH_OK) {
+            limiter_refuse(out, RL_VERDICT_BAD_PATH, rl_path_http_status(st), NULL);
+            return 0;
+        }
+        path = lim->path;
+    }
     if (kind == 1 && rl_cidr_match(ac->deny, ac->ndeny, addr)) {
         limiter_refuse(out, RL_VERDICT_DENYLISTED, 403, NULL);
         return 0;
@@ -483,7 +498,7 @@ static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *o
         return 0;
     }
 
-    int matched = limiter_items(lim, req, out);
+    int matched = limiter_items(lim, req, path, out);
     if (matched < 0)
         return 0;
     size_t n = (size_t)matched;

@@ -2,7 +2,9 @@
  *
  * Matching reads only what config.c prepared: exact strings, a prefix, a regex compiled at
  * load, lowercase host names. Nothing is allocated and nothing is parsed but the request's
- * own Host and Cookie values.
+ * own Host and Cookie values. The path is the canonical one (path.c, rl_path_canon), made
+ * once per request by the caller; the rule's own path and prefix were checked canonical at
+ * load, so comparing bytes (ASCII case folded with path_case_insensitive) is enough.
  *
  * Key material and its digest: the format is keys.c's.
  */
@@ -23,6 +25,37 @@ void rl_rule_derive(rl_rule *rule)
     rule->name_len = strlen(rule->name);
     rule->key_id_len = rl_keys_rule_id(rule, rule->key_id);
     rule->path_prefix_len = rule->path_prefix != NULL ? strlen(rule->path_prefix) : 0;
+    rule->path_len = rule->path != NULL ? strlen(rule->path) : 0;
+}
+
+/* ASCII case folding only, whatever the locale: a path's bytes >= 0x80 compare as they are. */
+static unsigned char rule_fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* 1 when path begins with want[0..n). */
+static int rule_starts(const char *path, const char *want, size_t n, int nocase)
+{
+    if (!nocase)
+        return strncmp(path, want, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (path[i] == '\0' ||
+            rule_fold((unsigned char)path[i]) != rule_fold((unsigned char)want[i]))
+            return 0;
+    return 1;
+}
+
+/* An exact path matches the canonical path with or without one trailing '/': servers route
+ * "/login/" to the handler of "/login" as often as not, and matching more is the safe side
+ * of a limit. */
+static int rule_exact(const rl_rule *rule, const char *path)
+{
+    const char *rest = path + rule->path_len;
+
+    if (!rule_starts(path, rule->path, rule->path_len, rule->path_nocase))
+        return 0;
+    return rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0' && rule->path_len > 1);
 }
 
 static int rule_in_list(char *const *list, size_t n, const char *s, size_t len, int nocase)
@@ -38,9 +71,10 @@ static int rule_in_list(char *const *list, size_t n, const char *s, size_t len, 
 
 int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path)
 {
-    if (rule->path != NULL && strcmp(path, rule->path) != 0)
+    if (rule->path != NULL && !rule_exact(rule, path))
         return 0;
-    if (rule->path_prefix != NULL && strncmp(path, rule->path_prefix, rule->path_prefix_len) != 0)
+    if (rule->path_prefix != NULL &&
+        !rule_starts(path, rule->path_prefix, rule->path_prefix_len, rule->path_nocase))
         return 0;
     if (rule->methods != NULL) {
         const char *m = req->method != NULL ? req->method : "";

@@ -5,13 +5,14 @@
 #include "ratelimit.h"
 
 /* Fills the fields derived from a finished rule, so the request path never measures them:
- * name_len, path_prefix_len and key_id (keys.c: the name and the fingerprint of algorithm,
+ * name_len, path_prefix_len, path_len and key_id (keys.c: the name and the fingerprint of algorithm,
  * count, period and burst). Called by the file's loader and again by every RATE_LIMIT_*
  * override that changes the numbers: a stale key_id would read one limit's state under
  * another. */
 void rl_rule_derive(rl_rule *rule);
 
-/* 1 when every condition of rule holds for req (path is req->path or "/"). */
+/* 1 when every condition of rule holds for req; path is the request's canonical path
+ * (rl_path_canon), never the raw target. */
 int rl_rule_matches(const rl_rule *rule, const rl_request *req, const char *path);
 
 /* What rl_rule_matches returns when path_regex's match stopped at its limit: the rule does

@@ -54,7 +54,9 @@
  * before it is overwritten. `ref` bits and the hand need no repair (any value is valid). State
  * words written when the owner died may be torn; every algorithm clamps any state to what
  * its limit allows (algo.h), so a torn state can never admit more than a full quota. Tests
- * reach this path with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see shm_test_die).
+ * reach this path with RL_SHM_TEST_DIE_IN_LOCK=1 (read at open; see rl_shm_test_die), in
+ * test builds only (-DRL_TESTING, the GNUmakefile's $(B)/testing/): a release build has
+ * neither the hook nor the getenv.
  *
  * Expiry is amortised, no sweeper: an entry whose expiry <= now reads as absent, and every
  * insert first moves its stripe's hand over 2 slots, taking back those expired; the eviction
@@ -70,6 +72,7 @@
 #include "fmacros.h"
 
 #include "shm_int.h"
+#include "shm_owner.h"
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -337,7 +340,12 @@ static int shm_check_name(const char *name, rl_error *err)
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                     rl_error *err)
 {
-    const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
+    return rl_shm_open_owned(name, capacity, key_max, state_words, NULL, err);
+}
+
+rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                          const rl_shm_config *own, rl_error *err)
+{
     const int64_t start = shm_monotonic_ms();
     shm_geom g;
     rl_shm *shm;
@@ -367,25 +375,34 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
     shm->capacity = (uint64_t)capacity;
     shm->key_max = (uint32_t)key_max;
     shm->state_words = (uint32_t)state_words;
-    shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
+#ifdef RL_TESTING
+    {
+        const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
+        shm->die_in_lock = hook != NULL && strcmp(hook, "1") == 0;
+    }
+#endif
 
     for (;;) {
-        int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        int fd = rl_shm_create_owned(name, own, err); /* O_EXCL, given to its owner */
         if (fd >= 0) {
             rc = shm_create(shm, fd, &g, capacity, err);
             close(fd);
             break;
         }
+        if (fd == RL_SHM_OWN_FAILED)
+            break;
         if (errno != EEXIST) {
             shm_operr(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
             break;
         }
-        fd = shm_open(name, O_RDWR, 0);
+        while ((fd = shm_open(name, O_RDWR, 0)) < 0 &&
+               shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS && rl_shm_wait_owner(name, errno))
+            ; /* its creator has not given it to its owner yet */
         if (fd < 0) {
             /* Removed between our two opens (a creator that failed): try creating again. */
             if (errno == ENOENT && shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS)
                 continue;
-            shm_operr(err, "shm \"%s\": cannot open it: %s", name, strerror(errno));
+            rl_shm_open_error(name, errno, err);
             break;
         }
         rc = shm_attach(shm, fd, &g, capacity, start, err);

@@ -123,8 +123,10 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
         }
         shm->stripes[order[k]].dirty = 1;
     }
+#ifdef RL_TESTING
     if (shm->die_in_lock)
         rl_shm_test_die(shm, order, nlocked);
+#endif
     if (now_ms < 0)
         now_ms = shm_realtime_ms(); /* under the locks: decisions on a key in clock order */
 

@@ -115,7 +115,9 @@ struct rl_shm {
         uint32_t first, nslots;
     } span[SHM_STRIPES_MAX];
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
-    int die_in_lock;                       /* test hook, see rl_shm_test_die */
+#ifdef RL_TESTING
+    int die_in_lock; /* test hook, see rl_shm_test_die (test builds only) */
+#endif
     char name[NAME_MAX + 1];
     char errstr[256];
 };
@@ -145,7 +147,9 @@ void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, siz
 
 uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h);
 
+#ifdef RL_TESTING
 void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked);
+#endif
 
 void rl_shm_unlock(rl_shm *shm, uint32_t s);
 

@@ -404,7 +404,8 @@ void rl_shm_unlock(rl_shm *shm, uint32_t s)
     pthread_mutex_unlock(&shm->stripes[s].lock);
 }
 
-/* Test hook (RL_SHM_TEST_DIE_IN_LOCK=1 at open): die holding the locks, dirty, with the
+#ifdef RL_TESTING
+/* Test hook, test builds only (RL_SHM_TEST_DIE_IN_LOCK=1 at open): die holding the locks, dirty, with the
  * stripes' indexes wiped as a half-done mutation could leave them, so that only a rebuild
  * from the slots can find the keys again. */
 void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked)
@@ -418,3 +419,4 @@ void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked)
     }
     _exit(9);
 }
+#endif

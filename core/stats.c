@@ -36,10 +36,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shm_owner.h"
 #include "stats.h"
 
 #define STATS_MAGIC 0x3130545453544c52ULL /* "RLTSTT01" in little-endian bytes */
-#define STATS_VERSION 2u /* 2: the regex_limit counter */
+#define STATS_VERSION 2u                  /* 2: the regex_limit counter */
 #define STATS_SUFFIX "-stats"
 #define STATS_ATTACH_WAIT_MS 2000
 #define STATS_CLAIM_WAIT_MS 100
@@ -216,8 +217,9 @@ static stats_segment *stats_create(int fd, const char *name, rl_error *err)
     return s;
 }
 
-rl_stats_seg *rl_stats_open(const char *shm_name, rl_error *err)
+rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err)
 {
+    const int64_t deadline = stats_monotonic_ms() + STATS_ATTACH_WAIT_MS;
     char name[NAME_MAX + 2];
     stats_segment *s = NULL;
     rl_stats_seg *st;
@@ -227,21 +229,25 @@ rl_stats_seg *rl_stats_open(const char *shm_name, rl_error *err)
         return NULL;
     }
     for (int tries = 0; s == NULL && tries < 2; tries++) {
-        int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        int fd = rl_shm_create_owned(name, own, err); /* O_EXCL, given to its owner */
         if (fd >= 0) {
             s = stats_create(fd, name, err);
             close(fd);
             break;
         }
+        if (fd == RL_SHM_OWN_FAILED)
+            return NULL;
         if (errno != EEXIST) {
             stats_err(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
             return NULL;
         }
-        fd = shm_open(name, O_RDWR, 0);
+        while ((fd = shm_open(name, O_RDWR, 0)) < 0 && stats_monotonic_ms() <= deadline &&
+               rl_shm_wait_owner(name, errno))
+            ; /* its creator has not given it to its owner yet */
         if (fd < 0) {
             if (errno == ENOENT)
                 continue; /* removed between our two opens: create it again */
-            stats_err(err, "shm \"%s\": cannot open it: %s", name, strerror(errno));
+            rl_shm_open_error(name, errno, err);
             return NULL;
         }
         s = stats_attach(fd, name, err);

@@ -8,9 +8,10 @@
 
 typedef struct rl_stats_seg rl_stats_seg;
 
-/* Creates or attaches to the segment of the table named shm_name (its name + "-stats").
- * NULL with err on failure. */
-rl_stats_seg *rl_stats_open(const char *shm_name, rl_error *err);
+/* Creates or attaches to the segment of the table named shm_name (its name + "-stats"); one
+ * it creates is owned as own says (NULL: the process's user and group, mode 0600; see
+ * shm_owner.h). NULL with err on failure. */
+rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err);
 void rl_stats_close(rl_stats_seg *st);
 /* The slot of a rule name, claimed when new: 0..RL_STATS_SLOTS-1, or -1 when every slot is
  * taken by other names. Lock-free; for open time, not the request path. */

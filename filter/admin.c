@@ -96,7 +96,7 @@ admin_endpoint admin_match(const handle_ctx *ctx)
     const rl_admin_config *ac = &ctx->cfg->admin;
     const char *p = ctx->req.path;
 
-    if (!ac->enabled || ctx->req.role != REQUEST_ROLE_RESPONDER)
+    if (!ac->enabled)
         return ADMIN_NONE;
     if (strcmp(p, ac->health_path) == 0)
         return ADMIN_HEALTH;

@@ -1,7 +1,9 @@
 /* admin.h -- the admin endpoints: health, statistics, a test decision, Prometheus metrics
  *
  * Served in the responder role only (an authorizer's 200 body never reaches the client), to
- * clients in admin.allow; never rate-limited, never forwarded. Each answer is built whole
+ * clients in admin.allow; never rate-limited, never forwarded. In the authorizer role an admin
+ * path is answered 200 without a decision (handle.c), so the responder mount behind it serves
+ * it uncharged. Paths are matched exactly on the canonical path. Each answer is built whole
  * in an admin_out (allocated: the answers are small, but grow with the number of rules, and
  * admin requests are not the hot path), then sent.
  */
@@ -33,7 +35,8 @@ void admin_outf(admin_out *o, const char *fmt, ...) RL_PRINTF(2, 3);
 void admin_outn(admin_out *o, const char *p, size_t n);
 void admin_out_free(admin_out *o);
 
-/* The endpoint a loaded request (ctx->req) is for, or ADMIN_NONE. */
+/* The endpoint a loaded request (ctx->req, its canonical path) is for, in either role, or
+ * ADMIN_NONE (also when admin.enabled is off). */
 admin_endpoint admin_match(const handle_ctx *ctx);
 
 /* Answers the request through io (FastCGI or plain CGI: reads a POST body from io->read).

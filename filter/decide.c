@@ -12,10 +12,14 @@
 #include "decide.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "decision_json.h"
 #include "ratelimit.h"
@@ -60,6 +64,40 @@ static int decide_parse_header(const char *arg, decide_headers *hs)
     return 0;
 }
 
+/* 1 when the segment NAME (or NAME + suffix) does not exist. */
+static int decide_missing(const char *name, const char *suffix)
+{
+    char n[512];
+    int fd;
+
+    if (snprintf(n, sizeof n, "%s%s", name, suffix) >= (int)sizeof n)
+        return 0; /* the limiter reports the name */
+    fd = shm_open(n, O_RDONLY, 0);
+    if (fd >= 0)
+        close(fd);
+    return fd < 0 && errno == ENOENT;
+}
+
+/* Run as root without shm.user, --decide would create the table or its statistics ("-stats",
+ * stats.c) owned by root, mode 0600, and a pool running as the web server's user could then
+ * not open them (every request a 500). A tool must never lock the pool out: refuse, say how.
+ * Segments that exist are only attached to, which changes no owner. */
+static int decide_root_would_create(const rl_config *cfg, const char *file)
+{
+    const char *which = decide_missing(cfg->shm.name, "")         ? ""
+                        : decide_missing(cfg->shm.name, "-stats") ? "-stats"
+                                                                  : NULL;
+    if (geteuid() != 0 || cfg->shm.uid_set || which == NULL)
+        return 0;
+    fprintf(stderr,
+            "ratelimit-filter: shm \"%s%s\" does not exist yet, and --decide run as root would "
+            "create it owned by root, which a pool running as another user could not open; set "
+            "shm.user (the web server's user, e.g. \"www-data\") in %s, or run --decide as the "
+            "pool's user (runuser -u www-data -- ratelimit-filter --decide ...)\n",
+            cfg->shm.name, which, file);
+    return 1;
+}
+
 int decide_run(const char *file, const decide_args *a)
 {
     static decide_headers hs; /* 2.5 KiB, off the stack */
@@ -76,6 +114,10 @@ int decide_run(const char *file, const decide_args *a)
     if (cfg == NULL) {
         fprintf(stderr, "ratelimit-filter: %s\n", err.text);
         return 1;
+    }
+    if (decide_root_would_create(cfg, file)) {
+        rl_config_free(cfg);
+        return 3;
     }
     lim = rl_limiter_open(cfg, &err);
     if (lim == NULL) {

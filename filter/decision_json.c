@@ -16,6 +16,7 @@ static const char *decide_verdict(rl_verdict v)
     case RL_VERDICT_LIMITED: return "limited";
     case RL_VERDICT_DENYLISTED: return "deny-listed";
     case RL_VERDICT_MISSING_KEY: return "missing-key";
+    case RL_VERDICT_BAD_PATH: return "bad-path";
     default: return "allowed";
     }
 }

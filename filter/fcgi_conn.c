@@ -14,8 +14,12 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "log.h"
 
 typedef enum conn_mode {
     CONN_PUMP, /* the server loop: stop when a request is ready */
@@ -444,6 +448,23 @@ fcgi_step fcgi_conn_end(fcgi_conn *c, int ok)
         return conn_finish(c);
     fcgi_conn_set_state(c, FCGI_CONN_DRAIN, fcgi_now_ms());
     return FCGI_STEP_MORE;
+}
+
+void fcgi_conn_abort(fcgi_conn *c, int wait_ms)
+{
+    const struct timespec tick = {0, 2 * 1000 * 1000};
+    int unread = 0;
+
+    if (!c->broken && fcgi_conn_flush(c, 1) == 0) { /* else the web server is gone */
+        int64_t deadline = fcgi_now_ms() + wait_ms;
+        while (ioctl(c->fd, TIOCOUTQ, &unread) == 0 && unread > 0 && fcgi_now_ms() < deadline)
+            nanosleep(&tick, NULL);
+        if (unread > 0)
+            log_warn("the web server left %d bytes of a cut answer unread for %d ms", unread,
+                     wait_ms);
+    }
+    shutdown(c->fd, SHUT_RDWR);
+    c->broken = 1;
 }
 
 /* ---- parameters ---------------------------------------------------------------------------- */

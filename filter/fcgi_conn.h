@@ -96,6 +96,14 @@ int fcgi_conn_write_stdout(void *ud, const char *buf, int n);
  * must be closed at once (FCGI_STEP_CLOSE, closing not set). */
 fcgi_step fcgi_conn_end(fcgi_conn *c, int ok);
 
+/* Ends a cut answer as an error: flushes what was made, waits (at most wait_ms) until the web
+ * server has read every byte sent (TIOCOUTQ: on a unix socket the bytes its reader has not
+ * consumed, on TCP the bytes it has not acknowledged), then shuts the connection down with no
+ * FCGI_END_REQUEST. lighttpd, finding the end in the same event as the answer's head, would
+ * pass on a Content-Length of what it got: a complete-looking truncated answer. The caller
+ * closes the connection afterwards. */
+void fcgi_conn_abort(fcgi_conn *c, int wait_ms);
+
 /* Enters state st at now (its deadline: idle_ms for IDLE, read_ms otherwise). */
 void fcgi_conn_set_state(fcgi_conn *c, fcgi_conn_state st, int64_t now);
 int64_t fcgi_now_ms(void);

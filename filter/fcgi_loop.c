@@ -183,10 +183,10 @@ static int loop_hook_tick(void *ud)
     return loop_stop != 0;
 }
 
-static const rl_fastcgi_config *loop_hook_limits(void *ud)
+static const rl_config *loop_hook_config(void *ud)
 {
     const loop_state *st = ud;
-    return &(*st->cfg)->fastcgi;
+    return *st->cfg;
 }
 
 static int loop_fcgi(handle_ctx *ctx, response *rsp, rl_config **cfg, rl_limiter **lim)
@@ -194,7 +194,7 @@ static int loop_fcgi(handle_ctx *ctx, response *rsp, rl_config **cfg, rl_limiter
     loop_state st = {.ctx = ctx, .rsp = rsp, .cfg = cfg, .lim = lim};
     fcgi_server_hooks hooks = {.serve = loop_hook_serve,
                                .tick = loop_hook_tick,
-                               .limits = loop_hook_limits,
+                               .config = loop_hook_config,
                                .wait_mask = &loop_wait_mask,
                                .ud = &st};
     int rc = fcgi_server_run(LOOP_LISTEN_FD, &hooks);

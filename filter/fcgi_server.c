@@ -110,13 +110,8 @@ static int srv_serve(srv *s, fcgi_conn *c)
         log_warn("400: a request's parameters were malformed or longer than %d bytes",
                  FCGI_PARAMS_MAX);
     int rc = s->h->serve(s->h->ud, &io);
-    if (rc != 0) {
-        /* Cut: the web server must see a failure, never a complete (truncated) answer. A
-         * plain close can read as a normal end of the response to it (lighttpd ends the
-         * client's chunked body properly on EOF); a reset (linger 0) cannot. */
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
+    if (rc != 0) /* cut: the web server must see a failure, never a complete answer */
+        fcgi_conn_abort(c, s->h->config(s->h->ud)->proxy.timeout_ms);
     if (fcgi_conn_end(c, rc == 0) == FCGI_STEP_CLOSE && !c->closing) {
         srv_remove(s, c);
         return -1;
@@ -205,7 +200,7 @@ static void srv_listen(srv *s, int on)
 
 static void srv_accept(srv *s)
 {
-    const rl_fastcgi_config *lim = s->h->limits(s->h->ud);
+    const rl_fastcgi_config *lim = &s->h->config(s->h->ud)->fastcgi;
 
     for (int i = 0; i < SRV_ACCEPTS_PER_WAKE; i++) {
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -323,7 +318,7 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
     for (;;) {
         if (h->tick(h->ud))
             break;
-        int want = h->limits(h->ud)->max_connections;
+        int want = h->config(h->ud)->fastcgi.max_connections;
         if (want != cap_for) { /* at start and after a reload that changed it */
             s.cap = srv_cap(want);
             cap_for = want;

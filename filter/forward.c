@@ -2,6 +2,11 @@
  *
  * Owns this process's proxy, made at the first forwarded request, i.e. after any fork, so no
  * libcurl connection is ever shared between processes.
+ *
+ * A FastCGI answer cut short after its head went out is never ended: what was made is
+ * flushed, the web server is given time to read all of it (the head included), then the
+ * connection is shut down with no FCGI_END_REQUEST, so the client's response ends as an
+ * error (chunked body without its terminator, or a reset), never as a complete one.
  */
 #include "../core/fmacros.h"
 

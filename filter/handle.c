@@ -87,8 +87,20 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
         response_error(out, status);
         return;
     }
-    if ((ctx->admin = admin_match(ctx)) != ADMIN_NONE)
-        return; /* never rate-limited, never forwarded */
+    if ((ctx->admin = admin_match(ctx)) != ADMIN_NONE) {
+        if (req->role == REQUEST_ROLE_RESPONDER)
+            return; /* served by the caller: never rate-limited, never forwarded */
+        /* Authorizer: let it through to the responder mount that serves the endpoint,
+         * without a decision: no rule is consulted, no counter moves. The path is canonical
+         * and matched exactly, so no other path gets this answer. */
+        ctx->admin = ADMIN_NONE;
+        memset(&ctx->dec, 0, sizeof ctx->dec);
+        ctx->dec.allowed = 1;
+        ctx->dec.status = 200;
+        ctx->dec.decider = -1;
+        response_decision(out, ctx->cfg, req, &ctx->dec);
+        return;
+    }
 
     rl_request rq = {
         .remote_addr = req->client,
@@ -98,6 +110,7 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
         .header = request_get_header,
         .header_ud = req,
         .cost = 1,
+        .path_canonical = 1, /* request_load made it so */
     };
     if (rl_decide(ctx->lim, &rq, &ctx->dec) != 0) {
         char path[256];

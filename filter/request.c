@@ -62,28 +62,31 @@ static int request_load_client(request *req, const char *addr)
     return 0;
 }
 
-static int request_path_too_long(request *req, size_t len)
+/* The canonical path (rl_path_canon) of target into req->path; 0, or the status to refuse
+ * the request with (400, 414) and req->reason set. */
+static int request_canon(request *req, const char *target, unsigned flags)
 {
-    snprintf(req->reason, sizeof req->reason, "request path of %zu bytes (at most %d)", len,
-             REQUEST_PATH_MAX - 1);
-    req->path[0] = '\0';
-    return 414;
+    char shown[64];
+    rl_path_status st = rl_path_canon(target, flags, req->path, NULL);
+
+    if (st == RL_PATH_OK)
+        return 0;
+    snprintf(req->reason, sizeof req->reason, "%s: \"%s\" (%zu bytes)", rl_path_strerror(st),
+             log_escape(shown, sizeof shown, target), strlen(target));
+    return rl_path_http_status(st);
 }
 
+/* Made canonical here, once per request: the admin endpoints and every rule (rl_decide is
+ * told so by path_canonical) match this one form. */
 static int request_load_path(request *req, char **params)
 {
     const char *uri = FCGX_GetParam("REQUEST_URI", params);
 
-    if (uri != NULL && uri[0] != '\0') {
-        size_t n = strcspn(uri, "?");
-        if (n >= sizeof req->path)
-            return request_path_too_long(req, n);
-        memcpy(req->path, uri, n);
-        req->path[n] = '\0';
-        return 0;
-    }
+    if (uri != NULL && uri[0] != '\0')
+        return request_canon(req, uri, 0);
 
-    /* No REQUEST_URI (some CGI callers): rebuild the path from its two halves. */
+    /* No REQUEST_URI (some CGI callers): rebuild the path from its two halves, which the web
+     * server has decoded already (decoding them again would read "%2541" as "A"). */
     const char *script = FCGX_GetParam("SCRIPT_NAME", params);
     const char *info = FCGX_GetParam("PATH_INFO", params);
     size_t ns = script ? strlen(script) : 0, ni = info ? strlen(info) : 0;
@@ -91,14 +94,17 @@ static int request_load_path(request *req, char **params)
         strcpy(req->path, "/"); /* nothing to go by: the rules for "/" apply */
         return 0;
     }
-    if (ns + ni >= sizeof req->path)
-        return request_path_too_long(req, ns + ni);
+    if (ns + ni >= sizeof req->raw) {
+        snprintf(req->reason, sizeof req->reason, "%s: SCRIPT_NAME + PATH_INFO of %zu bytes",
+                 rl_path_strerror(RL_PATH_TOO_LONG), ns + ni);
+        return rl_path_http_status(RL_PATH_TOO_LONG);
+    }
     if (ns)
-        memcpy(req->path, script, ns);
+        memcpy(req->raw, script, ns);
     if (ni)
-        memcpy(req->path + ns, info, ni);
-    req->path[ns + ni] = '\0';
-    return 0;
+        memcpy(req->raw + ns, info, ni);
+    req->raw[ns + ni] = '\0';
+    return request_canon(req, req->raw, RL_PATH_DECODED);
 }
 
 static void request_add_name(request *req, const char *name)

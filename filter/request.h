@@ -3,7 +3,9 @@
  * The server loop keeps the parameters in storage it reuses for the next request (fcgi_conn.c),
  * so the few the decision needs are copied into this fixed struct, each bounded. A request
  * whose client address is missing or could not be an address is refused (400), never decided
- * under a key the client could choose; a path longer than REQUEST_PATH_MAX is refused (414).
+ * under a key the client could choose. The path is made canonical here, once (rl_path_canon):
+ * one the core refuses (%2F, %00, a bad escape, a control byte) is refused with 400, one of
+ * REQUEST_PATH_MAX bytes or more (query excluded) with 414.
  *
  * Headers: only those the configuration reads are copied (the forwarded header, Cookie, and
  * every header a rule's key names), each from its CGI parameter HTTP_<NAME> (upper case, '-'
@@ -20,7 +22,7 @@
 
 #define REQUEST_CLIENT_MAX 46   /* INET6_ADDRSTRLEN: the longest textual address + NUL */
 #define REQUEST_METHOD_MAX 32
-#define REQUEST_PATH_MAX 4096   /* bytes of the path + NUL */
+#define REQUEST_PATH_MAX RL_PATH_MAX /* bytes of the path (query excluded) + NUL */
 #define REQUEST_REASON_MAX 256
 #define REQUEST_HOST_MAX 256    /* bytes of the Host header + NUL */
 #define REQUEST_HEADER_MAX 8192 /* bytes of one header value, NUL excluded */
@@ -43,8 +45,9 @@ typedef enum request_role {
 typedef struct request {
     char client[REQUEST_CLIENT_MAX]; /* REMOTE_ADDR, a valid IPv4 or IPv6 address */
     char method[REQUEST_METHOD_MAX]; /* REQUEST_METHOD, "" when the server gave none */
-    char path[REQUEST_PATH_MAX];     /* REQUEST_URI before '?', else SCRIPT_NAME+PATH_INFO,
-                                        else "/" */
+    char path[REQUEST_PATH_MAX];     /* the canonical path (rl_path_canon) of REQUEST_URI,
+                                        else of SCRIPT_NAME+PATH_INFO, else "/" */
+    char raw[REQUEST_PATH_MAX];      /* scratch: SCRIPT_NAME+PATH_INFO joined */
     char host[REQUEST_HOST_MAX];     /* HTTP_HOST, "" when absent */
     request_role role;               /* from FCGI_ROLE */
     request_header headers[REQUEST_HEADERS_MAX]; /* names from request_init */

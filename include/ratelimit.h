@@ -24,6 +24,12 @@
 extern "C" {
 #endif
 
+/* Every function and object declared in this header is the library's interface: exported by
+ * libratelimit.so, which is compiled with -fvisibility=hidden so that nothing else is. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #if defined(__GNUC__)
 #define RL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define RL_WARN_UNUSED __attribute__((warn_unused_result))
@@ -131,9 +137,11 @@ typedef struct rl_rule {
     size_t key_id_len;           /* strlen(key_id) */
     int line;                    /* where the rule starts in the config file */
     rl_algo algo;
-    char *path_prefix;      /* request path starts with it; "/" when no path condition is given */
+    char *path_prefix;      /* canonical request path starts with it; "/" when no path condition */
     size_t path_prefix_len; /* strlen(path_prefix), computed at load (0 when NULL) */
-    char *path;             /* request path equals it; NULL = any */
+    char *path;             /* canonical request path equals it (or it + "/"); NULL = any */
+    size_t path_len;        /* strlen(path), computed at load (0 when NULL) */
+    int path_nocase;        /* path, path_prefix, path_regex ignore ASCII case */
     char *path_regex_text;  /* PCRE2 regex as written; NULL = any */
     void *path_regex;       /* its compiled pcre2_code (JIT when available), owned */
     void *path_regex_match; /* its pcre2_match_data, made once at load, owned */
@@ -157,9 +165,18 @@ typedef struct rl_rule {
     rl_redis_down on_redis_down; /* used only with Redis enabled */
 } rl_rule;
 
+/* Who owns the segments a process creates (the table and its "-stats"): applied to the new
+ * segment's fd before it is sized, so no other process can open it meanwhile. Resolved once at
+ * load (shm.user, shm.group, shm.mode); an existing segment is never changed. A zeroed struct
+ * means "the creating process's user and group, mode 0600". */
 typedef struct rl_shm_config {
     char *name;       /* POSIX shared-memory name, "/..." */
     int64_t capacity; /* keys the table holds; the least recently used is evicted */
+    int uid_set;      /* shm.user given: the segments' owner is uid ... */
+    uint32_t uid;     /* ... else the creating process's user */
+    int gid_set;      /* shm.group given, or shm.user's primary group: gid ... */
+    uint32_t gid;     /* ... else the creating process's group */
+    int mode;         /* shm.mode, 0600 by default (0660 with shm.group); 0 reads as 0600 */
 } rl_shm_config;
 
 typedef struct rl_redis_config {
@@ -274,6 +291,8 @@ typedef enum rl_verdict {
     RL_VERDICT_LIMITED,     /* an enforced rule refuses (status = that rule's status) */
     RL_VERDICT_DENYLISTED,  /* the client is in access.deny (status 403) */
     RL_VERDICT_MISSING_KEY, /* a rule with on_missing_key = "refuse" had no key */
+    RL_VERDICT_BAD_PATH,    /* the path was refused by rl_path_canon (status 400 or 414); no
+                               rule was consulted */
 } rl_verdict;
 
 typedef struct rl_decision {
@@ -300,13 +319,58 @@ typedef const char *(*rl_header_fn)(void *ud, const char *lowercase_name);
 typedef struct rl_request {
     const char *remote_addr; /* the peer's address (REMOTE_ADDR); NULL: client is used */
     const char *client;      /* older name of remote_addr, read when remote_addr is NULL */
-    const char *path;        /* request path, query excluded; NULL counts as "/" */
-    const char *method;      /* may be NULL */
-    const char *host;        /* Host header, may hold a port; NULL = none */
-    rl_header_fn header;     /* may be NULL: no headers (and no cookies) */
+    /* The request target as the client sent it (query allowed), canonicalised by rl_decide
+     * (rl_path_canon); NULL counts as "/". */
+    const char *path;
+    const char *method;  /* may be NULL */
+    const char *host;    /* Host header, may hold a port; NULL = none */
+    rl_header_fn header; /* may be NULL: no headers (and no cookies) */
     void *header_ud;
     int64_t cost; /* units this request costs (times each rule's cost); 0 = 1 */
+    /* 1: path is already rl_path_canon's output (the filter canonicalises once, to match its
+     * admin paths too): rl_decide uses it as it is. Canonicalising twice would decode twice. */
+    int path_canonical;
 } rl_request;
+
+/* ---- request paths (path.c) ---------------------------------------------------------------- */
+
+/* Bytes of a request path the core accepts, the query excluded, NUL included. */
+#define RL_PATH_MAX 4096
+
+/* What rl_path_canon found. Every status but RL_PATH_OK refuses the request
+ * (rl_path_http_status: 414 for RL_PATH_TOO_LONG, 400 for the others). */
+typedef enum rl_path_status {
+    RL_PATH_OK = 0,
+    RL_PATH_TOO_LONG,      /* RL_PATH_MAX bytes or more before the query */
+    RL_PATH_BAD_ESCAPE,    /* '%' not followed by two hexadecimal digits */
+    RL_PATH_ENCODED_SLASH, /* %2F: a '/' that is not a separator */
+    RL_PATH_NUL,           /* %00 */
+    RL_PATH_CONTROL,       /* a control byte (0x01-0x1f, 0x7f), sent raw or encoded */
+    RL_PATH_NOT_ABSOLUTE,  /* neither "/..." nor "scheme://authority/..." (e.g. "*") */
+} rl_path_status;
+
+/* rl_path_canon flag: the path was already percent-decoded by the web server (CGI's
+ * SCRIPT_NAME + PATH_INFO, a rule's own path): '%', '?' and '#' are ordinary bytes. */
+#define RL_PATH_DECODED 1u
+
+/* The canonical form of a request target, the path every rule and admin endpoint is matched
+ * on, written to out (RL_PATH_MAX bytes) with its length in *outlen (may be NULL):
+ *   - "scheme://authority" of an absolute-form target is dropped ("" becomes "/");
+ *   - the query ('?') and a fragment ('#') are cut before anything is decoded;
+ *   - every %XX is decoded (hex digits of either case), except that %2F, %00, control bytes
+ *     and invalid escapes refuse the path (see rl_path_status);
+ *   - repeated '/' are merged, "." and ".." segments removed (RFC 3986 5.2.4; ".." never
+ *     climbs above "/"); a trailing '/' stays, and "/a/." or "/a/b/.." end in '/';
+ *   - bytes >= 0x80 are kept as they are (no UTF-8 check or normalisation), case is kept.
+ * No allocation. On refusal out is "". The result is stable: canonicalising it again with
+ * RL_PATH_DECODED gives it back. */
+rl_path_status rl_path_canon(const char *target, unsigned flags, char *out, size_t *outlen);
+
+/* A short English reason for st ("encoded slash (%2F) in the path"); static. */
+const char *rl_path_strerror(rl_path_status st);
+
+/* The HTTP status a refused path is answered with: 414 for RL_PATH_TOO_LONG, else 400. */
+int rl_path_http_status(rl_path_status st);
 
 typedef struct rl_limiter rl_limiter;
 
@@ -443,6 +507,10 @@ int rl_format_state(const rl_decision *d, char *buf, size_t size);
 
 /* Whole seconds, rounded up, of a millisecond delay (headers speak seconds). */
 int64_t rl_ms_to_s_ceil(int64_t ms);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -3,9 +3,11 @@
  * The input is split at NUL bytes into at most 64 "NAME=value" parameters, the array libfcgi
  * (or a CGI environment) hands the filter; request_load copies what a decision needs out of it
  * with libfcgi's own FCGX_GetParam. Contract: 0 only with a client that is a real IPv4/IPv6
- * address (a zone allowed on IPv6) of at most 45 bytes, a bounded method and path, and no '?'
- * in a path taken from REQUEST_URI; otherwise 400 or 414 with a reason that is one printable line. The filter's
- * sources are compiled into this target (they are not in libratelimit).
+ * address (a zone allowed on IPv6) of at most 45 bytes, a bounded method, and a canonical
+ * path (rl_path_canon): it starts with '/', holds no "//", no "." or ".." segment and no
+ * control byte, and is its own canonical form; otherwise 400 or 414 with a reason that is one
+ * printable line. The filter's sources are compiled into this target (they are not in
+ * libratelimit).
  */
 #include "fmacros.h"
 
@@ -55,12 +57,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st == 0) {
         if (!fuzz_is_address(req.client) || strlen(req.client) >= REQUEST_CLIENT_MAX)
             abort();
-        const char *uri = FCGX_GetParam("REQUEST_URI", params);
-        if (strlen(req.path) >= REQUEST_PATH_MAX || strlen(req.method) >= REQUEST_METHOD_MAX)
+        static char again[RL_PATH_MAX];
+        size_t n = strlen(req.path);
+        if (n >= REQUEST_PATH_MAX || strlen(req.method) >= REQUEST_METHOD_MAX)
             abort();
-        /* The query is cut from REQUEST_URI; a PATH_INFO may hold a decoded '?' (found by
-         * this target: not a bug, a path character like any other). */
-        if (uri != NULL && uri[0] != '\0' && strchr(req.path, '?') != NULL)
+        /* Canonical: what every rule and admin path is matched on. (A decoded '?' may be in
+         * it: "%3F" is a path character like any other.) */
+        if (req.path[0] != '/' || strstr(req.path, "//") != NULL ||
+            strstr(req.path, "/./") != NULL || strstr(req.path, "/../") != NULL ||
+            (n >= 2 && strcmp(req.path + n - 2, "/.") == 0) ||
+            (n >= 3 && strcmp(req.path + n - 3, "/..") == 0))
+            abort();
+        for (const char *p = req.path; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                abort();
+        if (rl_path_canon(req.path, RL_PATH_DECODED, again, NULL) != RL_PATH_OK ||
+            strcmp(again, req.path) != 0)
             abort();
         if (req.role != REQUEST_ROLE_AUTHORIZER && req.role != REQUEST_ROLE_RESPONDER)
             abort();

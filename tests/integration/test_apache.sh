@@ -10,50 +10,13 @@
 #      backend gives 504, a stopped one 502; past the limit 429 without the backend
 #   C  mod_cgi: the binary as a plain CGI program, one process per request sharing shared
 #      memory: 7 requests give exactly 5 x 200 then 2 x 429
-# Each Apache is started by hand (apache2 -f CONF -DFOREGROUND, User www-data) on a free
-# 127.0.0.1 port below 32768; every wait is bounded; everything is stopped by pid on exit.
+# Each Apache is started by hand (lib/apache.sh: apache2 -f CONF -DFOREGROUND, User www-data) on a
+# free 127.0.0.1 port below 32768; every wait is bounded; everything is stopped by pid on exit.
 set -euo pipefail
 NAME=test_apache
 source "$(dirname "$0")/lib/lib.sh"
+source "$(dirname "$0")/lib/apache.sh"
 need apache2 lighttpd curl perl cmp
-MODS=/usr/lib/apache2/modules
-
-# A minimal Apache around one recipe: $1 dir, $2 port, $3 recipe file (already templated),
-# $4 extra modules.
-start_apache() {
-    local d=$1 m
-    mkdir -p "$d/www"
-    echo "hello from apache" > "$d/www/index.html"
-    {
-        echo "ServerName 127.0.0.1"
-        echo "Listen 127.0.0.1:$2"
-        echo "PidFile $d/httpd.pid"
-        echo "DefaultRuntimeDir $d"
-        echo "ErrorLog $d/error.log"
-        echo "LogLevel warn"
-        echo "User www-data"
-        echo "Group www-data"
-        echo "Timeout 10"
-        for m in mpm_prefork authz_core authn_core authz_user mime dir alias env $4; do
-            echo "LoadModule ${m}_module $MODS/mod_$m.so"
-        done
-        echo "DocumentRoot $d/www"
-        echo "DirectoryIndex index.html"
-        echo "TypesConfig /etc/mime.types"
-        echo "<Directory $d/www>"
-        echo "    Require all granted"
-        echo "</Directory>"
-        echo "Include $3"
-    } > "$d/httpd.conf"
-    apache2 -t -f "$d/httpd.conf" >/dev/null 2>"$d/t.err" || {
-        fail "apache2 rejected $d/httpd.conf: $(cat "$d/t.err")"; return 1; }
-    # Its own session: on SIGTERM Apache signals its whole process group, which would
-    # otherwise be this script.
-    setsid apache2 -f "$d/httpd.conf" -DFOREGROUND 2>>"$d/apache.stderr" &
-    PIDS+=("$!")
-    wait_port "$2" 10 || { fail "apache2 not listening on $2: $(tail -n 3 "$d/error.log")"; return 1; }
-}
-
 # ---- A: mod_authnz_fcgi ---------------------------------------------------------------------
 d=$T/A; mkdir -p "$d"
 write_conf "$d/rl.conf" authnz 5/m ""
@@ -61,7 +24,7 @@ DP=$(pick_port)
 start_daemon "127.0.0.1:$DP" "$d/rl.conf" 2 "$d/filter.log"
 sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi.conf" > "$d/recipe.conf"
 AP=$(pick_port)
-start_apache "$d" "$AP" "$d/recipe.conf" "authnz_fcgi headers"
+start_apache "$d" "$AP" "$d/recipe.conf" "authnz_fcgi headers proxy proxy_fcgi"
 codes=""
 for i in 1 2 3 4 5 6 7 8; do
     codes+="$(hcurl -o "$d/b$i" -D "$d/h$i" "http://127.0.0.1:$AP/") "

@@ -76,9 +76,11 @@ check "CGI: over-long REMOTE_ADDR -> 400" test "$(cgi "$(printf '1%.0s' {1..80})
 check "CGI: 400s logged as warn" test "$(grep -c ': warn: 400: ' "$T/cgi.err")" = 3
 check "CGI: 5000-byte path -> 414" test "$(cgi 192.0.2.8 "/$(printf 'a%.0s' {1..5000})")" = 414
 
-# --decide: real decisions through shared memory, one JSON line each.
+# --decide: real decisions through shared memory, one JSON line each. shm.user: run as root,
+# --decide creates no segment without one (test_shm_owner.sh).
+ME=$(id -un)
 cat > "$T/decide.conf" <<CONF
-shm: { name = "$SHM-d"; capacity = 100; };
+shm: { name = "$SHM-d"; capacity = 100; user = "$ME"; };
 identity: { trusted_proxies = ["127.0.0.1/32"]; };
 access: { deny = ["198.51.100.0/24"]; };
 rules = (
@@ -101,7 +103,7 @@ out=$(decide --client 127.0.0.1 --path /three --header "X-Forwarded-For: 198.51.
 check "--decide: deny-listed behind a trusted proxy" bash -c 'printf "%s\n" "$1" | grep -q "\"verdict\":\"deny-listed\",\"status\":403,\"client\":\"198.51.100.9\""' _ "$out"
 
 # Rule fingerprint (keys.c): a state written under one limit is never read under another.
-fpconf() { printf 'shm: { name = "%s"; capacity = 100; };\nrules = ( { name = "fp"; limit = "%s"; } );\n' "$SHM-fp" "$1" > "$T/fp-$2.conf"; }
+fpconf() { printf 'shm: { name = "%s"; capacity = 100; user = "%s"; };\nrules = ( { name = "fp"; limit = "%s"; } );\n' "$SHM-fp" "$ME" "$1" > "$T/fp-$2.conf"; }
 fpconf 3/h strict; fpconf 10/h loose
 fpd() { "$RL_FILTER" --decide -c "$T/fp-$1.conf" --client 203.0.113.5 --path / --count "$2" 2>>"$T/err"; }
 out=$(fpd strict 4)
@@ -115,7 +117,7 @@ check "fingerprint: 10/h never read the 3/h state (9 more allowed)" test "$(prin
 
 # --decide names the decision's real source: Redis unreachable (port 1), per on_redis_down.
 for mode in open closed; do
-    printf 'shm: { name = "%s"; capacity = 100; };\nredis: { enabled = true; host = "127.0.0.1"; port = 1; };\nrules = ( { name = "d"; limit = "3/h"; on_redis_down = "%s"; } );\n' "$SHM-rd" "$mode" > "$T/rd-$mode.conf"
+    printf 'shm: { name = "%s"; capacity = 100; user = "%s"; };\nredis: { enabled = true; host = "127.0.0.1"; port = 1; };\nrules = ( { name = "d"; limit = "3/h"; on_redis_down = "%s"; } );\n' "$SHM-rd" "$ME" "$mode" > "$T/rd-$mode.conf"
     out=$("$RL_FILTER" --decide -c "$T/rd-$mode.conf" --client 203.0.113.6 --path / 2>>"$T/err")
     check "--decide: Redis down, on_redis_down $mode -> backend fail-$mode" bash -c 'printf "%s\n" "$1" | grep -q "\"backend\":\"fail-$2\""' _ "$out" "$mode"
 done

@@ -254,7 +254,8 @@ crow "REMOTE_ADDR of 100 bytes" 400 "REMOTE_ADDR=$(big 100)" REQUEST_URI=/x
 crow "REMOTE_ADDR with a newline" 400 "REMOTE_ADDR=$(printf '127.0.0.1\nX: y')" REQUEST_URI=/x
 crow "REMOTE_ADDR with 0xFF bytes" 400 "REMOTE_ADDR=$(printf '\xff\xfe')" REQUEST_URI=/x
 crow "IPv6 with a zone" 200 'REMOTE_ADDR=fe80::1%eth0' REQUEST_URI=/x
-crow "REQUEST_URI with raw 0xFF and CTL bytes" 200 REMOTE_ADDR=127.0.7.30 "REQUEST_URI=$(printf '/x\xff\x01\x7f')"
+crow "REQUEST_URI with raw 0xFF bytes (matched as bytes)" 200 REMOTE_ADDR=127.0.7.30 "REQUEST_URI=$(printf '/x\xff\xfe')"
+crow "REQUEST_URI with raw CTL bytes (no canonical path)" 400 REMOTE_ADDR=127.0.7.35 "REQUEST_URI=$(printf '/x\xff\x01\x7f')"
 crow "REQUEST_URI of 5000 bytes" 414 REMOTE_ADDR=127.0.7.31 "REQUEST_URI=/$(big 5000)"
 crow "no REQUEST_URI, SCRIPT_NAME + PATH_INFO of 5000 bytes" 414 REMOTE_ADDR=127.0.7.32 "SCRIPT_NAME=/$(big 2500)" "PATH_INFO=/$(big 2500)"
 crow "REQUEST_METHOD of 100 bytes" 400 REMOTE_ADDR=127.0.7.33 REQUEST_URI=/x "REQUEST_METHOD=$(big 100)"

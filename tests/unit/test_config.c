@@ -12,8 +12,10 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +295,48 @@ Test(config, libconfig_spellings_and_bounds)
     cr_expect_eq(cfg->rules[0].count * cfg->rules[0].period_ms, 1125899000000000LL);
     cr_expect_eq(cfg->rules[1].period_ms, RL_PERIOD_MAX_MS);
     cr_expect_eq(cfg->rules[1].burst, 35604);
+    rl_config_free(cfg);
+}
+
+/* shm.user, shm.group, shm.mode: resolved once at load; the group and mode defaults. */
+Test(config, shm_owner_keys)
+{
+    char path[PATH_MAX];
+    struct passwd *nobody = getpwnam("nobody");
+    struct group *nogroup = getgrnam("nogroup");
+    rl_config *cfg;
+
+    cr_assert_not_null(nobody, "no user nobody on this system");
+    cr_assert_not_null(nogroup, "no group nogroup on this system");
+
+    cfg = load_good("minimal.conf", path, sizeof path);
+    cr_expect_eq(cfg->shm.uid_set, 0, "no shm.user: the creating process's user");
+    cr_expect_eq(cfg->shm.gid_set, 0);
+    cr_expect_eq(cfg->shm.mode, 0600);
+    rl_config_free(cfg);
+
+    cfg = load_good("shm_owner.conf", path, sizeof path);
+    cr_expect_eq(cfg->shm.uid_set, 1);
+    cr_expect_eq(cfg->shm.uid, (uint32_t)nobody->pw_uid);
+    cr_expect_eq(cfg->shm.gid_set, 1, "shm.user's primary group by default");
+    cr_expect_eq(cfg->shm.gid, (uint32_t)nobody->pw_gid);
+    cr_expect_eq(cfg->shm.mode, 0600);
+    rl_config_free(cfg);
+
+    cfg = load_good("shm_owner_group.conf", path, sizeof path);
+    cr_expect_eq(cfg->shm.uid_set, 1);
+    cr_expect_eq(cfg->shm.uid, 4242);
+    cr_expect_eq(cfg->shm.gid_set, 1);
+    cr_expect_eq(cfg->shm.gid, (uint32_t)nogroup->gr_gid);
+    cr_expect_eq(cfg->shm.mode, 0660, "a group given: 0660 by default");
+    rl_config_free(cfg);
+
+    cfg = load_good("shm_owner_mode.conf", path, sizeof path);
+    cr_expect_eq(cfg->shm.uid_set, 1);
+    cr_expect_eq(cfg->shm.uid, 0);
+    cr_expect_eq(cfg->shm.gid_set, 1);
+    cr_expect_eq(cfg->shm.gid, 4243, "shm.group wins over shm.user's primary group");
+    cr_expect_eq(cfg->shm.mode, 0640);
     rl_config_free(cfg);
 }
 

@@ -64,7 +64,7 @@ Test(rule, matching)
         const char *method, *host, *path, *want; /* want: names of matching rules */
     } t[] = {
         {"GET", NULL, "/login", "exact any"},
-        {"GET", NULL, "/login/", "any"},
+        {"GET", NULL, "/login/", "exact any"}, /* an exact path also matches it + "/" */
         {"GET", NULL, "/Login", "any"},
         {"GET", NULL, "/api/x", "prefix any"},
         {"GET", NULL, "/api", "any"},

@@ -182,7 +182,7 @@ Test(stats, slots_and_histogram)
     char name[64];
     snprintf(shm_name, sizeof shm_name, "/rl-stats-%d", (int)getpid());
     rl_stats_unlink(shm_name);
-    rl_stats_seg *st = rl_stats_open(shm_name, &err);
+    rl_stats_seg *st = rl_stats_open(shm_name, NULL, &err);
     cr_assert_not_null(st, "%s", err.text);
     int first = rl_stats_slot(st, "x");
     cr_assert_geq(first, 0);

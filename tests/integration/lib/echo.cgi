@@ -6,8 +6,12 @@
 #   ?status=N     answer with status N;  ?sleep=S  wait S seconds first
 #   ?gen=N        answer N bytes of a fixed pattern instead of the body, written in 7919-byte
 #                 pieces without a Content-Length (the web server sends it chunked)
+#   ?sha256       read the body in 64 KiB pieces without keeping it, and answer its SHA-256 in
+#                 hex (the body of the answer and X-Echo-Sha256) and its length (X-Echo-Length):
+#                 for uploads too large to echo
 use strict;
 use warnings;
+use Digest::SHA;
 binmode STDIN;
 binmode STDOUT;
 my $q = $ENV{QUERY_STRING} // '';
@@ -17,6 +21,19 @@ my ($gen) = $q =~ /(?:^|&)gen=(\d+)/;
 sleep $sleep if $sleep;
 my $body = '';
 my $len = $ENV{CONTENT_LENGTH} // 0;
+if ($q =~ /(?:^|&)sha256(?:&|$)/) {
+    my ($sha, $got, $buf) = (Digest::SHA->new(256), 0, '');
+    while ($got < $len) {
+        my $n = read(STDIN, $buf, $len - $got < 65536 ? $len - $got : 65536);
+        last unless $n;
+        $sha->add($buf);
+        $got += $n;
+    }
+    my $hex = $sha->hexdigest;
+    print "Status: 200\r\nContent-Type: text/plain\r\nX-Echo-Length: $got\r\n",
+          "X-Echo-Sha256: $hex\r\n\r\n$hex\n";
+    exit 0;
+}
 while (length($body) < $len) {
     my $n = read(STDIN, $body, $len - length($body), length($body));
     last unless $n;

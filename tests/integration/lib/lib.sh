@@ -97,7 +97,8 @@ start_daemon() {
         { fail "the daemon is not listening on $1 in 5 s: $(tail -n 3 "$4")"; return 1; }
 }
 
-# A lighttpd on 127.0.0.1:$2 serving $1/www, with echo.cgi as $1/www/echo.cgi (mod_cgi).
+# A lighttpd on 127.0.0.1:$2 serving $1/www, with echo.cgi as $1/www/echo.cgi (mod_cgi); the
+# request bodies it buffers for the CGI go to temp files in $1, not /var/tmp.
 start_backend() {
     local d=$1
     mkdir -p "$d/www"
@@ -113,6 +114,7 @@ server.modules += ( "mod_cgi" )
 cgi.assign = ( ".cgi" => "/usr/bin/perl" )
 mimetype.assign = ( ".txt" => "text/plain" )
 server.stream-response-body = 2
+server.upload-dirs = ( "$d" )
 CONF
     lighttpd -D -f "$d/backend.conf" 2>>"$d/backend.stderr" &
     BPID=$!

@@ -1,0 +1,126 @@
+/* shm_owner.c -- the owner, group and mode of the segments this process creates
+ *
+ * See shm_owner.h. The ownership is applied to the fd returned by the O_EXCL create, before
+ * ftruncate: until then the segment is the creator's, mode 0600 (nobody else can open it),
+ * and empty (an attacher that could open it would wait for its size). So no process ever
+ * maps a segment whose owner or mode is not the configured one. fchown is skipped when the
+ * segment already has the wanted ids, so a pool running as shm.user itself needs no
+ * privilege; a process that is neither root nor that user cannot give the segment away and
+ * fails with a message instead of creating one the pool could not open.
+ */
+#include "fmacros.h"
+
+#include "shm_owner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHM_OWNER_MODE_DEFAULT 0600
+#define SHM_OWNER_DIR "/dev/shm" /* where glibc keeps POSIX shared memory */
+
+static void owner_err(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
+static void owner_err(rl_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof err->text, fmt, ap);
+    va_end(ap);
+}
+
+/* Gives the fresh segment on fd to own's user and group, with own's mode. 0, or -1 with err. */
+static int owner_apply(int fd, const char *name, const rl_shm_config *own, rl_error *err)
+{
+    mode_t mode = own != NULL && own->mode != 0 ? (mode_t)own->mode : SHM_OWNER_MODE_DEFAULT;
+    struct stat st;
+
+    if (own != NULL && (own->uid_set || own->gid_set)) {
+        uid_t uid = own->uid_set ? (uid_t)own->uid : (uid_t)-1;
+        gid_t gid = own->gid_set ? (gid_t)own->gid : (gid_t)-1;
+
+        if (fstat(fd, &st) < 0) {
+            owner_err(err, "shm \"%s\": fstat: %s", name, strerror(errno));
+            return -1;
+        }
+        if ((uid != (uid_t)-1 && uid != st.st_uid) || (gid != (gid_t)-1 && gid != st.st_gid)) {
+            if (fchown(fd, uid, gid) < 0) {
+                owner_err(err,
+                          "shm \"%s\": cannot give it to uid %ld, gid %ld (shm.user, "
+                          "shm.group): %s; create it as root or as that user",
+                          name, own->uid_set ? (long)own->uid : -1L,
+                          own->gid_set ? (long)own->gid : -1L, strerror(errno));
+                return -1;
+            }
+        }
+    }
+    if (fchmod(fd, mode) < 0) {
+        owner_err(err, "shm \"%s\": cannot set its mode to %04o (shm.mode): %s", name,
+                  (unsigned)mode, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int rl_shm_create_owned(const char *name, const rl_shm_config *own, rl_error *err)
+{
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+
+    if (fd < 0)
+        return -1;
+    if (owner_apply(fd, name, own, err) < 0) {
+        close(fd);
+        shm_unlink(name);
+        return RL_SHM_OWN_FAILED;
+    }
+    return fd;
+}
+
+/* "/dev/shm" + name into buf. 0, or -1 when it does not fit. */
+static int owner_path(const char *name, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, SHM_OWNER_DIR "%s", name);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int rl_shm_wait_owner(const char *name, int errnum)
+{
+    char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];
+    struct timespec nap = {0, 2 * 1000 * 1000};
+    struct stat st;
+    int waited = 0;
+
+    if (errnum == EACCES && owner_path(name, path, sizeof path) == 0 && stat(path, &st) == 0 &&
+        st.st_size == 0) {
+        nanosleep(&nap, NULL);
+        waited = 1;
+    }
+    errno = errnum;
+    return waited;
+}
+
+void rl_shm_open_error(const char *name, int errnum, rl_error *err)
+{
+    char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];
+    struct stat st;
+
+    if (errnum == EACCES && owner_path(name, path, sizeof path) == 0 && stat(path, &st) == 0) {
+        owner_err(err,
+                  "shm \"%s\": cannot open it: %s (it belongs to uid %ld, gid %ld, mode %04o; "
+                  "this process runs as uid %ld, gid %ld): another user created it; set "
+                  "shm.user (and shm.group) to the pool's user so that whoever creates it "
+                  "gives it to the pool, and remove it as root: rm %s",
+                  name, strerror(errnum), (long)st.st_uid, (long)st.st_gid,
+                  (unsigned)(st.st_mode & 07777), (long)geteuid(), (long)getegid(), path);
+        return;
+    }
+    owner_err(err, "shm \"%s\": cannot open it: %s", name, strerror(errnum));
+}

@@ -1,0 +1,33 @@
+/* shm_owner.h -- creating a shared-memory segment owned as the configuration says (internal)
+ *
+ * The table (shm.c) and its statistics (stats.c) are created the same way: O_EXCL with mode
+ * 0600, so that until rl_shm_create_owned returns only the creating process can open it, then
+ * fchown/fchmod on the fd to shm.user, shm.group and shm.mode, all before the segment is
+ * sized. An attacher waits for a nonzero size, so it never uses a segment whose owner is not
+ * yet final; one that meets EACCES on a still-empty segment waits for the owner too
+ * (rl_shm_wait_owner). An existing segment is never changed: attaching changes no owner.
+ */
+#ifndef RL_SHM_OWNER_H
+#define RL_SHM_OWNER_H
+
+#include "ratelimit.h"
+
+/* rl_shm_create_owned's "ownership failed, err set, name removed". */
+#define RL_SHM_OWN_FAILED (-2)
+
+/* Creates NAME (O_RDWR | O_CREAT | O_EXCL) owned per own (NULL: the process's user and group,
+ * mode 0600). Returns the fd; -1 with errno when shm_open failed (EEXIST: it exists, attach
+ * to it); RL_SHM_OWN_FAILED with err set when the owner or mode could not be applied, the name
+ * then removed again. err may be NULL. */
+int rl_shm_create_owned(const char *name, const rl_shm_config *own, rl_error *err);
+
+/* For shm_open(NAME, O_RDWR) that failed with errnum: 1 after a 2 ms nap when it was EACCES
+ * on a segment still empty (its creator has not given it to its owner yet: try again, within
+ * the caller's bound), else 0. errno is kept. */
+int rl_shm_wait_owner(const char *name, int errnum);
+
+/* Sets err (may be NULL) for shm_open(NAME, O_RDWR) that failed with errnum: for EACCES, who
+ * owns the segment, who we are, and what to do. */
+void rl_shm_open_error(const char *name, int errnum, rl_error *err);
+
+#endif

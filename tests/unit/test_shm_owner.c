@@ -1,0 +1,194 @@
+/* test_shm_owner.c -- the owner, group and mode a created segment gets (shm_owner.c)
+ *
+ * The mode is checked as any user; the owner tests need root (the suite runs as root; they
+ * are skipped otherwise) and use `nobody`, reached in a forked child with setuid, as the
+ * unprivileged pool. Every segment is named after the pid and removed at teardown.
+ */
+#include "fmacros.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "leakcheck.h"
+#include "stats.h"
+
+#define KEY_MAX 80
+#define WORDS 3
+
+static char tname[64];
+static char tpath[80];
+
+static void setup(void)
+{
+    snprintf(tname, sizeof tname, "/rl-test-owner-%d", (int)getpid());
+    snprintf(tpath, sizeof tpath, "/dev/shm%s", tname);
+    rl_shm_unlink(tname);
+    rl_stats_unlink(tname);
+}
+
+static void teardown(void)
+{
+    rl_shm_unlink(tname);
+    rl_stats_unlink(tname);
+    rl_test_leak_check();
+}
+
+TestSuite(shm_owner, .init = setup, .fini = teardown, .timeout = 30);
+
+static struct stat stat_of(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "stat %s: %s", path, strerror(errno));
+    return st;
+}
+
+static struct passwd *nobody_or_skip(void)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || pw == NULL)
+        cr_skip_test("needs root and a user nobody");
+    return pw;
+}
+
+/* In a child running as uid/gid: opens the table with own; exit 0 when it opened, 1 when
+ * refused with err containing want (NULL: any), 2 otherwise. */
+static int child_open(uid_t uid, gid_t gid, const rl_shm_config *own, const char *want)
+{
+    pid_t pid = fork();
+    int status;
+
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        rl_error err = {{0}};
+        rl_shm *shm;
+
+        if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+            _exit(3);
+        shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, own, &err);
+        if (shm != NULL) {
+            rl_shm_close(shm);
+            _exit(0);
+        }
+        if (want == NULL || strstr(err.text, want) != NULL)
+            _exit(1);
+        fprintf(stderr, "child: %s\n", err.text);
+        _exit(2);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+Test(shm_owner, default_mode_0600_whatever_the_umask)
+{
+    rl_error err;
+    mode_t old = umask(0);
+    rl_shm *shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, NULL, &err);
+    rl_stats_seg *st = rl_stats_open(tname, NULL, &err);
+
+    umask(old);
+    cr_assert_not_null(shm, "%s", err.text);
+    cr_assert_not_null(st, "%s", err.text);
+    cr_expect_eq(stat_of(tpath).st_mode & 07777, 0600);
+    cr_expect_eq(stat_of(tpath).st_uid, geteuid());
+    rl_shm_close(shm);
+    rl_stats_close(st);
+}
+
+Test(shm_owner, mode_applied_to_table_and_stats)
+{
+    rl_shm_config own = {.mode = 0640};
+    char spath[96];
+    rl_error err;
+    mode_t old = umask(077); /* fchmod, not the umask, decides */
+    rl_shm *shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, &own, &err);
+    rl_stats_seg *st = rl_stats_open(tname, &own, &err);
+
+    umask(old);
+    cr_assert_not_null(shm, "%s", err.text);
+    cr_assert_not_null(st, "%s", err.text);
+    snprintf(spath, sizeof spath, "%s-stats", tpath);
+    cr_expect_eq(stat_of(tpath).st_mode & 07777, 0640);
+    cr_expect_eq(stat_of(spath).st_mode & 07777, 0640);
+    rl_shm_close(shm);
+    rl_stats_close(st);
+}
+
+Test(shm_owner, root_gives_both_segments_to_the_user)
+{
+    struct passwd *pw = nobody_or_skip();
+    rl_shm_config own = {.uid_set = 1,
+                         .uid = (uint32_t)pw->pw_uid,
+                         .gid_set = 1,
+                         .gid = (uint32_t)pw->pw_gid,
+                         .mode = 0660};
+    char spath[96];
+    rl_error err;
+    rl_shm *shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, &own, &err);
+    rl_stats_seg *st = rl_stats_open(tname, &own, &err);
+    struct stat s;
+
+    cr_assert_not_null(shm, "%s", err.text);
+    cr_assert_not_null(st, "%s", err.text);
+    snprintf(spath, sizeof spath, "%s-stats", tpath);
+    s = stat_of(tpath);
+    cr_expect_eq(s.st_uid, pw->pw_uid);
+    cr_expect_eq(s.st_gid, pw->pw_gid);
+    cr_expect_eq(s.st_mode & 07777, 0660);
+    s = stat_of(spath);
+    cr_expect_eq(s.st_uid, pw->pw_uid);
+    cr_expect_eq(s.st_gid, pw->pw_gid);
+    cr_expect_eq(s.st_mode & 07777, 0660);
+    /* The user attaches to what root created. */
+    cr_expect_eq(child_open(pw->pw_uid, pw->pw_gid, NULL, NULL), 0);
+    rl_shm_close(shm);
+    rl_stats_close(st);
+}
+
+Test(shm_owner, attaching_changes_no_owner)
+{
+    struct passwd *pw = nobody_or_skip();
+    rl_shm_config mine = {.uid_set = 1, .uid = 0, .gid_set = 1, .gid = 0, .mode = 0600};
+    rl_error err;
+    rl_shm *shm;
+
+    /* The user creates it (no owner configured), then root attaches asking for root. */
+    cr_assert_eq(child_open(pw->pw_uid, pw->pw_gid, NULL, NULL), 0);
+    shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, &mine, &err);
+    cr_assert_not_null(shm, "%s", err.text);
+    cr_expect_eq(stat_of(tpath).st_uid, pw->pw_uid);
+    cr_expect_eq(stat_of(tpath).st_mode & 07777, 0600);
+    rl_shm_close(shm);
+}
+
+Test(shm_owner, who_may_not_give_it_away_creates_nothing)
+{
+    struct passwd *pw = nobody_or_skip();
+    rl_shm_config own = {.uid_set = 1, .uid = 0, .gid_set = 1, .gid = 0};
+
+    cr_expect_eq(child_open(pw->pw_uid, pw->pw_gid, &own, "cannot give it to uid 0, gid 0"), 1);
+    cr_expect_eq(access(tpath, F_OK), -1, "the half-made segment was removed");
+}
+
+Test(shm_owner, another_users_segment_is_explained)
+{
+    struct passwd *pw = nobody_or_skip();
+    rl_error err;
+    rl_shm *shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, NULL, &err);
+
+    cr_assert_not_null(shm, "%s", err.text);
+    cr_expect_eq(child_open(pw->pw_uid, pw->pw_gid, NULL,
+                            "Permission denied (it belongs to uid 0, gid 0, mode 0600"),
+                 1);
+    rl_shm_close(shm);
+}
