@@ -506,14 +506,19 @@ char **fcgi_conn_params(fcgi_conn *c)
         size_t nlen, vlen, used = fcgi_pair(p, left, &name, &nlen, &value, &vlen);
         if (used == 0)
             return NULL;
+        p += used;
+        left -= used;
+        /* "NAME=value" cannot hold a name with '=' or NUL, nor a value with NUL: such a pair
+         * is left out (treated as absent, like an over-long header), never cut. */
+        if (nlen == 0 || memchr(name, '=', nlen) != NULL || memchr(name, '\0', nlen) != NULL ||
+            memchr(value, '\0', vlen) != NULL)
+            continue;
         memcpy(conn_arena + at, name, nlen);
         conn_arena[at + nlen] = '=';
         memcpy(conn_arena + at + nlen + 1, value, vlen);
         conn_arena[at + nlen + 1 + vlen] = '\0';
         conn_envp[npairs++] = conn_arena + at;
         at += nlen + vlen + 2;
-        p += used;
-        left -= used;
     }
     conn_envp[npairs] = NULL;
     return conn_envp;
