@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -239,16 +240,45 @@ static long admin_content_length(char **params)
     return *end == '\0' && n >= 0 ? n : -1;
 }
 
+/* The test body through io, which must all arrive within fastcgi.read_timeout_ms (checked
+ * between reads, each of which waits at most that long): a client trickling it cannot hold
+ * the process. */
+typedef struct admin_body_in {
+    const proxy_io *io;
+    int64_t deadline;
+    int ms;
+} admin_body_in;
+
+static int64_t admin_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int admin_body_read(void *ud, char *buf, int n)
+{
+    admin_body_in *in = ud;
+
+    if (admin_now_ms() >= in->deadline) {
+        log_warn("admin: the test request's body did not arrive within %d ms", in->ms);
+        return -1;
+    }
+    return in->io->read(in->io->ud, buf, n);
+}
+
 int admin_serve(handle_ctx *ctx, admin_endpoint ep, const proxy_io *io)
 {
     admin_out out = {0};
     long limit = admin_content_length(io->params);
+    int ms = ctx->cfg->fastcgi.read_timeout_ms;
+    admin_body_in in = {.io = io, .deadline = admin_now_ms() + ms, .ms = ms};
     int rc = 0;
 
     /* Without an end-of-stream marker (CGI) nothing beyond CONTENT_LENGTH: none, no body. */
     if (limit < 0 && !io->body_to_eof)
         limit = 0;
-    admin_build(ctx, ep, io->read, io->ud, limit, &out);
+    admin_build(ctx, ep, admin_body_read, &in, limit, &out);
     if (out.failed || io->write(io->ud, out.buf, (int)out.len) != 0)
         rc = -1;
     admin_out_free(&out);

@@ -116,6 +116,11 @@ probe_ok "$d/noread.out" "a client that never reads"
 nr=$(val stalled_closed_ms "$d/noread.out")
 check "keep-conn requests pipelined without reading an answer -> closed ${nr:-?} ms after the client's last accepted byte ($(val sent "$d/noread.out") bytes)" \
     test "${nr:--1}" -ge 0 -a "${nr:--1}" -le $((READ_MS + BOUND_MS))
+$PROBE "$A" admin-trickle >"$d/at.out" 2>&1 || true
+probe_ok "$d/at.out" "an admin test body trickling in"
+at=$(val answered_ms "$d/at.out")
+check "an admin test body trickling in -> 400 ($(val answered "$d/at.out")) after ${at:-?} ms (read_timeout_ms $READ_MS)" \
+    test "$(val answered "$d/at.out")" = "400:0" -a "${at:-0}" -ge $((READ_MS - 100)) -a "${at:-99999}" -le $((2 * READ_MS + BOUND_MS))
 $PROBE "$A" kept-idle >"$d/idle.out" 2>&1 || true
 ki=$(val closed_ms "$d/idle.out")
 check "a kept connection left idle -> closed at the idle deadline (${ki:-?} ms, idle_timeout_ms $IDLE_MS)" \

@@ -13,6 +13,7 @@ report it, never hang. Scenarios:
   pipeline N      N keep-conn requests written back to back on one connection (ids 1..N)
   mpx             a second request id while the first is active: FCGI_CANT_MPX_CONN
   mpx-body        the same while the first one's body is being read (admin test POST)
+  admin-trickle   an admin test POST whose body trickles in for ever
   values          FCGI_GET_VALUES: MPXS_CONNS and MAX_CONNS
   unknown         an unknown management record type, then a request on the same connection
   badversion      a record of version 2
@@ -283,6 +284,44 @@ def sc_mpx_body(addr):
         got.append("%d:%s:%d" % (rid, code, proto))
     s.close()
     report(answers=",".join(got), body_ok=int(b'"allowed":true' in out))
+
+
+def sc_admin_trickle(addr):
+    """An admin test POST whose body trickles in, a byte every 100 ms: when is it answered?"""
+    def run(a):
+        p = {"REQUEST_METHOD": "POST", "REQUEST_URI": "/api/health/rate-limiter/test",
+             "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": "1000"}
+        s = connect(a)
+        s.sendall(rec(BEGIN, 1, struct.pack(">HB5x", 1, 1)) + stream(PARAMS, 1, params_bytes(p)))
+        s.settimeout(0.1)
+        t0, buf = now_ms(), b""
+        while now_ms() - t0 < 15000:
+            try:
+                s.sendall(rec(STDIN, 1, b"x"))
+            except OSError:
+                break
+            try:
+                chunk = s.recv(65536)
+                if chunk == b"":
+                    break
+                buf += chunk
+                if b"\x01\x03\x00\x01" in buf:  # its END_REQUEST
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                break
+        ms = now_ms() - t0
+        r = Reader(s)
+        r.buf = buf
+        try:
+            _, code, proto, _ = r.answer()
+            answered = "%s:%d" % (code, proto)
+        except Exception:
+            answered = "-"
+        s.close()
+        report(answered=answered, answered_ms=ms)
+    hostile_with_probe(addr, run)
 
 
 def sc_values(addr):
