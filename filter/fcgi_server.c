@@ -1,15 +1,19 @@
 /* fcgi_server.c -- the FastCGI server loop (see fcgi_server.h)
  *
  * Data: a doubly linked list of connections (fcgi_conn), each registered in the epoll set
- * with its own pointer; the listening socket is registered with a NULL pointer and
- * EPOLLEXCLUSIVE, so of the processes sharing it only one (or few) wake per connection.
+ * with its own pointer; the listening socket is registered with a NULL pointer.
  * Invariants: a connection is in the epoll set exactly while it is in the list; it waits for
  * EPOLLOUT while output is pending (and reads nothing more: back-pressure), else for EPOLLIN.
  * Deadlines are checked by a scan of the list at every wake-up (max_connections bounds it).
  *
  * Answers are made synchronously: while a request is answered (a decision, an admin page, a
  * forwarded exchange), the process serves nothing else; each wait of that answer on its own
- * connection is bounded by read_timeout_ms (fcgi_conn.c).
+ * connection is bounded by read_timeout_ms (fcgi_conn.c). So a process accepts as little as
+ * it can while it may be about to be busy: one connection per wake-up, and only after the
+ * connections' own events of that wake-up were handled (an answer among them may take long;
+ * meanwhile the connection it did not accept goes to a sibling). Every process waiting on the
+ * socket is woken for a new connection (no EPOLLEXCLUSIVE, which wakes one, possibly one that
+ * is about to answer at length) and the first to accept it has it.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "../core/fmacros.h"
@@ -29,7 +33,6 @@
 #include "log.h"
 
 #define SRV_EVENTS 64
-#define SRV_ACCEPTS_PER_WAKE 64
 #define SRV_FD_RESERVE 64       /* descriptors kept for Redis, the proxy, logs */
 #define SRV_ACCEPT_PAUSE_MS 100 /* after running out of descriptors with nothing to evict */
 #define SRV_REPORT_MS 60000
@@ -190,7 +193,7 @@ static void srv_evict(srv *s)
 
 static void srv_listen(srv *s, int on)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 
     if (on == s->listening)
         return;
@@ -202,11 +205,11 @@ static void srv_accept(srv *s)
 {
     const rl_fastcgi_config *lim = &s->h->config(s->h->ud)->fastcgi;
 
-    for (int i = 0; i < SRV_ACCEPTS_PER_WAKE; i++) {
+    for (int tries = 0; tries < 2; tries++) { /* once more after making room */
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+                return; /* the socket is still readable: the next wake-up tries again */
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 if (s->n > 0) {
                     srv_evict(s);
@@ -227,19 +230,20 @@ static void srv_accept(srv *s)
         if (c == NULL) {
             log_error("fastcgi: out of memory for a connection");
             close(fd);
-            continue;
+            return;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             log_error("fastcgi: epoll_ctl: %s", strerror(errno));
             fcgi_conn_free(c);
-            continue;
+            return;
         }
         c->next = s->head;
         if (s->head)
             s->head->prev = c;
         s->head = c;
         s->n++;
+        return;
     }
 }
 
@@ -335,10 +339,11 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
             rc = -1;
             break;
         }
+        int accept_now = 0;
         for (int i = 0; i < n; i++) {
             fcgi_conn *c = evs[i].data.ptr;
             if (c == NULL) {
-                srv_accept(&s);
+                accept_now = 1; /* after the connections' events: see the header comment */
                 continue;
             }
             if (c->is_dead) /* closed earlier in this batch (evicted, say) */
@@ -348,6 +353,8 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
             else
                 srv_readable(&s, c);
         }
+        if (accept_now)
+            srv_accept(&s);
         srv_bury(&s);
     }
     while (s.head != NULL)
