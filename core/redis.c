@@ -1,15 +1,27 @@
 /* redis.c -- the Redis store: one persistent hiredis connection per handle
  *
- * A decision is one EVALSHA of the script (redis_script.c) over every matched rule, so
+ * A decision is one EVALSHA of the script (ratelimit.lua) over every matched rule, so
  * Redis decides all rules atomically and, with now_ms < 0, on its own clock shared by every
  * host. Keys are PREFIX "{" CLIENT "}:" RULE-ID (keys.c): the hash tag keeps one client's keys in one
  * Redis Cluster slot, so a multi-rule script never crosses slots.
  *
  * The handle is connected (ctx != NULL: AUTH, SELECT and SCRIPT LOAD done, sha valid) or not
  * (ctx == NULL: the next decide connects). Any failure (connect, I/O, timeout, error reply, a
- * reply of the wrong shape) frees the context -- hiredis contexts are unusable after an error.
- * This file never waits between attempts: when to try Redis again is the circuit breaker's
- * job (failover.c, driven by limiter.c), so there is one mechanism, not two.
+ * reply of the wrong shape or over the size bounds) frees the context -- hiredis contexts are
+ * unusable after an error. This file never waits between attempts: when to try Redis again is
+ * the circuit breaker's job (failover.c, driven by limiter.c), so there is one mechanism, not
+ * two.
+ *
+ * One deadline per decision (and per PING): command_timeout_ms from the call's start bounds
+ * all of it -- connect (also bounded by connect_timeout_ms), AUTH, SELECT, SCRIPT LOAD, the
+ * EVALSHA, a NOSCRIPT reload and retry, a reconnect -- on a non-blocking context polled for
+ * the time left (redis_io.c), so no server, however slow or hostile, holds a decision longer.
+ *
+ * Instant reconnect: a connection kept from an earlier call is checked before use (without
+ * waiting), and replaced when the server closed or reset it meanwhile; one that turns out dead
+ * on first use anyway (closed or reset before any byte of the reply) is replaced and the
+ * command sent once more, within the same deadline. So a Redis restart that happened while a
+ * process was idle costs that process one connect, not a fallback decision.
  *
  * The request path allocates nothing of its own (hiredis still copies the command into its
  * output buffer and allocates the reply): the EVALSHA command is written in the wire format
@@ -26,19 +38,17 @@
  */
 #include "fmacros.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
 #include "keys.h"
+#include "redis_io.h"
 #include "redis_reply.h"
 #include "redis_script.h"
 
@@ -63,6 +73,8 @@ struct rl_redis {
     redisContext *ctx;          /* owned; NULL when not connected */
     char sha[REDIS_SHA_LEN + 1];
     int64_t last_now_ms; /* the time the last successful script decided at */
+    int64_t deadline;    /* monotonic ms by which the current call ends, whatever happens */
+    rl_rio_status last;  /* how the last exchange ended */
     char where[128];     /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
@@ -106,15 +118,6 @@ static const char *redis_printable(char *dst, size_t size, const char *src, size
     if (size > 0)
         dst[o < size ? o : size - 1] = '\0';
     return dst;
-}
-
-static struct timeval redis_timeval(int ms)
-{
-    struct timeval tv;
-
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
 }
 
 rl_redis *rl_redis_new(const rl_redis_config *cfg)
@@ -180,18 +183,35 @@ static int redis_fail(rl_redis *r)
     return -1;
 }
 
-/* Describes why the context failed (call right after the failing hiredis call, while errno
- * still holds its cause). */
-static int redis_fail_io(rl_redis *r, const char *what)
+/* Sends what the context's output buffer holds and reads the reply by the call's deadline:
+ * RL_RIO_OK and the reply (the caller frees it), or another status after redis_fail. */
+static rl_rio_status redis_call(rl_redis *r, const char *what, redisReply **reply)
 {
-    if (r->ctx == NULL)
+    char why[RL_ERRSTR_MAX / 2];
+    rl_rio_status st = rl_rio_exchange(r->ctx, r->deadline, reply, why, sizeof why);
+
+    r->last = st;
+    if (st != RL_RIO_OK) {
+        redis_set_error(r, "redis %s: %s: %s", r->where, what, why);
+        redis_fail(r);
+    }
+    return st;
+}
+
+/* Runs the command argv[0..argc) (redis_call): the reply, or NULL after redis_fail. */
+static redisReply *redis_command(rl_redis *r, const char *what, int argc, const char **argv,
+                                 const size_t *argvlen)
+{
+    redisReply *reply = NULL;
+
+    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
         redis_set_error(r, "redis %s: %s: out of memory", r->where, what);
-    else if (r->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
-        redis_set_error(r, "redis %s: %s: timed out", r->where, what);
-    else
-        redis_set_error(r, "redis %s: %s: %s", r->where, what,
-                        r->ctx->errstr[0] ? r->ctx->errstr : "connection error");
-    return redis_fail(r);
+        redis_fail(r);
+        return NULL;
+    }
+    if (redis_call(r, what, &reply) != RL_RIO_OK)
+        return NULL;
+    return reply;
 }
 
 /* Runs a command that must answer with a status or a string. Returns the reply (the caller
@@ -199,12 +219,10 @@ static int redis_fail_io(rl_redis *r, const char *what)
 static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const char **argv,
                                 const size_t *argvlen)
 {
-    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
+    redisReply *reply = redis_command(r, what, argc, argv, argvlen);
 
-    if (reply == NULL) {
-        redis_fail_io(r, what);
+    if (reply == NULL)
         return NULL;
-    }
     if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
         return reply;
     char shown[256];
@@ -218,17 +236,26 @@ static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const c
     return NULL;
 }
 
-/* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA. 0, or -1 after redis_fail. */
+/* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA, which must be the one computed at build
+ * (redis_script.h): another would mean the server ran other text. 0, or -1 after redis_fail. */
 static int redis_load_script(rl_redis *r)
 {
     const char *argv[] = {"SCRIPT", "LOAD", rl_redis_script};
-    size_t argvlen[] = {6, 4, strlen(rl_redis_script)};
+    size_t argvlen[] = {6, 4, rl_redis_script_len};
     redisReply *reply = redis_simple(r, "SCRIPT LOAD", 3, argv, argvlen);
 
     if (reply == NULL)
         return -1;
     if (reply->type != REDIS_REPLY_STRING || reply->len != REDIS_SHA_LEN) {
         redis_set_error(r, "redis %s: SCRIPT LOAD: unexpected reply", r->where);
+        freeReplyObject(reply);
+        return redis_fail(r);
+    }
+    if (memcmp(reply->str, rl_redis_script_sha, REDIS_SHA_LEN) != 0) {
+        char shown[REDIS_SHA_LEN * 4 + 1];
+        redis_set_error(r, "redis %s: SCRIPT LOAD: digest %s, expected %s", r->where,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len),
+                        rl_redis_script_sha);
         freeReplyObject(reply);
         return redis_fail(r);
     }
@@ -256,10 +283,9 @@ static int redis_auth(rl_redis *r)
     }
     argv[argc] = pw;
     argvlen[argc++] = strlen(pw);
-    reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
-
+    reply = redis_command(r, "AUTH", argc, argv, argvlen);
     if (reply == NULL)
-        return redis_fail_io(r, "AUTH");
+        return -1;
     if (reply->type == REDIS_REPLY_STATUS) {
         freeReplyObject(reply);
         return 0;
@@ -289,28 +315,17 @@ static int redis_select(rl_redis *r)
     return 0;
 }
 
-/* Connects. 0 when connected, -1 otherwise (errstr set). */
+/* Connects, by the call's deadline. 0 when connected, -1 otherwise (errstr set). */
 static int redis_connect(rl_redis *r)
 {
     const rl_redis_config *cfg = r->cfg;
+    char why[RL_ERRSTR_MAX / 2];
 
-    if (cfg->socket != NULL)
-        r->ctx =
-            cfg->connect_timeout_ms > 0
-                ? redisConnectUnixWithTimeout(cfg->socket, redis_timeval(cfg->connect_timeout_ms))
-                : redisConnectUnix(cfg->socket);
-    else {
-        const char *host = cfg->host != NULL ? cfg->host : "127.0.0.1";
-        r->ctx =
-            cfg->connect_timeout_ms > 0
-                ? redisConnectWithTimeout(host, cfg->port, redis_timeval(cfg->connect_timeout_ms))
-                : redisConnect(host, cfg->port);
+    if (rl_rio_connect(cfg, r->deadline, cfg->connect_timeout_ms, &r->ctx, why, sizeof why) !=
+        RL_RIO_OK) {
+        redis_set_error(r, "redis %s: %s", r->where, why);
+        return -1;
     }
-    if (r->ctx == NULL || r->ctx->err)
-        return redis_fail_io(r, "connect");
-    if (cfg->command_timeout_ms > 0 &&
-        redisSetTimeout(r->ctx, redis_timeval(cfg->command_timeout_ms)) != REDIS_OK)
-        return redis_fail_io(r, "set timeout");
     if (cfg->password != NULL && redis_auth(r) < 0)
         return -1;
     if (cfg->db != 0 && redis_select(r) < 0)
@@ -413,20 +428,49 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_
     return 0;
 }
 
-/* Sends the built command with the current SHA1 and waits for the reply: the reply (the
- * caller frees it), or NULL after redis_fail_io. */
-static redisReply *redis_send(rl_redis *r)
+/* Sends the built command with the current SHA1 and waits for the reply (redis_call). */
+static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
 {
-    void *reply = NULL;
-
     memcpy(r->cmd + r->sha_off, r->sha, REDIS_SHA_LEN);
-    if (redisAppendFormattedCommand(r->ctx, r->cmd, r->cmdlen) != REDIS_OK ||
-        redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
-        freeReplyObject(reply);
-        redis_fail_io(r, "EVALSHA");
-        return NULL;
+    if (redisAppendFormattedCommand(r->ctx, r->cmd, r->cmdlen) != REDIS_OK) {
+        redis_set_error(r, "redis %s: EVALSHA: out of memory", r->where);
+        redis_fail(r);
+        return RL_RIO_NOMEM;
     }
-    return reply;
+    return redis_call(r, "EVALSHA", reply);
+}
+
+/* Starts a call: fixes its deadline, drops a kept connection the server closed or reset
+ * while it was idle, and connects when there is none. 1 when the call goes on a connection
+ * kept from before (it may still turn out dead: worth one retry), 0 on a new one, -1 when
+ * connecting failed (errstr set). */
+static int redis_begin(rl_redis *r)
+{
+    int ms = r->cfg->command_timeout_ms;
+
+    /* No timeout configured (only a hand-made config can say 0): no deadline. */
+    r->deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
+    if (r->ctx != NULL && !rl_rio_alive(r->ctx))
+        redis_fail(r);
+    if (r->ctx != NULL)
+        return 1;
+    return redis_connect(r) < 0 ? -1 : 0;
+}
+
+/* Sends the built command on the connection redis_begin gave (kept: 1, new: 0). A kept one
+ * found dead on first use -- closed or reset before any byte of the reply, as after a restart
+ * the idle check could not see yet -- is replaced and the command sent once more, by the same
+ * deadline. The server may then have run the first one too: a decision counted twice, which
+ * only makes the limit stricter (as after any timeout). */
+static rl_rio_status redis_send_once_more(rl_redis *r, int kept, redisReply **reply)
+{
+    rl_rio_status st = redis_send(r, reply);
+
+    if (st != RL_RIO_CLOSED || !kept)
+        return st;
+    if (redis_connect(r) < 0)
+        return RL_RIO_IO;
+    return redis_send(r, reply);
 }
 
 int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64_t *now_ms,
@@ -502,8 +546,8 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
 
 int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
 {
-    redisReply *reply;
-    int ret;
+    redisReply *reply = NULL;
+    int ret, kept;
 
     if (n == 0)
         return 1;
@@ -520,19 +564,16 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     }
     if (redis_build(r, items, n, now_ms) < 0)
         return -1; /* bad input; the connection is fine */
-    if (r->ctx == NULL && redis_connect(r) < 0)
+    kept = redis_begin(r);
+    if (kept < 0)
         return -1;
-
-    reply = redis_send(r);
-    if (reply == NULL)
+    if (redis_send_once_more(r, kept, &reply) != RL_RIO_OK)
         return -1;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         /* Flushed, or a failover to a server that never saw it: load and retry once. */
         freeReplyObject(reply);
-        if (redis_load_script(r) < 0)
-            return -1;
-        reply = redis_send(r);
-        if (reply == NULL)
+        reply = NULL;
+        if (redis_load_script(r) < 0 || redis_send(r, &reply) != RL_RIO_OK)
             return -1;
     }
     ret = redis_take_reply(r, reply, items, n);
@@ -548,10 +589,13 @@ int rl_redis_ping(rl_redis *r)
     static const char *const argv[] = {"PING"};
     static const size_t argvlen[] = {4};
     redisReply *reply;
+    int kept = redis_begin(r);
 
-    if (r->ctx == NULL && redis_connect(r) < 0)
+    if (kept < 0)
         return -1;
     reply = redis_simple(r, "PING", 1, (const char **)argv, argvlen);
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && redis_connect(r) == 0)
+        reply = redis_simple(r, "PING", 1, (const char **)argv, argvlen);
     if (reply == NULL)
         return -1;
     freeReplyObject(reply);

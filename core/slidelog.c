@@ -34,7 +34,7 @@
  * long as the clock jumped. Entries that left the window are dropped when the log is written.
  *
  * Arithmetic: absolute times are only compared and added to offsets < 2^32 or to P, so the
- * Lua twin (redis_script.c) computes the same values exactly in doubles (epoch ms ~2^41).
+ * Lua twin (ratelimit.lua) computes the same values exactly in doubles (epoch ms ~2^41).
  * Times must satisfy |now_ms| + 2^33 < 2^63 (any epoch ms does).
  */
 #include "fmacros.h"

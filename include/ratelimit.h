@@ -413,7 +413,7 @@ const char *rl_limiter_errstr(const rl_limiter *lim);
 const char *rl_limiter_health(const rl_limiter *lim);
 /* Asks Redis (one PING, through the circuit breaker) so that rl_limiter_health reflects now
  * rather than this process' last decision; no-op without Redis. For health endpoints, not
- * the request path: it may wait up to redis.connect_timeout_ms + command_timeout_ms. */
+ * the request path: it may wait up to redis.command_timeout_ms (reconnecting included). */
 void rl_limiter_probe(rl_limiter *lim);
 
 /* ---- pool-wide statistics (stats.c) ------------------------------------------------------- */

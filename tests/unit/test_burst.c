@@ -1,6 +1,7 @@
 /* test_burst.c -- rl-burst's header parser (fields.c) and judge (judge.c) on made-up runs
  *
- * The integration test (test_burst.sh) shows the harness passing a correct server and
+ * Also the RateLimit-Policy reader (fields.c) and the rule taken from it without --limit
+ * (policy.c). The integration test (test_burst.sh) shows the harness passing a correct server and
  * catching a loose one; a correct server never produces incoherent headers, so the header
  * checks are proven here, on runs built by hand: one client, a 10/m GCRA rule, answers whose
  * times and fields we choose.
@@ -8,6 +9,8 @@
 #include "fmacros.h"
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +58,135 @@ Test(burst_fields, malformed)
     cr_assert_eq(f.r, BURST_MALFORMED);
     cr_assert(f.has_ratelimit);
     cr_assert_eq(f.x_remaining, BURST_MALFORMED);
+}
+
+Test(burst_fields, policy_member)
+{
+    const char *v = "\"a\";q=10;w=60, \"b\";q=100;w=3600;pk=:cHsx:";
+    int64_t q, w;
+
+    cr_assert_eq(burst_policy_member(v, strlen(v), NULL, &q, &w), 0);
+    cr_assert_eq(q, 10, "the first member by default");
+    cr_assert_eq(w, 60);
+    cr_assert_eq(burst_policy_member(v, strlen(v), "b", &q, &w), 0);
+    cr_assert_eq(q, 100, "--rule b follows member b");
+    cr_assert_eq(w, 3600);
+    cr_assert_eq(burst_policy_member(v, strlen(v), "c", &q, &w), 1, "no member c");
+    cr_assert_eq(q, BURST_ABSENT);
+
+    v = "\"a\";w=60";
+    cr_assert_eq(burst_policy_member(v, strlen(v), NULL, &q, &w), 0);
+    cr_assert_eq(q, BURST_ABSENT, "no q");
+    v = "\"a\";q=ten;w=60";
+    cr_assert_eq(burst_policy_member(v, strlen(v), NULL, &q, &w), 0);
+    cr_assert_eq(q, BURST_MALFORMED);
+    v = "\"a;q=10";
+    cr_assert_eq(burst_policy_member(v, strlen(v), NULL, &q, &w), -1, "unclosed string");
+    cr_assert_eq(burst_policy_member("", 0, NULL, &q, &w), -1, "empty list");
+
+    const char *line = "ratelimit-policy:  \"a\";q=1;w=2 \r\n";
+    size_t n;
+    cr_assert(burst_header_value(line, strlen(line), "RateLimit-Policy", &v, &n));
+    cr_assert_eq(n, strlen("\"a\";q=1;w=2"));
+    cr_assert_eq(memcmp(v, "\"a\";q=1;w=2", n), 0);
+    cr_assert(!burst_header_value(line, strlen(line), "RateLimit", &v, &n));
+}
+
+/* ---- policy ---------------------------------------------------------------------------------- */
+
+TestSuite(burst_policy, .fini = rl_test_leak_check);
+
+/* burst_options_parse on a command line given as one string of words; the words stay in a
+ * static buffer, since the options borrow them (the rule name, the URL). */
+static int parse_words(const char *words, burst_options *o)
+{
+    static char buf[256];
+    char *argv[16];
+    int argc = 0;
+
+    snprintf(buf, sizeof buf, "%s", words);
+    for (char *w = strtok(buf, " "); w != NULL && argc < 15; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    argv[argc] = NULL;
+    optind = 0; /* getopt starts over */
+    return burst_options_parse(argc, argv, o);
+}
+
+/* Options as the command line leaves them without --limit. */
+static burst_options policy_opts(const char *words)
+{
+    burst_options o;
+    cr_assert_eq(parse_words(words, &o), 0);
+    cr_assert(o.from_policy);
+    cr_assert_eq(o.count, 0);
+    return o;
+}
+
+/* A run of one answer with status and the policy field value (NULL: none). */
+static burst_run policy_run(long status, const char *policy)
+{
+    burst_run run;
+    memset(&run, 0, sizeof run);
+    run.rec = calloc(1, sizeof *run.rec);
+    run.n = run.cap = 1;
+    run.rec[0].status = status;
+    run.first_answer = status != 0 ? 0 : SIZE_MAX;
+    if (policy != NULL) {
+        run.policy_state = 1;
+        snprintf(run.policy, sizeof run.policy, "%s", policy);
+    }
+    return run;
+}
+
+Test(burst_policy, quota_and_window_from_the_first_answer)
+{
+    burst_options o = policy_opts("rl-burst http://127.0.0.1:1/");
+    burst_run run = policy_run(200, "\"demo\";q=10;w=60");
+    cr_assert_eq(burst_policy_apply(&o, &run), BURST_EXIT_OK);
+    cr_assert_eq(o.count, 10);
+    cr_assert_eq(o.period_ms, 60000);
+    cr_assert_eq(o.burst, 10, "burst = COUNT");
+    cr_assert_str_eq(o.limit_text, "10/60s");
+    free(run.rec);
+}
+
+Test(burst_policy, options_still_count)
+{
+    burst_options o = policy_opts("rl-burst --burst 4 --rule b http://127.0.0.1:1/");
+    burst_run run = policy_run(429, "\"a\";q=10;w=60, \"b\";q=2;w=1");
+    cr_assert_eq(burst_policy_apply(&o, &run), BURST_EXIT_OK);
+    cr_assert_eq(o.count, 2, "--rule b");
+    cr_assert_eq(o.period_ms, 1000);
+    cr_assert_eq(o.burst, 4, "--burst");
+    free(run.rec);
+
+    cr_assert_eq(parse_words("rl-burst --limit 5/s http://127.0.0.1:1/", &o), 0);
+    cr_assert(!o.from_policy, "--limit given: the policy is not read");
+    run = policy_run(200, "\"a\";q=10;w=60");
+    cr_assert_eq(burst_policy_apply(&o, &run), BURST_EXIT_OK);
+    cr_assert_eq(o.count, 5);
+    cr_assert_eq(o.period_ms, 1000);
+    free(run.rec);
+}
+
+Test(burst_policy, no_usable_policy, .init = cr_redirect_stderr)
+{
+    const char *cmd = "rl-burst --rule x http://127.0.0.1:1/";
+    const char *bad[] = {NULL, "\"x\";q=0;w=60", "\"x\";w=60", "\"y\";q=1;w=1", "\"x;q=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        burst_options o = policy_opts(cmd);
+        burst_run run = policy_run(200, bad[i]);
+        cr_assert_eq(burst_policy_apply(&o, &run), BURST_EXIT_USAGE, "policy %s",
+                     bad[i] ? bad[i] : "(none)");
+        cr_assert_eq(o.count, 0);
+        free(run.rec);
+    }
+    burst_options o = policy_opts(cmd);
+    burst_run run = policy_run(0, NULL);
+    cr_assert_eq(burst_policy_apply(&o, &run), BURST_EXIT_TRANSPORT, "no answer at all");
+    free(run.rec);
+    fflush(stderr);
+    cr_assert_stderr_neq_str("", "each says why on stderr");
 }
 
 /* ---- judge ---------------------------------------------------------------------------------- */

@@ -21,15 +21,18 @@
 
 #include "failover.h"
 #include "leakcheck.h"
+#include "lib_redis_fake.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
 
 static char conf_path[256];
 static char shm_name[64];
 static rlt_redis srv;
+static rlt_fake fake;
 
 static void fini(void)
 {
+    rlt_fake_stop(&fake);
     if (srv.pid > 0)
         kill(srv.pid, SIGCONT);
     rlt_redis_stop(&srv);
@@ -214,6 +217,46 @@ Test(failover, stopped_server_no_decision_waits_longer_than_the_timeout)
     cr_assert(slow >= 3 && slow <= 10, "%d decisions waited for the timeout", slow);
     cr_assert_str_eq(rl_limiter_health(lim), "degraded");
     cr_assert_eq(kill(srv.pid, SIGCONT), 0);
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+/* A reply that drips forever, one byte every 30 ms under a 50 ms timeout (a per-read timeout
+ * would never fire): each decision ends by the timeout as a failure the breaker counts, and
+ * after breaker_failures of them Redis is skipped. */
+Test(failover, dripping_reply_is_a_timeout_the_breaker_counts)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *lim;
+    long long t, worst = 0;
+
+    fake = (rlt_fake){.mode = RLT_FAKE_DRIP, .target = "EVALSHA", .drip_ms = 30};
+    cr_assert_eq(rlt_fake_start(&fake), 0);
+    snprintf(redis, sizeof(redis), "port = %d; command_timeout_ms = 50; breaker_failures = 3; "
+             "breaker_open_ms = 60000;", fake.port);
+    cfg = load(redis, "{ name = \"global\"; limit = \"100000/m\"; }");
+    lim = open_lim(cfg);
+    for (int i = 0; i < 3; i++) {
+        t = rlt_now_ms();
+        cr_assert_eq(ask(lim, "c4").backend, RL_BACKEND_SHM, "decision %d", i);
+        t = rlt_now_ms() - t;
+        worst = t > worst ? t : worst;
+    }
+    cr_assert_lt(worst, 50 + 900, "a decision took %lld ms", worst);
+    /* Held until the deadline: a decision that failed sooner failed before the drip (e.g. at
+     * SCRIPT LOAD) and tested nothing. */
+    cr_assert_geq(worst, 40, "no decision waited for the drip (%lld ms)", worst);
+    cr_assert_str_eq(rl_limiter_health(lim), "degraded");
+    /* Open: 100 decisions that would each wait 50 ms if Redis were still asked. */
+    t = rlt_now_ms();
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(ask(lim, "c4").backend, RL_BACKEND_SHM);
+    cr_assert_lt(rlt_now_ms() - t, 2000, "the breaker did not open");
+    fprintf(stderr,
+            "FIGURE: dripping Redis reply (1 byte / 30 ms, command_timeout_ms 50): 3 decisions "
+            "of at most %lld ms each, then the breaker skips Redis\n",
+            worst);
     rl_limiter_close(lim);
     rl_config_free(cfg);
 }

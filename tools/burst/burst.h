@@ -3,7 +3,9 @@
  * One file per job:
  *   options.c  the command line into a burst_options; the clients' addresses
  *   load.c     the load itself: libcurl multi, concurrency, pacing, progress line -> burst_run
- *   fields.c   the response headers that matter: Retry-After, RateLimit, X-RateLimit-Remaining
+ *   fields.c   the response headers that matter: Retry-After, RateLimit, X-RateLimit-Remaining,
+ *              RateLimit-Policy
+ *   policy.c   without --limit: the rule from the first answer's RateLimit-Policy
  *   judge.c    per client: the algorithm's allowance, admissions against it, header coherence
  *   stats.c    latency percentiles and throughput
  *   report.c   the human report and the JSON summary
@@ -33,6 +35,9 @@ enum {
 #define BURST_MAX_REQUESTS 10000000LL
 #define BURST_ABSENT (-1)    /* a header field that was not there */
 #define BURST_MALFORMED (-2) /* a header field that was there but did not parse */
+#define BURST_POLICY_MAX                                                                           \
+    1024 /* bytes of a RateLimit-Policy value kept (the filter's: ~30 a rule) */
+#define BURST_LIMIT_TEXT_MAX 48
 
 /* ---- options.c ----------------------------------------------------------------------------- */
 
@@ -45,11 +50,14 @@ typedef struct burst_options {
     uint32_t first_client;  /* --first-client, host byte order */
     double rate;            /* --rate: requests/s overall; 0 = as fast as -c allows */
     int64_t duration_us;    /* --duration; 0 = none */
-    const char *limit_text; /* --limit as given (borrowed from argv) */
-    int64_t count;          /* --limit COUNT/PERIOD ... */
+    const char *limit_text; /* --limit as given (borrowed from argv), or limit_own */
+    int64_t count;          /* --limit COUNT/PERIOD ...; 0 until the policy gives it */
     int64_t period_ms;
-    int64_t burst;    /* --burst; defaults to count */
-    rl_algo algo;     /* --algorithm */
+    int64_t burst;       /* --burst; defaults to count */
+    int64_t burst_given; /* --burst as given; 0 = none */
+    int from_policy;     /* no --limit: the rule comes from the server's RateLimit-Policy */
+    char limit_own[BURST_LIMIT_TEXT_MAX]; /* "Q/Ws" when from_policy */
+    rl_algo algo;                         /* --algorithm */
     const char *rule; /* --rule: the RateLimit member to follow; NULL = the first */
     long timeout_ms;  /* --timeout, per request */
     int json;         /* --json: JSON on stdout, the human report on stderr */
@@ -57,8 +65,14 @@ typedef struct burst_options {
 } burst_options;
 
 /* Parses argv into o. Returns 0 to run, 1 when --help or --version was printed (exit 0), -1
- * after printing a usage error to stderr (exit 2). */
+ * after printing a usage error to stderr (exit 2). Without --limit, o->from_policy is set and
+ * o->count stays 0 until burst_options_rule. */
 int burst_options_parse(int argc, char **argv, burst_options *o);
+
+/* Sets the rule to judge against: count per period_ms, and the burst (--burst, else count),
+ * held to the configuration's bounds (count x period and burst x period at most 2^50 ms).
+ * Returns 0, or -1 with the reason in why. */
+int burst_options_rule(burst_options *o, int64_t count, int64_t period_ms, char *why, size_t size);
 
 /* The dotted address of every client, o->clients of them: first_client, then the next
  * addresses, skipping those ending in .0 or .255. Returns a new array (free() it) or NULL with
@@ -82,6 +96,17 @@ void burst_fields_reset(burst_fields *f);
  * the RateLimit member to follow (NULL = the first). */
 void burst_fields_line(burst_fields *f, const char *line, size_t len, const char *rule);
 
+/* When line is "name: value" (name case-insensitive), points *value at the value without the
+ * blanks and CRLF around it and returns 1; else 0. */
+int burst_header_value(const char *line, size_t len, const char *name, const char **value,
+                       size_t *vlen);
+
+/* Reads the RateLimit-Policy value s[0..n): q and w of the member named rule (the first when
+ * rule is NULL), each BURST_ABSENT when not there, BURST_MALFORMED when not a non-negative
+ * integer. Returns 0 when that member is there, 1 when it is not, -1 when the list does not
+ * parse. */
+int burst_policy_member(const char *s, size_t n, const char *rule, int64_t *q, int64_t *w);
+
 /* ---- load.c -------------------------------------------------------------------------------- */
 
 typedef struct burst_record {
@@ -102,12 +127,25 @@ typedef struct burst_run {
     size_t transport_errors;
     char first_error[256]; /* the first transport error, or why the run could not start */
     int interrupted;       /* SIGINT stopped the sending early */
+    /* The first answer in send order (the lowest record with an HTTP answer; SIZE_MAX while
+     * none) and its RateLimit-Policy value: policy_state 0 none, 1 kept whole, 2 cut short. */
+    size_t first_answer;
+    int policy_state;
+    char policy[BURST_POLICY_MAX];
 } burst_run;
 
 /* Runs the load described by o from the clients addrs (borrowed). Returns 0 with run filled
  * (free with burst_run_free), or -1 with run->first_error set when it could not start. */
 int burst_load_run(const burst_options *o, const char (*addrs)[BURST_ADDR_MAX], burst_run *run);
 void burst_run_free(burst_run *run);
+
+/* ---- policy.c ------------------------------------------------------------------------------ */
+
+/* When o->from_policy: sets o's rule from run's first answer's RateLimit-Policy (the member
+ * --rule names, else the first): COUNT = q, PERIOD = w seconds. Returns 0 (also when the rule
+ * came from --limit), or BURST_EXIT_USAGE or BURST_EXIT_TRANSPORT after a message on stderr
+ * saying why the rule could not be known. */
+int burst_policy_apply(burst_options *o, const burst_run *run);
 
 /* ---- judge.c ------------------------------------------------------------------------------- */
 

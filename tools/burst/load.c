@@ -11,6 +11,11 @@
  * as soon as a slot frees up (it catches up, it never skips). The records array grows as
  * requests are sent; the header callback finds its record by index, never by pointer, so the
  * array may move between callbacks.
+ *
+ * Each slot keeps the RateLimit-Policy value of its request in flight; when a request's answer
+ * is the earliest-sent answer so far, that value becomes the run's (policy.c reads it when no
+ * --limit was given). Kept per slot, not per record, so a long run does not carry it for every
+ * request.
  */
 #include "fmacros.h"
 
@@ -33,6 +38,8 @@ typedef struct load_slot {
     size_t rec; /* the request in flight; valid while busy */
     int busy;
     char errbuf[CURL_ERROR_SIZE];
+    int policy_state; /* as burst_run's: 0 none yet, 1 kept whole, 2 cut short */
+    char policy[BURST_POLICY_MAX];
 } load_slot;
 
 typedef struct load_client {
@@ -62,10 +69,29 @@ static size_t load_discard(char *data, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
+/* Keeps the first RateLimit-Policy of the answer's (last) header block in the slot. */
+static void load_policy_line(load_slot *s, const char *line, size_t len)
+{
+    const char *v;
+    size_t vlen;
+
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        s->policy_state = 0;
+    } else if (s->policy_state == 0 &&
+               burst_header_value(line, len, "RateLimit-Policy", &v, &vlen)) {
+        s->policy_state = vlen < sizeof s->policy ? 1 : 2;
+        if (vlen >= sizeof s->policy)
+            vlen = sizeof s->policy - 1;
+        memcpy(s->policy, v, vlen);
+        s->policy[vlen] = '\0';
+    }
+}
+
 static size_t load_header(char *line, size_t size, size_t nitems, void *ud)
 {
     load_slot *s = ud;
     burst_fields_line(&s->run->rec[s->rec].f, line, size * nitems, s->o->rule);
+    load_policy_line(s, line, size * nitems);
     return size * nitems;
 }
 
@@ -146,6 +172,7 @@ static int load_start(CURLM *m, load_slot *s, const load_client *cl, const burst
         return -1;
     s->rec = (size_t)rec;
     s->errbuf[0] = '\0';
+    s->policy_state = 0;
     if (o->xff)
         curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, cl[client].xff);
     else
@@ -169,6 +196,11 @@ static void load_finish(CURLM *m, CURLMsg *msg, burst_run *run, int64_t now)
     if (msg->data.result == CURLE_OK)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
     r->status = status;
+    if (status != 0 && s->rec < run->first_answer) {
+        run->first_answer = s->rec;
+        run->policy_state = s->policy_state;
+        memcpy(run->policy, s->policy, sizeof run->policy);
+    }
     if (msg->data.result != CURLE_OK || status == 0) {
         if (run->transport_errors++ == 0)
             load_error(run, curl_easy_strerror(msg->data.result),
@@ -271,6 +303,7 @@ int burst_load_run(const burst_options *o, const char (*addrs)[BURST_ADDR_MAX], 
     int rc = -1;
 
     memset(run, 0, sizeof *run);
+    run->first_answer = SIZE_MAX;
     if (slots == NULL || cl == NULL || m == NULL || load_clients_init(cl, o, addrs) != 0) {
         load_error(run, "setting up", "out of memory");
         goto out;

@@ -1,12 +1,14 @@
 /* main.c -- rl-burst: send a burst from many clients and prove the rate limit held
  *
- *   rl-burst -n N -c C -k K [--xff] [--rate R] [--duration S] --limit COUNT/PERIOD
+ *   rl-burst -n N -c C -k K [--xff] [--rate R] [--duration S] [--limit COUNT/PERIOD]
  *            [--burst B] [--algorithm A] [--json] URL
  *
- * Options, then the load, then the judgement; the exit status says which way it went:
+ * Options, then the load, then (without --limit) the rule from the first answer's
+ * RateLimit-Policy, then the judgement; the exit status says which way it went:
  * 0 every client within its allowance and the headers coherent; 1 a violation (over-admission
  * is reported as 1 even when some requests failed, since failures can only hide admissions);
- * 2 usage; 3 some request got no HTTP answer, so nothing else could be concluded.
+ * 2 usage, or no --limit and no usable RateLimit-Policy; 3 some request got no HTTP answer,
+ * so nothing else could be concluded.
  */
 #include "fmacros.h"
 
@@ -74,7 +76,7 @@ int main(int argc, char **argv)
     if (burst_load_run(&o, (const char(*)[BURST_ADDR_MAX])addrs, &run) != 0) {
         fprintf(stderr, "rl-burst: %s\n", run.first_error);
         rc = BURST_EXIT_TRANSPORT;
-    } else {
+    } else if ((rc = burst_policy_apply(&o, &run)) == BURST_EXIT_OK) {
         rc = main_judge_and_report(&o, (const char(*)[BURST_ADDR_MAX])addrs, &run);
     }
     burst_run_free(&run);

@@ -3,7 +3,9 @@
  * Every option is checked here, once, into a burst_options; the rest of the program trusts
  * it. The rule to judge against is parsed by the core's rl_parse_limit, so it reads exactly
  * like the configuration's `limit`, and it is held to the same bounds (count x period and
- * burst x period at most 2^50 ms).
+ * burst x period at most 2^50 ms). Without --limit the rule is left unset (from_policy) and
+ * policy.c sets it through burst_options_rule, under the same bounds, once the first answer
+ * is in.
  */
 #include "fmacros.h"
 
@@ -34,7 +36,7 @@ enum {
 static void opt_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: rl-burst [OPTIONS] --limit COUNT/PERIOD URL\n"
+            "Usage: rl-burst [OPTIONS] [--limit COUNT/PERIOD] URL\n"
             "\n"
             "Sends requests from many clients to URL and checks that the rate limit held:\n"
             "per client, the 2xx count against what the algorithm allows, and the\n"
@@ -54,7 +56,8 @@ static void opt_usage(FILE *out)
             "      --timeout S     give up on one request after S seconds (default 10)\n"
             "\n"
             "The rule to judge against:\n"
-            "  -l, --limit L       COUNT/PERIOD as in the configuration, e.g. 10/m, 100/90s\n"
+            "  -l, --limit L       COUNT/PERIOD as in the configuration, e.g. 10/m, 100/90s;\n"
+            "                      without it: q/w of the first answer's RateLimit-Policy\n"
             "  -b, --burst B       GCRA burst (default COUNT)\n"
             "  -a, --algorithm A   gcra (default), fixed_window, sliding_window or sliding_log\n"
             "      --rule NAME     the RateLimit member to follow (default: the first)\n"
@@ -66,8 +69,9 @@ static void opt_usage(FILE *out)
             "  -h, --help          this help\n"
             "  -V, --version       the version\n"
             "\n"
-            "Exit status: 0 within the allowance and coherent, 1 a violation, 2 usage,\n"
-            "3 a request got no HTTP answer (could not connect, timed out).\n");
+            "Exit status: 0 within the allowance and coherent, 1 a violation, 2 usage (or\n"
+            "no --limit and no usable RateLimit-Policy), 3 a request got no HTTP answer\n"
+            "(could not connect, timed out).\n");
 }
 
 static int opt_fail(const char *what, const char *value, const char *why)
@@ -131,36 +135,51 @@ static int opt_algorithm(const char *s, rl_algo *out)
     return 0;
 }
 
+/* --limit: parsed here, checked against --burst in opt_check. */
 static int opt_limit(const char *s, burst_options *o)
 {
     rl_error err;
 
     if (rl_parse_limit(s, &o->count, &o->period_ms, &err) != 0)
         return opt_fail("--limit", s, err.text);
-    if (o->count > OPT_PRODUCT_MAX / o->period_ms)
-        return opt_fail("--limit", s, "count x period in ms must not exceed 2^50");
     o->limit_text = s;
     return 0;
 }
 
-/* Checks what no single option can: the options against each other. */
-static int opt_check(burst_options *o, int64_t burst, int n_given)
+int burst_options_rule(burst_options *o, int64_t count, int64_t period_ms, char *why, size_t size)
 {
-    char v[32];
-
-    if (o->count == 0) {
-        fprintf(stderr, "rl-burst: --limit COUNT/PERIOD is required: the rule to judge "
-                        "against, e.g. --limit 10/m\n");
+    if (count < 1 || count > RL_COUNT_MAX || period_ms < 1) {
+        snprintf(why, size, "count must be 1..%lld and the period at least 1 ms",
+                 (long long)RL_COUNT_MAX);
         return -1;
     }
-    if (burst > 0 && o->algo != RL_ALGO_GCRA) {
-        snprintf(v, sizeof v, "%lld", (long long)burst);
+    if (count > OPT_PRODUCT_MAX / period_ms) {
+        snprintf(why, size, "count x period in ms must not exceed 2^50");
+        return -1;
+    }
+    o->count = count;
+    o->period_ms = period_ms;
+    o->burst = o->burst_given > 0 ? o->burst_given : count;
+    if (o->burst > OPT_PRODUCT_MAX / period_ms) {
+        snprintf(why, size, "burst %lld x period in ms must not exceed 2^50", (long long)o->burst);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks what no single option can: the options against each other. */
+static int opt_check(burst_options *o, int n_given)
+{
+    char v[32], why[96];
+
+    if (o->burst_given > 0 && o->algo != RL_ALGO_GCRA) {
+        snprintf(v, sizeof v, "%lld", (long long)o->burst_given);
         return opt_fail("--burst", v, "only gcra has a burst; the windows allow COUNT");
     }
-    o->burst = burst > 0 ? burst : o->count;
-    if (o->burst > OPT_PRODUCT_MAX / o->period_ms) {
-        snprintf(v, sizeof v, "%lld", (long long)o->burst);
-        return opt_fail("--burst", v, "burst x period in ms must not exceed 2^50");
+    if (o->count == 0) {
+        o->from_policy = 1; /* the first answer's RateLimit-Policy will say (policy.c) */
+    } else if (burst_options_rule(o, o->count, o->period_ms, why, sizeof why) != 0) {
+        return opt_fail("--limit", o->limit_text, why);
     }
     if (!n_given)
         o->requests = o->duration_us > 0 ? 0 : 100;
@@ -190,7 +209,7 @@ int burst_options_parse(int argc, char **argv, burst_options *o)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    int64_t v, burst = 0;
+    int64_t v;
     double d;
     struct in_addr a;
     int c, n_given = 0;
@@ -219,7 +238,7 @@ int burst_options_parse(int argc, char **argv, burst_options *o)
             o->clients = (int)v;
             break;
         case 'l': rc = opt_limit(optarg, o); break;
-        case 'b': rc = opt_int("--burst", optarg, 1, RL_COUNT_MAX, &burst); break;
+        case 'b': rc = opt_int("--burst", optarg, 1, RL_COUNT_MAX, &o->burst_given); break;
         case 'a': rc = opt_algorithm(optarg, &o->algo); break;
         case OPT_XFF: o->xff = 1; break;
         case OPT_FIRST_CLIENT:
@@ -255,7 +274,7 @@ int burst_options_parse(int argc, char **argv, burst_options *o)
     o->url = argv[optind];
     if (o->progress < 0)
         o->progress = isatty(STDERR_FILENO) ? 1 : 0;
-    return opt_check(o, burst, n_given);
+    return opt_check(o, n_given);
 }
 
 /* The address after a, skipping x.y.z.0 and x.y.z.255 (network and broadcast look-alikes). */

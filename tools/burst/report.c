@@ -4,6 +4,8 @@
  * transport errors, the allowance as MIN..MAX or <=MAX, the verdict), latency and throughput,
  * each problem in words, the overall verdict. With more than REPORT_ROWS clients only the
  * first REPORT_ROWS rows and every client with a problem are shown; the JSON lists them all.
+ * A rule read from the server's RateLimit-Policy (no --limit) is shown with the field it came
+ * from, in the report and in the JSON.
  */
 #include "fmacros.h"
 
@@ -33,8 +35,18 @@ static void report_allowed(const burst_client *c, char *buf, size_t size)
         snprintf(buf, size, "<=%lld", (long long)c->max_allowed);
 }
 
-static void report_rule(const burst_options *o, FILE *out)
+static void report_rule(const burst_options *o, const burst_run *run, FILE *out)
 {
+    if (o->from_policy) {
+        fprintf(out,
+                "policy:  %s: the RateLimit-Policy of request %zu (the first answer), "
+                "judged as --limit %s\n",
+                run->policy, run->first_answer + 1, o->limit_text);
+        fprintf(out, "         (a policy states no algorithm or burst: %s)\n",
+                o->algo != RL_ALGO_GCRA ? "--algorithm as given"
+                : o->burst_given > 0    ? "gcra, --burst as given"
+                                        : "gcra with burst = COUNT, unless --algorithm/--burst");
+    }
     fprintf(out, "rule:    %s %s (%lld per %lld ms)", report_algo(o->algo), o->limit_text,
             (long long)o->count, (long long)o->period_ms);
     if (o->algo == RL_ALGO_GCRA)
@@ -96,7 +108,7 @@ void burst_report_text(const burst_summary *s, FILE *out)
             (long long)st->sent, o->clients, o->xff ? "X-Forwarded-For" : "source addresses",
             s->clients[0].addr, s->clients[o->clients - 1].addr, o->concurrency);
     fprintf(out, "url:     %s\n", o->url);
-    report_rule(o, out);
+    report_rule(o, s->run, out);
     if (s->run->interrupted)
         fprintf(out, "note:    interrupted: sending stopped early\n");
     fprintf(out, "\n%-16s %8s %8s %8s %6s %6s %13s  %s\n", "client", "sent", "2xx", "429", "other",
@@ -161,8 +173,15 @@ void burst_report_json(const burst_summary *s, FILE *out)
             s->run->interrupted ? "true" : "false");
     fprintf(out, "  \"rule\": {\"algorithm\": \"%s\", \"limit\": ", report_algo(o->algo));
     report_json_str(out, o->limit_text);
-    fprintf(out, ", \"count\": %lld, \"period_ms\": %lld, \"burst\": %lld},\n", (long long)o->count,
-            (long long)o->period_ms, (long long)o->burst);
+    fprintf(out, ", \"count\": %lld, \"period_ms\": %lld, \"burst\": %lld, \"source\": ",
+            (long long)o->count, (long long)o->period_ms, (long long)o->burst);
+    if (o->from_policy) {
+        fprintf(out, "\"policy\", \"policy\": ");
+        report_json_str(out, s->run->policy);
+    } else {
+        fprintf(out, "\"option\", \"policy\": null");
+    }
+    fprintf(out, "},\n");
     fprintf(out,
             "  \"totals\": {\"sent\": %lld, \"admitted\": %lld, \"refused\": %lld, "
             "\"other\": %lld, \"transport_errors\": %lld},\n",
