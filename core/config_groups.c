@@ -401,6 +401,29 @@ int rl_cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_
     return rl_cfg_members(ld, g, cfg_proxy_member, px);
 }
 
+/* ---- fastcgi ------------------------------------------------------------------------------- */
+
+static int cfg_fastcgi_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_fastcgi_config *fc = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "read_timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &fc->read_timeout_ms);
+    else if (rl_cfg_is(s, "idle_timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_FASTCGI_IDLE_MAX_MS, &fc->idle_timeout_ms);
+    else if (rl_cfg_is(s, "max_connections"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_FASTCGI_CONNECTIONS_MAX, &fc->max_connections);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
+int rl_cfg_load_fastcgi(const cfg_loader *ld, const config_setting_t *g, rl_fastcgi_config *fc)
+{
+    return rl_cfg_members(ld, g, cfg_fastcgi_member, fc);
+}
+
 /* ---- headers ------------------------------------------------------------------------------- */
 
 static int cfg_headers_member(const cfg_loader *ld, const config_setting_t *s, void *ud)

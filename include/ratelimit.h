@@ -224,6 +224,15 @@ typedef struct rl_proxy_config {
     int timeout_ms; /* the longest the backend may stay silent during one exchange */
 } rl_proxy_config;
 
+/* How the filter's FastCGI server treats its connections (the --listen daemon and the pool a
+ * web server spawns): deadlines and the number of connections one process holds. */
+typedef struct rl_fastcgi_config {
+    int read_timeout_ms; /* a request's parameters, from its first byte (default 5000); also
+                             each wait for its body or to send its answer */
+    int idle_timeout_ms; /* a kept connection between requests (default 30000) */
+    int max_connections; /* connections one process holds at once (default 256) */
+} rl_fastcgi_config;
+
 /* The filter's admin endpoints (health, stats, test, metrics): answered in the FastCGI
  * responder role to clients in `allow` (resolved like rule keys: trusted proxies apply),
  * never rate-limited or forwarded. Paths are distinct, start with '/', exact matches. */
@@ -245,6 +254,7 @@ typedef struct rl_config {
     rl_access_config access;
     rl_proxy_config proxy;
     rl_admin_config admin;
+    rl_fastcgi_config fastcgi;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
     int problem_json;        /* refusals carry an RFC 9457 application/problem+json body (off) */
     rl_rule *rules;
