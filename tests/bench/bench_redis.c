@@ -17,7 +17,8 @@
  * time per decision (INFO commandstats usec_per_call, so no round trip counts) for an
  * admission that also drops the oldest unit, and for a refusal; beside it, the compact
  * alternative measured the same way: the log as one string of offsets ("l:BASE:O1,..."),
- * parsed and rewritten by Lua on every decision, as the script does up to RL_LOG_MAX.
+ * parsed and rewritten by Lua on every decision, as the script does up to RL_LOG_MAX; and
+ * the other algorithms at 100 per 100 ms, one decision a ms, for the same two figures.
  *
  * `bench_redis --ops N` runs each exactly N times instead, for instruction counts:
  *   valgrind --tool=callgrind --toggle-collect=raw_op --toggle-collect=be_op \
@@ -214,18 +215,25 @@ static long long bench_memory(redisContext *c, const char *key)
     return v;
 }
 
-/* One sliding_log decision through the script at now (cost 1); returns allowed. */
-static int slog_decide(redisContext *c, const char *sha, const char *key, long count,
-                       long long now)
+/* One decision of algorithm `algo` (rl_algo's value, as text), count per count ms, through
+ * the script at now (cost 1); returns allowed. */
+static int algo_decide(redisContext *c, const char *sha, const char *algo, const char *key,
+                       long count, long long now)
 {
     char nows[32], counts[32];
     snprintf(nows, sizeof nows, "%lld", now);
     snprintf(counts, sizeof counts, "%ld", count);
-    const char *argv[] = {"EVALSHA", sha, "1", key, nows, "3", counts, counts, counts, "1", "0"};
+    const char *argv[] = {"EVALSHA", sha, "1", key, nows, algo, counts, counts, counts, "1", "0"};
     redisReply *r = bench_cmd(c, 11, argv);
     int allowed = r->type == REDIS_REPLY_ARRAY && r->elements == 5 && r->element[0]->integer;
     freeReplyObject(r);
     return allowed;
+}
+
+static int slog_decide(redisContext *c, const char *sha, const char *key, long count,
+                       long long now)
+{
+    return algo_decide(c, sha, "3", key, count, now);
 }
 
 static int compact_decide(redisContext *c, const char *sha, const char *key, long count,
@@ -324,11 +332,36 @@ static void bench_slog_size(redisContext *c, const char *sha, const char *csha, 
     freeReplyObject(bench_cmd(c, 3, del));
 }
 
+/* The other algorithms at 100 per 100 ms, one decision a ms for 2000 ms (admissions and
+ * refusals as the rule decides): Redis' usec per call and the key's MEMORY USAGE. */
+static void bench_algos(redisContext *c, const char *sha)
+{
+    static const char *const names[] = {"gcra", "fixed_window", "sliding_window"};
+    static const char *const algos[] = {"0", "1", "2"};
+    const long long t0 = 1700000000000LL;
+
+    for (int a = 0; a < 3; a++) {
+        char key[64];
+        long admitted = 0;
+        snprintf(key, sizeof key, "b:{algo-%s}:x", names[a]);
+        bench_resetstat(c);
+        for (long k = 0; k < 2000; k++)
+            admitted += algo_decide(c, sha, algos[a], key, 100, t0 + k);
+        printf("%-14s 100/100ms %9lld bytes/key  Redis %8.1f us/decision (%ld of 2000 "
+               "admitted)\n",
+               names[a], bench_memory(c, key), bench_evalsha_usec(c), admitted);
+        const char *del[] = {"DEL", key};
+        freeReplyObject(bench_cmd(c, 2, del));
+    }
+}
+
 static void bench_slog(redisContext *c, const char *sha)
 {
     static const long counts[] = {100, 1000, 10000, 100000};
     const char *load[] = {"SCRIPT", "LOAD", slog_compact_lua};
     redisReply *csha = bench_cmd(c, 3, load);
+
+    bench_algos(c, sha);
 
     printf("sliding_log, a full log of COUNT units over COUNT ms (Redis time from INFO "
            "commandstats; memory from MEMORY USAGE):\n");
