@@ -166,11 +166,12 @@ else
 fi
 
 # ---- 4: Redis down: this host's share -----------------------------------------------------------
-kill -9 "$RPID" 2>/dev/null || true
-wait "$RPID" 2>/dev/null || true
+{ kill -9 "$RPID"; wait "$RPID"; } 2>/dev/null || true # no "Killed" notice from bash
 n=$(both outage 150 127.0.4.1 /api 200/m)
 check "4: Redis down, 150 per pool: 200 admitted in all ($n)" test "$n" = 200
 check "4: ... exactly 100 by each pool (200 / 2 hosts)" \
     test "$(admitted_by "$T/outage-1.json")" = 100 -a "$(admitted_by "$T/outage-2.json")" = 100
 
+check "no sanitizer report in either pool's filter log" \
+    bash -c '! grep -Eq "runtime error|AddressSanitizer|LeakSanitizer" "$1"/p*/filter.log' _ "$T"
 finish
