@@ -72,6 +72,14 @@ static int64_t limiter_clock_ms(clockid_t id)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* One rule's share: count and burst / hosts, at least 1; strings stay borrowed. */
+static void limiter_share(const rl_rule *rule, int64_t hosts, rl_rule *r)
+{
+    *r = *rule;
+    r->count = r->count / hosts > 0 ? r->count / hosts : 1;
+    r->burst = r->burst / hosts > 0 ? r->burst / hosts : 1;
+}
+
 /* The shm fallback's copy of each rule: this host's share of a limit shared by `hosts`. */
 static int limiter_make_shares(rl_limiter *lim)
 {
@@ -85,12 +93,8 @@ static int limiter_make_shares(rl_limiter *lim)
     lim->shares = calloc(cfg->nrules, sizeof(*lim->shares));
     if (lim->shares == NULL)
         return -1;
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        rl_rule *r = &lim->shares[i];
-        *r = cfg->rules[i]; /* strings stay borrowed from the config */
-        r->count = r->count / hosts > 0 ? r->count / hosts : 1;
-        r->burst = r->burst / hosts > 0 ? r->burst / hosts : 1;
-    }
+    for (size_t i = 0; i < cfg->nrules; i++)
+        limiter_share(&cfg->rules[i], hosts, &lim->shares[i]);
     return 0;
 }
 
@@ -114,15 +118,23 @@ static size_t limiter_key_max(const rl_config *cfg)
     return rl_keys_shm_max(longest);
 }
 
-/* The state words the table keeps per key: the most any rule's algorithm needs, and the
- * refusal cache's entries when Redis is on. So a GCRA-only config keeps 2 words a key, and
- * only a config with a sliding_log rule pays for its log in every slot. */
+/* The state words the table keeps per key: the most any rule's algorithm needs, its shm
+ * fallback share's too (a sliding_log's share can need more words than the rule: 200 is
+ * bucketed, 35 words, its half an exact log of 100, 52), and the refusal cache's entries
+ * when Redis is on. So a GCRA-only config keeps 2 words a key, and only a config with a
+ * sliding_log rule pays for its log in every slot. */
 static size_t limiter_state_words(const rl_config *cfg)
 {
     size_t words = cfg->redis.enabled ? RL_SHM_RAW_WORDS : 1;
     for (size_t i = 0; i < cfg->nrules; i++) {
+        rl_rule share;
         size_t w = rl_algo_state_words(&cfg->rules[i]);
         words = w > words ? w : words;
+        if (cfg->redis.enabled && cfg->redis.hosts > 1) {
+            limiter_share(&cfg->rules[i], cfg->redis.hosts, &share);
+            w = rl_algo_state_words(&share);
+            words = w > words ? w : words;
+        }
     }
     return words;
 }
