@@ -253,6 +253,9 @@ void rl_config_free(rl_config *cfg)
     free(cfg->redis.user);
     free(cfg->redis.password);
     free(cfg->redis.prefix);
+    for (size_t i = 0; i < cfg->redis.ncluster; i++)
+        free(cfg->redis.cluster[i]);
+    free(cfg->redis.cluster);
     free(cfg->proxy.backend);
     free(cfg->admin.allow);
     free(cfg->admin.health_path);

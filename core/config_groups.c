@@ -8,6 +8,7 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "redis_cluster.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -275,6 +276,42 @@ static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, cha
         ld, v, rl_cfg_is(s, "socket") || rl_cfg_is(s, "password") || rl_cfg_is(s, "user"), dst);
 }
 
+/* redis.cluster: 1..RL_CLUSTER_NODES_MAX seed nodes, each "HOST:PORT" (HOST an IPv4 address
+ * or a name, no brackets: cluster nodes announce themselves as IP:PORT). */
+static int cfg_redis_cluster(const cfg_loader *ld, const config_setting_t *s, rl_redis_config *r)
+{
+    int len = rl_cfg_string_list(ld, s, RL_CLUSTER_NODES_MAX);
+
+    if (len < 0)
+        return -1;
+    for (size_t i = 0; i < r->ncluster; i++)
+        free(r->cluster[i]);
+    free(r->cluster);
+    r->ncluster = 0;
+    r->cluster = calloc((size_t)len, sizeof *r->cluster);
+    if (r->cluster == NULL)
+        return rl_cfg_oom(ld);
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        const char *colon = strrchr(v, ':');
+        char q[RL_QUOTE_SIZE], *end;
+        long port = 0;
+
+        if (colon != NULL && colon[1] >= '0' && colon[1] <= '9')
+            port = strtol(colon + 1, &end, 10);
+        if (colon == NULL || colon == v || port < 1 || port > 65535 || *end != '\0' ||
+            colon - v > RL_CLUSTER_HOST_MAX || strcspn(v, "[]{} \t") < strlen(v))
+            return rl_cfg_fail(ld, e, "invalid cluster node %s: must be \"HOST:PORT\"",
+                               rl_quote(q, v, strlen(v)));
+        r->cluster[i] = strdup(v);
+        if (r->cluster[i] == NULL)
+            return rl_cfg_oom(ld);
+        r->ncluster = (size_t)i + 1;
+    }
+    return 0;
+}
+
 static int cfg_redis_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
 {
     rl_redis_config *r = ud;
@@ -308,6 +345,8 @@ static int cfg_redis_member(const cfg_loader *ld, const config_setting_t *s, voi
         rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_max_ms);
     else if (rl_cfg_is(s, "hosts"))
         rc = rl_cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
+    else if (rl_cfg_is(s, "cluster"))
+        rc = cfg_redis_cluster(ld, s, r);
     else
         rc = rl_cfg_unknown_key(ld, s);
     return rc;
@@ -317,6 +356,11 @@ int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_
 {
     if (rl_cfg_members(ld, g, cfg_redis_member, r) != 0)
         return -1;
+    const config_setting_t *cl = config_setting_get_member(g, "cluster");
+    if (cl != NULL && r->socket != NULL)
+        return rl_cfg_fail(ld, cl, "cluster and socket exclude each other");
+    if (cl != NULL && r->db != 0)
+        return rl_cfg_fail(ld, cl, "a cluster has only db 0 (db is %d)", r->db);
     const config_setting_t *max_setting = config_setting_get_member(g, "breaker_open_max_ms");
     /* The breaker's back-off doubles from breaker_open_ms up to breaker_open_max_ms. */
     if (max_setting == NULL)

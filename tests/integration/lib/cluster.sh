@@ -1,0 +1,62 @@
+# cluster.sh -- a real Redis Cluster of 3 masters on 127.0.0.1 (source after lib.sh)
+#
+#   start_cluster         3 redis-server --cluster-enabled yes in $T/nI, joined with
+#                         redis-cli --cluster create; ports in CPORTS (each with its bus port,
+#                         +10000, free too), pids in CPIDS (and PIDS, for the cleanup)
+#   ccli PORT ARGS...     redis-cli on one node, bounded to 10 s
+#   cluster_seeds         the config list of seeds: "127.0.0.1:P1", "127.0.0.1:P2", ...
+#   node_id PORT          the node's cluster id
+#   slot_of KEY           the key's slot (CLUSTER KEYSLOT)
+
+CPORTS=()
+CPIDS=()
+ccli() { local p=$1; shift; timeout 10 redis-cli -h 127.0.0.1 -p "$p" "$@"; }
+
+pick_cluster_port() { # a free port whose bus port (+10000) is free too, not already taken
+    local p n q taken
+    for ((n = 0; n < 50; n++)); do
+        p=$(pick_port)
+        taken=0
+        for q in "${CPORTS[@]}"; do [ "$q" != "$p" ] || taken=1; done
+        if [ "$taken" = 0 ] && port_free $((p + 10000)); then echo "$p"; return 0; fi
+    done
+    echo "no free port pair" >&2; return 1
+}
+
+start_cluster() {
+    local i p d ok
+    for i in 1 2 3; do
+        p=$(pick_cluster_port)
+        d="$T/n$i"
+        mkdir -p "$d"
+        redis-server --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
+            --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
+            --save "" --appendonly no --dir "$d" --logfile "$d/redis.log" >/dev/null 2>&1 &
+        CPIDS+=($!)
+        PIDS+=($!)
+        CPORTS+=("$p")
+        wait_port "$p" 5 || { fail "cluster node not listening on $p in 5 s"; finish; }
+    done
+    timeout 30 redis-cli --cluster create "127.0.0.1:${CPORTS[0]}" "127.0.0.1:${CPORTS[1]}" \
+        "127.0.0.1:${CPORTS[2]}" --cluster-yes >"$T/create.out" 2>&1 ||
+        { fail "redis-cli --cluster create: $(tail -n 3 "$T/create.out")"; finish; }
+    for ((i = 0; i < 100; i++)); do
+        ok=0
+        for p in "${CPORTS[@]}"; do
+            ccli "$p" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+        done
+        [ "$ok" = 3 ] && return 0
+        sleep 0.1
+    done
+    fail "the cluster is not ok in 10 s"
+    finish
+}
+
+cluster_seeds() {
+    local p out=""
+    for p in "${CPORTS[@]}"; do out+="${out:+, }\"127.0.0.1:$p\""; done
+    echo "$out"
+}
+
+node_id() { ccli "$1" CLUSTER MYID; }
+slot_of() { ccli "${CPORTS[0]}" CLUSTER KEYSLOT "$1"; }
