@@ -256,6 +256,10 @@ void rl_config_free(rl_config *cfg)
     for (size_t i = 0; i < cfg->redis.ncluster; i++)
         free(cfg->redis.cluster[i]);
     free(cfg->redis.cluster);
+    for (size_t i = 0; i < cfg->redis.nsentinels; i++)
+        free(cfg->redis.sentinels[i]);
+    free(cfg->redis.sentinels);
+    free(cfg->redis.master_name);
     free(cfg->proxy.backend);
     free(cfg->admin.allow);
     free(cfg->admin.health_path);

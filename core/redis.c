@@ -53,6 +53,7 @@
 #include "redis_node.h"
 #include "redis_reply.h"
 #include "redis_script.h"
+#include "redis_sentinel.h"
 
 #define REDIS_SHA_LEN 40
 /* "EVALSHA" sha numkeys, then n keys, now, and algo/count/period/burst/cost/dry-run per rule. */
@@ -79,8 +80,12 @@ struct rl_redis {
     int64_t given;       /* > 0: the deadline a cluster node's call was given (redis_node.h) */
     int map;             /* the current command's reply has a slot map's bounds */
     rl_cluster *cluster; /* owned; non-NULL when cfg names cluster seeds: it decides */
-    rl_rio_status last;  /* how the last exchange ended */
-    char where[128];     /* "127.0.0.1:6379" or "unix:/path", for messages */
+    /* With Sentinel: the master the sentinels named at the last connect, and cfg with its
+     * address (what rl_rio_connect is given). */
+    char master[RL_SENTINEL_HOST_MAX + 1];
+    rl_redis_config mcfg;
+    rl_rio_status last;                    /* how the last exchange ended */
+    char where[RL_SENTINEL_HOST_MAX + 16]; /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
     /* Per-request scratch, owned: the EVALSHA command in RESP, cmdlen bytes of cmdcap. */
@@ -329,12 +334,70 @@ static int redis_select(rl_redis *r)
     return 0;
 }
 
+/* With Sentinel: ROLE must say "master" before anything is written (a sentinel's answer
+ * may be stale: a demoted master, a replica not yet promoted). 0, or -1 after redis_fail. */
+static int redis_check_role(rl_redis *r)
+{
+    static const char *const argv[] = {"ROLE"};
+    static const size_t argvlen[] = {4};
+    redisReply *reply;
+    char shown[64];
+
+    r->map = 1; /* a master's ROLE lists its replicas in nested arrays */
+    reply = redis_command(r, "ROLE", 1, (const char **)argv, argvlen);
+    r->map = 0;
+    if (reply == NULL)
+        return -1;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len == 6 &&
+        memcmp(reply->element[0]->str, "master", 6) == 0) {
+        freeReplyObject(reply);
+        return 0;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING)
+        redis_set_error(
+            r, "redis %s: ROLE: \"%s\", not the master: not written to", r->where,
+            redis_printable(shown, sizeof shown, reply->element[0]->str, reply->element[0]->len));
+    else if (reply->type == REDIS_REPLY_ERROR)
+        redis_set_error(r, "redis %s: ROLE failed: %s", r->where,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len));
+    else
+        redis_set_error(r, "redis %s: ROLE: unexpected reply type %d", r->where, reply->type);
+    freeReplyObject(reply);
+    return redis_fail(r);
+}
+
+/* With Sentinel: the master's address, asked again at every connect (redis_sentinel.c). 0,
+ * or -1 (errstr set). */
+static int redis_find_master(rl_redis *r)
+{
+    char why[RL_ERRSTR_MAX / 2];
+    int port;
+
+    if (rl_sentinel_master(r->cfg, r->deadline, r->master, sizeof r->master, &port, why,
+                           sizeof why) < 0) {
+        redis_set_error(r, "redis master \"%.64s\": %s", r->cfg->master_name, why);
+        return -1;
+    }
+    r->mcfg = *r->cfg;
+    r->mcfg.host = r->master;
+    r->mcfg.port = port;
+    snprintf(r->where, sizeof(r->where), "%s:%d", r->master, port);
+    return 0;
+}
+
 /* Connects, by the call's deadline. 0 when connected, -1 otherwise (errstr set). */
 static int redis_connect(rl_redis *r)
 {
     const rl_redis_config *cfg = r->cfg;
     char why[RL_ERRSTR_MAX / 2];
 
+    if (cfg->nsentinels > 0) {
+        if (redis_find_master(r) < 0)
+            return -1;
+        cfg = &r->mcfg;
+    }
     if (rl_rio_connect(cfg, r->deadline, cfg->connect_timeout_ms, &r->ctx, why, sizeof why) !=
         RL_RIO_OK) {
         redis_set_error(r, "redis %s: %s", r->where, why);
@@ -343,6 +406,8 @@ static int redis_connect(rl_redis *r)
     if (cfg->password != NULL && redis_auth(r) < 0)
         return -1;
     if (cfg->db != 0 && redis_select(r) < 0)
+        return -1;
+    if (cfg->nsentinels > 0 && redis_check_role(r) < 0)
         return -1;
     return redis_load_script(r);
 }

@@ -565,7 +565,8 @@ static void cl_refund(rl_cluster *c, const cl_group *g, int64_t now_ms, int64_t 
 #undef CL_NUM
     reply = rl_redis_node_command(c->nodes[g->node]->conn, deadline, 0, g->asked, "EVAL refund",
                                   argc, argv, argvlen);
-    freeReplyObject(reply);
+    if (reply != NULL)
+        freeReplyObject(reply);
 }
 
 /* Groups items[0..n) by the slot of their key into c->items and c->groups (in the order
@@ -672,7 +673,8 @@ int rl_cluster_ping(rl_cluster *c)
             c->stale = 1;
             cl_error(c, "redis cluster: %s: %s", c->nodes[idx]->hostport,
                      reply == NULL ? rl_redis_errstr(c->nodes[idx]->conn) : reply->str);
-            freeReplyObject(reply);
+            if (reply != NULL)
+                freeReplyObject(reply);
             return -1;
         }
         freeReplyObject(reply);
