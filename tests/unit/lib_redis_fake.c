@@ -135,6 +135,8 @@ static int fake_answer(const rlt_fake *f, int fd, const char *name, long numkeys
     *asked = strcmp(name, "ASKING") == 0;
     if (strcmp(name, "CLUSTER") == 0 && f->cluster_reply != NULL)
         return fake_write(fd, f->cluster_reply, strlen(f->cluster_reply));
+    if (strcmp(name, "SENTINEL") == 0 && f->sentinel_reply != NULL)
+        return fake_write(fd, f->sentinel_reply, strlen(f->sentinel_reply));
     if (strcmp(name, "EVALSHA") == 0 && f->asking_only && !was_asked)
         return fake_write(fd, "-MOVED 0 127.0.0.1:1\r\n", 22);
     if (strcmp(name, "EVALSHA") == 0 && f->eval_error != NULL) {

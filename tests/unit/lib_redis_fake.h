@@ -46,6 +46,7 @@ typedef struct rlt_fake {
      * EVALSHA not right after ASKING on its connection is answered "-MOVED 0 127.0.0.1:1"
      * (the target of an ASK redirect refuses a command that was not asked). */
     const char *cluster_reply;
+    const char *sentinel_reply; /* the answer to SENTINEL (a whole RESP reply) when not NULL */
     const char *eval_error;
     int asking_only;
 } rlt_fake;
