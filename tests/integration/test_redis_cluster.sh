@@ -19,6 +19,11 @@
 #               (redis-cli --cluster reshard) while each sends a request every ~50 ms: at most
 #               20 admitted per user over both phases (the state moved with the slots: a lost
 #               state would admit 20 more), and after it their keys are on the second master
+#   5 kill      the third master SIGKILLed (it has no replica): for ~3 s, every ~100 ms, 5
+#               requests of a client whose key it served, then one of a client whose key
+#               another master serves: the first is refused every time (on_redis_down
+#               "closed": no Redis decided), the second admitted every time -- the dead
+#               master's breaker is its own, the other masters go on deciding
 # Prints FIGURE lines: admissions per scenario, the reshard's requests and duration.
 set -euo pipefail
 NAME=test_redis_cluster
@@ -31,7 +36,7 @@ start_cluster
 PREFIX="rltest:$RUN_ID:"
 D="$T/pool"
 mkdir -p "$D/www"
-for f in u t r; do echo "$f" > "$D/www/$f"; done
+for f in u t r d; do echo "$f" > "$D/www/$f"; done
 cat > "$T/rl.conf" <<CONF
 # written by $NAME
 shm: { name = "/rltest-$RUN_ID-cluster"; capacity = 1000; };
@@ -41,7 +46,8 @@ rules = (
   { name = "user";  path_prefix = "/u"; key = "header:X-User"; limit = "5/h";  on_redis_down = "closed"; },
   { name = "team";  path_prefix = "/t"; key = "header:X-Team"; limit = "5/h";  on_redis_down = "closed"; },
   { name = "tuser"; path_prefix = "/t"; key = "header:X-User"; limit = "2/h";  on_redis_down = "closed"; },
-  { name = "rs";    path_prefix = "/r"; key = "header:X-User"; limit = "20/h"; on_redis_down = "closed"; }
+  { name = "rs";    path_prefix = "/r"; key = "header:X-User"; limit = "20/h"; on_redis_down = "closed"; },
+  { name = "d";     path_prefix = "/d"; key = "header:X-User"; limit = "1000/h"; on_redis_down = "closed"; }
 );
 CONF
 CONFS+=("$T/rl.conf")
@@ -144,5 +150,37 @@ for u in "${users[@]}"; do
 done
 check "reshard: at most 20 admitted per user over the reshard${over:+ (got$over)}" [ -z "$over" ]
 echo "FIGURE reshard: 1000 slots moved in $((t1 - t0)) ms under load, $sent requests"
+
+# ---- 5 kill ----------------------------------------------------------------------------------
+victim=""
+for i in 0 1 2; do
+    [ "${CPORTS[i]}" = "$src" ] || [ "${CPORTS[i]}" = "$dst" ] || { victim=${CPORTS[i]}; vpid=${CPIDS[i]}; }
+done
+dead=""
+live=""
+for ((i = 0; i < 200 && (${#dead} == 0 || ${#live} == 0); i++)); do
+    s=$(slot_of "d$i")
+    if serves "$victim" "$s"; then dead=${dead:-d$i}; else live=${live:-d$i}; fi
+done
+[ -n "$dead" ] && [ -n "$live" ] || { fail "kill: no users on and off the victim"; finish; }
+check "kill: $dead admitted before the kill" [ "$(req /d "$dead")" = 200 ]
+kill -9 "$vpid"
+t0=$(now_ms)
+: > "$T/kill.out"
+while [ $(($(now_ms) - t0)) -lt 3000 ]; do
+    # Five failures in a row, then the other client at once: a breaker for the whole
+    # process (3 failures) would be open and refuse it.
+    for i in 1 2 3 4 5; do echo "$dead $(req /d "$dead")" >>"$T/kill.out"; done
+    echo "$live $(req /d "$live")" >>"$T/kill.out"
+    sleep 0.1
+done
+nd=$(grep -c "^$dead " "$T/kill.out")
+nd429=$(grep -c "^$dead 429$" "$T/kill.out" || true)
+nl=$(grep -c "^$live " "$T/kill.out")
+nl200=$(grep -c "^$live 200$" "$T/kill.out" || true)
+check "kill: the dead master's client refused every time ($nd429 of $nd)" [ "$nd429" = "$nd" ]
+check "kill: the other masters' client admitted every time ($nl200 of $nl)" [ "$nl200" = "$nl" ]
+check "kill: the filter names the dead master" grep -q "127.0.0.1:$victim" "$D/filter.log"
+echo "FIGURE kill: a master without replica SIGKILLed: its client refused $nd429/$nd, another admitted $nl200/$nl over 3 s"
 check "no sanitizer report in the filter's log" no_sanitizer_report "$D/filter.log"
 finish

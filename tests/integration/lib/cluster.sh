@@ -1,12 +1,14 @@
 # cluster.sh -- a real Redis Cluster of 3 masters on 127.0.0.1 (source after lib.sh)
 #
-#   start_cluster         3 redis-server --cluster-enabled yes in $T/nI, joined with
+#   start_cluster         3 redis-server --cluster-enabled yes (no replicas; a master's death
+#                         leaves the others serving: cluster-require-full-coverage no) in $T/nI, joined with
 #                         redis-cli --cluster create; ports in CPORTS (each with its bus port,
 #                         +10000, free too), pids in CPIDS (and PIDS, for the cleanup)
 #   ccli PORT ARGS...     redis-cli on one node, bounded to 10 s
 #   cluster_seeds         the config list of seeds: "127.0.0.1:P1", "127.0.0.1:P2", ...
 #   node_id PORT          the node's cluster id
 #   slot_of KEY           the key's slot (CLUSTER KEYSLOT)
+#   serves PORT SLOT      whether that node serves the slot
 
 CPORTS=()
 CPIDS=()
@@ -31,6 +33,7 @@ start_cluster() {
         mkdir -p "$d"
         redis-server --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
             --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
+            --cluster-require-full-coverage no \
             --save "" --appendonly no --dir "$d" --logfile "$d/redis.log" >/dev/null 2>&1 &
         CPIDS+=($!)
         PIDS+=($!)
@@ -58,5 +61,15 @@ cluster_seeds() {
     echo "$out"
 }
 
+serves() { # port slot: whether that node serves the slot (the ranges of its CLUSTER NODES line)
+    local r a b
+    for r in $(ccli "$1" CLUSTER NODES | awk '/myself/ {for (i = 9; i <= NF; i++) print $i}'); do
+        [[ $r == \[* ]] && continue # a slot being migrated
+        a=${r%-*}
+        b=${r#*-}
+        [ "$2" -ge "$a" ] && [ "$2" -le "$b" ] && return 0
+    done
+    return 1
+}
 node_id() { ccli "$1" CLUSTER MYID; }
 slot_of() { ccli "${CPORTS[0]}" CLUSTER KEYSLOT "$1"; }
