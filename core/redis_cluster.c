@@ -333,7 +333,7 @@ int rl_cluster_connected(const rl_cluster *c)
 
 /* ---- the slot map ---- */
 
-int rl_cluster_take_map(rl_cluster *c, const redisReply *reply)
+int rl_cluster_take_map(rl_cluster *c, const redisReply *reply, const char *asked)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
         cl_error(c, "redis cluster: CLUSTER SLOTS: %s",
@@ -363,7 +363,12 @@ int rl_cluster_take_map(rl_cluster *c, const redisReply *reply)
             cl_error(c, "redis cluster: CLUSTER SLOTS: range %zu: master is not [host, port]", i);
             return -1;
         }
-        idx = cl_node_get(c, m->element[0]->str, m->element[0]->len, (int)m->element[1]->integer);
+        /* An empty host is "the node you asked" (a node alone has not learnt its address). */
+        if (m->element[0]->len == 0 && asked != NULL)
+            idx = cl_node_get(c, asked, strlen(asked), (int)m->element[1]->integer);
+        else
+            idx =
+                cl_node_get(c, m->element[0]->str, m->element[0]->len, (int)m->element[1]->integer);
         if (idx < 0)
             return -1;
         for (long long s = r->element[0]->integer; s <= r->element[1]->integer; s++)
@@ -413,7 +418,7 @@ static int cl_refresh(rl_cluster *c, int64_t deadline)
         }
         if (reply->type == REDIS_REPLY_ERROR) {
             cl_error(c, "redis cluster: slot map: %s: %.200s", node->hostport, reply->str);
-        } else if (rl_cluster_take_map(c, reply) == 0) {
+        } else if (rl_cluster_take_map(c, reply, node->host) == 0) {
             freeReplyObject(reply);
             return 0;
         }

@@ -38,9 +38,10 @@ unsigned rl_cluster_key_slot(const char *key, size_t len);
  * for anything else. */
 int rl_cluster_parse_redirect(const char *line, int *ask, unsigned *slot, char *host,
                               size_t hostsize, int *port);
-/* Takes a CLUSTER SLOTS reply as the slot map (adding its masters as nodes). 0, or -1 with
+/* Takes a CLUSTER SLOTS reply as the slot map (adding its masters as nodes); a master's
+ * empty host means `asked`, the host of the node that answered (NULL: refused). 0, or -1 with
  * errstr for a reply of another shape (the map is then unchanged). */
-int rl_cluster_take_map(rl_cluster *c, const redisReply *reply);
+int rl_cluster_take_map(rl_cluster *c, const redisReply *reply, const char *asked);
 /* The master of slot in the map: 0 and host ("HOST:PORT"), or -1 when none is known. */
 int rl_cluster_slot_node(const rl_cluster *c, unsigned slot, char *hostport, size_t size);
 

@@ -132,7 +132,7 @@ Test(cluster, a_recorded_slot_map)
 
     cr_assert_not_null(c);
     cr_assert_eq(rl_cluster_slot_node(c, 0, hp, sizeof hp), -1, "no map before one is taken");
-    cr_assert_eq(rl_cluster_take_map(c, r), 0, "%s", rl_cluster_errstr(c));
+    cr_assert_eq(rl_cluster_take_map(c, r, NULL), 0, "%s", rl_cluster_errstr(c));
     cr_assert_eq(rl_cluster_slot_node(c, 0, hp, sizeof hp), 0);
     cr_assert_str_eq(hp, "127.0.0.1:7000");
     cr_assert_eq(rl_cluster_slot_node(c, 5460, hp, sizeof hp), 0);
@@ -159,11 +159,18 @@ Test(cluster, a_recorded_slot_map)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         r = reply_of(bad[i]);
-        cr_assert_eq(rl_cluster_take_map(c, r), -1, "accepted map %zu", i);
+        cr_assert_eq(rl_cluster_take_map(c, r, NULL), -1, "accepted map %zu", i);
         freeReplyObject(r);
         cr_assert_eq(rl_cluster_slot_node(c, 5461, hp, sizeof hp), 0);
         cr_assert_str_eq(hp, "127.0.0.1:7001");
     }
+
+    /* A node alone answers with an empty host: the node asked. */
+    r = reply_of("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$0\r\n\r\n:7005\r\n");
+    cr_assert_eq(rl_cluster_take_map(c, r, "10.0.0.9"), 0, "%s", rl_cluster_errstr(c));
+    freeReplyObject(r);
+    cr_assert_eq(rl_cluster_slot_node(c, 5461, hp, sizeof hp), 0);
+    cr_assert_str_eq(hp, "10.0.0.9:7005");
     rl_cluster_free(c);
 }
 
