@@ -1,9 +1,11 @@
 # cluster.sh -- a real Redis Cluster of 3 masters on 127.0.0.1 (source after lib.sh)
 #
-#   start_cluster         3 redis-server --cluster-enabled yes (no replicas; a master's death
-#                         leaves the others serving: cluster-require-full-coverage no) in $T/nI, joined with
-#                         redis-cli --cluster create; ports in CPORTS (each with its bus port,
-#                         +10000, free too), pids in CPIDS (and PIDS, for the cleanup)
+#   start_cluster [R]     3 masters and R (0, the default, or 1) replicas each: redis-server
+#                         --cluster-enabled yes (cluster-require-full-coverage no: a master's
+#                         death leaves the others serving) in $T/nI, joined with redis-cli
+#                         --cluster create --cluster-replicas R; ready when every node says
+#                         cluster_state:ok and every replica is in sync; ports in CPORTS (each
+#                         with its bus port, +10000, free too), pids in CPIDS (and PIDS)
 #   ccli PORT ARGS...     redis-cli on one node, bounded to 10 s
 #   cluster_seeds         the config list of seeds: "127.0.0.1:P1", "127.0.0.1:P2", ...
 #   node_id PORT          the node's cluster id
@@ -25,9 +27,9 @@ pick_cluster_port() { # a free port whose bus port (+10000) is free too, not alr
     echo "no free port pair" >&2; return 1
 }
 
-start_cluster() {
-    local i p d ok
-    for i in 1 2 3; do
+start_cluster() { # [replicas per master, 0 or 1]
+    local i p d ok reps=${1:-0} n=$((3 * (1 + ${1:-0}))) role
+    for ((i = 1; i <= n; i++)); do
         p=$(pick_cluster_port)
         d="$T/n$i"
         mkdir -p "$d"
@@ -40,18 +42,22 @@ start_cluster() {
         CPORTS+=("$p")
         wait_port "$p" 5 || { fail "cluster node not listening on $p in 5 s"; finish; }
     done
-    timeout 30 redis-cli --cluster create "127.0.0.1:${CPORTS[0]}" "127.0.0.1:${CPORTS[1]}" \
-        "127.0.0.1:${CPORTS[2]}" --cluster-yes >"$T/create.out" 2>&1 ||
+    timeout 30 redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CPORTS[@]}") \
+        --cluster-replicas "$reps" --cluster-yes >"$T/create.out" 2>&1 ||
         { fail "redis-cli --cluster create: $(tail -n 3 "$T/create.out")"; finish; }
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 200; i++)); do
         ok=0
         for p in "${CPORTS[@]}"; do
-            ccli "$p" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+            ccli "$p" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' || continue
+            role=$(ccli "$p" ROLE 2>/dev/null | head -n 1)
+            [ "$role" = master ] || ccli "$p" INFO replication | grep -q 'master_link_status:up' ||
+                continue
+            ok=$((ok + 1))
         done
-        [ "$ok" = 3 ] && return 0
+        [ "$ok" = "$n" ] && return 0
         sleep 0.1
     done
-    fail "the cluster is not ok in 10 s"
+    fail "the cluster is not ok (replicas in sync) in 20 s"
     finish
 }
 
