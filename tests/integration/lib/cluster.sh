@@ -30,17 +30,23 @@ pick_cluster_port() { # a free port whose bus port (+10000) is free too, not alr
 start_cluster() { # [replicas per master, 0 or 1]
     local i p d ok reps=${1:-0} n=$((3 * (1 + ${1:-0}))) role
     for ((i = 1; i <= n; i++)); do
-        p=$(pick_cluster_port)
         d="$T/n$i"
         mkdir -p "$d"
-        redis-server --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
-            --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
-            --cluster-require-full-coverage no \
-            --save "" --appendonly no --dir "$d" --logfile "$d/redis.log" >/dev/null 2>&1 &
+        # A port taken by someone else between the pick and the bind: another one, 3 tries.
+        for try in 1 2 3; do
+            p=$(pick_cluster_port)
+            rm -f "$d/nodes.conf"
+            redis-server --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
+                --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
+                --cluster-require-full-coverage no \
+                --save "" --appendonly no --dir "$d" --logfile "$d/redis.log" >/dev/null 2>&1 &
+            PIDS+=($!)
+            wait_port "$p" 10 && alive $! && break
+            stop_pid $!
+            [ "$try" != 3 ] || { fail "cluster node not listening on $p in 10 s"; finish; }
+        done
         CPIDS+=($!)
-        PIDS+=($!)
         CPORTS+=("$p")
-        wait_port "$p" 5 || { fail "cluster node not listening on $p in 5 s"; finish; }
     done
     timeout 30 redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CPORTS[@]}") \
         --cluster-replicas "$reps" --cluster-yes >"$T/create.out" 2>&1 ||
