@@ -4,7 +4,9 @@
  * (lib_redis_fake.c) name one or the other. Named the master, decisions are made there;
  * named the replica, every decision fails (the caller falls back) with the ROLE reason and
  * nothing is written anywhere; a sentinel that does not know the name, or answers nonsense,
- * fails the decision with its reason; the next sentinel in the list is asked when one fails.
+ * fails the decision with its reason; the next sentinel in the list is asked when one fails;
+ * a master demoted while the filter was connected to it (a sentinel still naming it) is
+ * never written to again.
  * A real failover is in tests/integration/test_redis_sentinel.sh.
  */
 #include "fmacros.h"
@@ -174,5 +176,39 @@ Test(sentinel, a_failing_sentinel_then_the_next_one)
     cr_assert_not_null(r);
     cr_assert_eq(decide(r), -1);
     cr_assert(strstr(rl_redis_errstr(r), "bad port") != NULL, "%s", rl_redis_errstr(r));
+    rl_redis_free(r);
+}
+
+Test(sentinel, a_demoted_master_is_never_written_to_again)
+{
+    rl_redis_config cfg;
+    rl_redis *r;
+    redisContext *c;
+    redisReply *reply;
+
+    start_pair();
+    s1.sentinel_reply = addr_answer(answer1, sizeof answer1, master.port); /* and stays so */
+    cr_assert_eq(rlt_fake_start(&s1), 0);
+    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
+    cfg = config_of(1);
+    r = rl_redis_new(&cfg);
+    cr_assert_not_null(r);
+    cr_assert_eq(decide(r), 1, "%s", rl_redis_errstr(r));
+    /* The master becomes a replica of the other server (which first stops replicating). */
+    c = rlt_redis_client(&replica);
+    reply = redisCommand(c, "REPLICAOF NO ONE");
+    freeReplyObject(reply);
+    redisFree(c);
+    c = rlt_redis_client(&master);
+    reply = redisCommand(c, "REPLICAOF 127.0.0.1 %d", replica.port);
+    cr_assert(reply != NULL && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    redisFree(c);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(decide(r), -1, "decision %d written to a replica", i);
+        cr_assert(strstr(rl_redis_errstr(r), "READONLY") != NULL ||
+                      strstr(rl_redis_errstr(r), "not the master") != NULL,
+                  "%s", rl_redis_errstr(r));
+    }
     rl_redis_free(r);
 }
