@@ -84,6 +84,7 @@ struct rl_redis {
      * address (what rl_rio_connect is given). */
     char master[RL_SENTINEL_HOST_MAX + 1];
     rl_redis_config mcfg;
+    int64_t asked_ms;                      /* monotonic ms the sentinels were last asked */
     rl_rio_status last;                    /* how the last exchange ended */
     char where[RL_SENTINEL_HOST_MAX + 16]; /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
@@ -383,6 +384,7 @@ static int redis_find_master(rl_redis *r)
     r->mcfg = *r->cfg;
     r->mcfg.host = r->master;
     r->mcfg.port = port;
+    r->asked_ms = rl_rio_now_ms();
     snprintf(r->where, sizeof(r->where), "%s:%d", r->master, port);
     return 0;
 }
@@ -519,6 +521,29 @@ static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
     return redis_call(r, "EVALSHA", reply);
 }
 
+/* With Sentinel, while connected: every RL_SENTINEL_RECHECK_MS the sentinels are asked again,
+ * with half the time the call has left, and a master they no longer name is dropped (the
+ * call then connects to the one they name). This is what follows a failover the connection
+ * itself does not show -- a master cut off from the sentinels but not from this host keeps
+ * answering as a master. A sentinel that does not answer in time changes nothing. */
+static void redis_recheck_master(rl_redis *r)
+{
+    int64_t now = rl_rio_now_ms();
+    char host[RL_SENTINEL_HOST_MAX + 1], why[RL_ERRSTR_MAX / 2];
+    int port;
+
+    if (now - r->asked_ms < RL_SENTINEL_RECHECK_MS)
+        return;
+    r->asked_ms = now;
+    if (rl_sentinel_master(r->cfg, now + (r->deadline - now) / 2, host, sizeof host, &port, why,
+                           sizeof why) < 0)
+        return;
+    if (port != r->mcfg.port || strcmp(host, r->master) != 0) {
+        redis_set_error(r, "redis %s: the sentinels now name %s:%d", r->where, host, port);
+        redis_fail(r);
+    }
+}
+
 /* Starts a call: fixes its deadline, drops a kept connection the server closed or reset
  * while it was idle, and connects when there is none. 1 when the call goes on a connection
  * kept from before (it may still turn out dead: worth one retry), 0 on a new one, -1 when
@@ -535,6 +560,8 @@ static int redis_begin(rl_redis *r)
         r->deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
     if (r->ctx != NULL && !rl_rio_alive(r->ctx))
         redis_fail(r);
+    if (r->ctx != NULL && r->cfg->nsentinels > 0)
+        redis_recheck_master(r);
     if (r->ctx != NULL)
         return 1;
     return redis_connect(r) < 0 ? -1 : 0;

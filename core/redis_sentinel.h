@@ -8,6 +8,8 @@
 #include "ratelimit.h"
 
 #define RL_SENTINEL_HOST_MAX 255 /* bytes of a master's host */
+/* How often a connected process asks the sentinels again (redis.c). */
+#define RL_SENTINEL_RECHECK_MS 1000
 
 /* Asks cfg->sentinels in turn, by `deadline` (monotonic ms; each connect also bounded by
  * connect_timeout_ms), for the address of cfg->master_name: the first that answers wins. 0

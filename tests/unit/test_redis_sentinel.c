@@ -6,7 +6,8 @@
  * nothing is written anywhere; a sentinel that does not know the name, or answers nonsense,
  * fails the decision with its reason; the next sentinel in the list is asked when one fails;
  * a master demoted while the filter was connected to it (a sentinel still naming it) is
- * never written to again.
+ * never written to again; and a new answer of the sentinels is followed within a second
+ * although the connection to the old master is fine.
  * A real failover is in tests/integration/test_redis_sentinel.sh.
  */
 #include "fmacros.h"
@@ -21,6 +22,7 @@
 #include "leakcheck.h"
 #include "lib_redis_fake.h"
 #include "lib_redis_server.h"
+#include "redis_sentinel.h"
 
 static rlt_redis master, replica;
 static rlt_fake s1, s2;
@@ -210,5 +212,34 @@ Test(sentinel, a_demoted_master_is_never_written_to_again)
                       strstr(rl_redis_errstr(r), "not the master") != NULL,
                   "%s", rl_redis_errstr(r));
     }
+    rl_redis_free(r);
+}
+
+Test(sentinel, a_new_answer_is_followed_while_connected)
+{
+    rl_redis_config cfg;
+    rl_redis *r;
+
+    /* Two independent masters; s1 names the first, s2 the second. */
+    cr_assert_eq(rlt_redis_start(&master, NULL), 0);
+    cr_assert_eq(rlt_redis_start(&replica, NULL), 0);
+    s1.sentinel_reply = addr_answer(answer1, sizeof answer1, master.port);
+    s2.sentinel_reply = addr_answer(answer2, sizeof answer2, replica.port);
+    cr_assert_eq(rlt_fake_start(&s1), 0);
+    cr_assert_eq(rlt_fake_start(&s2), 0);
+    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
+    snprintf(addr2, sizeof addr2, "127.0.0.1:%d", s2.port);
+    cfg = config_of(2);
+    r = rl_redis_new(&cfg);
+    cr_assert_not_null(r);
+    cr_assert_eq(decide(r), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(keys_on(&master), 1);
+    /* The first sentinel goes away; the second names the other master. The connection to
+     * the first master is fine, but within a second of the change the filter asks again and
+     * follows the answer. */
+    rlt_fake_stop(&s1);
+    rlt_sleep_ms(RL_SENTINEL_RECHECK_MS + 100);
+    cr_assert_eq(decide(r), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(keys_on(&replica), 1, "the decision was made on the master named now");
     rl_redis_free(r);
 }
