@@ -258,6 +258,13 @@ void rl_config_free(rl_config *cfg)
     free(cfg->redis.user);
     free(cfg->redis.password);
     free(cfg->redis.prefix);
+    for (size_t i = 0; i < cfg->redis.ncluster; i++)
+        free(cfg->redis.cluster[i]);
+    free(cfg->redis.cluster);
+    for (size_t i = 0; i < cfg->redis.nsentinels; i++)
+        free(cfg->redis.sentinels[i]);
+    free(cfg->redis.sentinels);
+    free(cfg->redis.master_name);
     free(cfg->proxy.backend);
     free(cfg->admin.allow);
     free(cfg->admin.health_path);

@@ -199,6 +199,11 @@ typedef struct rl_redis_config {
     int breaker_open_ms;     /* how long it stays open before one probe is let through ... */
     int breaker_open_max_ms; /* ... doubling after each failed probe, up to this */
     int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
+    char **cluster;          /* Redis Cluster seed nodes "HOST:PORT" (owned); NULL: one server */
+    size_t ncluster;         /* entries of cluster */
+    char **sentinels;        /* Sentinel addresses "HOST:PORT" (owned); NULL: no Sentinel */
+    size_t nsentinels;       /* entries of sentinels */
+    char *master_name;       /* the master the sentinels are asked for; set with sentinels */
 } rl_redis_config;
 
 /* Which header names the client behind a trusted proxy. */
