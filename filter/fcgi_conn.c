@@ -359,6 +359,44 @@ static fcgi_step conn_record_end(fcgi_conn *c)
     }
 }
 
+/* Whether the raw bytes buffered after a request's parameters (rbuf[roff..rlen), which start at
+ * a record boundary) hold its whole body -- up to its empty FCGI_STDIN record -- or anything
+ * else the answer must see first (another record type: an abort, a second request...). Only
+ * looks; the answer parses them. */
+static int conn_body_buffered(const fcgi_conn *c)
+{
+    size_t off = c->roff;
+
+    while (c->rlen - off >= FCGI_HEADER_LEN) {
+        const uint8_t *h = c->rbuf + off;
+        unsigned type = h[1], id = (unsigned)h[2] << 8 | h[3];
+        size_t clen = (size_t)h[4] << 8 | h[5], rec = FCGI_HEADER_LEN + clen + h[6];
+        if (type != FCGI_STDIN || id != c->id || clen == 0)
+            return 1;
+        if (c->rlen - off < rec)
+            return 0;
+        off += rec;
+    }
+    return 0;
+}
+
+/* A request is ready to answer once its parameters are complete and, for a responder, its
+ * body is buffered whole or fills the read buffer: a body of up to FCGI_CONN_RBUF bytes that
+ * trickles in is waited for here, in the server loop, under the request's read deadline,
+ * rather than by the answer, which would hold the whole process (and every other connection
+ * it has) for as long. A larger body is streamed by the answer. */
+static int conn_ready(fcgi_conn *c)
+{
+    if (c->role == FCGI_AUTHORIZER || c->stdin_done || conn_body_buffered(c))
+        return 1;
+    if (c->roff > 0) { /* keep the body's bytes, make room for more */
+        memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+        c->rlen -= c->roff;
+        c->roff = 0;
+    }
+    return c->rlen == FCGI_CONN_RBUF;
+}
+
 /* Gives the buffered bytes to the parser until an event the mode stops at. In CONN_READ, body
  * bytes go to sink (room for cap, *got so far). */
 static fcgi_step conn_records(fcgi_conn *c, conn_mode mode, uint8_t *sink, size_t cap, size_t *got)
@@ -370,7 +408,7 @@ static fcgi_step conn_records(fcgi_conn *c, conn_mode mode, uint8_t *sink, size_
         fcgi_ev ev;
 
         if (mode == CONN_PUMP && c->id != 0 && c->params_done && !c->answered)
-            return FCGI_STEP_READY;
+            return conn_ready(c) ? FCGI_STEP_READY : FCGI_STEP_MORE;
         if (mode == CONN_READ && (*got > 0 || c->stdin_done || c->aborted))
             return FCGI_STEP_MORE;
         if (mode == CONN_READ && ps->mid_record && ps->content_left > 0 && ps->type == FCGI_STDIN &&

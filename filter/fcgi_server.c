@@ -247,6 +247,21 @@ static void srv_accept(srv *s)
     }
 }
 
+/* Pushes every deadline but busy's back by ms: the time this process spent answering busy,
+ * during which it read nothing from the others. Without it, a client whose request came on
+ * time while a sibling connection's answer took long (an admin body, a forwarded exchange)
+ * would be closed unread -- a reset for a client that did nothing wrong. Each answer is
+ * bounded, so the push is too. */
+static void srv_push_deadlines(srv *s, const fcgi_conn *busy, int64_t ms)
+{
+    for (fcgi_conn *c = s->head; c != NULL; c = c->next) {
+        if (c == busy)
+            continue;
+        c->deadline += ms;
+        c->wdeadline += ms;
+    }
+}
+
 /* Closes every connection past its deadline; returns the ms until the next one (-1: none). */
 static int srv_expire(srv *s, int64_t now)
 {
@@ -348,10 +363,14 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
             }
             if (c->is_dead) /* closed earlier in this batch (evicted, say) */
                 continue;
+            int64_t t0 = fcgi_now_ms();
             if (c->want_out)
                 srv_process(&s, c);
             else
                 srv_readable(&s, c);
+            int64_t took = fcgi_now_ms() - t0;
+            if (took > 0)
+                srv_push_deadlines(&s, c, took);
         }
         if (accept_now)
             srv_accept(&s);

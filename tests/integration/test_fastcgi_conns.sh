@@ -119,8 +119,10 @@ check "keep-conn requests pipelined without reading an answer -> closed ${nr:-?}
 $PROBE "$A" admin-trickle >"$d/at.out" 2>&1 || true
 probe_ok "$d/at.out" "an admin test body trickling in"
 at=$(val answered_ms "$d/at.out")
-check "an admin test body trickling in -> 400 ($(val answered "$d/at.out")) after ${at:-?} ms (read_timeout_ms $READ_MS)" \
-    test "$(val answered "$d/at.out")" = "400:0" -a "${at:-0}" -ge $((READ_MS - 100)) -a "${at:-99999}" -le $((2 * READ_MS + BOUND_MS))
+# A small body is read by the server loop, not by the answer: the process stays free for
+# others (the probe above) and the connection is closed at the request's read deadline.
+check "an admin test body trickling in -> closed unanswered ($(val answered "$d/at.out")) after ${at:-?} ms (read_timeout_ms $READ_MS)" \
+    test "$(val answered "$d/at.out")" = "-" -a "${at:-0}" -ge $((READ_MS - 100)) -a "${at:-99999}" -le $((READ_MS + BOUND_MS))
 $PROBE "$A" kept-idle >"$d/idle.out" 2>&1 || true
 ki=$(val closed_ms "$d/idle.out")
 check "a kept connection left idle -> closed at the idle deadline (${ki:-?} ms, idle_timeout_ms $IDLE_MS)" \
