@@ -106,8 +106,10 @@ scenario() {
     n=$(wc -l < "$out")
     bad=$(awk '$2 != 200' "$out" | wc -l)
     n_after=$(awk -v a="$t_hup" '$1 >= a && $1 < a + 1000' "$out" | wc -l)
+    # The load must be there (some requests around the HUP), not fast: a loaded machine sends
+    # 90-350 in the 4 s; 30 still puts several in flight across the reload.
     check "$tag: $n requests during the load, $bad not 200 ($(awk '{print $2}' "$out" | sort | uniq -c | xargs))" \
-        test "$n" -gt 100 -a "$bad" = 0
+        test "$n" -ge 30 -a "$n_after" -ge 3 -a "$bad" = 0
     # Answered before the HUP was sent (a request sent just before it may be decided after it).
     check "$tag: requests answered before the HUP saw 100000" test "$(awk -v a="$t_hup" '$4 < a && $3 != 100000' "$out" | wc -l)" = 0
     first_new=$(awk -v a="$t_hup" '$1 >= a && $3 == 200000 {print $1 - a; exit}' "$out")
