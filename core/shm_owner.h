@@ -10,7 +10,7 @@
 #ifndef RL_SHM_OWNER_H
 #define RL_SHM_OWNER_H
 
-#include "ratelimit.h"
+#include "config_types.h"
 
 /* rl_shm_create_owned's "ownership failed, err set, name removed". */
 #define RL_SHM_OWN_FAILED (-2)

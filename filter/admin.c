@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "settings.h"
 
 #define ADMIN_BODY_MAX 65536 /* bytes of a test request's JSON */
 
@@ -91,7 +92,7 @@ void admin_close(void)
 
 admin_endpoint admin_match(const handle_ctx *ctx)
 {
-    const rl_admin_config *ac = &ctx->cfg->admin;
+    const settings_admin *ac = settings_get_admin(ctx->cfg);
     const char *p = ctx->req.path;
 
     if (!ac->enabled)
@@ -143,7 +144,8 @@ static int admin_allowed(handle_ctx *ctx)
 {
     rl_request rq = {
         .remote_addr = ctx->req.client, .header = request_get_header, .header_ud = &ctx->req};
-    return rl_client_in(ctx->cfg, &rq, ctx->cfg->admin.allow, ctx->cfg->admin.nallow);
+    return rl_client_in(ctx->cfg, &rq, settings_get_admin(ctx->cfg)->allow,
+                        settings_get_admin(ctx->cfg)->nallow);
 }
 
 typedef int (*admin_read_fn)(void *ud, char *buf, int n);

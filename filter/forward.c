@@ -20,13 +20,14 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "settings.h"
 
 static proxy *forward_px;
 static response forward_lines; /* the rate-limit header lines added to the backend's answer */
 
 int forward_wanted(const handle_ctx *ctx, const response *rsp)
 {
-    return ctx->admin == 0 && ctx->cfg->proxy.backend != NULL &&
+    return ctx->admin == 0 && settings_get_proxy(ctx->cfg)->backend != NULL &&
            ctx->req.role == REQUEST_ROLE_RESPONDER && rsp->status == 200 && ctx->dec.allowed;
 }
 
@@ -112,7 +113,7 @@ int forward_fcgi(handle_ctx *ctx, FCGX_Request *fr)
          * normally, which would hand the client a complete-looking truncated answer. Shut
          * the connection down so no FCGI_END_REQUEST can follow; the web server then ends
          * the client's response as an error. FCGX_Finish_r sees the error and closes it. */
-        forward_abort(fr, ctx->cfg->proxy.timeout_ms);
+        forward_abort(fr, settings_get_proxy(ctx->cfg)->timeout_ms);
         return -1;
     }
     return FCGX_FFlush(fr->out) < 0 ? -1 : rc;

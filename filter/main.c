@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "decide.h"
+#include "settings.h"
 #include "fcgi_loop.h"
 #include "listen.h"
 #include "log.h"
@@ -91,7 +92,7 @@ static int main_usage_error(void)
 static int main_test(const char *file)
 {
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         fprintf(stderr, "ratelimit-filter: %s\n", err.text);
@@ -106,18 +107,20 @@ static int main_test(const char *file)
 static int main_shm_remove(const char *file)
 {
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         fprintf(stderr, "ratelimit-filter: %s\n", err.text);
         return MAIN_EXIT_CONFIG;
     }
-    if (rl_shm_unlink(cfg->shm.name) == 0)
-        fprintf(stderr, "ratelimit-filter: removed shared memory %s\n", cfg->shm.name);
+    if (rl_shm_unlink(rl_config_shm_name(cfg)) == 0)
+        fprintf(stderr, "ratelimit-filter: removed shared memory %s\n", rl_config_shm_name(cfg));
     else
-        fprintf(stderr, "ratelimit-filter: shared memory %s did not exist\n", cfg->shm.name);
-    if (rl_stats_unlink(cfg->shm.name) == 0)
-        fprintf(stderr, "ratelimit-filter: removed its statistics %s-stats\n", cfg->shm.name);
+        fprintf(stderr, "ratelimit-filter: shared memory %s did not exist\n",
+                rl_config_shm_name(cfg));
+    if (rl_stats_unlink(rl_config_shm_name(cfg)) == 0)
+        fprintf(stderr, "ratelimit-filter: removed its statistics %s-stats\n",
+                rl_config_shm_name(cfg));
     rl_config_free(cfg);
     return MAIN_EXIT_OK;
 }
@@ -128,7 +131,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
 {
     char why[512];
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         log_error("%s", err.text);
@@ -157,7 +160,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
 static int main_serve(const char *file)
 {
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         log_error("%s", err.text);

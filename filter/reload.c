@@ -10,13 +10,14 @@
 #include "../core/fmacros.h"
 
 #include "reload.h"
+#include "settings.h"
 
 #include "log.h"
 
 int reload_load(const char *path, rl_config **cfg, rl_limiter **lim)
 {
     rl_error err;
-    rl_config *c = rl_config_load(path, &err);
+    rl_config *c = settings_load(path, &err);
 
     if (c == NULL) {
         log_error("reload: %s: keeping the running configuration", err.text);

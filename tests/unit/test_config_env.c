@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "leakcheck.h"
+#include "../../filter/settings.h"
+#include "config_types.h"
 #include "ratelimit.h"
 
 static char path[256];
@@ -42,7 +44,7 @@ static rl_config *load_ok(const char *text)
 {
     rl_error err;
     write_conf(text);
-    rl_config *cfg = rl_config_load(path, &err);
+    rl_config *cfg = settings_load(path, &err);
     cr_assert_not_null(cfg, "%s", err.text);
     return cfg;
 }
@@ -51,7 +53,7 @@ static void load_fails(const char *text, const char *want)
 {
     rl_error err;
     write_conf(text);
-    rl_config *cfg = rl_config_load(path, &err);
+    rl_config *cfg = settings_load(path, &err);
     cr_assert_null(cfg, "loaded, expected: %s", want);
     cr_assert_str_eq(err.text, want);
 }
@@ -118,7 +120,7 @@ Test(config_env, invalid_values_name_the_variable)
     setenv("RATE_LIMIT_REQUESTS", "ten", 1);
     rl_error err;
     write_conf(RULES);
-    cr_assert_null(rl_config_load(path, &err));
+    cr_assert_null(settings_load(path, &err));
     cr_assert(strncmp(err.text, "environment RATE_LIMIT_REQUESTS: invalid value \"ten\": ", 52) ==
                   0,
               "%s", err.text);
@@ -222,17 +224,17 @@ Test(config_env, env_and_file_refuse_alike)
         snprintf(text, sizeof text, "rules = ( { name = \"global\"; %s limit = \"%s\"; } );\n",
                  cases[i].extra, cases[i].limit);
         write_conf(text);
-        cr_assert_null(rl_config_load(path, &err), "case %zu: the file loaded", i);
+        cr_assert_null(settings_load(path, &err), "case %zu: the file loaded", i);
         snprintf(file_err, sizeof file_err, "%s", err.text);
 
         snprintf(text, sizeof text, "rules = ( { name = \"global\"; %s limit = \"10/m\"; } );\n",
                  cases[i].extra);
         write_conf(text);
-        rl_config *cfg = rl_config_load(path, &err);
+        rl_config *cfg = settings_load(path, &err);
         cr_assert_not_null(cfg, "case %zu: base config: %s", i, err.text);
         rl_config_free(cfg);
         setenv("RATE_LIMIT_REQUESTS", cases[i].limit, 1);
-        cr_assert_null(rl_config_load(path, &err), "case %zu: the override loaded", i);
+        cr_assert_null(settings_load(path, &err), "case %zu: the override loaded", i);
         int n = snprintf(env_prefix, sizeof env_prefix,
                          "environment RATE_LIMIT_REQUESTS: invalid value \"%s\": ", cases[i].limit);
         cr_assert(strncmp(err.text, env_prefix, (size_t)n) == 0, "case %zu: %s", i, err.text);

@@ -1,0 +1,84 @@
+/* config_override.c -- one setting of a loaded config set from outside the file
+ *
+ * A program maps what it reads (environment variables: the rows' env names) onto keys and
+ * hands each value here. The value goes through the key's row (schema.c): the same type and
+ * bounds as the file's, and a rule's numbers through the file's rule check. The core itself
+ * never reads the environment. Messages name the origin and quote the value as the user
+ * wrote it: `environment RATE_LIMIT_REDIS_PORT: invalid value "70000": expected an integer
+ * in 1..65535`.
+ */
+#include "fmacros.h"
+
+#include "config_int.h"
+
+static int ov_fail(rl_error *err, const rl_override *ov, const char *why)
+{
+    const char *shown = ov->shown != NULL ? ov->shown : ov->value;
+    char q[RL_QUOTE_SIZE];
+
+    snprintf(err->text, sizeof err->text, "%s: invalid value %s: %s", ov->origin,
+             rl_quote(q, shown, strlen(shown)), why);
+    return -1;
+}
+
+/* "rules[NAME].KEY" or "rules[*].KEY": every rule it names gets the value. */
+static int ov_rules(rl_config *cfg, const rl_override *ov, rl_error *err)
+{
+    const char *open = ov->key + 5, *close = strchr(open, ']');
+    rl_schema_ctx ctx = {.sec = &rl_cfg_rule_section, .cfg = cfg};
+    const rl_setting *row;
+    char why[RL_ERRSTR_MAX];
+    size_t nlen, hits = 0;
+
+    if (*open != '[' || close == NULL || close[1] != '.' ||
+        (row = rl_schema_row(&rl_cfg_rule_section, close + 2)) == NULL) {
+        snprintf(err->text, sizeof err->text, "%s: unknown key %s", ov->origin, ov->key);
+        return -1;
+    }
+    open++;
+    nlen = (size_t)(close - open);
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        rl_rule *rule = &cfg->rules[i];
+        if (!(nlen == 1 && *open == '*') &&
+            !(strlen(rule->name) == nlen && memcmp(rule->name, open, nlen) == 0))
+            continue;
+        ctx.index = i;
+        if (rl_schema_set_text(&ctx, row, ov->value, rule, why, sizeof why) != 0)
+            return ov_fail(err, ov, why);
+        hits++;
+    }
+    if (hits == 0) {
+        snprintf(err->text, sizeof err->text, "%s: no rule named \"%.*s\"", ov->origin, (int)nlen,
+                 open);
+        return -1;
+    }
+    return 0;
+}
+
+int rl_config_override(rl_config *cfg, const rl_override *ov, rl_error *err)
+{
+    size_t n, nlen;
+    const rl_section *const *core = rl_config_schema(&n);
+    const char *dot = strchr(ov->key, '.');
+    void *bases[] = {&cfg->shm, &cfg->redis, &cfg->identity, &cfg->access};
+    char why[RL_ERRSTR_MAX];
+
+    if (strncmp(ov->key, "rules[", 6) == 0)
+        return ov_rules(cfg, ov, err);
+    nlen = dot != NULL ? (size_t)(dot - ov->key) : 0;
+    for (size_t i = 0; dot != NULL && i < n + cfg->nextra; i++) {
+        const rl_section *sec = i < n ? core[i] : cfg->extra[i - n];
+        void *base =
+            i < n ? (i < sizeof bases / sizeof bases[0] ? bases[i] : NULL) : cfg->extra_data[i - n];
+        const rl_setting *row;
+        if (base == NULL || strlen(sec->name) != nlen || memcmp(sec->name, ov->key, nlen) != 0 ||
+            (row = rl_schema_row(sec, dot + 1)) == NULL)
+            continue;
+        rl_schema_ctx ctx = {.sec = sec, .cfg = cfg};
+        if (rl_schema_set_text(&ctx, row, ov->value, base, why, sizeof why) != 0)
+            return ov_fail(err, ov, why);
+        return 0;
+    }
+    snprintf(err->text, sizeof err->text, "%s: unknown key %s", ov->origin, ov->key);
+    return -1;
+}
