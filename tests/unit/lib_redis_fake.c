@@ -21,6 +21,7 @@
 #endif
 
 #include "lib_redis_fake.h"
+#include "redis_script.h"
 #include "lib_redis_server.h"
 
 #define FAKE_ARGS_MAX 256
@@ -93,7 +94,7 @@ static size_t fake_normal(const char *name, long numkeys, char *buf, size_t size
     size_t o = 0;
 
     if (strcmp(name, "SCRIPT") == 0)
-        return (size_t)snprintf(buf, size, "$40\r\n%040d\r\n", 0);
+        return (size_t)snprintf(buf, size, "$40\r\n%s\r\n", rl_redis_script_sha); /* as Redis */
     if (strcmp(name, "PING") == 0)
         return (size_t)snprintf(buf, size, "+PONG\r\n");
     if (strcmp(name, "EVALSHA") != 0)

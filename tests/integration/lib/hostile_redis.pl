@@ -14,6 +14,7 @@ use strict;
 use warnings;
 use IO::Socket::INET;
 use POSIX ();
+use Digest::SHA qw(sha1_hex);
 
 my ($port, $mode) = @ARGV;
 die "usage: $0 PORT MODE\n" unless defined $mode;
@@ -23,12 +24,13 @@ my %kids;
 $SIG{TERM} = sub { kill 'KILL', keys %kids; exit 0 };
 $SIG{CHLD} = sub { while ((my $p = waitpid(-1, POSIX::WNOHANG())) > 0) { delete $kids{$p} } };
 
-# One RESP command: its name, upper-cased, or undef at EOF or on anything else.
+# One RESP command: its name, upper-cased, and its last argument; undef at EOF or on anything
+# else.
 sub command {
     my $c = shift;
     my $line = <$c>;
     return undef unless defined $line && $line =~ /^\*(\d+)/;
-    my ($n, $name) = ($1, undef);
+    my ($n, $name, $last) = ($1, undef, undef);
     for (1 .. $n) {
         my $h = <$c>;
         return undef unless defined $h && $h =~ /^\$(\d+)/;
@@ -38,16 +40,19 @@ sub command {
             return undef unless $r;
         }
         $name //= uc substr($buf, 0, $len);
+        $last = substr($buf, 0, $len);
     }
-    return $name;
+    return ($name, $last);
 }
 
 sub serve {
     my $c = shift;
     $c->autoflush(1);
-    while (defined(my $name = command($c))) {
-        if ($name ne 'EVALSHA') {
-            print $c ($name eq 'SCRIPT' ? "\$40\r\n" . ('0' x 40) . "\r\n" : "+OK\r\n");
+    while (1) {
+        my ($name, $last) = command($c);
+        last unless defined $name;
+        if ($name ne 'EVALSHA') { # SCRIPT LOAD: the script's SHA1, which the filter checks
+            print $c ($name eq 'SCRIPT' ? "\$40\r\n" . sha1_hex($last) . "\r\n" : "+OK\r\n");
         } elsif ($mode eq 'drip') {
             my $r = "*5\r\n:1\r\n:0\r\n:1\r\n:0\r\n:1";
             for (my $i = 0; ; $i++) {
