@@ -1,10 +1,10 @@
 /* env.c -- RATE_LIMIT_* environment variables, applied after the config file
  *
  * Deployments that cannot edit the file (containers) set these. The program, not the
- * library, reads the environment: every row of the core's schema that names a variable
- * (redis.enabled RATE_LIMIT_USE_REDIS, redis.host, redis.port, redis.db, redis.password) and
- * the application's three below are handed to rl_config_override, which validates them by
- * the key's own row, exactly as the file's value:
+ * library, reads the environment: every row of the schema (the core's sections and the
+ * filter's) that names a variable (redis.enabled RATE_LIMIT_USE_REDIS, redis.host,
+ * redis.port, redis.db, redis.password) and the application's three below are handed to
+ * rl_config_override, which validates them by the key's own row, exactly as the file's value:
  *
  *   RATE_LIMIT_FALLBACK_MEMORY  rules[*].on_redis_down  true: "shm"; false: "open"
  *   RATE_LIMIT_REQUESTS         the general rule's limit: the rule named "global", else the
@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ratelimit_schema.h"
+#include "settings.h"
 
 /* The variable's value, or NULL when unset (or empty, unless empty means "unset" for its key:
  * a password set but empty overrides the file's with none). */
@@ -53,11 +54,9 @@ static int env_invalid(rl_error *err, const char *var, const char *v, const char
     return -1;
 }
 
-/* Every core row that names a variable. */
-static int env_rows(rl_config *cfg, rl_error *err)
+/* Every row that names a variable, in secs[0..n). */
+static int env_rows(rl_config *cfg, const rl_section *const *secs, size_t n, rl_error *err)
 {
-    size_t n;
-    const rl_section *const *secs = rl_config_schema(&n);
     char key[128];
 
     for (size_t i = 0; i < n; i++)
@@ -113,9 +112,13 @@ static int env_limit(rl_config *cfg, const char *var, const char *app, const cha
 
 int env_apply(rl_config *cfg, rl_error *err)
 {
+    const rl_section *const *core, *const *own;
+    size_t ncore, nown;
     const char *v;
 
-    if (env_rows(cfg, err) != 0)
+    core = rl_config_schema(&ncore);
+    own = settings_sections(&nown);
+    if (env_rows(cfg, core, ncore, err) != 0 || env_rows(cfg, own, nown, err) != 0)
         return -1;
     if ((v = env_get("RATE_LIMIT_FALLBACK_MEMORY", NULL)) != NULL) {
         int on;
