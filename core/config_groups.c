@@ -2,7 +2,9 @@
  *
  * Each section is a table of rows (ratelimit_schema.h) read by schema.c, plus the readers and
  * checks no generic row type covers. shm.user and shm.group are looked up here, once: the
- * request path never touches the user database.
+ * request path never touches the user database. To add a key: a field in config_types.h, a
+ * row here (its bounds, default and doc written once), a line in the MANUAL's key table
+ * (test_schema checks that the two agree).
  */
 #include "fmacros.h"
 

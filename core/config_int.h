@@ -115,11 +115,6 @@ int rl_cfg_fail_file(const cfg_loader *ld, const char *fmt, ...) RL_PRINTF(2, 3)
 
 int rl_cfg_group(const cfg_loader *ld, const config_setting_t *s);
 
-/* Reads one member of a group (see rl_cfg_members); 0, or -1 with the error set. */
-typedef int (*rl_cfg_member_fn)(const cfg_loader *ld, const config_setting_t *s, void *ud);
-int rl_cfg_members(const cfg_loader *ld, const config_setting_t *g, rl_cfg_member_fn member,
-                   void *ud);
-
 int rl_cfg_int(const cfg_loader *ld, const config_setting_t *s, long long min, long long max,
                long long *out);
 
