@@ -251,3 +251,30 @@ Test(schema, overrides_use_the_rows)
     cr_expect(strncmp(err.text, "test: invalid value \"0\": ", 25) == 0, "%s", err.text);
     rl_config_free(cfg);
 }
+
+/* The library never reads the environment; the program maps it onto the rows (env.c). */
+Test(schema, only_the_program_reads_the_environment)
+{
+    char path[64];
+    rl_error err;
+    rl_redis_where w;
+    snprintf(path, sizeof path, "/tmp/rl-schema-%d.conf", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("rules = ( { name = \"a\"; limit = \"1/s\"; } );\n", f);
+    fclose(f);
+    setenv("RATE_LIMIT_REDIS_PORT", "7000", 1);
+
+    rl_config *cfg = rl_config_load(path, &err);
+    cr_assert_not_null(cfg, "%s", err.text);
+    rl_config_redis_where(cfg, &w);
+    cr_expect_eq(w.port, 6379, "rl_config_load applied RATE_LIMIT_REDIS_PORT");
+    rl_config_free(cfg);
+
+    cfg = settings_load(path, &err);
+    unlink(path);
+    cr_assert_not_null(cfg, "%s", err.text);
+    rl_config_redis_where(cfg, &w);
+    cr_expect_eq(w.port, 7000, "settings_load did not apply RATE_LIMIT_REDIS_PORT");
+    rl_config_free(cfg);
+}
