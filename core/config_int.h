@@ -100,9 +100,8 @@ int rl_cfg_has_control(const char *v);
 
 /* Checks v, the path of a rule or admin endpoint (`what` names it in the message): it must
  * start with '/' and be canonical (rl_path_canon of it gives it back, and it holds no %XX),
- * else no request could ever match it. */
-int rl_cfg_canonical_path(const cfg_loader *ld, const config_setting_t *s, const char *what,
-                          const char *v);
+ * else no request could ever match it. 0, or -1 with the reason in why. */
+int rl_cfg_canonical_why(const char *what, const char *v, char *why, size_t size);
 
 int rl_cfg_bool(const cfg_loader *ld, const config_setting_t *s, int *out);
 

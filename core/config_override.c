@@ -10,6 +10,8 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "rule.h"
+#include "rule_check.h"
 
 static int ov_fail(rl_error *err, const rl_override *ov, const char *why)
 {
@@ -19,6 +21,29 @@ static int ov_fail(rl_error *err, const rl_override *ov, const char *why)
     snprintf(err->text, sizeof err->text, "%s: invalid value %s: %s", ov->origin,
              rl_quote(q, shown, strlen(shown)), why);
     return -1;
+}
+
+/* One rule's key from text, then the rule's numbers through the file's check: a number the
+ * check refuses is put back. The derived fields (lengths, key identity) follow. */
+static int ov_rule(rl_schema_ctx *ctx, const rl_setting *row, const char *v, rl_rule *rule,
+                   char *why, size_t size)
+{
+    int scalar = row->type == RL_SETTING_BOOL || row->type == RL_SETTING_INT ||
+                 row->type == RL_SETTING_INT64;
+    size_t width = row->type == RL_SETTING_INT64 ? sizeof(int64_t) : sizeof(int);
+    unsigned char old[sizeof(int64_t)];
+
+    if (scalar)
+        memcpy(old, (char *)rule + row->offset, width);
+    if (rl_schema_set_text(ctx, row, v, rule, why, size) != 0)
+        return -1;
+    if (rl_rule_check_numbers(rule, why, size) != RL_CHECK_OK) {
+        if (scalar)
+            memcpy((char *)rule + row->offset, old, width);
+        return -1;
+    }
+    rl_rule_derive(rule);
+    return 0;
 }
 
 /* "rules[NAME].KEY" or "rules[*].KEY": every rule it names gets the value. */
@@ -43,7 +68,7 @@ static int ov_rules(rl_config *cfg, const rl_override *ov, rl_error *err)
             !(strlen(rule->name) == nlen && memcmp(rule->name, open, nlen) == 0))
             continue;
         ctx.index = i;
-        if (rl_schema_set_text(&ctx, row, ov->value, rule, why, sizeof why) != 0)
+        if (ov_rule(&ctx, row, ov->value, rule, why, sizeof why) != 0)
             return ov_fail(err, ov, why);
         hits++;
     }

@@ -41,31 +41,37 @@ static int cfg_rule_name(rl_schema_ctx *ctx, const config_setting_t *s, void *se
     return 0;
 }
 
-int rl_cfg_canonical_path(const cfg_loader *ld, const config_setting_t *s, const char *what,
-                          const char *v)
+int rl_cfg_canonical_why(const char *what, const char *v, char *why, size_t size)
 {
     char canon[RL_PATH_MAX];
     char q[RL_QUOTE_SIZE], q2[RL_QUOTE_SIZE];
     rl_path_status st;
 
-    if (v[0] != '/')
-        return rl_cfg_fail(ld, s, "invalid %s %s: must start with '/'", what,
-                           rl_quote(q, v, strlen(v)));
+    if (v[0] != '/') {
+        snprintf(why, size, "invalid %s %s: must start with '/'", what, rl_quote(q, v, strlen(v)));
+        return -1;
+    }
     for (const char *p = v; (p = strchr(p, '%')) != NULL; p++)
-        if (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]))
-            return rl_cfg_fail(ld, s,
-                               "invalid %s %s: requests are matched on their decoded path, so "
-                               "write the byte that %.3s stands for",
-                               what, rl_quote(q, v, strlen(v)), p);
+        if (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            snprintf(why, size,
+                     "invalid %s %s: requests are matched on their decoded path, so write the "
+                     "byte that %.3s stands for",
+                     what, rl_quote(q, v, strlen(v)), p);
+            return -1;
+        }
     st = rl_path_canon(v, RL_PATH_DECODED, canon, NULL);
-    if (st != RL_PATH_OK)
-        return rl_cfg_fail(ld, s, "invalid %s %s: %s", what, rl_quote(q, v, strlen(v)),
-                           rl_path_strerror(st));
-    if (strcmp(canon, v) != 0)
-        return rl_cfg_fail(ld, s,
-                           "invalid %s %s: no request path has this form (repeated '/', '.' or "
-                           "'..' segments are removed before matching); write %s",
-                           what, rl_quote(q, v, strlen(v)), rl_quote(q2, canon, strlen(canon)));
+    if (st != RL_PATH_OK) {
+        snprintf(why, size, "invalid %s %s: %s", what, rl_quote(q, v, strlen(v)),
+                 rl_path_strerror(st));
+        return -1;
+    }
+    if (strcmp(canon, v) != 0) {
+        snprintf(why, size,
+                 "invalid %s %s: no request path has this form (repeated '/', '.' or '..' "
+                 "segments are removed before matching); write %s",
+                 what, rl_quote(q, v, strlen(v)), rl_quote(q2, canon, strlen(canon)));
+        return -1;
+    }
     return 0;
 }
 

@@ -49,10 +49,9 @@ static int schema_string(rl_schema_ctx *ctx, const rl_setting *r, const config_s
         free(copy);
         return s != NULL ? rl_cfg_fail(ctx->ld, s, "%s", why) : -1;
     }
-    if (r->canonical != NULL && s != NULL &&
-        rl_cfg_canonical_path(ctx->ld, s, r->canonical, copy) != 0) {
+    if (r->canonical != NULL && rl_cfg_canonical_why(r->canonical, copy, why, size) != 0) {
         free(copy);
-        return -1;
+        return s != NULL ? rl_cfg_fail(ctx->ld, s, "%s", why) : -1;
     }
     char **dst = FIELD(base, r->offset, char *);
     free(*dst);

@@ -246,6 +246,19 @@ Test(schema, overrides_use_the_rows)
     ov = (rl_override){.key = "rules[b].status", .value = "503", .origin = "test"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
     cr_expect_str_eq(err.text, "test: no rule named \"b\"");
+    /* The rule's numbers go through the file's check; a refused number is put back. */
+    ov = (rl_override){.key = "rules[a].cost", .value = "2", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"2\": cost 2 is above the rule's burst 1: no "
+                               "request could pass");
+    cr_expect_eq(rl_config_rule(cfg, 0)->cost, 1);
+    /* A path is checked as the file's is, and the rule's derived length follows it. */
+    ov = (rl_override){.key = "rules[a].path_prefix", .value = "/x//y", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect(strstr(err.text, "no request path has this form") != NULL, "%s", err.text);
+    ov = (rl_override){.key = "rules[a].path_prefix", .value = "/api", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_expect_eq(rl_config_rule(cfg, 0)->path_prefix_len, 4);
     ov = (rl_override){.key = "rules[*].limit", .value = "0/s", .origin = "test", .shown = "0"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
     cr_expect(strncmp(err.text, "test: invalid value \"0\": ", 25) == 0, "%s", err.text);
