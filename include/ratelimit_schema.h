@@ -109,7 +109,8 @@ typedef struct rl_override {
 /* Sets one setting of a loaded config through its row: the same type and bounds as the
  * file's value, and a rule's numbers through the file's rule check (the rule's key identity
  * follows its new numbers; a burst equal to the old count follows the new one). 0, or -1
- * with err->text "ORIGIN: invalid value "V": why" (or "ORIGIN: why"); cfg is then unchanged. */
+ * with err->text "ORIGIN: invalid value "V": why" (or "ORIGIN: why"); the setting is then
+ * unchanged (with rules[*], the rules before the one refused keep the new value). */
 int rl_config_override(rl_config *cfg, const rl_override *ov, rl_error *err);
 
 /* "true", "false", "1", "0", "yes", "no" (any case) into *out (1 or 0); 0, or -1. */
