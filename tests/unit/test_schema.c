@@ -197,19 +197,28 @@ Test(schema, every_row_is_documented_and_every_documented_key_is_a_row)
     cr_assert_eq(bad, 0, "%d mismatch(es) between MANUAL.md and the schema (see above)", bad);
 }
 
-/* The loader refuses what the rows do not know, and a row's default is what loading gives. */
-Test(schema, defaults_come_from_the_rows)
+/* A file with one rule and nothing else, loaded as the program does (settings_load) or as
+ * the library alone does (rl_config_load). */
+static rl_config *load_minimal(int program)
 {
     char path[64];
     rl_error err;
+
     snprintf(path, sizeof path, "/tmp/rl-schema-%d.conf", (int)getpid());
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fputs("rules = ( { name = \"a\"; limit = \"1/s\"; } );\n", f);
     fclose(f);
-    rl_config *cfg = settings_load(path, &err);
+    rl_config *cfg = program ? settings_load(path, &err) : rl_config_load(path, &err);
     unlink(path);
     cr_assert_not_null(cfg, "%s", err.text);
+    return cfg;
+}
+
+/* The loader refuses what the rows do not know, and a row's default is what loading gives. */
+Test(schema, defaults_come_from_the_rows)
+{
+    rl_config *cfg = load_minimal(1);
     cr_expect_eq(settings_get_proxy(cfg)->timeout_ms, 30000);
     cr_expect_null(settings_get_proxy(cfg)->backend);
     cr_expect_eq(settings_get_headers(cfg)->x_ratelimit, 1);
@@ -223,16 +232,8 @@ Test(schema, defaults_come_from_the_rows)
 /* An override goes through the key's row: bounds, type and the origin in the message. */
 Test(schema, overrides_use_the_rows)
 {
-    char path[64];
+    rl_config *cfg = load_minimal(0);
     rl_error err;
-    snprintf(path, sizeof path, "/tmp/rl-schema-%d.conf", (int)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs("rules = ( { name = \"a\"; limit = \"1/s\"; } );\n", f);
-    fclose(f);
-    rl_config *cfg = rl_config_load(path, &err);
-    unlink(path);
-    cr_assert_not_null(cfg, "%s", err.text);
 
     rl_override ov = {.key = "proxy.timeout_ms", .value = "5", .origin = "test"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1, "no proxy section in the core");
@@ -268,25 +269,15 @@ Test(schema, overrides_use_the_rows)
 /* The library never reads the environment; the program maps it onto the rows (env.c). */
 Test(schema, only_the_program_reads_the_environment)
 {
-    char path[64];
-    rl_error err;
     rl_redis_where w;
-    snprintf(path, sizeof path, "/tmp/rl-schema-%d.conf", (int)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs("rules = ( { name = \"a\"; limit = \"1/s\"; } );\n", f);
-    fclose(f);
-    setenv("RATE_LIMIT_REDIS_PORT", "7000", 1);
 
-    rl_config *cfg = rl_config_load(path, &err);
-    cr_assert_not_null(cfg, "%s", err.text);
+    setenv("RATE_LIMIT_REDIS_PORT", "7000", 1);
+    rl_config *cfg = load_minimal(0);
     rl_config_redis_where(cfg, &w);
     cr_expect_eq(w.port, 6379, "rl_config_load applied RATE_LIMIT_REDIS_PORT");
     rl_config_free(cfg);
 
-    cfg = settings_load(path, &err);
-    unlink(path);
-    cr_assert_not_null(cfg, "%s", err.text);
+    cfg = load_minimal(1);
     rl_config_redis_where(cfg, &w);
     cr_expect_eq(w.port, 7000, "settings_load did not apply RATE_LIMIT_REDIS_PORT");
     rl_config_free(cfg);
