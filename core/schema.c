@@ -31,6 +31,13 @@ int rl_parse_bool(const char *v, int *out)
     return 0;
 }
 
+_Static_assert(RL_SCHEMA_QUOTE_SIZE >= RL_QUOTE_SIZE, "rl_schema_quote's buffer");
+
+const char *rl_schema_quote(char *buf, const char *v)
+{
+    return rl_quote(buf, v, strlen(v));
+}
+
 #define FIELD(base, off, type) ((type *)(void *)((char *)(base) + (off)))
 
 /* A STRING value through the row's check and canonical-path rule into *dst. s is the file's

@@ -49,8 +49,10 @@ static int env_set(rl_config *cfg, const char *var, const char *key, const char 
 /* `environment VAR: invalid value "v": why`, for what no row checks. Returns -1. */
 static int env_invalid(rl_error *err, const char *var, const char *v, const char *why)
 {
-    snprintf(err->text, sizeof err->text, "environment %s: invalid value \"%.*s\": %s", var, 200, v,
-             why);
+    char q[RL_SCHEMA_QUOTE_SIZE];
+
+    snprintf(err->text, sizeof err->text, "environment %s: invalid value %s: %s", var,
+             rl_schema_quote(q, v), why);
     return -1;
 }
 

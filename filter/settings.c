@@ -145,6 +145,7 @@ static int settings_admin_finish(rl_schema_ctx *ctx, void *sec)
     static const char *const keys[] = {"health_path", "stats_path", "test_path", "metrics_path"};
     const settings_admin *ac = sec;
     const char *paths[] = {ac->health_path, ac->stats_path, ac->test_path, ac->metrics_path};
+    char q[RL_SCHEMA_QUOTE_SIZE];
 
     for (int i = 1; i < 4; i++)
         for (int k = 0; k < i; k++)
@@ -152,7 +153,7 @@ static int settings_admin_finish(rl_schema_ctx *ctx, void *sec)
                 /* Reported at the key the file gives (the later one when both are given). */
                 int at = rl_schema_given(ctx, keys[i]) ? i : k;
                 return rl_schema_fail(ctx, rl_schema_given(ctx, keys[at]) ? keys[at] : NULL,
-                                      "path \"%s\" is also admin.%s", paths[i],
+                                      "path %s is also admin.%s", rl_schema_quote(q, paths[i]),
                                       keys[at == i ? k : i]);
             }
     return 0;

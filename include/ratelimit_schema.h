@@ -113,6 +113,11 @@ typedef struct rl_override {
  * unchanged (with rules[*], the rules before the one refused keep the new value). */
 int rl_config_override(rl_config *cfg, const rl_override *ov, rl_error *err);
 
+/* Quotes v as every configuration message does (escapes, at most 64 bytes then "..."), into
+ * buf of RL_SCHEMA_QUOTE_SIZE bytes; returns buf. */
+#define RL_SCHEMA_QUOTE_SIZE 264
+const char *rl_schema_quote(char *buf, const char *v);
+
 /* "true", "false", "1", "0", "yes", "no" (any case) into *out (1 or 0); 0, or -1. */
 int rl_parse_bool(const char *text, int *out);
 /* What rl_parse_bool accepts, as messages say it. */
