@@ -96,8 +96,6 @@ int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_con
 
 /* ---- config_value.c: errors and typed values ---- */
 
-int rl_cfg_has_control(const char *v);
-
 /* Checks v, the path of a rule or admin endpoint (`what` names it in the message): it must
  * start with '/' and be canonical (rl_path_canon of it gives it back, and it holds no %XX),
  * else no request could ever match it. 0, or -1 with the reason in why. */

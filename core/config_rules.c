@@ -150,14 +150,6 @@ static int cfg_tchar(char c)
            (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-int rl_cfg_has_control(const char *v)
-{
-    for (; *v != '\0'; v++)
-        if ((unsigned char)*v < 0x20 || *v == 0x7f)
-            return 1;
-    return 0;
-}
-
 /* Compiled once the whole rule is read: path_case_insensitive may come after it. */
 static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
