@@ -27,6 +27,8 @@
 --   sliding_log     "l:BASE:O1,O2,..."   slidelog.c's base w[0] and its w[1] offsets, oldest
 --                                        first ("l:BASE:" is an empty log); at most
 --                                        RL_LOG_MAX (128) entries of <= 10 digits: < 1.5 KB
+--   sliding_log     a sorted set         count > RL_LOG_MAX: see zlog()
+-- A key of the wrong Redis type reads as a new key (and is replaced when written).
 -- Every key is read first; only when every enforced rule admits (a dry-run rule's refusal
 -- does not count) is the new state of every admitting rule written, each with its expiry
 -- (SET ... PX ttl) in the same script, so a refusal changes nothing -- except a
@@ -72,8 +74,8 @@ if n == 1 and ARGV[2] == '0' then
   if cost > burst then cost = burst + 1 end
   local need = cost * period
   local d, fix = 0, false
-  local s = redis.call('GET', KEYS[1])
-  if s then
+  local s = redis.pcall('GET', KEYS[1])
+  if type(s) == 'string' then
     local tat, frac = string.match(s, '^(%d+):(%d+)$')
     if tat then
       tat = tat + 0
@@ -275,6 +277,54 @@ local function slog(s, count, period)
   for i = 1, cost do t[used + i] = now end
   return {1, count - #t, t[#t] + period - now, 0}, probe, state(), nil
 end
+-- sliding_log above RL_LOG_MAX, exact: a sorted set of one member per admitted unit scored
+-- by its time; member "T:J" is the J-th unit admitted at T (J from ZCOUNT key T T: unique
+-- with no counter). Left entries are removed, and ones later than now moved to now
+-- (slidelog.c's repair), when it is written. O(log N) reads; ZADD 500 units a call.
+local function zlog(key, count, period)
+  local ty = redis.call('TYPE', key)['ok']
+  local lo, ns = string.format('%d', now - period), string.format('%d', now)
+  local total, stale, ahead = 0, 0, 0
+  if ty == 'zset' then
+    total = redis.call('ZCARD', key)
+    stale = redis.call('ZCOUNT', key, '-inf', lo)
+    ahead = redis.call('ZCOUNT', key, '(' .. ns, '+inf')
+  end
+  local used = total - stale
+  local function at(rank)
+    local t = tonumber(redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')[2])
+    if t > now then t = now end
+    return t
+  end
+  local function write(add)
+    return function()
+      if ty ~= 'zset' and ty ~= 'none' then redis.call('DEL', key) end
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', lo)
+      if ahead > 0 then redis.call('ZREMRANGEBYSCORE', key, '(' .. ns, '+inf') end
+      local j, k = redis.call('ZCOUNT', key, ns, ns), ahead + add
+      while k > 0 do
+        local a, m = {}, math.min(k, 500)
+        for i = 1, m do a[2 * i - 1], a[2 * i] = ns, ns .. ':' .. (j + i - 1) end
+        redis.call('ZADD', key, unpack(a))
+        j, k = j + m, k - m
+      end
+      redis.call('PEXPIRE', key, period + slack)
+    end
+  end
+  local rem = math.max(count - used, 0)
+  if cost > count or used + cost > count then
+    local retry, fix = period, nil
+    if cost <= count then retry = at(stale + used + cost - count - 1) + period - now end
+    if ahead > 0 then fix = write(0) end
+    return {0, rem, retry, retry}, nil, nil, fix
+  end
+  local preset = 0
+  if used > 0 then preset = at(total - 1) + period - now end
+  return {1, rem - cost, period, 0}, {rem, preset}, write(cost), nil
+end
+local function store(key, v)
+  if type(v) == 'function' then v() else redis.call('SET', key, v[1], 'PX', v[2] + slack) end
+end
 -- Every rule read and decided first; the writes after, once the outcome is known.
 local out, keep, fixes, probes, admit = {}, {}, {}, {}, true
 for i = 1, n do
@@ -282,9 +332,13 @@ for i = 1, n do
   local algo = tonumber(ARGV[a])
   local count, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   cost = tonumber(ARGV[a + 4])
-  local s = redis.call('GET', KEYS[i])
-  local r, probe, st, fix
-  if algo == 1 then r, probe, st, fix = fixed(s, count, period)
+  local s, r, probe, st, fix = nil
+  if algo ~= 3 or count <= 128 then
+    s = redis.pcall('GET', KEYS[i])
+    if type(s) ~= 'string' then s = nil end
+  end
+  if algo == 3 and count > 128 then r, probe, st, fix = zlog(KEYS[i], count, period)
+  elseif algo == 1 then r, probe, st, fix = fixed(s, count, period)
   elseif algo == 2 then r, probe, st, fix = sliding(s, count, period)
   elseif algo == 3 then r, probe, st, fix = slog(s, count, period)
   else r, probe, st, fix = gcra(s, count, period, tonumber(ARGV[a + 3])) end
@@ -296,13 +350,13 @@ if admit then
   -- Admitting rules store their new state; a refusing dry run only a repair.
   for i = 1, n do
     local v = keep[i] or fixes[i]
-    if v then redis.call('SET', KEYS[i], v[1], 'PX', v[2] + slack) end
+    if v then store(KEYS[i], v) end
   end
 else
   for i = 1, n do
     local b = 4 * (i - 1)
     if probes[i] then out[b + 2], out[b + 3] = probes[i][1], probes[i][2] end
-    if fixes[i] then redis.call('SET', KEYS[i], fixes[i][1], 'PX', fixes[i][2] + slack) end
+    if fixes[i] then store(KEYS[i], fixes[i]) end
   end
 end
 out[4 * n + 1] = now

@@ -4,7 +4,8 @@
  * a request costing c is admitted when u + c <= count, where u is the number of units
  * admitted at times t > now - P. A unit admitted at t stops counting at t + P exactly. This is
  * what a sorted-set limiter (ZADD, ZREMRANGEBYSCORE, ZCARD) does, in fixed memory: refusals
- * are not logged, so at most count entries are ever live. `burst` is not used.
+ * are not logged, so at most count entries are ever live. `burst` is not used. This exact log
+ * serves count <= RL_LOG_MAX; above it algo.c hands the rule to slidebucket.c.
  *
  * State: one entry per admitted unit (a request of cost c adds c entries with its time), in
  * 2 + ceil(count/2) words (rl_algo_state_words):

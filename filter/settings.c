@@ -1,4 +1,4 @@
-/* settings.c -- the rows of the filter's sections (proxy, headers, admin) and their checks
+/* settings.c -- the rows of the filter's sections (proxy, fastcgi, headers, admin), checks
  *
  * One rl_setting row per key (ratelimit_schema.h): the core's loader reads them with the
  * same readers and messages as its own. To add a key: a field in settings.h, a row here, a
@@ -19,6 +19,9 @@
 #define SETTINGS_TIMEOUT_MAX_MS 60000
 #define SETTINGS_PROXY_TIMEOUT_MAX_MS 3600000
 #define SETTINGS_ADMIN_PATH_MAX 1024
+/* fastcgi: connection deadlines and the connections one process holds */
+#define SETTINGS_FASTCGI_IDLE_MAX_MS 3600000
+#define SETTINGS_FASTCGI_CONNECTIONS_MAX 65536
 
 /* ---- proxy -------------------------------------------------------------------------------- */
 
@@ -99,6 +102,36 @@ static const rl_setting settings_proxy_rows[] = {
 
 static const rl_section settings_proxy_section = {
     "proxy", settings_proxy_rows, NROWS(settings_proxy_rows), sizeof(settings_proxy), NULL};
+
+/* ---- fastcgi ------------------------------------------------------------------------------ */
+
+#define FASTCGI(f) offsetof(settings_fastcgi, f)
+static const rl_setting settings_fastcgi_rows[] = {
+    {.key = "read_timeout_ms",
+     .type = RL_SETTING_INT,
+     .offset = FASTCGI(read_timeout_ms),
+     .min = 1,
+     .max = SETTINGS_TIMEOUT_MAX_MS,
+     .def = "5000",
+     .doc = "a request's parameters must arrive within this of its first byte"},
+    {.key = "idle_timeout_ms",
+     .type = RL_SETTING_INT,
+     .offset = FASTCGI(idle_timeout_ms),
+     .min = 1,
+     .max = SETTINGS_FASTCGI_IDLE_MAX_MS,
+     .def = "30000",
+     .doc = "a kept connection with no request for this long is closed"},
+    {.key = "max_connections",
+     .type = RL_SETTING_INT,
+     .offset = FASTCGI(max_connections),
+     .min = 1,
+     .max = SETTINGS_FASTCGI_CONNECTIONS_MAX,
+     .def = "256",
+     .doc = "connections one filter process holds at once"},
+};
+
+static const rl_section settings_fastcgi_section = {
+    "fastcgi", settings_fastcgi_rows, NROWS(settings_fastcgi_rows), sizeof(settings_fastcgi), NULL};
 
 /* ---- headers ------------------------------------------------------------------------------ */
 
@@ -189,7 +222,8 @@ static const rl_section settings_admin_section = {"admin", settings_admin_rows,
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-static const rl_section *const settings_all[] = {&settings_proxy_section, &settings_headers_section,
+static const rl_section *const settings_all[] = {&settings_proxy_section, &settings_fastcgi_section,
+                                                 &settings_headers_section,
                                                  &settings_admin_section};
 
 const rl_section *const *settings_sections(size_t *n)
@@ -212,6 +246,11 @@ rl_config *settings_load(const char *file, rl_error *err)
 const settings_proxy *settings_get_proxy(const rl_config *cfg)
 {
     return rl_config_section(cfg, "proxy");
+}
+
+const settings_fastcgi *settings_get_fastcgi(const rl_config *cfg)
+{
+    return rl_config_section(cfg, "fastcgi");
 }
 
 const settings_headers *settings_get_headers(const rl_config *cfg)

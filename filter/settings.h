@@ -1,4 +1,4 @@
-/* settings.h -- the filter's own configuration sections: proxy, headers, admin
+/* settings.h -- the filter's own configuration sections: proxy, fastcgi, headers, admin
  *
  * The core reads shm, redis, identity, access and rules; these sections concern the filter
  * only, so their rows live here (settings.c) and their structs in the loaded rl_config, read
@@ -17,6 +17,15 @@ typedef struct settings_proxy {
     int connect_timeout_ms;
     int timeout_ms; /* the longest the backend may stay silent during one exchange */
 } settings_proxy;
+
+/* How the filter's FastCGI server treats its connections (the --listen daemon and the pool a
+ * web server spawns, fcgi_server.c): deadlines and the connections one process holds. */
+typedef struct settings_fastcgi {
+    int read_timeout_ms; /* a request's parameters, from its first byte; also each wait for
+                            its body or to send its answer */
+    int idle_timeout_ms; /* a kept connection between requests */
+    int max_connections; /* connections one process holds at once */
+} settings_fastcgi;
 
 typedef struct settings_headers {
     int x_ratelimit;  /* also send X-RateLimit-* (default on) */
@@ -45,6 +54,7 @@ const rl_section *const *settings_sections(size_t *n);
 
 /* The sections of a config loaded by settings_load (never NULL there). */
 const settings_proxy *settings_get_proxy(const rl_config *cfg);
+const settings_fastcgi *settings_get_fastcgi(const rl_config *cfg);
 const settings_headers *settings_get_headers(const rl_config *cfg);
 const settings_admin *settings_get_admin(const rl_config *cfg);
 

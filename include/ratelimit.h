@@ -57,9 +57,14 @@ extern "C" {
  * doubles of Redis' Lua (2^53): count * period and burst * period never exceed 2^50. */
 #define RL_COUNT_MAX 1000000000LL
 #define RL_PERIOD_MAX_MS (366LL * 24 * 3600 * 1000)
-/* A sliding_log rule keeps one timestamp per admitted unit, as a 32-bit offset from a base
- * time: count <= RL_LOG_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
+/* A sliding_log rule of count <= RL_LOG_MAX keeps one timestamp per admitted unit in either
+ * store, as a 32-bit offset from a base time. Above it, up to RL_LOG_COUNT_MAX, Redis keeps an
+ * exact log in a sorted set and shared memory a bucketed one (RL_LOG_BUCKETS per period, never
+ * admitting more than count in any rolling period). Either way period_ms <=
+ * RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
 #define RL_LOG_MAX 128
+#define RL_LOG_COUNT_MAX 100000
+#define RL_LOG_BUCKETS 64
 /* Bounds of one path_regex match (PCRE2 match context): at most RL_REGEX_MATCH_LIMIT
  * backtracking steps, RL_REGEX_DEPTH_LIMIT nested backtracks and RL_REGEX_HEAP_LIMIT_KIB KiB
  * of heap; a match that reaches one does not match (counted as regex_limit). */

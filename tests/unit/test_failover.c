@@ -408,6 +408,53 @@ Test(failover, shm_fallback_decides_this_hosts_share)
     rl_config_free(cfg);
 }
 
+/* The seed's defaults as sliding logs through an outage, two hosts: this host's share, 100 of
+ * the general 200 and 50 of chat's 100; one host: the whole 200 (bucketed) and 100. The
+ * general rule alone at two hosts: its share, an exact log of 100, keeps more state words
+ * than the bucketed 200 (the table is sized for both). Each case its own clients: a state is
+ * kept under the configured rule's identity, whatever the share. */
+Test(failover, sliding_log_fallback_decides_this_hosts_share)
+{
+#define GENERAL "{ name = \"general\"; limit = \"200/m\"; algorithm = \"sliding_log\"; }"
+    static const char both[] = "{ name = \"chat\"; path_prefix = \"/chat\"; limit = \"100/m\"; "
+                               "algorithm = \"sliding_log\"; }," GENERAL;
+    static const struct {
+        int hosts;
+        const char *rules;
+        int64_t general, chat;
+    } cases[] = {{2, both, 100, 50}, {1, both, 200, 100}, {2, GENERAL, 100, 100}};
+#undef GENERAL
+
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char redis[256], general[16], chatter[16];
+        snprintf(redis, sizeof(redis), "port = %d; hosts = %d;", free_port(), cases[c].hosts);
+        snprintf(general, sizeof general, "g%zu", c);
+        snprintf(chatter, sizeof chatter, "c%zu", c);
+        rl_config *cfg = load(redis, cases[c].rules);
+        rl_limiter *lim = open_lim(cfg);
+        int64_t admitted = 0, chat = 0;
+        for (int i = 0; i < 300; i++) {
+            rl_decision d = ask(lim, general);
+            cr_assert_eq(d.backend, RL_BACKEND_SHM, "%s", rl_limiter_errstr(lim));
+            cr_assert_eq(d.results[0].limit, cases[c].general);
+            admitted += d.allowed;
+        }
+        cr_assert_eq(admitted, cases[c].general, "%d host(s): %lld admitted", cases[c].hosts,
+                     (long long)admitted);
+        for (int i = 0; i < 300; i++) {
+            rl_request req = {.client = chatter, .path = "/chat", .cost = 1};
+            rl_decision d;
+            cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
+            cr_assert_eq(d.backend, RL_BACKEND_SHM);
+            chat += d.allowed;
+        }
+        cr_assert_eq(chat, cases[c].chat, "%d host(s): %lld chat admitted", cases[c].hosts,
+                     (long long)chat);
+        rl_limiter_close(lim);
+        rl_config_free(cfg);
+    }
+}
+
 Test(failover, two_limiters_sharing_redis_admit_exactly_the_allowance)
 {
     char redis[256];

@@ -88,10 +88,21 @@ Test(redis_script, text_is_the_lua_file_byte_for_byte)
     cr_assert_eq(rl_redis_script[rl_redis_script_len], '\0');
 }
 
-/* The script caps a log at RL_LOG_MAX entries, spelt as a number in the Lua file. */
+/* The script caps a log at RL_LOG_MAX entries, spelt as a number in the Lua file, and sends
+ * a log above it to the sorted-set form (zlog) at the same bound. */
 Test(redis_script, spells_rl_log_max_as_ratelimit_h_does)
 {
     const char *cap = "if count > " STR(RL_LOG_MAX) " then count = " STR(RL_LOG_MAX) " end\n";
+    const char *zset = "if algo == 3 and count > " STR(RL_LOG_MAX) " then";
 
     cr_assert_not_null(strstr(rl_redis_script, cap), "ratelimit.lua lacks \"%s\"", cap);
+    cr_assert_not_null(strstr(rl_redis_script, zset), "ratelimit.lua lacks \"%s\"", zset);
+}
+
+/* Redis reads a bulk string of at most 16 KB from a client that has not authenticated: a
+ * longer SCRIPT LOAD would meet a protocol error where a missing password should say NOAUTH
+ * (test_redis.c: auth_with_a_wrong_password). */
+Test(redis_script, fits_what_redis_reads_before_auth)
+{
+    cr_assert_lt(rl_redis_script_len, 16384, "ratelimit.lua is %zu bytes", rl_redis_script_len);
 }
