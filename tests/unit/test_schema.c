@@ -221,6 +221,9 @@ Test(schema, defaults_come_from_the_rows)
     rl_config *cfg = load_minimal(1);
     cr_expect_eq(settings_get_proxy(cfg)->timeout_ms, 30000);
     cr_expect_null(settings_get_proxy(cfg)->backend);
+    cr_expect_eq(settings_get_fastcgi(cfg)->read_timeout_ms, 5000);
+    cr_expect_eq(settings_get_fastcgi(cfg)->idle_timeout_ms, 30000);
+    cr_expect_eq(settings_get_fastcgi(cfg)->max_connections, 256);
     cr_expect_eq(settings_get_headers(cfg)->x_ratelimit, 1);
     cr_expect_eq(settings_get_admin(cfg)->nallow, 2);
     cr_expect_str_eq(settings_get_admin(cfg)->metrics_path, "/metrics");
@@ -238,6 +241,9 @@ Test(schema, overrides_use_the_rows)
     rl_override ov = {.key = "proxy.timeout_ms", .value = "5", .origin = "test"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1, "no proxy section in the core");
     cr_expect_str_eq(err.text, "test: unknown key proxy.timeout_ms");
+    ov = (rl_override){.key = "fastcgi.max_connections", .value = "5", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1, "no fastcgi section in the core");
+    cr_expect_str_eq(err.text, "test: unknown key fastcgi.max_connections");
     ov = (rl_override){.key = "redis.hosts", .value = "10001", .origin = "test"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
     cr_expect_str_eq(err.text, "test: invalid value \"10001\": expected an integer in 1..10000");
