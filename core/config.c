@@ -112,6 +112,8 @@ static void *cfg_core_base(rl_config *cfg, size_t i)
     return bases[i];
 }
 
+_Static_assert(CFG_NGROUPS + 64 <= RL_CFG_GROUPS_MAX, "rl_config.given has a word per group");
+
 /* Section i of every section (core groups first, then the program's): its table and struct. */
 static const rl_section *cfg_section(const rl_config *cfg, size_t i)
 {
@@ -121,6 +123,21 @@ static const rl_section *cfg_section(const rl_config *cfg, size_t i)
 static void *cfg_base(rl_config *cfg, size_t i)
 {
     return i < CFG_NGROUPS ? cfg_core_base(cfg, i) : cfg->extra_data[i - CFG_NGROUPS];
+}
+
+size_t rl_cfg_ngroups(const rl_config *cfg)
+{
+    return CFG_NGROUPS + cfg->nextra;
+}
+
+const rl_section *rl_cfg_group_section(const rl_config *cfg, size_t k)
+{
+    return cfg_section(cfg, k);
+}
+
+void *rl_cfg_group_base(rl_config *cfg, size_t k)
+{
+    return cfg_base(cfg, k);
 }
 
 static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_config *cfg)
@@ -143,7 +160,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
             if (k == nsec)
                 rc = rl_cfg_unknown_key(ld, s);
             else {
-                rl_schema_ctx ctx = {.ld = ld, .sec = cfg_section(cfg, k), .cfg = cfg};
+                rl_schema_ctx ctx = {
+                    .ld = ld, .sec = cfg_section(cfg, k), .cfg = cfg, .given = &cfg->given[k]};
                 rc = rl_schema_read(&ctx, s, cfg_base(cfg, k));
                 read[k] = 1;
             }
@@ -157,7 +175,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
         return -1;
     /* Sections the file leaves out still get their derived defaults. */
     for (size_t k = 0; k < nsec; k++) {
-        rl_schema_ctx ctx = {.ld = ld, .sec = cfg_section(cfg, k), .cfg = cfg};
+        rl_schema_ctx ctx = {
+            .ld = ld, .sec = cfg_section(cfg, k), .cfg = cfg, .given = &cfg->given[k]};
         if (!read[k] && rl_schema_read(&ctx, NULL, cfg_base(cfg, k)) != 0)
             return -1;
     }
@@ -175,9 +194,14 @@ static int cfg_defaults(const cfg_loader *ld, rl_config *cfg)
             if ((cfg->extra_data[i] = calloc(1, cfg->extra[i]->size)) == NULL)
                 return rl_cfg_oom(ld);
     }
-    for (size_t k = 0; k < CFG_NGROUPS + cfg->nextra; k++)
-        if (rl_schema_defaults(ld, cfg_section(cfg, k), cfg_base(cfg, k)) != 0)
+    for (size_t k = 0; k < CFG_NGROUPS + cfg->nextra; k++) {
+        const rl_section *sec = cfg_section(cfg, k);
+        if (sec->nsettings > RL_CFG_ROWS_MAX)
+            return rl_cfg_fail_file(ld, "section %s has %zu rows, above the maximum %d", sec->name,
+                                    sec->nsettings, RL_CFG_ROWS_MAX);
+        if (rl_schema_defaults(ld, sec, cfg_base(cfg, k)) != 0)
             return -1;
+    }
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "redis_cluster.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -288,11 +289,81 @@ static int cfg_redis_prefix(char *v, const char *q, char *why, size_t size)
     return -1;
 }
 
+static int cfg_redis_master_name(char *v, const char *q, char *why, size_t size)
+{
+    (void)q;
+    if (v[0] != '\0')
+        return 0;
+    snprintf(why, size, "invalid master_name \"\": must not be empty");
+    return -1;
+}
+
+/* One entry of redis.cluster or redis.sentinels: "HOST:PORT", HOST an IPv4 address or a name
+ * of at most RL_CLUSTER_HOST_MAX bytes, no brackets (nodes announce themselves as IP:PORT). */
+static int cfg_redis_node(const char *what, const char *v, const char *q, char *why, size_t size)
+{
+    const char *colon = strrchr(v, ':');
+    char *end = NULL;
+    long port = 0;
+
+    if (colon != NULL && colon[1] >= '0' && colon[1] <= '9')
+        port = strtol(colon + 1, &end, 10);
+    if (colon == NULL || colon == v || port < 1 || port > 65535 || *end != '\0' ||
+        colon - v > RL_CLUSTER_HOST_MAX || strcspn(v, "[]{} \t") < strlen(v)) {
+        snprintf(why, size, "invalid %s %s: must be \"HOST:PORT\"", what, q);
+        return -1;
+    }
+    return 0;
+}
+
+static int cfg_redis_cluster_node(char *v, const char *q, char *why, size_t size)
+{
+    return cfg_redis_node("cluster node", v, q, why, size);
+}
+
+static int cfg_redis_sentinel(char *v, const char *q, char *why, size_t size)
+{
+    return cfg_redis_node("sentinel", v, q, why, size);
+}
+
+/* Where Redis is: one server (host and port, or socket), a cluster (its seeds name the nodes,
+ * which have only db 0) or a master the sentinels name. Run again after each override, so
+ * RATE_LIMIT_REDIS_DB on top of a cluster is refused as the file's db is. */
+static int cfg_redis_where(rl_schema_ctx *ctx, const rl_redis_config *r)
+{
+    if (r->ncluster > 0) {
+        if (r->socket != NULL)
+            return rl_schema_fail(ctx, "cluster", "cluster and socket exclude each other");
+        if (rl_schema_given(ctx, "host"))
+            return rl_schema_fail(ctx, "cluster", "cluster and host exclude each other");
+        if (rl_schema_given(ctx, "port"))
+            return rl_schema_fail(ctx, "cluster", "cluster and port exclude each other");
+        if (r->db != 0)
+            return rl_schema_fail(ctx, "cluster", "a cluster has only db 0 (db is %d)", r->db);
+    }
+    if (r->nsentinels > 0) {
+        if (r->ncluster > 0)
+            return rl_schema_fail(ctx, "sentinels", "sentinels and cluster exclude each other");
+        if (r->socket != NULL)
+            return rl_schema_fail(ctx, "sentinels", "sentinels and socket exclude each other");
+        if (rl_schema_given(ctx, "host"))
+            return rl_schema_fail(ctx, "sentinels", "sentinels and host exclude each other");
+        if (rl_schema_given(ctx, "port"))
+            return rl_schema_fail(ctx, "sentinels", "sentinels and port exclude each other");
+        if (r->master_name == NULL)
+            return rl_schema_fail(ctx, "sentinels", "sentinels need master_name");
+    } else if (r->master_name != NULL)
+        return rl_schema_fail(ctx, "master_name", "master_name needs sentinels");
+    return 0;
+}
+
 /* The breaker's back-off doubles from breaker_open_ms up to breaker_open_max_ms. */
 static int cfg_redis_finish(rl_schema_ctx *ctx, void *sec)
 {
     rl_redis_config *r = sec;
 
+    if (cfg_redis_where(ctx, r) != 0)
+        return -1;
     if (!rl_schema_given(ctx, "breaker_open_max_ms"))
         r->breaker_open_max_ms = r->breaker_open_ms > 1000 ? r->breaker_open_ms : 1000;
     else if (r->breaker_open_max_ms < r->breaker_open_ms)
@@ -402,6 +473,29 @@ static const rl_setting cfg_redis_rows[] = {
      .max = CFG_HOSTS_MAX,
      .def = "1",
      .doc = "hosts sharing the limits"},
+    {.key = "cluster",
+     .type = RL_SETTING_LIST,
+     .offset = REDIS(cluster),
+     .offset2 = REDIS(ncluster),
+     .min = 1,
+     .max = RL_CLUSTER_NODES_MAX,
+     .item_max = RL_CLUSTER_HOST_MAX + 6, /* ":65535" */
+     .check = cfg_redis_cluster_node,
+     .doc = "Redis Cluster seed nodes"},
+    {.key = "sentinels",
+     .type = RL_SETTING_LIST,
+     .offset = REDIS(sentinels),
+     .offset2 = REDIS(nsentinels),
+     .min = 1,
+     .max = RL_CLUSTER_NODES_MAX,
+     .item_max = RL_CLUSTER_HOST_MAX + 6,
+     .check = cfg_redis_sentinel,
+     .doc = "Redis Sentinel addresses"},
+    {.key = "master_name",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(master_name),
+     .check = cfg_redis_master_name,
+     .doc = "the master the sentinels are asked for"},
 };
 
 const rl_section rl_cfg_redis_section = {"redis", cfg_redis_rows, NROWS(cfg_redis_rows),

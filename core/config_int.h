@@ -64,7 +64,10 @@ struct rl_schema_ctx {
     const config_setting_t *group; /* the file's group; NULL when the file has none */
     const rl_section *sec;
     rl_config *cfg;
-    size_t index; /* rules: the rule's index */
+    size_t index;    /* rules: the rule's index */
+    uint64_t *given; /* the group's given rows (rl_config.given); NULL: the group's members */
+    char *why;       /* during an override: rl_schema_fail's reason goes here ... */
+    size_t whysize;  /* ... of this many bytes */
 };
 
 /* A CUSTOM row's reader (rl_setting.impl): the file's setting s into sec; and, for
@@ -90,6 +93,12 @@ const rl_setting *rl_schema_row(const rl_section *sec, const char *key);
 /* Sets row r of base from text v; -1 with a reason in why. */
 int rl_schema_set_text(rl_schema_ctx *ctx, const rl_setting *r, const char *v, void *base,
                        char *why, size_t size);
+
+/* Group k (the core's, then the program's: k < rl_cfg_ngroups) of cfg: its section, its
+ * struct and its given rows. */
+size_t rl_cfg_ngroups(const rl_config *cfg);
+const rl_section *rl_cfg_group_section(const rl_config *cfg, size_t k);
+void *rl_cfg_group_base(rl_config *cfg, size_t k);
 
 /* The rules list (config_rules.c). */
 int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_config *cfg);

@@ -2,8 +2,10 @@
  *
  * A program maps what it reads (environment variables: the rows' env names) onto keys and
  * hands each value here. The value goes through the key's row (schema.c): the same type and
- * bounds as the file's, and a rule's numbers through the file's rule check. The core itself
- * never reads the environment. Messages name the origin and quote the value as the user
+ * bounds as the file's, then the section's finish hook again (the file's cross-key checks:
+ * RATE_LIMIT_REDIS_DB on top of a redis.cluster file is refused as the file's db would be),
+ * and a rule's numbers through the file's rule check. The core itself never reads the
+ * environment. Messages name the origin and quote the value as the user
  * wrote it: `environment RATE_LIMIT_REDIS_PORT: invalid value "70000": expected an integer
  * in 1..65535`.
  */
@@ -80,29 +82,91 @@ static int ov_rules(rl_config *cfg, const rl_override *ov, rl_error *err)
     return 0;
 }
 
+/* The owned value of a row (STRING, CIDRS, LIST), or NULL: what an override replaces. */
+static void **ov_owned(const rl_setting *row, void *base)
+{
+    if (row->type != RL_SETTING_STRING && row->type != RL_SETTING_CIDRS &&
+        row->type != RL_SETTING_LIST)
+        return NULL;
+    return (void **)(void *)((char *)base + row->offset);
+}
+
+/* Frees a row's owned value as it was (the struct `old`, a copy of the section's). */
+static void ov_free_value(const rl_setting *row, void *old)
+{
+    void **p = ov_owned(row, old);
+
+    if (p == NULL)
+        return;
+    if (row->type == RL_SETTING_LIST) {
+        char **list = *p;
+        size_t n = *(size_t *)(void *)((char *)old + row->offset2);
+        for (size_t i = 0; list != NULL && i < n; i++)
+            free(list[i]);
+    }
+    free(*p);
+}
+
+/* One row of group k: the value through the row, then the section's finish hook on the whole
+ * group, the row counted as given. Refused by either: the group is put back as it was (a copy
+ * taken before; the hooks allocate nothing once loaded) and the new value freed. */
+static int ov_group(rl_config *cfg, size_t k, const rl_setting *row, const rl_override *ov,
+                    rl_error *err)
+{
+    const rl_section *sec = rl_cfg_group_section(cfg, k);
+    void *base = rl_cfg_group_base(cfg, k);
+    uint64_t given = cfg->given[k];
+    char why[RL_ERRSTR_MAX] = "";
+    void *old = malloc(sec->size);
+    void **owned = ov_owned(row, base);
+    rl_error scratch;
+    cfg_loader ld = {.path = cfg->path, .err = &scratch};
+    rl_schema_ctx ctx = {.ld = &ld,
+                         .sec = sec,
+                         .cfg = cfg,
+                         .given = &cfg->given[k],
+                         .why = why,
+                         .whysize = sizeof why};
+    int rc;
+
+    if (old == NULL) {
+        snprintf(err->text, sizeof err->text, "%s: out of memory", ov->origin);
+        return -1;
+    }
+    memcpy(old, base, sec->size);
+    scratch.text[0] = '\0';
+    if (owned != NULL)
+        *owned = NULL; /* the old value stays in `old`: the set must not free it */
+    rc = rl_schema_set_text(&ctx, row, ov->value, base, why, sizeof why);
+    if (rc == 0 && row - sec->settings < RL_CFG_ROWS_MAX)
+        cfg->given[k] |= 1ULL << (row - sec->settings);
+    if (rc == 0 && sec->finish != NULL && (rc = sec->finish(&ctx, base)) != 0 && why[0] == '\0')
+        snprintf(why, sizeof why, "%s", scratch.text);
+    if (rc != 0) {
+        ov_free_value(row, base);
+        memcpy(base, old, sec->size);
+        cfg->given[k] = given;
+    } else
+        ov_free_value(row, old);
+    free(old);
+    return rc != 0 ? ov_fail(err, ov, why) : 0;
+}
+
 int rl_config_override(rl_config *cfg, const rl_override *ov, rl_error *err)
 {
-    size_t n, nlen;
-    const rl_section *const *core = rl_config_schema(&n);
     const char *dot = strchr(ov->key, '.');
-    void *bases[] = {&cfg->shm, &cfg->redis, &cfg->identity, &cfg->access};
-    char why[RL_ERRSTR_MAX];
+    size_t nlen;
 
     if (strncmp(ov->key, "rules[", 6) == 0)
         return ov_rules(cfg, ov, err);
     nlen = dot != NULL ? (size_t)(dot - ov->key) : 0;
-    for (size_t i = 0; dot != NULL && i < n + cfg->nextra; i++) {
-        const rl_section *sec = i < n ? core[i] : cfg->extra[i - n];
-        void *base =
-            i < n ? (i < sizeof bases / sizeof bases[0] ? bases[i] : NULL) : cfg->extra_data[i - n];
+    for (size_t k = 0; dot != NULL && k < rl_cfg_ngroups(cfg); k++) {
+        const rl_section *sec = rl_cfg_group_section(cfg, k);
         const rl_setting *row;
-        if (base == NULL || strlen(sec->name) != nlen || memcmp(sec->name, ov->key, nlen) != 0 ||
+        if (strlen(sec->name) != nlen || memcmp(sec->name, ov->key, nlen) != 0 ||
             (row = rl_schema_row(sec, dot + 1)) == NULL)
             continue;
-        rl_schema_ctx ctx = {.sec = sec, .cfg = cfg};
-        if (rl_schema_set_text(&ctx, row, ov->value, base, why, sizeof why) != 0)
-            return ov_fail(err, ov, why);
-        return 0;
+        return ov_group(cfg, k, row, ov, err);
     }
     snprintf(err->text, sizeof err->text, "%s: unknown key %s", ov->origin, ov->key);
     return -1;

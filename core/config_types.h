@@ -42,6 +42,11 @@ typedef struct rl_redis_config {
     int breaker_open_ms;     /* how long it stays open before one probe is let through ... */
     int breaker_open_max_ms; /* ... doubling after each failed probe, up to this */
     int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
+    char **cluster;          /* Redis Cluster seed nodes "HOST:PORT" (owned); NULL: one server */
+    size_t ncluster;         /* entries of cluster */
+    char **sentinels;        /* Sentinel addresses "HOST:PORT" (owned); NULL: no Sentinel */
+    size_t nsentinels;       /* entries of sentinels */
+    char *master_name;       /* the master the sentinels are asked for; set with sentinels */
 } rl_redis_config;
 
 /* Which header names the client behind a trusted proxy. */
@@ -65,6 +70,11 @@ typedef struct rl_access_config {
     rl_cidr *deny; /* refused with 403; owned */
     size_t ndeny;
 } rl_access_config;
+/* Sections whose rows a config records as given: the core's 4 groups and at most 64 of a
+ * program's; rows per section at most 64 (one bit each). */
+#define RL_CFG_GROUPS_MAX (4 + 64)
+#define RL_CFG_ROWS_MAX 64
+
 struct rl_config {
     char *path; /* the file it was read from */
     rl_shm_config shm;
@@ -76,6 +86,9 @@ struct rl_config {
     const rl_section *const *extra; /* a program's sections (borrowed) ... */
     void **extra_data;              /* ... and their structs (owned) */
     size_t nextra;
+    /* Per group (the core's 4, then the program's): bit i set when row i was given by the
+     * file or an override since -- what a finish hook run again after an override asks. */
+    uint64_t given[RL_CFG_GROUPS_MAX];
 };
 
 #endif

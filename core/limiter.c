@@ -22,6 +22,7 @@
  */
 #include "fmacros.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,8 +231,11 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         return NULL;
     }
     if (cfg->redis.enabled && !sandbox) {
-        rl_breaker_init(&lim->breaker, cfg->redis.breaker_failures, cfg->redis.breaker_open_ms,
-                        cfg->redis.breaker_open_max_ms);
+        /* A cluster router keeps one breaker per master (redis_cluster.c): a dead master
+         * must not stop the decisions the others make, so this one never opens then. */
+        rl_breaker_init(&lim->breaker,
+                        cfg->redis.ncluster > 0 ? INT_MAX : cfg->redis.breaker_failures,
+                        cfg->redis.breaker_open_ms, cfg->redis.breaker_open_max_ms);
         lim->redis = rl_redis_new(&cfg->redis);
         if (lim->redis == NULL || limiter_make_shares(lim) < 0) {
             snprintf(err->text, sizeof(err->text), "out of memory");

@@ -48,9 +48,12 @@
 
 #include "backend.h"
 #include "keys.h"
+#include "redis_cluster.h"
 #include "redis_io.h"
+#include "redis_node.h"
 #include "redis_reply.h"
 #include "redis_script.h"
+#include "redis_sentinel.h"
 
 #define REDIS_SHA_LEN 40
 /* "EVALSHA" sha numkeys, then n keys, now, and algo/count/period/burst/cost/dry-run per rule. */
@@ -74,8 +77,16 @@ struct rl_redis {
     char sha[REDIS_SHA_LEN + 1];
     int64_t last_now_ms; /* the time the last successful script decided at */
     int64_t deadline;    /* monotonic ms by which the current call ends, whatever happens */
-    rl_rio_status last;  /* how the last exchange ended */
-    char where[128];     /* "127.0.0.1:6379" or "unix:/path", for messages */
+    int64_t given;       /* > 0: the deadline a cluster node's call was given (redis_node.h) */
+    int map;             /* the current command's reply has a slot map's bounds */
+    rl_cluster *cluster; /* owned; non-NULL when cfg names cluster seeds: it decides */
+    /* With Sentinel: the master the sentinels named at the last connect, and cfg with its
+     * address (what rl_rio_connect is given). */
+    char master[RL_SENTINEL_HOST_MAX + 1];
+    rl_redis_config mcfg;
+    int64_t asked_ms;                      /* monotonic ms the sentinels were last asked */
+    rl_rio_status last;                    /* how the last exchange ended */
+    char where[RL_SENTINEL_HOST_MAX + 16]; /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
     /* Per-request scratch, owned: the EVALSHA command in RESP, cmdlen bytes of cmdcap. */
@@ -128,6 +139,13 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     if (r == NULL)
         return NULL;
     r->cfg = cfg;
+    if (cfg->ncluster > 0) {
+        r->cluster = rl_cluster_new(cfg);
+        if (r->cluster == NULL) {
+            free(r);
+            return NULL;
+        }
+    }
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
     r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
@@ -153,23 +171,24 @@ void rl_redis_free(rl_redis *r)
         return;
     if (r->ctx != NULL)
         redisFree(r->ctx);
+    rl_cluster_free(r->cluster);
     free(r->cmd);
     free(r);
 }
 
 const char *rl_redis_errstr(const rl_redis *r)
 {
-    return r->errstr;
+    return r->cluster != NULL ? rl_cluster_errstr(r->cluster) : r->errstr;
 }
 
 int rl_redis_connected(const rl_redis *r)
 {
-    return r->ctx != NULL;
+    return r->cluster != NULL ? rl_cluster_connected(r->cluster) : r->ctx != NULL;
 }
 
 int64_t rl_redis_last_now(const rl_redis *r)
 {
-    return r->last_now_ms;
+    return r->cluster != NULL ? rl_cluster_last_now(r->cluster) : r->last_now_ms;
 }
 
 /* The connection failed: drop it (never reuse a context in error). errstr is already set.
@@ -188,7 +207,8 @@ static int redis_fail(rl_redis *r)
 static rl_rio_status redis_call(rl_redis *r, const char *what, redisReply **reply)
 {
     char why[RL_ERRSTR_MAX / 2];
-    rl_rio_status st = rl_rio_exchange(r->ctx, r->deadline, reply, why, sizeof why);
+    rl_rio_status st = r->map ? rl_rio_exchange_map(r->ctx, r->deadline, reply, why, sizeof why)
+                              : rl_rio_exchange(r->ctx, r->deadline, reply, why, sizeof why);
 
     r->last = st;
     if (st != RL_RIO_OK) {
@@ -315,12 +335,71 @@ static int redis_select(rl_redis *r)
     return 0;
 }
 
+/* With Sentinel: ROLE must say "master" before anything is written (a sentinel's answer
+ * may be stale: a demoted master, a replica not yet promoted). 0, or -1 after redis_fail. */
+static int redis_check_role(rl_redis *r)
+{
+    static const char *const argv[] = {"ROLE"};
+    static const size_t argvlen[] = {4};
+    redisReply *reply;
+    char shown[64];
+
+    r->map = 1; /* a master's ROLE lists its replicas in nested arrays */
+    reply = redis_command(r, "ROLE", 1, (const char **)argv, argvlen);
+    r->map = 0;
+    if (reply == NULL)
+        return -1;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len == 6 &&
+        memcmp(reply->element[0]->str, "master", 6) == 0) {
+        freeReplyObject(reply);
+        return 0;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING)
+        redis_set_error(
+            r, "redis %s: ROLE: \"%s\", not the master: not written to", r->where,
+            redis_printable(shown, sizeof shown, reply->element[0]->str, reply->element[0]->len));
+    else if (reply->type == REDIS_REPLY_ERROR)
+        redis_set_error(r, "redis %s: ROLE failed: %s", r->where,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len));
+    else
+        redis_set_error(r, "redis %s: ROLE: unexpected reply type %d", r->where, reply->type);
+    freeReplyObject(reply);
+    return redis_fail(r);
+}
+
+/* With Sentinel: the master's address, asked again at every connect (redis_sentinel.c). 0,
+ * or -1 (errstr set). */
+static int redis_find_master(rl_redis *r)
+{
+    char why[RL_ERRSTR_MAX / 2];
+    int port;
+
+    if (rl_sentinel_master(r->cfg, r->deadline, r->master, sizeof r->master, &port, why,
+                           sizeof why) < 0) {
+        redis_set_error(r, "redis master \"%.64s\": %s", r->cfg->master_name, why);
+        return -1;
+    }
+    r->mcfg = *r->cfg;
+    r->mcfg.host = r->master;
+    r->mcfg.port = port;
+    r->asked_ms = rl_rio_now_ms();
+    snprintf(r->where, sizeof(r->where), "%s:%d", r->master, port);
+    return 0;
+}
+
 /* Connects, by the call's deadline. 0 when connected, -1 otherwise (errstr set). */
 static int redis_connect(rl_redis *r)
 {
     const rl_redis_config *cfg = r->cfg;
     char why[RL_ERRSTR_MAX / 2];
 
+    if (cfg->nsentinels > 0) {
+        if (redis_find_master(r) < 0)
+            return -1;
+        cfg = &r->mcfg;
+    }
     if (rl_rio_connect(cfg, r->deadline, cfg->connect_timeout_ms, &r->ctx, why, sizeof why) !=
         RL_RIO_OK) {
         redis_set_error(r, "redis %s: %s", r->where, why);
@@ -329,6 +408,8 @@ static int redis_connect(rl_redis *r)
     if (cfg->password != NULL && redis_auth(r) < 0)
         return -1;
     if (cfg->db != 0 && redis_select(r) < 0)
+        return -1;
+    if (cfg->nsentinels > 0 && redis_check_role(r) < 0)
         return -1;
     return redis_load_script(r);
 }
@@ -440,6 +521,29 @@ static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
     return redis_call(r, "EVALSHA", reply);
 }
 
+/* With Sentinel, while connected: every RL_SENTINEL_RECHECK_MS the sentinels are asked again,
+ * with half the time the call has left, and a master they no longer name is dropped (the
+ * call then connects to the one they name). This is what follows a failover the connection
+ * itself does not show -- a master cut off from the sentinels but not from this host keeps
+ * answering as a master. A sentinel that does not answer in time changes nothing. */
+static void redis_recheck_master(rl_redis *r)
+{
+    int64_t now = rl_rio_now_ms();
+    char host[RL_SENTINEL_HOST_MAX + 1], why[RL_ERRSTR_MAX / 2];
+    int port;
+
+    if (now - r->asked_ms < RL_SENTINEL_RECHECK_MS)
+        return;
+    r->asked_ms = now;
+    if (rl_sentinel_master(r->cfg, now + (r->deadline - now) / 2, host, sizeof host, &port, why,
+                           sizeof why) < 0)
+        return;
+    if (port != r->mcfg.port || strcmp(host, r->master) != 0) {
+        redis_set_error(r, "redis %s: the sentinels now name %s:%d", r->where, host, port);
+        redis_fail(r);
+    }
+}
+
 /* Starts a call: fixes its deadline, drops a kept connection the server closed or reset
  * while it was idle, and connects when there is none. 1 when the call goes on a connection
  * kept from before (it may still turn out dead: worth one retry), 0 on a new one, -1 when
@@ -448,10 +552,16 @@ static int redis_begin(rl_redis *r)
 {
     int ms = r->cfg->command_timeout_ms;
 
-    /* No timeout configured (only a hand-made config can say 0): no deadline. */
-    r->deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
+    /* No timeout configured (only a hand-made config can say 0): no deadline. A cluster
+     * node's call has the whole decision's. */
+    if (r->given > 0)
+        r->deadline = r->given;
+    else
+        r->deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
     if (r->ctx != NULL && !rl_rio_alive(r->ctx))
         redis_fail(r);
+    if (r->ctx != NULL && r->cfg->nsentinels > 0)
+        redis_recheck_master(r);
     if (r->ctx != NULL)
         return 1;
     return redis_connect(r) < 0 ? -1 : 0;
@@ -544,7 +654,38 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
     return ret;
 }
 
-int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
+/* ASKING before an ASK redirect's retry, on the connection redis_begin gave (kept: 1): one
+ * found dead is replaced once, as in redis_send_once_more. 0, or -1 after redis_fail. */
+static int redis_asking(rl_redis *r, int kept)
+{
+    static const char *const argv[] = {"ASKING"};
+    static const size_t argvlen[] = {6};
+    redisReply *reply = redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
+
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && redis_connect(r) == 0)
+        reply = redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* A Redis Cluster error: a redirect or a cluster state the router handles. */
+static int redis_cluster_error(const redisReply *reply)
+{
+    static const char *const kinds[] = {"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"};
+
+    if (reply->type != REDIS_REPLY_ERROR)
+        return 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strncmp(reply->str, kinds[i], strlen(kinds[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* rl_redis_decide, and rl_redis_node_decide when redirect != NULL. */
+static int redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int asking,
+                        char *redirect, size_t size)
 {
     redisReply *reply = NULL;
     int ret, kept;
@@ -567,14 +708,26 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     kept = redis_begin(r);
     if (kept < 0)
         return -1;
+    if (asking) {
+        if (redis_asking(r, kept) < 0)
+            return -1;
+        kept = 0;
+    }
     if (redis_send_once_more(r, kept, &reply) != RL_RIO_OK)
         return -1;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         /* Flushed, or a failover to a server that never saw it: load and retry once. */
         freeReplyObject(reply);
         reply = NULL;
-        if (redis_load_script(r) < 0 || redis_send(r, &reply) != RL_RIO_OK)
+        if (redis_load_script(r) < 0 || (asking && redis_asking(r, 0) < 0) ||
+            redis_send(r, &reply) != RL_RIO_OK)
             return -1;
+    }
+    if (redirect != NULL && redis_cluster_error(reply)) {
+        redis_printable(redirect, size, reply->str, reply->len);
+        redis_set_error(r, "redis %s: EVALSHA: %s", r->where, redirect);
+        freeReplyObject(reply);
+        return RL_REDIS_REDIRECTED; /* the connection is fine */
     }
     ret = redis_take_reply(r, reply, items, n);
     freeReplyObject(reply);
@@ -584,12 +737,59 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     return ret;
 }
 
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
+{
+    if (r->cluster != NULL)
+        return rl_cluster_decide(r->cluster, items, n, now_ms);
+    return redis_decide(r, items, n, now_ms, 0, NULL, 0);
+}
+
+int rl_redis_node_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int64_t deadline,
+                         int asking, char *redirect, size_t size)
+{
+    int ret;
+
+    r->given = deadline;
+    ret = redis_decide(r, items, n, now_ms, asking, redirect, size);
+    r->given = 0;
+    return ret;
+}
+
+redisReply *rl_redis_node_command(rl_redis *r, int64_t deadline, int map, int asking,
+                                  const char *what, int argc, const char **argv,
+                                  const size_t *argvlen)
+{
+    redisReply *reply = NULL;
+    int kept;
+
+    r->given = deadline;
+    kept = redis_begin(r);
+    r->given = 0;
+    if (kept < 0)
+        return NULL;
+    if (asking) {
+        if (redis_asking(r, kept) < 0)
+            return NULL;
+        kept = 0;
+    }
+    r->map = map;
+    reply = redis_command(r, what, argc, argv, argvlen);
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && redis_connect(r) == 0)
+        reply = redis_command(r, what, argc, argv, argvlen);
+    r->map = 0;
+    return reply;
+}
+
 int rl_redis_ping(rl_redis *r)
 {
     static const char *const argv[] = {"PING"};
     static const size_t argvlen[] = {4};
     redisReply *reply;
-    int kept = redis_begin(r);
+    int kept;
+
+    if (r->cluster != NULL)
+        return rl_cluster_ping(r->cluster);
+    kept = redis_begin(r);
 
     if (kept < 0)
         return -1;

@@ -64,14 +64,18 @@ static void *rio_create_array(const redisReadTask *task, int elements)
 {
     rl_rio_bound *b = rio_bound(task);
 
-    /* No command of a decision is answered with nested arrays. */
-    if (task->parent != NULL) {
+    int max = b->map ? RL_RIO_MAP_ELEMENTS : RL_RIO_ELEMENTS_MAX;
+    int depth = 0;
+
+    for (const redisReadTask *t = task->parent; t != NULL; t = t->parent)
+        depth++;
+    /* No command of a decision is answered with nested arrays; a slot map is, this deep. */
+    if (depth > (b->map ? RL_RIO_MAP_DEPTH - 1 : 0)) {
         snprintf(b->why, sizeof b->why, "a nested array");
         return NULL;
     }
-    if (elements > RL_RIO_ELEMENTS_MAX) {
-        snprintf(b->why, sizeof b->why, "an array of %d elements (at most %d)", elements,
-                 RL_RIO_ELEMENTS_MAX);
+    if (elements > max) {
+        snprintf(b->why, sizeof b->why, "an array of %d elements (at most %d)", elements, max);
         return NULL;
     }
     return b->dflt->createArray(task, elements);
@@ -192,7 +196,7 @@ static rl_rio_status rio_write(redisContext *c, int64_t deadline, char *err, siz
 static rl_rio_status rio_read(redisContext *c, rl_rio_bound *b, int64_t deadline,
                               redisReply **reply, char *err, size_t errsize)
 {
-    size_t got = 0;
+    size_t got = 0, most = b->map ? RL_RIO_MAP_BYTES : RL_RIO_BYTES_MAX;
     char buf[4096];
 
     for (;;) {
@@ -227,7 +231,7 @@ static rl_rio_status rio_read(redisContext *c, rl_rio_bound *b, int64_t deadline
             return w == 0 ? RL_RIO_TIMEOUT : RL_RIO_IO;
         }
         /* One byte more than the bound tells a reply over it from one just at it. */
-        want = RL_RIO_BYTES_MAX + 1 - got;
+        want = most + 1 - got;
         n = read(c->fd, buf, want < sizeof buf ? want : sizeof buf);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             continue;
@@ -242,8 +246,8 @@ static rl_rio_status rio_read(redisContext *c, rl_rio_bound *b, int64_t deadline
             return RL_RIO_IO;
         }
         got += (size_t)n;
-        if (got > RL_RIO_BYTES_MAX) {
-            rio_err(err, errsize, "reply refused: more than %d bytes", RL_RIO_BYTES_MAX);
+        if (got > most) {
+            rio_err(err, errsize, "reply refused: more than %zu bytes", most);
             return RL_RIO_PROTOCOL;
         }
         if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
@@ -253,10 +257,10 @@ static rl_rio_status rio_read(redisContext *c, rl_rio_bound *b, int64_t deadline
     }
 }
 
-rl_rio_status rl_rio_exchange(redisContext *c, int64_t deadline, redisReply **reply, char *err,
-                              size_t errsize)
+static rl_rio_status rio_exchange(redisContext *c, int map, int64_t deadline, redisReply **reply,
+                                  char *err, size_t errsize)
 {
-    rl_rio_bound b = {.dflt = c->reader->fn};
+    rl_rio_bound b = {.dflt = c->reader->fn, .map = map};
     rl_rio_status st;
 
     *reply = NULL;
@@ -269,6 +273,18 @@ rl_rio_status rl_rio_exchange(redisContext *c, int64_t deadline, redisReply **re
     c->reader->fn = b.dflt;
     c->reader->privdata = NULL;
     return st;
+}
+
+rl_rio_status rl_rio_exchange(redisContext *c, int64_t deadline, redisReply **reply, char *err,
+                              size_t errsize)
+{
+    return rio_exchange(c, 0, deadline, reply, err, errsize);
+}
+
+rl_rio_status rl_rio_exchange_map(redisContext *c, int64_t deadline, redisReply **reply, char *err,
+                                  size_t errsize)
+{
+    return rio_exchange(c, 1, deadline, reply, err, errsize);
 }
 
 int rl_rio_alive(const redisContext *c)

@@ -46,6 +46,18 @@ rl_rio_status rl_rio_connect(const rl_redis_config *cfg, int64_t deadline, int c
 rl_rio_status rl_rio_exchange(redisContext *c, int64_t deadline, redisReply **reply, char *err,
                               size_t errsize);
 
+/* A Redis Cluster slot map (CLUSTER SLOTS, redis_cluster.c) is the one reply with nested
+ * arrays: per slot range [start, end, [host, port, id, [metadata]], replicas...]. Bounds: arrays
+ * nested up to MAP_DEPTH, each of at most MAP_ELEMENTS, MAP_BYTES in all (a fully fragmented
+ * map of 16384 ranges with two nodes each is about 2.5 MB: beyond that, refused). */
+#define RL_RIO_MAP_ELEMENTS 16384
+#define RL_RIO_MAP_DEPTH 4
+#define RL_RIO_MAP_BYTES (4 << 20)
+
+/* rl_rio_exchange with the slot map's bounds. */
+rl_rio_status rl_rio_exchange_map(redisContext *c, int64_t deadline, redisReply **reply, char *err,
+                                  size_t errsize);
+
 /* Whether a connection idle since its last exchange still looks usable: 0 when the server
  * closed or reset it (or sent bytes nobody asked for), 1 otherwise. Never waits. */
 int rl_rio_alive(const redisContext *c);
@@ -57,6 +69,7 @@ int rl_rio_alive(const redisContext *c);
 typedef struct rl_rio_bound {
     redisReplyObjectFunctions *dflt; /* hiredis' own functions, which build the reply */
     char why[96];                    /* "" until something is refused */
+    int map; /* 0: a decision's bounds (above); 1: a slot map's (RL_RIO_MAP_*) */
 } rl_rio_bound;
 extern redisReplyObjectFunctions rl_rio_bounded_fns;
 

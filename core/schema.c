@@ -6,7 +6,10 @@
  * looked up among the rows (a key no row has is an error, never ignored), read by its type
  * with the row's bounds, and stored at the row's offset; then the required rows are checked
  * and finish() does what concerns several keys. An override (rl_config_override) goes
- * through the same rows: text is parsed by type and bound by the same min..max.
+ * through the same rows: text is parsed by type and bound by the same min..max, a LIST's
+ * entries by the same count and length bounds and check, and finish() runs again. Which rows
+ * were given is kept per group (rl_config.given), so a finish hook run after an override
+ * sees the file's keys and the overridden ones alike.
  */
 #include "fmacros.h"
 
@@ -68,6 +71,121 @@ static int schema_string(rl_schema_ctx *ctx, const rl_setting *r, const config_s
         *dst = NULL;
     }
     return 0;
+}
+
+static void schema_list_free(char **list, size_t n)
+{
+    for (size_t i = 0; list != NULL && i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* One entry of a LIST: its length bound, then the row's check, into a new string *out. */
+static int schema_list_item(const rl_setting *r, const char *v, char **out, char *why, size_t size)
+{
+    char q[RL_QUOTE_SIZE];
+    size_t n = strlen(v);
+
+    *out = NULL;
+    rl_quote(q, v, n);
+    if (n == 0 || (r->item_max > 0 && n > r->item_max)) {
+        snprintf(why, size, "invalid entry %s: must be 1..%zu bytes", q,
+                 r->item_max > 0 ? r->item_max : (size_t)-1);
+        return -1;
+    }
+    if ((*out = strdup(v)) == NULL) {
+        snprintf(why, size, "out of memory");
+        return -1;
+    }
+    if (r->check != NULL && r->check(*out, q, why, size) != 0) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* A LIST row's new entries (owned) into base, the old ones freed. */
+static void schema_list_store(const rl_setting *r, void *base, char **list, size_t n)
+{
+    char ***dst = FIELD(base, r->offset, char **);
+    size_t *count = FIELD(base, r->offset2, size_t);
+
+    schema_list_free(*dst, *count);
+    *dst = list;
+    *count = n;
+}
+
+/* A LIST from the file: min..max strings, each through schema_list_item; a bad entry is
+ * reported at its own line ("redis.cluster[1]: ..."). */
+static int schema_list(const cfg_loader *ld, const rl_setting *r, const config_setting_t *s,
+                       void *base)
+{
+    int len = rl_cfg_string_list(ld, s, (int)r->max);
+    char why[RL_ERRSTR_MAX];
+    char **list;
+
+    if (len < 0)
+        return -1;
+    if (len < r->min)
+        return rl_cfg_fail(ld, s, "%d entries is below the minimum %lld", len, r->min);
+    if ((list = calloc((size_t)len, sizeof *list)) == NULL)
+        return rl_cfg_oom(ld);
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (schema_list_item(r, config_setting_get_string(e), &list[i], why, sizeof why) != 0) {
+            schema_list_free(list, (size_t)i);
+            return rl_cfg_fail(ld, e, "%s", why);
+        }
+    }
+    schema_list_store(r, base, list, (size_t)len);
+    return 0;
+}
+
+/* A LIST from text: entries separated by commas or blanks, with brackets and quotes allowed
+ * (["a:1", "b:2"], as the file writes it); the same bounds and check as the file's. */
+static int schema_list_text(const rl_setting *r, const char *v, void *base, char *why, size_t size)
+{
+    char **list = NULL;
+    size_t k = 0;
+
+    for (const char *p = v;;) {
+        char *item;
+        size_t len;
+
+        p += strspn(p, "[]\", \t");
+        len = strcspn(p, "[]\", \t");
+        if (len == 0)
+            break;
+        if ((long long)k >= r->max) {
+            snprintf(why, size, "more than %lld entries", r->max);
+            goto fail;
+        }
+        char **bigger = realloc(list, (k + 1) * sizeof *list);
+        if (bigger == NULL || (item = strndup(p, len)) == NULL) {
+            if (bigger != NULL)
+                list = bigger;
+            snprintf(why, size, "out of memory");
+            goto fail;
+        }
+        list = bigger;
+        if (schema_list_item(r, item, &list[k], why, size) != 0) {
+            free(item);
+            goto fail;
+        }
+        free(item);
+        k++;
+        p += len;
+    }
+    if ((long long)k < r->min) {
+        snprintf(why, size, "expected %lld..%lld entries", r->min, r->max);
+        goto fail;
+    }
+    schema_list_store(r, base, list, k);
+    return 0;
+fail:
+    schema_list_free(list, k);
+    return -1;
 }
 
 /* A list of address blocks written as the MANUAL does: ["127.0.0.1/32", "::1/128"]. */
@@ -134,6 +252,7 @@ int rl_schema_set_text(rl_schema_ctx *ctx, const rl_setting *r, const char *v, v
     }
     case RL_SETTING_STRING: return schema_string(ctx, r, NULL, v, base, why, size);
     case RL_SETTING_CIDRS: return schema_cidrs_text(r, v, base, why, size);
+    case RL_SETTING_LIST: return schema_list_text(r, v, base, why, size);
     case RL_SETTING_CUSTOM: {
         const cfg_custom *c = r->impl;
         if (c == NULL || c->text == NULL) {
@@ -189,6 +308,7 @@ static int schema_member(rl_schema_ctx *ctx, const rl_setting *r, const config_s
     case RL_SETTING_CIDRS:
         return rl_cfg_cidr_list(ld, s, FIELD(base, r->offset, rl_cidr *),
                                 FIELD(base, r->offset2, size_t));
+    case RL_SETTING_LIST: return schema_list(ld, r, s, base);
     case RL_SETTING_CUSTOM: return ((const cfg_custom *)r->impl)->read(ctx, s, base);
     }
     return -1;
@@ -209,6 +329,8 @@ int rl_schema_read(rl_schema_ctx *ctx, const config_setting_t *g, void *base)
                 return rl_cfg_unknown_key(ctx->ld, s);
             if (schema_member(ctx, r, s, base) != 0)
                 return -1;
+            if (ctx->given != NULL && r - sec->settings < RL_CFG_ROWS_MAX)
+                *ctx->given |= 1ULL << (r - sec->settings);
         }
     }
     return sec->finish != NULL ? sec->finish(ctx, base) : 0;
@@ -224,11 +346,20 @@ void rl_schema_free(const rl_section *sec, void *base)
             free(*FIELD(base, r->offset, char *));
         else if (r->type == RL_SETTING_CIDRS)
             free(*FIELD(base, r->offset, rl_cidr *));
+        else if (r->type == RL_SETTING_LIST)
+            schema_list_free(*FIELD(base, r->offset, char **), *FIELD(base, r->offset2, size_t));
     }
 }
 
 int rl_schema_given(const rl_schema_ctx *ctx, const char *key)
 {
+    const rl_setting *r;
+
+    if (ctx->given != NULL) {
+        r = rl_schema_row(ctx->sec, key);
+        return r != NULL && r - ctx->sec->settings < RL_CFG_ROWS_MAX &&
+               (*ctx->given >> (r - ctx->sec->settings) & 1);
+    }
     return ctx->group != NULL && config_setting_get_member(ctx->group, key) != NULL;
 }
 
@@ -241,6 +372,10 @@ int rl_schema_fail(rl_schema_ctx *ctx, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (ctx->why != NULL) {
+        snprintf(ctx->why, ctx->whysize, "%s", text);
+        return -1;
+    }
     if (ctx->group != NULL)
         s = key != NULL ? config_setting_get_member(ctx->group, key) : NULL;
     if (s == NULL && ctx->group != NULL)

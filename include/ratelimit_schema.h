@@ -15,8 +15,11 @@
  *
  * Invariants: a row's offset lies inside its section's struct; BOOL and INT fields are int,
  * INT64 int64_t, STRING char * (owned by the config, freed with it), CIDRS rl_cidr * (owned)
- * with its size_t count at offset2. A section struct is zeroed, then every row's default is
- * applied (unless RL_SETTING_DERIVED), then the file's values, then finish().
+ * with its size_t count at offset2, LIST char ** (the array and each entry owned) with its
+ * size_t count at offset2. A section struct is zeroed, then every row's default is applied
+ * (unless RL_SETTING_DERIVED), then the file's values, then finish(). An override changes one
+ * value, then finish() runs again on the whole section, so a cross-key check holds whichever
+ * way a value came; a refused override leaves the section as it was.
  */
 #ifndef RATELIMIT_SCHEMA_H
 #define RATELIMIT_SCHEMA_H
@@ -37,6 +40,8 @@ typedef enum rl_setting_type {
     RL_SETTING_INT64,    /* int64_t in min..max */
     RL_SETTING_STRING,   /* char *, validated by check() and canonical */
     RL_SETTING_CIDRS,    /* rl_cidr * and its size_t count at offset2: a list of address blocks */
+    RL_SETTING_LIST,     /* char ** and its size_t count at offset2: min..max strings, each of
+                            1..item_max bytes and validated by check() */
     RL_SETTING_CUSTOM,   /* read by the core's own reader (impl); core sections only */
 } rl_setting_type;
 
@@ -53,18 +58,19 @@ typedef struct rl_setting {
     const char *key;           /* the member's name in its group */
     rl_setting_type type;      /* how the file's value is read and stored */
     size_t offset;             /* of the field in the section's struct */
-    long long min, max;        /* INT, INT64: the bounds */
+    long long min, max;        /* INT, INT64: the bounds; LIST: of the number of entries */
     const char *def;           /* the default as the MANUAL writes it (no backticks); NULL: none */
     const char *env;           /* an environment variable a program may map onto it; NULL: none */
     const char *doc;           /* one line: what it does */
     unsigned flags;            /* RL_SETTING_* */
-    size_t offset2;            /* CIDRS: of the size_t count */
+    size_t offset2;            /* CIDRS, LIST: of the size_t count */
     const char *canonical;     /* STRING: the value must be a canonical request path,
                                       named so in messages ("path", "path prefix"); NULL: no */
-    rl_setting_check_fn check; /* STRING: NULL = any string */
+    rl_setting_check_fn check; /* STRING, LIST (each entry): NULL = any string */
     const char *type_doc;      /* the MANUAL's type column; NULL: from the type */
     const char *range_doc;     /* the bounds as the MANUAL writes them; NULL: "MIN..MAX" */
     const void *impl;          /* CUSTOM: the core's reader (private) */
+    size_t item_max;           /* LIST: bytes of one entry at most (0: any) */
 } rl_setting;
 
 /* What a finish hook is given: the section being loaded (opaque). */
@@ -76,14 +82,17 @@ typedef struct rl_section {
     size_t nsettings;
     size_t size; /* bytes of the section's struct (a program's section: allocated zeroed) */
     /* Cross-key checks and derived defaults, after the group's keys (also when the file has
-     * no such group). 0, or -1 after rl_schema_fail. NULL: none. */
+     * no such group), and again after each override of one of its keys (so it must give the
+     * same result when run twice, and allocate nothing once loaded). 0, or -1 after
+     * rl_schema_fail. NULL: none. */
     int (*finish)(rl_schema_ctx *ctx, void *sec);
 } rl_section;
 
-/* 1 when the file's group gives key, else 0. */
+/* 1 when the file's group gives key (or, once loaded, an override has set it), else 0. */
 int rl_schema_given(const rl_schema_ctx *ctx, const char *key);
 /* Reports an error about key of the section ("FILE:LINE: SECTION.KEY: ..."; the group's line
- * when the key is not given, "FILE: ..." when the group is absent). Returns -1. */
+ * when the key is not given, "FILE: ..." when the group is absent; during an override, the
+ * override's own message: "ORIGIN: invalid value "V": ..."). Returns -1. */
 int rl_schema_fail(rl_schema_ctx *ctx, const char *key, const char *fmt, ...) RL_PRINTF(3, 4);
 
 /* The core's sections, in the order the MANUAL lists them; *n set to their number. */
@@ -107,10 +116,12 @@ typedef struct rl_override {
 } rl_override;
 
 /* Sets one setting of a loaded config through its row: the same type and bounds as the
- * file's value, and a rule's numbers through the file's rule check (the rule's key identity
- * follows its new numbers; a burst equal to the old count follows the new one). 0, or -1
- * with err->text "ORIGIN: invalid value "V": why" (or "ORIGIN: why"); the setting is then
- * unchanged (with rules[*], the rules before the one refused keep the new value). */
+ * file's value, then its section's finish hook (the file's cross-key checks), and a rule's
+ * numbers through the file's rule check (the rule's key identity follows its new numbers; a
+ * burst equal to the old count follows the new one). A LIST's text is its entries separated
+ * by commas or blanks, brackets and quotes allowed: ["a:1", "b:2"]. 0, or -1 with err->text
+ * "ORIGIN: invalid value "V": why" (or "ORIGIN: why"); the setting is then unchanged (with
+ * rules[*], the rules before the one refused keep the new value). */
 int rl_config_override(rl_config *cfg, const rl_override *ov, rl_error *err);
 
 /* Quotes v as every configuration message does (escapes, at most 64 bytes then "..."), into

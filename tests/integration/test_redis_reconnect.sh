@@ -27,7 +27,7 @@ shm: { name = "/rltest-$RUN_ID-reconnect"; capacity = 1000; };
 redis: { enabled = true; host = "127.0.0.1"; port = $RPORT; prefix = "$PREFIX"; hosts = 10;
          connect_timeout_ms = 50; command_timeout_ms = 50;
          breaker_failures = 3; breaker_open_ms = 250; };
-rules = ( { name = "r"; path_prefix = "/"; limit = "1000/m"; } );
+rules = ( { name = "r"; path_prefix = "/"; limit = "1000/m"; algorithm = "sliding_window"; } ); # keys live ~2 periods (a GCRA key of one request expires in 60 ms)
 CONF
 CONFS+=("$d/rl.conf")
 start_pool "$d" responder "$d/rl.conf" "$PROCS"

@@ -120,14 +120,34 @@ static void fake_flood(int fd, const char *head, char fill)
 }
 
 /* Answers one command of a connection. 0 to go on reading, -1 to close it. */
-static int fake_answer(const rlt_fake *f, int fd, const char *name, long numkeys, int *evals)
+static int fake_answer(const rlt_fake *f, int fd, const char *name, long numkeys, int *evals,
+                       int *asked)
 {
     static char big[5100];
     char buf[8192];
     size_t len = fake_normal(name, numkeys, buf, sizeof buf);
     static int seen; /* target commands so far, over every connection */
-    int hostile = strcmp(f->target, "*") == 0 || strcmp(f->target, name) == 0;
+    int hostile =
+        f->target != NULL && (strcmp(f->target, "*") == 0 || strcmp(f->target, name) == 0);
 
+    int was_asked = *asked;
+
+    *asked = strcmp(name, "ASKING") == 0;
+    if (strcmp(name, "CLUSTER") == 0 && f->cluster_reply != NULL)
+        return fake_write(fd, f->cluster_reply, strlen(f->cluster_reply));
+    if (strcmp(name, "SENTINEL") == 0 && f->sentinel_reply != NULL)
+        return fake_write(fd, f->sentinel_reply, strlen(f->sentinel_reply));
+    if (strcmp(name, "EVALSHA") == 0 && f->asking_only && !was_asked)
+        return fake_write(fd, "-MOVED 0 127.0.0.1:1\r\n", 22);
+    if (strcmp(name, "EVALSHA") == 0 && f->eval_error != NULL) {
+        size_t n = strlen(f->eval_error);
+        /* A trailing ":SELF" names this fake's own port (a node redirecting to itself). */
+        if (n >= 5 && strcmp(f->eval_error + n - 5, ":SELF") == 0)
+            snprintf(buf, sizeof buf, "-%.*s:%d\r\n", (int)(n - 5), f->eval_error, f->port);
+        else
+            snprintf(buf, sizeof buf, "-%s\r\n", f->eval_error);
+        return fake_write(fd, buf, strlen(buf));
+    }
     if (strcmp(name, "EVALSHA") == 0 && f->noscript && (*evals)++ == 0)
         return fake_write(fd, "-NOSCRIPT No matching script.\r\n", 31);
     if (hostile) {
@@ -172,7 +192,7 @@ static int fake_answer(const rlt_fake *f, int fd, const char *name, long numkeys
 static void fake_serve(const rlt_fake *f, int lfd)
 {
     for (;;) {
-        int fd = accept(lfd, NULL, NULL), evals = 0;
+        int fd = accept(lfd, NULL, NULL), evals = 0, asked = 0;
         char name[32];
         long numkeys;
         FILE *in;
@@ -185,7 +205,7 @@ static void fake_serve(const rlt_fake *f, int lfd)
             continue;
         }
         while (fake_read_command(in, name, sizeof name, &numkeys) == 0 &&
-               fake_answer(f, fd, name, numkeys, &evals) == 0)
+               fake_answer(f, fd, name, numkeys, &evals, &asked) == 0)
             ;
         fclose(in);
         close(fd);

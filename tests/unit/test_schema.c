@@ -2,9 +2,10 @@
  *
  * Every row of the core's sections (rl_config_schema) and of the filter's (settings_sections)
  * must be documented in MANUAL.md's key table ("| `section.key` | type | default | what |",
- * rules' keys as `rules[].key`) with its type, its default and, for integers, its bounds; its
- * environment variable, if any, in the environment table; and every key the table documents
- * must be a row. RL_TEST_DATA/../MANUAL.md is read (the unit tests run from the tree).
+ * rules' keys as `rules[].key`) with its type, its default ("unset" when it has none) and,
+ * for integers and lists, its bounds; its environment variable, if any, in the environment
+ * table; and every key the table documents must be a row. RL_TEST_DATA/../MANUAL.md is read
+ * (the unit tests run from the tree).
  */
 #include "fmacros.h"
 
@@ -112,6 +113,7 @@ static const char *type_doc(const rl_setting *r)
     case RL_SETTING_INT:
     case RL_SETTING_INT64: return "integer";
     case RL_SETTING_CIDRS: return "list of address blocks";
+    case RL_SETTING_LIST: return "list of strings";
     default: return "string";
     }
 }
@@ -139,10 +141,12 @@ static int check_row(const rl_section *sec, const rl_setting *r)
     }
     if (r->flags & RL_SETTING_REQUIRED)
         snprintf(want, sizeof want, "required");
+    else if (r->def == NULL) /* no default: the key is unset unless given */
+        snprintf(want, sizeof want, "unset");
     else if (r->type == RL_SETTING_STRING && !(r->flags & RL_SETTING_DERIVED))
-        snprintf(want, sizeof want, "\"%s\"", r->def != NULL ? r->def : "");
+        snprintf(want, sizeof want, "\"%s\"", r->def);
     else
-        snprintf(want, sizeof want, "%s", r->def != NULL ? r->def : "(none)");
+        snprintf(want, sizeof want, "%s", r->def);
     if ((r->type == RL_SETTING_INT || r->type == RL_SETTING_INT64 || r->type == RL_SETTING_BOOL) &&
                 !(r->flags & RL_SETTING_DERIVED)
             ? strncmp(d->def, want, strlen(want)) != 0
@@ -150,7 +154,7 @@ static int check_row(const rl_section *sec, const rl_setting *r)
         cr_log_error("%s: default: MANUAL says \"%s\", the schema \"%s\"", key, d->def, want);
         bad++;
     }
-    if (r->type == RL_SETTING_INT || r->type == RL_SETTING_INT64) {
+    if (r->type == RL_SETTING_INT || r->type == RL_SETTING_INT64 || r->type == RL_SETTING_LIST) {
         if (r->range_doc != NULL)
             snprintf(want, sizeof want, "%s", r->range_doc);
         else
