@@ -126,6 +126,36 @@ Test(config_env, invalid_values_name_the_variable)
               "%s", err.text);
 }
 
+/* A variable goes through the file's checks between the redis keys (the section's finish
+ * hook), not only its own row: on a cluster, db must stay 0 and host/port are refused. */
+#define CLUSTER "redis: { enabled = true; cluster = [ \"127.0.0.1:7000\" ]; };\n"
+#define SENTINELS                                                                                  \
+    "redis: { enabled = true; sentinels = [ \"127.0.0.1:26379\" ]; master_name = \"m\"; };\n"
+
+Test(config_env, redis_variables_pass_the_files_cross_key_checks)
+{
+    setenv("RATE_LIMIT_REDIS_DB", "2", 1);
+    load_fails(CLUSTER RULES, "environment RATE_LIMIT_REDIS_DB: invalid value \"2\": a cluster "
+                              "has only db 0 (db is 2)");
+    rl_config *cfg = load_ok(SENTINELS RULES);
+    cr_assert_eq(cfg->redis.db, 2, "sentinels: a db is fine");
+    rl_config_free(cfg);
+    setenv("RATE_LIMIT_REDIS_DB", "0", 1);
+    cfg = load_ok(CLUSTER RULES);
+    cr_assert_eq(cfg->redis.ncluster, 1);
+    cr_assert_eq(cfg->redis.db, 0);
+    rl_config_free(cfg);
+    unsetenv("RATE_LIMIT_REDIS_DB");
+
+    setenv("RATE_LIMIT_REDIS_HOST", "10.0.0.1", 1);
+    load_fails(CLUSTER RULES, "environment RATE_LIMIT_REDIS_HOST: invalid value \"10.0.0.1\": "
+                              "cluster and host exclude each other");
+    unsetenv("RATE_LIMIT_REDIS_HOST");
+    setenv("RATE_LIMIT_REDIS_PORT", "6380", 1);
+    load_fails(SENTINELS RULES, "environment RATE_LIMIT_REDIS_PORT: invalid value \"6380\": "
+                                "sentinels and port exclude each other");
+}
+
 Test(config_env, fallback_memory_sets_every_rule)
 {
     setenv("RATE_LIMIT_FALLBACK_MEMORY", "false", 1);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../../filter/settings.h"
+#include "config_types.h"
 #include "leakcheck.h"
 #include "ratelimit.h"
 #include "ratelimit_schema.h"
@@ -273,6 +274,75 @@ Test(schema, overrides_use_the_rows)
     ov = (rl_override){.key = "rules[*].limit", .value = "0/s", .origin = "test", .shown = "0"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
     cr_expect(strncmp(err.text, "test: invalid value \"0\": ", 25) == 0, "%s", err.text);
+    rl_config_free(cfg);
+}
+
+/* A LIST row from text: its bounds and its entries' check. An override runs the section's
+ * finish hook again (the cross-key checks, the derived defaults); refused, the section is
+ * left as it was, a list's entries freed (the leak check). */
+Test(schema, overrides_run_the_sections_finish_hook)
+{
+    rl_config *cfg = load_minimal(0);
+    rl_error err;
+    char many[65 * 20] = "";
+
+    rl_override ov = {.key = "redis.cluster",
+                      .value = "[\"127.0.0.1:7000\", \"127.0.0.1:7001\"]",
+                      .origin = "test"};
+    cr_assert_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_assert_eq(cfg->redis.ncluster, 2);
+    cr_expect_str_eq(cfg->redis.cluster[1], "127.0.0.1:7001");
+    ov = (rl_override){.key = "redis.cluster", .value = "127.0.0.1:7000 x", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"127.0.0.1:7000 x\": invalid cluster node "
+                               "\"x\": must be \"HOST:PORT\"");
+    ov = (rl_override){.key = "redis.cluster", .value = "[]", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"[]\": expected 1..64 entries");
+    for (int i = 0; i < 65; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "127.0.0.1:%d,", 7000 + i);
+    ov = (rl_override){.key = "redis.cluster", .value = many, .origin = "test", .shown = "65"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"65\": more than 64 entries");
+    cr_expect_eq(cfg->redis.ncluster, 2, "a refused list leaves the old one");
+    cr_expect_str_eq(cfg->redis.cluster[0], "127.0.0.1:7000");
+
+    /* The finish hook: what the file's cross-key checks refuse, an override cannot set. */
+    ov = (rl_override){.key = "redis.db", .value = "3", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"3\": a cluster has only db 0 (db is 3)");
+    cr_expect_eq(cfg->redis.db, 0, "a refused override is put back");
+    ov = (rl_override){.key = "redis.sentinels", .value = "127.0.0.1:26379", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"127.0.0.1:26379\": sentinels and cluster "
+                               "exclude each other");
+    cr_expect_null(cfg->redis.sentinels);
+    cr_expect_eq(cfg->redis.nsentinels, 0);
+    ov = (rl_override){.key = "redis.host", .value = "10.0.0.1", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"10.0.0.1\": cluster and host exclude each "
+                               "other");
+    cr_expect_str_eq(cfg->redis.host, "127.0.0.1");
+    /* Only with sentinels may master_name be set: refused, and not counted as given. */
+    ov = (rl_override){.key = "redis.master_name", .value = "m", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"m\": master_name needs sentinels");
+    cr_expect_null(cfg->redis.master_name);
+
+    /* A derived default follows the key it derives from, until it is given itself. */
+    ov = (rl_override){.key = "redis.breaker_open_ms", .value = "5000", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_expect_eq(cfg->redis.breaker_open_max_ms, 5000);
+    ov = (rl_override){.key = "redis.breaker_open_max_ms", .value = "2000", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"2000\": 2000 is below breaker_open_ms "
+                               "(5000)");
+    cr_expect_eq(cfg->redis.breaker_open_max_ms, 5000);
+    ov = (rl_override){.key = "redis.breaker_open_max_ms", .value = "8000", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    ov = (rl_override){.key = "redis.breaker_open_ms", .value = "9000", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1, "breaker_open_max_ms is given now");
+    cr_expect_eq(cfg->redis.breaker_open_ms, 5000);
     rl_config_free(cfg);
 }
 
