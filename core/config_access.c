@@ -37,6 +37,11 @@ void rl_config_redis_where(const rl_config *cfg, rl_redis_where *out)
     out->host = cfg->redis.host;
     out->port = cfg->redis.port;
     out->db = cfg->redis.db;
+    out->cluster = (const char *const *)cfg->redis.cluster;
+    out->ncluster = cfg->redis.ncluster;
+    out->sentinels = (const char *const *)cfg->redis.sentinels;
+    out->nsentinels = cfg->redis.nsentinels;
+    out->master_name = cfg->redis.master_name;
 }
 
 const char *rl_config_forward_header(const rl_config *cfg)

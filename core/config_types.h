@@ -1,9 +1,9 @@
 /* config_types.h -- the loaded configuration's structs (internal; rl_config is opaque outside)
  *
  * One struct per core section (shm, redis, identity, access) plus the rules; each is filled
- * by the schema (config_schema.c: the rows; schema.c: the loader). A program's own sections
- * live in blocks the config owns (extra_data[i] for extra[i]). Every string and array here is
- * owned by the rl_config and freed by rl_config_free.
+ * by the schema (config_groups.c, config_rules.c: the rows; schema.c: the loader). A
+ * program's own sections live in blocks the config owns (extra_data[i] for extra[i]). Every
+ * string and array here is owned by the rl_config and freed by rl_config_free.
  */
 #ifndef RL_CONFIG_TYPES_H
 #define RL_CONFIG_TYPES_H

@@ -187,13 +187,19 @@ const rl_rule *rl_config_rule(const rl_config *cfg, size_t i);
 /* The shared-memory table's name (shm.name), and 1 when shm.user gives its owner. */
 const char *rl_config_shm_name(const rl_config *cfg);
 int rl_config_shm_owner_set(const rl_config *cfg);
-/* Redis as configured: enabled, and where (socket, else host and port) and which db. */
+/* Redis as configured: enabled, and where (a cluster's seeds, else the sentinels and the
+ * master's name, else socket, else host and port) and which db. The strings are borrowed. */
 typedef struct rl_redis_where {
     int enabled;
     const char *socket; /* NULL: TCP to host:port */
     const char *host;
     int port;
     int db;
+    const char *const *cluster;   /* Redis Cluster seed nodes "HOST:PORT"; host/port unused ... */
+    size_t ncluster;              /* ... when this is not 0 */
+    const char *const *sentinels; /* Redis Sentinel addresses "HOST:PORT" ... */
+    size_t nsentinels;            /* ... (not 0: host/port unused, the master is asked ... */
+    const char *master_name;      /* ... of them by this name); NULL without sentinels */
 } rl_redis_where;
 void rl_config_redis_where(const rl_config *cfg, rl_redis_where *out);
 /* The lowercase name of the forwarded header the identity reads ("x-forwarded-for" or

@@ -292,6 +292,11 @@ Test(schema, overrides_run_the_sections_finish_hook)
     cr_assert_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
     cr_assert_eq(cfg->redis.ncluster, 2);
     cr_expect_str_eq(cfg->redis.cluster[1], "127.0.0.1:7001");
+    rl_redis_where w;
+    rl_config_redis_where(cfg, &w);
+    cr_expect(w.ncluster == 2 && strcmp(w.cluster[0], "127.0.0.1:7000") == 0,
+              "the accessor shows the seeds");
+    cr_expect(w.nsentinels == 0 && w.sentinels == NULL && w.master_name == NULL);
     ov = (rl_override){.key = "redis.cluster", .value = "127.0.0.1:7000 x", .origin = "test"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
     cr_expect_str_eq(err.text, "test: invalid value \"127.0.0.1:7000 x\": invalid cluster node "
