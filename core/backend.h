@@ -10,7 +10,7 @@
 #define RL_BACKEND_H
 
 #include "algo.h"
-#include "ratelimit.h"
+#include "config_types.h"
 
 /* One rule's part of a decision. All pointers are borrowed for the call. */
 typedef struct rl_item {

@@ -11,8 +11,9 @@
  * built from the tree: "rules[1].limit". Errors with no line (the file cannot be opened, a
  * required top-level key is missing) read "FILE: ...".
  *
- * The groups are read by config_groups.c and config_rules.c with the typed readers of
- * config_value.c (config_int.h); config*.c are the only files that include <libconfig.h>.
+ * Each group is read against its section's table of rows (schema.c): the core's own
+ * (config_groups.c, config_rules.c) and a program's (rl_config_load_with). config*.c and
+ * schema.c are the only files that include <libconfig.h>.
  */
 #include "fmacros.h"
 
@@ -92,35 +93,79 @@ static int cfg_key_headers(const cfg_loader *ld, const config_setting_t *root, c
     return 0;
 }
 
+/* The core's sections in MANUAL order, and where each one's struct lies in rl_config. */
+static const rl_section *const cfg_core[] = {&rl_cfg_shm_section, &rl_cfg_redis_section,
+                                             &rl_cfg_identity_section, &rl_cfg_access_section,
+                                             &rl_cfg_rule_section};
+#define CFG_NCORE (sizeof cfg_core / sizeof cfg_core[0])
+#define CFG_NGROUPS (CFG_NCORE - 1) /* all but the rules, a list read by config_rules.c */
+
+const rl_section *const *rl_config_schema(size_t *n)
+{
+    *n = CFG_NCORE;
+    return cfg_core;
+}
+
+static void *cfg_core_base(rl_config *cfg, size_t i)
+{
+    void *bases[CFG_NGROUPS] = {&cfg->shm, &cfg->redis, &cfg->identity, &cfg->access};
+    return bases[i];
+}
+
+_Static_assert(CFG_NGROUPS + 64 <= RL_CFG_GROUPS_MAX, "rl_config.given has a word per group");
+
+/* Section i of every section (core groups first, then the program's): its table and struct. */
+static const rl_section *cfg_section(const rl_config *cfg, size_t i)
+{
+    return i < CFG_NGROUPS ? cfg_core[i] : cfg->extra[i - CFG_NGROUPS];
+}
+
+static void *cfg_base(rl_config *cfg, size_t i)
+{
+    return i < CFG_NGROUPS ? cfg_core_base(cfg, i) : cfg->extra_data[i - CFG_NGROUPS];
+}
+
+size_t rl_cfg_ngroups(const rl_config *cfg)
+{
+    return CFG_NGROUPS + cfg->nextra;
+}
+
+const rl_section *rl_cfg_group_section(const rl_config *cfg, size_t k)
+{
+    return cfg_section(cfg, k);
+}
+
+void *rl_cfg_group_base(rl_config *cfg, size_t k)
+{
+    return cfg_base(cfg, k);
+}
+
 static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_config *cfg)
 {
+    size_t nsec = CFG_NGROUPS + cfg->nextra;
+    unsigned char read[CFG_NGROUPS + 64] = {0};
     int have_rules = 0;
 
     for (int i = 0; i < config_setting_length(root); i++) {
         const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+        size_t k = 0;
         int rc;
 
-        if (rl_cfg_is(s, "shm"))
-            rc = rl_cfg_load_shm(ld, s, &cfg->shm);
-        else if (rl_cfg_is(s, "redis"))
-            rc = rl_cfg_load_redis(ld, s, &cfg->redis);
-        else if (rl_cfg_is(s, "headers"))
-            rc = rl_cfg_load_headers(ld, s, cfg);
-        else if (rl_cfg_is(s, "identity"))
-            rc = rl_cfg_load_identity(ld, s, &cfg->identity);
-        else if (rl_cfg_is(s, "access"))
-            rc = rl_cfg_load_access(ld, s, &cfg->access);
-        else if (rl_cfg_is(s, "proxy"))
-            rc = rl_cfg_load_proxy(ld, s, &cfg->proxy);
-        else if (rl_cfg_is(s, "fastcgi"))
-            rc = rl_cfg_load_fastcgi(ld, s, &cfg->fastcgi);
-        else if (rl_cfg_is(s, "admin"))
-            rc = rl_cfg_load_admin(ld, s, &cfg->admin);
-        else if (rl_cfg_is(s, "rules")) {
+        if (rl_cfg_is(s, "rules")) {
             rc = rl_cfg_load_rules(ld, s, cfg);
             have_rules = 1;
-        } else
-            rc = rl_cfg_unknown_key(ld, s);
+        } else {
+            while (k < nsec && !rl_cfg_is(s, cfg_section(cfg, k)->name))
+                k++;
+            if (k == nsec)
+                rc = rl_cfg_unknown_key(ld, s);
+            else {
+                rl_schema_ctx ctx = {
+                    .ld = ld, .sec = cfg_section(cfg, k), .cfg = cfg, .given = &cfg->given[k]};
+                rc = rl_schema_read(&ctx, s, cfg_base(cfg, k));
+                read[k] = 1;
+            }
+        }
         if (rc != 0)
             return -1;
     }
@@ -128,47 +173,50 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
         return rl_cfg_fail_file(ld, "missing required key \"rules\"");
     if (cfg_key_headers(ld, root, cfg) != 0)
         return -1;
-    if (cfg->shm.name == NULL && rl_cfg_shm_default_name(ld, &cfg->shm) != 0)
-        return -1;
-    if (cfg->redis.host == NULL && rl_cfg_set_string(ld, "127.0.0.1", 0, &cfg->redis.host) != 0)
-        return -1;
-    if (cfg->redis.prefix == NULL && rl_cfg_set_string(ld, "rl:", 0, &cfg->redis.prefix) != 0)
-        return -1;
-    if (cfg->admin.health_path == NULL && rl_cfg_admin_defaults(ld, &cfg->admin, 0) != 0)
-        return -1;
+    /* Sections the file leaves out still get their derived defaults. */
+    for (size_t k = 0; k < nsec; k++) {
+        rl_schema_ctx ctx = {
+            .ld = ld, .sec = cfg_section(cfg, k), .cfg = cfg, .given = &cfg->given[k]};
+        if (!read[k] && rl_schema_read(&ctx, NULL, cfg_base(cfg, k)) != 0)
+            return -1;
+    }
     return 0;
 }
 
-static void cfg_defaults(rl_config *cfg)
+/* Every section's defaults, from its rows; the program's sections get their blocks here. */
+static int cfg_defaults(const cfg_loader *ld, rl_config *cfg)
 {
-    cfg->shm.capacity = 100000;
-    cfg->shm.mode = 0600; /* 0660 when shm.group is given (rl_cfg_load_shm) */
-    cfg->redis.enabled = 0;
-    cfg->redis.port = 6379;
-    cfg->redis.db = 0;
-    cfg->redis.connect_timeout_ms = 100;
-    cfg->redis.command_timeout_ms = 50;
-    cfg->redis.breaker_failures = 3;
-    cfg->redis.breaker_open_ms = 250;
-    cfg->redis.breaker_open_max_ms = 0; /* set after the group: max(1000, breaker_open_ms) */
-    cfg->redis.hosts = 1;
-    cfg->x_ratelimit_headers = 1;
-    cfg->admin.enabled = 1;
-    cfg->identity.header = RL_FORWARD_XFF;
-    cfg->identity.ipv6_prefix = 64;
-    cfg->proxy.connect_timeout_ms = 1000;
-    cfg->proxy.timeout_ms = 30000;
-    cfg->fastcgi.read_timeout_ms = 5000;
-    cfg->fastcgi.idle_timeout_ms = 30000;
-    cfg->fastcgi.max_connections = 256;
+    if (cfg->nextra > 0) {
+        cfg->extra_data = calloc(cfg->nextra, sizeof *cfg->extra_data);
+        if (cfg->extra_data == NULL)
+            return rl_cfg_oom(ld);
+        for (size_t i = 0; i < cfg->nextra; i++)
+            if ((cfg->extra_data[i] = calloc(1, cfg->extra[i]->size)) == NULL)
+                return rl_cfg_oom(ld);
+    }
+    for (size_t k = 0; k < CFG_NGROUPS + cfg->nextra; k++) {
+        const rl_section *sec = cfg_section(cfg, k);
+        if (sec->nsettings > RL_CFG_ROWS_MAX)
+            return rl_cfg_fail_file(ld, "section %s has %zu rows, above the maximum %d", sec->name,
+                                    sec->nsettings, RL_CFG_ROWS_MAX);
+        if (rl_schema_defaults(ld, sec, cfg_base(cfg, k)) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 rl_config *rl_config_load(const char *file, rl_error *err)
 {
+    return rl_config_load_with(file, NULL, 0, err);
+}
+
+rl_config *rl_config_load_with(const char *file, const rl_section *const *extra, size_t nextra,
+                               rl_error *err)
+{
     rl_error spare;
     cfg_loader ld = {.path = file != NULL ? file : "(null)", .err = err != NULL ? err : &spare};
     config_t lc;
-    rl_config *cfg;
+    rl_config *cfg = NULL;
     char *text;
     const char *nul;
 
@@ -204,16 +252,18 @@ rl_config *rl_config_load(const char *file, rl_error *err)
         return NULL;
     }
 
+    if (nextra > 64) {
+        rl_cfg_fail_file(&ld, "%zu program sections is above the maximum 64", nextra);
+        goto fail;
+    }
     cfg = calloc(1, sizeof *cfg);
     if (cfg == NULL || (cfg->path = strdup(file)) == NULL) {
         rl_cfg_oom(&ld);
         goto fail;
     }
-    cfg_defaults(cfg);
-    if (cfg_load_root(&ld, config_root_setting(&lc), cfg) != 0)
-        goto fail;
-    /* The environment overrides the file (config_env.c); its errors name the variable. */
-    if (rl_config_env(cfg, ld.err) != 0)
+    cfg->extra = extra;
+    cfg->nextra = nextra;
+    if (cfg_defaults(&ld, cfg) != 0 || cfg_load_root(&ld, config_root_setting(&lc), cfg) != 0)
         goto fail;
     config_destroy(&lc);
     free(text);
@@ -248,29 +298,14 @@ void rl_config_free(rl_config *cfg)
             free(r->key[k].name);
         free(r->body);
     }
-    free(cfg->identity.trusted);
-    free(cfg->access.allow);
-    free(cfg->access.deny);
     free(cfg->rules);
-    free(cfg->shm.name);
-    free(cfg->redis.host);
-    free(cfg->redis.socket);
-    free(cfg->redis.user);
-    free(cfg->redis.password);
-    free(cfg->redis.prefix);
-    for (size_t i = 0; i < cfg->redis.ncluster; i++)
-        free(cfg->redis.cluster[i]);
-    free(cfg->redis.cluster);
-    for (size_t i = 0; i < cfg->redis.nsentinels; i++)
-        free(cfg->redis.sentinels[i]);
-    free(cfg->redis.sentinels);
-    free(cfg->redis.master_name);
-    free(cfg->proxy.backend);
-    free(cfg->admin.allow);
-    free(cfg->admin.health_path);
-    free(cfg->admin.stats_path);
-    free(cfg->admin.test_path);
-    free(cfg->admin.metrics_path);
+    for (size_t k = 0; k < CFG_NGROUPS; k++)
+        rl_schema_free(cfg_core[k], cfg_core_base(cfg, k));
+    for (size_t k = 0; cfg->extra_data != NULL && k < cfg->nextra; k++) {
+        rl_schema_free(cfg->extra[k], cfg->extra_data[k]);
+        free(cfg->extra_data[k]);
+    }
+    free(cfg->extra_data);
     free(cfg->path);
     free(cfg);
 }

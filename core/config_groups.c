@@ -1,9 +1,10 @@
-/* config_groups.c -- the configuration's groups other than the rules
+/* config_groups.c -- the core's sections other than the rules: shm, redis, identity, access
  *
- * shm, redis, proxy, headers, identity, access and admin: each loader walks its group's
- * members, rejects unknown keys, reads each value with config_value.c and applies defaults.
- * shm.user and shm.group are looked up here, once: the request path never touches the user
- * database.
+ * Each section is a table of rows (ratelimit_schema.h) read by schema.c, plus the readers and
+ * checks no generic row type covers. shm.user and shm.group are looked up here, once: the
+ * request path never touches the user database. To add a key: a field in config_types.h, a
+ * row here (its bounds, default and doc written once), a line in the MANUAL's key table
+ * (test_schema checks that the two agree).
  */
 #include "fmacros.h"
 
@@ -13,31 +14,30 @@
 #include <grp.h>
 #include <pwd.h>
 
+#define ROW_OFF(type, field) offsetof(type, field)
+#define NROWS(rows) (sizeof(rows) / sizeof((rows)[0]))
+
 /* ---- shm ----------------------------------------------------------------------------------- */
 
-static int cfg_shm_name(const cfg_loader *ld, const config_setting_t *s, rl_shm_config *shm)
+static int cfg_shm_name(char *v, const char *q, char *why, size_t size)
 {
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-    size_t n;
+    size_t n = strlen(v);
 
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    n = strlen(v);
     if (v[0] != '/')
-        return rl_cfg_fail(ld, s, "invalid name %s: must start with '/'", rl_quote(q, v, n));
-    if (strchr(v + 1, '/') != NULL)
-        return rl_cfg_fail(ld, s, "invalid name %s: no '/' allowed after the first character",
-                           rl_quote(q, v, n));
-    if (n < CFG_SHM_NAME_MIN || n > CFG_SHM_NAME_MAX)
-        return rl_cfg_fail(ld, s, "invalid name %s: must be %d..%d characters", rl_quote(q, v, n),
-                           CFG_SHM_NAME_MIN, CFG_SHM_NAME_MAX);
-    return rl_cfg_set_string(ld, v, 0, &shm->name);
+        snprintf(why, size, "invalid name %s: must start with '/'", q);
+    else if (strchr(v + 1, '/') != NULL)
+        snprintf(why, size, "invalid name %s: no '/' allowed after the first character", q);
+    else if (n < CFG_SHM_NAME_MIN || n > CFG_SHM_NAME_MAX)
+        snprintf(why, size, "invalid name %s: must be %d..%d characters", q, CFG_SHM_NAME_MIN,
+                 CFG_SHM_NAME_MAX);
+    else
+        return 0;
+    return -1;
 }
 
 /* "/ratelimit-" and the 64-bit FNV-1a hash of the file's real path, so that each
  * configuration gets its own segment whatever path it is named by. */
-int rl_cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm)
+static int cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm)
 {
     char name[64];
     char *real = realpath(ld->path, NULL);
@@ -57,15 +57,6 @@ int rl_cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm)
 
 /* fchown takes (uid_t)-1 as "unchanged": never a real id. */
 #define CFG_ID_MAX 0xfffffffeULL
-
-/* What the shm group's members tell each other: shm.group's and shm.mode's defaults depend on
- * shm.user and shm.group, whatever order they are written in. */
-typedef struct cfg_shm_ud {
-    rl_shm_config *shm;
-    int primary_set; /* shm.user names a user of the database: its primary group */
-    uint32_t primary;
-    int group_given, mode_given;
-} cfg_shm_ud;
 
 /* 1 and *out when v is a decimal id in [0, CFG_ID_MAX], else 0. */
 static int cfg_numeric_id(const char *v, uint32_t *out)
@@ -119,8 +110,10 @@ static int cfg_getgr(const char *name, struct group *grp, char **buf, struct gro
 }
 
 /* A user name of the system's database, or a numeric uid (which needs no entry). */
-static int cfg_shm_user(const cfg_loader *ld, const config_setting_t *s, cfg_shm_ud *u)
+static int cfg_shm_user(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_shm_config *shm = sec;
     char q[RL_QUOTE_SIZE];
     struct passwd pwd, *pw;
     char *buf = NULL;
@@ -146,16 +139,18 @@ static int cfg_shm_user(const cfg_loader *ld, const config_setting_t *s, cfg_shm
                            "numeric uid is also accepted",
                            rl_quote(q, v, strlen(v)));
     }
-    u->shm->uid_set = 1;
-    u->shm->uid = pw != NULL ? (uint32_t)pw->pw_uid : id;
-    u->primary_set = pw != NULL;
-    u->primary = pw != NULL ? (uint32_t)pw->pw_gid : 0;
+    shm->uid_set = 1;
+    shm->uid = pw != NULL ? (uint32_t)pw->pw_uid : id;
+    shm->primary_set = pw != NULL;
+    shm->primary = pw != NULL ? (uint32_t)pw->pw_gid : 0;
     free(buf);
     return 0;
 }
 
-static int cfg_shm_group(const cfg_loader *ld, const config_setting_t *s, cfg_shm_ud *u)
+static int cfg_shm_group(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_shm_config *shm = sec;
     char q[RL_QUOTE_SIZE];
     struct group grp, *gr;
     char *buf = NULL;
@@ -179,9 +174,8 @@ static int cfg_shm_group(const cfg_loader *ld, const config_setting_t *s, cfg_sh
                            "numeric gid is also accepted",
                            rl_quote(q, v, strlen(v)));
     }
-    u->shm->gid_set = 1;
-    u->shm->gid = gr != NULL ? (uint32_t)gr->gr_gid : id;
-    u->group_given = 1;
+    shm->gid_set = 1;
+    shm->gid = gr != NULL ? (uint32_t)gr->gr_gid : id;
     free(buf);
     return 0;
 }
@@ -189,8 +183,10 @@ static int cfg_shm_group(const cfg_loader *ld, const config_setting_t *s, cfg_sh
 /* A string of octal digits: libconfig reads 0660 as the decimal number 660. The owner (the
  * pool) maps the segment read-write, so it needs rw; the group may share it; anyone else who
  * could open it could read the clients' keys or reset every limit, so others get nothing. */
-static int cfg_shm_mode(const cfg_loader *ld, const config_setting_t *s, cfg_shm_ud *u)
+static int cfg_shm_mode(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_shm_config *shm = sec;
     char q[RL_QUOTE_SIZE];
     const char *v;
     size_t n;
@@ -212,306 +208,305 @@ static int cfg_shm_mode(const cfg_loader *ld, const config_setting_t *s, cfg_shm
                            "may have read and write (0060), nothing else is allowed (no "
                            "execute, nothing for others)",
                            rl_quote(q, v, n));
-    u->shm->mode = (int)m;
-    u->mode_given = 1;
+    shm->mode = (int)m;
     return 0;
 }
 
-static int cfg_shm_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+static const cfg_custom cfg_shm_user_impl = {cfg_shm_user, NULL};
+static const cfg_custom cfg_shm_group_impl = {cfg_shm_group, NULL};
+static const cfg_custom cfg_shm_mode_impl = {cfg_shm_mode, NULL};
+
+static int cfg_shm_finish(rl_schema_ctx *ctx, void *sec)
 {
-    cfg_shm_ud *u = ud;
-    rl_shm_config *shm = u->shm;
-    long long v = 0;
-    int rc;
+    rl_shm_config *shm = sec;
 
-    if (rl_cfg_is(s, "name"))
-        rc = cfg_shm_name(ld, s, shm);
-    else if (rl_cfg_is(s, "capacity")) {
-        rc = rl_cfg_int(ld, s, CFG_SHM_CAPACITY_MIN, CFG_SHM_CAPACITY_MAX, &v);
-        shm->capacity = v;
-    } else if (rl_cfg_is(s, "user"))
-        rc = cfg_shm_user(ld, s, u);
-    else if (rl_cfg_is(s, "group"))
-        rc = cfg_shm_group(ld, s, u);
-    else if (rl_cfg_is(s, "mode"))
-        rc = cfg_shm_mode(ld, s, u);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
-}
-
-int rl_cfg_load_shm(const cfg_loader *ld, const config_setting_t *g, rl_shm_config *shm)
-{
-    cfg_shm_ud u = {.shm = shm};
-
-    if (rl_cfg_members(ld, g, cfg_shm_member, &u) != 0)
-        return -1;
-    if (!u.group_given && u.primary_set) {
+    if (!rl_schema_given(ctx, "group") && shm->primary_set) {
         shm->gid_set = 1;
-        shm->gid = u.primary;
+        shm->gid = shm->primary;
     }
-    if (u.group_given && !u.mode_given)
-        shm->mode = 0660; /* naming a group means sharing with it */
+    if (!rl_schema_given(ctx, "mode"))
+        shm->mode = rl_schema_given(ctx, "group") ? 0660 : 0600; /* a group means sharing */
+    if (shm->name == NULL)
+        return cfg_shm_default_name(ctx->ld, shm);
     return 0;
 }
+
+#define SHM(f) ROW_OFF(rl_shm_config, f)
+static const rl_setting cfg_shm_rows[] = {
+    {.key = "name",
+     .type = RL_SETTING_STRING,
+     .offset = SHM(name),
+     .check = cfg_shm_name,
+     .flags = RL_SETTING_DERIVED,
+     .def = "\"/ratelimit-\" + 16 hex digits of a hash of the config file's real path",
+     .doc = "POSIX shared-memory name of the table"},
+    {.key = "capacity",
+     .type = RL_SETTING_INT64,
+     .offset = SHM(capacity),
+     .min = CFG_SHM_CAPACITY_MIN,
+     .max = CFG_SHM_CAPACITY_MAX,
+     .def = "100000",
+     .doc = "keys (rule x client) the table holds"},
+    {.key = "user",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_shm_user_impl,
+     .type_doc = "string",
+     .def = "unset: the creating process's user",
+     .doc = "owner given to created segments"},
+    {.key = "group",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_shm_group_impl,
+     .type_doc = "string",
+     .def = "shm.user's primary group",
+     .doc = "group given to created segments"},
+    {.key = "mode",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_shm_mode_impl,
+     .type_doc = "string",
+     .def = "\"0600\"; \"0660\" when shm.group is set",
+     .doc = "permission bits of created segments"},
+};
+
+const rl_section rl_cfg_shm_section = {"shm", cfg_shm_rows, NROWS(cfg_shm_rows),
+                                       sizeof(rl_shm_config), cfg_shm_finish};
 
 /* ---- redis --------------------------------------------------------------------------------- */
 
-static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, char **dst)
+static int cfg_redis_host(char *v, const char *q, char *why, size_t size)
 {
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-    size_t n;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    n = strlen(v);
-    if ((rl_cfg_is(s, "host") || rl_cfg_is(s, "master_name")) && n == 0)
-        return rl_cfg_fail(ld, s, "invalid %s \"\": must not be empty",
-                           rl_cfg_is(s, "host") ? "host" : "master_name");
-    if (rl_cfg_is(s, "prefix") && n > CFG_REDIS_PREFIX_MAX)
-        return rl_cfg_fail(ld, s, "invalid prefix %s: must be at most %d bytes", rl_quote(q, v, n),
-                           CFG_REDIS_PREFIX_MAX);
-    /* An empty socket, user or password means "unset"; an empty prefix is a real one. */
-    return rl_cfg_set_string(
-        ld, v, rl_cfg_is(s, "socket") || rl_cfg_is(s, "password") || rl_cfg_is(s, "user"), dst);
+    (void)q;
+    if (v[0] != '\0')
+        return 0;
+    snprintf(why, size, "invalid host \"\": must not be empty");
+    return -1;
 }
 
-/* redis.cluster and redis.sentinels: 1..RL_CLUSTER_NODES_MAX addresses, each "HOST:PORT"
- * (HOST an IPv4 address or a name, no brackets: nodes announce themselves as IP:PORT), into
- * *list (owned) of *n entries. */
-static int cfg_redis_nodes(const cfg_loader *ld, const config_setting_t *s, char ***list,
-                           size_t *nlist)
+static int cfg_redis_prefix(char *v, const char *q, char *why, size_t size)
 {
-    int len = rl_cfg_string_list(ld, s, RL_CLUSTER_NODES_MAX);
-    const char *what = rl_cfg_is(s, "cluster") ? "cluster node" : "sentinel";
+    if (strlen(v) <= CFG_REDIS_PREFIX_MAX)
+        return 0;
+    snprintf(why, size, "invalid prefix %s: must be at most %d bytes", q, CFG_REDIS_PREFIX_MAX);
+    return -1;
+}
 
-    if (len < 0)
+static int cfg_redis_master_name(char *v, const char *q, char *why, size_t size)
+{
+    (void)q;
+    if (v[0] != '\0')
+        return 0;
+    snprintf(why, size, "invalid master_name \"\": must not be empty");
+    return -1;
+}
+
+/* One entry of redis.cluster or redis.sentinels: "HOST:PORT", HOST an IPv4 address or a name
+ * of at most RL_CLUSTER_HOST_MAX bytes, no brackets (nodes announce themselves as IP:PORT). */
+static int cfg_redis_node(const char *what, const char *v, const char *q, char *why, size_t size)
+{
+    const char *colon = strrchr(v, ':');
+    char *end = NULL;
+    long port = 0;
+
+    if (colon != NULL && colon[1] >= '0' && colon[1] <= '9')
+        port = strtol(colon + 1, &end, 10);
+    if (colon == NULL || colon == v || port < 1 || port > 65535 || *end != '\0' ||
+        colon - v > RL_CLUSTER_HOST_MAX || strcspn(v, "[]{} \t") < strlen(v)) {
+        snprintf(why, size, "invalid %s %s: must be \"HOST:PORT\"", what, q);
         return -1;
-    for (size_t i = 0; i < *nlist; i++)
-        free((*list)[i]);
-    free(*list);
-    *nlist = 0;
-    *list = calloc((size_t)len, sizeof **list);
-    if (*list == NULL)
-        return rl_cfg_oom(ld);
-    for (int i = 0; i < len; i++) {
-        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        const char *v = config_setting_get_string(e);
-        const char *colon = strrchr(v, ':');
-        char q[RL_QUOTE_SIZE], *end;
-        long port = 0;
-
-        if (colon != NULL && colon[1] >= '0' && colon[1] <= '9')
-            port = strtol(colon + 1, &end, 10);
-        if (colon == NULL || colon == v || port < 1 || port > 65535 || *end != '\0' ||
-            colon - v > RL_CLUSTER_HOST_MAX || strcspn(v, "[]{} \t") < strlen(v))
-            return rl_cfg_fail(ld, e, "invalid %s %s: must be \"HOST:PORT\"", what,
-                               rl_quote(q, v, strlen(v)));
-        (*list)[i] = strdup(v);
-        if ((*list)[i] == NULL)
-            return rl_cfg_oom(ld);
-        *nlist = (size_t)i + 1;
     }
     return 0;
 }
 
-static int cfg_redis_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+static int cfg_redis_cluster_node(char *v, const char *q, char *why, size_t size)
 {
-    rl_redis_config *r = ud;
-    int rc;
-
-    if (rl_cfg_is(s, "enabled"))
-        rc = rl_cfg_bool(ld, s, &r->enabled);
-    else if (rl_cfg_is(s, "host"))
-        rc = cfg_redis_string(ld, s, &r->host);
-    else if (rl_cfg_is(s, "port"))
-        rc = rl_cfg_int32(ld, s, 1, 65535, &r->port);
-    else if (rl_cfg_is(s, "socket"))
-        rc = cfg_redis_string(ld, s, &r->socket);
-    else if (rl_cfg_is(s, "db"))
-        rc = rl_cfg_int32(ld, s, 0, CFG_DB_MAX, &r->db);
-    else if (rl_cfg_is(s, "user"))
-        rc = cfg_redis_string(ld, s, &r->user);
-    else if (rl_cfg_is(s, "password"))
-        rc = cfg_redis_string(ld, s, &r->password);
-    else if (rl_cfg_is(s, "prefix"))
-        rc = cfg_redis_string(ld, s, &r->prefix);
-    else if (rl_cfg_is(s, "connect_timeout_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->connect_timeout_ms);
-    else if (rl_cfg_is(s, "command_timeout_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &r->command_timeout_ms);
-    else if (rl_cfg_is(s, "breaker_failures"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_FAILURES_MAX, &r->breaker_failures);
-    else if (rl_cfg_is(s, "breaker_open_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_ms);
-    else if (rl_cfg_is(s, "breaker_open_max_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_max_ms);
-    else if (rl_cfg_is(s, "hosts"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
-    else if (rl_cfg_is(s, "cluster"))
-        rc = cfg_redis_nodes(ld, s, &r->cluster, &r->ncluster);
-    else if (rl_cfg_is(s, "sentinels"))
-        rc = cfg_redis_nodes(ld, s, &r->sentinels, &r->nsentinels);
-    else if (rl_cfg_is(s, "master_name"))
-        rc = cfg_redis_string(ld, s, &r->master_name);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
+    return cfg_redis_node("cluster node", v, q, why, size);
 }
 
-int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r)
+static int cfg_redis_sentinel(char *v, const char *q, char *why, size_t size)
 {
-    if (rl_cfg_members(ld, g, cfg_redis_member, r) != 0)
+    return cfg_redis_node("sentinel", v, q, why, size);
+}
+
+/* Where Redis is: one server (host and port, or socket), a cluster (its seeds name the nodes,
+ * which have only db 0) or a master the sentinels name. Run again after each override, so
+ * RATE_LIMIT_REDIS_DB on top of a cluster is refused as the file's db is. */
+static int cfg_redis_where(rl_schema_ctx *ctx, const rl_redis_config *r)
+{
+    if (r->ncluster > 0) {
+        if (r->socket != NULL)
+            return rl_schema_fail(ctx, "cluster", "cluster and socket exclude each other");
+        if (rl_schema_given(ctx, "host"))
+            return rl_schema_fail(ctx, "cluster", "cluster and host exclude each other");
+        if (rl_schema_given(ctx, "port"))
+            return rl_schema_fail(ctx, "cluster", "cluster and port exclude each other");
+        if (r->db != 0)
+            return rl_schema_fail(ctx, "cluster", "a cluster has only db 0 (db is %d)", r->db);
+    }
+    if (r->nsentinels > 0) {
+        if (r->ncluster > 0)
+            return rl_schema_fail(ctx, "sentinels", "sentinels and cluster exclude each other");
+        if (r->socket != NULL)
+            return rl_schema_fail(ctx, "sentinels", "sentinels and socket exclude each other");
+        if (rl_schema_given(ctx, "host"))
+            return rl_schema_fail(ctx, "sentinels", "sentinels and host exclude each other");
+        if (rl_schema_given(ctx, "port"))
+            return rl_schema_fail(ctx, "sentinels", "sentinels and port exclude each other");
+        if (r->master_name == NULL)
+            return rl_schema_fail(ctx, "sentinels", "sentinels need master_name");
+    } else if (r->master_name != NULL)
+        return rl_schema_fail(ctx, "master_name", "master_name needs sentinels");
+    return 0;
+}
+
+/* The breaker's back-off doubles from breaker_open_ms up to breaker_open_max_ms. */
+static int cfg_redis_finish(rl_schema_ctx *ctx, void *sec)
+{
+    rl_redis_config *r = sec;
+
+    if (cfg_redis_where(ctx, r) != 0)
         return -1;
-    const config_setting_t *cl = config_setting_get_member(g, "cluster");
-    if (cl != NULL && r->socket != NULL)
-        return rl_cfg_fail(ld, cl, "cluster and socket exclude each other");
-    if (cl != NULL && r->db != 0)
-        return rl_cfg_fail(ld, cl, "a cluster has only db 0 (db is %d)", r->db);
-    const config_setting_t *se = config_setting_get_member(g, "sentinels");
-    const config_setting_t *mn = config_setting_get_member(g, "master_name");
-    if (se != NULL && cl != NULL)
-        return rl_cfg_fail(ld, se, "sentinels and cluster exclude each other");
-    if (se != NULL && r->socket != NULL)
-        return rl_cfg_fail(ld, se, "sentinels and socket exclude each other");
-    if (se != NULL && r->master_name == NULL)
-        return rl_cfg_fail(ld, se, "sentinels need master_name");
-    if (mn != NULL && se == NULL)
-        return rl_cfg_fail(ld, mn, "master_name needs sentinels");
-    const config_setting_t *max_setting = config_setting_get_member(g, "breaker_open_max_ms");
-    /* The breaker's back-off doubles from breaker_open_ms up to breaker_open_max_ms. */
-    if (max_setting == NULL)
+    if (!rl_schema_given(ctx, "breaker_open_max_ms"))
         r->breaker_open_max_ms = r->breaker_open_ms > 1000 ? r->breaker_open_ms : 1000;
     else if (r->breaker_open_max_ms < r->breaker_open_ms)
-        return rl_cfg_fail(ld, max_setting, "%d is below breaker_open_ms (%d)",
-                           r->breaker_open_max_ms, r->breaker_open_ms);
+        return rl_schema_fail(ctx, "breaker_open_max_ms", "%d is below breaker_open_ms (%d)",
+                              r->breaker_open_max_ms, r->breaker_open_ms);
     return 0;
 }
 
-/* ---- proxy -------------------------------------------------------------------------------- */
+#define REDIS(f) ROW_OFF(rl_redis_config, f)
+/* An empty socket, user or password means "unset"; an empty prefix is a real one. */
+static const rl_setting cfg_redis_rows[] = {
+    {.key = "enabled",
+     .type = RL_SETTING_BOOL,
+     .offset = REDIS(enabled),
+     .def = "false",
+     .env = "RATE_LIMIT_USE_REDIS",
+     .doc = "decide in Redis"},
+    {.key = "host",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(host),
+     .check = cfg_redis_host,
+     .def = "127.0.0.1",
+     .env = "RATE_LIMIT_REDIS_HOST",
+     .doc = "Redis TCP address"},
+    {.key = "port",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(port),
+     .min = 1,
+     .max = 65535,
+     .def = "6379",
+     .env = "RATE_LIMIT_REDIS_PORT",
+     .doc = "Redis TCP port"},
+    {.key = "socket",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(socket),
+     .flags = RL_SETTING_EMPTY_NULL,
+     .def = "",
+     .doc = "unix socket path"},
+    {.key = "db",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(db),
+     .min = 0,
+     .max = CFG_DB_MAX,
+     .def = "0",
+     .env = "RATE_LIMIT_REDIS_DB",
+     .doc = "database to SELECT"},
+    {.key = "user",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(user),
+     .flags = RL_SETTING_EMPTY_NULL,
+     .def = "",
+     .doc = "ACL user"},
+    {.key = "password",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(password),
+     .flags = RL_SETTING_EMPTY_NULL,
+     .def = "",
+     .env = "RATE_LIMIT_REDIS_PASSWORD",
+     .doc = "password for AUTH; never logged"},
+    {.key = "prefix",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(prefix),
+     .check = cfg_redis_prefix,
+     .def = "rl:",
+     .doc = "prepended to every key"},
+    {.key = "connect_timeout_ms",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(connect_timeout_ms),
+     .min = 1,
+     .max = CFG_TIMEOUT_MAX_MS,
+     .def = "100",
+     .doc = "the connect step's bound"},
+    {.key = "command_timeout_ms",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(command_timeout_ms),
+     .min = 1,
+     .max = CFG_TIMEOUT_MAX_MS,
+     .def = "50",
+     .doc = "one deadline per decision"},
+    {.key = "breaker_failures",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(breaker_failures),
+     .min = 1,
+     .max = CFG_BREAKER_FAILURES_MAX,
+     .def = "3",
+     .doc = "consecutive failures that open the circuit breaker"},
+    {.key = "breaker_open_ms",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(breaker_open_ms),
+     .min = 1,
+     .max = CFG_BREAKER_OPEN_MAX_MS,
+     .def = "250",
+     .doc = "how long the breaker first skips Redis"},
+    {.key = "breaker_open_max_ms",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(breaker_open_max_ms),
+     .min = 1,
+     .max = CFG_BREAKER_OPEN_MAX_MS,
+     .flags = RL_SETTING_DERIVED,
+     .def = "max(1000, breaker_open_ms)",
+     .range_doc = "breaker_open_ms..600000",
+     .doc = "the breaker's longest skip"},
+    {.key = "hosts",
+     .type = RL_SETTING_INT,
+     .offset = REDIS(hosts),
+     .min = 1,
+     .max = CFG_HOSTS_MAX,
+     .def = "1",
+     .doc = "hosts sharing the limits"},
+    {.key = "cluster",
+     .type = RL_SETTING_LIST,
+     .offset = REDIS(cluster),
+     .offset2 = REDIS(ncluster),
+     .min = 1,
+     .max = RL_CLUSTER_NODES_MAX,
+     .item_max = RL_CLUSTER_HOST_MAX + 6, /* ":65535" */
+     .check = cfg_redis_cluster_node,
+     .doc = "Redis Cluster seed nodes"},
+    {.key = "sentinels",
+     .type = RL_SETTING_LIST,
+     .offset = REDIS(sentinels),
+     .offset2 = REDIS(nsentinels),
+     .min = 1,
+     .max = RL_CLUSTER_NODES_MAX,
+     .item_max = RL_CLUSTER_HOST_MAX + 6,
+     .check = cfg_redis_sentinel,
+     .doc = "Redis Sentinel addresses"},
+    {.key = "master_name",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(master_name),
+     .check = cfg_redis_master_name,
+     .doc = "the master the sentinels are asked for"},
+};
 
-/* Accepts "http://HOST[:PORT][/]" only: HOST a name, an IPv4 address or a bracketed IPv6
- * address. The request URI is appended as the client sent it, so a path, query, fragment or
- * userinfo here would be ambiguous: refused. Stored without the trailing '/'. */
-static int cfg_proxy_backend(const cfg_loader *ld, const config_setting_t *s, char **dst)
-{
-    static const char scheme[] = "http://";
-    char q[RL_QUOTE_SIZE];
-    const char *v, *p, *host;
-    size_t n;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    n = strlen(v);
-    if (strncmp(v, scheme, sizeof scheme - 1) != 0)
-        return rl_cfg_fail(ld, s,
-                           "invalid backend %s: must be an http:// URL (\"http://HOST[:PORT]\")",
-                           rl_quote(q, v, n));
-    p = host = v + sizeof scheme - 1;
-    if (*p == '[') {
-        p += strspn(p + 1, "0123456789abcdefABCDEF:.") + 1;
-        if (*p != ']' || p == host + 1)
-            return rl_cfg_fail(ld, s, "invalid backend %s: bad IPv6 address", rl_quote(q, v, n));
-        p++;
-    } else {
-        p += strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
-        if (p == host)
-            return rl_cfg_fail(ld, s, "invalid backend %s: no host", rl_quote(q, v, n));
-    }
-    if (*p == ':') {
-        const char *digits = ++p;
-        long port = 0;
-        while (*p >= '0' && *p <= '9' && p - digits < 6)
-            port = port * 10 + (*p++ - '0');
-        if (p == digits || port < 1 || port > 65535)
-            return rl_cfg_fail(ld, s, "invalid backend %s: port must be 1..65535",
-                               rl_quote(q, v, n));
-    }
-    if (*p == '/')
-        p++;
-    if (*p != '\0')
-        return rl_cfg_fail(ld, s,
-                           "invalid backend %s: only \"http://HOST[:PORT]\" is allowed (the "
-                           "request's own path and query are appended)",
-                           rl_quote(q, v, n));
-    if (rl_cfg_set_string(ld, v, 0, dst) != 0)
-        return -1;
-    if ((*dst)[strlen(*dst) - 1] == '/')
-        (*dst)[strlen(*dst) - 1] = '\0';
-    return 0;
-}
-
-static int cfg_proxy_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
-{
-    rl_proxy_config *px = ud;
-    int rc;
-
-    if (rl_cfg_is(s, "backend"))
-        rc = cfg_proxy_backend(ld, s, &px->backend);
-    else if (rl_cfg_is(s, "connect_timeout_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &px->connect_timeout_ms);
-    else if (rl_cfg_is(s, "timeout_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_PROXY_TIMEOUT_MAX_MS, &px->timeout_ms);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
-}
-
-int rl_cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px)
-{
-    return rl_cfg_members(ld, g, cfg_proxy_member, px);
-}
-
-/* ---- fastcgi ------------------------------------------------------------------------------- */
-
-static int cfg_fastcgi_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
-{
-    rl_fastcgi_config *fc = ud;
-    int rc;
-
-    if (rl_cfg_is(s, "read_timeout_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &fc->read_timeout_ms);
-    else if (rl_cfg_is(s, "idle_timeout_ms"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_FASTCGI_IDLE_MAX_MS, &fc->idle_timeout_ms);
-    else if (rl_cfg_is(s, "max_connections"))
-        rc = rl_cfg_int32(ld, s, 1, CFG_FASTCGI_CONNECTIONS_MAX, &fc->max_connections);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
-}
-
-int rl_cfg_load_fastcgi(const cfg_loader *ld, const config_setting_t *g, rl_fastcgi_config *fc)
-{
-    return rl_cfg_members(ld, g, cfg_fastcgi_member, fc);
-}
-
-/* ---- headers ------------------------------------------------------------------------------- */
-
-static int cfg_headers_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
-{
-    rl_config *cfg = ud;
-    int rc;
-
-    if (rl_cfg_is(s, "x_ratelimit"))
-        rc = rl_cfg_bool(ld, s, &cfg->x_ratelimit_headers);
-    else if (rl_cfg_is(s, "problem_json"))
-        rc = rl_cfg_bool(ld, s, &cfg->problem_json);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
-}
-
-int rl_cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
-{
-    return rl_cfg_members(ld, g, cfg_headers_member, cfg);
-}
+const rl_section rl_cfg_redis_section = {"redis", cfg_redis_rows, NROWS(cfg_redis_rows),
+                                         sizeof(rl_redis_config), cfg_redis_finish};
 
 /* ---- identity and access ------------------------------------------------------------------- */
 
-static int cfg_identity_header(const cfg_loader *ld, const config_setting_t *s,
-                               rl_identity_config *ic)
+static int cfg_identity_header(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_identity_config *ic = sec;
     char q[RL_QUOTE_SIZE];
     const char *v;
 
@@ -528,148 +523,49 @@ static int cfg_identity_header(const cfg_loader *ld, const config_setting_t *s,
     return 0;
 }
 
-static int cfg_identity_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
-{
-    rl_identity_config *ic = ud;
-    int rc;
+static const cfg_custom cfg_identity_header_impl = {cfg_identity_header, NULL};
 
-    if (rl_cfg_is(s, "trusted_proxies"))
-        rc = rl_cfg_cidr_list(ld, s, &ic->trusted, &ic->ntrusted);
-    else if (rl_cfg_is(s, "header"))
-        rc = cfg_identity_header(ld, s, ic);
-    else if (rl_cfg_is(s, "ipv6_prefix"))
-        rc = rl_cfg_int32(ld, s, 1, 128, &ic->ipv6_prefix);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
-}
+#define IDENT(f) ROW_OFF(rl_identity_config, f)
+static const rl_setting cfg_identity_rows[] = {
+    {.key = "trusted_proxies",
+     .type = RL_SETTING_CIDRS,
+     .offset = IDENT(trusted),
+     .offset2 = IDENT(ntrusted),
+     .def = "[]",
+     .doc = "proxies whose forwarded header is believed"},
+    {.key = "header",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_identity_header_impl,
+     .type_doc = "string",
+     .def = "\"x-forwarded-for\"",
+     .doc = "the forwarded header trusted proxies send"},
+    {.key = "ipv6_prefix",
+     .type = RL_SETTING_INT,
+     .offset = IDENT(ipv6_prefix),
+     .min = 1,
+     .max = 128,
+     .def = "64",
+     .doc = "IPv6 clients are counted per this prefix"},
+};
 
-int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g, rl_identity_config *ic)
-{
-    return rl_cfg_members(ld, g, cfg_identity_member, ic);
-}
+const rl_section rl_cfg_identity_section = {"identity", cfg_identity_rows, NROWS(cfg_identity_rows),
+                                            sizeof(rl_identity_config), NULL};
 
-static int cfg_access_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
-{
-    rl_access_config *ac = ud;
-    int rc;
+#define ACCESS(f) ROW_OFF(rl_access_config, f)
+static const rl_setting cfg_access_rows[] = {
+    {.key = "allow",
+     .type = RL_SETTING_CIDRS,
+     .offset = ACCESS(allow),
+     .offset2 = ACCESS(nallow),
+     .def = "[]",
+     .doc = "clients that skip every limit"},
+    {.key = "deny",
+     .type = RL_SETTING_CIDRS,
+     .offset = ACCESS(deny),
+     .offset2 = ACCESS(ndeny),
+     .def = "[]",
+     .doc = "clients refused with 403"},
+};
 
-    if (rl_cfg_is(s, "allow"))
-        rc = rl_cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
-    else if (rl_cfg_is(s, "deny"))
-        rc = rl_cfg_cidr_list(ld, s, &ac->deny, &ac->ndeny);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
-}
-
-int rl_cfg_load_access(const cfg_loader *ld, const config_setting_t *g, rl_access_config *ac)
-{
-    return rl_cfg_members(ld, g, cfg_access_member, ac);
-}
-
-/* ---- admin endpoints ---------------------------------------------------------------------- */
-
-static int cfg_admin_path(const cfg_loader *ld, const config_setting_t *s, char **dst)
-{
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    if (v[0] != '/' || strlen(v) > CFG_ADMIN_PATH_MAX || strcspn(v, "?# ") != strlen(v) ||
-        rl_cfg_has_control(v))
-        return rl_cfg_fail(ld, s,
-                           "invalid path %s: must start with '/', hold no '?', '#', space or "
-                           "control bytes, and be at most %d bytes",
-                           rl_quote(q, v, strlen(v)), CFG_ADMIN_PATH_MAX);
-    /* Matched on the canonical path like the rules (exactly: an alias of an admin path is an
-     * admin path, and nothing else is), so a form no request has would never match. */
-    if (rl_cfg_canonical_path(ld, s, "path", v) != 0)
-        return -1;
-    return rl_cfg_set_string(ld, v, 0, dst);
-}
-
-/* Two endpoints on one path would make one of them unreachable. */
-static int cfg_admin_distinct(const cfg_loader *ld, const config_setting_t *g,
-                              const rl_admin_config *ac)
-{
-    static const char *const keys[] = {"health_path", "stats_path", "test_path", "metrics_path"};
-    const char *paths[] = {ac->health_path, ac->stats_path, ac->test_path, ac->metrics_path};
-    char q[RL_QUOTE_SIZE];
-
-    for (int i = 1; i < 4; i++)
-        for (int k = 0; k < i; k++)
-            if (strcmp(paths[i], paths[k]) == 0) {
-                const config_setting_t *s = config_setting_get_member(g, keys[i]);
-                if (s == NULL)
-                    s = config_setting_get_member(g, keys[k]);
-                return rl_cfg_fail(
-                    ld, s != NULL ? s : g, "path %s is also admin.%s",
-                    rl_quote(q, paths[i], strlen(paths[i])),
-                    s != NULL && strcmp(config_setting_name(s), keys[i]) == 0 ? keys[k] : keys[i]);
-            }
-    return 0;
-}
-
-int rl_cfg_admin_defaults(const cfg_loader *ld, rl_admin_config *ac, int allow_given)
-{
-    static const struct {
-        char **dst;
-        const char *v;
-    } * d, defs[] = {{NULL, "/api/health/rate-limiter"},
-                     {NULL, "/api/health/rate-limiter/stats"},
-                     {NULL, "/api/health/rate-limiter/test"},
-                     {NULL, "/metrics"}};
-    char **dsts[] = {&ac->health_path, &ac->stats_path, &ac->test_path, &ac->metrics_path};
-    char why[128];
-
-    for (int i = 0; i < 4; i++) {
-        d = &defs[i];
-        if (*dsts[i] == NULL && rl_cfg_set_string(ld, d->v, 0, dsts[i]) != 0)
-            return -1;
-    }
-    if (!allow_given) {
-        ac->allow = calloc(2, sizeof *ac->allow);
-        if (ac->allow == NULL)
-            return rl_cfg_oom(ld);
-        if (rl_cidr_parse("127.0.0.1/32", &ac->allow[0], why, sizeof why) != 0 ||
-            rl_cidr_parse("::1/128", &ac->allow[1], why, sizeof why) != 0)
-            return rl_cfg_fail_file(ld, "admin.allow default: %s", why);
-        ac->nallow = 2;
-    }
-    return 0;
-}
-
-static int cfg_admin_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
-{
-    rl_admin_config *ac = ud;
-    int rc;
-
-    if (rl_cfg_is(s, "enabled"))
-        rc = rl_cfg_bool(ld, s, &ac->enabled);
-    else if (rl_cfg_is(s, "allow"))
-        rc = rl_cfg_cidr_list(ld, s, &ac->allow, &ac->nallow);
-    else if (rl_cfg_is(s, "health_path"))
-        rc = cfg_admin_path(ld, s, &ac->health_path);
-    else if (rl_cfg_is(s, "stats_path"))
-        rc = cfg_admin_path(ld, s, &ac->stats_path);
-    else if (rl_cfg_is(s, "test_path"))
-        rc = cfg_admin_path(ld, s, &ac->test_path);
-    else if (rl_cfg_is(s, "metrics_path"))
-        rc = cfg_admin_path(ld, s, &ac->metrics_path);
-    else
-        rc = rl_cfg_unknown_key(ld, s);
-    return rc;
-}
-
-int rl_cfg_load_admin(const cfg_loader *ld, const config_setting_t *g, rl_admin_config *ac)
-{
-    if (rl_cfg_members(ld, g, cfg_admin_member, ac) != 0)
-        return -1;
-    if (rl_cfg_admin_defaults(ld, ac, config_setting_get_member(g, "allow") != NULL) != 0)
-        return -1;
-    return cfg_admin_distinct(ld, g, ac);
-}
-
-/* Reads the whole file into a NUL-terminated buffer (the caller frees it). */
+const rl_section rl_cfg_access_section = {"access", cfg_access_rows, NROWS(cfg_access_rows),
+                                          sizeof(rl_access_config), NULL};

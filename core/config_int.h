@@ -1,16 +1,18 @@
 /* config_int.h -- what the configuration loader's files share (internal)
  *
- * The loader is split by job: config.c reads the file and walks the top level,
- * config_value.c holds the typed readers and the error reporting every group uses,
- * config_groups.c the groups (shm, redis, proxy, headers, identity, access, admin) and
- * config_rules.c the rules. These four files are the only ones that include <libconfig.h>.
+ * The loader is split by job: config.c reads the file and walks the top level, schema.c reads
+ * one group against its table of rows (ratelimit_schema.h) and applies overrides,
+ * config_value.c holds the typed readers and the error reporting every row uses,
+ * config_groups.c the core's sections (shm, redis, identity, access: rows and hooks) and
+ * config_rules.c the rules' rows. These are the only files that include <libconfig.h>.
  * Every reader returns 0, or -1 with ld->err set to "FILE:LINE: KEY: message".
  */
 #ifndef RL_CONFIG_INT_H
 #define RL_CONFIG_INT_H
 
-#include "config_env.h"
+#include "config_types.h"
 #include "ratelimit.h"
+#include "ratelimit_schema.h"
 #include "cidr.h"
 #include "quote.h"
 
@@ -40,17 +42,12 @@
 #define CFG_BREAKER_FAILURES_MAX 1000
 #define CFG_BREAKER_OPEN_MAX_MS 600000
 #define CFG_HOSTS_MAX 10000
-#define CFG_PROXY_TIMEOUT_MAX_MS 3600000
-/* fastcgi: connection deadlines and the connections one process holds */
-#define CFG_FASTCGI_IDLE_MAX_MS 3600000
-#define CFG_FASTCGI_CONNECTIONS_MAX 65536
 
 #define CFG_LIST_MAX 1024 /* entries of a list of addresses, methods or hosts */
 #define CFG_METHOD_MAX 31
 #define CFG_HOST_MAX 253
 #define CFG_HEADER_NAME_MAX 63
-#define CFG_ADMIN_PATH_MAX 1024
-#define CFG_BODY_MAX 4096 /* the response must fit the filter's 16 KiB buffer */
+#define CFG_BODY_MAX 4096 /* a rule's refusal body, bytes */
 
 typedef struct cfg_loader {
     const char *path; /* as the caller gave it, for messages */
@@ -59,35 +56,59 @@ typedef struct cfg_loader {
     rl_error *err;
 } cfg_loader;
 
+/* ---- schema.c: one group against its rows ---- */
+
+/* What a finish hook or a custom reader is given (ratelimit_schema.h's rl_schema_ctx). */
+struct rl_schema_ctx {
+    const cfg_loader *ld;
+    const config_setting_t *group; /* the file's group; NULL when the file has none */
+    const rl_section *sec;
+    rl_config *cfg;
+    size_t index;    /* rules: the rule's index */
+    uint64_t *given; /* the group's given rows (rl_config.given); NULL: the group's members */
+    char *why;       /* during an override: rl_schema_fail's reason goes here ... */
+    size_t whysize;  /* ... of this many bytes */
+};
+
+/* A CUSTOM row's reader (rl_setting.impl): the file's setting s into sec; and, for
+ * overrides, the value as text (NULL: the row takes no override). The text reader writes a
+ * reason into why and returns -1 to refuse. */
+typedef struct cfg_custom {
+    int (*read)(rl_schema_ctx *ctx, const config_setting_t *s, void *sec);
+    int (*text)(rl_schema_ctx *ctx, const char *v, void *sec, char *why, size_t size);
+} cfg_custom;
+
+/* The core's sections (config_groups.c, config_rules.c). */
+extern const rl_section rl_cfg_shm_section, rl_cfg_redis_section, rl_cfg_identity_section,
+    rl_cfg_access_section, rl_cfg_rule_section;
+
+/* Applies every row's default to sec (zeroed before): 0, or -1 (out of memory). */
+int rl_schema_defaults(const cfg_loader *ld, const rl_section *sec, void *base);
+/* Reads group g (NULL: absent) into base with sec's rows, then sec->finish. */
+int rl_schema_read(rl_schema_ctx *ctx, const config_setting_t *g, void *base);
+/* Frees what sec's rows own in base (not base itself). */
+void rl_schema_free(const rl_section *sec, void *base);
+/* The row of sec named key, or NULL. */
+const rl_setting *rl_schema_row(const rl_section *sec, const char *key);
+/* Sets row r of base from text v; -1 with a reason in why. */
+int rl_schema_set_text(rl_schema_ctx *ctx, const rl_setting *r, const char *v, void *base,
+                       char *why, size_t size);
+
+/* Group k (the core's, then the program's: k < rl_cfg_ngroups) of cfg: its section, its
+ * struct and its given rows. */
+size_t rl_cfg_ngroups(const rl_config *cfg);
+const rl_section *rl_cfg_group_section(const rl_config *cfg, size_t k);
+void *rl_cfg_group_base(rl_config *cfg, size_t k);
+
+/* The rules list (config_rules.c). */
+int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_config *cfg);
+
 /* ---- config_value.c: errors and typed values ---- */
-int rl_cfg_admin_defaults(const cfg_loader *ld, rl_admin_config *ac, int allow_given);
-
-int rl_cfg_load_access(const cfg_loader *ld, const config_setting_t *g, rl_access_config *ac);
-
-int rl_cfg_load_admin(const cfg_loader *ld, const config_setting_t *g, rl_admin_config *ac);
-
-int rl_cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg);
-
-int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g, rl_identity_config *ic);
-
-int rl_cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px);
-int rl_cfg_load_fastcgi(const cfg_loader *ld, const config_setting_t *g, rl_fastcgi_config *fc);
-
-int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r);
-
-int rl_cfg_load_shm(const cfg_loader *ld, const config_setting_t *g, rl_shm_config *shm);
-
-int rl_cfg_shm_default_name(const cfg_loader *ld, rl_shm_config *shm);
-
-int rl_cfg_has_control(const char *v);
 
 /* Checks v, the path of a rule or admin endpoint (`what` names it in the message): it must
  * start with '/' and be canonical (rl_path_canon of it gives it back, and it holds no %XX),
- * else no request could ever match it. */
-int rl_cfg_canonical_path(const cfg_loader *ld, const config_setting_t *s, const char *what,
-                          const char *v);
-
-int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_config *cfg);
+ * else no request could ever match it. 0, or -1 with the reason in why. */
+int rl_cfg_canonical_why(const char *what, const char *v, char *why, size_t size);
 
 int rl_cfg_bool(const cfg_loader *ld, const config_setting_t *s, int *out);
 
@@ -99,11 +120,6 @@ int rl_cfg_fail(const cfg_loader *ld, const config_setting_t *s, const char *fmt
 int rl_cfg_fail_file(const cfg_loader *ld, const char *fmt, ...) RL_PRINTF(2, 3);
 
 int rl_cfg_group(const cfg_loader *ld, const config_setting_t *s);
-
-/* Reads one member of a group (see rl_cfg_members); 0, or -1 with the error set. */
-typedef int (*rl_cfg_member_fn)(const cfg_loader *ld, const config_setting_t *s, void *ud);
-int rl_cfg_members(const cfg_loader *ld, const config_setting_t *g, rl_cfg_member_fn member,
-                   void *ud);
 
 int rl_cfg_int(const cfg_loader *ld, const config_setting_t *s, long long min, long long max,
                long long *out);

@@ -1,9 +1,10 @@
-/* config_rules.c -- the rules list of the configuration
+/* config_rules.c -- the rules list of the configuration: the rule's rows and readers
  *
- * Each rule group becomes an rl_rule: name, match (path, path_prefix, path_regex compiled
- * once, methods, hosts), limit and burst, algorithm, key parts, missing-key policy, refusal
- * status and body, dry run, cost and on_redis_down, each validated here once so the request
- * path does no parsing.
+ * Each rule group becomes an rl_rule, read by schema.c against cfg_rule_rows: name, match
+ * (path, path_prefix, path_regex compiled once, methods, hosts), limit and burst, algorithm,
+ * key parts, missing-key policy, refusal status and body, dry run, cost and on_redis_down,
+ * each validated here once so the request path does no parsing. cfg_rule_finish checks what
+ * concerns several keys, with the same rl_rule_check_numbers an override goes through.
  */
 #include "fmacros.h"
 
@@ -11,10 +12,15 @@
 #include "rule.h"
 #include "rule_check.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* ---- rules --------------------------------------------------------------------------------- */
 
-static int cfg_rule_name(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+static int cfg_rule_name(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_rule *rule = sec;
     char q[RL_QUOTE_SIZE];
     const char *v;
     size_t n;
@@ -35,45 +41,44 @@ static int cfg_rule_name(const cfg_loader *ld, const config_setting_t *s, rl_rul
     return 0;
 }
 
-int rl_cfg_canonical_path(const cfg_loader *ld, const config_setting_t *s, const char *what,
-                          const char *v)
+int rl_cfg_canonical_why(const char *what, const char *v, char *why, size_t size)
 {
     char canon[RL_PATH_MAX];
     char q[RL_QUOTE_SIZE], q2[RL_QUOTE_SIZE];
     rl_path_status st;
 
-    if (v[0] != '/')
-        return rl_cfg_fail(ld, s, "invalid %s %s: must start with '/'", what,
-                           rl_quote(q, v, strlen(v)));
+    if (v[0] != '/') {
+        snprintf(why, size, "invalid %s %s: must start with '/'", what, rl_quote(q, v, strlen(v)));
+        return -1;
+    }
     for (const char *p = v; (p = strchr(p, '%')) != NULL; p++)
-        if (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]))
-            return rl_cfg_fail(ld, s,
-                               "invalid %s %s: requests are matched on their decoded path, so "
-                               "write the byte that %.3s stands for",
-                               what, rl_quote(q, v, strlen(v)), p);
+        if (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            snprintf(why, size,
+                     "invalid %s %s: requests are matched on their decoded path, so write the "
+                     "byte that %.3s stands for",
+                     what, rl_quote(q, v, strlen(v)), p);
+            return -1;
+        }
     st = rl_path_canon(v, RL_PATH_DECODED, canon, NULL);
-    if (st != RL_PATH_OK)
-        return rl_cfg_fail(ld, s, "invalid %s %s: %s", what, rl_quote(q, v, strlen(v)),
-                           rl_path_strerror(st));
-    if (strcmp(canon, v) != 0)
-        return rl_cfg_fail(ld, s,
-                           "invalid %s %s: no request path has this form (repeated '/', '.' or "
-                           "'..' segments are removed before matching); write %s",
-                           what, rl_quote(q, v, strlen(v)), rl_quote(q2, canon, strlen(canon)));
+    if (st != RL_PATH_OK) {
+        snprintf(why, size, "invalid %s %s: %s", what, rl_quote(q, v, strlen(v)),
+                 rl_path_strerror(st));
+        return -1;
+    }
+    if (strcmp(canon, v) != 0) {
+        snprintf(why, size,
+                 "invalid %s %s: no request path has this form (repeated '/', '.' or '..' "
+                 "segments are removed before matching); write %s",
+                 what, rl_quote(q, v, strlen(v)), rl_quote(q2, canon, strlen(canon)));
+        return -1;
+    }
     return 0;
 }
 
-static int cfg_rule_path_prefix(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+static int cfg_rule_limit(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0 || rl_cfg_canonical_path(ld, s, "path prefix", v) != 0)
-        return -1;
-    return rl_cfg_set_string(ld, v, 0, &rule->path_prefix);
-}
-
-static int cfg_rule_limit(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
-{
+    const cfg_loader *ld = ctx->ld;
+    rl_rule *rule = sec;
     rl_error why;
     const char *v;
 
@@ -84,8 +89,10 @@ static int cfg_rule_limit(const cfg_loader *ld, const config_setting_t *s, rl_ru
     return rl_cfg_set_string(ld, v, 0, &rule->limit_text);
 }
 
-static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+static int cfg_rule_algorithm(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_rule *rule = sec;
     char q[RL_QUOTE_SIZE];
     const char *v;
 
@@ -107,14 +114,30 @@ static int cfg_rule_algorithm(const cfg_loader *ld, const config_setting_t *s, r
     return 0;
 }
 
-static int cfg_rule_on_redis_down(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+/* "shm", "open" or "closed" into *out; 0, or -1 for anything else. */
+static int cfg_parse_redis_down(const char *text, rl_redis_down *out)
 {
+    if (strcmp(text, "shm") == 0)
+        *out = RL_REDIS_DOWN_SHM;
+    else if (strcmp(text, "open") == 0)
+        *out = RL_REDIS_DOWN_OPEN;
+    else if (strcmp(text, "closed") == 0)
+        *out = RL_REDIS_DOWN_CLOSED;
+    else
+        return -1;
+    return 0;
+}
+
+static int cfg_rule_on_redis_down(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
+{
+    const cfg_loader *ld = ctx->ld;
+    rl_rule *rule = sec;
     char q[RL_QUOTE_SIZE];
     const char *v;
 
     if (rl_cfg_string(ld, s, &v) != 0)
         return -1;
-    if (rl_parse_redis_down(v, &rule->on_redis_down) != 0)
+    if (cfg_parse_redis_down(v, &rule->on_redis_down) != 0)
         return rl_cfg_fail(ld, s, "unknown value %s: expected \"shm\", \"open\" or \"closed\"",
                            rl_quote(q, v, strlen(v)));
     return 0;
@@ -125,23 +148,6 @@ static int cfg_tchar(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-int rl_cfg_has_control(const char *v)
-{
-    for (; *v != '\0'; v++)
-        if ((unsigned char)*v < 0x20 || *v == 0x7f)
-            return 1;
-    return 0;
-}
-
-static int cfg_rule_path(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
-{
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0 || rl_cfg_canonical_path(ld, s, "path", v) != 0)
-        return -1;
-    return rl_cfg_set_string(ld, v, 0, &rule->path);
 }
 
 /* Compiled once the whole rule is read: path_case_insensitive may come after it. */
@@ -257,8 +263,10 @@ static int cfg_key_part(const cfg_loader *ld, const config_setting_t *e, rl_key_
     return 0;
 }
 
-static int cfg_rule_key(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+static int cfg_rule_key(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_rule *rule = sec;
     int n;
 
     if (config_setting_type(s) == CONFIG_TYPE_STRING) {
@@ -287,8 +295,10 @@ static int cfg_rule_key(const cfg_loader *ld, const config_setting_t *s, rl_rule
     return 0;
 }
 
-static int cfg_rule_missing(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+static int cfg_rule_missing(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
+    const cfg_loader *ld = ctx->ld;
+    rl_rule *rule = sec;
     char q[RL_QUOTE_SIZE];
     const char *v;
 
@@ -306,87 +316,94 @@ static int cfg_rule_missing(const cfg_loader *ld, const config_setting_t *s, rl_
     return 0;
 }
 
-static int cfg_rule_body(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
+static int cfg_rule_methods(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    if (strlen(v) > CFG_BODY_MAX)
-        return rl_cfg_fail(ld, s, "body of %zu bytes is above the maximum %d", strlen(v),
-                           CFG_BODY_MAX);
-    return rl_cfg_set_string(ld, v, 0, &rule->body);
+    rl_rule *rule = sec;
+    return cfg_rule_words(ctx->ld, s, 0, &rule->methods, &rule->nmethods);
 }
 
-static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
+static int cfg_rule_hosts(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
-    rl_rule *rule = &cfg->rules[cfg->nrules];
-    const config_setting_t *limit = NULL, *burst = NULL, *cost = NULL, *regex = NULL;
-    char q[RL_QUOTE_SIZE], why[512];
+    rl_rule *rule = sec;
+    return cfg_rule_words(ctx->ld, s, 1, &rule->hosts, &rule->nhosts);
+}
 
-    if (rl_cfg_group(ld, g) != 0)
+/* Compiled by cfg_rule_finish: path_case_insensitive may come after it. */
+static int cfg_rule_regex_later(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
+{
+    const char *v;
+    (void)sec;
+    return rl_cfg_string(ctx->ld, s, &v);
+}
+
+static int cfg_rule_body(char *v, const char *q, char *why, size_t size)
+{
+    (void)q;
+    if (strlen(v) <= CFG_BODY_MAX)
+        return 0;
+    snprintf(why, size, "body of %zu bytes is above the maximum %d", strlen(v), CFG_BODY_MAX);
+    return -1;
+}
+
+/* An override of the limit: "COUNT/PERIOD" as in the file. A burst that equalled the count
+ * (the default) follows the new count. The rule as the override leaves it goes through the
+ * file's check (rl_rule_check_numbers); refused, the rule is unchanged. */
+static int cfg_rule_limit_text(rl_schema_ctx *ctx, const char *v, void *sec, char *why, size_t size)
+{
+    rl_rule *rule = sec, next;
+    rl_error perr;
+    int64_t count, period;
+    char *text;
+
+    (void)ctx;
+    if (rl_parse_limit(v, &count, &period, &perr) != 0) {
+        snprintf(why, size, "%s", perr.text);
         return -1;
-    rule->line = (int)config_setting_source_line(g);
-    rule->algo = RL_ALGO_GCRA;
-    rule->status = 429;
-    rule->missing_key_status = 400;
-    rule->cost = 1;
-    rule->nkey = 1; /* key = "client" */
-    cfg->nrules++;  /* from here on rl_config_free() frees what the rule holds */
-
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        int rc;
-
-        if (rl_cfg_is(s, "name"))
-            rc = cfg_rule_name(ld, s, rule);
-        else if (rl_cfg_is(s, "path_prefix"))
-            rc = cfg_rule_path_prefix(ld, s, rule);
-        else if (rl_cfg_is(s, "limit")) {
-            rc = cfg_rule_limit(ld, s, rule);
-            limit = s;
-        } else if (rl_cfg_is(s, "burst")) {
-            long long v = 0;
-            rc = rl_cfg_int(ld, s, 1, RL_COUNT_MAX, &v);
-            rule->burst = v;
-            burst = s;
-        } else if (rl_cfg_is(s, "algorithm"))
-            rc = cfg_rule_algorithm(ld, s, rule);
-        else if (rl_cfg_is(s, "on_redis_down"))
-            rc = cfg_rule_on_redis_down(ld, s, rule);
-        else if (rl_cfg_is(s, "path"))
-            rc = cfg_rule_path(ld, s, rule);
-        else if (rl_cfg_is(s, "path_regex")) {
-            rc = regex != NULL ? rl_cfg_fail(ld, s, "path_regex given twice") : 0;
-            regex = s;
-        } else if (rl_cfg_is(s, "path_case_insensitive"))
-            rc = rl_cfg_bool(ld, s, &rule->path_nocase);
-        else if (rl_cfg_is(s, "methods"))
-            rc = cfg_rule_words(ld, s, 0, &rule->methods, &rule->nmethods);
-        else if (rl_cfg_is(s, "hosts"))
-            rc = cfg_rule_words(ld, s, 1, &rule->hosts, &rule->nhosts);
-        else if (rl_cfg_is(s, "key"))
-            rc = cfg_rule_key(ld, s, rule);
-        else if (rl_cfg_is(s, "on_missing_key"))
-            rc = cfg_rule_missing(ld, s, rule);
-        else if (rl_cfg_is(s, "missing_key_status"))
-            rc = rl_cfg_int32(ld, s, 400, 599, &rule->missing_key_status);
-        else if (rl_cfg_is(s, "status"))
-            rc = rl_cfg_int32(ld, s, 400, 599, &rule->status);
-        else if (rl_cfg_is(s, "body"))
-            rc = cfg_rule_body(ld, s, rule);
-        else if (rl_cfg_is(s, "dry_run"))
-            rc = rl_cfg_bool(ld, s, &rule->dry_run);
-        else if (rl_cfg_is(s, "cost")) {
-            long long v = 0;
-            rc = rl_cfg_int(ld, s, 1, RL_COUNT_MAX, &v);
-            rule->cost = v;
-            cost = s;
-        } else
-            rc = rl_cfg_unknown_key(ld, s);
-        if (rc != 0)
-            return -1;
     }
+    next = *rule;
+    next.count = count;
+    next.period_ms = period;
+    next.burst = rule->burst == rule->count ? count : rule->burst;
+    next.limit_text = (char *)(uintptr_t)v; /* for messages only */
+    if (rl_rule_check_numbers(&next, why, size) != RL_CHECK_OK)
+        return -1;
+    if ((text = strdup(v)) == NULL) {
+        snprintf(why, size, "out of memory");
+        return -1;
+    }
+    free(rule->limit_text);
+    rule->limit_text = text;
+    rule->count = next.count;
+    rule->period_ms = next.period_ms;
+    rule->burst = next.burst;
+    rl_rule_derive(rule); /* the fingerprint in its keys follows the new numbers */
+    return 0;
+}
+
+static int cfg_rule_on_redis_down_text(rl_schema_ctx *ctx, const char *v, void *sec, char *why,
+                                       size_t size)
+{
+    rl_rule *rule = sec;
+    (void)ctx;
+    if (cfg_parse_redis_down(v, &rule->on_redis_down) == 0)
+        return 0;
+    snprintf(why, size, "expected \"shm\", \"open\" or \"closed\"");
+    return -1;
+}
+
+/* After the rule's keys: the regex, the required keys, derived defaults, the numbers and a
+ * unique name. */
+static int cfg_rule_finish(rl_schema_ctx *ctx, void *sec)
+{
+    const cfg_loader *ld = ctx->ld;
+    const config_setting_t *g = ctx->group;
+    const config_setting_t *limit = config_setting_get_member(g, "limit");
+    const config_setting_t *burst = config_setting_get_member(g, "burst");
+    const config_setting_t *cost = config_setting_get_member(g, "cost");
+    const config_setting_t *regex = config_setting_get_member(g, "path_regex");
+    rl_config *cfg = ctx->cfg;
+    rl_rule *rule = sec;
+    char q[RL_QUOTE_SIZE], why[512];
 
     if (regex != NULL && cfg_rule_path_regex(ld, regex, rule) != 0)
         return -1;
@@ -399,20 +416,169 @@ static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_con
     if (rule->path_prefix == NULL && rule->path == NULL && rule->path_regex == NULL &&
         rl_cfg_set_string(ld, "/", 0, &rule->path_prefix) != 0)
         return -1;
-    /* The same check RATE_LIMIT_* overrides go through (rule_check.c). */
+    /* The same check overrides go through (rule_check.c). */
     switch (rl_rule_check_numbers(rule, why, sizeof why)) {
     case RL_CHECK_OK: break;
     case RL_CHECK_BURST: return rl_cfg_fail(ld, burst != NULL ? burst : limit, "%s", why);
     case RL_CHECK_COST: return rl_cfg_fail(ld, cost != NULL ? cost : limit, "%s", why);
     default: return rl_cfg_fail(ld, limit, "%s", why);
     }
-    for (size_t i = 0; i + 1 < cfg->nrules; i++)
+    for (size_t i = 0; i < ctx->index; i++)
         if (strcmp(cfg->rules[i].name, rule->name) == 0)
             return rl_cfg_fail(ld, config_setting_get_member(g, "name"),
                                "duplicate name %s: rules[%zu] at line %d has it already",
                                rl_quote(q, rule->name, strlen(rule->name)), i, cfg->rules[i].line);
     rl_rule_derive(rule);
     return 0;
+}
+
+static const cfg_custom cfg_rule_name_impl = {cfg_rule_name, NULL};
+static const cfg_custom cfg_rule_limit_impl = {cfg_rule_limit, cfg_rule_limit_text};
+static const cfg_custom cfg_rule_algorithm_impl = {cfg_rule_algorithm, NULL};
+static const cfg_custom cfg_rule_on_redis_down_impl = {cfg_rule_on_redis_down,
+                                                       cfg_rule_on_redis_down_text};
+static const cfg_custom cfg_rule_regex_impl = {cfg_rule_regex_later, NULL};
+static const cfg_custom cfg_rule_methods_impl = {cfg_rule_methods, NULL};
+static const cfg_custom cfg_rule_hosts_impl = {cfg_rule_hosts, NULL};
+static const cfg_custom cfg_rule_key_impl = {cfg_rule_key, NULL};
+static const cfg_custom cfg_rule_missing_impl = {cfg_rule_missing, NULL};
+
+#define RULE(f) offsetof(rl_rule, f)
+static const rl_setting cfg_rule_rows[] = {
+    {.key = "name",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_name_impl,
+     .type_doc = "string",
+     .flags = RL_SETTING_REQUIRED,
+     .doc = "the rule's unique name"},
+    {.key = "path",
+     .type = RL_SETTING_STRING,
+     .offset = RULE(path),
+     .canonical = "path",
+     .flags = RL_SETTING_DERIVED,
+     .def = "—",
+     .doc = "the canonical path equals this"},
+    {.key = "path_prefix",
+     .type = RL_SETTING_STRING,
+     .offset = RULE(path_prefix),
+     .canonical = "path prefix",
+     .flags = RL_SETTING_DERIVED,
+     .def = "\"/\" when no path/path_regex is given",
+     .doc = "the canonical path starts so"},
+    {.key = "path_case_insensitive",
+     .type = RL_SETTING_BOOL,
+     .offset = RULE(path_nocase),
+     .def = "false",
+     .doc = "path matching ignores ASCII case"},
+    {.key = "path_regex",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_regex_impl,
+     .type_doc = "string",
+     .def = "—",
+     .doc = "the canonical path matches this PCRE2 regex"},
+    {.key = "methods",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_methods_impl,
+     .type_doc = "list of strings",
+     .def = "any",
+     .doc = "the method is one of these"},
+    {.key = "hosts",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_hosts_impl,
+     .type_doc = "list of strings",
+     .def = "any",
+     .doc = "the Host is one of these"},
+    {.key = "key",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_key_impl,
+     .type_doc = "string or list",
+     .def = "\"client\"",
+     .doc = "what the rule counts by"},
+    {.key = "on_missing_key",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_missing_impl,
+     .type_doc = "string",
+     .def = "\"skip\"",
+     .doc = "what a request without the key gets"},
+    {.key = "missing_key_status",
+     .type = RL_SETTING_INT,
+     .offset = RULE(missing_key_status),
+     .min = 400,
+     .max = 599,
+     .def = "400",
+     .doc = "status of a missing-key refusal"},
+    {.key = "status",
+     .type = RL_SETTING_INT,
+     .offset = RULE(status),
+     .min = 400,
+     .max = 599,
+     .def = "429",
+     .doc = "status of a refusal by this rule"},
+    {.key = "body",
+     .type = RL_SETTING_STRING,
+     .offset = RULE(body),
+     .check = cfg_rule_body,
+     .flags = RL_SETTING_DERIVED,
+     .def = "\"Too Many Requests: retry in N s\\n\"",
+     .doc = "body of a refusal by this rule"},
+    {.key = "dry_run",
+     .type = RL_SETTING_BOOL,
+     .offset = RULE(dry_run),
+     .def = "false",
+     .doc = "decide and report, never refuse"},
+    {.key = "cost",
+     .type = RL_SETTING_INT64,
+     .offset = RULE(cost),
+     .min = 1,
+     .max = RL_COUNT_MAX,
+     .def = "1",
+     .range_doc = "1..BURST",
+     .doc = "units each matching request uses"},
+    {.key = "limit",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_limit_impl,
+     .type_doc = "string",
+     .flags = RL_SETTING_REQUIRED,
+     .doc = "COUNT/PERIOD"},
+    {.key = "burst",
+     .type = RL_SETTING_INT64,
+     .offset = RULE(burst),
+     .min = 1,
+     .max = RL_COUNT_MAX,
+     .flags = RL_SETTING_DERIVED,
+     .def = "COUNT",
+     .doc = "GCRA: requests admitted at once"},
+    {.key = "algorithm",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_algorithm_impl,
+     .type_doc = "string",
+     .def = "\"gcra\"",
+     .doc = "how the limit is counted"},
+    {.key = "on_redis_down",
+     .type = RL_SETTING_CUSTOM,
+     .impl = &cfg_rule_on_redis_down_impl,
+     .type_doc = "string",
+     .def = "\"shm\"",
+     .doc = "what the rule does while Redis cannot"},
+};
+
+const rl_section rl_cfg_rule_section = {"rules", cfg_rule_rows,
+                                        sizeof cfg_rule_rows / sizeof cfg_rule_rows[0],
+                                        sizeof(rl_rule), cfg_rule_finish};
+
+static int cfg_load_rule(const cfg_loader *ld, const config_setting_t *g, rl_config *cfg)
+{
+    rl_rule *rule = &cfg->rules[cfg->nrules];
+    rl_schema_ctx ctx = {.ld = ld, .sec = &rl_cfg_rule_section, .cfg = cfg, .index = cfg->nrules};
+
+    if (rl_cfg_group(ld, g) != 0)
+        return -1;
+    rule->line = (int)config_setting_source_line(g);
+    rule->nkey = 1; /* key = "client" */
+    cfg->nrules++;  /* from here on rl_config_free() frees what the rule holds */
+    if (rl_schema_defaults(ld, &rl_cfg_rule_section, rule) != 0)
+        return -1;
+    return rl_schema_read(&ctx, g, rule);
 }
 
 int rl_cfg_load_rules(const cfg_loader *ld, const config_setting_t *list, rl_config *cfg)

@@ -270,19 +270,6 @@ int rl_cfg_group(const cfg_loader *ld, const config_setting_t *s)
     return config_setting_is_group(s) ? 0 : rl_cfg_wrong_type(ld, s, "a group");
 }
 
-/* Walks group g in file order, handing each member to member(ld, s, ud), which reads the keys
- * its group knows and reports any other with rl_cfg_unknown_key. Stops at the first error. */
-int rl_cfg_members(const cfg_loader *ld, const config_setting_t *g, rl_cfg_member_fn member,
-                   void *ud)
-{
-    if (rl_cfg_group(ld, g) != 0)
-        return -1;
-    for (int i = 0; i < config_setting_length(g); i++)
-        if (member(ld, config_setting_get_elem(g, (unsigned)i), ud) != 0)
-            return -1;
-    return 0;
-}
-
 int rl_cfg_is(const config_setting_t *s, const char *name)
 {
     return strcmp(config_setting_name(s), name) == 0;

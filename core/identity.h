@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "ratelimit.h"
+#include "config_types.h"
 
 #define RL_IDENTITY_HEADER_MAX 8192 /* a longer forwarded header is ignored (peer is used) */
 #define RL_IDENTITY_HOPS_MAX 64     /* hops examined, from the right */

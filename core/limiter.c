@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "algo.h"
+#include "config_types.h"
 #include "backend.h"
 #include "cidr.h"
 #include "failover.h"

@@ -8,7 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "ratelimit.h"
+#include "config_types.h"
 
 /* The largest reply a command of a decision can legitimately get. EVALSHA answers an array of
  * 4 integers per rule and one more (redis_script.c); AUTH, SELECT and PING a status; SCRIPT LOAD

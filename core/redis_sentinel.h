@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ratelimit.h"
+#include "config_types.h"
 
 #define RL_SENTINEL_HOST_MAX 255 /* bytes of a master's host */
 /* How often a connected process asks the sentinels again (redis.c). */

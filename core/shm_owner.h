@@ -13,7 +13,7 @@
 
 #include <sys/stat.h>
 
-#include "ratelimit.h"
+#include "config_types.h"
 
 /* rl_shm_create_owned's "ownership failed, err set, name removed". */
 #define RL_SHM_OWN_FAILED (-2)

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "ratelimit.h"
+#include "config_types.h"
 
 typedef struct rl_stats_seg rl_stats_seg;
 

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "settings.h"
 
 #define ADMIN_BODY_MAX 65536 /* bytes of a test request's JSON */
 
@@ -94,7 +95,7 @@ void admin_close(void)
 
 admin_endpoint admin_match(const handle_ctx *ctx)
 {
-    const rl_admin_config *ac = &ctx->cfg->admin;
+    const settings_admin *ac = settings_get_admin(ctx->cfg);
     const char *p = ctx->req.path;
 
     if (!ac->enabled)
@@ -146,7 +147,8 @@ static int admin_allowed(handle_ctx *ctx)
 {
     rl_request rq = {
         .remote_addr = ctx->req.client, .header = request_get_header, .header_ud = &ctx->req};
-    return rl_client_in(ctx->cfg, &rq, ctx->cfg->admin.allow, ctx->cfg->admin.nallow);
+    return rl_client_in(ctx->cfg, &rq, settings_get_admin(ctx->cfg)->allow,
+                        settings_get_admin(ctx->cfg)->nallow);
 }
 
 typedef int (*admin_read_fn)(void *ud, char *buf, int n);
@@ -271,7 +273,7 @@ int admin_serve(handle_ctx *ctx, admin_endpoint ep, const proxy_io *io)
 {
     admin_out out = {0};
     long limit = admin_content_length(io->params);
-    int ms = ctx->cfg->fastcgi.read_timeout_ms;
+    int ms = settings_get_fastcgi(ctx->cfg)->read_timeout_ms;
     admin_body_in in = {.io = io, .deadline = admin_now_ms() + ms, .ms = ms};
     int rc = 0;
 

@@ -42,11 +42,11 @@ static json_t *admin_shm_json(handle_ctx *ctx, int full)
     rl_table_stats ts;
 
     if (rl_limiter_table_stats(ctx->lim, &ts) < 0)
-        return json_pack("{s:s, s:s}", "name", ctx->cfg->shm.name, "error",
+        return json_pack("{s:s, s:s}", "name", rl_config_shm_name(ctx->cfg), "error",
                          rl_limiter_errstr(ctx->lim));
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", ctx->cfg->shm.name, "capacity",
-                          (json_int_t)ts.capacity, "entries", (json_int_t)ts.entries, "evictions",
-                          (json_int_t)ts.evictions, "repairs", (json_int_t)ts.repairs);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", rl_config_shm_name(ctx->cfg),
+                          "capacity", (json_int_t)ts.capacity, "entries", (json_int_t)ts.entries,
+                          "evictions", (json_int_t)ts.evictions, "repairs", (json_int_t)ts.repairs);
     if (o != NULL && full)
         json_object_set_new(o, "expired_reclaimed", json_integer(ts.expired_reclaimed));
     return o;
@@ -54,19 +54,20 @@ static json_t *admin_shm_json(handle_ctx *ctx, int full)
 
 static json_t *admin_redis_json(const handle_ctx *ctx)
 {
-    const rl_redis_config *r = &ctx->cfg->redis;
-    json_t *o = json_pack("{s:b, s:s}", "configured", r->enabled, "state",
+    rl_redis_where r;
+    rl_config_redis_where(ctx->cfg, &r);
+    json_t *o = json_pack("{s:b, s:s}", "configured", r.enabled, "state",
                           rl_limiter_breaker_state(ctx->lim));
 
-    if (o == NULL || !r->enabled)
+    if (o == NULL || !r.enabled)
         return o;
-    if (r->socket != NULL)
-        json_object_set_new(o, "socket", json_string(r->socket));
+    if (r.socket != NULL)
+        json_object_set_new(o, "socket", json_string(r.socket));
     else {
-        json_object_set_new(o, "host", json_string(r->host));
-        json_object_set_new(o, "port", json_integer(r->port));
+        json_object_set_new(o, "host", json_string(r.host));
+        json_object_set_new(o, "port", json_integer(r.port));
     }
-    json_object_set_new(o, "db", json_integer(r->db));
+    json_object_set_new(o, "db", json_integer(r.db));
     return o;
 }
 

@@ -98,7 +98,9 @@ static void admin_histogram(admin_out *o, const rl_stats *s)
 static void admin_gauges(handle_ctx *ctx, admin_out *o)
 {
     rl_table_stats ts;
-    int configured = ctx->cfg->redis.enabled;
+    rl_redis_where where;
+    rl_config_redis_where(ctx->cfg, &where);
+    int configured = where.enabled;
 
     if (rl_limiter_table_stats(ctx->lim, &ts) == 0) {
         admin_head(o, "ratelimit_shm_entries", "gauge", "Keys in the shared-memory table.");

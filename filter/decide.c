@@ -10,6 +10,7 @@
 #include "../core/fmacros.h"
 
 #include "decide.h"
+#include "settings.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -87,13 +88,13 @@ static int decide_missing(const char *name, const char *suffix)
  * Segments that exist and fit are only attached to, which changes no owner. */
 static int decide_root_would_create(const rl_config *cfg, const char *file)
 {
-    const char *which = decide_missing(cfg->shm.name, "")         ? ""
-                        : decide_missing(cfg->shm.name, "-stats") ? "-stats"
-                                                                  : NULL;
+    const char *which = decide_missing(rl_config_shm_name(cfg), "")         ? ""
+                        : decide_missing(rl_config_shm_name(cfg), "-stats") ? "-stats"
+                                                                            : NULL;
     char plan[1024];
     int rc;
 
-    if (geteuid() != 0 || cfg->shm.uid_set)
+    if (geteuid() != 0 || rl_config_shm_owner_set(cfg))
         return 0;
     if (which != NULL) {
         fprintf(stderr,
@@ -102,7 +103,7 @@ static int decide_root_would_create(const rl_config *cfg, const char *file)
                 "open; set shm.user (the web server's user, e.g. \"www-data\") in %s, or run "
                 "--decide as the pool's user (runuser -u www-data -- ratelimit-filter --decide "
                 "...)\n",
-                cfg->shm.name, which, file);
+                rl_config_shm_name(cfg), which, file);
         return 1;
     }
     rc = rl_limiter_shm_plan(cfg, plan, sizeof plan);
@@ -129,7 +130,7 @@ int decide_run(const char *file, const decide_args *a)
     for (size_t i = 0; i < a->nheaders; i++)
         if (decide_parse_header(a->headers[i], &hs) != 0)
             return 2;
-    cfg = rl_config_load(file, &err);
+    cfg = settings_load(file, &err);
     if (cfg == NULL) {
         fprintf(stderr, "ratelimit-filter: %s\n", err.text);
         return 1;

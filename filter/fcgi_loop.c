@@ -87,7 +87,7 @@ static void loop_reload_config(handle_ctx *ctx, rl_config **cfg, rl_limiter **li
     rl_limiter *nlim;
 
     loop_reload = 0;
-    if (reload_load((*cfg)->path, &ncfg, &nlim) != 0)
+    if (reload_load(rl_config_path(*cfg), &ncfg, &nlim) != 0)
         return;
     /* Everything that borrows the old config goes first. */
     forward_close();
@@ -100,7 +100,7 @@ static void loop_reload_config(handle_ctx *ctx, rl_config **cfg, rl_limiter **li
     ctx->lim = nlim;
     ctx->degraded = 0;
     request_init(&ctx->req, ncfg);
-    log_info("reload: %s: %zu rule(s) now in force", ncfg->path, ncfg->nrules);
+    log_info("reload: %s: %zu rule(s) now in force", rl_config_path(ncfg), rl_config_nrules(ncfg));
 }
 
 /* Decides the request in io and answers it through io. Returns 0, or -1 when the answer was

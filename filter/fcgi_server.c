@@ -31,6 +31,7 @@
 
 #include "fcgi_conn.h"
 #include "log.h"
+#include "settings.h"
 
 #define SRV_EVENTS 64
 #define SRV_FD_RESERVE 64       /* descriptors kept for Redis, the proxy, logs */
@@ -114,7 +115,7 @@ static int srv_serve(srv *s, fcgi_conn *c)
                  FCGI_PARAMS_MAX);
     int rc = s->h->serve(s->h->ud, &io);
     if (rc != 0) /* cut: the web server must see a failure, never a complete answer */
-        fcgi_conn_abort(c, s->h->config(s->h->ud)->proxy.timeout_ms);
+        fcgi_conn_abort(c, settings_get_proxy(s->h->config(s->h->ud))->timeout_ms);
     if (fcgi_conn_end(c, rc == 0) == FCGI_STEP_CLOSE && !c->closing) {
         srv_remove(s, c);
         return -1;
@@ -203,7 +204,7 @@ static void srv_listen(srv *s, int on)
 
 static void srv_accept(srv *s)
 {
-    const rl_fastcgi_config *lim = &s->h->config(s->h->ud)->fastcgi;
+    const settings_fastcgi *lim = settings_get_fastcgi(s->h->config(s->h->ud));
 
     for (int tries = 0; tries < 2; tries++) { /* once more after making room */
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -337,7 +338,7 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
     for (;;) {
         if (h->tick(h->ud))
             break;
-        int want = h->config(h->ud)->fastcgi.max_connections;
+        int want = settings_get_fastcgi(h->config(h->ud))->max_connections;
         if (want != cap_for) { /* at start and after a reload that changed it */
             s.cap = srv_cap(want);
             cap_for = want;

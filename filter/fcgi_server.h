@@ -25,9 +25,10 @@ typedef struct fcgi_server_hooks {
     int (*serve)(void *ud, const proxy_io *io);
     /* Called before every wait (signals were handled): returns 1 to stop. */
     int (*tick)(void *ud);
-    /* The configuration in force: its fastcgi group (a reload may change it; connections
-     * keep the deadlines they were accepted with) and proxy.timeout_ms, the longest a cut
-     * answer waits for the web server to read what was sent (fcgi_conn_abort). */
+    /* The configuration in force, loaded by settings_load: its fastcgi section (a reload may
+     * change it; connections keep the deadlines they were accepted with) and
+     * proxy.timeout_ms, the longest a cut answer waits for the web server to read what was
+     * sent (fcgi_conn_abort); both read with settings.h's accessors. */
     const rl_config *(*config)(void *ud);
     const sigset_t *wait_mask; /* the signal mask while waiting */
     void *ud;

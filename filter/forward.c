@@ -14,13 +14,14 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "settings.h"
 
 static proxy *forward_px;
 static response forward_lines; /* the rate-limit header lines added to the backend's answer */
 
 int forward_wanted(const handle_ctx *ctx, const response *rsp)
 {
-    return ctx->admin == 0 && ctx->cfg->proxy.backend != NULL &&
+    return ctx->admin == 0 && settings_get_proxy(ctx->cfg)->backend != NULL &&
            ctx->req.role == REQUEST_ROLE_RESPONDER && rsp->status == 200 && ctx->dec.allowed;
 }
 

@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "decide.h"
+#include "settings.h"
 #include "fcgi_loop.h"
 #include "listen.h"
 #include "log.h"
@@ -92,12 +93,13 @@ static int main_usage_error(void)
  * keys carry another fingerprint) not read again. */
 static void main_test_census(const rl_config *cfg)
 {
-    int64_t *live = calloc(cfg->nrules + 1, sizeof *live);
-    int64_t *stale = calloc(cfg->nrules + 1, sizeof *stale);
+    size_t nrules = rl_config_nrules(cfg);
+    int64_t *live = calloc(nrules + 1, sizeof *live);
+    int64_t *stale = calloc(nrules + 1, sizeof *stale);
 
     if (live != NULL && stale != NULL && rl_limiter_shm_census(cfg, live, stale) == 0) {
-        for (size_t i = 0; i < cfg->nrules; i++) {
-            const char *n = cfg->rules[i].name;
+        for (size_t i = 0; i < nrules; i++) {
+            const char *n = rl_config_rule(cfg, i)->name;
             if (live[i] > 0)
                 fprintf(stderr, "ratelimit-filter: rule \"%s\": %lld live entries, kept\n", n,
                         (long long)live[i]);
@@ -115,7 +117,7 @@ static void main_test_census(const rl_config *cfg)
 static int main_test(const char *file)
 {
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         fprintf(stderr, "ratelimit-filter: %s\n", err.text);
@@ -142,18 +144,20 @@ static int main_test(const char *file)
 static int main_shm_remove(const char *file)
 {
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         fprintf(stderr, "ratelimit-filter: %s\n", err.text);
         return MAIN_EXIT_CONFIG;
     }
-    if (rl_shm_unlink(cfg->shm.name) == 0)
-        fprintf(stderr, "ratelimit-filter: removed shared memory %s\n", cfg->shm.name);
+    if (rl_shm_unlink(rl_config_shm_name(cfg)) == 0)
+        fprintf(stderr, "ratelimit-filter: removed shared memory %s\n", rl_config_shm_name(cfg));
     else
-        fprintf(stderr, "ratelimit-filter: shared memory %s did not exist\n", cfg->shm.name);
-    if (rl_stats_unlink(cfg->shm.name) == 0)
-        fprintf(stderr, "ratelimit-filter: removed its statistics %s-stats\n", cfg->shm.name);
+        fprintf(stderr, "ratelimit-filter: shared memory %s did not exist\n",
+                rl_config_shm_name(cfg));
+    if (rl_stats_unlink(rl_config_shm_name(cfg)) == 0)
+        fprintf(stderr, "ratelimit-filter: removed its statistics %s-stats\n",
+                rl_config_shm_name(cfg));
     rl_config_free(cfg);
     return MAIN_EXIT_OK;
 }
@@ -164,7 +168,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
 {
     char why[512];
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         log_error("%s", err.text);
@@ -195,7 +199,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
 static int main_serve(const char *file)
 {
     rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg = settings_load(file, &err);
 
     if (cfg == NULL) {
         log_error("%s", err.text);

@@ -190,8 +190,8 @@ static void prefork_reload(rl_config **cfg, prefork_slot *slots, int n)
 {
     rl_config *ncfg;
 
-    log_info("master %ld: SIGHUP, reloading %s", (long)getpid(), (*cfg)->path);
-    if (reload_load((*cfg)->path, &ncfg, NULL) != 0)
+    log_info("master %ld: SIGHUP, reloading %s", (long)getpid(), rl_config_path(*cfg));
+    if (reload_load(rl_config_path(*cfg), &ncfg, NULL) != 0)
         return;
     rl_config_free(*cfg);
     *cfg = ncfg;

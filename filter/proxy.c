@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "proxy_int.h"
+#include "settings.h"
 
 proxy *proxy_new(const rl_config *cfg)
 {
@@ -78,7 +79,7 @@ static int proxy_answer(const proxy_xfer *x, int status, const char *text)
 static void proxy_options(proxy *px)
 {
     CURL *c = px->curl;
-    const rl_proxy_config *pc = &px->cfg->proxy;
+    const settings_proxy *pc = settings_get_proxy(px->cfg);
 
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, pc->backend);
@@ -109,12 +110,14 @@ static int proxy_failed(proxy *px, CURLcode rc)
         return -1;
     }
     if (x->timed_out || rc == CURLE_OPERATION_TIMEDOUT) {
-        int ms = x->timed_out ? px->cfg->proxy.timeout_ms : px->cfg->proxy.connect_timeout_ms;
-        log_error("504: backend %s did not answer \"%s\" within %d ms", px->cfg->proxy.backend,
-                  target, ms);
+        int ms = x->timed_out ? settings_get_proxy(px->cfg)->timeout_ms
+                              : settings_get_proxy(px->cfg)->connect_timeout_ms;
+        log_error("504: backend %s did not answer \"%s\" within %d ms",
+                  settings_get_proxy(px->cfg)->backend, target, ms);
         return proxy_answer(x, 504, "Gateway Timeout: the backend did not answer in time\n");
     }
-    log_error("502: backend %s failed for \"%s\": %s", px->cfg->proxy.backend, target, why);
+    log_error("502: backend %s failed for \"%s\": %s", settings_get_proxy(px->cfg)->backend, target,
+              why);
     if (rc == CURLE_COULDNT_CONNECT)
         return proxy_answer(x, 502, "Bad Gateway: the backend refused the connection\n");
     return proxy_answer(x, 502, "Bad Gateway: the backend failed\n");
@@ -130,7 +133,7 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
     x->io = io;
     x->extra = extra;
     x->extra_len = extra_len;
-    x->timeout_ms = px->cfg->proxy.timeout_ms;
+    x->timeout_ms = settings_get_proxy(px->cfg)->timeout_ms;
     x->last_ms = proxy_now_ms();
     px->target[0] = '\0';
     proxy_options(px);
@@ -151,7 +154,8 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
         if (rc == CURLE_OK && !x->write_failed)
             return x->status;
         char target[256];
-        log_error("backend %s: the response to \"%s\" was cut short: %s", px->cfg->proxy.backend,
+        log_error("backend %s: the response to \"%s\" was cut short: %s",
+                  settings_get_proxy(px->cfg)->backend,
                   log_escape(target, sizeof target, px->target),
                   x->write_failed ? "the web server went away"
                   : px->errbuf[0] ? px->errbuf

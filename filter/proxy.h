@@ -26,7 +26,7 @@ typedef struct proxy_io {
 
 typedef struct proxy proxy;
 
-/* A proxy for cfg->proxy (borrowed; must outlive it); NULL when libcurl cannot make a handle
+/* A proxy for the proxy section of cfg (borrowed; must outlive it); NULL when libcurl cannot make a handle
  * (logged). */
 proxy *proxy_new(const rl_config *cfg);
 void proxy_free(proxy *px);

@@ -12,6 +12,7 @@
 #include "../core/fmacros.h"
 
 #include "reload.h"
+#include "settings.h"
 
 #include "backend.h"
 #include "log.h"
@@ -19,7 +20,7 @@
 int reload_load(const char *path, rl_config **cfg, rl_limiter **lim)
 {
     rl_error err;
-    rl_config *c = rl_config_load(path, &err);
+    rl_config *c = settings_load(path, &err);
 
     if (c == NULL) {
         log_error("reload: %s: keeping the running configuration", err.text);

@@ -127,12 +127,12 @@ static void request_add_name(request *req, const char *name)
 void request_init(request *req, const rl_config *cfg)
 {
     memset(req, 0, sizeof *req);
-    if (cfg->identity.ntrusted > 0)
-        request_add_name(req, cfg->identity.header == RL_FORWARD_FORWARDED ? "forwarded"
-                                                                           : "x-forwarded-for");
-    for (size_t i = 0; i < cfg->nrules; i++)
-        for (size_t k = 0; k < cfg->rules[i].nkey; k++) {
-            const rl_key_part *p = &cfg->rules[i].key[k];
+    const char *fwd = rl_config_forward_header(cfg);
+    if (fwd != NULL)
+        request_add_name(req, fwd);
+    for (size_t i = 0; i < rl_config_nrules(cfg); i++)
+        for (size_t k = 0; k < rl_config_rule(cfg, i)->nkey; k++) {
+            const rl_key_part *p = &rl_config_rule(cfg, i)->key[k];
             if (p->kind != RL_KEY_CLIENT)
                 request_add_name(req, p->kind == RL_KEY_COOKIE ? "cookie" : p->name);
         }

@@ -2,6 +2,7 @@
 #include "../core/fmacros.h"
 
 #include "response.h"
+#include "settings.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -103,7 +104,7 @@ static void response_add_headers(response *r, const rl_config *cfg, const rl_dec
         response_addf(r, "RateLimit-Policy: %s\r\n", policy);
     if (state[0])
         response_addf(r, "RateLimit: %s\r\n", state);
-    if (cfg->x_ratelimit_headers)
+    if (settings_get_headers(cfg)->x_ratelimit)
         response_addf(r,
                       "X-RateLimit-Limit: %" PRId64 "\r\n"
                       "X-RateLimit-Remaining: %" PRId64 "\r\n"
@@ -170,11 +171,12 @@ static void response_refused(response *r, const rl_config *cfg, const request *r
                   "Content-Type: %s\r\n"
                   "Retry-After: %" PRId64 "\r\n",
                   status, response_reason(status),
-                  cfg->problem_json ? "application/problem+json" : "text/plain; charset=utf-8",
+                  settings_get_headers(cfg)->problem_json ? "application/problem+json"
+                                                          : "text/plain; charset=utf-8",
                   retry);
     response_add_headers(r, cfg, d);
     response_addf(r, "Cache-Control: no-store\r\n\r\n");
-    if (cfg->problem_json)
+    if (settings_get_headers(cfg)->problem_json)
         response_problem(r, req, d, status, retry);
     else if (d->rule != NULL && d->rule->body != NULL)
         response_addf(r, "%s", d->rule->body);

@@ -170,111 +170,41 @@ typedef struct rl_rule {
     rl_redis_down on_redis_down; /* used only with Redis enabled */
 } rl_rule;
 
-/* Who owns the segments a process creates (the table and its "-stats"): applied to the new
- * segment's fd before it is sized, so no other process can open it meanwhile. Resolved once at
- * load (shm.user, shm.group, shm.mode); an existing segment is never changed. A zeroed struct
- * means "the creating process's user and group, mode 0600". */
-typedef struct rl_shm_config {
-    char *name;       /* POSIX shared-memory name, "/..." */
-    int64_t capacity; /* keys the table holds; the least recently used is evicted */
-    int uid_set;      /* shm.user given: the segments' owner is uid ... */
-    uint32_t uid;     /* ... else the creating process's user */
-    int gid_set;      /* shm.group given, or shm.user's primary group: gid ... */
-    uint32_t gid;     /* ... else the creating process's group */
-    int mode;         /* shm.mode, 0600 by default (0660 with shm.group); 0 reads as 0600 */
-} rl_shm_config;
-
-typedef struct rl_redis_config {
-    int enabled;
-    char *host;
-    int port;
-    char *socket; /* unix socket path; when set, host/port are unused */
-    int db;
-    char *user;     /* ACL user for "AUTH user password"; NULL = the default user */
-    char *password; /* NULL = no AUTH */
-    char *prefix;   /* prepended to every key */
-    int connect_timeout_ms;
-    int command_timeout_ms;
-    int breaker_failures;    /* consecutive failures that open the circuit breaker */
-    int breaker_open_ms;     /* how long it stays open before one probe is let through ... */
-    int breaker_open_max_ms; /* ... doubling after each failed probe, up to this */
-    int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
-    char **cluster;          /* Redis Cluster seed nodes "HOST:PORT" (owned); NULL: one server */
-    size_t ncluster;         /* entries of cluster */
-    char **sentinels;        /* Sentinel addresses "HOST:PORT" (owned); NULL: no Sentinel */
-    size_t nsentinels;       /* entries of sentinels */
-    char *master_name;       /* the master the sentinels are asked for; set with sentinels */
-} rl_redis_config;
-
-/* Which header names the client behind a trusted proxy. */
-typedef enum rl_forward_header {
-    RL_FORWARD_XFF = 0,   /* X-Forwarded-For: a, b, c */
-    RL_FORWARD_FORWARDED, /* RFC 7239 Forwarded: for=a, for="[b]:1" */
-} rl_forward_header;
-
-/* How the client identity is found (identity.c). */
-typedef struct rl_identity_config {
-    rl_cidr *trusted; /* proxies whose forwarded header is believed; owned */
-    size_t ntrusted;
-    rl_forward_header header;
-    int ipv6_prefix; /* IPv6 clients are grouped by this prefix, 1..128 (64) */
-} rl_identity_config;
-
-/* Address lists checked before any rule: deny wins over allow. */
-typedef struct rl_access_config {
-    rl_cidr *allow; /* skip every limit; owned */
-    size_t nallow;
-    rl_cidr *deny; /* refused with 403; owned */
-    size_t ndeny;
-} rl_access_config;
-/* Where the filter forwards allowed requests in the FastCGI responder role. */
-typedef struct rl_proxy_config {
-    char *backend; /* "http://HOST[:PORT]", no trailing '/'; NULL = not proxying */
-    int connect_timeout_ms;
-    int timeout_ms; /* the longest the backend may stay silent during one exchange */
-} rl_proxy_config;
-
-/* How the filter's FastCGI server treats its connections (the --listen daemon and the pool a
- * web server spawns): deadlines and the number of connections one process holds. */
-typedef struct rl_fastcgi_config {
-    int read_timeout_ms; /* a request's parameters, from its first byte (default 5000); also
-                             each wait for its body or to send its answer */
-    int idle_timeout_ms; /* a kept connection between requests (default 30000) */
-    int max_connections; /* connections one process holds at once (default 256) */
-} rl_fastcgi_config;
-
-/* The filter's admin endpoints (health, stats, test, metrics): answered in the FastCGI
- * responder role to clients in `allow` (resolved like rule keys: trusted proxies apply),
- * never rate-limited or forwarded. Paths are distinct, start with '/', exact matches. */
-typedef struct rl_admin_config {
-    int enabled;    /* default on */
-    rl_cidr *allow; /* owned; default 127.0.0.1/32 and ::1/128 */
-    size_t nallow;
-    char *health_path;  /* default "/api/health/rate-limiter" */
-    char *stats_path;   /* default "/api/health/rate-limiter/stats" */
-    char *test_path;    /* default "/api/health/rate-limiter/test" */
-    char *metrics_path; /* default "/metrics" */
-} rl_admin_config;
-
-typedef struct rl_config {
-    char *path; /* the file it was read from */
-    rl_shm_config shm;
-    rl_redis_config redis;
-    rl_identity_config identity;
-    rl_access_config access;
-    rl_proxy_config proxy;
-    rl_admin_config admin;
-    rl_fastcgi_config fastcgi;
-    int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
-    int problem_json;        /* refusals carry an RFC 9457 application/problem+json body (off) */
-    rl_rule *rules;
-    size_t nrules;
-} rl_config;
+/* A loaded configuration: opaque. Read it with the accessors below; a program's own sections
+ * (ratelimit_schema.h) with rl_config_section(). */
+typedef struct rl_config rl_config;
 
 /* Reads and validates FILE. Returns a new config (free with rl_config_free) or NULL with
  * err->text set, e.g. `ratelimit.conf:12: rules[0].limit: invalid period "0s": must be > 0`. */
 rl_config *rl_config_load(const char *file, rl_error *err) RL_WARN_UNUSED;
 void rl_config_free(rl_config *cfg);
+
+/* The file it was read from. */
+const char *rl_config_path(const rl_config *cfg);
+/* Its rules, in file order: rl_config_rule(cfg, i) for i < rl_config_nrules(cfg). */
+size_t rl_config_nrules(const rl_config *cfg);
+const rl_rule *rl_config_rule(const rl_config *cfg, size_t i);
+/* The shared-memory table's name (shm.name), and 1 when shm.user gives its owner. */
+const char *rl_config_shm_name(const rl_config *cfg);
+int rl_config_shm_owner_set(const rl_config *cfg);
+/* Redis as configured: enabled, and where (a cluster's seeds, else the sentinels and the
+ * master's name, else socket, else host and port) and which db. The strings are borrowed. */
+typedef struct rl_redis_where {
+    int enabled;
+    const char *socket; /* NULL: TCP to host:port */
+    const char *host;
+    int port;
+    int db;
+    const char *const *cluster;   /* Redis Cluster seed nodes "HOST:PORT"; host/port unused ... */
+    size_t ncluster;              /* ... when this is not 0 */
+    const char *const *sentinels; /* Redis Sentinel addresses "HOST:PORT" ... */
+    size_t nsentinels;            /* ... (not 0: host/port unused, the master is asked ... */
+    const char *master_name;      /* ... of them by this name); NULL without sentinels */
+} rl_redis_where;
+void rl_config_redis_where(const rl_config *cfg, rl_redis_where *out);
+/* The lowercase name of the forwarded header the identity reads ("x-forwarded-for" or
+ * "forwarded"), or NULL when no proxy is trusted (then no header is read). */
+const char *rl_config_forward_header(const rl_config *cfg);
 
 /* Parses "COUNT/PERIOD" (PERIOD = [N]ms|s|m|h|d, N defaults to 1: "100/90s", "10/m").
  * Returns 0, or -1 with a reason in err. */

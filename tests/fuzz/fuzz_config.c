@@ -1,6 +1,9 @@
 /* fuzz_config.c -- libFuzzer target: arbitrary bytes as a configuration file
  *
- * The loader reads a path, so each input is written to one memfd and loaded through
+ * Loaded as the program loads it (settings_load: the core's sections and the filter's, proxy,
+ * fastcgi, headers and admin, then the RATE_LIMIT_* environment, unset here), so every
+ * section of the file is fuzzed; rl_config_load alone would refuse the filter's as unknown
+ * keys. The loader reads a path, so each input is written to one memfd and loaded through
  * /proc/self/fd/N. Any result is fine (a config, or NULL with an error text); what must never
  * happen is a crash, a sanitizer report, a leak, or an error text that is not one line.
  */
@@ -13,6 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../../filter/env.c"
+#include "../../filter/settings.c"
 #include "ratelimit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
         abort();
-    rl_config *cfg = rl_config_load(path, &err);
+    rl_config *cfg = settings_load(path, &err);
     if (cfg == NULL && (err.text[0] == '\0' || strchr(err.text, '\n') != NULL))
         abort(); /* every failure must say why, on one line */
     rl_config_free(cfg);

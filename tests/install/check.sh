@@ -4,7 +4,8 @@
 # Installs into a scratch DESTDIR (PREFIX=/usr) and checks, from the installed copy only:
 #   - the program runs (-V, -t on the sample config); the man page, manual and examples exist;
 #   - the library: libratelimit.a, libratelimit.so.VERSION with soname libratelimit.so.0 (and
-#     its two links), include/ratelimit.h, lib/pkgconfig/ratelimit.pc; the .so exports the
+#     its two links), include/ratelimit.h and ratelimit_schema.h, lib/pkgconfig/ratelimit.pc;
+#     the .so exports the
 #     header's rl_* names and nothing else;
 #   - tests/install/smoke.c built through `pkg-config --cflags --libs ratelimit` links the .so
 #     and, run, opens a config, decides once (allowed, by shm) and closes;
@@ -49,9 +50,9 @@ check "examples" test -s "$R/usr/share/doc/ratelimit-filter/examples/lighttpd/au
 
 # ---- the library's files -----------------------------------------------------------------------
 SO=libratelimit.so.$RL_VERSION
-check "libratelimit.a, $SO, ratelimit.h, ratelimit.pc installed" \
+check "libratelimit.a, $SO, ratelimit.h, ratelimit_schema.h, ratelimit.pc installed" \
     test -s "$L/libratelimit.a" -a -s "$L/$SO" -a -s "$R/usr/include/ratelimit.h" \
-    -a -s "$L/pkgconfig/ratelimit.pc"
+    -a -s "$R/usr/include/ratelimit_schema.h" -a -s "$L/pkgconfig/ratelimit.pc"
 check "links libratelimit.so -> .so.$RL_SOVERSION -> $SO" \
     test "$(readlink "$L/libratelimit.so")" = "libratelimit.so.$RL_SOVERSION" \
     -a "$(readlink "$L/libratelimit.so.$RL_SOVERSION")" = "$SO"

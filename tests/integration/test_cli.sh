@@ -54,6 +54,17 @@ check "-t bad names file:line" grep -q "^ratelimit-filter: $T/bad.conf:2: " "$T/
 expect_rc "-t missing file" 1 "$RL_FILTER" -t -c "$T/none.conf"
 expect_rc "RATELIMIT_CONFIG is the default" 0 env RATELIMIT_CONFIG="$T/rl.conf" "$RL_FILTER" -t
 check "RATELIMIT_CONFIG file was the one tested" grep -q "configuration file $T/rl.conf test" "$T/err"
+# A variable goes through the file's checks between the redis keys: a cluster has only db 0,
+# whether db comes from the file or from RATE_LIMIT_REDIS_DB.
+cat > "$T/cluster.conf" <<CONF
+shm: { name = "$SHM"; capacity = 100; };
+redis: { enabled = true; cluster = [ "127.0.0.1:7000" ]; };
+rules = ( { name = "cli"; path_prefix = "/"; limit = "5/m"; burst = 5; } );
+CONF
+expect_rc "-t a cluster config" 0 "$RL_FILTER" -t -c "$T/cluster.conf"
+expect_rc "-t a cluster config with RATE_LIMIT_REDIS_DB=2" 1 env RATE_LIMIT_REDIS_DB=2 "$RL_FILTER" -t -c "$T/cluster.conf"
+check "RATE_LIMIT_REDIS_DB on a cluster refused as the file's db" grep -qx \
+    'ratelimit-filter: environment RATE_LIMIT_REDIS_DB: invalid value "2": a cluster has only db 0 (db is 2)' "$T/err"
 expect_rc "serving with a bad config" 1 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/bad.conf"
 check "bad config logged as error" grep -Eq '^ratelimit-filter\[[0-9]+\]: error: ' "$T/err"
 

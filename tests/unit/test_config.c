@@ -8,6 +8,8 @@
 #include "fmacros.h"
 
 #include "leakcheck.h"
+#include "../../filter/settings.h"
+#include "config_types.h"
 #include "ratelimit.h"
 
 #include <criterion/criterion.h>
@@ -122,7 +124,7 @@ Test(config, bad_cases)
         want_raw = slurp(errfile);
         want = expand(want_raw, conf);
 
-        cfg = rl_config_load(conf, &err);
+        cfg = settings_load(conf, &err);
         cr_expect_null(cfg, "%s: loaded, expected: %s", conf, want);
         if (cfg == NULL)
             cr_expect_str_eq(err.text, want, "%s:\n  got:      %s\n  expected: %s", conf,
@@ -153,7 +155,7 @@ Test(config, good_cases)
         if (!has_suffix(e->d_name, ".conf"))
             continue;
         fmt(conf, sizeof conf, "%s/%s", dir, e->d_name);
-        cfg = rl_config_load(conf, &err);
+        cfg = settings_load(conf, &err);
         cr_expect_not_null(cfg, "%s: %s", conf, err.text);
         if (cfg != NULL)
             cr_expect_geq(cfg->nrules, 1);
@@ -170,7 +172,7 @@ static rl_config *load_good(const char *name, char *path, size_t size)
     rl_config *cfg;
 
     snprintf(path, size, "%s/config/good/%s", data_dir(), name);
-    cfg = rl_config_load(path, &err);
+    cfg = settings_load(path, &err);
     cr_assert_not_null(cfg, "%s", err.text);
     return cfg;
 }
@@ -192,7 +194,7 @@ Test(config, full_keys)
     cr_expect_str_eq(cfg->redis.prefix, "");
     cr_expect_eq(cfg->redis.connect_timeout_ms, 250);
     cr_expect_eq(cfg->redis.command_timeout_ms, 75);
-    cr_expect_eq(cfg->x_ratelimit_headers, 0);
+    cr_expect_eq(settings_get_headers(cfg)->x_ratelimit, 0);
 
     cr_assert_eq(cfg->nrules, 3);
     cr_expect_str_eq(cfg->rules[0].name, "global");
@@ -249,7 +251,7 @@ Test(config, minimal_defaults)
     cr_expect_str_eq(cfg->redis.prefix, "rl:");
     cr_expect_eq(cfg->redis.connect_timeout_ms, 100);
     cr_expect_eq(cfg->redis.command_timeout_ms, 50);
-    cr_expect_eq(cfg->x_ratelimit_headers, 1);
+    cr_expect_eq(settings_get_headers(cfg)->x_ratelimit, 1);
     cr_assert_eq(cfg->nrules, 1);
     cr_expect_str_eq(cfg->rules[0].name, "all");
     cr_expect_eq(cfg->rules[0].line, 1);
@@ -271,11 +273,11 @@ Test(config, default_shm_name_follows_the_real_path)
 
     /* The same file by another name: same segment. Another file: another segment. */
     fmt(dotted, sizeof dotted, "%s/config/good/./minimal.conf", data_dir());
-    c = rl_config_load(dotted, &err);
+    c = settings_load(dotted, &err);
     cr_assert_not_null(c, "%s", err.text);
     cr_expect_str_eq(a->shm.name, c->shm.name);
     fmt(other, sizeof other, "%s/config/good/colon_syntax.conf", data_dir());
-    d = rl_config_load(other, &err);
+    d = settings_load(other, &err);
     cr_assert_not_null(d, "%s", err.text);
     cr_expect_str_neq(a->shm.name, d->shm.name);
     rl_config_free(a);
@@ -344,7 +346,7 @@ Test(config, shm_owner_keys)
 Test(config, sample_config_loads)
 {
     rl_error err;
-    rl_config *cfg = rl_config_load("etc/ratelimit.conf", &err);
+    rl_config *cfg = settings_load("etc/ratelimit.conf", &err);
 
     cr_assert_not_null(cfg, "%s", err.text);
     cr_expect_geq(cfg->nrules, 1);
@@ -358,7 +360,7 @@ Test(config, a_directory_is_not_a_file)
 
     fmt(dir, sizeof dir, "%s/config", data_dir());
     fmt(want, sizeof want, "%s: cannot read: Is a directory", dir);
-    cr_expect_null(rl_config_load(dir, &err));
+    cr_expect_null(settings_load(dir, &err));
     cr_expect_str_eq(err.text, want);
 }
 
@@ -373,7 +375,7 @@ Test(config, nul_byte_is_an_error)
     cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
     close(fd);
     fmt(want, sizeof want, "%s:2: NUL byte in the file", path);
-    cr_expect_null(rl_config_load(path, &err));
+    cr_expect_null(settings_load(path, &err));
     cr_expect_str_eq(err.text, want);
     unlink(path);
 }
@@ -381,8 +383,8 @@ Test(config, nul_byte_is_an_error)
 Test(config, free_accepts_null_and_err_may_be_null)
 {
     rl_config_free(NULL);
-    cr_expect_null(rl_config_load("/nonexistent/ratelimit.conf", NULL));
-    cr_expect_null(rl_config_load(NULL, NULL));
+    cr_expect_null(settings_load("/nonexistent/ratelimit.conf", NULL));
+    cr_expect_null(settings_load(NULL, NULL));
 }
 
 /* ---- rl_parse_limit ------------------------------------------------------------------------ */
@@ -523,15 +525,15 @@ Test(config, proxy_keys_and_defaults)
     char path[PATH_MAX];
     rl_config *cfg = load_good("proxy.conf", path, sizeof path);
 
-    cr_expect_str_eq(cfg->proxy.backend, "http://[::1]:8081");
-    cr_expect_eq(cfg->proxy.connect_timeout_ms, 250);
-    cr_expect_eq(cfg->proxy.timeout_ms, 3600000);
+    cr_expect_str_eq(settings_get_proxy(cfg)->backend, "http://[::1]:8081");
+    cr_expect_eq(settings_get_proxy(cfg)->connect_timeout_ms, 250);
+    cr_expect_eq(settings_get_proxy(cfg)->timeout_ms, 3600000);
     rl_config_free(cfg);
 
     cfg = load_good("minimal.conf", path, sizeof path);
-    cr_expect_null(cfg->proxy.backend, "no proxy group: not proxying");
-    cr_expect_eq(cfg->proxy.connect_timeout_ms, 1000);
-    cr_expect_eq(cfg->proxy.timeout_ms, 30000);
+    cr_expect_null(settings_get_proxy(cfg)->backend, "no proxy group: not proxying");
+    cr_expect_eq(settings_get_proxy(cfg)->connect_timeout_ms, 1000);
+    cr_expect_eq(settings_get_proxy(cfg)->timeout_ms, 30000);
     rl_config_free(cfg);
 }
 
@@ -540,15 +542,15 @@ Test(config, fastcgi_keys_and_defaults)
     char path[PATH_MAX];
     rl_config *cfg = load_good("fastcgi.conf", path, sizeof path);
 
-    cr_expect_eq(cfg->fastcgi.read_timeout_ms, 60000);
-    cr_expect_eq(cfg->fastcgi.idle_timeout_ms, 1);
-    cr_expect_eq(cfg->fastcgi.max_connections, 65536);
+    cr_expect_eq(settings_get_fastcgi(cfg)->read_timeout_ms, 60000);
+    cr_expect_eq(settings_get_fastcgi(cfg)->idle_timeout_ms, 1);
+    cr_expect_eq(settings_get_fastcgi(cfg)->max_connections, 65536);
     rl_config_free(cfg);
 
     cfg = load_good("minimal.conf", path, sizeof path);
-    cr_expect_eq(cfg->fastcgi.read_timeout_ms, 5000);
-    cr_expect_eq(cfg->fastcgi.idle_timeout_ms, 30000);
-    cr_expect_eq(cfg->fastcgi.max_connections, 256);
+    cr_expect_eq(settings_get_fastcgi(cfg)->read_timeout_ms, 5000);
+    cr_expect_eq(settings_get_fastcgi(cfg)->idle_timeout_ms, 30000);
+    cr_expect_eq(settings_get_fastcgi(cfg)->max_connections, 256);
     rl_config_free(cfg);
 }
 
@@ -556,30 +558,30 @@ Test(config, admin_keys_and_defaults)
 {
     char path[512];
     rl_config *cfg = load_good("admin.conf", path, sizeof path);
-    cr_assert_eq(cfg->admin.enabled, 1);
-    cr_assert_eq(cfg->problem_json, 1);
-    cr_assert_eq(cfg->admin.nallow, 2);
-    cr_assert_str_eq(cfg->admin.health_path, "/h");
-    cr_assert_str_eq(cfg->admin.stats_path, "/h/stats");
-    cr_assert_str_eq(cfg->admin.test_path, "/h/test");
-    cr_assert_str_eq(cfg->admin.metrics_path, "/h/metrics");
+    cr_assert_eq(settings_get_admin(cfg)->enabled, 1);
+    cr_assert_eq(settings_get_headers(cfg)->problem_json, 1);
+    cr_assert_eq(settings_get_admin(cfg)->nallow, 2);
+    cr_assert_str_eq(settings_get_admin(cfg)->health_path, "/h");
+    cr_assert_str_eq(settings_get_admin(cfg)->stats_path, "/h/stats");
+    cr_assert_str_eq(settings_get_admin(cfg)->test_path, "/h/test");
+    cr_assert_str_eq(settings_get_admin(cfg)->metrics_path, "/h/metrics");
     rl_config_free(cfg);
 
     cfg = load_good("minimal.conf", path, sizeof path);
-    cr_assert_eq(cfg->admin.enabled, 1);
-    cr_assert_eq(cfg->problem_json, 0);
-    cr_assert_str_eq(cfg->admin.health_path, "/api/health/rate-limiter");
-    cr_assert_str_eq(cfg->admin.stats_path, "/api/health/rate-limiter/stats");
-    cr_assert_str_eq(cfg->admin.test_path, "/api/health/rate-limiter/test");
-    cr_assert_str_eq(cfg->admin.metrics_path, "/metrics");
-    cr_assert_eq(cfg->admin.nallow, 2, "loopback by default");
+    cr_assert_eq(settings_get_admin(cfg)->enabled, 1);
+    cr_assert_eq(settings_get_headers(cfg)->problem_json, 0);
+    cr_assert_str_eq(settings_get_admin(cfg)->health_path, "/api/health/rate-limiter");
+    cr_assert_str_eq(settings_get_admin(cfg)->stats_path, "/api/health/rate-limiter/stats");
+    cr_assert_str_eq(settings_get_admin(cfg)->test_path, "/api/health/rate-limiter/test");
+    cr_assert_str_eq(settings_get_admin(cfg)->metrics_path, "/metrics");
+    cr_assert_eq(settings_get_admin(cfg)->nallow, 2, "loopback by default");
     rl_request req = {.remote_addr = "127.0.0.1"};
-    cr_assert(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    cr_assert(rl_client_in(cfg, &req, settings_get_admin(cfg)->allow, settings_get_admin(cfg)->nallow));
     req.remote_addr = "::1";
-    cr_assert(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    cr_assert(rl_client_in(cfg, &req, settings_get_admin(cfg)->allow, settings_get_admin(cfg)->nallow));
     req.remote_addr = "127.0.0.2";
-    cr_assert_not(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    cr_assert_not(rl_client_in(cfg, &req, settings_get_admin(cfg)->allow, settings_get_admin(cfg)->nallow));
     req.remote_addr = "not-an-address";
-    cr_assert_not(rl_client_in(cfg, &req, cfg->admin.allow, cfg->admin.nallow));
+    cr_assert_not(rl_client_in(cfg, &req, settings_get_admin(cfg)->allow, settings_get_admin(cfg)->nallow));
     rl_config_free(cfg);
 }

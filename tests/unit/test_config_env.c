@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "leakcheck.h"
+#include "../../filter/settings.h"
+#include "config_types.h"
 #include "ratelimit.h"
 
 static char path[256];
@@ -42,7 +44,7 @@ static rl_config *load_ok(const char *text)
 {
     rl_error err;
     write_conf(text);
-    rl_config *cfg = rl_config_load(path, &err);
+    rl_config *cfg = settings_load(path, &err);
     cr_assert_not_null(cfg, "%s", err.text);
     return cfg;
 }
@@ -51,7 +53,7 @@ static void load_fails(const char *text, const char *want)
 {
     rl_error err;
     write_conf(text);
-    rl_config *cfg = rl_config_load(path, &err);
+    rl_config *cfg = settings_load(path, &err);
     cr_assert_null(cfg, "loaded, expected: %s", want);
     cr_assert_str_eq(err.text, want);
 }
@@ -118,10 +120,40 @@ Test(config_env, invalid_values_name_the_variable)
     setenv("RATE_LIMIT_REQUESTS", "ten", 1);
     rl_error err;
     write_conf(RULES);
-    cr_assert_null(rl_config_load(path, &err));
+    cr_assert_null(settings_load(path, &err));
     cr_assert(strncmp(err.text, "environment RATE_LIMIT_REQUESTS: invalid value \"ten\": ", 52) ==
                   0,
               "%s", err.text);
+}
+
+/* A variable goes through the file's checks between the redis keys (the section's finish
+ * hook), not only its own row: on a cluster, db must stay 0 and host/port are refused. */
+#define CLUSTER "redis: { enabled = true; cluster = [ \"127.0.0.1:7000\" ]; };\n"
+#define SENTINELS                                                                                  \
+    "redis: { enabled = true; sentinels = [ \"127.0.0.1:26379\" ]; master_name = \"m\"; };\n"
+
+Test(config_env, redis_variables_pass_the_files_cross_key_checks)
+{
+    setenv("RATE_LIMIT_REDIS_DB", "2", 1);
+    load_fails(CLUSTER RULES, "environment RATE_LIMIT_REDIS_DB: invalid value \"2\": a cluster "
+                              "has only db 0 (db is 2)");
+    rl_config *cfg = load_ok(SENTINELS RULES);
+    cr_assert_eq(cfg->redis.db, 2, "sentinels: a db is fine");
+    rl_config_free(cfg);
+    setenv("RATE_LIMIT_REDIS_DB", "0", 1);
+    cfg = load_ok(CLUSTER RULES);
+    cr_assert_eq(cfg->redis.ncluster, 1);
+    cr_assert_eq(cfg->redis.db, 0);
+    rl_config_free(cfg);
+    unsetenv("RATE_LIMIT_REDIS_DB");
+
+    setenv("RATE_LIMIT_REDIS_HOST", "10.0.0.1", 1);
+    load_fails(CLUSTER RULES, "environment RATE_LIMIT_REDIS_HOST: invalid value \"10.0.0.1\": "
+                              "cluster and host exclude each other");
+    unsetenv("RATE_LIMIT_REDIS_HOST");
+    setenv("RATE_LIMIT_REDIS_PORT", "6380", 1);
+    load_fails(SENTINELS RULES, "environment RATE_LIMIT_REDIS_PORT: invalid value \"6380\": "
+                                "sentinels and port exclude each other");
 }
 
 Test(config_env, fallback_memory_sets_every_rule)
@@ -230,17 +262,17 @@ Test(config_env, env_and_file_refuse_alike)
         snprintf(text, sizeof text, "rules = ( { name = \"global\"; %s limit = \"%s\"; } );\n",
                  cases[i].extra, cases[i].limit);
         write_conf(text);
-        cr_assert_null(rl_config_load(path, &err), "case %zu: the file loaded", i);
+        cr_assert_null(settings_load(path, &err), "case %zu: the file loaded", i);
         snprintf(file_err, sizeof file_err, "%s", err.text);
 
         snprintf(text, sizeof text, "rules = ( { name = \"global\"; %s limit = \"10/m\"; } );\n",
                  cases[i].extra);
         write_conf(text);
-        rl_config *cfg = rl_config_load(path, &err);
+        rl_config *cfg = settings_load(path, &err);
         cr_assert_not_null(cfg, "case %zu: base config: %s", i, err.text);
         rl_config_free(cfg);
         setenv("RATE_LIMIT_REQUESTS", cases[i].limit, 1);
-        cr_assert_null(rl_config_load(path, &err), "case %zu: the override loaded", i);
+        cr_assert_null(settings_load(path, &err), "case %zu: the override loaded", i);
         int n = snprintf(env_prefix, sizeof env_prefix,
                          "environment RATE_LIMIT_REQUESTS: invalid value \"%s\": ", cases[i].limit);
         cr_assert(strncmp(err.text, env_prefix, (size_t)n) == 0, "case %zu: %s", i, err.text);

@@ -23,6 +23,7 @@
 #include "leakcheck.h"
 #include "lib_redis_fake.h"
 #include "lib_redis_server.h"
+#include "config_types.h"
 #include "ratelimit.h"
 
 static char conf_path[256];

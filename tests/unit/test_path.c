@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "leakcheck.h"
+#include "../../filter/settings.h"
+#include "config_types.h"
 #include "ratelimit.h"
 #include "rule.h"
 
@@ -160,7 +162,7 @@ static rl_config *load(const char *text, rl_error *err)
     cr_assert_not_null(f);
     fprintf(f, "shm: { name = \"/rl-path-%d\"; capacity = 100; };\n%s\n", (int)getpid(), text);
     fclose(f);
-    rl_config *cfg = rl_config_load(conf, err);
+    rl_config *cfg = settings_load(conf, err);
     unlink(conf);
     return cfg;
 }

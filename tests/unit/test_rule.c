@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config_types.h"
 #include "http.h"
 #include "keys.h"
 #include "leakcheck.h"

@@ -1,0 +1,60 @@
+/* config_access.c -- what a program may read of a loaded (opaque) configuration */
+#include "fmacros.h"
+
+#include <string.h>
+
+#include "config_types.h"
+
+const char *rl_config_path(const rl_config *cfg)
+{
+    return cfg->path;
+}
+
+size_t rl_config_nrules(const rl_config *cfg)
+{
+    return cfg->nrules;
+}
+
+const rl_rule *rl_config_rule(const rl_config *cfg, size_t i)
+{
+    return i < cfg->nrules ? &cfg->rules[i] : NULL;
+}
+
+const char *rl_config_shm_name(const rl_config *cfg)
+{
+    return cfg->shm.name;
+}
+
+int rl_config_shm_owner_set(const rl_config *cfg)
+{
+    return cfg->shm.uid_set;
+}
+
+void rl_config_redis_where(const rl_config *cfg, rl_redis_where *out)
+{
+    out->enabled = cfg->redis.enabled;
+    out->socket = cfg->redis.socket;
+    out->host = cfg->redis.host;
+    out->port = cfg->redis.port;
+    out->db = cfg->redis.db;
+    out->cluster = (const char *const *)cfg->redis.cluster;
+    out->ncluster = cfg->redis.ncluster;
+    out->sentinels = (const char *const *)cfg->redis.sentinels;
+    out->nsentinels = cfg->redis.nsentinels;
+    out->master_name = cfg->redis.master_name;
+}
+
+const char *rl_config_forward_header(const rl_config *cfg)
+{
+    if (cfg->identity.ntrusted == 0)
+        return NULL;
+    return cfg->identity.header == RL_FORWARD_FORWARDED ? "forwarded" : "x-forwarded-for";
+}
+
+const void *rl_config_section(const rl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nextra; i++)
+        if (strcmp(cfg->extra[i]->name, name) == 0)
+            return cfg->extra_data[i];
+    return NULL;
+}
