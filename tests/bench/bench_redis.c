@@ -239,24 +239,25 @@ static long long bench_memory(redisContext *c, const char *key)
 }
 
 /* One decision of algorithm `algo` (rl_algo's value, as text), count per count ms, through
- * the script at now (cost 1); returns allowed. */
-static int algo_decide(redisContext *c, const char *sha, const char *algo, const char *key,
+ * the function (FCALL, as the filter on Redis 7) at now (cost 1); returns allowed. */
+static int algo_decide(redisContext *c, const char *algo, const char *key,
                        long count, long long now)
 {
     char nows[32], counts[32];
     snprintf(nows, sizeof nows, "%lld", now);
     snprintf(counts, sizeof counts, "%ld", count);
-    const char *argv[] = {"EVALSHA", sha, "1", key, nows, algo, counts, counts, counts, "1", "0"};
+    const char *argv[] = {"FCALL", rl_redis_function, "1",    key, nows, algo,
+                          counts,  counts,            counts, "1", "0"};
     redisReply *r = bench_cmd(c, 11, argv);
     int allowed = r->type == REDIS_REPLY_ARRAY && r->elements == 5 && r->element[0]->integer;
     freeReplyObject(r);
     return allowed;
 }
 
-static int slog_decide(redisContext *c, const char *sha, const char *key, long count,
+static int slog_decide(redisContext *c, const char *key, long count,
                        long long now)
 {
-    return algo_decide(c, sha, "3", key, count, now);
+    return algo_decide(c, "3", key, count, now);
 }
 
 static int compact_decide(redisContext *c, const char *sha, const char *key, long count,
@@ -331,14 +332,14 @@ static void bench_slog_size(redisContext *c, const char *sha, const char *csha, 
     mem = bench_memory(c, key);
     bench_resetstat(c);
     for (long k = 0; k < n; k++)
-        if (!slog_decide(c, sha, key, count, t0 + count + k))
+        if (!slog_decide(c, key, count, t0 + count + k))
             fprintf(stderr, "bench: sliding_log %ld: a steady admission was refused\n", count);
-    adm = bench_evalsha_usec(c);
+    adm = bench_command_usec(c, "fcall", NULL, NULL);
     bench_resetstat(c);
     for (long k = 0; k < n; k++)
-        if (slog_decide(c, sha, key, count, t0 + count + n - 1))
+        if (slog_decide(c, key, count, t0 + count + n - 1))
             fprintf(stderr, "bench: sliding_log %ld: a full log admitted\n", count);
-    ref = bench_evalsha_usec(c);
+    ref = bench_command_usec(c, "fcall", NULL, NULL);
 
     compact_fill(c, ckey, count, t0);
     cmem = bench_memory(c, ckey);
@@ -357,7 +358,7 @@ static void bench_slog_size(redisContext *c, const char *sha, const char *csha, 
 
 /* The other algorithms at 100 per 100 ms, one decision a ms for 2000 ms (admissions and
  * refusals as the rule decides): Redis' usec per call and the key's MEMORY USAGE. */
-static void bench_algos(redisContext *c, const char *sha)
+static void bench_algos(redisContext *c)
 {
     static const char *const names[] = {"gcra", "fixed_window", "sliding_window"};
     static const char *const algos[] = {"0", "1", "2"};
@@ -369,10 +370,10 @@ static void bench_algos(redisContext *c, const char *sha)
         snprintf(key, sizeof key, "b:{algo-%s}:x", names[a]);
         bench_resetstat(c);
         for (long k = 0; k < 2000; k++)
-            admitted += algo_decide(c, sha, algos[a], key, 100, t0 + k);
+            admitted += algo_decide(c, algos[a], key, 100, t0 + k);
         printf("%-14s 100/100ms %9lld bytes/key  Redis %8.1f us/decision (%ld of 2000 "
                "admitted)\n",
-               names[a], bench_memory(c, key), bench_evalsha_usec(c), admitted);
+               names[a], bench_memory(c, key), bench_command_usec(c, "fcall", NULL, NULL), admitted);
         const char *del[] = {"DEL", key};
         freeReplyObject(bench_cmd(c, 2, del));
     }
@@ -384,7 +385,7 @@ static void bench_slog(redisContext *c, const char *sha)
     const char *load[] = {"SCRIPT", "LOAD", slog_compact_lua};
     redisReply *csha = bench_cmd(c, 3, load);
 
-    bench_algos(c, sha);
+    bench_algos(c);
 
     printf("sliding_log, a full log of COUNT units over COUNT ms (Redis time from INFO "
            "commandstats; memory from MEMORY USAGE):\n");
