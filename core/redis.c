@@ -787,8 +787,9 @@ static int redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, i
          * it: load and retry once. */
         freeReplyObject(reply);
         reply = NULL;
-        if (redis_load_script(r) < 0 || (asking && redis_asking(r, 0) < 0) ||
-            redis_send(r, &reply) != RL_RIO_OK)
+        /* As the connection runs it: a server that refused FUNCTION once is not asked again. */
+        if ((r->fcall ? redis_load_script(r) : redis_script_load(r)) < 0 ||
+            (asking && redis_asking(r, 0) < 0) || redis_send(r, &reply) != RL_RIO_OK)
             return -1;
     }
     if (redirect != NULL && redis_cluster_error(reply)) {
