@@ -1,23 +1,22 @@
 -- ratelimit.lua -- the Lua twin of gcra.c, window.c and slidelog.c, decided inside Redis in one
 -- call (Redis runs Lua 5.1; `make lint` checks this file with luac5.1 -p)
 --
--- The build embeds this file byte for byte (tools/embed_lua.sh: rl_redis_script, and its SHA1
--- rl_redis_script_sha, in redis_script.h); redis.c sends it with SCRIPT LOAD and runs it with
--- EVALSHA. Every byte counts in the SHA1, comments included; test_redis.c checks that the
--- built digest is the one SCRIPT LOAD returns.
+-- The build embeds this file byte for byte (tools/embed_lua.sh; redis_script.h). redis.c loads
+-- it once per connection with FUNCTION LOAD (after the lines "#!lua name=rl_SHA1" and
+-- "local name = 'rl_SHA1'": decide() is registered as rl_SHA1, run by FCALL), or with SCRIPT
+-- LOAD where FUNCTION is refused (the chunk then runs whole per EVALSHA and calls decide()).
 --
--- Calling convention (EVALSHA sha numkeys KEYS... ARGV...):
+-- Calling convention (FCALL rl_SHA1 / EVALSHA SHA1, then numkeys KEYS... ARGV...):
 --   KEYS[i]            the key of rule i (redis.c builds PREFIX{CLIENT}:RULE, one hash tag)
 --   ARGV[1]            now in ms, or -1: read the server's TIME (ms = sec*1000 + floor(usec/1000));
 --                      an explicit now is a test clock: keys then live a day longer in real time
 --   ARGV[6i-4..6i+1]   rule i's algorithm (0 gcra, 1 fixed_window, 2 sliding_window,
 --                      3 sliding_log: the values of rl_algo), count, period_ms, burst,
 --                      cost (>= 1) and dry-run (0/1)
---                      (i = 1..#KEYS)
 -- Any other number of arguments is an error reply ("ratelimit: expected N arguments").
 -- Reply: a flat array of 4 integers per rule -- allowed (0/1), remaining, reset_ms,
--- retry_after_ms, exactly the fields the C algorithm fills -- then one more: the now the
--- script decided at (the caller learns Redis' clock from it).
+-- retry_after_ms, exactly the fields the C algorithm fills -- then the now the script
+-- decided at (the caller learns Redis' clock from it).
 --
 -- Stored state, one string per key (a value of another shape, as left by a rule whose
 -- algorithm changed, reads as a new key):
@@ -43,71 +42,13 @@
 -- 2^53 is the integer quotient. `a % p` in Lua is floored, so `t - t % p` is window.c's
 -- window_floor.
 --
--- Cost: Redis runs the whole chunk on every call, so each `local function` below is a closure
--- made per call, and each table and string is garbage. One GCRA rule alone, the common case,
--- takes a path of its own first: gcra()'s arithmetic inlined, no closure, no table but the
--- reply (about 40% fewer instructions in Redis per call). Both paths are proven by the same
--- steps: test_vectors_redis.c runs every shared vector file alone and beside a rule that never
--- refuses (which sends a lone GCRA rule through gcra() below), and test_redis.c its
--- equivalence sequence both ways.
-local floor = math.floor
-local n = #KEYS
-if #ARGV ~= 1 + 6 * n then
-  return redis.error_reply('ratelimit: expected ' .. (1 + 6 * n) .. ' arguments')
-end
--- An explicit now is a test clock that Redis' real one knows nothing of: keep keys a day
--- longer in real time, so a short ttl in test time cannot expire between two steps.
-local now, slack = -1, 86400000
-if ARGV[1] ~= '-1' then now = tonumber(ARGV[1]) end
-if now < 0 then
-  local t = redis.call('TIME')
-  now = t[1] * 1000 + floor(t[2] / 1000)
-  slack = 0
-end
--- The common case, one GCRA rule: gcra() below inlined, with no closure, no table but the
--- reply, and the state written straight away (with one rule a refusal that repairs writes
--- the repair, and the dry-run flag and the probes change nothing). Numbers come from
--- strings by arithmetic (`s + 0`), one conversion where tonumber() makes two.
-if n == 1 and ARGV[2] == '0' then
-  local units, period, burst, cost = ARGV[3] + 0, ARGV[4] + 0, ARGV[5] + 0, ARGV[6] + 0
-  local depth = burst * period
-  if cost > burst then cost = burst + 1 end
-  local need = cost * period
-  local d, fix = 0, false
-  local s = redis.pcall('GET', KEYS[1])
-  if type(s) == 'string' then
-    local tat, frac = string.match(s, '^(%d+):(%d+)$')
-    if tat then
-      tat = tat + 0
-      if tat >= now then
-        local ahead = tat - now
-        if ahead > floor(depth / units) + 1 then d = depth + 1 else d = ahead * units + frac end
-        if d > depth then d, fix = depth, true end
-      end
-    end
-  end
-  -- d + need - depth > 0 on a refusal and d >= need >= 1 on an admission: ceil_div(a, b)
-  -- is floor((a + b - 1) / b) there.
-  local allowed, reset, retry = 1, 0, 0
-  if d + need > depth then
-    retry = period
-    if need <= depth then retry = floor((d + need - depth + units - 1) / units) end
-    if not fix then return {0, floor((depth - d) / period), retry, retry, now} end
-    allowed, reset = 0, retry
-  else
-    d = d + need
-    reset = floor((d + units - 1) / units)
-  end
-  local q, ttl = floor(d / units), 1
-  if d > 0 then ttl = floor((d + units - 1) / units) end
-  -- string.format('%d'), not `..`: tostring() is %.14g (an exponent from 1e14 on, and
-  -- slower); the TTL as a string spares Redis its own %.17g of a number.
-  redis.call('SET', KEYS[1], string.format('%d:%d', now + q, d - q * units), 'PX',
-             string.format('%d', ttl + slack))
-  return {allowed, floor((depth - d) / period), reset, retry, now}
-end
--- The decide functions read the cost of the rule being decided from this upvalue.
-local cost = 1
+-- Cost: a function makes the helpers once, at load (EVALSHA on every call). A lone GCRA rule,
+-- the common case, takes a path of its own: gcra() inlined, no table but the reply. Both
+-- paths are proven alike (test_vectors_redis.c runs each vector file also beside a rule that
+-- never refuses, test_redis.c its equivalence sequence both ways).
+-- Set by decide(), read by the helpers: math.floor (a library's load sees no global but
+-- redis), the call's clock, ttl slack, the rule's cost.
+local floor, now, slack, cost
 local function ceil_div(a, b)
   if a <= 0 then return 0 end
   return floor((a + b - 1) / b)
@@ -325,39 +266,97 @@ end
 local function store(key, v)
   if type(v) == 'function' then v() else redis.call('SET', key, v[1], 'PX', v[2] + slack) end
 end
--- Every rule read and decided first; the writes after, once the outcome is known.
-local out, keep, fixes, probes, admit = {}, {}, {}, {}, true
-for i = 1, n do
-  local b, a = 4 * (i - 1), 6 * i - 4
-  local algo = tonumber(ARGV[a])
-  local count, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  cost = tonumber(ARGV[a + 4])
-  local s, r, probe, st, fix = nil
-  if algo ~= 3 or count <= 128 then
-    s = redis.pcall('GET', KEYS[i])
-    if type(s) ~= 'string' then s = nil end
+local function decide(KEYS, ARGV)
+  floor = math.floor
+  local n = #KEYS
+  if #ARGV ~= 1 + 6 * n then
+    return redis.error_reply('ratelimit: expected ' .. (1 + 6 * n) .. ' arguments')
   end
-  if algo == 3 and count > 128 then r, probe, st, fix = zlog(KEYS[i], count, period)
-  elseif algo == 1 then r, probe, st, fix = fixed(s, count, period)
-  elseif algo == 2 then r, probe, st, fix = sliding(s, count, period)
-  elseif algo == 3 then r, probe, st, fix = slog(s, count, period)
-  else r, probe, st, fix = gcra(s, count, period, tonumber(ARGV[a + 3])) end
-  out[b + 1], out[b + 2], out[b + 3], out[b + 4] = r[1], r[2], r[3], r[4]
-  if r[1] == 0 and ARGV[a + 5] ~= '1' then admit = false end
-  probes[i], keep[i], fixes[i] = probe, st, fix
-end
-if admit then
-  -- Admitting rules store their new state; a refusing dry run only a repair.
+  -- An explicit now is a test clock: keys live a day longer in real time.
+  now, slack = -1, 86400000
+  if ARGV[1] ~= '-1' then now = tonumber(ARGV[1]) end
+  if now < 0 then
+    local t = redis.call('TIME')
+    now = t[1] * 1000 + floor(t[2] / 1000)
+    slack = 0
+  end
+  -- One GCRA rule: gcra() inlined, the state written at once (alone, a refusal writes only a
+  -- repair; dry-run and probes change nothing). `s + 0` converts once, tonumber() twice.
+  if n == 1 and ARGV[2] == '0' then
+    local units, period, burst, cost = ARGV[3] + 0, ARGV[4] + 0, ARGV[5] + 0, ARGV[6] + 0
+    local depth = burst * period
+    if cost > burst then cost = burst + 1 end
+    local need = cost * period
+    local d, fix = 0, false
+    local s = redis.pcall('GET', KEYS[1])
+    if type(s) == 'string' then
+      local tat, frac = string.match(s, '^(%d+):(%d+)$')
+      if tat then
+        tat = tat + 0
+        if tat >= now then
+          local ahead = tat - now
+          if ahead > floor(depth / units) + 1 then d = depth + 1 else d = ahead * units + frac end
+          if d > depth then d, fix = depth, true end
+        end
+      end
+    end
+    -- d + need - depth > 0 on a refusal and d >= need >= 1 on an admission: ceil_div(a, b)
+    -- is floor((a + b - 1) / b) there.
+    local allowed, reset, retry = 1, 0, 0
+    if d + need > depth then
+      retry = period
+      if need <= depth then retry = floor((d + need - depth + units - 1) / units) end
+      if not fix then return {0, floor((depth - d) / period), retry, retry, now} end
+      allowed, reset = 0, retry
+    else
+      d = d + need
+      reset = floor((d + units - 1) / units)
+    end
+    local q, ttl = floor(d / units), 1
+    if d > 0 then ttl = floor((d + units - 1) / units) end
+    -- string.format('%d'), not `..`: tostring() is %.14g (an exponent from 1e14 on, and
+    -- slower); the TTL as a string spares Redis its own %.17g of a number.
+    redis.call('SET', KEYS[1], string.format('%d:%d', now + q, d - q * units), 'PX',
+               string.format('%d', ttl + slack))
+    return {allowed, floor((depth - d) / period), reset, retry, now}
+  end
+  -- Every rule read and decided first; the writes after, once the outcome is known.
+  local out, keep, fixes, probes, admit = {}, {}, {}, {}, true
   for i = 1, n do
-    local v = keep[i] or fixes[i]
-    if v then store(KEYS[i], v) end
+    local b, a = 4 * (i - 1), 6 * i - 4
+    local algo = tonumber(ARGV[a])
+    local count, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    cost = tonumber(ARGV[a + 4])
+    local s, r, probe, st, fix = nil
+    if algo ~= 3 or count <= 128 then
+      s = redis.pcall('GET', KEYS[i])
+      if type(s) ~= 'string' then s = nil end
+    end
+    if algo == 3 and count > 128 then r, probe, st, fix = zlog(KEYS[i], count, period)
+    elseif algo == 1 then r, probe, st, fix = fixed(s, count, period)
+    elseif algo == 2 then r, probe, st, fix = sliding(s, count, period)
+    elseif algo == 3 then r, probe, st, fix = slog(s, count, period)
+    else r, probe, st, fix = gcra(s, count, period, tonumber(ARGV[a + 3])) end
+    out[b + 1], out[b + 2], out[b + 3], out[b + 4] = r[1], r[2], r[3], r[4]
+    if r[1] == 0 and ARGV[a + 5] ~= '1' then admit = false end
+    probes[i], keep[i], fixes[i] = probe, st, fix
   end
-else
-  for i = 1, n do
-    local b = 4 * (i - 1)
-    if probes[i] then out[b + 2], out[b + 3] = probes[i][1], probes[i][2] end
-    if fixes[i] then store(KEYS[i], fixes[i]) end
+  if admit then
+    -- Admitting rules store their new state; a refusing dry run only a repair.
+    for i = 1, n do
+      local v = keep[i] or fixes[i]
+      if v then store(KEYS[i], v) end
+    end
+  else
+    for i = 1, n do
+      local b = 4 * (i - 1)
+      if probes[i] then out[b + 2], out[b + 3] = probes[i][1], probes[i][2] end
+      if fixes[i] then store(KEYS[i], fixes[i]) end
+    end
   end
+  out[4 * n + 1] = now
+  return out
 end
-out[4 * n + 1] = now
-return out
+if redis.register_function then redis.register_function(name, decide) else
+  return decide(KEYS, ARGV)
+end

@@ -1,11 +1,17 @@
 /* redis.c -- the Redis store: one persistent hiredis connection per handle
  *
- * A decision is one EVALSHA of the script (ratelimit.lua) over every matched rule, so
+ * A decision is one call of the script (ratelimit.lua) over every matched rule, so
  * Redis decides all rules atomically and, with now_ms < 0, on its own clock shared by every
  * host. Keys are PREFIX "{" CLIENT "}:" RULE-ID (keys.c): the hash tag keeps one client's keys in one
  * Redis Cluster slot, so a multi-rule script never crosses slots.
  *
- * The handle is connected (ctx != NULL: AUTH, SELECT and SCRIPT LOAD done, sha valid) or not
+ * The script is loaded once per connection as a Redis 7 function library (FUNCTION LOAD
+ * REPLACE of rl_redis_library, named after the script's SHA1) and run with FCALL, which calls
+ * one function instead of running the whole chunk (making every helper closure) per call. A
+ * server that answers FUNCTION LOAD with an error (Redis < 7, an ACL without +function) gets
+ * SCRIPT LOAD and EVALSHA instead; r->fcall says which, per connection, found at every connect.
+ *
+ * The handle is connected (ctx != NULL: AUTH, SELECT and the load done, sha valid) or not
  * (ctx == NULL: the next decide connects). Any failure (connect, I/O, timeout, error reply, a
  * reply of the wrong shape or over the size bounds) frees the context -- hiredis contexts are
  * unusable after an error. This file never waits between attempts: when to try Redis again is
@@ -13,8 +19,9 @@
  * two.
  *
  * One deadline per decision (and per PING): command_timeout_ms from the call's start bounds
- * all of it -- connect (also bounded by connect_timeout_ms), AUTH, SELECT, SCRIPT LOAD, the
- * EVALSHA, a NOSCRIPT reload and retry, a reconnect -- on a non-blocking context polled for
+ * all of it -- connect (also bounded by connect_timeout_ms), AUTH, SELECT, FUNCTION LOAD (or SCRIPT LOAD), the
+ * FCALL (or EVALSHA), the reload and retry after "Function not found" (a FUNCTION FLUSH or
+ * a restart) or NOSCRIPT, a reconnect -- on a non-blocking context polled for
  * the time left (redis_io.c), so no server, however slow or hostile, holds a decision longer.
  *
  * Instant reconnect: a connection kept from an earlier call is checked before use (without
@@ -24,11 +31,12 @@
  * process was idle costs that process one connect, not a fallback decision.
  *
  * The request path allocates nothing of its own (hiredis still copies the command into its
- * output buffer and allocates the reply): the EVALSHA command is written in the wire format
- * (RESP) straight into a buffer sized at rl_redis_new -- keys by memcpy, numbers by a small
- * integer formatter, no printf -- and handed to hiredis whole (redisAppendFormattedCommand),
- * so hiredis does not format argument by argument either. The script's SHA1 goes in at a fixed
- * offset just before sending, since the connection (re)loads it after the command is built.
+ * output buffer and allocates the reply): the command is written in the wire format (RESP)
+ * straight into a buffer sized at rl_redis_new -- keys by memcpy, numbers by a small integer
+ * formatter, no printf -- and handed to hiredis whole (redisAppendFormattedCommand), so hiredis
+ * does not format argument by argument either. Its head (argument count, FCALL and the
+ * function's name, or EVALSHA and the SHA1) goes in front of the built arguments just before
+ * sending, since the connection (re)loads the script, and learns which, after they are built.
  *
  * A command that timed out may still run once the server catches up: a timeout means
  * "unknown", and the state may have been consumed although the caller fell back.
@@ -56,16 +64,21 @@
 #include "redis_sentinel.h"
 
 #define REDIS_SHA_LEN 40
-/* "EVALSHA" sha numkeys, then n keys, now, and algo/count/period/burst/cost/dry-run per rule. */
+/* "FCALL" name (or "EVALSHA" sha) numkeys, then n keys, now, and algo/count/period/burst/cost/
+ * dry-run per rule. */
 #define REDIS_ARGV_MAX (3 + RL_MAX_MATCH + 1 + 6 * RL_MAX_MATCH)
 /* Numbers formatted per call: numkeys, now, then 6 per rule. */
 #define REDIS_NUMS_MAX (2 + 6 * RL_MAX_MATCH)
 #define REDIS_NUM_LEN 24 /* an int64 in decimal, sign and NUL included */
-/* The command starts "*ARGC\r\n$7\r\nEVALSHA\r\n$40\r\n", ARGC = 4 + 7n having two or three
- * digits: the SHA1 sits at r->sha_off, at most this offset. */
-#define REDIS_CMD_HEAD "$7\r\nEVALSHA\r\n$40\r\n"
-#define REDIS_CMD_SHA_OFF (6 + sizeof(REDIS_CMD_HEAD) - 1)
+/* The command's head, "*ARGC\r\n" (ARGC = 4 + 7n, at most three digits) then one of these and
+ * the name or SHA1 and CRLF: at most REDIS_HEAD_MAX bytes before the arguments. */
+#define REDIS_FCALL_HEAD "$5\r\nFCALL\r\n$43\r\n"
+#define REDIS_EVALSHA_HEAD "$7\r\nEVALSHA\r\n$40\r\n"
+#define REDIS_HEAD_MAX (6 + sizeof(REDIS_FCALL_HEAD) - 1 + RL_REDIS_FUNCTION_LEN + 2)
 _Static_assert(REDIS_ARGV_MAX < 1000, "ARGC must have at most three digits");
+_Static_assert(sizeof(REDIS_FCALL_HEAD) + RL_REDIS_FUNCTION_LEN >=
+                   sizeof(REDIS_EVALSHA_HEAD) + REDIS_SHA_LEN,
+               "the FCALL head is the longer");
 /* One bulk string's framing: "$" LEN "\r\n" ... "\r\n". */
 #define REDIS_BULK_MAX (1 + REDIS_NUM_LEN + 4)
 /* Results fit a double exactly and come from bounded config: anything larger is corrupt. */
@@ -75,6 +88,7 @@ struct rl_redis {
     const rl_redis_config *cfg; /* borrowed: must outlive the handle */
     redisContext *ctx;          /* owned; NULL when not connected */
     char sha[REDIS_SHA_LEN + 1];
+    int fcall; /* the connection runs the script as a function (FCALL), else EVALSHA sha */
     int64_t last_now_ms; /* the time the last successful script decided at */
     int64_t deadline;    /* monotonic ms by which the current call ends, whatever happens */
     int64_t given;       /* > 0: the deadline a cluster node's call was given (redis_node.h) */
@@ -89,11 +103,13 @@ struct rl_redis {
     char where[RL_SENTINEL_HOST_MAX + 16]; /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
-    /* Per-request scratch, owned: the EVALSHA command in RESP, cmdlen bytes of cmdcap. */
+    /* Per-request scratch, owned: the command in RESP, its arguments after the numkeys
+     * (nargs of them, cmdlen bytes) from cmd + REDIS_HEAD_MAX; redis_send puts the head
+     * just before them. */
     char *cmd;
     size_t cmdcap, cmdlen;
-    size_t sha_off; /* where redis_send writes the SHA1 into cmd */
-    size_t keycap;  /* the longest key + its NUL: prefix "{" client "}:" rule */
+    int nargs;
+    size_t keycap; /* the longest key + its NUL: prefix "{" client "}:" rule */
 };
 
 RL_PRINTF(2, 3)
@@ -149,8 +165,7 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
     r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
-    r->cmdcap = REDIS_CMD_SHA_OFF + REDIS_SHA_LEN + 2 +
-                RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
+    r->cmdcap = REDIS_HEAD_MAX + RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
                 REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN);
     r->cmd = malloc(r->cmdcap);
     if (r->cmd == NULL) {
@@ -258,12 +273,13 @@ static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const c
 
 /* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA, which must be the one computed at build
  * (redis_script.h): another would mean the server ran other text. 0, or -1 after redis_fail. */
-static int redis_load_script(rl_redis *r)
+static int redis_script_load(rl_redis *r)
 {
     const char *argv[] = {"SCRIPT", "LOAD", rl_redis_script};
     size_t argvlen[] = {6, 4, rl_redis_script_len};
     redisReply *reply = redis_simple(r, "SCRIPT LOAD", 3, argv, argvlen);
 
+    r->fcall = 0;
     if (reply == NULL)
         return -1;
     if (reply->type != REDIS_REPLY_STRING || reply->len != REDIS_SHA_LEN) {
@@ -282,6 +298,40 @@ static int redis_load_script(rl_redis *r)
     memcpy(r->sha, reply->str, REDIS_SHA_LEN);
     r->sha[REDIS_SHA_LEN] = '\0';
     freeReplyObject(reply);
+    return 0;
+}
+
+/* Loads the script: FUNCTION LOAD REPLACE of the library (REPLACE: a library of this name
+ * holds this very text, so replacing it changes nothing, and a second load is no error), or,
+ * when the server answers that with an error, SCRIPT LOAD. 0, or -1 after redis_fail. */
+static int redis_load_script(rl_redis *r)
+{
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", rl_redis_library};
+    size_t argvlen[] = {8, 4, 7, rl_redis_library_len};
+    redisReply *reply = redis_command(r, "FUNCTION LOAD", 4, argv, argvlen);
+    size_t nlen = RL_REDIS_FUNCTION_LEN;
+
+    if (reply == NULL)
+        return -1;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* Redis < 7 ("unknown command"), or an ACL that does not allow it: the connection
+         * is fine, and EVALSHA does the same work. */
+        freeReplyObject(reply);
+        return redis_script_load(r);
+    }
+    if (reply->type != REDIS_REPLY_STRING || reply->len != nlen ||
+        memcmp(reply->str, rl_redis_function, nlen) != 0) {
+        char shown[128];
+        redis_set_error(r, "redis %s: FUNCTION LOAD: unexpected reply%s%s", r->where,
+                        reply->type == REDIS_REPLY_STRING ? " " : "",
+                        reply->type == REDIS_REPLY_STRING
+                            ? redis_printable(shown, sizeof shown, reply->str, reply->len)
+                            : "");
+        freeReplyObject(reply);
+        return redis_fail(r);
+    }
+    freeReplyObject(reply);
+    r->fcall = 1;
     return 0;
 }
 
@@ -459,23 +509,16 @@ static char *redis_put_num(char *p, int64_t v)
     return redis_put_crlf(p + len);
 }
 
-/* Builds the EVALSHA command, in RESP, into r->cmd (the SHA1 is left for redis_send). 0, or
- * -1 for input no key can be made of. */
+/* Builds the command's arguments from numkeys on, in RESP, into r->cmd + REDIS_HEAD_MAX (the
+ * head is left for redis_send). 0, or -1 for input no key can be made of. */
 static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_ms)
 {
     const char *prefix = r->cfg->prefix != NULL ? r->cfg->prefix : "";
     size_t plen = strlen(prefix);
-    char *p = r->cmd;
+    char *p = r->cmd + REDIS_HEAD_MAX;
     size_t i;
 
-    *p++ = '*';
-    p = redis_put_int(p, (int64_t)(3 + n + 1 + 6 * n));
-    p = redis_put_crlf(p);
-    memcpy(p, REDIS_CMD_HEAD, sizeof(REDIS_CMD_HEAD) - 1);
-    p += sizeof(REDIS_CMD_HEAD) - 1;
-    r->sha_off = (size_t)(p - r->cmd);
-    p += REDIS_SHA_LEN; /* the SHA1's place */
-    p = redis_put_crlf(p);
+    r->nargs = (int)(1 + n + 1 + 6 * n);
     p = redis_put_num(p, (int64_t)n);
     for (i = 0; i < n; i++) {
         size_t clen = strnlen(items[i].client, RL_KEY_MAX + 1);
@@ -505,20 +548,42 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_
         p = redis_put_num(p, items[i].cost > max_units + 1 ? max_units + 1 : items[i].cost);
         p = redis_put_num(p, rule->dry_run ? 1 : 0);
     }
-    r->cmdlen = (size_t)(p - r->cmd);
+    r->cmdlen = (size_t)(p - r->cmd) - REDIS_HEAD_MAX;
     return 0;
 }
 
-/* Sends the built command with the current SHA1 and waits for the reply (redis_call). */
+/* Sends the built command, headed for how the connection runs the script (FCALL and the
+ * function's name, or EVALSHA and the SHA1), and waits for the reply (redis_call). */
 static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
 {
-    memcpy(r->cmd + r->sha_off, r->sha, REDIS_SHA_LEN);
-    if (redisAppendFormattedCommand(r->ctx, r->cmd, r->cmdlen) != REDIS_OK) {
-        redis_set_error(r, "redis %s: EVALSHA: out of memory", r->where);
+    char head[REDIS_HEAD_MAX], *p = head;
+    const char *what = r->fcall ? "FCALL" : "EVALSHA";
+    size_t hlen;
+
+    *p++ = '*';
+    p = redis_put_int(p, 2 + r->nargs);
+    p = redis_put_crlf(p);
+    if (r->fcall) {
+        memcpy(p, REDIS_FCALL_HEAD, sizeof(REDIS_FCALL_HEAD) - 1);
+        p += sizeof(REDIS_FCALL_HEAD) - 1;
+        memcpy(p, rl_redis_function, RL_REDIS_FUNCTION_LEN);
+        p += RL_REDIS_FUNCTION_LEN;
+    } else {
+        memcpy(p, REDIS_EVALSHA_HEAD, sizeof(REDIS_EVALSHA_HEAD) - 1);
+        p += sizeof(REDIS_EVALSHA_HEAD) - 1;
+        memcpy(p, r->sha, REDIS_SHA_LEN);
+        p += REDIS_SHA_LEN;
+    }
+    p = redis_put_crlf(p);
+    hlen = (size_t)(p - head);
+    memcpy(r->cmd + REDIS_HEAD_MAX - hlen, head, hlen);
+    if (redisAppendFormattedCommand(r->ctx, r->cmd + REDIS_HEAD_MAX - hlen, hlen + r->cmdlen) !=
+        REDIS_OK) {
+        redis_set_error(r, "redis %s: %s: out of memory", r->where, what);
         redis_fail(r);
         return RL_RIO_NOMEM;
     }
-    return redis_call(r, "EVALSHA", reply);
+    return redis_call(r, what, reply);
 }
 
 /* With Sentinel, while connected: every RL_SENTINEL_RECHECK_MS the sentinels are asked again,
@@ -591,12 +656,12 @@ int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64
 
     if (reply->type == REDIS_REPLY_ERROR) {
         char shown[256];
-        snprintf(err, errsize, "redis %s: EVALSHA failed: %s", where,
+        snprintf(err, errsize, "redis %s: script failed: %s", where,
                  redis_printable(shown, sizeof shown, reply->str, reply->len));
         return -1;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 * n + 1) {
-        snprintf(err, errsize, "redis %s: EVALSHA: expected an array of %zu integers (type %d)",
+        snprintf(err, errsize, "redis %s: script: expected an array of %zu integers (type %d)",
                  where, 4 * n + 1, reply->type);
         return -1;
     }
@@ -604,7 +669,7 @@ int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64
         const redisReply *e = reply->element[j];
         if (e == NULL || e->type != REDIS_REPLY_INTEGER || e->integer < 0 ||
             e->integer > REDIS_VALUE_MAX) {
-            snprintf(err, errsize, "redis %s: EVALSHA: element %zu is not an integer in range",
+            snprintf(err, errsize, "redis %s: script: element %zu is not an integer in range",
                      where, j);
             return -1;
         }
@@ -620,7 +685,7 @@ int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64
          * that is also the reset; never more left than the burst (GCRA) or count (windows). */
         if (allowed > 1 || remaining > most ||
             (allowed ? retry != 0 : retry < 1 || reset != retry)) {
-            snprintf(err, errsize, "redis %s: EVALSHA: inconsistent result for rule \"%s\"", where,
+            snprintf(err, errsize, "redis %s: script: inconsistent result for rule \"%s\"", where,
                      rule->name);
             return -1;
         }
@@ -715,17 +780,21 @@ static int redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, i
     }
     if (redis_send_once_more(r, kept, &reply) != RL_RIO_OK)
         return -1;
-    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        /* Flushed, or a failover to a server that never saw it: load and retry once. */
+    if (reply->type == REDIS_REPLY_ERROR &&
+        (strncmp(reply->str, "NOSCRIPT", 8) == 0 ||
+         (r->fcall && strcmp(reply->str, "ERR Function not found") == 0))) {
+        /* Flushed (SCRIPT FLUSH, FUNCTION FLUSH), or a failover to a server that never saw
+         * it: load and retry once. */
         freeReplyObject(reply);
         reply = NULL;
-        if (redis_load_script(r) < 0 || (asking && redis_asking(r, 0) < 0) ||
-            redis_send(r, &reply) != RL_RIO_OK)
+        /* As the connection runs it: a server that refused FUNCTION once is not asked again. */
+        if ((r->fcall ? redis_load_script(r) : redis_script_load(r)) < 0 ||
+            (asking && redis_asking(r, 0) < 0) || redis_send(r, &reply) != RL_RIO_OK)
             return -1;
     }
     if (redirect != NULL && redis_cluster_error(reply)) {
         redis_printable(redirect, size, reply->str, reply->len);
-        redis_set_error(r, "redis %s: EVALSHA: %s", r->where, redirect);
+        redis_set_error(r, "redis %s: %s: %s", r->where, r->fcall ? "FCALL" : "EVALSHA", redirect);
         freeReplyObject(reply);
         return RL_REDIS_REDIRECTED; /* the connection is fine */
     }

@@ -1,7 +1,8 @@
 /* redis_cluster.c -- the Redis Cluster router: slot map, one handle per master, redirects
  *
  * Data: nodes[0..nnodes), each a node known by "HOST:PORT" with its own rl_redis handle (its
- * connection, AUTH, SCRIPT LOAD: redis.c through redis_node.h) and its own circuit breaker;
+ * connection, AUTH, FUNCTION LOAD or SCRIPT LOAD: redis.c through redis_node.h) and its own
+ * circuit breaker (and nofunc: the node refused the refund as a function);
  * map[slot], the index in nodes of the slot's master, or NODE_NONE. The seeds are the first
  * nodes. Nodes are only ever added (at most RL_CLUSTER_NODES_MAX), never removed, so an index
  * stays valid for the router's life; a node that left the cluster just stops being in the map.
@@ -40,6 +41,7 @@
 
 #include "failover.h"
 #include "keys.h"
+#include "siphash.h"
 #include "redis_cluster.h"
 #include "redis_io.h"
 #include "redis_node.h"
@@ -116,12 +118,23 @@ static const char REFUND_LUA[] =
     "end\n"
     "return done\n";
 
+/* The refund as a Redis 7 function library, loaded on a node at its first refund (and again
+ * after "Function not found") and run by FCALL: REFUND_LUA's text as the body of a function
+ * registered under the library's name, "rl_refund_" and a hash of the text (so two builds
+ * with different refunds never replace each other's library). A node that refuses FUNCTION
+ * or FCALL (Redis < 7, an ACL) gets EVAL of REFUND_LUA. */
+#define REFUND_NAME_FMT "rl_refund_%016" PRIx64
+#define REFUND_NAME_LEN (10 + 16)
+#define REFUND_HEAD_FMT "#!lua name=%s\nlocal name = '%s'\nlocal function refund(KEYS, ARGV)\n"
+#define REFUND_TAIL "end\nredis.register_function(name, refund)\n"
+
 typedef struct cl_node {
     char hostport[RL_CLUSTER_HOST_MAX + 8]; /* "HOST:PORT", its name in the map */
     char host[RL_CLUSTER_HOST_MAX + 1];
     rl_redis_config cfg; /* the router's, naming this node, without cluster seeds */
     rl_redis *conn;
     rl_breaker breaker;
+    int nofunc; /* the node refused the refund as a function: EVAL it */
 } cl_node;
 
 /* The items of one slot: c->items[first .. first + n). */
@@ -144,6 +157,9 @@ struct rl_cluster {
     int stale; /* refresh the map at the next decision */
     int64_t last_now;
     char errstr[RL_ERRSTR_MAX];
+    char refund_name[REFUND_NAME_LEN + 1];
+    char *refund_lib; /* owned: the refund's function library, refund_len bytes */
+    size_t refund_len;
 
     /* Per-decision scratch: the items grouped by slot, and keys (keycap bytes each). */
     rl_item items[RL_MAX_MATCH];
@@ -287,6 +303,23 @@ rl_cluster *rl_cluster_new(const rl_redis_config *cfg)
     c->keys = malloc(RL_MAX_MATCH * c->keycap);
     if (c->keys == NULL)
         goto fail;
+    {
+        static const uint8_t key[RL_SIPHASH_KEY_SIZE] = {0};
+        size_t cap =
+            sizeof REFUND_HEAD_FMT + 2 * REFUND_NAME_LEN + sizeof REFUND_LUA + sizeof REFUND_TAIL;
+        int len;
+
+        snprintf(c->refund_name, sizeof c->refund_name, REFUND_NAME_FMT,
+                 rl_siphash24(key, REFUND_LUA, sizeof REFUND_LUA - 1));
+        c->refund_lib = malloc(cap);
+        if (c->refund_lib == NULL)
+            goto fail;
+        len = snprintf(c->refund_lib, cap, REFUND_HEAD_FMT "%s" REFUND_TAIL, c->refund_name,
+                       c->refund_name, REFUND_LUA);
+        if (len < 0 || (size_t)len >= cap)
+            goto fail;
+        c->refund_len = (size_t)len;
+    }
     for (size_t i = 0; i < cfg->ncluster; i++) {
         const char *seed = cfg->cluster[i];
         const char *colon = strrchr(seed, ':');
@@ -308,6 +341,7 @@ void rl_cluster_free(rl_cluster *c)
         free(c->nodes[i]);
     }
     free(c->keys);
+    free(c->refund_lib);
     free(c);
 }
 
@@ -516,6 +550,54 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
     return -1;
 }
 
+/* Runs the refund argv[2..argc) (numkeys, keys, arguments) on node by deadline: FCALL of the
+ * refund function, loading it first when the node has not got it, or EVAL where the node
+ * refuses functions (node->nofunc). The reply (the caller frees it), or NULL. */
+static redisReply *cl_refund_call(rl_cluster *c, cl_node *node, int asked, int64_t deadline,
+                                  int argc, const char **argv, size_t *argvlen)
+{
+    redisReply *reply;
+
+    if (!node->nofunc) {
+        argv[0] = "FCALL";
+        argvlen[0] = 5;
+        argv[1] = c->refund_name;
+        argvlen[1] = REFUND_NAME_LEN;
+        reply = rl_redis_node_command(node->conn, deadline, 0, asked, "FCALL refund", argc, argv,
+                                      argvlen);
+        if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+            return reply;
+        if (strcmp(reply->str, "ERR Function not found") == 0) {
+            const char *largv[] = {"FUNCTION", "LOAD", "REPLACE", c->refund_lib};
+            size_t llen[] = {8, 4, 7, c->refund_len};
+            int loaded;
+
+            freeReplyObject(reply);
+            reply = rl_redis_node_command(node->conn, deadline, 0, 0, "FUNCTION LOAD refund", 4,
+                                          largv, llen);
+            if (reply == NULL)
+                return NULL;
+            loaded = reply->type == REDIS_REPLY_STRING;
+            freeReplyObject(reply);
+            if (loaded)
+                return rl_redis_node_command(node->conn, deadline, 0, asked, "FCALL refund", argc,
+                                             argv, argvlen);
+        } else if (strncmp(reply->str, "ERR unknown command", 19) == 0 ||
+                   strncmp(reply->str, "NOPERM", 6) == 0) {
+            freeReplyObject(reply);
+        } else {
+            return reply; /* the refund's own error, or a redirect: as EVAL's would be */
+        }
+        node->nofunc = 1;
+    }
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = REFUND_LUA;
+    argvlen[1] = sizeof REFUND_LUA - 1;
+    return rl_redis_node_command(node->conn, deadline, 0, asked, "EVAL refund", argc, argv,
+                                 argvlen);
+}
+
 /* Gives back what group g reserved (REFUND_LUA) on the node that decided it. A refund that
  * fails is lost: the charge stays, a brief over-refusal (errstr is left as the decision's). */
 static void cl_refund(rl_cluster *c, const cl_group *g, int64_t now_ms, int64_t deadline)
@@ -535,11 +617,8 @@ static void cl_refund(rl_cluster *c, const cl_group *g, int64_t now_ms, int64_t 
         argv[argc++] = nums[nn++];                                                                 \
     } while (0)
 
-    argv[argc] = "EVAL";
-    argvlen[argc++] = 4;
-    argv[argc] = REFUND_LUA;
-    argvlen[argc++] = sizeof REFUND_LUA - 1;
-    argc++; /* numkeys, below */
+    argc += 2; /* FCALL name or EVAL script: cl_refund_call */
+    argc++;    /* numkeys, below */
     for (i = 0; i < g->n; i++) {
         const rl_item *it = &c->items[g->first + i];
         char *k = c->keys + (size_t)nkeys * c->keycap;
@@ -568,8 +647,7 @@ static void cl_refund(rl_cluster *c, const cl_group *g, int64_t now_ms, int64_t 
         CL_NUM(it->cost);
     }
 #undef CL_NUM
-    reply = rl_redis_node_command(c->nodes[g->node]->conn, deadline, 0, g->asked, "EVAL refund",
-                                  argc, argv, argvlen);
+    reply = cl_refund_call(c, c->nodes[g->node], g->asked, deadline, argc, argv, argvlen);
     if (reply != NULL)
         freeReplyObject(reply);
 }

@@ -4,7 +4,9 @@
 # Usage: tools/embed_lua.sh SCRIPT.lua
 # The output defines rl_redis_script (the file's bytes, unchanged, then a NUL), rl_redis_script_len
 # (its length without the NUL) and rl_redis_script_sha (the SHA1 of those bytes in lowercase hex:
-# the digest SCRIPT LOAD returns and EVALSHA takes). Every byte is an octal escape, so any content
+# the digest SCRIPT LOAD returns and EVALSHA takes), then rl_redis_function ("rl_" and that SHA1)
+# and rl_redis_library, rl_redis_library_len: the same bytes after the lines "#!lua name=NAME"
+# and "local name = 'NAME'", NAME being rl_redis_function: what FUNCTION LOAD takes. Every byte is an octal escape, so any content
 # survives; a NUL inside the script is refused, since SCRIPT LOAD's argument is taken by length
 # but the C string by strlen elsewhere. Needs only POSIX od, sed and coreutils' sha1sum.
 # Exit codes: 0 written; 1 bad usage, unreadable file, or a NUL in it.
@@ -24,7 +26,16 @@ printf '/* generated from %s by tools/embed_lua.sh: do not edit (see redis_scrip
 printf '#include "redis_script.h"\n\n'
 printf 'const char rl_redis_script[] = ""\n'
 # 16 bytes a line, each as a three-digit octal escape (never merges with what follows).
-od -An -v -to1 "$in" | sed -e 's/ *$//' -e 's/^ *//' -e '/^$/d' -e 's/ /\\/g' -e 's/^/    "\\/' -e 's/$/"/'
+bytes() {
+    od -An -v -to1 "$in" | sed -e 's/ *$//' -e 's/^ *//' -e '/^$/d' -e 's/ /\\/g' -e 's/^/    "\\/' -e 's/$/"/'
+}
+bytes
 printf '    ;\n'
 printf 'const size_t rl_redis_script_len = %s;\n' "$len"
 printf 'const char rl_redis_script_sha[] = "%s";\n' "$sha"
+head="#!lua name=rl_$sha\\nlocal name = 'rl_$sha'\\n"
+printf 'const char rl_redis_function[] = "rl_%s";\n' "$sha"
+printf 'const char rl_redis_library[] = "%s"\n' "$head"
+bytes
+printf '    ;\n'
+printf 'const size_t rl_redis_library_len = sizeof rl_redis_library - 1;\n'

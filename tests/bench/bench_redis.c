@@ -10,7 +10,14 @@
  * drifts meanwhile affects them alike), then
  *   flood     one client far over its limit: rl_redis_decide (every refusal a round trip)
  *             vs rl_decide (refused from the shm refusal cache), BENCH_MS each,
- * and prints decisions/s and p50/p99 latency of each, and backend/raw and decide/raw ratios.
+ * and prints decisions/s and p50/p99 latency of each, and backend/raw and decide/raw ratios
+ * (raw FCALL, what rl_redis_decide sends to a Redis 7, and raw EVALSHA, its fallback);
+ *
+ * then Redis' own time per decision (INFO commandstats, usec per call, so no round trip
+ * counts) of one GCRA rule at Redis' clock, the common decision, run as the function (FCALL)
+ * and as a script (EVALSHA), against a floor measured in the same run: a script of one GET
+ * and one SET ... PX (bare_fcgi.c's, the least a decision in Redis can do), in alternating
+ * pipelined batches; and the ratios to the floor;
  *
  * and then, for sliding_log at COUNT = 100, 1000, 10000 and 100000 (period COUNT ms, a full
  * log of one unit per ms, filled through the script), MEMORY USAGE of the key and Redis' own
@@ -188,18 +195,34 @@ static redisReply *bench_cmd(redisContext *c, int argc, const char **argv)
     return r;
 }
 
+/* Calls of `command` ("evalsha", "fcall") and the usec Redis spent in them since the last
+ * CONFIG RESETSTAT (INFO commandstats); the usec per call returned, -1 without calls. */
+static double bench_command_usec(redisContext *c, const char *command, double *calls,
+                                 double *usec)
+{
+    char field[64];
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    const char *p = r != NULL && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+    double n = 0, u = 0;
+
+    snprintf(field, sizeof field, "cmdstat_%s:calls=", command);
+    if (p != NULL && (p = strstr(p, field)) != NULL) {
+        n = strtod(p + strlen(field), NULL);
+        if ((p = strstr(p, "usec=")) != NULL)
+            u = strtod(p + strlen("usec="), NULL);
+    }
+    freeReplyObject(r);
+    if (calls != NULL)
+        *calls += n;
+    if (usec != NULL)
+        *usec += u;
+    return n > 0 ? u / n : -1;
+}
+
 /* usec_per_call of EVALSHA since the last CONFIG RESETSTAT. */
 static double bench_evalsha_usec(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "INFO commandstats");
-    const char *p = r != NULL && r->type == REDIS_REPLY_STRING ? r->str : NULL;
-    double usec = -1;
-
-    if (p != NULL && (p = strstr(p, "cmdstat_evalsha:")) != NULL &&
-        (p = strstr(p, "usec_per_call=")) != NULL)
-        usec = strtod(p + strlen("usec_per_call="), NULL);
-    freeReplyObject(r);
-    return usec;
+    return bench_command_usec(c, "evalsha", NULL, NULL);
 }
 
 static void bench_resetstat(redisContext *c)
@@ -216,24 +239,25 @@ static long long bench_memory(redisContext *c, const char *key)
 }
 
 /* One decision of algorithm `algo` (rl_algo's value, as text), count per count ms, through
- * the script at now (cost 1); returns allowed. */
-static int algo_decide(redisContext *c, const char *sha, const char *algo, const char *key,
+ * the function (FCALL, as the filter on Redis 7) at now (cost 1); returns allowed. */
+static int algo_decide(redisContext *c, const char *algo, const char *key,
                        long count, long long now)
 {
     char nows[32], counts[32];
     snprintf(nows, sizeof nows, "%lld", now);
     snprintf(counts, sizeof counts, "%ld", count);
-    const char *argv[] = {"EVALSHA", sha, "1", key, nows, algo, counts, counts, counts, "1", "0"};
+    const char *argv[] = {"FCALL", rl_redis_function, "1",    key, nows, algo,
+                          counts,  counts,            counts, "1", "0"};
     redisReply *r = bench_cmd(c, 11, argv);
     int allowed = r->type == REDIS_REPLY_ARRAY && r->elements == 5 && r->element[0]->integer;
     freeReplyObject(r);
     return allowed;
 }
 
-static int slog_decide(redisContext *c, const char *sha, const char *key, long count,
+static int slog_decide(redisContext *c, const char *key, long count,
                        long long now)
 {
-    return algo_decide(c, sha, "3", key, count, now);
+    return algo_decide(c, "3", key, count, now);
 }
 
 static int compact_decide(redisContext *c, const char *sha, const char *key, long count,
@@ -308,14 +332,14 @@ static void bench_slog_size(redisContext *c, const char *sha, const char *csha, 
     mem = bench_memory(c, key);
     bench_resetstat(c);
     for (long k = 0; k < n; k++)
-        if (!slog_decide(c, sha, key, count, t0 + count + k))
+        if (!slog_decide(c, key, count, t0 + count + k))
             fprintf(stderr, "bench: sliding_log %ld: a steady admission was refused\n", count);
-    adm = bench_evalsha_usec(c);
+    adm = bench_command_usec(c, "fcall", NULL, NULL);
     bench_resetstat(c);
     for (long k = 0; k < n; k++)
-        if (slog_decide(c, sha, key, count, t0 + count + n - 1))
+        if (slog_decide(c, key, count, t0 + count + n - 1))
             fprintf(stderr, "bench: sliding_log %ld: a full log admitted\n", count);
-    ref = bench_evalsha_usec(c);
+    ref = bench_command_usec(c, "fcall", NULL, NULL);
 
     compact_fill(c, ckey, count, t0);
     cmem = bench_memory(c, ckey);
@@ -334,7 +358,7 @@ static void bench_slog_size(redisContext *c, const char *sha, const char *csha, 
 
 /* The other algorithms at 100 per 100 ms, one decision a ms for 2000 ms (admissions and
  * refusals as the rule decides): Redis' usec per call and the key's MEMORY USAGE. */
-static void bench_algos(redisContext *c, const char *sha)
+static void bench_algos(redisContext *c)
 {
     static const char *const names[] = {"gcra", "fixed_window", "sliding_window"};
     static const char *const algos[] = {"0", "1", "2"};
@@ -346,10 +370,10 @@ static void bench_algos(redisContext *c, const char *sha)
         snprintf(key, sizeof key, "b:{algo-%s}:x", names[a]);
         bench_resetstat(c);
         for (long k = 0; k < 2000; k++)
-            admitted += algo_decide(c, sha, algos[a], key, 100, t0 + k);
+            admitted += algo_decide(c, algos[a], key, 100, t0 + k);
         printf("%-14s 100/100ms %9lld bytes/key  Redis %8.1f us/decision (%ld of 2000 "
                "admitted)\n",
-               names[a], bench_memory(c, key), bench_evalsha_usec(c), admitted);
+               names[a], bench_memory(c, key), bench_command_usec(c, "fcall", NULL, NULL), admitted);
         const char *del[] = {"DEL", key};
         freeReplyObject(bench_cmd(c, 2, del));
     }
@@ -361,13 +385,91 @@ static void bench_slog(redisContext *c, const char *sha)
     const char *load[] = {"SCRIPT", "LOAD", slog_compact_lua};
     redisReply *csha = bench_cmd(c, 3, load);
 
-    bench_algos(c, sha);
+    bench_algos(c);
 
     printf("sliding_log, a full log of COUNT units over COUNT ms (Redis time from INFO "
            "commandstats; memory from MEMORY USAGE):\n");
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         bench_slog_size(c, sha, csha->str, counts[i]);
     freeReplyObject(csha);
+}
+
+/* ---- Redis' time per decision against the GET+SET floor ---- */
+
+/* bare_fcgi.c's floor: one GET and one SET with PX. */
+static const char floor_lua[] = "redis.call('GET', KEYS[1]) "
+                                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+                                "return 1";
+
+/* Sends argv n times pipelined (batches of 100) and reads every reply. */
+static void bench_pipeline(redisContext *c, int argc, const char **argv, long n)
+{
+    for (long i = 0; i < n; i += 100) {
+        long m = n - i < 100 ? n - i : 100;
+        for (long j = 0; j < m; j++)
+            redisAppendCommandArgv(c, argc, argv, NULL);
+        for (long j = 0; j < m; j++) {
+            redisReply *r = NULL;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL ||
+                r->type == REDIS_REPLY_ERROR) {
+                fprintf(stderr, "bench: %s: %s\n", argv[0],
+                        r != NULL ? r->str : c->errstr);
+                exit(1);
+            }
+            freeReplyObject(r);
+        }
+    }
+}
+
+/* The floor, the script by EVALSHA and the function by FCALL, each BENCH_ROUNDS batches of
+ * `n` alternately; Redis' usec per call of each over all its batches. */
+static void bench_server_time(redisContext *c, const char *sha, long n)
+{
+    const char *load[] = {"SCRIPT", "LOAD", floor_lua};
+    const char *fload[] = {"FUNCTION", "LOAD", "REPLACE", rl_redis_library};
+    redisReply *fsha = bench_cmd(c, 3, load);
+    size_t flen[] = {8, 4, 7, rl_redis_library_len};
+    redisReply *lib = redisCommandArgv(c, 4, fload, flen);
+    const char *floor_argv[] = {"EVALSHA", fsha->str, "1", "b:{floor}:k", "1", "60000"};
+    /* now -1 (Redis' clock), then algo gcra, count, period, burst, cost 1, no dry run. */
+    const char *ev_argv[] = {"EVALSHA", sha, "1", "b:{ev}:global", "-1", "0",
+                             "1000000000", "1000", "1000000000", "1", "0"};
+    const char *fc_argv[] = {"FCALL", rl_redis_function, "1", "b:{fc}:global", "-1", "0",
+                             "1000000000", "1000", "1000000000", "1", "0"};
+    double calls[3] = {0}, usec[3] = {0}, per[3];
+    static const char *const names[] = {"GET+SET floor (EVALSHA)", "script by EVALSHA",
+                                        "function by FCALL"};
+
+    if (lib == NULL || lib->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "bench: FUNCTION LOAD failed: %s\n",
+                lib != NULL && lib->type == REDIS_REPLY_ERROR ? lib->str : c->errstr);
+        exit(1);
+    }
+    freeReplyObject(lib);
+    for (int round = 0; round < BENCH_ROUNDS; round++) {
+        bench_resetstat(c);
+        bench_pipeline(c, 6, floor_argv, n);
+        bench_command_usec(c, "evalsha", &calls[0], &usec[0]);
+        bench_resetstat(c);
+        bench_pipeline(c, 11, ev_argv, n);
+        bench_command_usec(c, "evalsha", &calls[1], &usec[1]);
+        bench_resetstat(c);
+        bench_pipeline(c, 11, fc_argv, n);
+        bench_command_usec(c, "fcall", &calls[2], &usec[2]);
+    }
+    printf("Redis time per decision, one GCRA rule at Redis' clock (INFO commandstats, %d x %ld "
+           "pipelined calls each):\n",
+           BENCH_ROUNDS, n);
+    for (int i = 0; i < 3; i++) {
+        per[i] = calls[i] > 0 ? usec[i] / calls[i] : -1;
+        printf("  %-26s %6.2f us/call", names[i], per[i]);
+        if (i > 0)
+            printf("   %.2f x the floor", per[i] / per[0]);
+        printf("\n");
+    }
+    printf("goal: FCALL <= 1.3 x the GET+SET floor: %s (%.2f)\n",
+           per[2] <= 1.3 * per[0] ? "met" : "NOT met", per[2] / per[0]);
+    freeReplyObject(fsha);
 }
 
 static rl_config *bench_config(const rlt_redis *srv, const char *limit, char *path, size_t size)
@@ -404,9 +506,9 @@ int main(int argc, char **argv)
     rl_error err;
     redisReply *sha = NULL;
     be_ctx be = {0};
-    raw_ctx raw = {0};
+    raw_ctx raw = {0}, rawf = {0};
 
-    int64_t *lat = malloc(sizeof(*lat) * BENCH_MAX * 3);
+    int64_t *lat = malloc(sizeof(*lat) * BENCH_MAX * 4);
 
     if (argc == 3 && strcmp(argv[1], "--ops") == 0)
         bench_ops = strtoul(argv[2], NULL, 10);
@@ -432,6 +534,21 @@ int main(int argc, char **argv)
         raw.argv[i] = args[i];
         raw.len[i] = strlen(args[i]);
     }
+    /* raw FCALL: the same, as the function rl_redis_decide calls on a Redis 7. */
+    const char *fload[] = {"FUNCTION", "LOAD", "REPLACE", rl_redis_library};
+    size_t flen[] = {8, 4, 7, rl_redis_library_len};
+    redisReply *lib = redisCommandArgv(raw.c, 4, fload, flen);
+    int libok = lib != NULL && lib->type == REDIS_REPLY_STRING;
+    freeReplyObject(lib);
+    if (!libok)
+        goto out;
+    rawf = raw;
+    rawf.argv[0] = "FCALL";
+    rawf.len[0] = 5;
+    rawf.argv[1] = rl_redis_function;
+    rawf.len[1] = RL_REDIS_FUNCTION_LEN;
+    rawf.argv[3] = "b:{bench-rawf}:global";
+    rawf.len[3] = strlen(rawf.argv[3]);
 
     rl_redis_config rcfg = {.enabled = 1, .host = host, .port = srv.port, .prefix = prefix,
                             .connect_timeout_ms = 1000, .command_timeout_ms = 1000};
@@ -449,15 +566,17 @@ int main(int argc, char **argv)
     else
         printf("redis-server %d, one connection, %d ms per run in %d alternating rounds\n",
                srv.port, BENCH_MS, BENCH_ROUNDS);
-    bench cmp[3] = {
+    bench cmp[4] = {
         {.name = "raw hiredis EVALSHA", .op = raw_op, .ud = &raw, .lat = lat},
-        {.name = "rl_redis_decide", .op = be_op, .ud = &be, .lat = lat + BENCH_MAX},
-        {.name = "rl_decide", .op = lim_op, .ud = &lc, .lat = lat + 2 * BENCH_MAX},
+        {.name = "raw hiredis FCALL", .op = raw_op, .ud = &rawf, .lat = lat + BENCH_MAX},
+        {.name = "rl_redis_decide", .op = be_op, .ud = &be, .lat = lat + 2 * BENCH_MAX},
+        {.name = "rl_decide", .op = lim_op, .ud = &lc, .lat = lat + 3 * BENCH_MAX},
     };
-    double rates[3];
-    bench_compare(cmp, 3, rates);
-    printf("ratio rl_redis_decide/raw %.2f, rl_decide/raw %.2f\n", rates[1] / rates[0],
-           rates[2] / rates[0]);
+    double rates[4];
+    bench_compare(cmp, 4, rates);
+    printf("ratio to raw FCALL: rl_redis_decide %.2f, rl_decide %.2f; to raw EVALSHA: "
+           "rl_redis_decide %.2f, rl_decide %.2f\n",
+           rates[2] / rates[1], rates[3] / rates[1], rates[2] / rates[0], rates[3] / rates[0]);
 
     /* The flood: one client over a 1/h limit. */
     be.item.rule = &tiny;
@@ -480,8 +599,10 @@ int main(int argc, char **argv)
     bench_round(&flood[1], BENCH_MS);
     double f_nc = bench_report(&flood[0]), f_c = bench_report(&flood[1]);
     printf("refusal cache speed-up under a flood: %.1fx\n", f_c / f_nc);
-    if (bench_ops == 0)
+    if (bench_ops == 0) {
+        bench_server_time(raw.c, sha->str, 2000);
         bench_slog(raw.c, sha->str);
+    }
     rc = 0;
 out:
     rl_limiter_close(lim);

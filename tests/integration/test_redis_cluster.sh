@@ -11,7 +11,8 @@
 #               X-User 2/h; their slots differ): users a1, a2, a3 of team T1, 4 requests each
 #               in turn: 2, 2 and 1 admitted -- 5 in all, the team's limit exactly. Without the
 #               refund of the team's reservation by a user's refusal, a1's two refused
-#               requests would spend two of the team's five
+#               requests would spend two of the team's five; the refund runs as a function
+#               (its library rl_refund_... is on a master after it)
 #   3 race      team T2, users b1..b6, 4 requests each, 24 at once: at most 5 admitted in
 #               all and at most 2 per user (reserve-then-confirm never admits past a limit)
 #   4 reshard   users r1..r3 whose slots are among the first 1000 of the first master; 10
@@ -91,6 +92,12 @@ done
 check "refund: a1, a2, a3 admitted 2 2 1 (got ${got% }): refused requests gave back the team's share" \
     [ "${got% }" = "2 2 1" ]
 echo "FIGURE refund: team 5/h over 3 users (2/h each) in two slots: admitted ${got% } = $total"
+# The refunds ran as a function (FCALL): its library is on the master that gave them back.
+libs=0
+for p in "${CPORTS[@]}"; do
+    ccli "$p" FUNCTION LIST LIBRARYNAME 'rl_refund_*' | grep -q '^rl_refund_' && libs=$((libs + 1))
+done
+check "refund: the refund function's library loaded on $libs master(s) (>= 1)" [ "$libs" -ge 1 ]
 
 # ---- 3 race ----------------------------------------------------------------------------------
 : > "$T/race.out"

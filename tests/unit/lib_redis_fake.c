@@ -97,6 +97,8 @@ static size_t fake_normal(const char *name, long numkeys, char *buf, size_t size
         return (size_t)snprintf(buf, size, "$40\r\n%s\r\n", rl_redis_script_sha); /* as Redis */
     if (strcmp(name, "PING") == 0)
         return (size_t)snprintf(buf, size, "+PONG\r\n");
+    if (strcmp(name, "FUNCTION") == 0) /* a server before Redis 7 */
+        return (size_t)snprintf(buf, size, "-ERR unknown command 'FUNCTION'\r\n");
     if (strcmp(name, "EVALSHA") != 0)
         return (size_t)snprintf(buf, size, "+OK\r\n");
     /* Every rule admitted: allowed 1, remaining 0, reset 1, retry 0; then the time. */

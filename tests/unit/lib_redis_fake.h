@@ -2,7 +2,8 @@
  *
  * rlt_fake_start() forks a child that listens on a free 127.0.0.1 port and serves one
  * connection at a time. It reads RESP commands and answers them as Redis would for the
- * decision script (AUTH, SELECT: +OK; SCRIPT LOAD: a SHA1; EVALSHA: every rule admitted;
+ * decision script as a server before Redis 7 (AUTH, SELECT: +OK; FUNCTION: "unknown command",
+ * so the client falls back to EVALSHA; SCRIPT LOAD: a SHA1; EVALSHA: every rule admitted;
  * PING: +PONG; CLUSTER and EVALSHA as set below), except the command named `target` (or every command, target "*"), which gets
  * the hostile answer of `mode`. rlt_fake_stop() kills the child by PID and reaps it; it also
  * dies with the test process (PR_SET_PDEATHSIG). The test process must ignore SIGPIPE.

@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "lib_redis_fake.h"
 #include "lib_redis_server.h"
+#include "redis_script.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -438,6 +439,89 @@ Test(redis, reloads_a_flushed_script, .init = start_plain, .fini = teardown)
     cr_assert(rl_redis_connected(r));
     redisFree(c);
     rl_redis_free(r);
+}
+
+/* Calls of a command so far (INFO commandstats), e.g. "fcall". */
+static long long calls_of(redisContext *c, const char *command)
+{
+    char field[64];
+    redisReply *reply = cmd(c, "INFO commandstats", NULL);
+    const char *p;
+    long long n = 0;
+
+    snprintf(field, sizeof field, "cmdstat_%s:calls=", command);
+    p = reply->type == REDIS_REPLY_STRING ? strstr(reply->str, field) : NULL;
+    if (p != NULL)
+        n = atoll(p + strlen(field));
+    freeReplyObject(reply);
+    return n;
+}
+
+/* On Redis 7 the script is a function library, loaded once and run by FCALL: no EVALSHA. */
+Test(redis, runs_the_script_as_a_function, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-fcall:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    rl_rule_result res;
+    redisReply *reply;
+
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(res.remaining, 97);
+    cr_assert_eq(calls_of(c, "fcall"), 3, "every decision an FCALL");
+    cr_assert_eq(calls_of(c, "evalsha"), 0, "no EVALSHA");
+    cr_assert_eq(calls_of(c, "function|load"), 1, "loaded once");
+    reply = cmd(c, "FUNCTION LIST LIBRARYNAME %s", rl_redis_function);
+    cr_assert(reply->type == REDIS_REPLY_ARRAY && reply->elements == 1,
+              "library %s not listed (type %d)", rl_redis_function, reply->type);
+    freeReplyObject(reply);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+/* FUNCTION FLUSH (or a restart of a server without persistence) answers FCALL with "Function
+ * not found": loaded again and called again within the decision, the state kept. */
+Test(redis, reloads_a_flushed_function, .init = start_plain, .fini = teardown)
+{
+    char prefix[] = "t-fflush:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    rl_rule_result res;
+    redisReply *reply;
+
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    reply = cmd(c, "FUNCTION FLUSH", NULL);
+    cr_assert_eq(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(res.remaining, 1, "the state survived the flush");
+    cr_assert(rl_redis_connected(r), "reloaded on the same connection");
+    cr_assert_eq(calls_of(c, "function|load"), 2);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+/* A server before Redis 7 (the fake: FUNCTION is an unknown command) gets SCRIPT LOAD and
+ * EVALSHA, on the same connection. */
+Test(redis, falls_back_to_evalsha_without_functions, .fini = teardown)
+{
+    char prefix[] = "t-nofunc:";
+    rlt_fake fake = {.mode = RLT_FAKE_OK};
+    rl_redis_config cfg = config(prefix);
+    rl_rule_result res;
+    rl_redis *r;
+
+    cr_assert_eq(rlt_fake_start(&fake), 0);
+    cfg.port = fake.port;
+    r = rl_redis_new(&cfg);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert(rl_redis_connected(r));
+    rl_redis_free(r);
+    rlt_fake_stop(&fake);
 }
 
 Test(redis, selects_the_configured_db, .init = start_plain, .fini = teardown)

@@ -3,8 +3,10 @@
  * The text and digest come from tools/embed_lua.sh at build time (redis_script.h). Checked
  * here: the digest is the one a real redis-server's SCRIPT LOAD returns for the text (so
  * EVALSHA with the constant finds the script); the text is the file's, byte for byte, with no
- * NUL inside; the constant the script spells out (RL_LOG_MAX) agrees with ratelimit.h; and
- * the script refuses a call of the wrong shape with its own error reply.
+ * NUL inside; the function library is the two lines naming it and then the same text, and
+ * FUNCTION LOAD registers it under that name (so FCALL finds it); the constant the script
+ * spells out (RL_LOG_MAX) agrees with ratelimit.h; and the script refuses a call of the wrong
+ * shape with its own error reply, as a script and as a function.
  */
 #include "fmacros.h"
 
@@ -66,6 +68,40 @@ Test(redis_script, digest_is_what_script_load_returns, .init = start, .fini = st
     redisFree(c);
 }
 
+Test(redis_script, library_is_the_script_named_after_its_digest, .init = start, .fini = stop)
+{
+    char name[64], head[160];
+    redisContext *c = rlt_redis_client(&srv);
+    redisReply *reply;
+    size_t hlen;
+
+    cr_assert_not_null(c);
+    snprintf(name, sizeof name, "rl_%s", rl_redis_script_sha);
+    cr_assert_str_eq(rl_redis_function, name);
+    cr_assert_eq(strlen(rl_redis_function), RL_REDIS_FUNCTION_LEN);
+    hlen = (size_t)snprintf(head, sizeof head, "#!lua name=%s\nlocal name = '%s'\n", name, name);
+    cr_assert_eq(rl_redis_library_len, hlen + rl_redis_script_len);
+    cr_assert_eq(memcmp(rl_redis_library, head, hlen), 0, "the library's head");
+    cr_assert_eq(memcmp(rl_redis_library + hlen, rl_redis_script, rl_redis_script_len), 0);
+
+    /* Loaded twice (every connection loads it; REPLACE makes that no error), then FCALL
+     * reaches decide(): a call of the wrong shape gets the script's own error. */
+    for (int i = 0; i < 2; i++) {
+        reply = redisCommand(c, "FUNCTION LOAD REPLACE %b", rl_redis_library, rl_redis_library_len);
+        cr_assert_not_null(reply, "%s", c->errstr);
+        cr_assert_eq(reply->type, REDIS_REPLY_STRING, "FUNCTION LOAD: %s",
+                     reply->type == REDIS_REPLY_ERROR ? reply->str : "not a string");
+        cr_assert_str_eq(reply->str, name);
+        freeReplyObject(reply);
+    }
+    reply = redisCommand(c, "FCALL %s 0", name);
+    cr_assert_not_null(reply, "%s", c->errstr);
+    cr_assert_eq(reply->type, REDIS_REPLY_ERROR, "type %d", reply->type);
+    cr_assert_not_null(strstr(reply->str, "ratelimit: expected 1 arguments"), "%s", reply->str);
+    freeReplyObject(reply);
+    redisFree(c);
+}
+
 Test(redis_script, text_is_the_lua_file_byte_for_byte)
 {
     const char *path = "core/ratelimit.lua";
@@ -105,4 +141,8 @@ Test(redis_script, spells_rl_log_max_as_ratelimit_h_does)
 Test(redis_script, fits_what_redis_reads_before_auth)
 {
     cr_assert_lt(rl_redis_script_len, 16384, "ratelimit.lua is %zu bytes", rl_redis_script_len);
+    /* FUNCTION LOAD follows AUTH, but a server without a password reads it as the first
+     * thing too. */
+    cr_assert_lt(rl_redis_library_len, 16384, "the function library is %zu bytes",
+                 rl_redis_library_len);
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 # hostile_redis.pl PORT MODE -- a hostile fake Redis on 127.0.0.1:PORT, for the fault tests
 #
-# Answers AUTH/SELECT/PING with +OK and SCRIPT LOAD with a SHA1 as Redis would; every EVALSHA
-# gets MODE's answer:
+# Answers AUTH/SELECT/PING with +OK, FUNCTION with "unknown command" (a server before Redis 7,
+# so the filter falls back to EVALSHA) and SCRIPT LOAD with a SHA1 as Redis would; every
+# EVALSHA gets MODE's answer:
 #   silence     nothing (the connection stays open)
 #   drip        a reply that never ends, one byte every 30 ms
 #   huge-array  "*2147483647\r\n", then nothing
@@ -51,7 +52,9 @@ sub serve {
     while (1) {
         my ($name, $last) = command($c);
         last unless defined $name;
-        if ($name ne 'EVALSHA') { # SCRIPT LOAD: the script's SHA1, which the filter checks
+        if ($name eq 'FUNCTION') {
+            print $c "-ERR unknown command 'FUNCTION'\r\n";
+        } elsif ($name ne 'EVALSHA') { # SCRIPT LOAD: the script's SHA1, which the filter checks
             print $c ($name eq 'SCRIPT' ? "\$40\r\n" . sha1_hex($last) . "\r\n" : "+OK\r\n");
         } elsif ($mode eq 'drip') {
             my $r = "*5\r\n:1\r\n:0\r\n:1\r\n:0\r\n:1";
