@@ -138,6 +138,57 @@ static double bench_algo_baseline(void)
     return (double)n / (t - start);
 }
 
+/* --callgrind N: N bare rl_algo_decide calls, then N hot-key decisions in a 4096-key table
+ * of GCRA's words, each loop in a function of its own, so that callgrind's inclusive count
+ * of each, divided by N, is the instructions per decision (tests/bench/callgrind_shm.sh).
+ * Instruction counts, unlike rates, do not depend on what else the machine is doing. */
+__attribute__((noinline)) static void bench_cg_algo(const rl_rule *rule, long n)
+{
+    rl_rule_result res;
+    rl_state st[2] = {{{0}}, {{0}}};
+    int64_t ttl, now = 1700000000000LL;
+
+    for (long i = 0; i < n; i++)
+        rl_algo_decide(rule, &st[i & 1], now + i / 1024, 1, &st[~i & 1], &ttl, &res);
+    if (st[0].w[0] == 42)
+        puts("");
+}
+
+__attribute__((noinline)) static void bench_cg_shm(rl_shm *shm, const rl_rule *rule, long n)
+{
+    rl_rule_result res;
+    char key[64];
+    rl_item it = {.rule = rule, .client = "c", .key = key, .cost = 1, .res = &res};
+
+    it.keylen = bench_key(key, 0);
+    for (long i = 0; i < n; i++)
+        if (rl_shm_decide(shm, &it, 1, -1) < 0) {
+            fprintf(stderr, "bench: decide: %s\n", rl_shm_errstr(shm));
+            exit(1);
+        }
+}
+
+static int bench_callgrind(long n)
+{
+    char name[64];
+    rl_error err;
+    rl_shm *shm;
+    rl_rule rule = bench_rule();
+
+    snprintf(name, sizeof name, "/rl-bench-cg-%d", (int)getpid());
+    rl_shm_unlink(name);
+    bench_cg_algo(&rule, n);
+    shm = rl_shm_open(name, 4096, KEY_MAX, rl_algo_state_words(&rule), &err);
+    if (shm == NULL) {
+        fprintf(stderr, "bench: %s\n", err.text);
+        return 1;
+    }
+    bench_cg_shm(shm, &rule, n);
+    rl_shm_close(shm);
+    rl_shm_unlink(name);
+    return 0;
+}
+
 static double bench_mutex_baseline(void)
 {
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
@@ -205,7 +256,7 @@ static void bench_row(const char *what, int nproc, const double *rate, double ba
            total / nproc / 1e6, total / 1e6, total / nproc / base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char name[64];
     rl_error err;
@@ -218,6 +269,12 @@ int main(void)
     char logname[80];
     rl_rule logrule = rule;
 
+    if (argc == 3 && strcmp(argv[1], "--callgrind") == 0 && atol(argv[2]) > 0)
+        return bench_callgrind(atol(argv[2]));
+    if (argc != 1) {
+        fprintf(stderr, "usage: bench_shm [--callgrind N]\n");
+        return 2;
+    }
     snprintf(name, sizeof name, "/rl-bench-%d", (int)getpid());
     rl_shm_unlink(name);
     printf("bench_shm: %ld online CPUs, %.1f s per phase\n\n", sysconf(_SC_NPROCESSORS_ONLN),
