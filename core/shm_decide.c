@@ -97,13 +97,15 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
+    uint32_t slot[RL_MAX_MATCH];   /* the key's slot as found, expired or not (found: live) */
     uint32_t pinned[RL_MAX_MATCH]; /* slots this batch stored: no insert may evict them */
     rl_state cur[RL_MAX_MATCH], next[RL_MAX_MATCH];
     size_t words[RL_MAX_MATCH];
     int64_t ttl[RL_MAX_MATCH];
     int repair[RL_MAX_MATCH];
     size_t nlocked, npinned = 0;
-    int allowed = 1;
+    int allowed = 1, stable;
+    uint64_t rebuilds;
 
     if (shm_check_items(shm, items, n, words) < 0)
         return -1;
@@ -131,11 +133,12 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
         now_ms = shm_realtime_ms(); /* under the locks: decisions on a key in clock order */
 
     /* Decide every rule on the stored states, changing nothing yet. */
+    rebuilds = shm->rebuilds;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         shm_slot *sl = NULL;
 
-        found[i] = rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
+        found[i] = slot[i] = rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
         if (found[i] != SHM_NIL) {
             sl = rl_shm_slot_at(shm, found[i]);
             if (rl_shm_expired(sl, now_ms)) {
@@ -155,7 +158,10 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 
     /* Admitted: store every admitting item (a dry run may refuse). Refused: store none (but a
      * repaired one, see algo.h), and mark the keys used, so a key that is being refused is not
-     * the one evicted (that would hand it a full bucket). */
+     * the one evicted (that would hand it a full bucket). The slots found above stand until a
+     * rebuild or an insert changes the stripes' structure (an insert may reclaim an expired
+     * entry, a rebuild free a damaged one); from then on each key is looked up again. */
+    stable = shm->rebuilds == rebuilds;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         uint32_t at;
@@ -166,13 +172,14 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
                 rl_shm_slot_at(shm, found[i])->ref = 1;
             continue;
         }
-        /* Looked up again: an earlier insert of this batch may have reclaimed an expired
-         * entry (never one of this batch's: those are pinned). */
-        at = rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
-        if (at == SHM_NIL)
+        /* Looked up again once the structure changed: an earlier insert of this batch may
+         * have reclaimed an expired entry (never one of this batch's: those are pinned). */
+        at = stable ? slot[i] : rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
+        if (at == SHM_NIL) {
             at = rl_shm_insert(shm, stripe[i], hash[i], key, items[i].keylen, now_ms, pinned,
                                npinned);
-        else
+            stable = 0;
+        } else
             rl_shm_slot_at(shm, at)->ref = 1;
         if (at == SHM_NIL)
             continue; /* counted in insert_failures; the decision stands */

@@ -43,6 +43,8 @@
 #define SHM_ALIGN 64
 /* A stripe lock not had within this is reported, never waited on forever. */
 #define SHM_LOCK_TIMEOUT_MS 2000
+/* Looks at a held stripe lock before sleeping on it (shm_table.c, shm_spin_lock). */
+#define SHM_SPIN 200
 /* Where glibc's shm_open keeps names: a segment is put in place with link(2) or rename(2). */
 #define SHM_DIR "/dev/shm"
 /* A segment being made is named NAME SHM_NEW_TAG PID "-" SERIAL until it is put in place. */
@@ -128,6 +130,9 @@ struct rl_shm {
         uint32_t first, nslots;
     } span[SHM_STRIPES_MAX];
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
+    /* Stripes this handle rebuilt (shm_rebuild): a decision's lookups stand, and are not
+     * walked again before it stores, while this is unchanged and it inserted nothing. */
+    uint64_t rebuilds;
 #ifdef RL_TESTING
     int die_in_lock; /* test hook, see rl_shm_test_die (test builds only) */
 #endif
@@ -174,8 +179,6 @@ int64_t rl_shm_monotonic_ms(void);
 
 void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);
 
-int rl_shm_expired(const shm_slot *sl, int64_t now_ms);
-
 uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
 
 int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g);
@@ -187,20 +190,58 @@ uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
 uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
                        int64_t now_ms, const uint32_t *pinned, size_t npinned);
 
-void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words);
-
 int rl_shm_lock(rl_shm *shm, uint32_t s);
-
-shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i);
-
-void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words);
-
-uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h);
 
 #ifdef RL_TESTING
 void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked);
 #endif
 
 void rl_shm_unlock(rl_shm *shm, uint32_t s);
+
+/* ---- a slot's fields (inline: every decision uses each of them; caller holds the lock) -- */
+
+static inline shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i)
+{
+    return (shm_slot *)(shm->slots + (size_t)i * shm->slot_size);
+}
+
+static inline int64_t *rl_shm_words(shm_slot *sl)
+{
+    return (int64_t *)(sl + 1);
+}
+
+static inline int rl_shm_expired(const shm_slot *sl, int64_t now_ms)
+{
+    return sl->expires_ms <= now_ms;
+}
+
+static inline uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h)
+{
+    return (uint32_t)h & (shm->nstripes - 1);
+}
+
+/* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
+ * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
+ * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. A loop, not
+ * memcpy: most rules keep 2 or 3 words, fewer instructions than the call. */
+static inline void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words)
+{
+    const int64_t *w = rl_shm_words(sl);
+    size_t have = words < shm->state_words ? words : shm->state_words, k;
+    for (k = 0; k < have; k++)
+        st->w[k] = w[k];
+    for (; k < words; k++)
+        st->w[k] = 0;
+}
+
+/* Stores w[0..words) of st, as far as the slot has room. */
+static inline void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st,
+                                      size_t words)
+{
+    int64_t *w = rl_shm_words(sl);
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    for (size_t k = 0; k < have; k++)
+        w[k] = st->w[k];
+}
 
 #endif

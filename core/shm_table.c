@@ -92,19 +92,9 @@ void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *
 
 /* ---- one stripe's structures (caller holds the stripe lock) ---------------------------- */
 
-shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i)
-{
-    return (shm_slot *)(shm->slots + (size_t)i * shm->slot_size);
-}
-
-static int64_t *shm_words(shm_slot *sl)
-{
-    return (int64_t *)(sl + 1);
-}
-
 static char *shm_key(const rl_shm *shm, shm_slot *sl)
 {
-    return (char *)(shm_words(sl) + shm->state_words);
+    return (char *)(rl_shm_words(sl) + shm->state_words);
 }
 
 char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
@@ -112,43 +102,15 @@ char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
     return shm_key(shm, sl);
 }
 
-/* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
- * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
- * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. */
-void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words)
-{
-    size_t have = words < shm->state_words ? words : shm->state_words;
-    memcpy(st->w, shm_words(sl), have * sizeof(int64_t));
-    if (have < words)
-        memset(st->w + have, 0, (words - have) * sizeof(int64_t));
-}
-
-/* Stores w[0..words) of st, as far as the slot has room. */
-void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words)
-{
-    size_t have = words < shm->state_words ? words : shm->state_words;
-    memcpy(shm_words(sl), st->w, have * sizeof(int64_t));
-}
-
 uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len)
 {
     return rl_siphash24(shm->hash_key, key, len);
-}
-
-uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h)
-{
-    return (uint32_t)h & (shm->nstripes - 1);
 }
 
 /* The high half picks the bucket: the low bits already picked the stripe. */
 static uint32_t *shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
 {
     return &shm->buckets[(size_t)s * shm->nbuckets + ((uint32_t)(h >> 32) & (shm->nbuckets - 1))];
-}
-
-int rl_shm_expired(const shm_slot *sl, int64_t now_ms)
-{
-    return sl->expires_ms <= now_ms;
 }
 
 static void shm_rebuild(rl_shm *shm, uint32_t s);
@@ -350,6 +312,7 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     st->first = shm->span[s].first;
     st->nslots = shm->span[s].nslots;
     atomic_fetch_add_explicit(&shm->hdr->repairs, 1, memory_order_relaxed);
+    shm->rebuilds++;
     for (uint32_t b = 0; b < shm->nbuckets; b++)
         shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
     st->free_head = SHM_NIL;
@@ -375,21 +338,49 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     st->dirty = 0;
 }
 
-/* Locks stripe s, repairing it when its previous owner died mid-mutation. */
+/* Spins while the lock is held, at most SHM_SPIN looks: a stripe is held for well under a
+ * microsecond, so a waiter that spins usually gets it without the futex sleep and wake-up
+ * (two system calls, and the holder's unlock pays one of them) that a contended robust mutex
+ * otherwise costs. glibc: the lock word is read, never written, so spinning does not take
+ * the line away from the holder; elsewhere a trylock is the look. Returns what the last
+ * trylock returned, or EBUSY. */
+static int shm_spin_lock(pthread_mutex_t *m)
+{
+    for (int k = 0; k < SHM_SPIN; k++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+#ifdef __GLIBC__
+        if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0)
+            continue;
+#endif
+        int rc = pthread_mutex_trylock(m);
+        if (rc != EBUSY)
+            return rc;
+    }
+    return EBUSY;
+}
+
+/* Locks stripe s, repairing it when its previous owner died mid-mutation. Uncontended: one
+ * trylock, no clock read. Contended: a short spin, then a wait bounded by SHM_LOCK_TIMEOUT_MS. */
 int rl_shm_lock(rl_shm *shm, uint32_t s)
 {
     shm_stripe *st = &shm->stripes[s];
-    struct timespec until;
-    int rc;
+    int rc = pthread_mutex_trylock(&st->lock);
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += SHM_LOCK_TIMEOUT_MS / 1000;
-    until.tv_nsec += (SHM_LOCK_TIMEOUT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
+    if (rc == EBUSY)
+        rc = shm_spin_lock(&st->lock);
+    if (rc == EBUSY) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += SHM_LOCK_TIMEOUT_MS / 1000;
+        until.tv_nsec += (SHM_LOCK_TIMEOUT_MS % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        rc = pthread_mutex_timedlock(&st->lock, &until);
     }
-    rc = pthread_mutex_timedlock(&st->lock, &until);
     if (rc == 0 || rc == EOWNERDEAD) {
         /* Validated, never trusted: a stripe whose fields are out of range is rebuilt. */
         int bad = st->first != shm->span[s].first || st->nslots != shm->span[s].nslots ||
