@@ -15,8 +15,10 @@
  * stripe  S = a power of 2 <= 64 independent sub-tables, each with its own robust,
  *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-2-4 of
  *         the key under a random 128-bit key chosen by the creator (no hash flooding). A stripe
- *         owns the slots [first, first+nslots), B bucket heads (chains through slot.next, full
- *         key compared), a CLOCK hand and a free list (slot.next of free slots). Slots
+ *         owns the slots [first, first+nslots) (derived from the capacity by every process, not
+ *         stored: a stripe, its lock included, is one 64-byte line), B bucket heads (chains
+ *         through slot.next, full key compared), a CLOCK hand and a free list (slot.next of
+ *         free slots). Slots
  *         [first+fresh, first+nslots) were never used and are still all zero: creation writes
  *         no slot, so it costs the same for any size (pages are reserved up front by
  *         posix_fallocate, never touched). S shrinks for small capacities so that every stripe
@@ -138,8 +140,6 @@ static int shm_init_stripes(rl_shm *shm, rl_error *err)
         rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     for (uint32_t s = 0; rc == 0 && s < shm->nstripes; s++) {
         shm_stripe *st = &shm->stripes[s];
-        st->first = shm->span[s].first; /* rl_shm_bind derived them */
-        st->nslots = shm->span[s].nslots;
         st->free_head = SHM_NIL;
         rc = pthread_mutex_init(&st->lock, &attr);
     }

@@ -30,7 +30,9 @@
 #include "siphash.h"
 
 #define SHM_MAGIC 0x31304d4853544c52ULL /* "RLTSHM01" in little-endian bytes */
-#define SHM_LAYOUT 3u /* 2: slots sized at open, CLOCK eviction; 3: repairs counter */
+/* 2: slots sized at open, CLOCK eviction; 3: repairs counter; 4: a stripe is one cache line
+ * (its slot range is derived from the capacity, not stored) */
+#define SHM_LAYOUT 4u
 #define SHM_NIL UINT32_MAX
 #define SHM_STRIPES_MAX 64u
 #define SHM_STRIPE_MIN_SLOTS 16
@@ -87,15 +89,20 @@ typedef struct shm_header {
     _Atomic uint64_t repairs; /* stripes rebuilt: found damaged or left by a dead owner */
 } shm_header;
 
+/* One cache line: the lock and everything a decision reads or writes of its stripe, so that
+ * a lock handed from one process to another moves one line, and no stripe shares a line with
+ * another. The slots a stripe owns, [first, first + nslots), are not stored: every process
+ * derives them from the capacity (rl_shm_bind, rl_shm.span). */
 typedef struct shm_stripe {
-    _Alignas(SHM_ALIGN) pthread_mutex_t lock; /* robust, process-shared; a line per stripe */
+    _Alignas(SHM_ALIGN) pthread_mutex_t lock; /* robust, process-shared */
     uint32_t dirty;                           /* 1 while a holder may be mid-mutation */
-    uint32_t first, nslots;                   /* the slots this stripe owns */
     uint32_t used;
     uint32_t hand; /* CLOCK hand: the next slot to look at is first + hand, hand < fresh */
     uint32_t free_head;
     uint32_t fresh; /* slots [first, first+fresh) have been used at least once */
 } shm_stripe;
+
+_Static_assert(sizeof(shm_stripe) == SHM_ALIGN, "a stripe is one cache line");
 
 /* A slot's fixed head. state_words int64 words follow it, then key_max key bytes. */
 typedef struct shm_slot {
@@ -124,8 +131,8 @@ struct rl_shm {
     uint32_t nstripes, nbuckets;
     uint32_t slot_size, key_max, state_words;
     uint64_t capacity; /* ours, from the config, set before rl_shm_bind */
-    /* Each stripe's [first, first + nslots), derived from capacity once at bind: what the
-     * segment's copy must say (checked at every lock) and what a rebuild restores. */
+    /* Each stripe's [first, first + nslots), derived from capacity once at bind (the segment
+     * does not store them): every index read from the segment is checked against these. */
     struct {
         uint32_t first, nslots;
     } span[SHM_STRIPES_MAX];

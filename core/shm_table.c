@@ -115,22 +115,27 @@ static uint32_t *shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
 
 static void shm_rebuild(rl_shm *shm, uint32_t s);
 
-/* Is i one of stripe s's used slots? Indexes read from the segment are never trusted. */
+/* Is i one of stripe s's used slots? Indexes read from the segment are never trusted; the
+ * stripe's bounds are our own (rl_shm_bind), only `fresh` is read from the segment. */
 static int shm_in_stripe(const rl_shm *shm, uint32_t s, uint32_t i)
 {
-    const shm_stripe *st = &shm->stripes[s];
-    return i >= st->first && i - st->first < st->fresh && st->fresh <= st->nslots;
+    uint32_t fresh = shm->stripes[s].fresh;
+    return i - shm->span[s].first < fresh && fresh <= shm->span[s].nslots;
 }
 
 /* Walks the chain, every index bounds-checked and at most nslots links followed.
  * SHM_NIL = absent; SHM_NIL - 1 = the chain is damaged. */
-static uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key,
-                                 size_t len)
+static inline uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key,
+                                        size_t len)
 {
+    const uint32_t first = shm->span[s].first, nslots = shm->span[s].nslots;
     uint32_t steps = 0;
+
     for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL; steps++) {
+        /* fresh is read at each link: a walk never trusts what it read before a compare */
+        uint32_t fresh = shm->stripes[s].fresh;
         shm_slot *sl;
-        if (!shm_in_stripe(shm, s, i) || steps >= shm->stripes[s].nslots)
+        if (i - first >= fresh || fresh > nslots || steps >= nslots)
             return SHM_NIL - 1;
         sl = rl_shm_slot_at(shm, i);
         if (sl->keylen == len && sl->in_use == 1 && memcmp(shm_key(shm, sl), key, len) == 0)
@@ -169,7 +174,7 @@ static uint32_t *shm_link_to(rl_shm *shm, uint32_t s, uint32_t i)
     uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
 
     for (uint32_t steps = 0; *link != i && *link != SHM_NIL; steps++) {
-        if (!shm_in_stripe(shm, s, *link) || steps >= shm->stripes[s].nslots)
+        if (!shm_in_stripe(shm, s, *link) || steps >= shm->span[s].nslots)
             return NULL;
         link = &rl_shm_slot_at(shm, *link)->next;
     }
@@ -196,9 +201,10 @@ static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
     st->used--;
 }
 
-static uint32_t shm_hand_next(shm_stripe *st)
+static uint32_t shm_hand_next(const rl_shm *shm, uint32_t s)
 {
-    uint32_t i = st->first + st->hand;
+    shm_stripe *st = &shm->stripes[s];
+    uint32_t i = shm->span[s].first + st->hand;
     st->hand = st->hand + 1 < st->fresh ? st->hand + 1 : 0;
     return i;
 }
@@ -221,7 +227,7 @@ static int shm_evict(rl_shm *shm, uint32_t s, int64_t now_ms, const uint32_t *pi
     shm_stripe *st = &shm->stripes[s];
 
     for (int swept = 0;; swept++) {
-        uint32_t i = shm_hand_next(st);
+        uint32_t i = shm_hand_next(shm, s);
         shm_slot *sl = rl_shm_slot_at(shm, i);
         if (!sl->in_use || shm_pinned(i, pinned, npinned)) {
             if (swept > 2 * (int)st->fresh)
@@ -254,15 +260,15 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
      * clears no `ref`: that is eviction's job), so that over fresh/2 inserts it has looked
      * at every slot. A just-stored (pinned) slot is never expired: its ttl is >= 1 ms. */
     for (int k = 0; k < SHM_RECLAIM_PER_INSERT && st->fresh > 0; k++) {
-        i = shm_hand_next(st);
+        i = shm_hand_next(shm, s);
         sl = rl_shm_slot_at(shm, i);
         if (sl->in_use && rl_shm_expired(sl, now_ms)) {
             shm_remove(shm, s, i);
             atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
         }
     }
-    if (st->free_head == SHM_NIL && st->fresh < st->nslots)
-        shm_free_push(shm, st, st->first + st->fresh++);
+    if (st->free_head == SHM_NIL && st->fresh < shm->span[s].nslots)
+        shm_free_push(shm, st, shm->span[s].first + st->fresh++);
     if (st->free_head == SHM_NIL &&
         (st->fresh == 0 || shm_evict(shm, s, now_ms, pinned, npinned) < 0)) {
         atomic_fetch_add_explicit(&shm->hdr->insert_failures, 1, memory_order_relaxed);
@@ -309,21 +315,20 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     shm_stripe *st = &shm->stripes[s];
 
     /* The geometry comes from our own capacity (rl_shm_bind), not from the segment. */
-    st->first = shm->span[s].first;
-    st->nslots = shm->span[s].nslots;
+    const uint32_t first = shm->span[s].first;
     atomic_fetch_add_explicit(&shm->hdr->repairs, 1, memory_order_relaxed);
     shm->rebuilds++;
     for (uint32_t b = 0; b < shm->nbuckets; b++)
         shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
     st->free_head = SHM_NIL;
     st->used = 0;
-    if (st->fresh > st->nslots)
-        st->fresh = st->nslots;
+    if (st->fresh > shm->span[s].nslots)
+        st->fresh = shm->span[s].nslots;
     if (st->hand >= st->fresh)
         st->hand = 0;
 
     /* Backwards, so that the free list hands out low slots first. */
-    for (uint32_t i = st->first + st->fresh; i-- > st->first;) {
+    for (uint32_t i = first + st->fresh; i-- > first;) {
         shm_slot *sl = rl_shm_slot_at(shm, i);
         uint64_t h;
         if (!shm_slot_valid(shm, s, sl, &h)) {
@@ -383,8 +388,7 @@ int rl_shm_lock(rl_shm *shm, uint32_t s)
     }
     if (rc == 0 || rc == EOWNERDEAD) {
         /* Validated, never trusted: a stripe whose fields are out of range is rebuilt. */
-        int bad = st->first != shm->span[s].first || st->nslots != shm->span[s].nslots ||
-                  st->fresh > st->nslots || st->used > st->fresh ||
+        int bad = st->fresh > shm->span[s].nslots || st->used > st->fresh ||
                   (st->fresh > 0 && st->hand >= st->fresh) ||
                   (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head));
         if (bad || (rc == EOWNERDEAD && st->dirty))
