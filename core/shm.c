@@ -13,7 +13,7 @@
  *         the segment by a new generation that carries the live entries over (shm_gen.c);
  *         one that needs smaller slots attaches and uses the segment's own sizes.
  * stripe  S = a power of 2 <= 64 independent sub-tables, each with its own robust,
- *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-2-4 of
+ *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-1-3 of
  *         the key under a random 128-bit key chosen by the creator (no hash flooding). A stripe
  *         owns the slots [first, first+nslots) (derived from the capacity by every process, not
  *         stored: a stripe, its lock included, is one 64-byte line), B bucket heads (chains

@@ -31,7 +31,7 @@
 
 #define SHM_MAGIC 0x31304d4853544c52ULL /* "RLTSHM01" in little-endian bytes */
 /* 2: slots sized at open, CLOCK eviction; 3: repairs counter; 4: a stripe is one cache line
- * (its slot range is derived from the capacity, not stored) */
+ * (its slot range is derived from the capacity, not stored), keys hashed with SipHash-1-3 */
 #define SHM_LAYOUT 4u
 #define SHM_NIL UINT32_MAX
 #define SHM_STRIPES_MAX 64u

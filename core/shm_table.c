@@ -104,7 +104,7 @@ char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
 
 uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len)
 {
-    return rl_siphash24(shm->hash_key, key, len);
+    return rl_siphash13(shm->hash_key, key, len);
 }
 
 /* The high half picks the bucket: the low bits already picked the stripe. */

@@ -1,9 +1,11 @@
-/* siphash.c -- SipHash-2-4, written from the description in the paper
+/* siphash.c -- SipHash-2-4 and SipHash-1-3, written from the description in the paper
  *
  * State: four 64-bit words v0..v3 initialised from the key k0,k1 and four constants. Each
  * 8-byte little-endian message word m is absorbed as v3 ^= m, 2 SipRounds, v0 ^= m. The final
  * word holds the message length mod 256 in its top byte and the 0..7 leftover bytes below.
- * Finalisation: v2 ^= 0xff, 4 SipRounds, and the result is v0 ^ v1 ^ v2 ^ v3.
+ * Finalisation: v2 ^= 0xff, 4 SipRounds, and the result is v0 ^ v1 ^ v2 ^ v3. SipHash-1-3
+ * is the same with 1 round per word and 3 in finalisation (the variant hash tables use:
+ * Rust's HashMap, CPython's str hash).
  */
 #include "fmacros.h"
 
@@ -43,7 +45,9 @@ static inline uint64_t sip_load64(const uint8_t *p)
         v2 = sip_rotl(v2, 32);                                                                     \
     } while (0)
 
-uint64_t rl_siphash24(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, size_t len)
+/* SipHash-c-d: c rounds per message word, d in finalisation (constants: inlined twice). */
+__attribute__((always_inline)) static inline uint64_t
+sip_hash(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, size_t len, int c, int d)
 {
     const uint8_t *p = data;
     const uint64_t k0 = sip_load64(key);
@@ -59,8 +63,8 @@ uint64_t rl_siphash24(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, 
     for (size_t i = 0; i < whole; i += 8) {
         m = sip_load64(p + i);
         v3 ^= m;
-        SIP_ROUND(v0, v1, v2, v3);
-        SIP_ROUND(v0, v1, v2, v3);
+        for (int r = 0; r < c; r++)
+            SIP_ROUND(v0, v1, v2, v3);
         v0 ^= m;
     }
     /* Only form p + whole when bytes remain: data may be NULL for an empty message. */
@@ -78,14 +82,22 @@ uint64_t rl_siphash24(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, 
         }
     }
     v3 ^= m;
-    SIP_ROUND(v0, v1, v2, v3);
-    SIP_ROUND(v0, v1, v2, v3);
+    for (int r = 0; r < c; r++)
+        SIP_ROUND(v0, v1, v2, v3);
     v0 ^= m;
 
     v2 ^= 0xff;
-    SIP_ROUND(v0, v1, v2, v3);
-    SIP_ROUND(v0, v1, v2, v3);
-    SIP_ROUND(v0, v1, v2, v3);
-    SIP_ROUND(v0, v1, v2, v3);
+    for (int r = 0; r < d; r++)
+        SIP_ROUND(v0, v1, v2, v3);
     return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t rl_siphash24(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, size_t len)
+{
+    return sip_hash(key, data, len, 2, 4);
+}
+
+uint64_t rl_siphash13(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, size_t len)
+{
+    return sip_hash(key, data, len, 1, 3);
 }
