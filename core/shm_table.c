@@ -146,14 +146,21 @@ static inline uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t 
 }
 
 /* A damaged chain rebuilds the stripe (counted in repairs) and is walked again. */
+__attribute__((noinline, cold)) static uint32_t shm_find_repair(rl_shm *shm, uint32_t s, uint64_t h,
+                                                                const char *key, size_t len)
+{
+    uint32_t i;
+    shm_rebuild(shm, s);
+    i = shm_find_checked(shm, s, h, key, len);
+    return i == SHM_NIL - 1 ? SHM_NIL : i;
+}
+
 uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
 {
     uint32_t i = shm_find_checked(shm, s, h, key, len);
-    if (i == SHM_NIL - 1) {
-        shm_rebuild(shm, s);
-        i = shm_find_checked(shm, s, h, key, len);
-    }
-    return i == SHM_NIL - 1 ? SHM_NIL : i;
+    if (__builtin_expect(i == SHM_NIL - 1, 0))
+        return shm_find_repair(shm, s, h, key, len);
+    return i;
 }
 
 static void shm_free_push(rl_shm *shm, shm_stripe *st, uint32_t i)
@@ -366,12 +373,20 @@ static int shm_spin_lock(pthread_mutex_t *m)
     return EBUSY;
 }
 
-/* Locks stripe s, repairing it when its previous owner died mid-mutation. Uncontended: one
- * trylock, no clock read. Contended: a short spin, then a wait bounded by SHM_LOCK_TIMEOUT_MS. */
-int rl_shm_lock(rl_shm *shm, uint32_t s)
+/* Validated, never trusted: is any of the stripe's fields out of range? */
+static int shm_stripe_bad(const rl_shm *shm, uint32_t s)
+{
+    const shm_stripe *st = &shm->stripes[s];
+    return st->fresh > shm->span[s].nslots || st->used > st->fresh ||
+           (st->fresh > 0 && st->hand >= st->fresh) ||
+           (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head));
+}
+
+/* rl_shm_lock when the trylock did not simply succeed on a sound stripe (rc: its result):
+ * waits, repairs, reports. Out of line, so that the common path is a few instructions. */
+__attribute__((noinline, cold)) static int shm_lock_slow(rl_shm *shm, uint32_t s, int rc)
 {
     shm_stripe *st = &shm->stripes[s];
-    int rc = pthread_mutex_trylock(&st->lock);
 
     if (rc == EBUSY)
         rc = shm_spin_lock(&st->lock);
@@ -386,14 +401,9 @@ int rl_shm_lock(rl_shm *shm, uint32_t s)
         }
         rc = pthread_mutex_timedlock(&st->lock, &until);
     }
-    if (rc == 0 || rc == EOWNERDEAD) {
-        /* Validated, never trusted: a stripe whose fields are out of range is rebuilt. */
-        int bad = st->fresh > shm->span[s].nslots || st->used > st->fresh ||
-                  (st->fresh > 0 && st->hand >= st->fresh) ||
-                  (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head));
-        if (bad || (rc == EOWNERDEAD && st->dirty))
-            shm_rebuild(shm, s);
-    }
+    if ((rc == 0 || rc == EOWNERDEAD) &&
+        (shm_stripe_bad(shm, s) || (rc == EOWNERDEAD && st->dirty)))
+        shm_rebuild(shm, s);
     if (rc == EOWNERDEAD) {
         rc = pthread_mutex_consistent(&st->lock);
         if (rc != 0) /* leaves it ENOTRECOVERABLE: every later locker gets the error */
@@ -407,6 +417,18 @@ int rl_shm_lock(rl_shm *shm, uint32_t s)
         return -1;
     }
     return 0;
+}
+
+/* Locks stripe s, repairing it when its previous owner died mid-mutation or its fields are
+ * out of range. Uncontended: one trylock and the checks, no clock read. Contended: a short
+ * spin, then a wait bounded by SHM_LOCK_TIMEOUT_MS (shm_lock_slow). */
+int rl_shm_lock(rl_shm *shm, uint32_t s)
+{
+    int rc = pthread_mutex_trylock(&shm->stripes[s].lock);
+
+    if (__builtin_expect(rc == 0 && !shm_stripe_bad(shm, s), 1))
+        return 0;
+    return shm_lock_slow(shm, s, rc);
 }
 
 void rl_shm_unlock(rl_shm *shm, uint32_t s)
