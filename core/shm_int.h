@@ -46,9 +46,8 @@
 /* A stripe lock not had within this is reported, never waited on forever. */
 #define SHM_LOCK_TIMEOUT_MS 2000
 /* Looks at a held stripe lock before sleeping on it (shm_table.c, shm_spin_lock). */
-#ifndef SHM_SPIN
-#define SHM_SPIN 200
-#endif
+#define SHM_SPIN 64
+#define SHM_SPIN_BACKOFF 16 /* the most pauses between two looks */
 /* Where glibc's shm_open keeps names: a segment is put in place with link(2) or rename(2). */
 #define SHM_DIR "/dev/shm"
 /* A segment being made is named NAME SHM_NEW_TAG PID "-" SERIAL until it is put in place. */

@@ -350,18 +350,31 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     st->dirty = 0;
 }
 
+/* A hint to the CPU that this is a spin-wait loop. */
+static void shm_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 /* Spins while the lock is held, at most SHM_SPIN looks: a stripe is held for well under a
  * microsecond, so a waiter that spins usually gets it without the futex sleep and wake-up
  * (two system calls, and the holder's unlock pays one of them) that a contended robust mutex
  * otherwise costs. glibc: the lock word is read, never written, so spinning does not take
- * the line away from the holder; elsewhere a trylock is the look. Returns what the last
- * trylock returned, or EBUSY. */
+ * the line away from the holder; elsewhere a trylock is the look. At most SHM_SPIN looks,
+ * ~1000 pauses (tens of microseconds). Returns what the last trylock returned, or EBUSY. */
 static int shm_spin_lock(pthread_mutex_t *m)
 {
-    for (int k = 0; k < SHM_SPIN; k++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+    for (int k = 0, delay = 1; k < SHM_SPIN; k++) {
+        /* Backing off (1, 2, 4 .. SHM_SPIN_BACKOFF pauses between looks) lets the holder take
+         * the lock again while its lines are still in its cache, instead of handing both
+         * lines across at every decision. */
+        for (int d = 0; d < delay; d++)
+            shm_pause();
+        delay = delay < SHM_SPIN_BACKOFF ? delay * 2 : delay;
 #ifdef __GLIBC__
         if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0)
             continue;
