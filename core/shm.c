@@ -18,11 +18,11 @@
  *         owns the slots [first, first+nslots) (derived from the capacity by every process, not
  *         stored: a stripe, its lock included, is one 64-byte line), B bucket heads (chains
  *         through slot.next, full key compared), a CLOCK hand and a free list (slot.next of
- *         free slots). Slots
- *         [first+fresh, first+nslots) were never used and are still all zero: creation writes
- *         no slot, so it costs the same for any size (pages are reserved up front by
- *         posix_fallocate, never touched). S shrinks for small capacities so that every stripe
- *         owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its own keys).
+ *         free slots). Slots [first+fresh, first+nslots) were never used and are still all
+ *         zero: creation writes no slot, so it costs the same for any size (pages are reserved
+ *         up front by posix_fallocate, never touched). S shrinks for small capacities so
+ *         that every stripe owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its
+ *         own keys).
  * slot    sized at creation from the configuration, not from the maxima: a 16-byte head (chain
  *         index, key length, in_use, the CLOCK `ref` bit, expiry in ms), then state_words
  *         int64 state words, then key_max key bytes, rounded up to 8 bytes. The key is not
