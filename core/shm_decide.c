@@ -2,7 +2,9 @@
  *
  * A decision locks every stripe its keys live in, in ascending order (no deadlock), decides
  * each rule on the stored state with rl_algo_decide, and stores every new state only when the
- * whole request is admitted (a repaired state is stored even on a refusal; algo.h). Raw
+ * whole request is admitted (a repaired state is stored even on a refusal; algo.h). A request
+ * of one rule, the most common, takes shm_decide_one: the same steps for n = 1, without the
+ * batch's loops and arrays (the shared test vectors hold both to the same results). Raw
  * entries serve the refusal cache (refusal.c). Layout and invariants: shm.c.
  */
 #include "fmacros.h"
@@ -93,22 +95,82 @@ static int64_t shm_realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
+/* rl_shm_decide for one rule (the most common request): the same steps as the batch below,
+ * with n = 1 (one stripe, no lock order, nothing to pin, no other rule to report uncharged),
+ * without its loops and arrays. */
+static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms)
+{
+    const char *key = it->keylen ? it->key : "";
+    const uint64_t h = rl_shm_hash(shm, key, it->keylen);
+    uint32_t s = rl_shm_stripe_of(shm, h), found, at;
+    rl_state cur, next;
+    int64_t ttl;
+    shm_slot *sl = NULL;
+    uint64_t rebuilds;
+    int repair, allowed;
+
+    if (rl_shm_lock(shm, s) < 0)
+        return -1;
+    shm->stripes[s].dirty = 1;
+#ifdef RL_TESTING
+    if (shm->die_in_lock)
+        rl_shm_test_die(shm, &s, 1);
+#endif
+    if (now_ms < 0)
+        now_ms = shm_realtime_ms(); /* under the lock: decisions on a key in clock order */
+
+    rebuilds = shm->rebuilds;
+    found = at = rl_shm_find(shm, s, h, key, it->keylen);
+    if (found != SHM_NIL) {
+        sl = rl_shm_slot_at(shm, found);
+        if (rl_shm_expired(sl, now_ms)) {
+            found = SHM_NIL;
+            sl = NULL;
+        } else {
+            rl_shm_load_state(shm, sl, &cur, words);
+        }
+    }
+    repair =
+        rl_algo_decide(it->rule, sl != NULL ? &cur : NULL, now_ms, it->cost, &next, &ttl, it->res) &
+        RL_ALGO_REPAIR;
+    allowed = it->res->allowed != 0 || it->rule->dry_run;
+
+    if (!(allowed && it->res->allowed) && !(repair && found != SHM_NIL)) {
+        if (found != SHM_NIL)
+            rl_shm_slot_at(shm, found)->ref = 1;
+    } else {
+        if (shm->rebuilds != rebuilds)
+            at = rl_shm_find(shm, s, h, key, it->keylen);
+        if (at == SHM_NIL)
+            at = rl_shm_insert(shm, s, h, key, it->keylen, now_ms, NULL, 0);
+        else
+            rl_shm_slot_at(shm, at)->ref = 1;
+        if (at != SHM_NIL) { /* else counted in insert_failures; the decision stands */
+            sl = rl_shm_slot_at(shm, at);
+            rl_shm_store_state(shm, sl, &next, words);
+            sl->expires_ms = shm_expiry(now_ms, ttl);
+        }
+    }
+    shm->stripes[s].dirty = 0;
+    rl_shm_unlock(shm, s);
+    return allowed;
+}
+
+/* rl_shm_decide for a batch of checked items (words: their state words). */
+__attribute__((noinline)) static int shm_decide_batch(rl_shm *shm, rl_item *items, size_t n,
+                                                      const size_t *words, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
     uint32_t slot[RL_MAX_MATCH];   /* the key's slot as found, expired or not (found: live) */
     uint32_t pinned[RL_MAX_MATCH]; /* slots this batch stored: no insert may evict them */
     rl_state cur[RL_MAX_MATCH], next[RL_MAX_MATCH];
-    size_t words[RL_MAX_MATCH];
     int64_t ttl[RL_MAX_MATCH];
     int repair[RL_MAX_MATCH];
     size_t nlocked, npinned = 0;
     int allowed = 1, stable;
     uint64_t rebuilds;
 
-    if (shm_check_items(shm, items, n, words) < 0)
-        return -1;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         hash[i] = rl_shm_hash(shm, key, items[i].keylen);
@@ -194,6 +256,18 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
         rl_shm_unlock(shm, order[k]);
     }
     return allowed;
+}
+
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
+{
+    size_t words[RL_MAX_MATCH];
+
+    if (shm_check_items(shm, items, n, words) < 0)
+        return -1;
+    /* One rule, the most common request: the batch's steps without its loops and arrays. */
+    if (n == 1)
+        return shm_decide_one(shm, items, words[0], now_ms);
+    return shm_decide_batch(shm, items, n, words, now_ms);
 }
 
 /* ---- raw entries (the refusal cache, refusal.c) ---------------------------------------- */
