@@ -95,6 +95,15 @@ static int64_t shm_realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Copies a rule's state words between a slot and an rl_state: shm_check_items made sure the
+ * rule's words fit the table's (words <= state_words), which rl_shm_load_state and
+ * rl_shm_store_state check again for their other callers. */
+static void shm_copy_words(int64_t *to, const int64_t *from, size_t words)
+{
+    for (size_t k = 0; k < words; k++)
+        to[k] = from[k];
+}
+
 /* rl_shm_decide for one rule (the most common request): the same steps as the batch below,
  * with n = 1 (one stripe, no lock order, nothing to pin, no other rule to report uncharged),
  * without its loops and arrays. */
@@ -127,7 +136,7 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
             found = SHM_NIL;
             sl = NULL;
         } else {
-            rl_shm_load_state(shm, sl, &cur, words);
+            shm_copy_words(cur.w, rl_shm_words(sl), words);
         }
     }
     repair =
@@ -147,7 +156,7 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
             rl_shm_slot_at(shm, at)->ref = 1;
         if (at != SHM_NIL) { /* else counted in insert_failures; the decision stands */
             sl = rl_shm_slot_at(shm, at);
-            rl_shm_store_state(shm, sl, &next, words);
+            shm_copy_words(rl_shm_words(sl), next.w, words);
             sl->expires_ms = shm_expiry(now_ms, ttl);
         }
     }

@@ -198,7 +198,7 @@ uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
 uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
                        int64_t now_ms, const uint32_t *pinned, size_t npinned);
 
-int rl_shm_lock(rl_shm *shm, uint32_t s);
+int rl_shm_lock_slow(rl_shm *shm, uint32_t s, int rc);
 
 #ifdef RL_TESTING
 void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked);
@@ -250,6 +250,38 @@ static inline void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_
     size_t have = words < shm->state_words ? words : shm->state_words;
     for (size_t k = 0; k < have; k++)
         w[k] = st->w[k];
+}
+
+/* ---- a stripe's checks and its lock (inline: every decision takes them) ---------------- */
+
+/* Is i one of stripe s's used slots? Indexes read from the segment are never trusted; the
+ * stripe's bounds are our own (rl_shm_bind), only `fresh` is read from the segment. */
+static inline int rl_shm_in_stripe(const rl_shm *shm, uint32_t s, uint32_t i)
+{
+    uint32_t fresh = shm->stripes[s].fresh;
+    return i - shm->span[s].first < fresh && fresh <= shm->span[s].nslots;
+}
+
+/* Validated, never trusted: is any of the stripe's fields out of range? */
+static inline int rl_shm_stripe_bad(const rl_shm *shm, uint32_t s)
+{
+    const shm_stripe *st = &shm->stripes[s];
+    return st->fresh > shm->span[s].nslots || st->used > st->fresh ||
+           (st->fresh > 0 && st->hand >= st->fresh) ||
+           (st->free_head != SHM_NIL && !rl_shm_in_stripe(shm, s, st->free_head));
+}
+
+/* Locks stripe s, repairing it when its previous owner died mid-mutation or its fields are
+ * out of range. Uncontended: one trylock and the checks, no clock read. Contended: a short
+ * spin, then a wait bounded by SHM_LOCK_TIMEOUT_MS (rl_shm_lock_slow, shm_table.c). 0, or
+ * -1 with the handle's error. */
+static inline int rl_shm_lock(rl_shm *shm, uint32_t s)
+{
+    int rc = pthread_mutex_trylock(&shm->stripes[s].lock);
+
+    if (__builtin_expect(rc == 0 && !rl_shm_stripe_bad(shm, s), 1))
+        return 0;
+    return rl_shm_lock_slow(shm, s, rc);
 }
 
 #endif

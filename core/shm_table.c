@@ -115,14 +115,6 @@ static uint32_t *shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
 
 static void shm_rebuild(rl_shm *shm, uint32_t s);
 
-/* Is i one of stripe s's used slots? Indexes read from the segment are never trusted; the
- * stripe's bounds are our own (rl_shm_bind), only `fresh` is read from the segment. */
-static int shm_in_stripe(const rl_shm *shm, uint32_t s, uint32_t i)
-{
-    uint32_t fresh = shm->stripes[s].fresh;
-    return i - shm->span[s].first < fresh && fresh <= shm->span[s].nslots;
-}
-
 /* Walks the chain, every index bounds-checked and at most nslots links followed.
  * SHM_NIL = absent; SHM_NIL - 1 = the chain is damaged. */
 static inline uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key,
@@ -181,7 +173,7 @@ static uint32_t *shm_link_to(rl_shm *shm, uint32_t s, uint32_t i)
     uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
 
     for (uint32_t steps = 0; *link != i && *link != SHM_NIL; steps++) {
-        if (!shm_in_stripe(shm, s, *link) || steps >= shm->span[s].nslots)
+        if (!rl_shm_in_stripe(shm, s, *link) || steps >= shm->span[s].nslots)
             return NULL;
         link = &rl_shm_slot_at(shm, *link)->next;
     }
@@ -283,7 +275,7 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
     }
 
     i = st->free_head;
-    if (!shm_in_stripe(shm, s, i) || rl_shm_slot_at(shm, i)->in_use) {
+    if (!rl_shm_in_stripe(shm, s, i) || rl_shm_slot_at(shm, i)->in_use) {
         /* A damaged free list. The rebuilt one holds only free slots of this stripe, so the
          * retry never comes back here: the recursion is one level deep. */
         shm_rebuild(shm, s);
@@ -386,18 +378,10 @@ static int shm_spin_lock(pthread_mutex_t *m)
     return EBUSY;
 }
 
-/* Validated, never trusted: is any of the stripe's fields out of range? */
-static int shm_stripe_bad(const rl_shm *shm, uint32_t s)
-{
-    const shm_stripe *st = &shm->stripes[s];
-    return st->fresh > shm->span[s].nslots || st->used > st->fresh ||
-           (st->fresh > 0 && st->hand >= st->fresh) ||
-           (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head));
-}
-
 /* rl_shm_lock when the trylock did not simply succeed on a sound stripe (rc: its result):
- * waits, repairs, reports. Out of line, so that the common path is a few instructions. */
-__attribute__((noinline, cold)) static int shm_lock_slow(rl_shm *shm, uint32_t s, int rc)
+ * waits, repairs, reports. Out of line, so that the common path (rl_shm_lock, inline in
+ * shm_int.h) is a few instructions. */
+__attribute__((noinline, cold)) int rl_shm_lock_slow(rl_shm *shm, uint32_t s, int rc)
 {
     shm_stripe *st = &shm->stripes[s];
 
@@ -415,7 +399,7 @@ __attribute__((noinline, cold)) static int shm_lock_slow(rl_shm *shm, uint32_t s
         rc = pthread_mutex_timedlock(&st->lock, &until);
     }
     if ((rc == 0 || rc == EOWNERDEAD) &&
-        (shm_stripe_bad(shm, s) || (rc == EOWNERDEAD && st->dirty)))
+        (rl_shm_stripe_bad(shm, s) || (rc == EOWNERDEAD && st->dirty)))
         shm_rebuild(shm, s);
     if (rc == EOWNERDEAD) {
         rc = pthread_mutex_consistent(&st->lock);
@@ -430,18 +414,6 @@ __attribute__((noinline, cold)) static int shm_lock_slow(rl_shm *shm, uint32_t s
         return -1;
     }
     return 0;
-}
-
-/* Locks stripe s, repairing it when its previous owner died mid-mutation or its fields are
- * out of range. Uncontended: one trylock and the checks, no clock read. Contended: a short
- * spin, then a wait bounded by SHM_LOCK_TIMEOUT_MS (shm_lock_slow). */
-int rl_shm_lock(rl_shm *shm, uint32_t s)
-{
-    int rc = pthread_mutex_trylock(&shm->stripes[s].lock);
-
-    if (__builtin_expect(rc == 0 && !shm_stripe_bad(shm, s), 1))
-        return 0;
-    return shm_lock_slow(shm, s, rc);
 }
 
 void rl_shm_unlock(rl_shm *shm, uint32_t s)
