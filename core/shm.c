@@ -13,14 +13,16 @@
  *         the segment by a new generation that carries the live entries over (shm_gen.c);
  *         one that needs smaller slots attaches and uses the segment's own sizes.
  * stripe  S = a power of 2 <= 64 independent sub-tables, each with its own robust,
- *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-2-4 of
+ *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-1-3 of
  *         the key under a random 128-bit key chosen by the creator (no hash flooding). A stripe
- *         owns the slots [first, first+nslots), B bucket heads (chains through slot.next, full
- *         key compared), a CLOCK hand and a free list (slot.next of free slots). Slots
- *         [first+fresh, first+nslots) were never used and are still all zero: creation writes
- *         no slot, so it costs the same for any size (pages are reserved up front by
- *         posix_fallocate, never touched). S shrinks for small capacities so that every stripe
- *         owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its own keys).
+ *         owns the slots [first, first+nslots) (derived from the capacity by every process, not
+ *         stored: a stripe, its lock included, is one 64-byte line), B bucket heads (chains
+ *         through slot.next, full key compared), a CLOCK hand and a free list (slot.next of
+ *         free slots). Slots [first+fresh, first+nslots) were never used and are still all
+ *         zero: creation writes no slot, so it costs the same for any size (pages are reserved
+ *         up front by posix_fallocate, never touched). S shrinks for small capacities so
+ *         that every stripe owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its
+ *         own keys).
  * slot    sized at creation from the configuration, not from the maxima: a 16-byte head (chain
  *         index, key length, in_use, the CLOCK `ref` bit, expiry in ms), then state_words
  *         int64 state words, then key_max key bytes, rounded up to 8 bytes. The key is not
@@ -138,8 +140,6 @@ static int shm_init_stripes(rl_shm *shm, rl_error *err)
         rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     for (uint32_t s = 0; rc == 0 && s < shm->nstripes; s++) {
         shm_stripe *st = &shm->stripes[s];
-        st->first = shm->span[s].first; /* rl_shm_bind derived them */
-        st->nslots = shm->span[s].nslots;
         st->free_head = SHM_NIL;
         rc = pthread_mutex_init(&st->lock, &attr);
     }

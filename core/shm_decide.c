@@ -2,7 +2,9 @@
  *
  * A decision locks every stripe its keys live in, in ascending order (no deadlock), decides
  * each rule on the stored state with rl_algo_decide, and stores every new state only when the
- * whole request is admitted (a repaired state is stored even on a refusal; algo.h). Raw
+ * whole request is admitted (a repaired state is stored even on a refusal; algo.h). A request
+ * of one rule, the most common, takes shm_decide_one: the same steps for n = 1, without the
+ * batch's loops and arrays (the shared test vectors hold both to the same results). Raw
  * entries serve the refusal cache (refusal.c). Layout and invariants: shm.c.
  */
 #include "fmacros.h"
@@ -93,20 +95,91 @@ static int64_t shm_realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
+/* Copies a rule's state words between a slot and an rl_state: shm_check_items made sure the
+ * rule's words fit the table's (words <= state_words), which rl_shm_load_state and
+ * rl_shm_store_state check again for their other callers. */
+static void shm_copy_words(int64_t *to, const int64_t *from, size_t words)
+{
+    for (size_t k = 0; k < words; k++)
+        to[k] = from[k];
+}
+
+/* rl_shm_decide for one rule (the most common request): the same steps as the batch below,
+ * with n = 1 (one stripe, no lock order, nothing to pin, no other rule to report uncharged),
+ * without its loops and arrays. */
+static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms)
+{
+    const char *key = it->keylen ? it->key : "";
+    const uint64_t h = rl_shm_hash(shm, key, it->keylen);
+    uint32_t s = rl_shm_stripe_of(shm, h), found, at;
+    rl_state cur, next;
+    int64_t ttl;
+    shm_slot *sl = NULL;
+    uint64_t rebuilds;
+    int repair, allowed;
+
+    if (rl_shm_lock(shm, s) < 0)
+        return -1;
+    shm->stripes[s].dirty = 1;
+#ifdef RL_TESTING
+    if (shm->die_in_lock)
+        rl_shm_test_die(shm, &s, 1);
+#endif
+    if (now_ms < 0)
+        now_ms = shm_realtime_ms(); /* under the lock: decisions on a key in clock order */
+
+    rebuilds = shm->rebuilds;
+    found = at = rl_shm_find(shm, s, h, key, it->keylen);
+    if (found != SHM_NIL) {
+        sl = rl_shm_slot_at(shm, found);
+        if (rl_shm_expired(sl, now_ms)) {
+            found = SHM_NIL;
+            sl = NULL;
+        } else {
+            shm_copy_words(cur.w, rl_shm_words(sl), words);
+        }
+    }
+    repair =
+        rl_algo_decide(it->rule, sl != NULL ? &cur : NULL, now_ms, it->cost, &next, &ttl, it->res) &
+        RL_ALGO_REPAIR;
+    allowed = it->res->allowed != 0 || it->rule->dry_run;
+
+    if (!(allowed && it->res->allowed) && !(repair && found != SHM_NIL)) {
+        if (found != SHM_NIL)
+            rl_shm_slot_at(shm, found)->ref = 1;
+    } else {
+        if (shm->rebuilds != rebuilds)
+            at = rl_shm_find(shm, s, h, key, it->keylen);
+        if (at == SHM_NIL)
+            at = rl_shm_insert(shm, s, h, key, it->keylen, now_ms, NULL, 0);
+        else
+            rl_shm_slot_at(shm, at)->ref = 1;
+        if (at != SHM_NIL) { /* else counted in insert_failures; the decision stands */
+            sl = rl_shm_slot_at(shm, at);
+            shm_copy_words(rl_shm_words(sl), next.w, words);
+            sl->expires_ms = shm_expiry(now_ms, ttl);
+        }
+    }
+    shm->stripes[s].dirty = 0;
+    rl_shm_unlock(shm, s);
+    return allowed;
+}
+
+/* rl_shm_decide for a batch of checked items (words: their state words). */
+__attribute__((noinline)) static int shm_decide_batch(rl_shm *shm, rl_item *items, size_t n,
+                                                      const size_t *words, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
     uint32_t stripe[RL_MAX_MATCH], order[RL_MAX_MATCH], found[RL_MAX_MATCH];
+    uint32_t slot[RL_MAX_MATCH];   /* the key's slot as found, expired or not (found: live) */
     uint32_t pinned[RL_MAX_MATCH]; /* slots this batch stored: no insert may evict them */
     rl_state cur[RL_MAX_MATCH], next[RL_MAX_MATCH];
-    size_t words[RL_MAX_MATCH];
     int64_t ttl[RL_MAX_MATCH];
     int repair[RL_MAX_MATCH];
     size_t nlocked, npinned = 0;
-    int allowed = 1;
+    int allowed = 1, stable;
+    uint64_t rebuilds;
 
-    if (shm_check_items(shm, items, n, words) < 0)
-        return -1;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         hash[i] = rl_shm_hash(shm, key, items[i].keylen);
@@ -131,11 +204,12 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
         now_ms = shm_realtime_ms(); /* under the locks: decisions on a key in clock order */
 
     /* Decide every rule on the stored states, changing nothing yet. */
+    rebuilds = shm->rebuilds;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         shm_slot *sl = NULL;
 
-        found[i] = rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
+        found[i] = slot[i] = rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
         if (found[i] != SHM_NIL) {
             sl = rl_shm_slot_at(shm, found[i]);
             if (rl_shm_expired(sl, now_ms)) {
@@ -155,7 +229,10 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 
     /* Admitted: store every admitting item (a dry run may refuse). Refused: store none (but a
      * repaired one, see algo.h), and mark the keys used, so a key that is being refused is not
-     * the one evicted (that would hand it a full bucket). */
+     * the one evicted (that would hand it a full bucket). The slots found above stand until a
+     * rebuild or an insert changes the stripes' structure (an insert may reclaim an expired
+     * entry, a rebuild free a damaged one); from then on each key is looked up again. */
+    stable = shm->rebuilds == rebuilds;
     for (size_t i = 0; i < n; i++) {
         const char *key = items[i].keylen ? items[i].key : "";
         uint32_t at;
@@ -166,13 +243,14 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
                 rl_shm_slot_at(shm, found[i])->ref = 1;
             continue;
         }
-        /* Looked up again: an earlier insert of this batch may have reclaimed an expired
-         * entry (never one of this batch's: those are pinned). */
-        at = rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
-        if (at == SHM_NIL)
+        /* Looked up again once the structure changed: an earlier insert of this batch may
+         * have reclaimed an expired entry (never one of this batch's: those are pinned). */
+        at = stable ? slot[i] : rl_shm_find(shm, stripe[i], hash[i], key, items[i].keylen);
+        if (at == SHM_NIL) {
             at = rl_shm_insert(shm, stripe[i], hash[i], key, items[i].keylen, now_ms, pinned,
                                npinned);
-        else
+            stable = 0;
+        } else
             rl_shm_slot_at(shm, at)->ref = 1;
         if (at == SHM_NIL)
             continue; /* counted in insert_failures; the decision stands */
@@ -187,6 +265,18 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
         rl_shm_unlock(shm, order[k]);
     }
     return allowed;
+}
+
+int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
+{
+    size_t words[RL_MAX_MATCH];
+
+    if (shm_check_items(shm, items, n, words) < 0)
+        return -1;
+    /* One rule, the most common request: the batch's steps without its loops and arrays. */
+    if (n == 1)
+        return shm_decide_one(shm, items, words[0], now_ms);
+    return shm_decide_batch(shm, items, n, words, now_ms);
 }
 
 /* ---- raw entries (the refusal cache, refusal.c) ---------------------------------------- */

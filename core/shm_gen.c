@@ -154,8 +154,11 @@ static int64_t shm_carry(rl_shm *to, rl_shm *from, uint32_t *skipped)
             ++*skipped;
             continue;
         }
-        /* The lock validated first/fresh against our own copy of the geometry. */
-        for (uint32_t i = st->first; i - st->first < st->fresh; i++) {
+        /* The stripe's slots from our own copy of the geometry; fresh read once and bounded
+         * by it (the lock validated it too). */
+        const uint32_t first = from->span[s].first;
+        const uint32_t fresh = st->fresh < from->span[s].nslots ? st->fresh : from->span[s].nslots;
+        for (uint32_t i = first; i - first < fresh; i++) {
             shm_slot *sl = rl_shm_slot_at(from, i);
             rl_state w;
             if (sl->in_use != 1 || sl->keylen > from->key_max || rl_shm_expired(sl, now))

@@ -30,7 +30,9 @@
 #include "siphash.h"
 
 #define SHM_MAGIC 0x31304d4853544c52ULL /* "RLTSHM01" in little-endian bytes */
-#define SHM_LAYOUT 3u /* 2: slots sized at open, CLOCK eviction; 3: repairs counter */
+/* 2: slots sized at open, CLOCK eviction; 3: repairs counter; 4: a stripe is one cache line
+ * (its slot range is derived from the capacity, not stored), keys hashed with SipHash-1-3 */
+#define SHM_LAYOUT 4u
 #define SHM_NIL UINT32_MAX
 #define SHM_STRIPES_MAX 64u
 #define SHM_STRIPE_MIN_SLOTS 16
@@ -43,6 +45,9 @@
 #define SHM_ALIGN 64
 /* A stripe lock not had within this is reported, never waited on forever. */
 #define SHM_LOCK_TIMEOUT_MS 2000
+/* Looks at a held stripe lock before sleeping on it (shm_table.c, shm_spin_lock). */
+#define SHM_SPIN 64
+#define SHM_SPIN_BACKOFF 16 /* the most pauses between two looks */
 /* Where glibc's shm_open keeps names: a segment is put in place with link(2) or rename(2). */
 #define SHM_DIR "/dev/shm"
 /* A segment being made is named NAME SHM_NEW_TAG PID "-" SERIAL until it is put in place. */
@@ -85,15 +90,20 @@ typedef struct shm_header {
     _Atomic uint64_t repairs; /* stripes rebuilt: found damaged or left by a dead owner */
 } shm_header;
 
+/* One cache line: the lock and everything a decision reads or writes of its stripe, so that
+ * a lock handed from one process to another moves one line, and no stripe shares a line with
+ * another. The slots a stripe owns, [first, first + nslots), are not stored: every process
+ * derives them from the capacity (rl_shm_bind, rl_shm.span). */
 typedef struct shm_stripe {
-    _Alignas(SHM_ALIGN) pthread_mutex_t lock; /* robust, process-shared; a line per stripe */
+    _Alignas(SHM_ALIGN) pthread_mutex_t lock; /* robust, process-shared */
     uint32_t dirty;                           /* 1 while a holder may be mid-mutation */
-    uint32_t first, nslots;                   /* the slots this stripe owns */
     uint32_t used;
     uint32_t hand; /* CLOCK hand: the next slot to look at is first + hand, hand < fresh */
     uint32_t free_head;
     uint32_t fresh; /* slots [first, first+fresh) have been used at least once */
 } shm_stripe;
+
+_Static_assert(sizeof(shm_stripe) == SHM_ALIGN, "a stripe is one cache line");
 
 /* A slot's fixed head. state_words int64 words follow it, then key_max key bytes. */
 typedef struct shm_slot {
@@ -122,12 +132,15 @@ struct rl_shm {
     uint32_t nstripes, nbuckets;
     uint32_t slot_size, key_max, state_words;
     uint64_t capacity; /* ours, from the config, set before rl_shm_bind */
-    /* Each stripe's [first, first + nslots), derived from capacity once at bind: what the
-     * segment's copy must say (checked at every lock) and what a rebuild restores. */
+    /* Each stripe's [first, first + nslots), derived from capacity once at bind (the segment
+     * does not store them): every index read from the segment is checked against these. */
     struct {
         uint32_t first, nslots;
     } span[SHM_STRIPES_MAX];
     uint8_t hash_key[RL_SIPHASH_KEY_SIZE]; /* copied from the header */
+    /* Stripes this handle rebuilt (shm_rebuild): a decision's lookups stand, and are not
+     * walked again before it stores, while this is unchanged and it inserted nothing. */
+    uint64_t rebuilds;
 #ifdef RL_TESTING
     int die_in_lock; /* test hook, see rl_shm_test_die (test builds only) */
 #endif
@@ -174,8 +187,6 @@ int64_t rl_shm_monotonic_ms(void);
 
 void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);
 
-int rl_shm_expired(const shm_slot *sl, int64_t now_ms);
-
 uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
 
 int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g);
@@ -187,20 +198,90 @@ uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
 uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
                        int64_t now_ms, const uint32_t *pinned, size_t npinned);
 
-void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words);
-
-int rl_shm_lock(rl_shm *shm, uint32_t s);
-
-shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i);
-
-void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words);
-
-uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h);
+int rl_shm_lock_slow(rl_shm *shm, uint32_t s, int rc);
 
 #ifdef RL_TESTING
 void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked);
 #endif
 
 void rl_shm_unlock(rl_shm *shm, uint32_t s);
+
+/* ---- a slot's fields (inline: every decision uses each of them; caller holds the lock) -- */
+
+static inline shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i)
+{
+    return (shm_slot *)(shm->slots + (size_t)i * shm->slot_size);
+}
+
+static inline int64_t *rl_shm_words(shm_slot *sl)
+{
+    return (int64_t *)(sl + 1);
+}
+
+static inline int rl_shm_expired(const shm_slot *sl, int64_t now_ms)
+{
+    return sl->expires_ms <= now_ms;
+}
+
+static inline uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h)
+{
+    return (uint32_t)h & (shm->nstripes - 1);
+}
+
+/* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
+ * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
+ * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. A loop, not
+ * memcpy: most rules keep 2 or 3 words, fewer instructions than the call. */
+static inline void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words)
+{
+    const int64_t *w = rl_shm_words(sl);
+    size_t have = words < shm->state_words ? words : shm->state_words, k;
+    for (k = 0; k < have; k++)
+        st->w[k] = w[k];
+    for (; k < words; k++)
+        st->w[k] = 0;
+}
+
+/* Stores w[0..words) of st, as far as the slot has room. */
+static inline void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st,
+                                      size_t words)
+{
+    int64_t *w = rl_shm_words(sl);
+    size_t have = words < shm->state_words ? words : shm->state_words;
+    for (size_t k = 0; k < have; k++)
+        w[k] = st->w[k];
+}
+
+/* ---- a stripe's checks and its lock (inline: every decision takes them) ---------------- */
+
+/* Is i one of stripe s's used slots? Indexes read from the segment are never trusted; the
+ * stripe's bounds are our own (rl_shm_bind), only `fresh` is read from the segment. */
+static inline int rl_shm_in_stripe(const rl_shm *shm, uint32_t s, uint32_t i)
+{
+    uint32_t fresh = shm->stripes[s].fresh;
+    return i - shm->span[s].first < fresh && fresh <= shm->span[s].nslots;
+}
+
+/* Validated, never trusted: is any of the stripe's fields out of range? */
+static inline int rl_shm_stripe_bad(const rl_shm *shm, uint32_t s)
+{
+    const shm_stripe *st = &shm->stripes[s];
+    return st->fresh > shm->span[s].nslots || st->used > st->fresh ||
+           (st->fresh > 0 && st->hand >= st->fresh) ||
+           (st->free_head != SHM_NIL && !rl_shm_in_stripe(shm, s, st->free_head));
+}
+
+/* Locks stripe s, repairing it when its previous owner died mid-mutation or its fields are
+ * out of range. Uncontended: one trylock and the checks, no clock read. Contended: a short
+ * spin, then a wait bounded by SHM_LOCK_TIMEOUT_MS (rl_shm_lock_slow, shm_table.c). 0, or
+ * -1 with the handle's error. */
+static inline int rl_shm_lock(rl_shm *shm, uint32_t s)
+{
+    int rc = pthread_mutex_trylock(&shm->stripes[s].lock);
+
+    if (__builtin_expect(rc == 0 && !rl_shm_stripe_bad(shm, s), 1))
+        return 0;
+    return rl_shm_lock_slow(shm, s, rc);
+}
 
 #endif

@@ -92,19 +92,9 @@ void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *
 
 /* ---- one stripe's structures (caller holds the stripe lock) ---------------------------- */
 
-shm_slot *rl_shm_slot_at(const rl_shm *shm, uint32_t i)
-{
-    return (shm_slot *)(shm->slots + (size_t)i * shm->slot_size);
-}
-
-static int64_t *shm_words(shm_slot *sl)
-{
-    return (int64_t *)(sl + 1);
-}
-
 static char *shm_key(const rl_shm *shm, shm_slot *sl)
 {
-    return (char *)(shm_words(sl) + shm->state_words);
+    return (char *)(rl_shm_words(sl) + shm->state_words);
 }
 
 char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
@@ -112,32 +102,9 @@ char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
     return shm_key(shm, sl);
 }
 
-/* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
- * pass what they use (the rule's words, not RL_STATE_WORDS): with a sliding_log rule in the
- * config every slot is 66 words, and a GCRA decision must not move 0.5 KB twice. */
-void rl_shm_load_state(const rl_shm *shm, shm_slot *sl, rl_state *st, size_t words)
-{
-    size_t have = words < shm->state_words ? words : shm->state_words;
-    memcpy(st->w, shm_words(sl), have * sizeof(int64_t));
-    if (have < words)
-        memset(st->w + have, 0, (words - have) * sizeof(int64_t));
-}
-
-/* Stores w[0..words) of st, as far as the slot has room. */
-void rl_shm_store_state(const rl_shm *shm, shm_slot *sl, const rl_state *st, size_t words)
-{
-    size_t have = words < shm->state_words ? words : shm->state_words;
-    memcpy(shm_words(sl), st->w, have * sizeof(int64_t));
-}
-
 uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len)
 {
-    return rl_siphash24(shm->hash_key, key, len);
-}
-
-uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h)
-{
-    return (uint32_t)h & (shm->nstripes - 1);
+    return rl_siphash13(shm->hash_key, key, len);
 }
 
 /* The high half picks the bucket: the low bits already picked the stripe. */
@@ -146,29 +113,21 @@ static uint32_t *shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
     return &shm->buckets[(size_t)s * shm->nbuckets + ((uint32_t)(h >> 32) & (shm->nbuckets - 1))];
 }
 
-int rl_shm_expired(const shm_slot *sl, int64_t now_ms)
-{
-    return sl->expires_ms <= now_ms;
-}
-
 static void shm_rebuild(rl_shm *shm, uint32_t s);
-
-/* Is i one of stripe s's used slots? Indexes read from the segment are never trusted. */
-static int shm_in_stripe(const rl_shm *shm, uint32_t s, uint32_t i)
-{
-    const shm_stripe *st = &shm->stripes[s];
-    return i >= st->first && i - st->first < st->fresh && st->fresh <= st->nslots;
-}
 
 /* Walks the chain, every index bounds-checked and at most nslots links followed.
  * SHM_NIL = absent; SHM_NIL - 1 = the chain is damaged. */
-static uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key,
-                                 size_t len)
+static inline uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key,
+                                        size_t len)
 {
+    const uint32_t first = shm->span[s].first, nslots = shm->span[s].nslots;
     uint32_t steps = 0;
+
     for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL; steps++) {
+        /* fresh is read at each link: a walk never trusts what it read before a compare */
+        uint32_t fresh = shm->stripes[s].fresh;
         shm_slot *sl;
-        if (!shm_in_stripe(shm, s, i) || steps >= shm->stripes[s].nslots)
+        if (i - first >= fresh || fresh > nslots || steps >= nslots)
             return SHM_NIL - 1;
         sl = rl_shm_slot_at(shm, i);
         if (sl->keylen == len && sl->in_use == 1 && memcmp(shm_key(shm, sl), key, len) == 0)
@@ -179,14 +138,21 @@ static uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, cons
 }
 
 /* A damaged chain rebuilds the stripe (counted in repairs) and is walked again. */
+__attribute__((noinline, cold)) static uint32_t shm_find_repair(rl_shm *shm, uint32_t s, uint64_t h,
+                                                                const char *key, size_t len)
+{
+    uint32_t i;
+    shm_rebuild(shm, s);
+    i = shm_find_checked(shm, s, h, key, len);
+    return i == SHM_NIL - 1 ? SHM_NIL : i;
+}
+
 uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
 {
     uint32_t i = shm_find_checked(shm, s, h, key, len);
-    if (i == SHM_NIL - 1) {
-        shm_rebuild(shm, s);
-        i = shm_find_checked(shm, s, h, key, len);
-    }
-    return i == SHM_NIL - 1 ? SHM_NIL : i;
+    if (__builtin_expect(i == SHM_NIL - 1, 0))
+        return shm_find_repair(shm, s, h, key, len);
+    return i;
 }
 
 static void shm_free_push(rl_shm *shm, shm_stripe *st, uint32_t i)
@@ -207,7 +173,7 @@ static uint32_t *shm_link_to(rl_shm *shm, uint32_t s, uint32_t i)
     uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
 
     for (uint32_t steps = 0; *link != i && *link != SHM_NIL; steps++) {
-        if (!shm_in_stripe(shm, s, *link) || steps >= shm->stripes[s].nslots)
+        if (!rl_shm_in_stripe(shm, s, *link) || steps >= shm->span[s].nslots)
             return NULL;
         link = &rl_shm_slot_at(shm, *link)->next;
     }
@@ -234,9 +200,10 @@ static void shm_remove(rl_shm *shm, uint32_t s, uint32_t i)
     st->used--;
 }
 
-static uint32_t shm_hand_next(shm_stripe *st)
+static uint32_t shm_hand_next(const rl_shm *shm, uint32_t s)
 {
-    uint32_t i = st->first + st->hand;
+    shm_stripe *st = &shm->stripes[s];
+    uint32_t i = shm->span[s].first + st->hand;
     st->hand = st->hand + 1 < st->fresh ? st->hand + 1 : 0;
     return i;
 }
@@ -259,7 +226,7 @@ static int shm_evict(rl_shm *shm, uint32_t s, int64_t now_ms, const uint32_t *pi
     shm_stripe *st = &shm->stripes[s];
 
     for (int swept = 0;; swept++) {
-        uint32_t i = shm_hand_next(st);
+        uint32_t i = shm_hand_next(shm, s);
         shm_slot *sl = rl_shm_slot_at(shm, i);
         if (!sl->in_use || shm_pinned(i, pinned, npinned)) {
             if (swept > 2 * (int)st->fresh)
@@ -292,15 +259,15 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
      * clears no `ref`: that is eviction's job), so that over fresh/2 inserts it has looked
      * at every slot. A just-stored (pinned) slot is never expired: its ttl is >= 1 ms. */
     for (int k = 0; k < SHM_RECLAIM_PER_INSERT && st->fresh > 0; k++) {
-        i = shm_hand_next(st);
+        i = shm_hand_next(shm, s);
         sl = rl_shm_slot_at(shm, i);
         if (sl->in_use && rl_shm_expired(sl, now_ms)) {
             shm_remove(shm, s, i);
             atomic_fetch_add_explicit(&shm->hdr->expired, 1, memory_order_relaxed);
         }
     }
-    if (st->free_head == SHM_NIL && st->fresh < st->nslots)
-        shm_free_push(shm, st, st->first + st->fresh++);
+    if (st->free_head == SHM_NIL && st->fresh < shm->span[s].nslots)
+        shm_free_push(shm, st, shm->span[s].first + st->fresh++);
     if (st->free_head == SHM_NIL &&
         (st->fresh == 0 || shm_evict(shm, s, now_ms, pinned, npinned) < 0)) {
         atomic_fetch_add_explicit(&shm->hdr->insert_failures, 1, memory_order_relaxed);
@@ -308,7 +275,7 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
     }
 
     i = st->free_head;
-    if (!shm_in_stripe(shm, s, i) || rl_shm_slot_at(shm, i)->in_use) {
+    if (!rl_shm_in_stripe(shm, s, i) || rl_shm_slot_at(shm, i)->in_use) {
         /* A damaged free list. The rebuilt one holds only free slots of this stripe, so the
          * retry never comes back here: the recursion is one level deep. */
         shm_rebuild(shm, s);
@@ -347,20 +314,20 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     shm_stripe *st = &shm->stripes[s];
 
     /* The geometry comes from our own capacity (rl_shm_bind), not from the segment. */
-    st->first = shm->span[s].first;
-    st->nslots = shm->span[s].nslots;
+    const uint32_t first = shm->span[s].first;
     atomic_fetch_add_explicit(&shm->hdr->repairs, 1, memory_order_relaxed);
+    shm->rebuilds++;
     for (uint32_t b = 0; b < shm->nbuckets; b++)
         shm->buckets[(size_t)s * shm->nbuckets + b] = SHM_NIL;
     st->free_head = SHM_NIL;
     st->used = 0;
-    if (st->fresh > st->nslots)
-        st->fresh = st->nslots;
+    if (st->fresh > shm->span[s].nslots)
+        st->fresh = shm->span[s].nslots;
     if (st->hand >= st->fresh)
         st->hand = 0;
 
     /* Backwards, so that the free list hands out low slots first. */
-    for (uint32_t i = st->first + st->fresh; i-- > st->first;) {
+    for (uint32_t i = first + st->fresh; i-- > first;) {
         shm_slot *sl = rl_shm_slot_at(shm, i);
         uint64_t h;
         if (!shm_slot_valid(shm, s, sl, &h)) {
@@ -375,30 +342,65 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
     st->dirty = 0;
 }
 
-/* Locks stripe s, repairing it when its previous owner died mid-mutation. */
-int rl_shm_lock(rl_shm *shm, uint32_t s)
+/* A hint to the CPU that this is a spin-wait loop. */
+static void shm_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* Spins while the lock is held, at most SHM_SPIN looks: a stripe is held for well under a
+ * microsecond, so a waiter that spins usually gets it without the futex sleep and wake-up
+ * (two system calls, and the holder's unlock pays one of them) that a contended robust mutex
+ * otherwise costs. glibc: the lock word is read, never written, so spinning does not take
+ * the line away from the holder; elsewhere a trylock is the look. At most SHM_SPIN looks,
+ * ~1000 pauses (tens of microseconds). Returns what the last trylock returned, or EBUSY. */
+static int shm_spin_lock(pthread_mutex_t *m)
+{
+    for (int k = 0, delay = 1; k < SHM_SPIN; k++) {
+        /* Backing off (1, 2, 4 .. SHM_SPIN_BACKOFF pauses between looks) lets the holder take
+         * the lock again while its lines are still in its cache, instead of handing both
+         * lines across at every decision. */
+        for (int d = 0; d < delay; d++)
+            shm_pause();
+        delay = delay < SHM_SPIN_BACKOFF ? delay * 2 : delay;
+#ifdef __GLIBC__
+        if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0)
+            continue;
+#endif
+        int rc = pthread_mutex_trylock(m);
+        if (rc != EBUSY)
+            return rc;
+    }
+    return EBUSY;
+}
+
+/* rl_shm_lock when the trylock did not simply succeed on a sound stripe (rc: its result):
+ * waits, repairs, reports. Out of line, so that the common path (rl_shm_lock, inline in
+ * shm_int.h) is a few instructions. */
+__attribute__((noinline, cold)) int rl_shm_lock_slow(rl_shm *shm, uint32_t s, int rc)
 {
     shm_stripe *st = &shm->stripes[s];
-    struct timespec until;
-    int rc;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += SHM_LOCK_TIMEOUT_MS / 1000;
-    until.tv_nsec += (SHM_LOCK_TIMEOUT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
+    if (rc == EBUSY)
+        rc = shm_spin_lock(&st->lock);
+    if (rc == EBUSY) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += SHM_LOCK_TIMEOUT_MS / 1000;
+        until.tv_nsec += (SHM_LOCK_TIMEOUT_MS % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        rc = pthread_mutex_timedlock(&st->lock, &until);
     }
-    rc = pthread_mutex_timedlock(&st->lock, &until);
-    if (rc == 0 || rc == EOWNERDEAD) {
-        /* Validated, never trusted: a stripe whose fields are out of range is rebuilt. */
-        int bad = st->first != shm->span[s].first || st->nslots != shm->span[s].nslots ||
-                  st->fresh > st->nslots || st->used > st->fresh ||
-                  (st->fresh > 0 && st->hand >= st->fresh) ||
-                  (st->free_head != SHM_NIL && !shm_in_stripe(shm, s, st->free_head));
-        if (bad || (rc == EOWNERDEAD && st->dirty))
-            shm_rebuild(shm, s);
-    }
+    if ((rc == 0 || rc == EOWNERDEAD) &&
+        (rl_shm_stripe_bad(shm, s) || (rc == EOWNERDEAD && st->dirty)))
+        shm_rebuild(shm, s);
     if (rc == EOWNERDEAD) {
         rc = pthread_mutex_consistent(&st->lock);
         if (rc != 0) /* leaves it ENOTRECOVERABLE: every later locker gets the error */

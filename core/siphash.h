@@ -15,5 +15,8 @@
 /* SipHash-2-4 of data[0..len) under key (16 bytes, read as two little-endian words). data may
  * be NULL when len is 0. Same result on every platform: bytes are read little-endian. */
 uint64_t rl_siphash24(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, size_t len);
+/* SipHash-1-3 (1 compression round, 3 finalisation rounds), same conventions: the keyed hash
+ * of the shared-memory table's index, where it runs on every decision. */
+uint64_t rl_siphash13(const uint8_t key[RL_SIPHASH_KEY_SIZE], const void *data, size_t len);
 
 #endif

@@ -138,6 +138,57 @@ static double bench_algo_baseline(void)
     return (double)n / (t - start);
 }
 
+/* --callgrind N: N bare rl_algo_decide calls, then N hot-key decisions in a 4096-key table
+ * of GCRA's words, each loop in a function of its own, so that callgrind's inclusive count
+ * of each, divided by N, is the instructions per decision (tests/bench/callgrind_shm.sh).
+ * Instruction counts, unlike rates, do not depend on what else the machine is doing. */
+__attribute__((noinline)) static void bench_cg_algo(const rl_rule *rule, long n)
+{
+    rl_rule_result res;
+    rl_state st[2] = {{{0}}, {{0}}};
+    int64_t ttl, now = 1700000000000LL;
+
+    for (long i = 0; i < n; i++)
+        rl_algo_decide(rule, &st[i & 1], now + i / 1024, 1, &st[~i & 1], &ttl, &res);
+    if (st[0].w[0] == 42)
+        puts("");
+}
+
+__attribute__((noinline)) static void bench_cg_shm(rl_shm *shm, const rl_rule *rule, long n)
+{
+    rl_rule_result res;
+    char key[64];
+    rl_item it = {.rule = rule, .client = "c", .key = key, .cost = 1, .res = &res};
+
+    it.keylen = bench_key(key, 0);
+    for (long i = 0; i < n; i++)
+        if (rl_shm_decide(shm, &it, 1, -1) < 0) {
+            fprintf(stderr, "bench: decide: %s\n", rl_shm_errstr(shm));
+            exit(1);
+        }
+}
+
+static int bench_callgrind(long n)
+{
+    char name[64];
+    rl_error err;
+    rl_shm *shm;
+    rl_rule rule = bench_rule();
+
+    snprintf(name, sizeof name, "/rl-bench-cg-%d", (int)getpid());
+    rl_shm_unlink(name);
+    bench_cg_algo(&rule, n);
+    shm = rl_shm_open(name, 4096, KEY_MAX, rl_algo_state_words(&rule), &err);
+    if (shm == NULL) {
+        fprintf(stderr, "bench: %s\n", err.text);
+        return 1;
+    }
+    bench_cg_shm(shm, &rule, n);
+    rl_shm_close(shm);
+    rl_shm_unlink(name);
+    return 0;
+}
+
 static double bench_mutex_baseline(void)
 {
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
@@ -205,19 +256,86 @@ static void bench_row(const char *what, int nproc, const double *rate, double ba
            total / nproc / 1e6, total / 1e6, total / nproc / base);
 }
 
-int main(void)
+static double bench_total(int nproc, const double *rate)
+{
+    double total = 0;
+    for (int p = 0; p < nproc; p++)
+        total += rate[p];
+    return total;
+}
+
+static int bench_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The two goals of the core decision, as measured in this run. */
+static void bench_goals(double algo, double one, double two)
+{
+    printf("\ngoal: a hot-key decision >= 0.20 of the rl_algo_decide loop: %.3f, %s\n",
+           one / algo, one / algo >= 0.20 ? "met" : "not met");
+    printf("goal: two processes on one hot key >= one in total: %.2f x, %s\n", two / one,
+           two >= one ? "met" : "not met");
+}
+
+/* --hot R: R rounds of (the rl_algo_decide loop, one process, two processes) on one hot key
+ * in a 4096-key table, in turn, so that the load of a shared machine falls on all three
+ * alike; prints each round and the medians of the ratios. */
+static int bench_hot(int rounds)
+{
+    char name[64];
+    rl_rule rule = bench_rule();
+    size_t words = rl_algo_state_words(&rule);
+    double algo[64], one[64], two[64], rate[2], a, o, t;
+
+    snprintf(name, sizeof name, "/rl-bench-hot-%d", (int)getpid());
+    rl_shm_unlink(name);
+    printf("| round | rl_algo_decide | 1 process | 2 processes (total) | 1 / algo | 2 / 1 |\n");
+    printf("|---|---|---|---|---|---|\n");
+    for (int r = 0; r < rounds; r++) {
+        algo[r] = bench_algo_baseline();
+        bench_procs(name, 4096, words, &rule, 1, 0, rate);
+        one[r] = bench_total(1, rate);
+        bench_procs(name, 4096, words, &rule, 2, 0, rate);
+        two[r] = bench_total(2, rate);
+        printf("| %d | %.2f M/s | %.2f M/s | %.2f M/s | %.3f | %.2f |\n", r + 1, algo[r] / 1e6,
+               one[r] / 1e6, two[r] / 1e6, one[r] / algo[r], two[r] / one[r]);
+        one[r] /= algo[r]; /* from here on: ratios, for the medians */
+        two[r] /= one[r] * algo[r];
+    }
+    qsort(one, (size_t)rounds, sizeof one[0], bench_cmp);
+    qsort(two, (size_t)rounds, sizeof two[0], bench_cmp);
+    a = 1;
+    o = one[rounds / 2];
+    t = two[rounds / 2] * o;
+    printf("medians:");
+    bench_goals(a, o, t);
+    rl_shm_unlink(name);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     char name[64];
     rl_error err;
     rl_shm *shm;
     rl_rule rule = bench_rule();
-    double algo, mutex, rate[2], t0;
+    double algo, mutex, rate[2], t0, hot1, hot2;
     size_t words = rl_algo_state_words(&rule);
     size_t size = rl_shm_size(CAPACITY, KEY_MAX, words);
     size_t size_1m = rl_shm_size(WARM_KEYS, KEY_MAX, words);
     char logname[80];
     rl_rule logrule = rule;
 
+    if (argc == 3 && strcmp(argv[1], "--callgrind") == 0 && atol(argv[2]) > 0)
+        return bench_callgrind(atol(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "--hot") == 0 && atoi(argv[2]) > 0 && atoi(argv[2]) <= 64)
+        return bench_hot(atoi(argv[2]));
+    if (argc != 1) {
+        fprintf(stderr, "usage: bench_shm [--callgrind N | --hot ROUNDS (1 to 64)]\n");
+        return 2;
+    }
     snprintf(name, sizeof name, "/rl-bench-%d", (int)getpid());
     rl_shm_unlink(name);
     printf("bench_shm: %ld online CPUs, %.1f s per phase\n\n", sysconf(_SC_NPROCESSORS_ONLN),
@@ -258,8 +376,10 @@ int main(void)
            mutex / 1e6, mutex / 1e6, mutex / algo);
     bench_procs(name, CAPACITY, words, &rule, 1, 0, rate);
     bench_row("shm, 1 hot key", 1, rate, algo);
+    hot1 = bench_total(1, rate);
     bench_procs(name, CAPACITY, words, &rule, 2, 0, rate);
     bench_row("shm, 1 hot key", 2, rate, algo);
+    hot2 = bench_total(2, rate);
     bench_procs(name, CAPACITY, words, &rule, 1, 1, rate);
     bench_row("shm, warm set of 1M keys", 1, rate, algo);
     bench_procs(name, CAPACITY, words, &rule, 2, 1, rate);
@@ -304,6 +424,9 @@ int main(void)
         bench_row(row, 1, rate, algo);
     }
     rl_shm_unlink(logname);
+    bench_goals(algo, hot1, hot2);
+    printf("(one run on a shared machine: bench_shm --hot 5 for medians, "
+           "tests/bench/callgrind_shm.sh for instruction counts)\n");
 
     rl_shm_close(shm);
     rl_shm_unlink(name);

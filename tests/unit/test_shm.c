@@ -1231,8 +1231,9 @@ Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
     for (int round = 0; round < 200; round++) {
         uint32_t s = (uint32_t)rand_r(&seed) % shm->nstripes;
         shm_stripe *st = &shm->stripes[s];
-        /* Locking validates (and repairs) the stripe: the junk below is written through its
-         * geometry, which an earlier round may have junked. */
+        /* Locking validates (and repairs) the stripe. Its slot range is not in the segment
+         * (layout 4): the junk below is written through this handle's own copy. */
+        const uint32_t first = shm->span[s].first, nslots = shm->span[s].nslots;
         cr_assert_eq(rl_shm_lock(shm, s), 0, "%s", rl_shm_errstr(shm));
         rl_shm_unlock(shm, s);
         switch (round % 5) {
@@ -1241,12 +1242,11 @@ Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
                 shm->buckets[(size_t)s * shm->nbuckets + b] = (uint32_t)rand_r(&seed);
             break;
         case 1: /* chains made into cycles / out of range */
-            for (uint32_t i = st->first; i < st->first + st->nslots; i++)
-                rl_shm_slot_at(shm, i)->next = (uint32_t)rand_r(&seed) % (st->nslots + 3) + st->first;
+            for (uint32_t i = first; i < first + nslots; i++)
+                rl_shm_slot_at(shm, i)->next = (uint32_t)rand_r(&seed) % (nslots + 3) + first;
             break;
-        case 2: /* stripe geometry (not its lock) */
-            st->first = (uint32_t)rand_r(&seed);
-            st->nslots = (uint32_t)rand_r(&seed);
+        case 2: /* stripe fields (not its lock) */
+            st->dirty = (uint32_t)rand_r(&seed);
             st->fresh = (uint32_t)rand_r(&seed);
             st->hand = (uint32_t)rand_r(&seed);
             break;
@@ -1255,7 +1255,7 @@ Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
             st->used = (uint32_t)rand_r(&seed);
             break;
         default: /* key lengths */
-            for (uint32_t i = st->first; i < st->first + st->nslots && i < 256; i++)
+            for (uint32_t i = first; i < first + nslots && i < 256; i++)
                 rl_shm_slot_at(shm, i)->keylen = (uint16_t)rand_r(&seed);
             break;
         }
