@@ -39,6 +39,7 @@
 #include "refusal.h"
 #include "rule.h"
 #include "stats.h"
+#include "clock.h"
 
 /* A fail-closed refusal says "retry after" at least this long (headers speak seconds). */
 #define LIMITER_CLOSED_RETRY_MIN_MS 1000
@@ -64,13 +65,6 @@ struct rl_limiter {
     char scratch[RL_KEY_SCRATCH];                   /* rl_rule_key's work space */
     char path[RL_PATH_MAX]; /* the request's canonical path, when the caller gave it raw */
 };
-
-static int64_t limiter_clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One rule's share: count and burst / hosts, at least 1; strings stay borrowed. */
 static void limiter_share(const rl_rule *rule, int64_t hosts, rl_rule *r)
@@ -351,7 +345,7 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision 
             !lim->items[i].rule->dry_run) /* a dry run never refuses */
             closed[nclosed++] = i;
     if (nclosed > 0) {
-        int64_t wait = rl_breaker_remaining(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        int64_t wait = rl_breaker_remaining(&lim->breaker, rl_clock_mono_ms());
         if (wait < LIMITER_CLOSED_RETRY_MIN_MS)
             wait = LIMITER_CLOSED_RETRY_MIN_MS;
         for (size_t k = 0; k < nclosed; k++) {
@@ -412,7 +406,7 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *ou
         out->backend = RL_BACKEND_REFUSAL_CACHE;
         return 0;
     }
-    if (!rl_breaker_allow(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC))) {
+    if (!rl_breaker_allow(&lim->breaker, rl_clock_mono_ms())) {
         lim->redis_failing = 1;
         limiter_set_error(lim, "redis: circuit breaker open after: %s",
                           rl_redis_errstr(lim->redis));
@@ -422,7 +416,7 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *ou
     lim->redis_failing = r < 0;
     if (r < 0) {
         rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
-        rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
         limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
         return -1;
     }
@@ -567,7 +561,7 @@ static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *o
     if (n == 0)
         return 0;
 
-    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : limiter_clock_ms(CLOCK_REALTIME);
+    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : rl_clock_real_ms();
     int r;
 
     if (lim->redis != NULL) {
@@ -651,22 +645,15 @@ static void limiter_count(rl_limiter *lim, const rl_decision *d, uint64_t us)
         limiter_count_result(lim, d, &d->results[i]);
 }
 
-static uint64_t limiter_monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* The decision, timed and counted in the pool's statistics (two clock reads and a few
  * relaxed atomic adds; nothing for a sandbox). */
 int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
 {
-    uint64_t start = lim->stats != NULL ? limiter_monotonic_us() : 0;
+    uint64_t start = lim->stats != NULL ? rl_clock_mono_us() : 0;
     int rc = limiter_decide(lim, req, out);
 
     if (rc == 0 && lim->stats != NULL)
-        limiter_count(lim, out, limiter_monotonic_us() - start);
+        limiter_count(lim, out, rl_clock_mono_us() - start);
     return rc;
 }
 
@@ -715,14 +702,14 @@ void rl_limiter_probe(rl_limiter *lim)
 {
     if (lim->redis == NULL)
         return;
-    if (!rl_breaker_allow(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC))) {
+    if (!rl_breaker_allow(&lim->breaker, rl_clock_mono_ms())) {
         lim->redis_failing = 1; /* open: Redis is being skipped */
         return;
     }
     if (rl_redis_ping(lim->redis) < 0) {
         lim->redis_failing = 1;
         rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
-        rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
         limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
         return;
     }

@@ -51,6 +51,7 @@
 #include "redis_io.h"
 #include "redis_reply.h"
 #include "redis_script.h"
+#include "clock.h"
 
 #define REDIS_SHA_LEN 40
 /* "EVALSHA" sha numkeys, then n keys, now, and algo/count/period/burst/cost/dry-run per rule. */
@@ -449,7 +450,7 @@ static int redis_begin(rl_redis *r)
     int ms = r->cfg->command_timeout_ms;
 
     /* No timeout configured (only a hand-made config can say 0): no deadline. */
-    r->deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
+    r->deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
     if (r->ctx != NULL && !rl_rio_alive(r->ctx))
         redis_fail(r);
     if (r->ctx != NULL)

@@ -76,6 +76,7 @@
 
 #include "shm_int.h"
 #include "shm_owner.h"
+#include "clock.h"
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -98,19 +99,6 @@ void rl_shm_operr(rl_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->text, sizeof err->text, fmt, ap);
     va_end(ap);
-}
-
-int64_t rl_shm_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void shm_nap(void)
-{
-    struct timespec ts = {0, 2 * 1000 * 1000};
-    nanosleep(&ts, NULL);
 }
 
 static int shm_random_key(uint8_t *key, size_t len)
@@ -280,14 +268,14 @@ static int shm_map_published(rl_shm *shm, int fd, int64_t start, unsigned char *
         }
         if (st.st_size != 0)
             break;
-        if (rl_shm_monotonic_ms() > deadline) {
+        if (rl_clock_mono_ms() > deadline) {
             rl_shm_operr(err,
                          "shm \"%s\": exists but is empty after %d ms (its creator died?); "
                          "remove it with: rm /dev/shm%s",
                          n, SHM_ATTACH_WAIT_MS, n);
             return -1;
         }
-        shm_nap();
+        rl_clock_nap_ms(2);
     }
     /* ftruncate sets the whole size at once: a nonzero size is the creator's final size. */
     if ((uint64_t)st.st_size < sizeof(shm_header) || (uint64_t)st.st_size > SIZE_MAX) {
@@ -309,14 +297,14 @@ static int shm_map_published(rl_shm *shm, int fd, int64_t start, unsigned char *
                          (unsigned long long)magic);
             goto fail;
         }
-        if (rl_shm_monotonic_ms() > deadline) {
+        if (rl_clock_mono_ms() > deadline) {
             rl_shm_operr(err,
                          "shm \"%s\": exists but was not initialised within %d ms (its creator "
                          "died?); remove it with: rm /dev/shm%s",
                          n, (int)(deadline - start), n);
             goto fail;
         }
-        shm_nap();
+        rl_clock_nap_ms(2);
     }
     *basep = base;
     *sizep = (size_t)st.st_size;
@@ -384,7 +372,7 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
 rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                           const rl_shm_config *own, rl_error *err)
 {
-    const int64_t start = rl_shm_monotonic_ms();
+    const int64_t start = rl_clock_mono_ms();
     shm_geom g;
     rl_shm *shm;
     int rc = -1;
@@ -438,8 +426,7 @@ rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, si
         /* EACCES on an empty segment: one an older build created under the name and has not
          * given to its owner yet (this build publishes only complete, owned segments). */
         while ((fd = shm_open(name, O_RDWR, 0)) < 0 &&
-               rl_shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS &&
-               rl_shm_wait_owner(name, errno))
+               rl_clock_mono_ms() - start <= SHM_ATTACH_WAIT_MS && rl_shm_wait_owner(name, errno))
             ;
         if (fd < 0 && errno == ENOENT) {
             rc = rl_shm_make(shm, &g, capacity, NULL, 0, &shm->own, err);

@@ -8,6 +8,7 @@
 #include "fmacros.h"
 
 #include "shm_int.h"
+#include "clock.h"
 
 /* ---- decisions ------------------------------------------------------------------------- */
 
@@ -86,13 +87,6 @@ static void shm_report_uncharged(rl_item *items, size_t n, const uint32_t *found
     }
 }
 
-static int64_t shm_realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
@@ -128,7 +122,7 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
         rl_shm_test_die(shm, order, nlocked);
 #endif
     if (now_ms < 0)
-        now_ms = shm_realtime_ms(); /* under the locks: decisions on a key in clock order */
+        now_ms = rl_clock_real_ms(); /* under the locks: decisions on a key in clock order */
 
     /* Decide every rule on the stored states, changing nothing yet. */
     for (size_t i = 0; i < n; i++) {

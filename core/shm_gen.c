@@ -52,19 +52,7 @@
 
 #include "shm_int.h"
 #include "shm_owner.h"
-
-static int64_t shm_gen_realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void shm_gen_nap(void)
-{
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
+#include "clock.h"
 
 /* Is d_name NAME ".new-" DIGITS "-" DIGITS, NAME being `base` (the name without its '/')? */
 static int shm_is_leftover(const char *d_name, const char *base)
@@ -141,16 +129,16 @@ static int shm_put_entry(rl_shm *to, const char *key, size_t len, const rl_state
  * fresh rather than every opener giving up on the table. */
 static int64_t shm_carry(rl_shm *to, rl_shm *from, uint32_t *skipped)
 {
-    const int64_t now = shm_gen_realtime_ms();
+    const int64_t now = rl_clock_real_ms();
     const int64_t deadline =
-        rl_shm_monotonic_ms() +
+        rl_clock_mono_ms() +
         (SHM_REPLACE_WAIT_MS + (int64_t)(from->size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB) / 2;
     int64_t n = 0;
 
     *skipped = 0;
     for (uint32_t s = 0; s < from->nstripes; s++) {
         const shm_stripe *st = &from->stripes[s];
-        if (rl_shm_monotonic_ms() > deadline || rl_shm_lock(from, s) < 0) {
+        if (rl_clock_mono_ms() > deadline || rl_shm_lock(from, s) < 0) {
             ++*skipped;
             continue;
         }
@@ -254,20 +242,20 @@ static int shm_lock_old(rl_shm *shm, int fd, size_t size, rl_error *err)
 {
     const int64_t wait_ms =
         SHM_REPLACE_WAIT_MS + (int64_t)(size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB;
-    const int64_t deadline = rl_shm_monotonic_ms() + wait_ms;
+    const int64_t deadline = rl_clock_mono_ms() + wait_ms;
 
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno != EWOULDBLOCK && errno != EINTR) {
             rl_shm_operr(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
             return -1;
         }
-        if (rl_shm_monotonic_ms() > deadline) {
+        if (rl_clock_mono_ms() > deadline) {
             rl_shm_operr(err,
                          "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
                          shm->name, (int)wait_ms);
             return -1;
         }
-        shm_gen_nap();
+        rl_clock_nap_ms(5);
     }
     return 0;
 }
@@ -525,7 +513,7 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
 
 int rl_shm_scan(const char *name, void (*fn)(const char *key, size_t len, void *ud), void *ud)
 {
-    const int64_t now = shm_gen_realtime_ms();
+    const int64_t now = rl_clock_real_ms();
     rl_shm *view;
     shm_geom og;
     struct stat st;

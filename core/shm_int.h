@@ -170,8 +170,6 @@ char *rl_shm_key(const rl_shm *shm, shm_slot *sl);
 
 void rl_shm_sweep(const char *name);
 
-int64_t rl_shm_monotonic_ms(void);
-
 void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);
 
 int rl_shm_expired(const shm_slot *sl, int64_t now_ms);

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define SHM_OWNER_MODE_DEFAULT 0600
 #define SHM_OWNER_DIR "/dev/shm" /* where glibc keeps POSIX shared memory */
 
@@ -178,13 +180,12 @@ static int owner_path(const char *name, char *buf, size_t size)
 int rl_shm_wait_owner(const char *name, int errnum)
 {
     char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];
-    struct timespec nap = {0, 2 * 1000 * 1000};
     struct stat st;
     int waited = 0;
 
     if (errnum == EACCES && owner_path(name, path, sizeof path) == 0 && stat(path, &st) == 0 &&
         st.st_size == 0) {
-        nanosleep(&nap, NULL);
+        rl_clock_nap_ms(2);
         waited = 1;
     }
     errno = errnum;

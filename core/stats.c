@@ -38,6 +38,7 @@
 
 #include "shm_owner.h"
 #include "stats.h"
+#include "clock.h"
 
 #define STATS_MAGIC 0x3130545453544c52ULL /* "RLTSTT01" in little-endian bytes */
 #define STATS_VERSION 2u                  /* 2: the regex_limit counter */
@@ -87,19 +88,6 @@ const char *const rl_stat_counter_names[RL_STAT_COUNTERS] = {
     "shm_errors", "unchecked",     "unslotted",      "latency_sum_us", "regex_limit",
 };
 
-static int64_t stats_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void stats_nap(void)
-{
-    struct timespec ts = {0, 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
 static void stats_err(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
 static void stats_err(rl_error *err, const char *fmt, ...)
 {
@@ -148,7 +136,7 @@ static int stats_check(const stats_segment *s, const char *name, rl_error *err)
 /* Waits (bounded) for the creator to size and publish the segment, then maps it. */
 static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
 {
-    const int64_t deadline = stats_monotonic_ms() + STATS_ATTACH_WAIT_MS;
+    const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
     struct stat st;
     stats_segment *s;
 
@@ -159,14 +147,14 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
         }
         if (st.st_size != 0)
             break;
-        if (stats_monotonic_ms() > deadline) {
+        if (rl_clock_mono_ms() > deadline) {
             stats_err(err,
                       "shm \"%s\": exists but is empty (its creator died?); remove it "
                       "with: rm /dev/shm%s",
                       name, name);
             return NULL;
         }
-        stats_nap();
+        rl_clock_nap_ms(1);
     }
     if ((size_t)st.st_size != sizeof(stats_segment)) {
         stats_err(err,
@@ -181,7 +169,7 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
         return NULL;
     }
     while (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
-        if (stats_monotonic_ms() > deadline) {
+        if (rl_clock_mono_ms() > deadline) {
             stats_err(err,
                       "shm \"%s\": exists but was not initialised (its creator died?); "
                       "remove it with: rm /dev/shm%s",
@@ -189,7 +177,7 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
             munmap(s, sizeof *s);
             return NULL;
         }
-        stats_nap();
+        rl_clock_nap_ms(1);
     }
     if (stats_check(s, name, err) < 0) {
         munmap(s, sizeof *s);
@@ -219,7 +207,7 @@ static stats_segment *stats_create(int fd, const char *name, rl_error *err)
 
 rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err)
 {
-    const int64_t deadline = stats_monotonic_ms() + STATS_ATTACH_WAIT_MS;
+    const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
     char name[NAME_MAX + 2];
     stats_segment *s = NULL;
     rl_stats_seg *st;
@@ -241,7 +229,7 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
             stats_err(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
             return NULL;
         }
-        while ((fd = shm_open(name, O_RDWR, 0)) < 0 && stats_monotonic_ms() <= deadline &&
+        while ((fd = shm_open(name, O_RDWR, 0)) < 0 && rl_clock_mono_ms() <= deadline &&
                rl_shm_wait_owner(name, errno))
             ; /* its creator has not given it to its owner yet */
         if (fd < 0) {
@@ -334,11 +322,11 @@ static uint32_t stats_hash(const char *name)
 /* Waits for a slot being claimed to be named. 1 when it was, 0 when its claimer is gone. */
 static int stats_wait_named(stats_slot *sl)
 {
-    const int64_t deadline = stats_monotonic_ms() + STATS_CLAIM_WAIT_MS;
+    const int64_t deadline = rl_clock_mono_ms() + STATS_CLAIM_WAIT_MS;
     while (atomic_load_explicit(&sl->state, memory_order_acquire) != STATS_NAMED) {
-        if (stats_monotonic_ms() > deadline)
+        if (rl_clock_mono_ms() > deadline)
             return 0;
-        stats_nap();
+        rl_clock_nap_ms(1);
     }
     return 1;
 }

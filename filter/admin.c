@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "clock.h"
 
 #define ADMIN_BODY_MAX 65536 /* bytes of a test request's JSON */
 
@@ -249,18 +250,11 @@ typedef struct admin_body_in {
     int ms;
 } admin_body_in;
 
-static int64_t admin_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int admin_body_read(void *ud, char *buf, int n)
 {
     admin_body_in *in = ud;
 
-    if (admin_now_ms() >= in->deadline) {
+    if (rl_clock_mono_ms() >= in->deadline) {
         log_warn("admin: the test request's body did not arrive within %d ms", in->ms);
         return -1;
     }
@@ -272,7 +266,7 @@ int admin_serve(handle_ctx *ctx, admin_endpoint ep, const proxy_io *io)
     admin_out out = {0};
     long limit = admin_content_length(io->params);
     int ms = ctx->cfg->fastcgi.read_timeout_ms;
-    admin_body_in in = {.io = io, .deadline = admin_now_ms() + ms, .ms = ms};
+    admin_body_in in = {.io = io, .deadline = rl_clock_mono_ms() + ms, .ms = ms};
     int rc = 0;
 
     /* Without an end-of-stream marker (CGI) nothing beyond CONTENT_LENGTH: none, no body. */

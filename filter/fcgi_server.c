@@ -31,6 +31,7 @@
 
 #include "fcgi_conn.h"
 #include "log.h"
+#include "clock.h"
 
 #define SRV_EVENTS 64
 #define SRV_FD_RESERVE 64       /* descriptors kept for Redis, the proxy, logs */
@@ -82,7 +83,7 @@ static void srv_interest(srv *s, fcgi_conn *c, int out)
         return;
     c->want_out = out;
     if (out)
-        c->wdeadline = fcgi_now_ms() + c->read_ms;
+        c->wdeadline = rl_clock_mono_ms() + c->read_ms;
     epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -218,7 +219,7 @@ static void srv_accept(srv *s)
                 log_error("fastcgi: cannot accept: %s; pausing %d ms", strerror(errno),
                           SRV_ACCEPT_PAUSE_MS);
                 srv_listen(s, 0);
-                s->paused_until = fcgi_now_ms() + SRV_ACCEPT_PAUSE_MS;
+                s->paused_until = rl_clock_mono_ms() + SRV_ACCEPT_PAUSE_MS;
             } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 log_error("fastcgi: accept: %s", strerror(errno));
             }
@@ -327,7 +328,7 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
             s.cap = srv_cap(want);
             cap_for = want;
         }
-        int64_t now = fcgi_now_ms();
+        int64_t now = rl_clock_mono_ms();
         int timeout = srv_expire(&s, now);
         srv_bury(&s);
         srv_report(&s, now);

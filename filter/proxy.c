@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "proxy_int.h"
+#include "clock.h"
 
 proxy *proxy_new(const rl_config *cfg)
 {
@@ -131,7 +132,7 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
     x->extra = extra;
     x->extra_len = extra_len;
     x->timeout_ms = px->cfg->proxy.timeout_ms;
-    x->last_ms = proxy_now_ms();
+    x->last_ms = rl_clock_mono_ms();
     px->target[0] = '\0';
     proxy_options(px);
     proxy_relay_setup(px);
