@@ -53,6 +53,7 @@
 #include "shm_int.h"
 #include "shm_owner.h"
 #include "clock.h"
+#include "error.h"
 
 /* Is d_name NAME ".new-" DIGITS "-" DIGITS, NAME being `base` (the name without its '/')? */
 static int shm_is_leftover(const char *d_name, const char *base)
@@ -180,7 +181,7 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
     if (fd == RL_SHM_OWN_FAILED)
         return -1;
     if (fd < 0) {
-        rl_shm_operr(err, "shm \"%s\": cannot create it: %s", shm->name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot create it: %s", shm->name, strerror(errno));
         return -1;
     }
     /* Held until the segment has its name: a sweeper never takes it for a dead maker's. */
@@ -222,11 +223,11 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
          * name in the instant before we locked it. Either way, start over. */
         if (e == EEXIST || e == ENOENT)
             return 1;
-        rl_shm_operr(err, "shm \"%s\": cannot put %s in place: %s%s", shm->name, path, strerror(e),
-                     e == EPERM || e == EACCES ? " (in the sticky " SHM_DIR
-                                                 " only the segment's owner or root may "
-                                                 "replace it)"
-                                               : "");
+        rl_errorf(err, "shm \"%s\": cannot put %s in place: %s%s", shm->name, path, strerror(e),
+                  e == EPERM || e == EACCES ? " (in the sticky " SHM_DIR
+                                              " only the segment's owner or root may "
+                                              "replace it)"
+                                            : "");
         return -1;
     }
     if (!replace)
@@ -246,13 +247,12 @@ static int shm_lock_old(rl_shm *shm, int fd, size_t size, rl_error *err)
 
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno != EWOULDBLOCK && errno != EINTR) {
-            rl_shm_operr(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
+            rl_errorf(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
             return -1;
         }
         if (rl_clock_mono_ms() > deadline) {
-            rl_shm_operr(err,
-                         "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
-                         shm->name, (int)wait_ms);
+            rl_errorf(err, "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
+                      shm->name, (int)wait_ms);
             return -1;
         }
         rl_clock_nap_ms(5);
@@ -292,7 +292,7 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
     }
     /* Before any work: the rename at the end needs the old segment's owner (or root). */
     if (fstat(fd, &old) < 0) {
-        rl_shm_operr(err, "shm \"%s\": fstat: %s", shm->name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": fstat: %s", shm->name, strerror(errno));
         flock(fd, LOCK_UN);
         return -1;
     }
@@ -307,14 +307,14 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
         shm->state_words = shm->state_words > h->state_words ? shm->state_words : h->state_words;
         if (rl_shm_geometry(capacity, shm->key_max, shm->state_words, &g) < 0) {
             flock(fd, LOCK_UN);
-            rl_shm_operr(err, "shm \"%s\": capacity %lld is too large", shm->name,
-                         (long long)capacity);
+            rl_errorf(err, "shm \"%s\": capacity %lld is too large", shm->name,
+                      (long long)capacity);
             return -1;
         }
         from = calloc(1, sizeof *from);
         if (from == NULL) {
             flock(fd, LOCK_UN);
-            rl_shm_operr(err, "shm \"%s\": out of memory", shm->name);
+            rl_errorf(err, "shm \"%s\": out of memory", shm->name);
             return -1;
         }
         snprintf(from->name, sizeof from->name, "%s", shm->name);

@@ -142,8 +142,6 @@ struct rl_shm {
 
 void rl_shm_seterr(rl_shm *shm, const char *fmt, ...) RL_PRINTF(2, 3);
 
-void rl_shm_operr(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
-
 /* What an existing segment's header says about serving a configuration (shm_judge). */
 typedef enum shm_verdict {
     SHM_FITS,    /* same layout and capacity, slots at least as large: attach */

@@ -39,6 +39,7 @@
 #include "shm_owner.h"
 #include "stats.h"
 #include "clock.h"
+#include "error.h"
 
 #define STATS_MAGIC 0x3130545453544c52ULL /* "RLTSTT01" in little-endian bytes */
 #define STATS_VERSION 2u                  /* 2: the regex_limit counter */
@@ -88,17 +89,6 @@ const char *const rl_stat_counter_names[RL_STAT_COUNTERS] = {
     "shm_errors", "unchecked",     "unslotted",      "latency_sum_us", "regex_limit",
 };
 
-static void stats_err(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
-static void stats_err(rl_error *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
-    va_end(ap);
-}
-
 /* shm_name + "-stats" into buf. 0, or -1 when it would be too long for a POSIX name. */
 static int stats_name(const char *shm_name, char *buf, size_t size)
 {
@@ -124,7 +114,7 @@ static int stats_check(const stats_segment *s, const char *name, rl_error *err)
         s->h.header_size != sizeof(stats_header) || s->h.slot_size != sizeof(stats_slot) ||
         s->h.ncounters != RL_STAT_COUNTERS || s->h.nbuckets != RL_STATS_BUCKETS ||
         s->h.nrule_counters != RL_STAT_RULE_COUNTERS) {
-        stats_err(err,
+        rl_errorf(err,
                   "shm \"%s\": statistics of another version (%u; this build: %u); stop the "
                   "old processes and remove it with: rm /dev/shm%s",
                   name, s->h.version, STATS_VERSION, name);
@@ -142,13 +132,13 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
 
     for (;;) {
         if (fstat(fd, &st) < 0) {
-            stats_err(err, "shm \"%s\": fstat: %s", name, strerror(errno));
+            rl_errorf(err, "shm \"%s\": fstat: %s", name, strerror(errno));
             return NULL;
         }
         if (st.st_size != 0)
             break;
         if (rl_clock_mono_ms() > deadline) {
-            stats_err(err,
+            rl_errorf(err,
                       "shm \"%s\": exists but is empty (its creator died?); remove it "
                       "with: rm /dev/shm%s",
                       name, name);
@@ -157,7 +147,7 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
         rl_clock_nap_ms(1);
     }
     if ((size_t)st.st_size != sizeof(stats_segment)) {
-        stats_err(err,
+        rl_errorf(err,
                   "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it "
                   "with: rm /dev/shm%s",
                   name, (long long)st.st_size, sizeof(stats_segment), name);
@@ -165,12 +155,12 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
     }
     s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (s == MAP_FAILED) {
-        stats_err(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
         return NULL;
     }
     while (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
         if (rl_clock_mono_ms() > deadline) {
-            stats_err(err,
+            rl_errorf(err,
                       "shm \"%s\": exists but was not initialised (its creator died?); "
                       "remove it with: rm /dev/shm%s",
                       name, name);
@@ -191,13 +181,13 @@ static stats_segment *stats_create(int fd, const char *name, rl_error *err)
     stats_segment *s;
 
     if (ftruncate(fd, (off_t)sizeof *s) < 0) {
-        stats_err(err, "shm \"%s\": cannot size it: %s", name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot size it: %s", name, strerror(errno));
         shm_unlink(name);
         return NULL;
     }
     s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (s == MAP_FAILED) {
-        stats_err(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
         shm_unlink(name);
         return NULL;
     }
@@ -213,7 +203,7 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
     rl_stats_seg *st;
 
     if (stats_name(shm_name, name, sizeof name) < 0) {
-        stats_err(err, "shm \"%s\": too long a name for its statistics segment", shm_name);
+        rl_errorf(err, "shm \"%s\": too long a name for its statistics segment", shm_name);
         return NULL;
     }
     for (int tries = 0; s == NULL && tries < 2; tries++) {
@@ -226,7 +216,7 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
         if (fd == RL_SHM_OWN_FAILED)
             return NULL;
         if (errno != EEXIST) {
-            stats_err(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
+            rl_errorf(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
             return NULL;
         }
         while ((fd = shm_open(name, O_RDWR, 0)) < 0 && rl_clock_mono_ms() <= deadline &&
@@ -247,7 +237,7 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
     st = malloc(sizeof *st);
     if (st == NULL) {
         munmap(s, sizeof *s);
-        stats_err(err, "out of memory");
+        rl_errorf(err, "out of memory");
         return NULL;
     }
     st->seg = s;
@@ -282,7 +272,7 @@ int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err
         return 0;
     if (fstat(fd, &st) < 0 || (size_t)st.st_size != sizeof(stats_segment)) {
         close(fd);
-        stats_err(err,
+        rl_errorf(err,
                   "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
                   "rm /dev/shm%s",
                   name, (long long)st.st_size, sizeof(stats_segment), name);
@@ -293,7 +283,7 @@ int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err
     if (s == MAP_FAILED)
         return 0;
     if (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
-        stats_err(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
+        rl_errorf(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
                   name, name);
         rc = -1;
     } else {
