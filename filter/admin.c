@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "clock.h"
+#include "http.h"
 
 #define ADMIN_BODY_MAX 65536 /* bytes of a test request's JSON */
 
@@ -111,25 +112,12 @@ admin_endpoint admin_match(const handle_ctx *ctx)
     return ADMIN_NONE;
 }
 
-static const char *admin_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
-    }
-}
-
 /* The whole answer: status line, headers, body (`allow`: the Allow header of a 405). */
 static void admin_answer(admin_out *out, int status, const char *type, const char *allow,
                          const admin_out *body)
 {
     admin_outf(out, "Status: %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n", status,
-               admin_reason(status), type);
+               rl_http_reason(status), type);
     if (allow != NULL)
         admin_outf(out, "Allow: %s\r\n", allow);
     admin_outf(out, "Content-Length: %zu\r\n\r\n", body->len);
