@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "clock.h"
+#include "grow.h"
 #include "http.h"
 
 #define ADMIN_BODY_MAX 65536 /* bytes of a test request's JSON */
@@ -48,35 +49,26 @@ void admin_outf(admin_out *o, const char *fmt, ...)
             o->len += (size_t)n;
             return;
         }
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap - o->len <= (size_t)n)
-            cap *= 2;
-        char *b = realloc(o->buf, cap);
+        char *b = grow_to(o->buf, &o->cap, o->len + (size_t)n + 1);
         if (b == NULL) {
             o->failed = 1;
             return;
         }
         o->buf = b;
-        o->cap = cap;
     }
 }
 
 void admin_outn(admin_out *o, const char *p, size_t n)
 {
+    char *b;
+
     if (o->failed || n == 0)
         return;
-    if (o->cap - o->len < n + 1) {
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap - o->len < n + 1)
-            cap *= 2;
-        char *b = realloc(o->buf, cap);
-        if (b == NULL) {
-            o->failed = 1;
-            return;
-        }
-        o->buf = b;
-        o->cap = cap;
+    if ((b = grow_to(o->buf, &o->cap, o->len + n + 1)) == NULL) {
+        o->failed = 1;
+        return;
     }
+    o->buf = b;
     memcpy(o->buf + o->len, p, n);
     o->len += n;
     o->buf[o->len] = '\0';

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "clock.h"
+#include "grow.h"
 
 typedef enum conn_mode {
     CONN_PUMP, /* the server loop: stop when a request is ready */
@@ -114,18 +115,12 @@ static int conn_reserve(fcgi_conn *c, size_t more)
 {
     if (c->ooff == c->olen && c->open_rec == SIZE_MAX)
         c->ooff = c->olen = 0;
-    if (c->olen + more <= c->ocap)
-        return 0;
-    size_t cap = c->ocap ? c->ocap : 4096;
-    while (cap < c->olen + more)
-        cap *= 2;
-    uint8_t *p = realloc(c->obuf, cap);
+    uint8_t *p = grow_to(c->obuf, &c->ocap, c->olen + more);
     if (p == NULL) {
         c->broken = 1;
         return -1;
     }
     c->obuf = p;
-    c->ocap = cap;
     return 0;
 }
 
@@ -242,18 +237,12 @@ static void conn_params(fcgi_conn *c, const uint8_t *p, size_t n)
         c->params_over = 1;
         return;
     }
-    if (c->plen + n > c->pcap) {
-        size_t cap = c->pcap ? c->pcap : 4096;
-        while (cap < c->plen + n)
-            cap *= 2;
-        uint8_t *q = realloc(c->pbuf, cap);
-        if (q == NULL) {
-            c->params_over = 1;
-            return;
-        }
-        c->pbuf = q;
-        c->pcap = cap;
+    uint8_t *q = grow_to(c->pbuf, &c->pcap, c->plen + n);
+    if (q == NULL) {
+        c->params_over = 1;
+        return;
     }
+    c->pbuf = q;
     memcpy(c->pbuf + c->plen, p, n);
     c->plen += n;
 }

@@ -158,26 +158,37 @@ static int main_shm_remove(const char *file)
     return MAIN_EXIT_OK;
 }
 
+/* Loads file and opens its limiter (logging the table's note): MAIN_EXIT_OK with *cfg and
+ * *lim the caller's, or the exit code (logged: configuration or runtime). */
+static int main_open(const char *file, rl_config **cfg, rl_limiter **lim)
+{
+    rl_error err;
+
+    if ((*cfg = rl_config_load(file, &err)) == NULL) {
+        log_error("%s", err.text);
+        return MAIN_EXIT_CONFIG;
+    }
+    if ((*lim = rl_limiter_open(*cfg, &err)) == NULL) {
+        log_error("cannot open the limiter: %s", err.text);
+        rl_config_free(*cfg);
+        return MAIN_EXIT_RUNTIME;
+    }
+    if (*rl_limiter_shm_note(*lim) != '\0')
+        log_info("%s", rl_limiter_shm_note(*lim));
+    return MAIN_EXIT_OK;
+}
+
 /* The prefork daemon: the stores are opened once here only to fail at start (exit 3) rather
  * than in a restart loop; each worker opens its own after fork. */
 static int main_daemon(const char *file, const char *listen_spec, int workers)
 {
     char why[512];
-    rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg;
+    rl_limiter *lim;
+    int rc = main_open(file, &cfg, &lim);
 
-    if (cfg == NULL) {
-        log_error("%s", err.text);
-        return MAIN_EXIT_CONFIG;
-    }
-    rl_limiter *lim = rl_limiter_open(cfg, &err);
-    if (lim == NULL) {
-        log_error("cannot open the limiter: %s", err.text);
-        rl_config_free(cfg);
-        return MAIN_EXIT_RUNTIME;
-    }
-    if (*rl_limiter_shm_note(lim) != '\0')
-        log_info("%s", rl_limiter_shm_note(lim));
+    if (rc != MAIN_EXIT_OK)
+        return rc;
     rl_limiter_close(lim);
     int fd = listen_open(listen_spec, why, sizeof why);
     if (fd < 0) {
@@ -186,7 +197,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
         return MAIN_EXIT_RUNTIME;
     }
     log_info("listening on %s (configuration %s)", listen_spec, file);
-    int rc = prefork_run(&cfg, fd, workers);
+    rc = prefork_run(&cfg, fd, workers);
     listen_close(fd, listen_spec);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
@@ -194,22 +205,13 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
 
 static int main_serve(const char *file)
 {
-    rl_error err;
-    rl_config *cfg = rl_config_load(file, &err);
+    rl_config *cfg;
+    rl_limiter *lim;
+    int rc = main_open(file, &cfg, &lim);
 
-    if (cfg == NULL) {
-        log_error("%s", err.text);
-        return MAIN_EXIT_CONFIG;
-    }
-    rl_limiter *lim = rl_limiter_open(cfg, &err);
-    if (lim == NULL) {
-        log_error("cannot open the limiter: %s", err.text);
-        rl_config_free(cfg);
-        return MAIN_EXIT_RUNTIME;
-    }
-    if (*rl_limiter_shm_note(lim) != '\0')
-        log_info("%s", rl_limiter_shm_note(lim));
-    int rc = loop_run(&cfg, &lim);
+    if (rc != MAIN_EXIT_OK)
+        return rc;
+    rc = loop_run(&cfg, &lim);
     rl_limiter_close(lim);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
