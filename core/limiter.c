@@ -272,6 +272,39 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, const char *pat
     return (int)n;
 }
 
+/* Asks the stores for the n items: Redis and its fallbacks, or the table alone. 1 admitted,
+ * 0 refused, or -1 when no store could decide (then out admits, unchecked, and says so). */
+static int limiter_stores(rl_limiter *lim, size_t n, rl_decision *out)
+{
+    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : rl_clock_real_ms();
+    int r;
+
+    if (lim->redis != NULL) {
+        r = limiter_redis(lim, n, now, out);
+        if (r < 0)
+            r = limiter_fallback(lim, n, now, out);
+    } else {
+        /* -1 without a test clock: the table reads the clock under its locks, so decisions
+         * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
+        r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
+        lim->shm_failed = r < 0;
+        out->backend = RL_BACKEND_SHM;
+        if (r < 0) {
+            rl_stats_add(lim->stats, RL_STAT_SHM_ERRORS, 1);
+            limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
+        }
+    }
+    if (r < 0) {
+        rl_stats_add(lim->stats, RL_STAT_UNCHECKED, 1);
+        /* No store could decide: admit (fail open) and say why; the request is not the
+         * client's fault, and refusing everyone would turn a fault into an outage. */
+        memset(out->results, 0, sizeof(out->results));
+        out->nresults = 0;
+        out->backend = RL_BACKEND_NONE;
+    }
+    return r;
+}
+
 static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
 {
     const rl_access_config *ac = &lim->cfg->access;
@@ -316,33 +349,9 @@ static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *o
     if (n == 0)
         return 0;
 
-    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : rl_clock_real_ms();
-    int r;
-
-    if (lim->redis != NULL) {
-        r = limiter_redis(lim, n, now, out);
-        if (r < 0)
-            r = limiter_fallback(lim, n, now, out);
-    } else {
-        /* -1 without a test clock: the table reads the clock under its locks, so decisions
-         * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
-        r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
-        lim->shm_failed = r < 0;
-        out->backend = RL_BACKEND_SHM;
-        if (r < 0) {
-            rl_stats_add(lim->stats, RL_STAT_SHM_ERRORS, 1);
-            limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
-        }
-    }
-    if (r < 0) {
-        rl_stats_add(lim->stats, RL_STAT_UNCHECKED, 1);
-        /* No store could decide: admit (fail open) and say why; the request is not the
-         * client's fault, and refusing everyone would turn a fault into an outage. */
-        memset(out->results, 0, sizeof(out->results));
-        out->nresults = 0;
-        out->backend = RL_BACKEND_NONE;
+    int r = limiter_stores(lim, n, out);
+    if (r < 0)
         return 0;
-    }
 
     /* The stores fill the results (the fallbacks may keep only some); dry_run is ours. */
     for (size_t i = 0; i < out->nresults; i++)

@@ -87,6 +87,10 @@ static void shm_report_uncharged(rl_item *items, size_t n, const uint32_t *found
     }
 }
 
+/* Kept in one piece (95 lines) on purpose: its three phases (lock every stripe in order,
+ * decide every item on the stored states, store the admitted ones) share the batch's arrays
+ * under the same locks, and the atomicity of a decision over several rules is read here at
+ * one glance; split, each part would take ten of those arrays as parameters. */
 int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 {
     uint64_t hash[RL_MAX_MATCH];
