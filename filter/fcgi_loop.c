@@ -2,9 +2,9 @@
  *
  * The web server spawns us with the listening socket on fd 0 (the prefork daemon does the
  * same for its workers). The FastCGI side is fcgi_server.c: many connections per process,
- * each with its deadlines. This file says what is done with a request (loop_serve: decide,
- * then answer, an admin page or a forwarded exchange), the same for FastCGI and plain CGI,
- * and handles the signals.
+ * each with its deadlines. This file carries out what handle.c decided a request is
+ * (loop_serve: an answer, an admin page or a forwarded exchange), the one dispatch of
+ * FastCGI and plain CGI alike, and handles the signals.
  *
  * Stopping on SIGTERM/SIGINT without breaking a request half way: both signals stay blocked
  * all the time, except inside the one epoll_pwait() that waits for the next thing to do. It
