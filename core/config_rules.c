@@ -11,6 +11,7 @@
 #include "config_int.h"
 #include "rule.h"
 #include "rule_check.h"
+#include "http.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -143,13 +144,6 @@ static int cfg_rule_on_redis_down(rl_schema_ctx *ctx, const config_setting_t *s,
     return 0;
 }
 
-/* RFC 7230 tchar: what a method or a header name is made of. */
-static int cfg_tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 /* Compiled once the whole rule is read: path_case_insensitive may come after it. */
 static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
@@ -208,7 +202,7 @@ static int cfg_rule_words(const cfg_loader *ld, const config_setting_t *s, int h
         for (k = 0; ok && k < len; k++)
             ok = hosts ? (isalnum((unsigned char)v[k]) || v[k] == '-' || v[k] == '.' ||
                           v[k] == '_' || v[k] == ':')
-                       : cfg_tchar(v[k]);
+                       : rl_http_tchar(v[k]);
         if (!ok)
             return rl_cfg_fail(ld, e,
                                hosts ? "invalid host %s: a name or address without port, 1..253 "
@@ -249,7 +243,7 @@ static int cfg_key_part(const cfg_loader *ld, const config_setting_t *e, rl_key_
     name = v + 7;
     n = strlen(name);
     for (size_t k = 0; k < n; k++)
-        if (!cfg_tchar(name[k]))
+        if (!rl_http_tchar(name[k]))
             n = 0;
     if (n == 0 || n > CFG_HEADER_NAME_MAX)
         return rl_cfg_fail(ld, e, "invalid key %s: NAME must be 1..%d token characters",

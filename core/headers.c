@@ -31,7 +31,8 @@ static int headers_append(char *buf, size_t size, int len, const char *sep, cons
     return len + n;
 }
 
-int rl_format_policy(const rl_decision *d, char *buf, size_t size)
+/* Every counted rule's item, ", "-separated: its policy (q, w) or its state (r, t). */
+static int headers_list(const rl_decision *d, char *buf, size_t size, int state)
 {
     int len = 0;
     if (size == 0)
@@ -41,24 +42,22 @@ int rl_format_policy(const rl_decision *d, char *buf, size_t size)
         const rl_rule_result *r = &d->results[i];
         if (r->dry_run)
             continue;
-        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "q", r->limit, "w",
-                             rl_ms_to_s_ceil(r->window_ms));
+        if (state)
+            len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "r",
+                                 r->remaining, "t", rl_ms_to_s_ceil(r->reset_ms));
+        else
+            len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "q", r->limit,
+                                 "w", rl_ms_to_s_ceil(r->window_ms));
     }
     return len;
 }
 
+int rl_format_policy(const rl_decision *d, char *buf, size_t size)
+{
+    return headers_list(d, buf, size, 0);
+}
+
 int rl_format_state(const rl_decision *d, char *buf, size_t size)
 {
-    int len = 0;
-    if (size == 0)
-        return -1;
-    buf[0] = '\0';
-    for (size_t i = 0; i < d->nresults; i++) {
-        const rl_rule_result *r = &d->results[i];
-        if (r->dry_run)
-            continue;
-        len = headers_append(buf, size, len, len > 0 ? ", " : "", r->rule->name, "r", r->remaining,
-                             "t", rl_ms_to_s_ceil(r->reset_ms));
-    }
-    return len;
+    return headers_list(d, buf, size, 1);
 }

@@ -1,4 +1,4 @@
-/* http.c -- reading what a rl_request carries: headers, cookies, the Host (see http.h)
+/* http.c -- the HTTP vocabulary: headers, cookies, the Host, tokens, reasons (see http.h)
  *
  * Cookie header grammar (RFC 6265 5.4, as browsers send it): pairs "name=value" separated
  * by ';' and optional spaces; a value may be wrapped in double quotes. Servers are lenient
@@ -78,4 +78,37 @@ size_t rl_http_host(const char *host, const char **start)
     if (n > 0 && host[n - 1] == '.') /* "example.com." names the same host */
         n--;
     return n;
+}
+
+int rl_http_tchar(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+const char *rl_http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 418: return "I'm a teapot";
+    case 420: return "Enhance Your Calm";
+    case 429: return "Too Many Requests";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 509: return "Bandwidth Limit Exceeded";
+    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
 }

@@ -111,13 +111,6 @@ static void id_parse_xff(const char *v, id_hops *h)
     }
 }
 
-/* RFC 7230 tchar. */
-static int id_tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 /* Skips to just past the next ',' outside a quoted string, or to the end. */
 static const char *id_resync(const char *p)
 {
@@ -148,7 +141,7 @@ static const char *id_value(const char *p, char *buf, size_t size, size_t *len)
         }
         p++;
     } else {
-        for (; id_tchar(*p) || *p == ':' || *p == '[' || *p == ']'; p++) {
+        for (; rl_http_tchar(*p) || *p == ':' || *p == '[' || *p == ']'; p++) {
             if (n + 1 >= size)
                 return NULL;
             buf[n++] = *p;
@@ -174,7 +167,7 @@ static void id_parse_forwarded(const char *p, id_hops *h)
             size_t nn = 0, vn;
             while (id_ows(*p))
                 p++;
-            while (id_tchar(*p) && nn + 1 < sizeof name)
+            while (rl_http_tchar(*p) && nn + 1 < sizeof name)
                 name[nn++] = *p++;
             name[nn] = '\0';
             if (nn == 0 || *p != '=') {

@@ -11,24 +11,12 @@
 #include "fmacros.h"
 
 #include "ratelimit.h"
-#include "quote.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static void limit_fail(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
-
-static void limit_fail(rl_error *err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
-    va_end(ap);
-}
+#include "error.h"
+#include "quote.h"
 
 /* Reads the leading decimal digits of s[0..n). Returns how many there were; *value is their
  * number, or max + 1 once it passes max (so callers can say "too large" without overflow). */
@@ -79,8 +67,8 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
     int64_t n, num, ums;
 
     if (slash == NULL) {
-        limit_fail(err, "invalid limit %s: expected COUNT/PERIOD, e.g. \"100/90s\"",
-                   rl_quote(q, text != NULL ? text : "", text != NULL ? strlen(text) : 0));
+        rl_errorf(err, "invalid limit %s: expected COUNT/PERIOD, e.g. \"100/90s\"",
+                  rl_quote(q, text != NULL ? text : "", text != NULL ? strlen(text) : 0));
         return -1;
     }
 
@@ -88,12 +76,12 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
     clen = (size_t)(slash - text);
     ndig = limit_digits(c, clen, RL_COUNT_MAX, &n);
     if (clen == 0 || ndig != clen) {
-        limit_fail(err, "invalid count %s: expected a decimal integer", rl_quote(q, c, clen));
+        rl_errorf(err, "invalid count %s: expected a decimal integer", rl_quote(q, c, clen));
         return -1;
     }
     if (n < 1 || n > RL_COUNT_MAX) {
-        limit_fail(err, "invalid count %s: must be 1..%lld", rl_quote(q, c, clen),
-                   (long long)RL_COUNT_MAX);
+        rl_errorf(err, "invalid count %s: must be 1..%lld", rl_quote(q, c, clen),
+                  (long long)RL_COUNT_MAX);
         return -1;
     }
 
@@ -105,29 +93,29 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
     if (ndig == 0)
         num = 1;
     if (ulen == 0 && ndig > 0) {
-        limit_fail(err, "invalid period %s: missing unit (ms, s, m, h or d)", rl_quote(q, p, plen));
+        rl_errorf(err, "invalid period %s: missing unit (ms, s, m, h or d)", rl_quote(q, p, plen));
         return -1;
     }
     if (ulen == 0 || !limit_all_lower(unit, ulen)) {
-        limit_fail(err,
-                   "invalid period %s: expected [N]UNIT with UNIT ms, s, m, h or d, "
-                   "e.g. \"90s\"",
-                   rl_quote(q, p, plen));
+        rl_errorf(err,
+                  "invalid period %s: expected [N]UNIT with UNIT ms, s, m, h or d, "
+                  "e.g. \"90s\"",
+                  rl_quote(q, p, plen));
         return -1;
     }
     ums = limit_unit_ms(unit, ulen);
     if (ums == 0) {
-        limit_fail(err, "invalid period %s: unknown unit %s (expected ms, s, m, h or d)",
-                   rl_quote(q, p, plen), rl_quote(uq, unit, ulen));
+        rl_errorf(err, "invalid period %s: unknown unit %s (expected ms, s, m, h or d)",
+                  rl_quote(q, p, plen), rl_quote(uq, unit, ulen));
         return -1;
     }
     if (num == 0) {
-        limit_fail(err, "invalid period %s: must be > 0", rl_quote(q, p, plen));
+        rl_errorf(err, "invalid period %s: must be > 0", rl_quote(q, p, plen));
         return -1;
     }
     if (num > RL_PERIOD_MAX_MS / ums) {
-        limit_fail(err, "invalid period %s: must be at most %lldd", rl_quote(q, p, plen),
-                   (long long)(RL_PERIOD_MAX_MS / (24 * 3600 * 1000)));
+        rl_errorf(err, "invalid period %s: must be at most %lldd", rl_quote(q, p, plen),
+                  (long long)(RL_PERIOD_MAX_MS / (24 * 3600 * 1000)));
         return -1;
     }
 

@@ -18,11 +18,11 @@
  * Refusals that no store decided (refusal cache, fail-closed) list only the refusing rules:
  * the others' states are unknown without asking a store.
  *
- * The config is borrowed: it must outlive the limiter. Results point at its rules.
+ * The config is borrowed: it must outlive the limiter. Results point at its rules. Opening,
+ * closing and the handle's accessors are limiter_open.c's; the handle is limiter_int.h.
  */
 #include "fmacros.h"
 
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,74 +31,20 @@
 #include <unistd.h>
 
 #include "algo.h"
-#include "config_types.h"
 #include "backend.h"
 #include "cidr.h"
 #include "failover.h"
 #include "http.h"
 #include "identity.h"
 #include "keys.h"
+#include "limiter_int.h"
 #include "refusal.h"
 #include "rule.h"
 #include "stats.h"
+#include "clock.h"
 
 /* A fail-closed refusal says "retry after" at least this long (headers speak seconds). */
 #define LIMITER_CLOSED_RETRY_MIN_MS 1000
-
-struct rl_limiter {
-    const rl_config *cfg;
-    rl_shm *shm;
-    rl_redis *redis;     /* NULL when Redis is not enabled */
-    rl_breaker breaker;  /* per process: when to skip Redis */
-    rl_rule *shares;     /* owned: each rule with count and burst / redis.hosts, for the
-                                shm fallback; NULL when hosts <= 1 (the rules themselves) */
-    int redis_failing;   /* the last request Redis did not decide (failed or skipped) */
-    int shm_failed;      /* the last shm decision failed */
-    int unenforced;      /* some rule's on_redis_down is not "shm" */
-    rl_stats_seg *stats; /* the pool's counters; NULL for a sandbox */
-    int *slots;          /* owned: each rule's stats slot (-1: none) */
-    rl_clock_fn clock;   /* NULL: CLOCK_REALTIME */
-    void *clock_ud;
-    char errstr[256];
-    char keys[RL_MAX_MATCH][RL_KEY_MAX + 1];
-    rl_item items[RL_MAX_MATCH];
-    char material[RL_MAX_MATCH][RL_CLIENT_MAX + 1]; /* each item's client (key material) */
-    char scratch[RL_KEY_SCRATCH];                   /* rl_rule_key's work space */
-    char path[RL_PATH_MAX]; /* the request's canonical path, when the caller gave it raw */
-};
-
-static int64_t limiter_clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* One rule's share: count and burst / hosts, at least 1; strings stay borrowed. */
-static void limiter_share(const rl_rule *rule, int64_t hosts, rl_rule *r)
-{
-    *r = *rule;
-    r->count = r->count / hosts > 0 ? r->count / hosts : 1;
-    r->burst = r->burst / hosts > 0 ? r->burst / hosts : 1;
-}
-
-/* The shm fallback's copy of each rule: this host's share of a limit shared by `hosts`. */
-static int limiter_make_shares(rl_limiter *lim)
-{
-    const rl_config *cfg = lim->cfg;
-    int64_t hosts = cfg->redis.hosts;
-
-    for (size_t i = 0; i < cfg->nrules; i++)
-        lim->unenforced |= cfg->rules[i].on_redis_down != RL_REDIS_DOWN_SHM;
-    if (hosts <= 1)
-        return 0;
-    lim->shares = calloc(cfg->nrules, sizeof(*lim->shares));
-    if (lim->shares == NULL)
-        return -1;
-    for (size_t i = 0; i < cfg->nrules; i++)
-        limiter_share(&cfg->rules[i], hosts, &lim->shares[i]);
-    return 0;
-}
 
 RL_PRINTF(2, 3) static void limiter_set_error(rl_limiter *lim, const char *fmt, ...)
 {
@@ -106,208 +52,6 @@ RL_PRINTF(2, 3) static void limiter_set_error(rl_limiter *lim, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(lim->errstr, sizeof(lim->errstr), fmt, ap);
     va_end(ap);
-}
-
-/* The longest key rl_decide can build: the table's slots are sized from it, so short rule
- * names make a smaller table (shm.c: bytes per key). */
-static size_t limiter_key_max(const rl_config *cfg)
-{
-    size_t longest = 0;
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        size_t len = cfg->rules[i].key_id_len;
-        longest = len > longest ? len : longest;
-    }
-    return rl_keys_shm_max(longest);
-}
-
-/* The state words the table keeps per key: the most any rule's algorithm needs, its shm
- * fallback share's too (a sliding_log's share can need more words than the rule: 200 is
- * bucketed, 35 words, its half an exact log of 100, 52), and the refusal cache's entries
- * when Redis is on. So a GCRA-only config keeps 2 words a key, and only a config with a
- * sliding_log rule pays for its log in every slot. */
-static size_t limiter_state_words(const rl_config *cfg)
-{
-    size_t words = cfg->redis.enabled ? RL_SHM_RAW_WORDS : 1;
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        rl_rule share;
-        size_t w = rl_algo_state_words(&cfg->rules[i]);
-        words = w > words ? w : words;
-        if (cfg->redis.enabled && cfg->redis.hosts > 1) {
-            limiter_share(&cfg->rules[i], cfg->redis.hosts, &share);
-            w = rl_algo_state_words(&share);
-            words = w > words ? w : words;
-        }
-    }
-    return words;
-}
-
-const char *rl_limiter_shm_note(const rl_limiter *lim)
-{
-    return rl_shm_note(lim->shm);
-}
-
-int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
-{
-    rl_error err;
-    int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                         limiter_state_words(cfg), &cfg->shm, out, len);
-
-    /* The statistics segment would refuse a start too (another build's version, or a segment
-     * this user may not open or create). */
-    if (rc >= 0 && rl_stats_probe(cfg->shm.name, &cfg->shm, &err) < 0) {
-        snprintf(out, len, "%s: a start would fail", err.text);
-        return -1;
-    }
-    return rc;
-}
-
-typedef struct limiter_census {
-    const rl_config *cfg;
-    int64_t *live, *stale;
-} limiter_census;
-
-static void limiter_census_key(const char *key, size_t len, void *ud)
-{
-    limiter_census *c = ud;
-    size_t idlen = rl_keys_id_len(key, len);
-    const char *colon = memchr(key, ':', idlen);
-    size_t nlen = colon != NULL ? (size_t)(colon - key) : 0;
-
-    for (size_t i = 0; i < c->cfg->nrules && idlen > 0; i++) {
-        const rl_rule *r = &c->cfg->rules[i];
-        if (idlen == r->key_id_len && memcmp(key, r->key_id, idlen) == 0)
-            c->live[i]++;
-        else if (nlen > 0 && nlen == strlen(r->name) && memcmp(key, r->name, nlen) == 0)
-            c->stale[i]++;
-    }
-}
-
-int rl_limiter_shm_census(const rl_config *cfg, int64_t *live, int64_t *stale)
-{
-    limiter_census c = {cfg, live, stale};
-    for (size_t i = 0; i < cfg->nrules; i++)
-        live[i] = stale[i] = 0;
-    return rl_shm_scan(cfg->shm.name, limiter_census_key, &c);
-}
-
-/* The pool's statistics segment and each rule's slot in it. 0, or -1 with err. */
-static int limiter_open_stats(rl_limiter *lim, rl_error *err)
-{
-    const rl_config *cfg = lim->cfg;
-
-    lim->stats = rl_stats_open(cfg->shm.name, &cfg->shm, err);
-    if (lim->stats == NULL)
-        return -1;
-    lim->slots = calloc(cfg->nrules > 0 ? cfg->nrules : 1, sizeof *lim->slots);
-    if (lim->slots == NULL) {
-        snprintf(err->text, sizeof(err->text), "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < cfg->nrules; i++)
-        lim->slots[i] = rl_stats_slot(lim->stats, cfg->rules[i].name);
-    return 0;
-}
-
-/* A limiter on the table `shm_name` of `capacity` keys; a sandbox has no Redis and no
- * statistics. */
-static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int64_t capacity,
-                                int sandbox, rl_error *err)
-{
-    rl_limiter *lim = calloc(1, sizeof(*lim));
-    if (lim == NULL) {
-        snprintf(err->text, sizeof(err->text), "out of memory");
-        return NULL;
-    }
-    lim->cfg = cfg;
-    /* A sandbox's table is private (unlinked once mapped): it keeps the process's owner. */
-    lim->shm = rl_shm_open_owned(shm_name, capacity, limiter_key_max(cfg), limiter_state_words(cfg),
-                                 sandbox ? NULL : &cfg->shm, err);
-    if (lim->shm == NULL) {
-        free(lim);
-        return NULL;
-    }
-    if (!sandbox && limiter_open_stats(lim, err) < 0) {
-        rl_limiter_close(lim);
-        return NULL;
-    }
-    if (cfg->redis.enabled && !sandbox) {
-        /* A cluster router keeps one breaker per master (redis_cluster.c): a dead master
-         * must not stop the decisions the others make, so this one never opens then. */
-        rl_breaker_init(&lim->breaker,
-                        cfg->redis.ncluster > 0 ? INT_MAX : cfg->redis.breaker_failures,
-                        cfg->redis.breaker_open_ms, cfg->redis.breaker_open_max_ms);
-        lim->redis = rl_redis_new(&cfg->redis);
-        if (lim->redis == NULL || limiter_make_shares(lim) < 0) {
-            snprintf(err->text, sizeof(err->text), "out of memory");
-            rl_limiter_close(lim);
-            return NULL;
-        }
-    }
-    return lim;
-}
-
-rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err)
-{
-    return limiter_open(cfg, cfg->shm.name, cfg->shm.capacity, 0, err);
-}
-
-/* The sandbox's table: "/rl-sandbox-PID-N", made with O_EXCL (rl_shm_open creates it: no
- * live process has that name) and removed once mapped, so no other process can ever open it
- * and it vanishes with the handle. */
-#define LIMITER_SANDBOX_CAPACITY 1024
-rl_limiter *rl_limiter_open_sandbox(const rl_config *cfg, rl_error *err)
-{
-    static unsigned serial;
-    char name[256];
-    rl_limiter *lim;
-
-    snprintf(name, sizeof name, "/rl-sandbox-%ld-%u", (long)getpid(), serial++);
-    lim = limiter_open(cfg, name, LIMITER_SANDBOX_CAPACITY, 1, err);
-    if (lim != NULL)
-        rl_shm_unlink(name);
-    return lim;
-}
-
-void rl_limiter_close(rl_limiter *lim)
-{
-    if (lim == NULL)
-        return;
-    rl_redis_free(lim->redis);
-    rl_shm_close(lim->shm);
-    rl_stats_close(lim->stats);
-    free(lim->slots);
-    free(lim->shares);
-    free(lim);
-}
-
-void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud)
-{
-    lim->clock = fn;
-    lim->clock_ud = ud;
-}
-
-const char *rl_backend_name(rl_backend_kind kind)
-{
-    switch (kind) {
-    case RL_BACKEND_SHM: return "shm";
-    case RL_BACKEND_REDIS: return "redis";
-    case RL_BACKEND_REFUSAL_CACHE: return "refusal-cache";
-    case RL_BACKEND_FAIL_OPEN: return "fail-open";
-    case RL_BACKEND_FAIL_CLOSED: return "fail-closed";
-    default: return "none";
-    }
-}
-
-const char *rl_limiter_errstr(const rl_limiter *lim)
-{
-    return lim->errstr;
-}
-
-const char *rl_limiter_health(const rl_limiter *lim)
-{
-    if (lim->shm_failed || (lim->redis_failing && lim->unenforced))
-        return "down";
-    return lim->redis != NULL && lim->redis_failing ? "degraded" : "ok";
 }
 
 /* The most restrictive enforced result: the longest wait among refusals, else the fewest
@@ -356,7 +100,7 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision 
             !lim->items[i].rule->dry_run) /* a dry run never refuses */
             closed[nclosed++] = i;
     if (nclosed > 0) {
-        int64_t wait = rl_breaker_remaining(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        int64_t wait = rl_breaker_remaining(&lim->breaker, rl_clock_mono_ms());
         if (wait < LIMITER_CLOSED_RETRY_MIN_MS)
             wait = LIMITER_CLOSED_RETRY_MIN_MS;
         for (size_t k = 0; k < nclosed; k++) {
@@ -417,7 +161,7 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *ou
         out->backend = RL_BACKEND_REFUSAL_CACHE;
         return 0;
     }
-    if (!rl_breaker_allow(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC))) {
+    if (!rl_breaker_allow(&lim->breaker, rl_clock_mono_ms())) {
         lim->redis_failing = 1;
         limiter_set_error(lim, "redis: circuit breaker open after: %s",
                           rl_redis_errstr(lim->redis));
@@ -427,7 +171,7 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *ou
     lim->redis_failing = r < 0;
     if (r < 0) {
         rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
-        rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
         limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
         return -1;
     }
@@ -528,6 +272,39 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, const char *pat
     return (int)n;
 }
 
+/* Asks the stores for the n items: Redis and its fallbacks, or the table alone. 1 admitted,
+ * 0 refused, or -1 when no store could decide (then out admits, unchecked, and says so). */
+static int limiter_stores(rl_limiter *lim, size_t n, rl_decision *out)
+{
+    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : rl_clock_real_ms();
+    int r;
+
+    if (lim->redis != NULL) {
+        r = limiter_redis(lim, n, now, out);
+        if (r < 0)
+            r = limiter_fallback(lim, n, now, out);
+    } else {
+        /* -1 without a test clock: the table reads the clock under its locks, so decisions
+         * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
+        r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
+        lim->shm_failed = r < 0;
+        out->backend = RL_BACKEND_SHM;
+        if (r < 0) {
+            rl_stats_add(lim->stats, RL_STAT_SHM_ERRORS, 1);
+            limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
+        }
+    }
+    if (r < 0) {
+        rl_stats_add(lim->stats, RL_STAT_UNCHECKED, 1);
+        /* No store could decide: admit (fail open) and say why; the request is not the
+         * client's fault, and refusing everyone would turn a fault into an outage. */
+        memset(out->results, 0, sizeof(out->results));
+        out->nresults = 0;
+        out->backend = RL_BACKEND_NONE;
+    }
+    return r;
+}
+
 static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
 {
     const rl_access_config *ac = &lim->cfg->access;
@@ -572,33 +349,9 @@ static int limiter_decide(rl_limiter *lim, const rl_request *req, rl_decision *o
     if (n == 0)
         return 0;
 
-    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : limiter_clock_ms(CLOCK_REALTIME);
-    int r;
-
-    if (lim->redis != NULL) {
-        r = limiter_redis(lim, n, now, out);
-        if (r < 0)
-            r = limiter_fallback(lim, n, now, out);
-    } else {
-        /* -1 without a test clock: the table reads the clock under its locks, so decisions
-         * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
-        r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
-        lim->shm_failed = r < 0;
-        out->backend = RL_BACKEND_SHM;
-        if (r < 0) {
-            rl_stats_add(lim->stats, RL_STAT_SHM_ERRORS, 1);
-            limiter_set_error(lim, "shm: %s", rl_shm_errstr(lim->shm));
-        }
-    }
-    if (r < 0) {
-        rl_stats_add(lim->stats, RL_STAT_UNCHECKED, 1);
-        /* No store could decide: admit (fail open) and say why; the request is not the
-         * client's fault, and refusing everyone would turn a fault into an outage. */
-        memset(out->results, 0, sizeof(out->results));
-        out->nresults = 0;
-        out->backend = RL_BACKEND_NONE;
+    int r = limiter_stores(lim, n, out);
+    if (r < 0)
         return 0;
-    }
 
     /* The stores fill the results (the fallbacks may keep only some); dry_run is ours. */
     for (size_t i = 0; i < out->nresults; i++)
@@ -656,22 +409,15 @@ static void limiter_count(rl_limiter *lim, const rl_decision *d, uint64_t us)
         limiter_count_result(lim, d, &d->results[i]);
 }
 
-static uint64_t limiter_monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* The decision, timed and counted in the pool's statistics (two clock reads and a few
  * relaxed atomic adds; nothing for a sandbox). */
 int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out)
 {
-    uint64_t start = lim->stats != NULL ? limiter_monotonic_us() : 0;
+    uint64_t start = lim->stats != NULL ? rl_clock_mono_us() : 0;
     int rc = limiter_decide(lim, req, out);
 
     if (rc == 0 && lim->stats != NULL)
-        limiter_count(lim, out, limiter_monotonic_us() - start);
+        limiter_count(lim, out, rl_clock_mono_us() - start);
     return rc;
 }
 
@@ -720,14 +466,14 @@ void rl_limiter_probe(rl_limiter *lim)
 {
     if (lim->redis == NULL)
         return;
-    if (!rl_breaker_allow(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC))) {
+    if (!rl_breaker_allow(&lim->breaker, rl_clock_mono_ms())) {
         lim->redis_failing = 1; /* open: Redis is being skipped */
         return;
     }
     if (rl_redis_ping(lim->redis) < 0) {
         lim->redis_failing = 1;
         rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
-        rl_breaker_failure(&lim->breaker, limiter_clock_ms(CLOCK_MONOTONIC));
+        rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
         limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
         return;
     }

@@ -55,6 +55,7 @@
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
+#include "clock.h"
 #include "keys.h"
 #include "redis_cluster.h"
 #include "redis_io.h"
@@ -434,7 +435,7 @@ static int redis_find_master(rl_redis *r)
     r->mcfg = *r->cfg;
     r->mcfg.host = r->master;
     r->mcfg.port = port;
-    r->asked_ms = rl_rio_now_ms();
+    r->asked_ms = rl_clock_mono_ms();
     snprintf(r->where, sizeof(r->where), "%s:%d", r->master, port);
     return 0;
 }
@@ -593,7 +594,7 @@ static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
  * answering as a master. A sentinel that does not answer in time changes nothing. */
 static void redis_recheck_master(rl_redis *r)
 {
-    int64_t now = rl_rio_now_ms();
+    int64_t now = rl_clock_mono_ms();
     char host[RL_SENTINEL_HOST_MAX + 1], why[RL_ERRSTR_MAX / 2];
     int port;
 
@@ -622,7 +623,7 @@ static int redis_begin(rl_redis *r)
     if (r->given > 0)
         r->deadline = r->given;
     else
-        r->deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
+        r->deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
     if (r->ctx != NULL && !rl_rio_alive(r->ctx))
         redis_fail(r);
     if (r->ctx != NULL && r->cfg->nsentinels > 0)

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "failover.h"
 #include "keys.h"
 #include "siphash.h"
@@ -436,17 +437,17 @@ static int cl_refresh(rl_cluster *c, int64_t deadline)
     static const size_t argvlen[] = {7, 5};
     int tried = 0;
 
-    for (size_t i = 0; i < c->nnodes && rl_rio_now_ms() < deadline; i++) {
+    for (size_t i = 0; i < c->nnodes && rl_clock_mono_ms() < deadline; i++) {
         cl_node *node = c->nodes[i];
         redisReply *reply;
 
-        if (cl_node_open(node, rl_rio_now_ms()))
+        if (cl_node_open(node, rl_clock_mono_ms()))
             continue;
         tried++;
         reply = rl_redis_node_command(node->conn, deadline, 1, 0, "CLUSTER SLOTS", 2,
                                       (const char **)argv, argvlen);
         if (reply == NULL) {
-            rl_breaker_failure(&node->breaker, rl_rio_now_ms());
+            rl_breaker_failure(&node->breaker, rl_clock_mono_ms());
             cl_error(c, "redis cluster: slot map: %s", rl_redis_errstr(node->conn));
             continue;
         }
@@ -468,7 +469,7 @@ static int cl_refresh(rl_cluster *c, int64_t deadline)
 /* Waits ms, or until the deadline if sooner. */
 static void cl_pause(int64_t deadline, int64_t ms)
 {
-    int64_t left = deadline - rl_rio_now_ms();
+    int64_t left = deadline - rl_clock_mono_ms();
     struct timespec ts;
 
     if (left < ms)
@@ -488,7 +489,7 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
 
     for (int hop = 0; hop <= HOPS_MAX; hop++) {
         cl_node *node;
-        int64_t t = rl_rio_now_ms();
+        int64_t t = rl_clock_mono_ms();
         int ret, ask, port;
         unsigned slot;
         char host[RL_CLUSTER_HOST_MAX + 1];
@@ -518,7 +519,7 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
             return ret;
         }
         if (ret != RL_REDIS_REDIRECTED) {
-            rl_breaker_failure(&node->breaker, rl_rio_now_ms());
+            rl_breaker_failure(&node->breaker, rl_clock_mono_ms());
             c->stale = 1;
             cl_error(c, "%s", rl_redis_errstr(node->conn));
             return -1;
@@ -691,7 +692,7 @@ static int cl_group_items(rl_cluster *c, rl_item *items, size_t n)
 int rl_cluster_decide(rl_cluster *c, rl_item *items, size_t n, int64_t now_ms)
 {
     int ms = c->cfg->command_timeout_ms;
-    int64_t deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
+    int64_t deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
     int ng, admitted = 1, failed = 0;
 
     if (n == 0)
@@ -734,7 +735,7 @@ int rl_cluster_ping(rl_cluster *c)
     static const char *const argv[] = {"PING"};
     static const size_t argvlen[] = {4};
     int ms = c->cfg->command_timeout_ms;
-    int64_t deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
+    int64_t deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
     char seen[RL_CLUSTER_NODES_MAX] = {0};
 
     if ((!c->have_map || c->stale) && cl_refresh(c, deadline) < 0)

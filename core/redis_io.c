@@ -32,14 +32,7 @@
 #include <unistd.h>
 
 #include "redis_io.h"
-
-int64_t rl_rio_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "clock.h"
 
 /* ---- bounded reply objects ---- */
 
@@ -104,7 +97,7 @@ static int rio_wait(int fd, short events, int64_t deadline)
     struct pollfd p = {.fd = fd, .events = events};
 
     for (;;) {
-        int64_t left = deadline - rl_rio_now_ms();
+        int64_t left = deadline - rl_clock_mono_ms();
         int n;
 
         if (left <= 0)
@@ -138,8 +131,8 @@ rl_rio_status rl_rio_connect(const rl_redis_config *cfg, int64_t deadline, int c
     socklen_t len = sizeof so_err;
 
     *out = NULL;
-    if (connect_ms > 0 && rl_rio_now_ms() + connect_ms < until)
-        until = rl_rio_now_ms() + connect_ms;
+    if (connect_ms > 0 && rl_clock_mono_ms() + connect_ms < until)
+        until = rl_clock_mono_ms() + connect_ms;
     c = cfg->socket != NULL
             ? redisConnectUnixNonBlock(cfg->socket)
             : redisConnectNonBlock(cfg->host != NULL ? cfg->host : "127.0.0.1", cfg->port);

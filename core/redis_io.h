@@ -30,9 +30,6 @@ typedef enum rl_rio_status {
     RL_RIO_NOMEM,
 } rl_rio_status;
 
-/* Monotonic milliseconds: the clock deadlines are on. */
-int64_t rl_rio_now_ms(void);
-
 /* Opens a non-blocking context to cfg's socket or host:port, waiting for the connect until
  * `deadline` or connect_ms from now (when > 0), whichever is sooner. RL_RIO_OK and *out, or a
  * status with a one-line reason in err (nothing to free). A host name is resolved first, in a

@@ -16,6 +16,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "redis_io.h"
 #include "redis_sentinel.h"
 
@@ -80,7 +81,7 @@ int rl_sentinel_master(const rl_redis_config *cfg, int64_t deadline, char *host,
 {
     snprintf(err, errsize, "no sentinel configured");
     for (size_t i = 0; i < cfg->nsentinels; i++) {
-        if (i > 0 && rl_rio_now_ms() >= deadline)
+        if (i > 0 && rl_clock_mono_ms() >= deadline)
             break;
         if (sentinel_ask(cfg, cfg->sentinels[i], deadline, host, hostsize, port, err, errsize) == 0)
             return 0;

@@ -78,6 +78,8 @@
 
 #include "shm_int.h"
 #include "shm_owner.h"
+#include "clock.h"
+#include "error.h"
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -91,29 +93,6 @@ void rl_shm_seterr(rl_shm *shm, const char *fmt, ...)
 }
 
 /* ---- creating and attaching ------------------------------------------------------------ */
-
-void rl_shm_operr(rl_error *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
-    va_end(ap);
-}
-
-int64_t rl_shm_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void shm_nap(void)
-{
-    struct timespec ts = {0, 2 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
 
 static int shm_random_key(uint8_t *key, size_t len)
 {
@@ -145,7 +124,7 @@ static int shm_init_stripes(rl_shm *shm, rl_error *err)
     }
     pthread_mutexattr_destroy(&attr);
     if (rc != 0)
-        rl_shm_operr(err, "shm \"%s\": cannot initialise its locks: %s", shm->name, strerror(rc));
+        rl_errorf(err, "shm \"%s\": cannot initialise its locks: %s", shm->name, strerror(rc));
     return rc == 0 ? 0 : -1;
 }
 
@@ -160,29 +139,29 @@ int rl_shm_create(rl_shm *shm, int fd, const char *made, const shm_geom *g, int6
     int rc;
 
     if (ftruncate(fd, (off_t)g->size) < 0) {
-        rl_shm_operr(err, "shm \"%s\": cannot size it to %zu bytes for capacity %lld: %s",
-                     shm->name, g->size, (long long)capacity, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot size it to %zu bytes for capacity %lld: %s", shm->name,
+                  g->size, (long long)capacity, strerror(errno));
         goto fail;
     }
     /* Reserve the memory now: tmpfs is sparse, and a page that cannot be had later would be
      * a SIGBUS in the middle of a request instead of an error here. */
     rc = posix_fallocate(fd, 0, (off_t)g->size);
     if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
-        rl_shm_operr(err,
-                     "shm \"%s\": capacity %lld needs %zu MiB of shared memory: %s (see df "
-                     "/dev/shm; lower shm.capacity)",
-                     shm->name, (long long)capacity, g->size >> 20, strerror(rc));
+        rl_errorf(err,
+                  "shm \"%s\": capacity %lld needs %zu MiB of shared memory: %s (see df "
+                  "/dev/shm; lower shm.capacity)",
+                  shm->name, (long long)capacity, g->size >> 20, strerror(rc));
         goto fail;
     }
     base = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
-        rl_shm_operr(err, "shm \"%s\": cannot map %zu bytes for capacity %lld: %s", shm->name,
-                     g->size, (long long)capacity, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot map %zu bytes for capacity %lld: %s", shm->name, g->size,
+                  (long long)capacity, strerror(errno));
         goto fail;
     }
     rl_shm_bind(shm, base, g->size, g);
     if (shm_random_key(shm->hash_key, sizeof shm->hash_key) < 0) {
-        rl_shm_operr(err, "shm \"%s\": getrandom: %s", shm->name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": getrandom: %s", shm->name, strerror(errno));
         goto fail;
     }
 
@@ -275,48 +254,48 @@ static int shm_map_published(rl_shm *shm, int fd, int64_t start, unsigned char *
 
     for (;;) {
         if (fstat(fd, &st) < 0) {
-            rl_shm_operr(err, "shm \"%s\": fstat: %s", n, strerror(errno));
+            rl_errorf(err, "shm \"%s\": fstat: %s", n, strerror(errno));
             return -1;
         }
         if (st.st_size != 0)
             break;
-        if (rl_shm_monotonic_ms() > deadline) {
-            rl_shm_operr(err,
-                         "shm \"%s\": exists but is empty after %d ms (its creator died?); "
-                         "remove it with: rm /dev/shm%s",
-                         n, SHM_ATTACH_WAIT_MS, n);
+        if (rl_clock_mono_ms() > deadline) {
+            rl_errorf(err,
+                      "shm \"%s\": exists but is empty after %d ms (its creator died?); "
+                      "remove it with: rm /dev/shm%s",
+                      n, SHM_ATTACH_WAIT_MS, n);
             return -1;
         }
-        shm_nap();
+        rl_clock_nap_ms(2);
     }
     /* ftruncate sets the whole size at once: a nonzero size is the creator's final size. */
     if ((uint64_t)st.st_size < sizeof(shm_header) || (uint64_t)st.st_size > SIZE_MAX) {
-        rl_shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (%lld bytes)", n,
-                     (long long)st.st_size);
+        rl_errorf(err, "shm \"%s\": exists but is not a rate-limit table (%lld bytes)", n,
+                  (long long)st.st_size);
         return -1;
     }
     deadline += (int64_t)((uint64_t)st.st_size >> 30) * SHM_ATTACH_WAIT_MS_PER_GIB;
     base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
-        rl_shm_operr(err, "shm \"%s\": cannot map %lld bytes: %s", n, (long long)st.st_size,
-                     strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot map %lld bytes: %s", n, (long long)st.st_size,
+                  strerror(errno));
         return -1;
     }
     while ((magic = atomic_load_explicit(&((shm_header *)base)->magic, memory_order_acquire)) !=
            SHM_MAGIC) {
         if (magic != 0) {
-            rl_shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (magic %#llx)", n,
-                         (unsigned long long)magic);
+            rl_errorf(err, "shm \"%s\": exists but is not a rate-limit table (magic %#llx)", n,
+                      (unsigned long long)magic);
             goto fail;
         }
-        if (rl_shm_monotonic_ms() > deadline) {
-            rl_shm_operr(err,
-                         "shm \"%s\": exists but was not initialised within %d ms (its creator "
-                         "died?); remove it with: rm /dev/shm%s",
-                         n, (int)(deadline - start), n);
+        if (rl_clock_mono_ms() > deadline) {
+            rl_errorf(err,
+                      "shm \"%s\": exists but was not initialised within %d ms (its creator "
+                      "died?); remove it with: rm /dev/shm%s",
+                      n, (int)(deadline - start), n);
             goto fail;
         }
-        shm_nap();
+        rl_clock_nap_ms(2);
     }
     *basep = base;
     *sizep = (size_t)st.st_size;
@@ -332,8 +311,8 @@ static int shm_check_name(const char *name, rl_error *err)
     size_t len = name != NULL ? strlen(name) : 0;
     if (len < 2 || len > NAME_MAX - SHM_NEW_SUFFIX_MAX || name[0] != '/' ||
         strchr(name + 1, '/') != NULL) {
-        rl_shm_operr(err, "shm name \"%s\": must be \"/\" then 1 to %d characters without \"/\"",
-                     name != NULL ? name : "(null)", NAME_MAX - SHM_NEW_SUFFIX_MAX - 1);
+        rl_errorf(err, "shm name \"%s\": must be \"/\" then 1 to %d characters without \"/\"",
+                  name != NULL ? name : "(null)", NAME_MAX - SHM_NEW_SUFFIX_MAX - 1);
         return -1;
     }
     return 0;
@@ -365,8 +344,8 @@ static int shm_use(rl_shm *shm, int fd, const shm_geom *want, int64_t capacity, 
         return 0;
     }
     if (v == SHM_FOREIGN) {
-        rl_shm_operr(err, "shm \"%s\": exists but %s; remove it with: rm /dev/shm%s", shm->name,
-                     why, shm->name);
+        rl_errorf(err, "shm \"%s\": exists but %s; remove it with: rm /dev/shm%s", shm->name, why,
+                  shm->name);
         munmap(base, size);
         return -1;
     }
@@ -384,7 +363,7 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
 rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                           const rl_shm_config *own, rl_error *err)
 {
-    const int64_t start = rl_shm_monotonic_ms();
+    const int64_t start = rl_clock_mono_ms();
     shm_geom g;
     rl_shm *shm;
     int rc = -1;
@@ -392,22 +371,22 @@ rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, si
     if (shm_check_name(name, err) < 0)
         return NULL;
     if (capacity < RL_SHM_CAPACITY_MIN || capacity > RL_SHM_CAPACITY_MAX) {
-        rl_shm_operr(err, "shm \"%s\": capacity %lld out of range [%d, %lld]", name,
-                     (long long)capacity, RL_SHM_CAPACITY_MIN, (long long)RL_SHM_CAPACITY_MAX);
+        rl_errorf(err, "shm \"%s\": capacity %lld out of range [%d, %lld]", name,
+                  (long long)capacity, RL_SHM_CAPACITY_MIN, (long long)RL_SHM_CAPACITY_MAX);
         return NULL;
     }
     if (key_max < 1 || key_max > RL_KEY_MAX || state_words < 1 || state_words > RL_STATE_WORDS ||
         rl_shm_geometry(capacity, key_max, state_words, &g) < 0) {
-        rl_shm_operr(err,
-                     "shm \"%s\": key_max %zu or state_words %zu out of range [1, %d], "
-                     "[1, %d]",
-                     name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
+        rl_errorf(err,
+                  "shm \"%s\": key_max %zu or state_words %zu out of range [1, %d], "
+                  "[1, %d]",
+                  name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
         return NULL;
     }
     key_max = rl_shm_key_room(key_max, state_words); /* same slots: g stays right */
     shm = calloc(1, sizeof *shm);
     if (shm == NULL) {
-        rl_shm_operr(err, "shm \"%s\": out of memory", name);
+        rl_errorf(err, "shm \"%s\": out of memory", name);
         return NULL;
     }
     snprintf(shm->name, sizeof shm->name, "%s", name);
@@ -430,16 +409,15 @@ rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, si
         shm->key_max = (uint32_t)key_max;
         shm->state_words = (uint32_t)state_words;
         if (round == SHM_OPEN_ROUNDS) {
-            rl_shm_operr(err, "shm \"%s\": replaced by other processes %d times while opening it",
-                         name, SHM_OPEN_ROUNDS);
+            rl_errorf(err, "shm \"%s\": replaced by other processes %d times while opening it",
+                      name, SHM_OPEN_ROUNDS);
             rc = -1;
             break;
         }
         /* EACCES on an empty segment: one an older build created under the name and has not
          * given to its owner yet (this build publishes only complete, owned segments). */
         while ((fd = shm_open(name, O_RDWR, 0)) < 0 &&
-               rl_shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS &&
-               rl_shm_wait_owner(name, errno))
+               rl_clock_mono_ms() - start <= SHM_ATTACH_WAIT_MS && rl_shm_wait_owner(name, errno))
             ;
         if (fd < 0 && errno == ENOENT) {
             rc = rl_shm_make(shm, &g, capacity, NULL, 0, &shm->own, err);

@@ -10,6 +10,7 @@
 #include "fmacros.h"
 
 #include "shm_int.h"
+#include "clock.h"
 
 /* ---- decisions ------------------------------------------------------------------------- */
 
@@ -88,13 +89,6 @@ static void shm_report_uncharged(rl_item *items, size_t n, const uint32_t *found
     }
 }
 
-static int64_t shm_realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Copies a rule's state words between a slot and an rl_state: shm_check_items made sure the
  * rule's words fit the table's (words <= state_words), which rl_shm_load_state and
  * rl_shm_store_state check again for their other callers. */
@@ -126,7 +120,7 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
         rl_shm_test_die(shm, &s, 1);
 #endif
     if (now_ms < 0)
-        now_ms = shm_realtime_ms(); /* under the lock: decisions on a key in clock order */
+        now_ms = rl_clock_real_ms(); /* under the lock: decisions on a key in clock order */
 
     rebuilds = shm->rebuilds;
     found = at = rl_shm_find(shm, s, h, key, it->keylen);
@@ -165,7 +159,11 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
     return allowed;
 }
 
-/* rl_shm_decide for a batch of checked items (words: their state words). */
+/* rl_shm_decide for a batch of checked items (words: their state words). Kept in one piece
+ * on purpose: its three phases (lock every stripe in order, decide every item on the stored
+ * states, store the admitted ones) share the batch's arrays under the same locks, and the
+ * atomicity of a decision over several rules is read here at one glance; split, each part
+ * would take ten of those arrays as parameters. */
 __attribute__((noinline)) static int shm_decide_batch(rl_shm *shm, rl_item *items, size_t n,
                                                       const size_t *words, int64_t now_ms)
 {
@@ -201,7 +199,7 @@ __attribute__((noinline)) static int shm_decide_batch(rl_shm *shm, rl_item *item
         rl_shm_test_die(shm, order, nlocked);
 #endif
     if (now_ms < 0)
-        now_ms = shm_realtime_ms(); /* under the locks: decisions on a key in clock order */
+        now_ms = rl_clock_real_ms(); /* under the locks: decisions on a key in clock order */
 
     /* Decide every rule on the stored states, changing nothing yet. */
     rebuilds = shm->rebuilds;

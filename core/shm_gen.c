@@ -52,19 +52,8 @@
 
 #include "shm_int.h"
 #include "shm_owner.h"
-
-static int64_t shm_gen_realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void shm_gen_nap(void)
-{
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
+#include "clock.h"
+#include "error.h"
 
 /* Is d_name NAME ".new-" DIGITS "-" DIGITS, NAME being `base` (the name without its '/')? */
 static int shm_is_leftover(const char *d_name, const char *base)
@@ -141,16 +130,16 @@ static int shm_put_entry(rl_shm *to, const char *key, size_t len, const rl_state
  * fresh rather than every opener giving up on the table. */
 static int64_t shm_carry(rl_shm *to, rl_shm *from, uint32_t *skipped)
 {
-    const int64_t now = shm_gen_realtime_ms();
+    const int64_t now = rl_clock_real_ms();
     const int64_t deadline =
-        rl_shm_monotonic_ms() +
+        rl_clock_mono_ms() +
         (SHM_REPLACE_WAIT_MS + (int64_t)(from->size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB) / 2;
     int64_t n = 0;
 
     *skipped = 0;
     for (uint32_t s = 0; s < from->nstripes; s++) {
         const shm_stripe *st = &from->stripes[s];
-        if (rl_shm_monotonic_ms() > deadline || rl_shm_lock(from, s) < 0) {
+        if (rl_clock_mono_ms() > deadline || rl_shm_lock(from, s) < 0) {
             ++*skipped;
             continue;
         }
@@ -195,7 +184,7 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
     if (fd == RL_SHM_OWN_FAILED)
         return -1;
     if (fd < 0) {
-        rl_shm_operr(err, "shm \"%s\": cannot create it: %s", shm->name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot create it: %s", shm->name, strerror(errno));
         return -1;
     }
     /* Held until the segment has its name: a sweeper never takes it for a dead maker's. */
@@ -237,11 +226,11 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
          * name in the instant before we locked it. Either way, start over. */
         if (e == EEXIST || e == ENOENT)
             return 1;
-        rl_shm_operr(err, "shm \"%s\": cannot put %s in place: %s%s", shm->name, path, strerror(e),
-                     e == EPERM || e == EACCES ? " (in the sticky " SHM_DIR
-                                                 " only the segment's owner or root may "
-                                                 "replace it)"
-                                               : "");
+        rl_errorf(err, "shm \"%s\": cannot put %s in place: %s%s", shm->name, path, strerror(e),
+                  e == EPERM || e == EACCES ? " (in the sticky " SHM_DIR
+                                              " only the segment's owner or root may "
+                                              "replace it)"
+                                            : "");
         return -1;
     }
     if (!replace)
@@ -257,20 +246,19 @@ static int shm_lock_old(rl_shm *shm, int fd, size_t size, rl_error *err)
 {
     const int64_t wait_ms =
         SHM_REPLACE_WAIT_MS + (int64_t)(size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB;
-    const int64_t deadline = rl_shm_monotonic_ms() + wait_ms;
+    const int64_t deadline = rl_clock_mono_ms() + wait_ms;
 
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno != EWOULDBLOCK && errno != EINTR) {
-            rl_shm_operr(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
+            rl_errorf(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
             return -1;
         }
-        if (rl_shm_monotonic_ms() > deadline) {
-            rl_shm_operr(err,
-                         "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
-                         shm->name, (int)wait_ms);
+        if (rl_clock_mono_ms() > deadline) {
+            rl_errorf(err, "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
+                      shm->name, (int)wait_ms);
             return -1;
         }
-        shm_gen_nap();
+        rl_clock_nap_ms(5);
     }
     return 0;
 }
@@ -307,7 +295,7 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
     }
     /* Before any work: the rename at the end needs the old segment's owner (or root). */
     if (fstat(fd, &old) < 0) {
-        rl_shm_operr(err, "shm \"%s\": fstat: %s", shm->name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": fstat: %s", shm->name, strerror(errno));
         flock(fd, LOCK_UN);
         return -1;
     }
@@ -322,14 +310,14 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
         shm->state_words = shm->state_words > h->state_words ? shm->state_words : h->state_words;
         if (rl_shm_geometry(capacity, shm->key_max, shm->state_words, &g) < 0) {
             flock(fd, LOCK_UN);
-            rl_shm_operr(err, "shm \"%s\": capacity %lld is too large", shm->name,
-                         (long long)capacity);
+            rl_errorf(err, "shm \"%s\": capacity %lld is too large", shm->name,
+                      (long long)capacity);
             return -1;
         }
         from = calloc(1, sizeof *from);
         if (from == NULL) {
             flock(fd, LOCK_UN);
-            rl_shm_operr(err, "shm \"%s\": out of memory", shm->name);
+            rl_errorf(err, "shm \"%s\": out of memory", shm->name);
             return -1;
         }
         snprintf(from->name, sizeof from->name, "%s", shm->name);
@@ -388,18 +376,102 @@ static int shm_plan_owner(const char *name, const rl_shm_config *own, char *out,
     return 0;
 }
 
+/* The plan when the segment does not exist yet: a start creates it. */
+static int shm_plan_new(const char *name, int64_t capacity, const shm_geom *g,
+                        const rl_shm_config *own, char *out, size_t len)
+{
+    if (shm_plan_space(name, g->size, out, len, "the new table") < 0)
+        return -1;
+    snprintf(out, len,
+             "shm \"%s\": does not exist yet: a start creates it (capacity %lld, %.1f MiB); "
+             "every client starts fresh",
+             name, (long long)capacity, (double)g->size / (1 << 20));
+    if (shm_plan_owner(name, own, out, len) < 0)
+        return -1;
+    if (geteuid() == 0 && !own->uid_set) {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used,
+                 "; made by root without shm.user, it is root's: a pool running as another "
+                 "user could not open it (set shm.user)");
+    }
+    return RL_SHM_PLAN_NEW;
+}
+
+/* The plan for an existing table h (st: its segment's stat) judged against the wanted one
+ * (want: the geometry of a new table for this configuration). */
+static int shm_plan_existing(const char *name, const shm_header *h, const struct stat *st,
+                             int64_t capacity, size_t key_max, size_t state_words,
+                             const shm_geom *want, const rl_shm_config *own, char *out, size_t len)
+{
+    rl_shm_config adopted;
+    rl_error e;
+    char why[200];
+    shm_geom g, og;
+    int rc;
+
+    switch (rl_shm_judge(h, (size_t)st->st_size, capacity, key_max, state_words, &og, why,
+                         sizeof why)) {
+    case SHM_FITS:
+        snprintf(out, len,
+                 "shm \"%s\": exists (generation %u, capacity %lld, keys of up to %u bytes, %u "
+                 "state words) and fits: it is used as it is, every live entry kept",
+                 name, h->generation, (long long)capacity, h->key_max, h->state_words);
+        return RL_SHM_PLAN_KEEP;
+    case SHM_CARRY:
+        key_max = key_max > h->key_max ? key_max : h->key_max;
+        state_words = state_words > h->state_words ? state_words : h->state_words;
+        if (rl_shm_geometry(capacity, key_max, state_words, &g) < 0 ||
+            shm_plan_space(name, g.size, out, len, "the new generation") < 0)
+            return -1;
+        snprintf(out, len,
+                 "shm \"%s\": exists but %s: a start or reload replaces it by generation %u "
+                 "(capacity %lld, keys of up to %zu bytes, %zu state words, %.1f MiB) and "
+                 "carries its live entries over: the clients of unchanged rules keep their "
+                 "state%s",
+                 name, why, h->generation + 1, (long long)capacity, key_max, state_words,
+                 (double)g.size / (1 << 20),
+                 (uint64_t)capacity < h->capacity
+                     ? " (the smaller capacity keeps the most recently used entries)"
+                     : "");
+        rc = RL_SHM_PLAN_CARRY;
+        break;
+    case SHM_FRESH:
+        if (shm_plan_space(name, want->size, out, len, "the new table") < 0)
+            return -1;
+        snprintf(out, len,
+                 "shm \"%s\": exists but %s: a start or reload replaces it by an empty table: "
+                 "EVERY CLIENT'S STATE RESTARTS",
+                 name, why);
+        rc = RL_SHM_PLAN_FRESH;
+        break;
+    default:
+        snprintf(out, len,
+                 "shm \"%s\": exists but %s: a start would fail; remove it with: rm "
+                 "%s%s",
+                 name, why, SHM_DIR, name);
+        return -1;
+    }
+    /* A replacement renames over the segment (only its owner or root may, in the sticky
+     * /dev/shm) and makes one owned as the configuration says, as rl_shm_replace checks. */
+    adopted = *own;
+    rl_shm_owner_adopt(&adopted, st);
+    if (rl_shm_may_replace(name, st, &e) < 0) {
+        snprintf(out, len, "%s: a start by this user would fail", e.text);
+        return -1;
+    }
+    if (shm_plan_owner(name, &adopted, out, len) < 0)
+        return -1;
+    return rc;
+}
+
 int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                 const rl_shm_config *own, char *out, size_t len)
 {
     const rl_shm_config none = {0};
-    shm_geom g, og;
+    shm_geom g;
     struct stat st;
-    rl_shm_config adopted;
     rl_error e;
-    char why[200];
     unsigned char *base;
-    const shm_header *h;
-    shm_verdict v;
     int fd, rc;
 
     if (rl_shm_geometry(capacity, key_max, state_words, &g) < 0) {
@@ -413,23 +485,8 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
     if (own == NULL)
         own = &none;
     fd = shm_open(name, O_RDWR, 0); /* as rl_shm_open: creates nothing */
-    if (fd < 0 && errno == ENOENT) {
-        if (shm_plan_space(name, g.size, out, len, "the new table") < 0)
-            return -1;
-        snprintf(out, len,
-                 "shm \"%s\": does not exist yet: a start creates it (capacity %lld, %.1f MiB); "
-                 "every client starts fresh",
-                 name, (long long)capacity, (double)g.size / (1 << 20));
-        if (shm_plan_owner(name, own, out, len) < 0)
-            return -1;
-        if (geteuid() == 0 && !own->uid_set) {
-            size_t used = strlen(out);
-            snprintf(out + used, len - used,
-                     "; made by root without shm.user, it is root's: a pool running as another "
-                     "user could not open it (set shm.user)");
-        }
-        return RL_SHM_PLAN_NEW;
-    }
+    if (fd < 0 && errno == ENOENT)
+        return shm_plan_new(name, capacity, &g, own, out, len);
     if (fd < 0 && errno == EACCES) {
         /* The error a start by this user gives (a start by the pool's user may work). */
         rl_shm_open_error(name, errno, &e);
@@ -459,67 +516,8 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
         snprintf(out, len, "shm \"%s\": cannot be checked (mmap: %s)", name, strerror(errno));
         return RL_SHM_PLAN_UNKNOWN;
     }
-    h = (const shm_header *)base;
-    v = rl_shm_judge(h, (size_t)st.st_size, capacity, key_max, state_words, &og, why, sizeof why);
-    switch (v) {
-    case SHM_FITS:
-        snprintf(out, len,
-                 "shm \"%s\": exists (generation %u, capacity %lld, keys of up to %u bytes, %u "
-                 "state words) and fits: it is used as it is, every live entry kept",
-                 name, h->generation, (long long)capacity, h->key_max, h->state_words);
-        rc = RL_SHM_PLAN_KEEP;
-        break;
-    case SHM_CARRY:
-        key_max = key_max > h->key_max ? key_max : h->key_max;
-        state_words = state_words > h->state_words ? state_words : h->state_words;
-        rc = rl_shm_geometry(capacity, key_max, state_words, &g) < 0
-                 ? -1
-                 : shm_plan_space(name, g.size, out, len, "the new generation");
-        if (rc < 0)
-            break;
-        snprintf(out, len,
-                 "shm \"%s\": exists but %s: a start or reload replaces it by generation %u "
-                 "(capacity %lld, keys of up to %zu bytes, %zu state words, %.1f MiB) and "
-                 "carries its live entries over: the clients of unchanged rules keep their "
-                 "state%s",
-                 name, why, h->generation + 1, (long long)capacity, key_max, state_words,
-                 (double)g.size / (1 << 20),
-                 (uint64_t)capacity < h->capacity
-                     ? " (the smaller capacity keeps the most recently used entries)"
-                     : "");
-        rc = RL_SHM_PLAN_CARRY;
-        break;
-    case SHM_FRESH:
-        rc = shm_plan_space(name, g.size, out, len, "the new table");
-        if (rc < 0)
-            break;
-        snprintf(out, len,
-                 "shm \"%s\": exists but %s: a start or reload replaces it by an empty table: "
-                 "EVERY CLIENT'S STATE RESTARTS",
-                 name, why);
-        rc = RL_SHM_PLAN_FRESH;
-        break;
-    default:
-        snprintf(out, len,
-                 "shm \"%s\": exists but %s: a start would fail; remove it with: rm "
-                 "%s%s",
-                 name, why, SHM_DIR, name);
-        rc = -1;
-        break;
-    }
-
-    /* A replacement renames over the segment (only its owner or root may, in the sticky
-     * /dev/shm) and makes one owned as the configuration says, as rl_shm_replace checks. */
-    if (rc == RL_SHM_PLAN_CARRY || rc == RL_SHM_PLAN_FRESH) {
-        adopted = *own;
-        rl_shm_owner_adopt(&adopted, &st);
-        if (rl_shm_may_replace(name, &st, &e) < 0) {
-            snprintf(out, len, "%s: a start by this user would fail", e.text);
-            rc = -1;
-        } else if (shm_plan_owner(name, &adopted, out, len) < 0) {
-            rc = -1;
-        }
-    }
+    rc = shm_plan_existing(name, (const shm_header *)base, &st, capacity, key_max, state_words, &g,
+                           own, out, len);
     munmap(base, (size_t)st.st_size);
     return rc;
 }
@@ -528,7 +526,7 @@ int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state
 
 int rl_shm_scan(const char *name, void (*fn)(const char *key, size_t len, void *ud), void *ud)
 {
-    const int64_t now = shm_gen_realtime_ms();
+    const int64_t now = rl_clock_real_ms();
     rl_shm *view;
     shm_geom og;
     struct stat st;

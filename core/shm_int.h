@@ -155,8 +155,6 @@ struct rl_shm {
 
 void rl_shm_seterr(rl_shm *shm, const char *fmt, ...) RL_PRINTF(2, 3);
 
-void rl_shm_operr(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
-
 /* What an existing segment's header says about serving a configuration (shm_judge). */
 typedef enum shm_verdict {
     SHM_FITS,    /* same layout and capacity, slots at least as large: attach */
@@ -182,8 +180,6 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
 char *rl_shm_key(const rl_shm *shm, shm_slot *sl);
 
 void rl_shm_sweep(const char *name);
-
-int64_t rl_shm_monotonic_ms(void);
 
 void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);
 

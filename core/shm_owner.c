@@ -32,24 +32,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "error.h"
+
 #define SHM_OWNER_MODE_DEFAULT 0600
 #define SHM_OWNER_DIR "/dev/shm" /* where glibc keeps POSIX shared memory */
-
-static void owner_err(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
-static void owner_err(rl_error *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
-    va_end(ap);
-}
 
 /* The error of a process that may not give a segment to own's ids (fchown's errnum). */
 static void owner_give_err(rl_error *err, const char *name, const rl_shm_config *own, int errnum)
 {
-    owner_err(err,
+    rl_errorf(err,
               "shm \"%s\": cannot give it to uid %ld, gid %ld (shm.user, shm.group): %s; "
               "create it as root or as that user",
               name, own->uid_set ? (long)own->uid : -1L, own->gid_set ? (long)own->gid : -1L,
@@ -68,7 +60,7 @@ static int owner_apply(int fd, const char *name, const rl_shm_config *own, rl_er
         gid_t gid = own->gid_set ? (gid_t)own->gid : (gid_t)-1;
 
         if (fstat(fd, &st) < 0) {
-            owner_err(err, "shm \"%s\": fstat: %s", name, strerror(errno));
+            rl_errorf(err, "shm \"%s\": fstat: %s", name, strerror(errno));
             return -1;
         }
         if ((uid != (uid_t)-1 && uid != st.st_uid) || (gid != (gid_t)-1 && gid != st.st_gid)) {
@@ -79,7 +71,7 @@ static int owner_apply(int fd, const char *name, const rl_shm_config *own, rl_er
         }
     }
     if (fchmod(fd, mode) < 0) {
-        owner_err(err, "shm \"%s\": cannot set its mode to %04o (shm.mode): %s", name,
+        rl_errorf(err, "shm \"%s\": cannot set its mode to %04o (shm.mode): %s", name,
                   (unsigned)mode, strerror(errno));
         return -1;
     }
@@ -155,7 +147,7 @@ int rl_shm_may_replace(const char *name, const struct stat *old, rl_error *err)
 {
     if (geteuid() == 0 || geteuid() == old->st_uid)
         return 0;
-    owner_err(err,
+    rl_errorf(err,
               "shm \"%s\": cannot replace it by a new generation: it belongs to uid %ld (gid %ld, "
               "mode %04o) and this process runs as uid %ld; in the sticky " SHM_OWNER_DIR
               " only its owner or root may replace it: %s",
@@ -178,13 +170,12 @@ static int owner_path(const char *name, char *buf, size_t size)
 int rl_shm_wait_owner(const char *name, int errnum)
 {
     char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];
-    struct timespec nap = {0, 2 * 1000 * 1000};
     struct stat st;
     int waited = 0;
 
     if (errnum == EACCES && owner_path(name, path, sizeof path) == 0 && stat(path, &st) == 0 &&
         st.st_size == 0) {
-        nanosleep(&nap, NULL);
+        rl_clock_nap_ms(2);
         waited = 1;
     }
     errno = errnum;
@@ -197,7 +188,7 @@ void rl_shm_open_error(const char *name, int errnum, rl_error *err)
     struct stat st;
 
     if (errnum == EACCES && owner_path(name, path, sizeof path) == 0 && stat(path, &st) == 0) {
-        owner_err(err,
+        rl_errorf(err,
                   "shm \"%s\": cannot open it: %s (it belongs to uid %ld, gid %ld, mode %04o; "
                   "this process runs as uid %ld, gid %ld): another user created it; set "
                   "shm.user (and shm.group) to the pool's user so that whoever creates it "
@@ -206,5 +197,5 @@ void rl_shm_open_error(const char *name, int errnum, rl_error *err)
                   (unsigned)(st.st_mode & 07777), (long)geteuid(), (long)getegid(), path);
         return;
     }
-    owner_err(err, "shm \"%s\": cannot open it: %s", name, strerror(errnum));
+    rl_errorf(err, "shm \"%s\": cannot open it: %s", name, strerror(errnum));
 }

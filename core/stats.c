@@ -38,6 +38,8 @@
 
 #include "shm_owner.h"
 #include "stats.h"
+#include "clock.h"
+#include "error.h"
 
 #define STATS_MAGIC 0x3130545453544c52ULL /* "RLTSTT01" in little-endian bytes */
 #define STATS_VERSION 2u                  /* 2: the regex_limit counter */
@@ -87,30 +89,6 @@ const char *const rl_stat_counter_names[RL_STAT_COUNTERS] = {
     "shm_errors", "unchecked",     "unslotted",      "latency_sum_us", "regex_limit",
 };
 
-static int64_t stats_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void stats_nap(void)
-{
-    struct timespec ts = {0, 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
-static void stats_err(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
-static void stats_err(rl_error *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
-    va_end(ap);
-}
-
 /* shm_name + "-stats" into buf. 0, or -1 when it would be too long for a POSIX name. */
 static int stats_name(const char *shm_name, char *buf, size_t size)
 {
@@ -136,7 +114,7 @@ static int stats_check(const stats_segment *s, const char *name, rl_error *err)
         s->h.header_size != sizeof(stats_header) || s->h.slot_size != sizeof(stats_slot) ||
         s->h.ncounters != RL_STAT_COUNTERS || s->h.nbuckets != RL_STATS_BUCKETS ||
         s->h.nrule_counters != RL_STAT_RULE_COUNTERS) {
-        stats_err(err,
+        rl_errorf(err,
                   "shm \"%s\": statistics of another version (%u; this build: %u); stop the "
                   "old processes and remove it with: rm /dev/shm%s",
                   name, s->h.version, STATS_VERSION, name);
@@ -148,28 +126,28 @@ static int stats_check(const stats_segment *s, const char *name, rl_error *err)
 /* Waits (bounded) for the creator to size and publish the segment, then maps it. */
 static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
 {
-    const int64_t deadline = stats_monotonic_ms() + STATS_ATTACH_WAIT_MS;
+    const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
     struct stat st;
     stats_segment *s;
 
     for (;;) {
         if (fstat(fd, &st) < 0) {
-            stats_err(err, "shm \"%s\": fstat: %s", name, strerror(errno));
+            rl_errorf(err, "shm \"%s\": fstat: %s", name, strerror(errno));
             return NULL;
         }
         if (st.st_size != 0)
             break;
-        if (stats_monotonic_ms() > deadline) {
-            stats_err(err,
+        if (rl_clock_mono_ms() > deadline) {
+            rl_errorf(err,
                       "shm \"%s\": exists but is empty (its creator died?); remove it "
                       "with: rm /dev/shm%s",
                       name, name);
             return NULL;
         }
-        stats_nap();
+        rl_clock_nap_ms(1);
     }
     if ((size_t)st.st_size != sizeof(stats_segment)) {
-        stats_err(err,
+        rl_errorf(err,
                   "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it "
                   "with: rm /dev/shm%s",
                   name, (long long)st.st_size, sizeof(stats_segment), name);
@@ -177,19 +155,19 @@ static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
     }
     s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (s == MAP_FAILED) {
-        stats_err(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
         return NULL;
     }
     while (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
-        if (stats_monotonic_ms() > deadline) {
-            stats_err(err,
+        if (rl_clock_mono_ms() > deadline) {
+            rl_errorf(err,
                       "shm \"%s\": exists but was not initialised (its creator died?); "
                       "remove it with: rm /dev/shm%s",
                       name, name);
             munmap(s, sizeof *s);
             return NULL;
         }
-        stats_nap();
+        rl_clock_nap_ms(1);
     }
     if (stats_check(s, name, err) < 0) {
         munmap(s, sizeof *s);
@@ -203,13 +181,13 @@ static stats_segment *stats_create(int fd, const char *name, rl_error *err)
     stats_segment *s;
 
     if (ftruncate(fd, (off_t)sizeof *s) < 0) {
-        stats_err(err, "shm \"%s\": cannot size it: %s", name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot size it: %s", name, strerror(errno));
         shm_unlink(name);
         return NULL;
     }
     s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (s == MAP_FAILED) {
-        stats_err(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
+        rl_errorf(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
         shm_unlink(name);
         return NULL;
     }
@@ -219,13 +197,13 @@ static stats_segment *stats_create(int fd, const char *name, rl_error *err)
 
 rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err)
 {
-    const int64_t deadline = stats_monotonic_ms() + STATS_ATTACH_WAIT_MS;
+    const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
     char name[NAME_MAX + 2];
     stats_segment *s = NULL;
     rl_stats_seg *st;
 
     if (stats_name(shm_name, name, sizeof name) < 0) {
-        stats_err(err, "shm \"%s\": too long a name for its statistics segment", shm_name);
+        rl_errorf(err, "shm \"%s\": too long a name for its statistics segment", shm_name);
         return NULL;
     }
     for (int tries = 0; s == NULL && tries < 2; tries++) {
@@ -238,10 +216,10 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
         if (fd == RL_SHM_OWN_FAILED)
             return NULL;
         if (errno != EEXIST) {
-            stats_err(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
+            rl_errorf(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
             return NULL;
         }
-        while ((fd = shm_open(name, O_RDWR, 0)) < 0 && stats_monotonic_ms() <= deadline &&
+        while ((fd = shm_open(name, O_RDWR, 0)) < 0 && rl_clock_mono_ms() <= deadline &&
                rl_shm_wait_owner(name, errno))
             ; /* its creator has not given it to its owner yet */
         if (fd < 0) {
@@ -259,7 +237,7 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
     st = malloc(sizeof *st);
     if (st == NULL) {
         munmap(s, sizeof *s);
-        stats_err(err, "out of memory");
+        rl_errorf(err, "out of memory");
         return NULL;
     }
     st->seg = s;
@@ -294,7 +272,7 @@ int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err
         return 0;
     if (fstat(fd, &st) < 0 || (size_t)st.st_size != sizeof(stats_segment)) {
         close(fd);
-        stats_err(err,
+        rl_errorf(err,
                   "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
                   "rm /dev/shm%s",
                   name, (long long)st.st_size, sizeof(stats_segment), name);
@@ -305,7 +283,7 @@ int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err
     if (s == MAP_FAILED)
         return 0;
     if (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
-        stats_err(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
+        rl_errorf(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
                   name, name);
         rc = -1;
     } else {
@@ -334,11 +312,11 @@ static uint32_t stats_hash(const char *name)
 /* Waits for a slot being claimed to be named. 1 when it was, 0 when its claimer is gone. */
 static int stats_wait_named(stats_slot *sl)
 {
-    const int64_t deadline = stats_monotonic_ms() + STATS_CLAIM_WAIT_MS;
+    const int64_t deadline = rl_clock_mono_ms() + STATS_CLAIM_WAIT_MS;
     while (atomic_load_explicit(&sl->state, memory_order_acquire) != STATS_NAMED) {
-        if (stats_monotonic_ms() > deadline)
+        if (rl_clock_mono_ms() > deadline)
             return 0;
-        stats_nap();
+        rl_clock_nap_ms(1);
     }
     return 1;
 }

@@ -22,6 +22,9 @@
 #include <time.h>
 
 #include "log.h"
+#include "clock.h"
+#include "grow.h"
+#include "http.h"
 #include "settings.h"
 
 #define ADMIN_BODY_MAX 65536 /* bytes of a test request's JSON */
@@ -47,35 +50,26 @@ void admin_outf(admin_out *o, const char *fmt, ...)
             o->len += (size_t)n;
             return;
         }
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap - o->len <= (size_t)n)
-            cap *= 2;
-        char *b = realloc(o->buf, cap);
+        char *b = grow_to(o->buf, &o->cap, o->len + (size_t)n + 1);
         if (b == NULL) {
             o->failed = 1;
             return;
         }
         o->buf = b;
-        o->cap = cap;
     }
 }
 
 void admin_outn(admin_out *o, const char *p, size_t n)
 {
+    char *b;
+
     if (o->failed || n == 0)
         return;
-    if (o->cap - o->len < n + 1) {
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap - o->len < n + 1)
-            cap *= 2;
-        char *b = realloc(o->buf, cap);
-        if (b == NULL) {
-            o->failed = 1;
-            return;
-        }
-        o->buf = b;
-        o->cap = cap;
+    if ((b = grow_to(o->buf, &o->cap, o->len + n + 1)) == NULL) {
+        o->failed = 1;
+        return;
     }
+    o->buf = b;
     memcpy(o->buf + o->len, p, n);
     o->len += n;
     o->buf[o->len] = '\0';
@@ -111,25 +105,12 @@ admin_endpoint admin_match(const handle_ctx *ctx)
     return ADMIN_NONE;
 }
 
-static const char *admin_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
-    }
-}
-
 /* The whole answer: status line, headers, body (`allow`: the Allow header of a 405). */
 static void admin_answer(admin_out *out, int status, const char *type, const char *allow,
                          const admin_out *body)
 {
     admin_outf(out, "Status: %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n", status,
-               admin_reason(status), type);
+               rl_http_reason(status), type);
     if (allow != NULL)
         admin_outf(out, "Allow: %s\r\n", allow);
     admin_outf(out, "Content-Length: %zu\r\n\r\n", body->len);
@@ -251,18 +232,11 @@ typedef struct admin_body_in {
     int ms;
 } admin_body_in;
 
-static int64_t admin_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int admin_body_read(void *ud, char *buf, int n)
 {
     admin_body_in *in = ud;
 
-    if (admin_now_ms() >= in->deadline) {
+    if (rl_clock_mono_ms() >= in->deadline) {
         log_warn("admin: the test request's body did not arrive within %d ms", in->ms);
         return -1;
     }
@@ -274,7 +248,7 @@ int admin_serve(handle_ctx *ctx, admin_endpoint ep, const proxy_io *io)
     admin_out out = {0};
     long limit = admin_content_length(io->params);
     int ms = settings_get_fastcgi(ctx->cfg)->read_timeout_ms;
-    admin_body_in in = {.io = io, .deadline = admin_now_ms() + ms, .ms = ms};
+    admin_body_in in = {.io = io, .deadline = rl_clock_mono_ms() + ms, .ms = ms};
     int rc = 0;
 
     /* Without an end-of-stream marker (CGI) nothing beyond CONTENT_LENGTH: none, no body. */

@@ -25,28 +25,32 @@ static void admin_head(admin_out *o, const char *name, const char *type, const c
     admin_outf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One per-rule counter family: name{rule="x",label="<counter name>"} for each of ids. */
+static void admin_rule_family(admin_out *o, const rl_stats *s, const char *name, const char *label,
+                              const int *ids, size_t nids, const char *help)
+{
+    admin_head(o, name, "counter", help);
+    for (size_t i = 0; i < s->nrules; i++)
+        for (size_t k = 0; k < nids; k++)
+            admin_outf(o, "%s{rule=\"%s\",%s=\"%s\"} %" PRId64 "\n", name, s->rules[i].rule->name,
+                       label, rl_stat_rule_counter_names[ids[k]], s->rules[i].c[ids[k]]);
+}
+
 static void admin_rules(admin_out *o, const rl_stats *s)
 {
     static const int decisions[] = {RL_STAT_ALLOWED, RL_STAT_REFUSED, RL_STAT_DRY_RUN_REFUSED};
     static const int paths[] = {RL_STAT_FALLBACK, RL_STAT_FAIL_OPEN, RL_STAT_FAIL_CLOSED,
                                 RL_STAT_REFUSAL_CACHE};
 
-    admin_head(o, "ratelimit_requests_total", "counter",
-               "Requests each rule matched, by outcome: allowed (the request was admitted), "
-               "refused (this rule refused it), dry_run_refused (this dry-run rule would have).");
-    for (size_t i = 0; i < s->nrules; i++)
-        for (size_t k = 0; k < sizeof decisions / sizeof *decisions; k++)
-            admin_outf(o, "ratelimit_requests_total{rule=\"%s\",decision=\"%s\"} %" PRId64 "\n",
-                       s->rules[i].rule->name, rl_stat_rule_counter_names[decisions[k]],
-                       s->rules[i].c[decisions[k]]);
-    admin_head(o, "ratelimit_store_decisions_total", "counter",
-               "Rule decisions Redis did not make: fallback (shared memory), fail_open, "
-               "fail_closed, refusal_cache.");
-    for (size_t i = 0; i < s->nrules; i++)
-        for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
-            admin_outf(o, "ratelimit_store_decisions_total{rule=\"%s\",path=\"%s\"} %" PRId64 "\n",
-                       s->rules[i].rule->name, rl_stat_rule_counter_names[paths[k]],
-                       s->rules[i].c[paths[k]]);
+    admin_rule_family(o, s, "ratelimit_requests_total", "decision", decisions,
+                      sizeof decisions / sizeof *decisions,
+                      "Requests each rule matched, by outcome: allowed (the request was "
+                      "admitted), refused (this rule refused it), dry_run_refused (this dry-run "
+                      "rule would have).");
+    admin_rule_family(o, s, "ratelimit_store_decisions_total", "path", paths,
+                      sizeof paths / sizeof *paths,
+                      "Rule decisions Redis did not make: fallback (shared memory), fail_open, "
+                      "fail_closed, refusal_cache.");
 }
 
 static void admin_globals(admin_out *o, const rl_stats *s)

@@ -20,18 +20,13 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "clock.h"
+#include "grow.h"
 
 typedef enum conn_mode {
     CONN_PUMP, /* the server loop: stop when a request is ready */
     CONN_READ, /* an answer reading its body: stop when some arrived */
 } conn_mode;
-
-int64_t fcgi_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void fcgi_conn_set_state(fcgi_conn *c, fcgi_conn_state st, int64_t now)
 {
@@ -56,7 +51,7 @@ fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns)
     c->idle_ms = idle_ms;
     c->max_conns = max_conns;
     c->open_rec = SIZE_MAX;
-    fcgi_conn_set_state(c, FCGI_CONN_READING, fcgi_now_ms());
+    fcgi_conn_set_state(c, FCGI_CONN_READING, rl_clock_mono_ms());
     return c;
 }
 
@@ -94,7 +89,7 @@ long fcgi_conn_fill(fcgi_conn *c)
     }
     c->rlen += (size_t)n;
     if (c->state == FCGI_CONN_IDLE)
-        fcgi_conn_set_state(c, FCGI_CONN_READING, fcgi_now_ms());
+        fcgi_conn_set_state(c, FCGI_CONN_READING, rl_clock_mono_ms());
     return n;
 }
 
@@ -120,18 +115,12 @@ static int conn_reserve(fcgi_conn *c, size_t more)
 {
     if (c->ooff == c->olen && c->open_rec == SIZE_MAX)
         c->ooff = c->olen = 0;
-    if (c->olen + more <= c->ocap)
-        return 0;
-    size_t cap = c->ocap ? c->ocap : 4096;
-    while (cap < c->olen + more)
-        cap *= 2;
-    uint8_t *p = realloc(c->obuf, cap);
+    uint8_t *p = grow_to(c->obuf, &c->ocap, c->olen + more);
     if (p == NULL) {
         c->broken = 1;
         return -1;
     }
     c->obuf = p;
-    c->ocap = cap;
     return 0;
 }
 
@@ -154,7 +143,7 @@ int fcgi_conn_flush(fcgi_conn *c, int wait)
         ssize_t n = write(c->fd, c->obuf + c->ooff, c->olen - c->ooff);
         if (n > 0) {
             c->ooff += (size_t)n;
-            c->wdeadline = fcgi_now_ms() + c->read_ms;
+            c->wdeadline = rl_clock_mono_ms() + c->read_ms;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -238,7 +227,7 @@ static fcgi_step conn_finish(fcgi_conn *c)
         c->closing = 1;
         return FCGI_STEP_CLOSE;
     }
-    fcgi_conn_set_state(c, FCGI_CONN_IDLE, fcgi_now_ms());
+    fcgi_conn_set_state(c, FCGI_CONN_IDLE, rl_clock_mono_ms());
     return FCGI_STEP_MORE;
 }
 
@@ -248,18 +237,12 @@ static void conn_params(fcgi_conn *c, const uint8_t *p, size_t n)
         c->params_over = 1;
         return;
     }
-    if (c->plen + n > c->pcap) {
-        size_t cap = c->pcap ? c->pcap : 4096;
-        while (cap < c->plen + n)
-            cap *= 2;
-        uint8_t *q = realloc(c->pbuf, cap);
-        if (q == NULL) {
-            c->params_over = 1;
-            return;
-        }
-        c->pbuf = q;
-        c->pcap = cap;
+    uint8_t *q = grow_to(c->pbuf, &c->pcap, c->plen + n);
+    if (q == NULL) {
+        c->params_over = 1;
+        return;
     }
+    c->pbuf = q;
     memcpy(c->pbuf + c->plen, p, n);
     c->plen += n;
 }
@@ -311,7 +294,7 @@ static fcgi_step conn_begin(fcgi_conn *c)
     c->plen = 0;
     c->params_done = c->params_over = c->stdin_done = c->answered = c->aborted = 0;
     if (c->state != FCGI_CONN_READING)
-        fcgi_conn_set_state(c, FCGI_CONN_READING, fcgi_now_ms());
+        fcgi_conn_set_state(c, FCGI_CONN_READING, rl_clock_mono_ms());
     return FCGI_STEP_MORE;
 }
 
@@ -484,19 +467,18 @@ fcgi_step fcgi_conn_end(fcgi_conn *c, int ok)
     c->answered = 1;
     if (c->stdin_done)
         return conn_finish(c);
-    fcgi_conn_set_state(c, FCGI_CONN_DRAIN, fcgi_now_ms());
+    fcgi_conn_set_state(c, FCGI_CONN_DRAIN, rl_clock_mono_ms());
     return FCGI_STEP_MORE;
 }
 
 void fcgi_conn_abort(fcgi_conn *c, int wait_ms)
 {
-    const struct timespec tick = {0, 2 * 1000 * 1000};
     int unread = 0;
 
     if (!c->broken && fcgi_conn_flush(c, 1) == 0) { /* else the web server is gone */
-        int64_t deadline = fcgi_now_ms() + wait_ms;
-        while (ioctl(c->fd, TIOCOUTQ, &unread) == 0 && unread > 0 && fcgi_now_ms() < deadline)
-            nanosleep(&tick, NULL);
+        int64_t deadline = rl_clock_mono_ms() + wait_ms;
+        while (ioctl(c->fd, TIOCOUTQ, &unread) == 0 && unread > 0 && rl_clock_mono_ms() < deadline)
+            rl_clock_nap_ms(2);
         if (unread > 0)
             log_warn("the web server left %d bytes of a cut answer unread for %d ms", unread,
                      wait_ms);

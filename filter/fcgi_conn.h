@@ -106,7 +106,6 @@ void fcgi_conn_abort(fcgi_conn *c, int wait_ms);
 
 /* Enters state st at now (its deadline: idle_ms for IDLE, read_ms otherwise). */
 void fcgi_conn_set_state(fcgi_conn *c, fcgi_conn_state st, int64_t now);
-int64_t fcgi_now_ms(void);
 
 /* Sends buffered output without waiting (wait == 0) or waiting up to read_ms for each bit of
  * progress. Returns 0 when all went, 1 when some is left (wait == 0), -1 on failure. */

@@ -2,9 +2,9 @@
  *
  * The web server spawns us with the listening socket on fd 0 (the prefork daemon does the
  * same for its workers). The FastCGI side is fcgi_server.c: many connections per process,
- * each with its deadlines. This file says what is done with a request (loop_serve: decide,
- * then answer, an admin page or a forwarded exchange), the same for FastCGI and plain CGI,
- * and handles the signals.
+ * each with its deadlines. This file carries out what handle.c decided a request is
+ * (loop_serve: an answer, an admin page or a forwarded exchange), the one dispatch of
+ * FastCGI and plain CGI alike, and handles the signals.
  *
  * Stopping on SIGTERM/SIGINT without breaking a request half way: both signals stay blocked
  * all the time, except inside the one epoll_pwait() that waits for the next thing to do. It
@@ -103,24 +103,28 @@ static void loop_reload_config(handle_ctx *ctx, rl_config **cfg, rl_limiter **li
     log_info("reload: %s: %zu rule(s) now in force", rl_config_path(ncfg), rl_config_nrules(ncfg));
 }
 
-/* Decides the request in io and answers it through io. Returns 0, or -1 when the answer was
+/* Decides the request in io and answers it through io: the one dispatch of FastCGI and CGI
+ * requests (handle_request says what the request is). Returns 0, or -1 when the answer was
  * cut (a forwarded response that failed after its head went out, or the web server went
  * away): the caller must not end it as complete. */
 static int loop_serve(handle_ctx *ctx, response *rsp, const proxy_io *io)
 {
+    handle_action act = HANDLE_ANSWER;
+
     if (io->params == NULL)
         response_error(rsp, 400);
     else
-        handle_request(ctx, io->params, rsp);
-    if (io->params != NULL && ctx->admin != ADMIN_NONE) {
+        act = handle_request(ctx, io->params, rsp);
+    switch (act) {
+    case HANDLE_ADMIN:
         if (admin_serve(ctx, (admin_endpoint)ctx->admin, io) != 0) {
             log_warn("the web server closed the connection before the admin response");
             return -1;
         }
         return 0;
+    case HANDLE_FORWARD: return forward_serve(ctx, rsp, io); /* failures are logged */
+    case HANDLE_ANSWER: break;
     }
-    if (io->params != NULL && forward_wanted(ctx, rsp))
-        return forward_serve(ctx, io); /* failures are logged */
     if (io->write(io->ud, rsp->buf, (int)rsp->len) != 0) {
         log_warn("the web server closed the connection before the response");
         return -1;

@@ -31,6 +31,7 @@
 
 #include "fcgi_conn.h"
 #include "log.h"
+#include "clock.h"
 #include "settings.h"
 
 #define SRV_EVENTS 64
@@ -83,7 +84,7 @@ static void srv_interest(srv *s, fcgi_conn *c, int out)
         return;
     c->want_out = out;
     if (out)
-        c->wdeadline = fcgi_now_ms() + c->read_ms;
+        c->wdeadline = rl_clock_mono_ms() + c->read_ms;
     epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -219,7 +220,7 @@ static void srv_accept(srv *s)
                 log_error("fastcgi: cannot accept: %s; pausing %d ms", strerror(errno),
                           SRV_ACCEPT_PAUSE_MS);
                 srv_listen(s, 0);
-                s->paused_until = fcgi_now_ms() + SRV_ACCEPT_PAUSE_MS;
+                s->paused_until = rl_clock_mono_ms() + SRV_ACCEPT_PAUSE_MS;
             } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 log_error("fastcgi: accept: %s", strerror(errno));
             }
@@ -343,7 +344,7 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
             s.cap = srv_cap(want);
             cap_for = want;
         }
-        int64_t now = fcgi_now_ms();
+        int64_t now = rl_clock_mono_ms();
         int timeout = srv_expire(&s, now);
         srv_bury(&s);
         srv_report(&s, now);
@@ -364,12 +365,12 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
             }
             if (c->is_dead) /* closed earlier in this batch (evicted, say) */
                 continue;
-            int64_t t0 = fcgi_now_ms();
+            int64_t t0 = rl_clock_mono_ms();
             if (c->want_out)
                 srv_process(&s, c);
             else
                 srv_readable(&s, c);
-            int64_t took = fcgi_now_ms() - t0;
+            int64_t took = rl_clock_mono_ms() - t0;
             if (took > 0)
                 srv_push_deadlines(&s, c, took);
         }

@@ -14,27 +14,17 @@
 
 #include "log.h"
 #include "proxy.h"
-#include "settings.h"
 
 static proxy *forward_px;
-static response forward_lines; /* the rate-limit header lines added to the backend's answer */
 
-int forward_wanted(const handle_ctx *ctx, const response *rsp)
-{
-    return ctx->admin == 0 && settings_get_proxy(ctx->cfg)->backend != NULL &&
-           ctx->req.role == REQUEST_ROLE_RESPONDER && rsp->status == 200 && ctx->dec.allowed;
-}
-
-int forward_serve(handle_ctx *ctx, const proxy_io *io)
+int forward_serve(handle_ctx *ctx, const response *lines, const proxy_io *io)
 {
     if (forward_px == NULL && (forward_px = proxy_new(ctx->cfg)) == NULL) {
-        static const char err[] = "Status: 500 Internal Server Error\r\n"
-                                  "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-                                  "Internal Server Error\n";
-        return io->write(io->ud, err, (int)sizeof err - 1);
+        static response err;
+        response_error(&err, 500);
+        return io->write(io->ud, err.buf, (int)err.len);
     }
-    response_limit_lines(&forward_lines, ctx->cfg, &ctx->dec);
-    return proxy_forward(forward_px, io, forward_lines.buf, forward_lines.len) < 0 ? -1 : 0;
+    return proxy_forward(forward_px, io, lines->buf, lines->len) < 0 ? -1 : 0;
 }
 
 void forward_close(void)

@@ -1,6 +1,8 @@
 /* handle.c -- one request from parameters to response: load, decide, answer, log
  *
- * Nothing here knows whether the parameters came over FastCGI or from a CGI environment.
+ * The one place that says what a request is (handle.h: handle_action): an admin endpoint,
+ * a decision then an answer, or a decision then a forward. Nothing here knows whether the
+ * parameters came over FastCGI or from a CGI environment.
  */
 #include "../core/fmacros.h"
 
@@ -11,6 +13,7 @@
 
 #include "admin.h"
 #include "log.h"
+#include "settings.h"
 
 /* One line per refusal, and one per dry-run rule that would have refused. */
 static void handle_log_decision(const request *req, const rl_decision *d)
@@ -76,7 +79,20 @@ static void handle_log_store(handle_ctx *ctx, const rl_decision *d)
     }
 }
 
-void handle_request(handle_ctx *ctx, char **params, response *out)
+/* Authorizer, admin path: let it through to the responder mount that serves the endpoint,
+ * without a decision: no rule is consulted, no counter moves. The path is canonical and
+ * matched exactly, so no other path gets this answer. */
+static void handle_admin_pass(handle_ctx *ctx, response *out)
+{
+    ctx->admin = ADMIN_NONE;
+    memset(&ctx->dec, 0, sizeof ctx->dec);
+    ctx->dec.allowed = 1;
+    ctx->dec.status = 200;
+    ctx->dec.decider = -1;
+    response_decision(out, ctx->cfg, &ctx->req, &ctx->dec);
+}
+
+handle_action handle_request(handle_ctx *ctx, char **params, response *out)
 {
     request *req = &ctx->req;
     int status = request_load(req, params);
@@ -85,21 +101,13 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
     if (status != 0) {
         log_warn("%d: %s", status, req->reason);
         response_error(out, status);
-        return;
+        return HANDLE_ANSWER;
     }
     if ((ctx->admin = admin_match(ctx)) != ADMIN_NONE) {
         if (req->role == REQUEST_ROLE_RESPONDER)
-            return; /* served by the caller: never rate-limited, never forwarded */
-        /* Authorizer: let it through to the responder mount that serves the endpoint,
-         * without a decision: no rule is consulted, no counter moves. The path is canonical
-         * and matched exactly, so no other path gets this answer. */
-        ctx->admin = ADMIN_NONE;
-        memset(&ctx->dec, 0, sizeof ctx->dec);
-        ctx->dec.allowed = 1;
-        ctx->dec.status = 200;
-        ctx->dec.decider = -1;
-        response_decision(out, ctx->cfg, req, &ctx->dec);
-        return;
+            return HANDLE_ADMIN; /* never rate-limited, never forwarded */
+        handle_admin_pass(ctx, out);
+        return HANDLE_ANSWER;
     }
 
     rl_request rq = {
@@ -117,11 +125,17 @@ void handle_request(handle_ctx *ctx, char **params, response *out)
         log_error("500: cannot decide for client=%s path=\"%s\": %s", req->client,
                   log_escape(path, sizeof path, req->path), rl_limiter_errstr(ctx->lim));
         response_error(out, 500);
-        return;
+        return HANDLE_ANSWER;
     }
     handle_log_store(ctx, &ctx->dec);
-    response_decision(out, ctx->cfg, req, &ctx->dec);
     handle_log_decision(req, &ctx->dec);
+    if (ctx->dec.allowed && req->role == REQUEST_ROLE_RESPONDER &&
+        settings_get_proxy(ctx->cfg)->backend != NULL) {
+        response_limit_lines(out, ctx->cfg, &ctx->dec);
+        return HANDLE_FORWARD;
+    }
+    response_decision(out, ctx->cfg, req, &ctx->dec);
     if (out->status == 500)
         log_error("500: response for client=%s did not fit in %d bytes", req->client, RESPONSE_MAX);
+    return HANDLE_ANSWER;
 }

@@ -19,9 +19,20 @@ typedef struct handle_ctx {
     int admin;           /* the request is for this admin endpoint (admin_endpoint); 0: not */
 } handle_ctx;
 
-/* Decides the request described by params (see request_load) and fills out. Logs one line per
- * refusal and per error. A request for an admin endpoint is not decided: ctx->admin says
- * which, and out is left for admin.c to answer. */
-void handle_request(handle_ctx *ctx, char **params, response *out);
+/* What a request is, decided once by handle_request; each answer is built once, by the one
+ * that sends it. */
+typedef enum handle_action {
+    HANDLE_ANSWER,  /* out holds the whole answer: a decision's (a refusal, an authorizer's 200,
+                       a responder's 200 "OK"), or an error (400, 414, 500) */
+    HANDLE_ADMIN,   /* a responder request for an admin endpoint (ctx->admin says which):
+                       admin.c answers it, undecided; out is untouched */
+    HANDLE_FORWARD, /* an allowed responder request, proxy.backend set: out holds only the
+                       rate-limit header lines the proxy adds to the backend's answer */
+} handle_action;
+
+/* Loads the request described by params (see request_load), decides it unless it is an admin
+ * endpoint, and says what to do with it (filling out as above). Logs one line per refusal and
+ * per error. Nothing here knows whether params came over FastCGI or from a CGI environment. */
+handle_action handle_request(handle_ctx *ctx, char **params, response *out);
 
 #endif

@@ -162,26 +162,37 @@ static int main_shm_remove(const char *file)
     return MAIN_EXIT_OK;
 }
 
+/* Loads file and opens its limiter (logging the table's note): MAIN_EXIT_OK with *cfg and
+ * *lim the caller's, or the exit code (logged: configuration or runtime). */
+static int main_open(const char *file, rl_config **cfg, rl_limiter **lim)
+{
+    rl_error err;
+
+    if ((*cfg = settings_load(file, &err)) == NULL) {
+        log_error("%s", err.text);
+        return MAIN_EXIT_CONFIG;
+    }
+    if ((*lim = rl_limiter_open(*cfg, &err)) == NULL) {
+        log_error("cannot open the limiter: %s", err.text);
+        rl_config_free(*cfg);
+        return MAIN_EXIT_RUNTIME;
+    }
+    if (*rl_limiter_shm_note(*lim) != '\0')
+        log_info("%s", rl_limiter_shm_note(*lim));
+    return MAIN_EXIT_OK;
+}
+
 /* The prefork daemon: the stores are opened once here only to fail at start (exit 3) rather
  * than in a restart loop; each worker opens its own after fork. */
 static int main_daemon(const char *file, const char *listen_spec, int workers)
 {
     char why[512];
-    rl_error err;
-    rl_config *cfg = settings_load(file, &err);
+    rl_config *cfg;
+    rl_limiter *lim;
+    int rc = main_open(file, &cfg, &lim);
 
-    if (cfg == NULL) {
-        log_error("%s", err.text);
-        return MAIN_EXIT_CONFIG;
-    }
-    rl_limiter *lim = rl_limiter_open(cfg, &err);
-    if (lim == NULL) {
-        log_error("cannot open the limiter: %s", err.text);
-        rl_config_free(cfg);
-        return MAIN_EXIT_RUNTIME;
-    }
-    if (*rl_limiter_shm_note(lim) != '\0')
-        log_info("%s", rl_limiter_shm_note(lim));
+    if (rc != MAIN_EXIT_OK)
+        return rc;
     rl_limiter_close(lim);
     int fd = listen_open(listen_spec, why, sizeof why);
     if (fd < 0) {
@@ -190,7 +201,7 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
         return MAIN_EXIT_RUNTIME;
     }
     log_info("listening on %s (configuration %s)", listen_spec, file);
-    int rc = prefork_run(&cfg, fd, workers);
+    rc = prefork_run(&cfg, fd, workers);
     listen_close(fd, listen_spec);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
@@ -198,28 +209,105 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
 
 static int main_serve(const char *file)
 {
-    rl_error err;
-    rl_config *cfg = settings_load(file, &err);
+    rl_config *cfg;
+    rl_limiter *lim;
+    int rc = main_open(file, &cfg, &lim);
 
-    if (cfg == NULL) {
-        log_error("%s", err.text);
-        return MAIN_EXIT_CONFIG;
-    }
-    rl_limiter *lim = rl_limiter_open(cfg, &err);
-    if (lim == NULL) {
-        log_error("cannot open the limiter: %s", err.text);
-        rl_config_free(cfg);
-        return MAIN_EXIT_RUNTIME;
-    }
-    if (*rl_limiter_shm_note(lim) != '\0')
-        log_info("%s", rl_limiter_shm_note(lim));
-    int rc = loop_run(&cfg, &lim);
+    if (rc != MAIN_EXIT_OK)
+        return rc;
+    rc = loop_run(&cfg, &lim);
     rl_limiter_close(lim);
     rl_config_free(cfg);
     return rc == 0 ? MAIN_EXIT_OK : MAIN_EXIT_RUNTIME;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks. */
+typedef struct main_opts {
+    const char *file;
+    enum main_mode mode;
+    decide_args da;
+    int decide_opts; /* request options given: they need --decide */
+    const char *listen_spec;
+    int workers;
+} main_opts;
+
+/* Takes option c (its argument in optarg) into o. -1 to go on, or the exit code. */
+static int main_option(int c, main_opts *o)
+{
+    switch (c) {
+    case 'c': o->file = optarg; break;
+    case 't':
+    case MAIN_OPT_SHM_REMOVE:
+    case MAIN_OPT_DECIDE:
+        if (o->mode != MAIN_SERVE) {
+            fprintf(stderr, "ratelimit-filter: -t, --shm-remove and --decide exclude each other\n");
+            return main_usage_error();
+        }
+        o->mode = c == 't' ? MAIN_TEST : c == MAIN_OPT_DECIDE ? MAIN_DECIDE : MAIN_SHM_REMOVE;
+        break;
+    case MAIN_OPT_CLIENT:
+        o->da.client = optarg;
+        o->decide_opts = 1;
+        break;
+    case MAIN_OPT_PATH:
+        o->da.path = optarg;
+        o->decide_opts = 1;
+        break;
+    case MAIN_OPT_METHOD:
+        o->da.method = optarg;
+        o->decide_opts = 1;
+        break;
+    case MAIN_OPT_HOST:
+        o->da.host = optarg;
+        o->decide_opts = 1;
+        break;
+    case MAIN_OPT_HEADER:
+        if (o->da.nheaders == DECIDE_HEADERS_MAX) {
+            fprintf(stderr, "ratelimit-filter: at most %d --header\n", DECIDE_HEADERS_MAX);
+            return main_usage_error();
+        }
+        o->da.headers[o->da.nheaders++] = optarg;
+        o->decide_opts = 1;
+        break;
+    case MAIN_OPT_COUNT: {
+        char *end;
+        o->da.count = strtol(optarg, &end, 10);
+        if (end == optarg || *end != '\0' || o->da.count < 1 || o->da.count > MAIN_COUNT_MAX) {
+            fprintf(stderr, "ratelimit-filter: --count \"%s\": expected 1..%d\n", optarg,
+                    MAIN_COUNT_MAX);
+            return main_usage_error();
+        }
+        o->decide_opts = 1;
+        break;
+    }
+    case MAIN_OPT_LISTEN:
+        if (optarg[0] == '\0') {
+            fprintf(stderr, "ratelimit-filter: --listen needs an address or a path\n");
+            return main_usage_error();
+        }
+        o->listen_spec = optarg;
+        break;
+    case MAIN_OPT_WORKERS: {
+        char *end;
+        errno = 0;
+        long n = strtol(optarg, &end, 10);
+        if (*end != '\0' || end == optarg || errno != 0 || n < 1 || n > PREFORK_WORKERS_MAX) {
+            fprintf(stderr, "ratelimit-filter: --workers \"%s\": must be 1..%d\n", optarg,
+                    PREFORK_WORKERS_MAX);
+            return main_usage_error();
+        }
+        o->workers = (int)n;
+        break;
+    }
+    case 'h': main_usage(stdout); return MAIN_EXIT_OK;
+    case 'V': printf("ratelimit-filter %s\n", RL_VERSION); return MAIN_EXIT_OK;
+    default: /* getopt_long already said what was wrong */ return main_usage_error();
+    }
+    return -1;
+}
+
+/* Reads the command line into o. -1 to go on, or the exit code (usage errors said). */
+static int main_args(int argc, char **argv, main_opts *o)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -238,119 +326,52 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = getenv("RATELIMIT_CONFIG");
-    enum main_mode mode = MAIN_SERVE;
-    decide_args da = {.count = 1};
-    int decide_opts = 0; /* request options given: they need --decide */
-    int c;
-    const char *listen_spec = NULL;
-    int workers = 0;
+    int c, rc;
 
-    if (file == NULL || file[0] == '\0')
-        file = MAIN_DEFAULT_CONFIG;
-    while ((c = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': file = optarg; break;
-        case 't':
-        case MAIN_OPT_SHM_REMOVE:
-        case MAIN_OPT_DECIDE:
-            if (mode != MAIN_SERVE) {
-                fprintf(stderr,
-                        "ratelimit-filter: -t, --shm-remove and --decide exclude each other\n");
-                return main_usage_error();
-            }
-            mode = c == 't' ? MAIN_TEST : c == MAIN_OPT_DECIDE ? MAIN_DECIDE : MAIN_SHM_REMOVE;
-            break;
-        case MAIN_OPT_CLIENT:
-            da.client = optarg;
-            decide_opts = 1;
-            break;
-        case MAIN_OPT_PATH:
-            da.path = optarg;
-            decide_opts = 1;
-            break;
-        case MAIN_OPT_METHOD:
-            da.method = optarg;
-            decide_opts = 1;
-            break;
-        case MAIN_OPT_HOST:
-            da.host = optarg;
-            decide_opts = 1;
-            break;
-        case MAIN_OPT_HEADER:
-            if (da.nheaders == DECIDE_HEADERS_MAX) {
-                fprintf(stderr, "ratelimit-filter: at most %d --header\n", DECIDE_HEADERS_MAX);
-                return main_usage_error();
-            }
-            da.headers[da.nheaders++] = optarg;
-            decide_opts = 1;
-            break;
-        case MAIN_OPT_COUNT: {
-            char *end;
-            da.count = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || da.count < 1 || da.count > MAIN_COUNT_MAX) {
-                fprintf(stderr, "ratelimit-filter: --count \"%s\": expected 1..%d\n", optarg,
-                        MAIN_COUNT_MAX);
-                return main_usage_error();
-            }
-            decide_opts = 1;
-            break;
-        }
-        case MAIN_OPT_LISTEN:
-            if (optarg[0] == '\0') {
-                fprintf(stderr, "ratelimit-filter: --listen needs an address or a path\n");
-                return main_usage_error();
-            }
-            listen_spec = optarg;
-            break;
-        case MAIN_OPT_WORKERS: {
-            char *end;
-            errno = 0;
-            long n = strtol(optarg, &end, 10);
-            if (*end != '\0' || end == optarg || errno != 0 || n < 1 || n > PREFORK_WORKERS_MAX) {
-                fprintf(stderr, "ratelimit-filter: --workers \"%s\": must be 1..%d\n", optarg,
-                        PREFORK_WORKERS_MAX);
-                return main_usage_error();
-            }
-            workers = (int)n;
-            break;
-        }
-        case 'h': main_usage(stdout); return MAIN_EXIT_OK;
-        case 'V': printf("ratelimit-filter %s\n", RL_VERSION); return MAIN_EXIT_OK;
-        default: /* getopt_long already said what was wrong */ return main_usage_error();
-        }
-    }
+    while ((c = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1)
+        if ((rc = main_option(c, o)) != -1)
+            return rc;
     if (optind < argc) {
         fprintf(stderr, "ratelimit-filter: unexpected argument \"%s\"\n", argv[optind]);
         return main_usage_error();
     }
-    if (file[0] == '\0') {
+    if (o->file[0] == '\0') {
         fprintf(stderr, "ratelimit-filter: -c needs a file name\n");
         return main_usage_error();
     }
-
-    if (decide_opts && mode != MAIN_DECIDE) {
+    if (o->decide_opts && o->mode != MAIN_DECIDE) {
         fprintf(stderr, "ratelimit-filter: --client, --path, --method, --host, --header and "
                         "--count need --decide\n");
         return main_usage_error();
     }
-    if (mode == MAIN_DECIDE && (da.client == NULL || da.path == NULL)) {
+    if (o->mode == MAIN_DECIDE && (o->da.client == NULL || o->da.path == NULL)) {
         fprintf(stderr, "ratelimit-filter: --decide needs --client and --path\n");
         return main_usage_error();
     }
-    if (workers != 0 && listen_spec == NULL) {
+    if (o->workers != 0 && o->listen_spec == NULL) {
         fprintf(stderr, "ratelimit-filter: --workers needs --listen\n");
         return main_usage_error();
     }
-    if (listen_spec != NULL && mode != MAIN_SERVE) {
+    if (o->listen_spec != NULL && o->mode != MAIN_SERVE) {
         fprintf(stderr, "ratelimit-filter: --listen excludes -t, --shm-remove and --decide\n");
         return main_usage_error();
     }
+    return -1;
+}
 
-    switch (mode) {
-    case MAIN_TEST: return main_test(file);
-    case MAIN_DECIDE: return decide_run(file, &da);
-    case MAIN_SHM_REMOVE: return main_shm_remove(file);
+int main(int argc, char **argv)
+{
+    main_opts o = {.file = getenv("RATELIMIT_CONFIG"), .mode = MAIN_SERVE, .da = {.count = 1}};
+    int rc;
+
+    if (o.file == NULL || o.file[0] == '\0')
+        o.file = MAIN_DEFAULT_CONFIG;
+    if ((rc = main_args(argc, argv, &o)) != -1)
+        return rc;
+    switch (o.mode) {
+    case MAIN_TEST: return main_test(o.file);
+    case MAIN_DECIDE: return decide_run(o.file, &o.da);
+    case MAIN_SHM_REMOVE: return main_shm_remove(o.file);
     default: break;
     }
     /* Before any fork: libcurl's global state is set up once, the proxy handles per process. */
@@ -358,9 +379,9 @@ int main(int argc, char **argv)
         log_error("libcurl could not be initialised");
         return MAIN_EXIT_RUNTIME;
     }
-    int rc = listen_spec != NULL
-                 ? main_daemon(file, listen_spec, workers ? workers : MAIN_DEFAULT_WORKERS)
-                 : main_serve(file);
+    rc = o.listen_spec != NULL
+             ? main_daemon(o.file, o.listen_spec, o.workers ? o.workers : MAIN_DEFAULT_WORKERS)
+             : main_serve(o.file);
     curl_global_cleanup();
     return rc;
 }

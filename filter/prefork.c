@@ -34,6 +34,7 @@
 #include "fcgi_loop.h"
 #include "log.h"
 #include "reload.h"
+#include "clock.h"
 
 #define PREFORK_YOUNG_MS 1000
 #define PREFORK_DELAY_MIN_MS 100
@@ -46,13 +47,6 @@ typedef struct prefork_slot {
     int64_t restart_at; /* when pid is 0: the time to start one */
     int64_t delay_ms;   /* the delay given after the last young death */
 } prefork_slot;
-
-static int64_t prefork_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The master's slots, file-level so that a worker (which runs inside prefork_run's call
  * tree, and exits there) can free the copy it inherited. */
@@ -106,20 +100,20 @@ static int prefork_spawn(prefork_slot *s, rl_config *cfg, int listen_fd, const s
 
     if (pid < 0) {
         log_error("cannot fork a worker: %s", strerror(errno));
-        s->restart_at = prefork_now_ms() + PREFORK_DELAY_MAX_MS;
+        s->restart_at = rl_clock_mono_ms() + PREFORK_DELAY_MAX_MS;
         return -1;
     }
     if (pid == 0)
         prefork_worker(cfg, listen_fd, old_mask);
     s->pid = pid;
-    s->started_ms = prefork_now_ms();
+    s->started_ms = rl_clock_mono_ms();
     return 0;
 }
 
 /* Records the death of pid in its slot and plans its restart. */
 static void prefork_died(prefork_slot *slots, int n, pid_t pid, int status, int stopping)
 {
-    int64_t now = prefork_now_ms();
+    int64_t now = rl_clock_mono_ms();
 
     for (int i = 0; i < n; i++) {
         prefork_slot *s = &slots[i];
@@ -159,7 +153,7 @@ static int prefork_reap(prefork_slot *slots, int n, int stopping)
 
 static void prefork_stop(prefork_slot *slots, int n)
 {
-    int64_t deadline = prefork_now_ms() + PREFORK_STOP_MS;
+    int64_t deadline = rl_clock_mono_ms() + PREFORK_STOP_MS;
     sigset_t chld;
 
     sigemptyset(&chld);
@@ -168,7 +162,7 @@ static void prefork_stop(prefork_slot *slots, int n)
         if (slots[i].pid != 0)
             kill(slots[i].pid, SIGTERM);
     while (prefork_reap(slots, n, 1) > 0) {
-        int64_t left = deadline - prefork_now_ms();
+        int64_t left = deadline - rl_clock_mono_ms();
         if (left <= 0) {
             for (int i = 0; i < n; i++)
                 if (slots[i].pid != 0) {
@@ -225,7 +219,7 @@ int prefork_run(rl_config **cfgp, int listen_fd, int workers)
 
     log_info("master %ld: starting %d worker(s)", (long)getpid(), workers);
     for (;;) {
-        int64_t now = prefork_now_ms(), next = now + 60000;
+        int64_t now = rl_clock_mono_ms(), next = now + 60000;
         struct timespec ts;
         int sig;
 

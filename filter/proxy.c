@@ -19,6 +19,8 @@
 
 #include "log.h"
 #include "proxy_int.h"
+#include "clock.h"
+#include "http.h"
 #include "settings.h"
 
 proxy *proxy_new(const rl_config *cfg)
@@ -48,17 +50,6 @@ void proxy_free(proxy *px)
     free(px);
 }
 
-static const char *proxy_reason(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 414: return "URI Too Long";
-    case 502: return "Bad Gateway";
-    case 504: return "Gateway Timeout";
-    default: return "Internal Server Error";
-    }
-}
-
 /* Answers the client ourselves, with the rate-limit lines: the request was counted. */
 static int proxy_answer(const proxy_xfer *x, int status, const char *text)
 {
@@ -68,7 +59,7 @@ static int proxy_answer(const proxy_xfer *x, int status, const char *text)
                      "Status: %d %s\r\n"
                      "Content-Type: text/plain; charset=utf-8\r\n"
                      "Cache-Control: no-store\r\n",
-                     status, proxy_reason(status));
+                     status, rl_http_reason(status));
     if (io->write(io->ud, head, n) != 0 ||
         (x->extra_len > 0 && io->write(io->ud, x->extra, (int)x->extra_len) != 0) ||
         io->write(io->ud, "\r\n", 2) != 0 || io->write(io->ud, text, (int)strlen(text)) != 0)
@@ -134,7 +125,7 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
     x->extra = extra;
     x->extra_len = extra_len;
     x->timeout_ms = settings_get_proxy(px->cfg)->timeout_ms;
-    x->last_ms = proxy_now_ms();
+    x->last_ms = rl_clock_mono_ms();
     px->target[0] = '\0';
     proxy_options(px);
     proxy_relay_setup(px);

@@ -3,16 +3,11 @@
 #include "../core/fmacros.h"
 
 #include "proxy_headers.h"
+#include "http.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-static int proxy_is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
 
 int proxy_header_name(const char *p, size_t n, char *name, size_t size)
 {
@@ -27,7 +22,7 @@ int proxy_header_name(const char *p, size_t n, char *name, size_t size)
             upper = 1;
             continue;
         }
-        if (!proxy_is_tchar(c))
+        if (!rl_http_tchar(c))
             return -1;
         if (c >= 'A' && c <= 'Z' && !upper)
             c = (unsigned char)(c - 'A' + 'a');

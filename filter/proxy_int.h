@@ -46,6 +46,5 @@ int proxy_request_setup(proxy *px, const proxy_io *io);
 
 /* proxy_relay.c: installs the callbacks that move the bytes of px->x. */
 void proxy_relay_setup(proxy *px);
-int64_t proxy_now_ms(void);
 
 #endif

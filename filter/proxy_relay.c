@@ -19,13 +19,7 @@
 #include "log.h"
 #include "proxy_headers.h"
 #include "proxy_int.h"
-
-int64_t proxy_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "clock.h"
 
 static size_t proxy_on_read(char *buf, size_t size, size_t nitems, void *ud)
 {
@@ -48,7 +42,7 @@ static size_t proxy_on_read(char *buf, size_t size, size_t nitems, void *ud)
         x->body_left -= got;
     else if (got == 0)
         x->body_left = 0;
-    x->last_ms = proxy_now_ms();
+    x->last_ms = rl_clock_mono_ms();
     return (size_t)got;
 }
 
@@ -122,7 +116,7 @@ static size_t proxy_on_header(char *buf, size_t size, size_t nitems, void *ud)
     proxy_xfer *x = ud;
     size_t n = size * nitems, len = n;
 
-    x->last_ms = proxy_now_ms();
+    x->last_ms = rl_clock_mono_ms();
     while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
         len--;
     if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
@@ -158,7 +152,7 @@ static size_t proxy_on_write(char *buf, size_t size, size_t nmemb, void *ud)
     proxy_xfer *x = ud;
     size_t n = size * nmemb;
 
-    x->last_ms = proxy_now_ms();
+    x->last_ms = rl_clock_mono_ms();
     if (!x->sent_head && (x->status < 200 || proxy_send_head(x) != 0)) {
         x->write_failed = 1;
         return 0;
@@ -176,7 +170,7 @@ static int proxy_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, cur
     proxy_xfer *x = ud;
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
 
-    if (proxy_now_ms() - x->last_ms > x->timeout_ms) {
+    if (rl_clock_mono_ms() - x->last_ms > x->timeout_ms) {
         x->timed_out = 1;
         return 1;
     }

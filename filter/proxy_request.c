@@ -20,6 +20,7 @@
 #include "log.h"
 #include "proxy_headers.h"
 #include "proxy_int.h"
+#include "http.h"
 
 #define PROXY_LINE_MAX 16384 /* one header line we build; longer ones are dropped, logged */
 
@@ -94,8 +95,7 @@ static int proxy_is_token(const char *s)
     if (*s == '\0')
         return 0;
     for (; *s; s++)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+        if (!rl_http_tchar((unsigned char)*s))
             return 0;
     return 1;
 }

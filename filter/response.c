@@ -2,6 +2,7 @@
 #include "../core/fmacros.h"
 
 #include "response.h"
+#include "http.h"
 #include "settings.h"
 
 #include <inttypes.h>
@@ -39,35 +40,6 @@ static void response_addf(response *r, const char *fmt, ...)
     r->len += (size_t)n;
 }
 
-/* Reason phrases (nginx's fastcgi_pass wants one) for the statuses we send; a rule may pick
- * any 400..599, and an unlisted one gets a generic phrase of its class. */
-static const char *response_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 418: return "I'm a teapot";
-    case 420: return "Enhance Your Calm";
-    case 429: return "Too Many Requests";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 509: return "Bandwidth Limit Exceeded";
-    default: return status < 500 ? "Client Error" : "Server Error";
-    }
-}
-
 void response_error(response *r, int status)
 {
     if (status != 400 && status != 403 && status != 414 && status != 429)
@@ -79,7 +51,7 @@ void response_error(response *r, int status)
                   "Cache-Control: no-store\r\n"
                   "\r\n"
                   "%s\n",
-                  status, response_reason(status), response_reason(status));
+                  status, rl_http_reason(status), rl_http_reason(status));
 }
 
 /* The IETF fields of d; "" when they could not be formatted (then they are left out). */
@@ -150,7 +122,7 @@ static void response_problem(response *r, const request *req, const rl_decision 
                   "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,"
                   "\"detail\":\"Rate limit \\\"%s\\\" exceeded: retry in %" PRId64 " s.\","
                   "\"instance\":\"",
-                  response_reason(status), status, d->rule != NULL ? d->rule->name : "?", retry);
+                  rl_http_reason(status), status, d->rule != NULL ? d->rule->name : "?", retry);
     response_add_json_string(r, req->path);
     response_addf(r, "\",\"retry_after\":%" PRId64 "}\n", retry);
 }
@@ -170,7 +142,7 @@ static void response_refused(response *r, const rl_config *cfg, const request *r
                   "Status: %d %s\r\n"
                   "Content-Type: %s\r\n"
                   "Retry-After: %" PRId64 "\r\n",
-                  status, response_reason(status),
+                  status, rl_http_reason(status),
                   settings_get_headers(cfg)->problem_json ? "application/problem+json"
                                                           : "text/plain; charset=utf-8",
                   retry);
@@ -198,11 +170,11 @@ static void response_rejected(response *r, const rl_decision *d)
                   "Content-Type: text/plain; charset=utf-8\r\n"
                   "Cache-Control: no-store\r\n"
                   "\r\n",
-                  status, response_reason(status));
+                  status, rl_http_reason(status));
     if (body != NULL)
         response_addf(r, "%s", body);
     else
-        response_addf(r, "%s\n", response_reason(status));
+        response_addf(r, "%s\n", rl_http_reason(status));
 }
 
 /* Authorizer: only Variable-* headers of a 200 reach the rest of the request. */

@@ -1,7 +1,8 @@
 /* response.h -- the answer to one request: status line, headers, body
  *
- * A response is built whole into a fixed buffer (nothing allocated per request), then sent
- * in one write through the request's streams (fcgi_loop.c). What is said:
+ * A response is built whole into a fixed buffer (nothing allocated per request), only when
+ * handle.c has decided it is the answer, then sent in one write through the request's
+ * streams (fcgi_loop.c). What is said:
  *
  *   authorizer, allowed   Status: 200, Variable-RATELIMIT_CLIENT (the client address, always:
  *                         Apache's UserExpr needs a variable that is always there) and, when
@@ -10,7 +11,9 @@
  *                         Variable-RATELIMIT_POLICY and Variable-RATELIMIT (IETF field values);
  *                         the web server turns each into a request environment variable.
  *   responder, allowed    Status: 200, RateLimit-Policy, RateLimit, X-RateLimit-* (when
- *                         configured), body "OK\n".
+ *                         configured), body "OK\n". With proxy.backend only those rate-limit
+ *                         lines are built (response_limit_lines), for the proxy to add to the
+ *                         backend's answer: a request is answered once, by one of the two.
  *   refused (any role)    Status: the refusing rule's status (429 Too Many Requests unless
  *                         configured), Retry-After, RateLimit-Policy, RateLimit, X-RateLimit-*
  *                         (when configured), Cache-Control: no-store, the rule's body or

@@ -17,6 +17,7 @@
 
 #include "../../filter/fcgi_conn.c"
 #include "../../filter/fcgi_rec.c"
+#include "../../filter/grow.c"
 #include "../../filter/log.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
