@@ -1,8 +1,10 @@
 /* proxy.c -- forward an allowed responder request to the backend (see proxy.h)
  *
- * The easy handle lives as long as the process: curl_easy_reset() between requests clears
- * the options but keeps the live connection, so the backend sees one kept-alive connection
- * per filter process. An exchange that fails before the response head went out is answered
+ * The easy handle lives as long as the process, and so does its connection: the backend sees
+ * one kept-alive connection per filter process. The options that never change (backend URL,
+ * timeouts, callbacks) are set once when the handle is made; per request only the method, body
+ * length, target and header list are set, each of them every time, so nothing is left over
+ * from the request before (no curl_easy_reset, which would make every option be set again). An exchange that fails before the response head went out is answered
  * here: 502 when the backend cannot be reached or answers garbage, 504 when it is too slow;
  * after the head went out the response can only be cut short (logged).
  */
@@ -20,6 +22,22 @@
 #include "log.h"
 #include "proxy_int.h"
 
+/* The options of every request, set once. */
+static void proxy_options(proxy *px)
+{
+    CURL *c = px->curl;
+    const rl_proxy_config *pc = &px->cfg->proxy;
+
+    curl_easy_setopt(c, CURLOPT_URL, pc->backend);
+    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never an http_proxy from the environment */
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* bytes pass as they are */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)pc->connect_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, px->errbuf);
+}
+
 proxy *proxy_new(const rl_config *cfg)
 {
     proxy *px = calloc(1, sizeof *px);
@@ -35,6 +53,8 @@ proxy *proxy_new(const rl_config *cfg)
         free(px);
         return NULL;
     }
+    proxy_options(px);
+    proxy_relay_setup(px);
     return px;
 }
 
@@ -43,7 +63,9 @@ void proxy_free(proxy *px)
     if (px == NULL)
         return;
     curl_easy_cleanup(px->curl);
-    curl_slist_free_all(px->headers);
+    free(px->hbuf);
+    free(px->hoff);
+    free(px->node);
     free(px);
 }
 
@@ -73,23 +95,6 @@ static int proxy_answer(const proxy_xfer *x, int status, const char *text)
         io->write(io->ud, "\r\n", 2) != 0 || io->write(io->ud, text, (int)strlen(text)) != 0)
         return -1;
     return status;
-}
-
-static void proxy_options(proxy *px)
-{
-    CURL *c = px->curl;
-    const rl_proxy_config *pc = &px->cfg->proxy;
-
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, pc->backend);
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never an http_proxy from the environment */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* bytes pass as they are */
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)pc->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, px->errbuf);
-    px->errbuf[0] = '\0';
 }
 
 /* What went wrong before the head went out, said to the client and the log. */
@@ -133,20 +138,14 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
     x->timeout_ms = px->cfg->proxy.timeout_ms;
     x->last_ms = proxy_now_ms();
     px->target[0] = '\0';
-    proxy_options(px);
-    proxy_relay_setup(px);
+    px->errbuf[0] = '\0';
     status = proxy_request_setup(px, io);
-    if (status != 0) {
-        curl_slist_free_all(px->headers);
-        px->headers = NULL;
+    if (status != 0)
         return proxy_answer(x, status,
                             status == 500   ? "Internal Server Error\n"
                             : status == 414 ? "URI Too Long\n"
                                             : "Bad Request\n");
-    }
     rc = curl_easy_perform(px->curl);
-    curl_slist_free_all(px->headers);
-    px->headers = NULL;
     if (x->sent_head) {
         if (rc == CURLE_OK && !x->write_failed)
             return x->status;

@@ -34,7 +34,16 @@ typedef struct proxy_xfer {
 struct proxy {
     const rl_config *cfg;
     CURL *curl;
-    struct curl_slist *headers; /* of the request in flight; freed after it */
+    /* The request's header lines, "Name: value" and a NUL each, back to back in hbuf (hlen of
+     * hcap bytes used); hoff[0..nh) their offsets (maxh allocated); node[0..nh) the
+     * curl_slist libcurl reads, linked over them once hbuf is complete (maxnode allocated).
+     * Kept for the process, reused by every request. */
+    char *hbuf;
+    size_t hlen, hcap;
+    size_t *hoff;
+    size_t nh, maxh;
+    struct curl_slist *node;
+    size_t maxnode;
     char errbuf[CURL_ERROR_SIZE];
     char target[PROXY_TARGET_MAX];
     proxy_xfer x;               /* large: kept off the stack */
