@@ -12,6 +12,7 @@
 
 #include "proxy.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,105 @@ static void proxy_options(proxy *px)
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, px->errbuf);
 }
 
+/* libcurl says which sockets to wait on, and for what. */
+static int proxy_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    proxy *px = ud;
+    int i = 0;
+
+    (void)e, (void)sockp;
+    while (i < px->nfd && px->pfd[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < px->nfd)
+            px->pfd[i] = px->pfd[--px->nfd];
+        return 0;
+    }
+    if (i == px->nfd) {
+        if (px->nfd == PROXY_SOCKS)
+            return -1; /* cannot happen with one backend address family; the exchange fails */
+        px->nfd++;
+        px->pfd[i].fd = fd;
+    }
+    px->pfd[i].events =
+        (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    px->pfd[i].revents = 0;
+    return 0;
+}
+
+/* ...and when to call it back without a socket event (-1: no timer). */
+static int proxy_on_timer(CURLM *m, long ms, void *ud)
+{
+    proxy *px = ud;
+
+    (void)m;
+    px->timer_at = ms < 0 ? -1 : proxy_now_ms() + ms;
+    return 0;
+}
+
+/* curl_easy_perform() on our own loop: one poll() per wait, and libcurl told what each socket
+ * is ready for, instead of its own zero-timeout poll() before every read (two system calls
+ * less per request: libcurl still polls once to see that the kept connection is alive, and
+ * once right after it sent the request). At most a second between two calls into libcurl, as
+ * curl_easy_perform() does; when the exchange has been idle past timeout_ms, libcurl is made to
+ * look at its sockets, which runs the progress callback that ends it (proxy_relay.c). Returns
+ * what curl_easy_perform() would. */
+static CURLcode proxy_perform(proxy *px)
+{
+    const proxy_xfer *x = &px->x;
+    CURLcode rc = CURLE_OK;
+    CURLMsg *msg;
+    int running = 1, left;
+
+    px->timer_at = -1;
+    if (curl_multi_add_handle(px->multi, px->curl) != CURLM_OK)
+        return CURLE_FAILED_INIT;
+    while (running) {
+        struct pollfd ready[PROXY_SOCKS];
+        int64_t now = proxy_now_ms(), wait = 1000;
+        int n, nready = 0;
+
+        if (px->timer_at >= 0 && px->timer_at - now < wait)
+            wait = px->timer_at - now;
+        if (x->last_ms + x->timeout_ms + 1 - now < wait)
+            wait = x->last_ms + x->timeout_ms + 1 - now;
+        n = wait > 0 ? poll(px->pfd, (nfds_t)px->nfd, (int)wait) : 0; /* else: time is up */
+        if (n < 0 && errno != EINTR) {
+            log_error("poll for the backend failed: %s", strerror(errno));
+            break;
+        }
+        /* libcurl's callbacks may change pfd: take the ready sockets out first. */
+        for (int i = 0; n > 0 && i < px->nfd; i++)
+            if (px->pfd[i].revents != 0)
+                ready[nready++] = px->pfd[i];
+        for (int i = 0; i < nready; i++) {
+            int bits =
+                ((ready[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ? CURL_CSELECT_IN
+                                                                              : 0) |
+                ((ready[i].revents & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                ((ready[i].revents & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(px->multi, ready[i].fd, bits, &running);
+        }
+        if (nready > 0 || !running)
+            continue;
+        px->timer_at = -1; /* fired, or the second is up: libcurl sets it again if it wants */
+        curl_multi_socket_action(px->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        if (running && proxy_now_ms() - x->last_ms > x->timeout_ms) {
+            for (int i = 0; i < px->nfd; i++)
+                ready[i] = px->pfd[i];
+            for (int i = 0, nfd = px->nfd; running && i < nfd; i++)
+                curl_multi_socket_action(px->multi, ready[i].fd, 0, &running);
+        }
+    }
+    while ((msg = curl_multi_info_read(px->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE)
+            rc = msg->data.result;
+    if (running) /* poll() failed: the exchange is abandoned, its connection closed */
+        rc = CURLE_RECV_ERROR;
+    curl_multi_remove_handle(px->multi, px->curl);
+    return rc;
+}
+
 proxy *proxy_new(const rl_config *cfg)
 {
     proxy *px = calloc(1, sizeof *px);
@@ -48,11 +148,16 @@ proxy *proxy_new(const rl_config *cfg)
     }
     px->cfg = cfg;
     px->curl = curl_easy_init();
-    if (px->curl == NULL) {
+    px->multi = curl_multi_init();
+    if (px->curl == NULL || px->multi == NULL) {
         log_error("libcurl could not make a handle for the proxy");
-        free(px);
+        proxy_free(px);
         return NULL;
     }
+    curl_multi_setopt(px->multi, CURLMOPT_SOCKETFUNCTION, proxy_on_socket);
+    curl_multi_setopt(px->multi, CURLMOPT_SOCKETDATA, px);
+    curl_multi_setopt(px->multi, CURLMOPT_TIMERFUNCTION, proxy_on_timer);
+    curl_multi_setopt(px->multi, CURLMOPT_TIMERDATA, px);
     proxy_options(px);
     proxy_relay_setup(px);
     return px;
@@ -62,6 +167,7 @@ void proxy_free(proxy *px)
 {
     if (px == NULL)
         return;
+    curl_multi_cleanup(px->multi); /* the kept-alive connection is the multi's */
     curl_easy_cleanup(px->curl);
     free(px->hbuf);
     free(px->hoff);
@@ -145,7 +251,7 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
                             status == 500   ? "Internal Server Error\n"
                             : status == 414 ? "URI Too Long\n"
                                             : "Bad Request\n");
-    rc = curl_easy_perform(px->curl);
+    rc = proxy_perform(px);
     if (x->sent_head) {
         if (rc == CURLE_OK && !x->write_failed)
             return x->status;

@@ -7,12 +7,14 @@
 #define FILTER_PROXY_INT_H
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <stdint.h>
 
 #include "proxy.h"
 
 #define PROXY_HEAD_MAX 65536  /* bytes of the backend's response header block */
 #define PROXY_TARGET_MAX 8192 /* bytes of a request target (path and query) */
+#define PROXY_SOCKS 8         /* sockets libcurl may have open for one exchange at once */
 
 typedef struct proxy_xfer {
     const proxy_io *io;
@@ -34,6 +36,13 @@ typedef struct proxy_xfer {
 struct proxy {
     const rl_config *cfg;
     CURL *curl;
+    /* The exchange runs in px->multi, which owns the kept-alive connection, driven by
+     * proxy.c's own poll() on the sockets and timer libcurl asks for (pfd[0..nfd), timer_at
+     * monotonic ms or -1): told which socket is ready, libcurl does not poll it again. */
+    CURLM *multi;
+    struct pollfd pfd[PROXY_SOCKS];
+    int nfd;
+    int64_t timer_at;
     /* The request's header lines, "Name: value" and a NUL each, back to back in hbuf (hlen of
      * hcap bytes used); hoff[0..nh) their offsets (maxh allocated); node[0..nh) the
      * curl_slist libcurl reads, linked over them once hbuf is complete (maxnode allocated).
