@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -22,12 +23,38 @@
 #include "proxy.h"
 
 static proxy *forward_px;
-static response forward_lines; /* the rate-limit header lines added to the backend's answer */
+static response forward_lines;      /* the rate-limit header lines added to the backend's answer */
+static const response *forward_rsp; /* the answer forward_wanted() last said yes to, until used */
 
 int forward_wanted(const handle_ctx *ctx, const response *rsp)
 {
-    return ctx->admin == 0 && ctx->cfg->proxy.backend != NULL &&
-           ctx->req.role == REQUEST_ROLE_RESPONDER && rsp->status == 200 && ctx->dec.allowed;
+    int yes = ctx->admin == 0 && ctx->cfg->proxy.backend != NULL &&
+              ctx->req.role == REQUEST_ROLE_RESPONDER && rsp->status == 200 && ctx->dec.allowed;
+    forward_rsp = yes ? rsp : NULL;
+    return yes;
+}
+
+/* The rate-limit lines for the backend's answer. handle_request() has already made the
+ * responder's own answer with the same lines (response.c: the status line, Content-Type, the
+ * lines, the blank line, "OK\n"): they are taken from it rather than formatted a second time,
+ * when it has exactly that shape; else they are made here. */
+static void forward_limit_lines(const handle_ctx *ctx, const char **lines, size_t *len)
+{
+    static const char head[] = "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n";
+    static const char tail[] = "\r\nOK\n";
+    const size_t hn = sizeof head - 1, tn = sizeof tail - 1;
+    const response *r = forward_rsp;
+
+    forward_rsp = NULL;
+    if (r != NULL && r->len >= hn + tn && memcmp(r->buf, head, hn) == 0 &&
+        memcmp(r->buf + r->len - tn, tail, tn) == 0) {
+        *lines = r->buf + hn;
+        *len = r->len - hn - tn;
+        return;
+    }
+    response_limit_lines(&forward_lines, ctx->cfg, &ctx->dec);
+    *lines = forward_lines.buf;
+    *len = forward_lines.len;
 }
 
 static int forward_fcgi_read(void *ud, char *buf, int n)
@@ -64,8 +91,10 @@ static int forward_run(handle_ctx *ctx, const proxy_io *io)
                                   "Internal Server Error\n";
         return io->write(io->ud, err, (int)sizeof err - 1);
     }
-    response_limit_lines(&forward_lines, ctx->cfg, &ctx->dec);
-    return proxy_forward(forward_px, io, forward_lines.buf, forward_lines.len) < 0 ? -1 : 0;
+    const char *lines;
+    size_t len;
+    forward_limit_lines(ctx, &lines, &len);
+    return proxy_forward(forward_px, io, lines, len) < 0 ? -1 : 0;
 }
 
 static int64_t forward_now_ms(void)

@@ -8,7 +8,8 @@
 #include "response.h"
 
 /* 1 when the request just decided in ctx (answer in rsp) goes to the backend: a backend is
- * configured, the role is responder and the request was allowed. */
+ * configured, the role is responder and the request was allowed. Then the forward_*() call
+ * that follows takes the rate-limit lines from rsp, which must not change in between. */
 int forward_wanted(const handle_ctx *ctx, const response *rsp);
 
 /* Forwards it; the FastCGI request's streams, or stdin/stdout, carry the body and the answer.

@@ -2,7 +2,7 @@
  *
  * The easy handle lives as long as the process, and so does its connection: the backend sees
  * one kept-alive connection per filter process. The options that never change (backend URL,
- * timeouts, callbacks) are set once when the handle is made; per request only the method, body
+ * parsed once, timeouts, callbacks) are set once when the handle is made; per request only the method, body
  * length, target and header list are set, each of them every time, so nothing is left over
  * from the request before (no curl_easy_reset, which would make every option be set again). An exchange that fails before the response head went out is answered
  * here: 502 when the backend cannot be reached or answers garbage, 504 when it is too slow;
@@ -29,7 +29,8 @@ static void proxy_options(proxy *px)
     CURL *c = px->curl;
     const rl_proxy_config *pc = &px->cfg->proxy;
 
-    curl_easy_setopt(c, CURLOPT_URL, pc->backend);
+    /* The backend URL parsed once (libcurl parses a CURLOPT_URL string on every request). */
+    curl_easy_setopt(c, CURLOPT_CURLU, px->url);
     curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never an http_proxy from the environment */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -149,8 +150,14 @@ proxy *proxy_new(const rl_config *cfg)
     px->cfg = cfg;
     px->curl = curl_easy_init();
     px->multi = curl_multi_init();
-    if (px->curl == NULL || px->multi == NULL) {
+    px->url = curl_url();
+    if (px->curl == NULL || px->multi == NULL || px->url == NULL) {
         log_error("libcurl could not make a handle for the proxy");
+        proxy_free(px);
+        return NULL;
+    }
+    if (curl_url_set(px->url, CURLUPART_URL, cfg->proxy.backend, 0) != CURLUE_OK) {
+        log_error("libcurl cannot use the backend URL %s", cfg->proxy.backend);
         proxy_free(px);
         return NULL;
     }
@@ -169,6 +176,7 @@ void proxy_free(proxy *px)
         return;
     curl_multi_cleanup(px->multi); /* the kept-alive connection is the multi's */
     curl_easy_cleanup(px->curl);
+    curl_url_cleanup(px->url);
     free(px->hbuf);
     free(px->hoff);
     free(px->node);

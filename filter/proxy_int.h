@@ -40,6 +40,7 @@ struct proxy {
      * proxy.c's own poll() on the sockets and timer libcurl asks for (pfd[0..nfd), timer_at
      * monotonic ms or -1): told which socket is ready, libcurl does not poll it again. */
     CURLM *multi;
+    CURLU *url; /* the backend URL, parsed once; curl reads it on every request */
     struct pollfd pfd[PROXY_SOCKS];
     int nfd;
     int64_t timer_at;
