@@ -80,12 +80,13 @@ static int proxy_on_timer(CURLM *m, long ms, void *ud)
  * is ready for, instead of its own zero-timeout poll() before every read (two system calls
  * less per request: libcurl still polls once to see that the kept connection is alive, and
  * once right after it sent the request). At most a second between two calls into libcurl, as
- * curl_easy_perform() does; when the exchange has been idle past timeout_ms, libcurl is made to
- * look at its sockets, which runs the progress callback that ends it (proxy_relay.c). Returns
- * what curl_easy_perform() would. */
+ * curl_easy_perform() does. The idle timeout is kept here: when no byte moved either way for
+ * timeout_ms (proxy_relay.c's callbacks note every byte), the exchange is abandoned (removing
+ * the handle closes its connection). Returns what curl_easy_perform() would, or
+ * CURLE_OPERATION_TIMEDOUT with x->timed_out set. */
 static CURLcode proxy_perform(proxy *px)
 {
-    const proxy_xfer *x = &px->x;
+    proxy_xfer *x = &px->x;
     CURLcode rc = CURLE_OK;
     CURLMsg *msg;
     int running = 1, left;
@@ -98,6 +99,11 @@ static CURLcode proxy_perform(proxy *px)
         int64_t now = proxy_now_ms(), wait = 1000;
         int n, nready = 0;
 
+        if (now - x->last_ms > x->timeout_ms) {
+            x->timed_out = 1;
+            rc = CURLE_OPERATION_TIMEDOUT;
+            break;
+        }
         if (px->timer_at >= 0 && px->timer_at - now < wait)
             wait = px->timer_at - now;
         if (x->last_ms + x->timeout_ms + 1 - now < wait)
@@ -105,6 +111,7 @@ static CURLcode proxy_perform(proxy *px)
         n = wait > 0 ? poll(px->pfd, (nfds_t)px->nfd, (int)wait) : 0; /* else: time is up */
         if (n < 0 && errno != EINTR) {
             log_error("poll for the backend failed: %s", strerror(errno));
+            rc = CURLE_RECV_ERROR;
             break;
         }
         /* libcurl's callbacks may change pfd: take the ready sockets out first. */
@@ -119,22 +126,14 @@ static CURLcode proxy_perform(proxy *px)
                 ((ready[i].revents & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
             curl_multi_socket_action(px->multi, ready[i].fd, bits, &running);
         }
-        if (nready > 0 || !running)
-            continue;
-        px->timer_at = -1; /* fired, or the second is up: libcurl sets it again if it wants */
-        curl_multi_socket_action(px->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        if (running && proxy_now_ms() - x->last_ms > x->timeout_ms) {
-            for (int i = 0; i < px->nfd; i++)
-                ready[i] = px->pfd[i];
-            for (int i = 0, nfd = px->nfd; running && i < nfd; i++)
-                curl_multi_socket_action(px->multi, ready[i].fd, 0, &running);
+        if (nready == 0 && running) {
+            px->timer_at = -1; /* fired, or the second is up: libcurl sets it again if needed */
+            curl_multi_socket_action(px->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         }
     }
     while ((msg = curl_multi_info_read(px->multi, &left)) != NULL)
         if (msg->msg == CURLMSG_DONE)
             rc = msg->data.result;
-    if (running) /* poll() failed: the exchange is abandoned, its connection closed */
-        rc = CURLE_RECV_ERROR;
     curl_multi_remove_handle(px->multi, px->curl);
     return rc;
 }
