@@ -54,6 +54,8 @@ static int proxy_room(proxy *px, size_t n)
 
 static void proxy_put(proxy *px, const char *s, size_t n)
 {
+    if (n == 0) /* s may be NULL then */
+        return;
     memcpy(px->hbuf + px->hlen, s, n);
     px->hlen += n;
 }
