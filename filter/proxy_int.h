@@ -21,6 +21,7 @@ typedef struct proxy_xfer {
     const char *extra;       /* header lines to add to the response */
     size_t extra_len;
     int64_t body_left;       /* request body bytes still to send; -1 = until EOF */
+    int empty_length;        /* the body is empty and must say so: "Content-Length: 0" */
     int read_failed;         /* the client's body ended early or could not be read */
     int write_failed;        /* the web server went away */
     int timed_out;           /* the backend stayed silent longer than timeout_ms */

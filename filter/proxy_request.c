@@ -251,6 +251,16 @@ static int proxy_has_chunked(const char *te)
     return n >= 7 && strncasecmp(te + n - 7, "chunked", 7) == 0;
 }
 
+/* The methods whose requests have no body as a rule (RFC 9110 9.3). */
+static int proxy_no_body(const char *method)
+{
+    static const char *const none[] = {"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        if (strcmp(method, none[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Method and body: GET without a body as libcurl does it; HEAD without waiting for a body;
  * everything else with the client's method verbatim. Every option that says so is set each
  * time: the handle keeps the previous request's. */
@@ -277,6 +287,10 @@ static int proxy_method_body(proxy *px, const proxy_io *io, const char *const v[
         len = -1; /* the web server did not count it: stream it until its end, chunked */
     }
     px->x.body_left = len;
+    /* An empty body counted by the client goes out with its "Content-Length: 0" where the
+     * method expects a body (POST, PUT, PATCH, ...): libcurl sends none for a request without
+     * a body, and a backend may then refuse it (lighttpd: 411 Length Required). */
+    px->x.empty_length = len == 0 && cl != NULL && cl[0] != '\0' && !proxy_no_body(method);
 
     /* HTTPGET clears both NOBODY and UPLOAD; NOBODY alone would leave UPLOAD as it was. */
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -398,6 +412,7 @@ int proxy_request_setup(proxy *px, const proxy_io *io)
         proxy_forwarding_headers(px, v) != 0 || proxy_add_raw(px, "Expect:") != 0 ||
         (!have_accept && proxy_add_raw(px, "Accept:") != 0) ||
         (px->x.body_left < 0 && proxy_add_raw(px, "Transfer-Encoding: chunked") != 0) ||
+        (px->x.empty_length && proxy_add_raw(px, "Content-Length: 0") != 0) ||
         proxy_link(px) == NULL) {
         log_error("500: out of memory building the request headers");
         return 500;
