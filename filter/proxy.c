@@ -1,12 +1,15 @@
 /* proxy.c -- forward an allowed responder request to the backend (see proxy.h)
  *
- * The easy handle lives as long as the process, and so does its connection: the backend sees
- * one kept-alive connection per filter process. The options that never change (backend URL,
- * parsed once, timeouts, callbacks) are set once when the handle is made; per request only the method, body
- * length, target and header list are set, each of them every time, so nothing is left over
- * from the request before (no curl_easy_reset, which would make every option be set again). An exchange that fails before the response head went out is answered
- * here: 502 when the backend cannot be reached or answers garbage, 504 when it is too slow;
- * after the head went out the response can only be cut short (logged).
+ * The easy handle and the multi handle that runs it live as long as the process, and so does
+ * their connection: the backend sees one kept-alive connection per filter process. The
+ * options that never change (the backend URL, parsed once, timeouts, callbacks) are set once
+ * when the handle is made; per request only the method, body length, target and header list
+ * are set, each of them every time, so nothing is left over from the request before (no
+ * curl_easy_reset, which would make every option be set again). The exchange runs on the
+ * proxy's own poll() loop (proxy_perform), which also keeps the idle timeout. An exchange
+ * that fails before the response head went out is answered here: 502 when the backend cannot
+ * be reached or answers garbage, 504 when it is too slow; after the head went out the
+ * response can only be cut short (logged).
  */
 #include "../core/fmacros.h"
 
