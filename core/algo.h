@@ -35,8 +35,9 @@ int rl_algo_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int6
                    rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
 
 /* The words of rl_state the rule's algorithm reads and writes, w[0..n): gcra 2, fixed_window
- * 2, sliding_window 3, sliding_log 2 + ceil(count/2). At most RL_STATE_WORDS for any rule the
- * config accepts. A store sizes its slots by the largest over its rules. */
+ * 2, sliding_window 3, sliding_log 2 + ceil(count/2) up to RL_LOG_MAX and
+ * rl_sliding_bucket_words() (35) above. At most RL_STATE_WORDS for any rule the config
+ * accepts. A store sizes its slots by the largest over its rules. */
 size_t rl_algo_state_words(const rl_rule *rule);
 
 /* GCRA; state w[0] = theoretical arrival time (ms), w[1] = its fraction in 1/count ms. */
@@ -56,5 +57,17 @@ int rl_sliding_window_decide(const rl_rule *rule, const rl_state *in, int64_t no
  * offsets from the base, two per word (entry 2k in the low half of w[2+k]), oldest first. */
 int rl_sliding_log_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
                           rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+
+/* Bucketed sliding log (slidebucket.c), for count > RL_LOG_MAX: never admits more than count
+ * in any rolling period; w[0] = newest bucket index, w[1] = 0, w[2..] = RL_LOG_BUCKETS + 1
+ * 32-bit bucket counts, newest first, two per word. */
+int rl_sliding_bucket_decide(const rl_rule *rule, const rl_state *in, int64_t now_ms, int64_t cost,
+                             rl_state *out, int64_t *ttl_ms, rl_rule_result *res);
+
+/* The words rl_sliding_bucket_decide keeps: 2 + ceil((RL_LOG_BUCKETS + 1) / 2). */
+size_t rl_sliding_bucket_words(void);
+
+_Static_assert(2 + (RL_LOG_BUCKETS + 2) / 2 <= RL_STATE_WORDS, "a bucketed log fits a state");
+_Static_assert(RL_LOG_COUNT_MAX < (1LL << 31), "bucket counts are 32 bits");
 
 #endif

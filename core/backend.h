@@ -40,11 +40,15 @@ typedef struct rl_shm_stat {
     int64_t expired_reclaimed; /* expired keys whose slot was taken back */
     int64_t insert_failures;   /* inserts that found no slot: always 0 unless damaged */
     int64_t stripes;           /* independent locks the table is split into */
-    int64_t repairs; /* stripes rebuilt (damaged, or owner died): their keys may be lost */
+    int64_t repairs;    /* stripes rebuilt (damaged, or owner died): their keys may be lost */
+    int64_t generation; /* 1 for a new segment, +1 at each replacement (shm_gen.c) */
+    int64_t key_max, state_words; /* the slots' sizes, at least what the opener asked for */
 } rl_shm_stat;
 
-/* Creates the named segment, or attaches to it when another process already did (same
- * layout, capacity, key_max and state_words required). Slots are sized from key_max (the
+/* Creates the named segment, or attaches to it when another process already did and it fits
+ * (same layout and capacity, slots at least key_max and state_words large). A segment that
+ * does not fit is replaced by a new generation made for this configuration, which starts with
+ * every live entry of the old one (shm_gen.c). Slots are sized from key_max (the
  * longest key a decision may pass, 1..RL_KEY_MAX; limiter.c: longest rule name + 1 +
  * RL_CLIENT_MAX) and state_words (rl_state words kept per key, 1..RL_STATE_WORDS: the most
  * rl_algo_state_words of any rule decided in it; limiter.c). A decision moves only its rule's
@@ -58,6 +62,39 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
 rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                           const rl_shm_config *own, rl_error *err);
 void rl_shm_close(rl_shm *shm);
+/* What rl_shm_open would do with the segment in place, without changing anything (for -t):
+ * writes one sentence into out and returns RL_SHM_PLAN_NEW (no segment yet), _KEEP (it fits:
+ * all state kept), _CARRY (replaced by a new generation, live entries carried over), _FRESH
+ * (replaced by an empty one: another layout or damaged), _UNKNOWN (cannot be read), or -1
+ * when rl_shm_open_owned(..., own, ...) by this process would fail (a foreign object, not
+ * enough shared memory, a segment this user may not open or replace, an owner it may not give
+ * a new segment to: shm_owner.h). A new segment's or generation's owner is said. */
+enum {
+    RL_SHM_PLAN_NEW,
+    RL_SHM_PLAN_KEEP,
+    RL_SHM_PLAN_CARRY,
+    RL_SHM_PLAN_FRESH,
+    RL_SHM_PLAN_UNKNOWN
+};
+int rl_shm_plan(const char *name, int64_t capacity, size_t key_max, size_t state_words,
+                const rl_shm_config *own, char *out, size_t len);
+/* Calls fn for the key of every live entry of the segment in place, without locks and
+ * without writing (a report for -t, not a decision: an entry changing meanwhile may be missed
+ * or seen twice; every index and length is bounds-checked). 0, or -1 when there is no sound
+ * segment to read. */
+int rl_shm_scan(const char *name, void (*fn)(const char *key, size_t len, void *ud), void *ud);
+/* What rl_shm_open did to the segment in place when it replaced it by a new generation (one
+ * sentence, for the log), or "". */
+const char *rl_shm_note(const rl_shm *shm);
+/* rl_shm_note of the limiter's table (limiter.c). */
+const char *rl_limiter_shm_note(const rl_limiter *lim);
+/* rl_shm_plan for the table cfg's limiter would open, and -1 too when its statistics segment
+ * would refuse the start (limiter.c). */
+int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len);
+/* For each rule i of cfg, the live entries of the table in place under its identity (live[i])
+ * and under its name with another limit (stale[i]: a state the rule no longer reads). 0, or
+ * -1 when there is no table to read. */
+int rl_limiter_shm_census(const rl_config *cfg, int64_t *live, int64_t *stale);
 /* Removes the name; processes attached keep their mapping. 0, or -1 when it did not exist. */
 int rl_shm_unlink(const char *name);
 /* Decides items[0..n) atomically at now_ms; now_ms < 0 means "read CLOCK_REALTIME once the

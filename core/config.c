@@ -112,6 +112,8 @@ static int cfg_load_root(const cfg_loader *ld, const config_setting_t *root, rl_
             rc = rl_cfg_load_access(ld, s, &cfg->access);
         else if (rl_cfg_is(s, "proxy"))
             rc = rl_cfg_load_proxy(ld, s, &cfg->proxy);
+        else if (rl_cfg_is(s, "fastcgi"))
+            rc = rl_cfg_load_fastcgi(ld, s, &cfg->fastcgi);
         else if (rl_cfg_is(s, "admin"))
             rc = rl_cfg_load_admin(ld, s, &cfg->admin);
         else if (rl_cfg_is(s, "rules")) {
@@ -156,6 +158,9 @@ static void cfg_defaults(rl_config *cfg)
     cfg->identity.ipv6_prefix = 64;
     cfg->proxy.connect_timeout_ms = 1000;
     cfg->proxy.timeout_ms = 30000;
+    cfg->fastcgi.read_timeout_ms = 5000;
+    cfg->fastcgi.idle_timeout_ms = 30000;
+    cfg->fastcgi.max_connections = 256;
 }
 
 rl_config *rl_config_load(const char *file, rl_error *err)
@@ -253,6 +258,13 @@ void rl_config_free(rl_config *cfg)
     free(cfg->redis.user);
     free(cfg->redis.password);
     free(cfg->redis.prefix);
+    for (size_t i = 0; i < cfg->redis.ncluster; i++)
+        free(cfg->redis.cluster[i]);
+    free(cfg->redis.cluster);
+    for (size_t i = 0; i < cfg->redis.nsentinels; i++)
+        free(cfg->redis.sentinels[i]);
+    free(cfg->redis.sentinels);
+    free(cfg->redis.master_name);
     free(cfg->proxy.backend);
     free(cfg->admin.allow);
     free(cfg->admin.health_path);

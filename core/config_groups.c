@@ -8,6 +8,7 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "redis_cluster.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -265,14 +266,54 @@ static int cfg_redis_string(const cfg_loader *ld, const config_setting_t *s, cha
     if (rl_cfg_string(ld, s, &v) != 0)
         return -1;
     n = strlen(v);
-    if (rl_cfg_is(s, "host") && n == 0)
-        return rl_cfg_fail(ld, s, "invalid host \"\": must not be empty");
+    if ((rl_cfg_is(s, "host") || rl_cfg_is(s, "master_name")) && n == 0)
+        return rl_cfg_fail(ld, s, "invalid %s \"\": must not be empty",
+                           rl_cfg_is(s, "host") ? "host" : "master_name");
     if (rl_cfg_is(s, "prefix") && n > CFG_REDIS_PREFIX_MAX)
         return rl_cfg_fail(ld, s, "invalid prefix %s: must be at most %d bytes", rl_quote(q, v, n),
                            CFG_REDIS_PREFIX_MAX);
     /* An empty socket, user or password means "unset"; an empty prefix is a real one. */
     return rl_cfg_set_string(
         ld, v, rl_cfg_is(s, "socket") || rl_cfg_is(s, "password") || rl_cfg_is(s, "user"), dst);
+}
+
+/* redis.cluster and redis.sentinels: 1..RL_CLUSTER_NODES_MAX addresses, each "HOST:PORT"
+ * (HOST an IPv4 address or a name, no brackets: nodes announce themselves as IP:PORT), into
+ * *list (owned) of *n entries. */
+static int cfg_redis_nodes(const cfg_loader *ld, const config_setting_t *s, char ***list,
+                           size_t *nlist)
+{
+    int len = rl_cfg_string_list(ld, s, RL_CLUSTER_NODES_MAX);
+    const char *what = rl_cfg_is(s, "cluster") ? "cluster node" : "sentinel";
+
+    if (len < 0)
+        return -1;
+    for (size_t i = 0; i < *nlist; i++)
+        free((*list)[i]);
+    free(*list);
+    *nlist = 0;
+    *list = calloc((size_t)len, sizeof **list);
+    if (*list == NULL)
+        return rl_cfg_oom(ld);
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        const char *colon = strrchr(v, ':');
+        char q[RL_QUOTE_SIZE], *end;
+        long port = 0;
+
+        if (colon != NULL && colon[1] >= '0' && colon[1] <= '9')
+            port = strtol(colon + 1, &end, 10);
+        if (colon == NULL || colon == v || port < 1 || port > 65535 || *end != '\0' ||
+            colon - v > RL_CLUSTER_HOST_MAX || strcspn(v, "[]{} \t") < strlen(v))
+            return rl_cfg_fail(ld, e, "invalid %s %s: must be \"HOST:PORT\"", what,
+                               rl_quote(q, v, strlen(v)));
+        (*list)[i] = strdup(v);
+        if ((*list)[i] == NULL)
+            return rl_cfg_oom(ld);
+        *nlist = (size_t)i + 1;
+    }
+    return 0;
 }
 
 static int cfg_redis_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
@@ -308,6 +349,12 @@ static int cfg_redis_member(const cfg_loader *ld, const config_setting_t *s, voi
         rc = rl_cfg_int32(ld, s, 1, CFG_BREAKER_OPEN_MAX_MS, &r->breaker_open_max_ms);
     else if (rl_cfg_is(s, "hosts"))
         rc = rl_cfg_int32(ld, s, 1, CFG_HOSTS_MAX, &r->hosts);
+    else if (rl_cfg_is(s, "cluster"))
+        rc = cfg_redis_nodes(ld, s, &r->cluster, &r->ncluster);
+    else if (rl_cfg_is(s, "sentinels"))
+        rc = cfg_redis_nodes(ld, s, &r->sentinels, &r->nsentinels);
+    else if (rl_cfg_is(s, "master_name"))
+        rc = cfg_redis_string(ld, s, &r->master_name);
     else
         rc = rl_cfg_unknown_key(ld, s);
     return rc;
@@ -317,6 +364,21 @@ int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_
 {
     if (rl_cfg_members(ld, g, cfg_redis_member, r) != 0)
         return -1;
+    const config_setting_t *cl = config_setting_get_member(g, "cluster");
+    if (cl != NULL && r->socket != NULL)
+        return rl_cfg_fail(ld, cl, "cluster and socket exclude each other");
+    if (cl != NULL && r->db != 0)
+        return rl_cfg_fail(ld, cl, "a cluster has only db 0 (db is %d)", r->db);
+    const config_setting_t *se = config_setting_get_member(g, "sentinels");
+    const config_setting_t *mn = config_setting_get_member(g, "master_name");
+    if (se != NULL && cl != NULL)
+        return rl_cfg_fail(ld, se, "sentinels and cluster exclude each other");
+    if (se != NULL && r->socket != NULL)
+        return rl_cfg_fail(ld, se, "sentinels and socket exclude each other");
+    if (se != NULL && r->master_name == NULL)
+        return rl_cfg_fail(ld, se, "sentinels need master_name");
+    if (mn != NULL && se == NULL)
+        return rl_cfg_fail(ld, mn, "master_name needs sentinels");
     const config_setting_t *max_setting = config_setting_get_member(g, "breaker_open_max_ms");
     /* The breaker's back-off doubles from breaker_open_ms up to breaker_open_max_ms. */
     if (max_setting == NULL)
@@ -399,6 +461,29 @@ static int cfg_proxy_member(const cfg_loader *ld, const config_setting_t *s, voi
 int rl_cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px)
 {
     return rl_cfg_members(ld, g, cfg_proxy_member, px);
+}
+
+/* ---- fastcgi ------------------------------------------------------------------------------- */
+
+static int cfg_fastcgi_member(const cfg_loader *ld, const config_setting_t *s, void *ud)
+{
+    rl_fastcgi_config *fc = ud;
+    int rc;
+
+    if (rl_cfg_is(s, "read_timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_TIMEOUT_MAX_MS, &fc->read_timeout_ms);
+    else if (rl_cfg_is(s, "idle_timeout_ms"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_FASTCGI_IDLE_MAX_MS, &fc->idle_timeout_ms);
+    else if (rl_cfg_is(s, "max_connections"))
+        rc = rl_cfg_int32(ld, s, 1, CFG_FASTCGI_CONNECTIONS_MAX, &fc->max_connections);
+    else
+        rc = rl_cfg_unknown_key(ld, s);
+    return rc;
+}
+
+int rl_cfg_load_fastcgi(const cfg_loader *ld, const config_setting_t *g, rl_fastcgi_config *fc)
+{
+    return rl_cfg_members(ld, g, cfg_fastcgi_member, fc);
 }
 
 /* ---- headers ------------------------------------------------------------------------------- */

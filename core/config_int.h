@@ -41,6 +41,9 @@
 #define CFG_BREAKER_OPEN_MAX_MS 600000
 #define CFG_HOSTS_MAX 10000
 #define CFG_PROXY_TIMEOUT_MAX_MS 3600000
+/* fastcgi: connection deadlines and the connections one process holds */
+#define CFG_FASTCGI_IDLE_MAX_MS 3600000
+#define CFG_FASTCGI_CONNECTIONS_MAX 65536
 
 #define CFG_LIST_MAX 1024 /* entries of a list of addresses, methods or hosts */
 #define CFG_METHOD_MAX 31
@@ -68,6 +71,7 @@ int rl_cfg_load_headers(const cfg_loader *ld, const config_setting_t *g, rl_conf
 int rl_cfg_load_identity(const cfg_loader *ld, const config_setting_t *g, rl_identity_config *ic);
 
 int rl_cfg_load_proxy(const cfg_loader *ld, const config_setting_t *g, rl_proxy_config *px);
+int rl_cfg_load_fastcgi(const cfg_loader *ld, const config_setting_t *g, rl_fastcgi_config *fc);
 
 int rl_cfg_load_redis(const cfg_loader *ld, const config_setting_t *g, rl_redis_config *r);
 

@@ -7,8 +7,10 @@
  * a successful probe resets it.
  *
  * While open no request touches the network: the limiter decides from its fallback at once,
- * so a dead or stalled Redis costs at most `threshold` timeouts per open_ms per process,
- * instead of one per request. The breaker is also the reconnect policy: redis.c never waits
+ * so a dead, stalled or hostile Redis costs at most `threshold` timeouts per open_ms per
+ * process, instead of one per request -- each at most command_timeout_ms, since redis.c ends
+ * a whole decision (reconnect, reloads and retries included) by one deadline and reports a
+ * reply that trickles, stalls or is oversized as a failure. The breaker is also the reconnect policy: redis.c never waits
  * on its own, a closed breaker reconnects on the next request, an open one once per open_ms.
  *
  * Invariants: 0 <= failures < threshold while CLOSED; open_until is meaningful only while

@@ -113,6 +113,14 @@ int rl_keys_refusal(const char *key, size_t keylen, size_t nlen, char *out)
     return 0;
 }
 
+size_t rl_keys_id_len(const char *key, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (key[i] == RL_KEYS_RULE_SEP || key[i] == RL_KEYS_REFUSAL_SEP)
+            return i;
+    return 0;
+}
+
 size_t rl_keys_redis_len(size_t plen, size_t clen, size_t nlen)
 {
     return plen + 1 + clen + 2 + nlen;

@@ -41,6 +41,10 @@ size_t rl_keys_shm(const char *name, size_t nlen, const char *material, size_t m
  * NAME 0x1e MATERIAL, into out (RL_KEY_MAX + 1 bytes). 0, or -1 when key is not such a key. */
 int rl_keys_refusal(const char *key, size_t keylen, size_t nlen, char *out);
 
+/* The length of the rule identity a shm or refusal-cache key begins with (up to its first
+ * separator), 0 when key is neither. */
+size_t rl_keys_id_len(const char *key, size_t len);
+
 /* Bytes of the Redis key of client clen bytes, rule name nlen, under a prefix of plen. */
 size_t rl_keys_redis_len(size_t plen, size_t clen, size_t nlen);
 

@@ -22,6 +22,7 @@
  */
 #include "fmacros.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,14 @@ static int64_t limiter_clock_ms(clockid_t id)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* One rule's share: count and burst / hosts, at least 1; strings stay borrowed. */
+static void limiter_share(const rl_rule *rule, int64_t hosts, rl_rule *r)
+{
+    *r = *rule;
+    r->count = r->count / hosts > 0 ? r->count / hosts : 1;
+    r->burst = r->burst / hosts > 0 ? r->burst / hosts : 1;
+}
+
 /* The shm fallback's copy of each rule: this host's share of a limit shared by `hosts`. */
 static int limiter_make_shares(rl_limiter *lim)
 {
@@ -85,12 +94,8 @@ static int limiter_make_shares(rl_limiter *lim)
     lim->shares = calloc(cfg->nrules, sizeof(*lim->shares));
     if (lim->shares == NULL)
         return -1;
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        rl_rule *r = &lim->shares[i];
-        *r = cfg->rules[i]; /* strings stay borrowed from the config */
-        r->count = r->count / hosts > 0 ? r->count / hosts : 1;
-        r->burst = r->burst / hosts > 0 ? r->burst / hosts : 1;
-    }
+    for (size_t i = 0; i < cfg->nrules; i++)
+        limiter_share(&cfg->rules[i], hosts, &lim->shares[i]);
     return 0;
 }
 
@@ -114,17 +119,74 @@ static size_t limiter_key_max(const rl_config *cfg)
     return rl_keys_shm_max(longest);
 }
 
-/* The state words the table keeps per key: the most any rule's algorithm needs, and the
- * refusal cache's entries when Redis is on. So a GCRA-only config keeps 2 words a key, and
- * only a config with a sliding_log rule pays for its log in every slot. */
+/* The state words the table keeps per key: the most any rule's algorithm needs, its shm
+ * fallback share's too (a sliding_log's share can need more words than the rule: 200 is
+ * bucketed, 35 words, its half an exact log of 100, 52), and the refusal cache's entries
+ * when Redis is on. So a GCRA-only config keeps 2 words a key, and only a config with a
+ * sliding_log rule pays for its log in every slot. */
 static size_t limiter_state_words(const rl_config *cfg)
 {
     size_t words = cfg->redis.enabled ? RL_SHM_RAW_WORDS : 1;
     for (size_t i = 0; i < cfg->nrules; i++) {
+        rl_rule share;
         size_t w = rl_algo_state_words(&cfg->rules[i]);
         words = w > words ? w : words;
+        if (cfg->redis.enabled && cfg->redis.hosts > 1) {
+            limiter_share(&cfg->rules[i], cfg->redis.hosts, &share);
+            w = rl_algo_state_words(&share);
+            words = w > words ? w : words;
+        }
     }
     return words;
+}
+
+const char *rl_limiter_shm_note(const rl_limiter *lim)
+{
+    return rl_shm_note(lim->shm);
+}
+
+int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
+{
+    rl_error err;
+    int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                         limiter_state_words(cfg), &cfg->shm, out, len);
+
+    /* The statistics segment would refuse a start too (another build's version, or a segment
+     * this user may not open or create). */
+    if (rc >= 0 && rl_stats_probe(cfg->shm.name, &cfg->shm, &err) < 0) {
+        snprintf(out, len, "%s: a start would fail", err.text);
+        return -1;
+    }
+    return rc;
+}
+
+typedef struct limiter_census {
+    const rl_config *cfg;
+    int64_t *live, *stale;
+} limiter_census;
+
+static void limiter_census_key(const char *key, size_t len, void *ud)
+{
+    limiter_census *c = ud;
+    size_t idlen = rl_keys_id_len(key, len);
+    const char *colon = memchr(key, ':', idlen);
+    size_t nlen = colon != NULL ? (size_t)(colon - key) : 0;
+
+    for (size_t i = 0; i < c->cfg->nrules && idlen > 0; i++) {
+        const rl_rule *r = &c->cfg->rules[i];
+        if (idlen == r->key_id_len && memcmp(key, r->key_id, idlen) == 0)
+            c->live[i]++;
+        else if (nlen > 0 && nlen == strlen(r->name) && memcmp(key, r->name, nlen) == 0)
+            c->stale[i]++;
+    }
+}
+
+int rl_limiter_shm_census(const rl_config *cfg, int64_t *live, int64_t *stale)
+{
+    limiter_census c = {cfg, live, stale};
+    for (size_t i = 0; i < cfg->nrules; i++)
+        live[i] = stale[i] = 0;
+    return rl_shm_scan(cfg->shm.name, limiter_census_key, &c);
 }
 
 /* The pool's statistics segment and each rule's slot in it. 0, or -1 with err. */
@@ -168,8 +230,11 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         return NULL;
     }
     if (cfg->redis.enabled && !sandbox) {
-        rl_breaker_init(&lim->breaker, cfg->redis.breaker_failures, cfg->redis.breaker_open_ms,
-                        cfg->redis.breaker_open_max_ms);
+        /* A cluster router keeps one breaker per master (redis_cluster.c): a dead master
+         * must not stop the decisions the others make, so this one never opens then. */
+        rl_breaker_init(&lim->breaker,
+                        cfg->redis.ncluster > 0 ? INT_MAX : cfg->redis.breaker_failures,
+                        cfg->redis.breaker_open_ms, cfg->redis.breaker_open_max_ms);
         lim->redis = rl_redis_new(&cfg->redis);
         if (lim->redis == NULL || limiter_make_shares(lim) < 0) {
             snprintf(err->text, sizeof(err->text), "out of memory");

@@ -1,15 +1,27 @@
 /* redis.c -- the Redis store: one persistent hiredis connection per handle
  *
- * A decision is one EVALSHA of the script (redis_script.c) over every matched rule, so
+ * A decision is one EVALSHA of the script (ratelimit.lua) over every matched rule, so
  * Redis decides all rules atomically and, with now_ms < 0, on its own clock shared by every
  * host. Keys are PREFIX "{" CLIENT "}:" RULE-ID (keys.c): the hash tag keeps one client's keys in one
  * Redis Cluster slot, so a multi-rule script never crosses slots.
  *
  * The handle is connected (ctx != NULL: AUTH, SELECT and SCRIPT LOAD done, sha valid) or not
  * (ctx == NULL: the next decide connects). Any failure (connect, I/O, timeout, error reply, a
- * reply of the wrong shape) frees the context -- hiredis contexts are unusable after an error.
- * This file never waits between attempts: when to try Redis again is the circuit breaker's
- * job (failover.c, driven by limiter.c), so there is one mechanism, not two.
+ * reply of the wrong shape or over the size bounds) frees the context -- hiredis contexts are
+ * unusable after an error. This file never waits between attempts: when to try Redis again is
+ * the circuit breaker's job (failover.c, driven by limiter.c), so there is one mechanism, not
+ * two.
+ *
+ * One deadline per decision (and per PING): command_timeout_ms from the call's start bounds
+ * all of it -- connect (also bounded by connect_timeout_ms), AUTH, SELECT, SCRIPT LOAD, the
+ * EVALSHA, a NOSCRIPT reload and retry, a reconnect -- on a non-blocking context polled for
+ * the time left (redis_io.c), so no server, however slow or hostile, holds a decision longer.
+ *
+ * Instant reconnect: a connection kept from an earlier call is checked before use (without
+ * waiting), and replaced when the server closed or reset it meanwhile; one that turns out dead
+ * on first use anyway (closed or reset before any byte of the reply) is replaced and the
+ * command sent once more, within the same deadline. So a Redis restart that happened while a
+ * process was idle costs that process one connect, not a fallback decision.
  *
  * The request path allocates nothing of its own (hiredis still copies the command into its
  * output buffer and allocates the reply): the EVALSHA command is written in the wire format
@@ -26,21 +38,22 @@
  */
 #include "fmacros.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
 #include "keys.h"
+#include "redis_cluster.h"
+#include "redis_io.h"
+#include "redis_node.h"
 #include "redis_reply.h"
 #include "redis_script.h"
+#include "redis_sentinel.h"
 
 #define REDIS_SHA_LEN 40
 /* "EVALSHA" sha numkeys, then n keys, now, and algo/count/period/burst/cost/dry-run per rule. */
@@ -63,7 +76,17 @@ struct rl_redis {
     redisContext *ctx;          /* owned; NULL when not connected */
     char sha[REDIS_SHA_LEN + 1];
     int64_t last_now_ms; /* the time the last successful script decided at */
-    char where[128];     /* "127.0.0.1:6379" or "unix:/path", for messages */
+    int64_t deadline;    /* monotonic ms by which the current call ends, whatever happens */
+    int64_t given;       /* > 0: the deadline a cluster node's call was given (redis_node.h) */
+    int map;             /* the current command's reply has a slot map's bounds */
+    rl_cluster *cluster; /* owned; non-NULL when cfg names cluster seeds: it decides */
+    /* With Sentinel: the master the sentinels named at the last connect, and cfg with its
+     * address (what rl_rio_connect is given). */
+    char master[RL_SENTINEL_HOST_MAX + 1];
+    rl_redis_config mcfg;
+    int64_t asked_ms;                      /* monotonic ms the sentinels were last asked */
+    rl_rio_status last;                    /* how the last exchange ended */
+    char where[RL_SENTINEL_HOST_MAX + 16]; /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];
 
     /* Per-request scratch, owned: the EVALSHA command in RESP, cmdlen bytes of cmdcap. */
@@ -108,15 +131,6 @@ static const char *redis_printable(char *dst, size_t size, const char *src, size
     return dst;
 }
 
-static struct timeval redis_timeval(int ms)
-{
-    struct timeval tv;
-
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
-}
-
 rl_redis *rl_redis_new(const rl_redis_config *cfg)
 {
     rl_redis *r = calloc(1, sizeof(*r));
@@ -125,6 +139,13 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     if (r == NULL)
         return NULL;
     r->cfg = cfg;
+    if (cfg->ncluster > 0) {
+        r->cluster = rl_cluster_new(cfg);
+        if (r->cluster == NULL) {
+            free(r);
+            return NULL;
+        }
+    }
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
     r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
@@ -150,23 +171,24 @@ void rl_redis_free(rl_redis *r)
         return;
     if (r->ctx != NULL)
         redisFree(r->ctx);
+    rl_cluster_free(r->cluster);
     free(r->cmd);
     free(r);
 }
 
 const char *rl_redis_errstr(const rl_redis *r)
 {
-    return r->errstr;
+    return r->cluster != NULL ? rl_cluster_errstr(r->cluster) : r->errstr;
 }
 
 int rl_redis_connected(const rl_redis *r)
 {
-    return r->ctx != NULL;
+    return r->cluster != NULL ? rl_cluster_connected(r->cluster) : r->ctx != NULL;
 }
 
 int64_t rl_redis_last_now(const rl_redis *r)
 {
-    return r->last_now_ms;
+    return r->cluster != NULL ? rl_cluster_last_now(r->cluster) : r->last_now_ms;
 }
 
 /* The connection failed: drop it (never reuse a context in error). errstr is already set.
@@ -180,18 +202,36 @@ static int redis_fail(rl_redis *r)
     return -1;
 }
 
-/* Describes why the context failed (call right after the failing hiredis call, while errno
- * still holds its cause). */
-static int redis_fail_io(rl_redis *r, const char *what)
+/* Sends what the context's output buffer holds and reads the reply by the call's deadline:
+ * RL_RIO_OK and the reply (the caller frees it), or another status after redis_fail. */
+static rl_rio_status redis_call(rl_redis *r, const char *what, redisReply **reply)
 {
-    if (r->ctx == NULL)
+    char why[RL_ERRSTR_MAX / 2];
+    rl_rio_status st = r->map ? rl_rio_exchange_map(r->ctx, r->deadline, reply, why, sizeof why)
+                              : rl_rio_exchange(r->ctx, r->deadline, reply, why, sizeof why);
+
+    r->last = st;
+    if (st != RL_RIO_OK) {
+        redis_set_error(r, "redis %s: %s: %s", r->where, what, why);
+        redis_fail(r);
+    }
+    return st;
+}
+
+/* Runs the command argv[0..argc) (redis_call): the reply, or NULL after redis_fail. */
+static redisReply *redis_command(rl_redis *r, const char *what, int argc, const char **argv,
+                                 const size_t *argvlen)
+{
+    redisReply *reply = NULL;
+
+    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
         redis_set_error(r, "redis %s: %s: out of memory", r->where, what);
-    else if (r->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
-        redis_set_error(r, "redis %s: %s: timed out", r->where, what);
-    else
-        redis_set_error(r, "redis %s: %s: %s", r->where, what,
-                        r->ctx->errstr[0] ? r->ctx->errstr : "connection error");
-    return redis_fail(r);
+        redis_fail(r);
+        return NULL;
+    }
+    if (redis_call(r, what, &reply) != RL_RIO_OK)
+        return NULL;
+    return reply;
 }
 
 /* Runs a command that must answer with a status or a string. Returns the reply (the caller
@@ -199,12 +239,10 @@ static int redis_fail_io(rl_redis *r, const char *what)
 static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const char **argv,
                                 const size_t *argvlen)
 {
-    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
+    redisReply *reply = redis_command(r, what, argc, argv, argvlen);
 
-    if (reply == NULL) {
-        redis_fail_io(r, what);
+    if (reply == NULL)
         return NULL;
-    }
     if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
         return reply;
     char shown[256];
@@ -218,17 +256,26 @@ static redisReply *redis_simple(rl_redis *r, const char *what, int argc, const c
     return NULL;
 }
 
-/* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA. 0, or -1 after redis_fail. */
+/* SCRIPT LOAD: keeps the script's SHA1 for EVALSHA, which must be the one computed at build
+ * (redis_script.h): another would mean the server ran other text. 0, or -1 after redis_fail. */
 static int redis_load_script(rl_redis *r)
 {
     const char *argv[] = {"SCRIPT", "LOAD", rl_redis_script};
-    size_t argvlen[] = {6, 4, strlen(rl_redis_script)};
+    size_t argvlen[] = {6, 4, rl_redis_script_len};
     redisReply *reply = redis_simple(r, "SCRIPT LOAD", 3, argv, argvlen);
 
     if (reply == NULL)
         return -1;
     if (reply->type != REDIS_REPLY_STRING || reply->len != REDIS_SHA_LEN) {
         redis_set_error(r, "redis %s: SCRIPT LOAD: unexpected reply", r->where);
+        freeReplyObject(reply);
+        return redis_fail(r);
+    }
+    if (memcmp(reply->str, rl_redis_script_sha, REDIS_SHA_LEN) != 0) {
+        char shown[REDIS_SHA_LEN * 4 + 1];
+        redis_set_error(r, "redis %s: SCRIPT LOAD: digest %s, expected %s", r->where,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len),
+                        rl_redis_script_sha);
         freeReplyObject(reply);
         return redis_fail(r);
     }
@@ -256,10 +303,9 @@ static int redis_auth(rl_redis *r)
     }
     argv[argc] = pw;
     argvlen[argc++] = strlen(pw);
-    reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
-
+    reply = redis_command(r, "AUTH", argc, argv, argvlen);
     if (reply == NULL)
-        return redis_fail_io(r, "AUTH");
+        return -1;
     if (reply->type == REDIS_REPLY_STATUS) {
         freeReplyObject(reply);
         return 0;
@@ -289,31 +335,81 @@ static int redis_select(rl_redis *r)
     return 0;
 }
 
-/* Connects. 0 when connected, -1 otherwise (errstr set). */
+/* With Sentinel: ROLE must say "master" before anything is written (a sentinel's answer
+ * may be stale: a demoted master, a replica not yet promoted). 0, or -1 after redis_fail. */
+static int redis_check_role(rl_redis *r)
+{
+    static const char *const argv[] = {"ROLE"};
+    static const size_t argvlen[] = {4};
+    redisReply *reply;
+    char shown[64];
+
+    r->map = 1; /* a master's ROLE lists its replicas in nested arrays */
+    reply = redis_command(r, "ROLE", 1, (const char **)argv, argvlen);
+    r->map = 0;
+    if (reply == NULL)
+        return -1;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len == 6 &&
+        memcmp(reply->element[0]->str, "master", 6) == 0) {
+        freeReplyObject(reply);
+        return 0;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING)
+        redis_set_error(
+            r, "redis %s: ROLE: \"%s\", not the master: not written to", r->where,
+            redis_printable(shown, sizeof shown, reply->element[0]->str, reply->element[0]->len));
+    else if (reply->type == REDIS_REPLY_ERROR)
+        redis_set_error(r, "redis %s: ROLE failed: %s", r->where,
+                        redis_printable(shown, sizeof shown, reply->str, reply->len));
+    else
+        redis_set_error(r, "redis %s: ROLE: unexpected reply type %d", r->where, reply->type);
+    freeReplyObject(reply);
+    return redis_fail(r);
+}
+
+/* With Sentinel: the master's address, asked again at every connect (redis_sentinel.c). 0,
+ * or -1 (errstr set). */
+static int redis_find_master(rl_redis *r)
+{
+    char why[RL_ERRSTR_MAX / 2];
+    int port;
+
+    if (rl_sentinel_master(r->cfg, r->deadline, r->master, sizeof r->master, &port, why,
+                           sizeof why) < 0) {
+        redis_set_error(r, "redis master \"%.64s\": %s", r->cfg->master_name, why);
+        return -1;
+    }
+    r->mcfg = *r->cfg;
+    r->mcfg.host = r->master;
+    r->mcfg.port = port;
+    r->asked_ms = rl_rio_now_ms();
+    snprintf(r->where, sizeof(r->where), "%s:%d", r->master, port);
+    return 0;
+}
+
+/* Connects, by the call's deadline. 0 when connected, -1 otherwise (errstr set). */
 static int redis_connect(rl_redis *r)
 {
     const rl_redis_config *cfg = r->cfg;
+    char why[RL_ERRSTR_MAX / 2];
 
-    if (cfg->socket != NULL)
-        r->ctx =
-            cfg->connect_timeout_ms > 0
-                ? redisConnectUnixWithTimeout(cfg->socket, redis_timeval(cfg->connect_timeout_ms))
-                : redisConnectUnix(cfg->socket);
-    else {
-        const char *host = cfg->host != NULL ? cfg->host : "127.0.0.1";
-        r->ctx =
-            cfg->connect_timeout_ms > 0
-                ? redisConnectWithTimeout(host, cfg->port, redis_timeval(cfg->connect_timeout_ms))
-                : redisConnect(host, cfg->port);
+    if (cfg->nsentinels > 0) {
+        if (redis_find_master(r) < 0)
+            return -1;
+        cfg = &r->mcfg;
     }
-    if (r->ctx == NULL || r->ctx->err)
-        return redis_fail_io(r, "connect");
-    if (cfg->command_timeout_ms > 0 &&
-        redisSetTimeout(r->ctx, redis_timeval(cfg->command_timeout_ms)) != REDIS_OK)
-        return redis_fail_io(r, "set timeout");
+    if (rl_rio_connect(cfg, r->deadline, cfg->connect_timeout_ms, &r->ctx, why, sizeof why) !=
+        RL_RIO_OK) {
+        redis_set_error(r, "redis %s: %s", r->where, why);
+        return -1;
+    }
     if (cfg->password != NULL && redis_auth(r) < 0)
         return -1;
     if (cfg->db != 0 && redis_select(r) < 0)
+        return -1;
+    if (cfg->nsentinels > 0 && redis_check_role(r) < 0)
         return -1;
     return redis_load_script(r);
 }
@@ -413,20 +509,78 @@ static int redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_
     return 0;
 }
 
-/* Sends the built command with the current SHA1 and waits for the reply: the reply (the
- * caller frees it), or NULL after redis_fail_io. */
-static redisReply *redis_send(rl_redis *r)
+/* Sends the built command with the current SHA1 and waits for the reply (redis_call). */
+static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
 {
-    void *reply = NULL;
-
     memcpy(r->cmd + r->sha_off, r->sha, REDIS_SHA_LEN);
-    if (redisAppendFormattedCommand(r->ctx, r->cmd, r->cmdlen) != REDIS_OK ||
-        redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
-        freeReplyObject(reply);
-        redis_fail_io(r, "EVALSHA");
-        return NULL;
+    if (redisAppendFormattedCommand(r->ctx, r->cmd, r->cmdlen) != REDIS_OK) {
+        redis_set_error(r, "redis %s: EVALSHA: out of memory", r->where);
+        redis_fail(r);
+        return RL_RIO_NOMEM;
     }
-    return reply;
+    return redis_call(r, "EVALSHA", reply);
+}
+
+/* With Sentinel, while connected: every RL_SENTINEL_RECHECK_MS the sentinels are asked again,
+ * with half the time the call has left, and a master they no longer name is dropped (the
+ * call then connects to the one they name). This is what follows a failover the connection
+ * itself does not show -- a master cut off from the sentinels but not from this host keeps
+ * answering as a master. A sentinel that does not answer in time changes nothing. */
+static void redis_recheck_master(rl_redis *r)
+{
+    int64_t now = rl_rio_now_ms();
+    char host[RL_SENTINEL_HOST_MAX + 1], why[RL_ERRSTR_MAX / 2];
+    int port;
+
+    if (now - r->asked_ms < RL_SENTINEL_RECHECK_MS)
+        return;
+    r->asked_ms = now;
+    if (rl_sentinel_master(r->cfg, now + (r->deadline - now) / 2, host, sizeof host, &port, why,
+                           sizeof why) < 0)
+        return;
+    if (port != r->mcfg.port || strcmp(host, r->master) != 0) {
+        redis_set_error(r, "redis %s: the sentinels now name %s:%d", r->where, host, port);
+        redis_fail(r);
+    }
+}
+
+/* Starts a call: fixes its deadline, drops a kept connection the server closed or reset
+ * while it was idle, and connects when there is none. 1 when the call goes on a connection
+ * kept from before (it may still turn out dead: worth one retry), 0 on a new one, -1 when
+ * connecting failed (errstr set). */
+static int redis_begin(rl_redis *r)
+{
+    int ms = r->cfg->command_timeout_ms;
+
+    /* No timeout configured (only a hand-made config can say 0): no deadline. A cluster
+     * node's call has the whole decision's. */
+    if (r->given > 0)
+        r->deadline = r->given;
+    else
+        r->deadline = ms > 0 ? rl_rio_now_ms() + ms : INT64_MAX / 2;
+    if (r->ctx != NULL && !rl_rio_alive(r->ctx))
+        redis_fail(r);
+    if (r->ctx != NULL && r->cfg->nsentinels > 0)
+        redis_recheck_master(r);
+    if (r->ctx != NULL)
+        return 1;
+    return redis_connect(r) < 0 ? -1 : 0;
+}
+
+/* Sends the built command on the connection redis_begin gave (kept: 1, new: 0). A kept one
+ * found dead on first use -- closed or reset before any byte of the reply, as after a restart
+ * the idle check could not see yet -- is replaced and the command sent once more, by the same
+ * deadline. The server may then have run the first one too: a decision counted twice, which
+ * only makes the limit stricter (as after any timeout). */
+static rl_rio_status redis_send_once_more(rl_redis *r, int kept, redisReply **reply)
+{
+    rl_rio_status st = redis_send(r, reply);
+
+    if (st != RL_RIO_CLOSED || !kept)
+        return st;
+    if (redis_connect(r) < 0)
+        return RL_RIO_IO;
+    return redis_send(r, reply);
 }
 
 int rl_redis_take_reply(const redisReply *reply, rl_item *items, size_t n, int64_t *now_ms,
@@ -500,10 +654,41 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
     return ret;
 }
 
-int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
+/* ASKING before an ASK redirect's retry, on the connection redis_begin gave (kept: 1): one
+ * found dead is replaced once, as in redis_send_once_more. 0, or -1 after redis_fail. */
+static int redis_asking(rl_redis *r, int kept)
 {
-    redisReply *reply;
-    int ret;
+    static const char *const argv[] = {"ASKING"};
+    static const size_t argvlen[] = {6};
+    redisReply *reply = redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
+
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && redis_connect(r) == 0)
+        reply = redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* A Redis Cluster error: a redirect or a cluster state the router handles. */
+static int redis_cluster_error(const redisReply *reply)
+{
+    static const char *const kinds[] = {"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"};
+
+    if (reply->type != REDIS_REPLY_ERROR)
+        return 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strncmp(reply->str, kinds[i], strlen(kinds[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* rl_redis_decide, and rl_redis_node_decide when redirect != NULL. */
+static int redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int asking,
+                        char *redirect, size_t size)
+{
+    redisReply *reply = NULL;
+    int ret, kept;
 
     if (n == 0)
         return 1;
@@ -520,20 +705,29 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     }
     if (redis_build(r, items, n, now_ms) < 0)
         return -1; /* bad input; the connection is fine */
-    if (r->ctx == NULL && redis_connect(r) < 0)
+    kept = redis_begin(r);
+    if (kept < 0)
         return -1;
-
-    reply = redis_send(r);
-    if (reply == NULL)
+    if (asking) {
+        if (redis_asking(r, kept) < 0)
+            return -1;
+        kept = 0;
+    }
+    if (redis_send_once_more(r, kept, &reply) != RL_RIO_OK)
         return -1;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         /* Flushed, or a failover to a server that never saw it: load and retry once. */
         freeReplyObject(reply);
-        if (redis_load_script(r) < 0)
+        reply = NULL;
+        if (redis_load_script(r) < 0 || (asking && redis_asking(r, 0) < 0) ||
+            redis_send(r, &reply) != RL_RIO_OK)
             return -1;
-        reply = redis_send(r);
-        if (reply == NULL)
-            return -1;
+    }
+    if (redirect != NULL && redis_cluster_error(reply)) {
+        redis_printable(redirect, size, reply->str, reply->len);
+        redis_set_error(r, "redis %s: EVALSHA: %s", r->where, redirect);
+        freeReplyObject(reply);
+        return RL_REDIS_REDIRECTED; /* the connection is fine */
     }
     ret = redis_take_reply(r, reply, items, n);
     freeReplyObject(reply);
@@ -543,15 +737,65 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     return ret;
 }
 
+int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
+{
+    if (r->cluster != NULL)
+        return rl_cluster_decide(r->cluster, items, n, now_ms);
+    return redis_decide(r, items, n, now_ms, 0, NULL, 0);
+}
+
+int rl_redis_node_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int64_t deadline,
+                         int asking, char *redirect, size_t size)
+{
+    int ret;
+
+    r->given = deadline;
+    ret = redis_decide(r, items, n, now_ms, asking, redirect, size);
+    r->given = 0;
+    return ret;
+}
+
+redisReply *rl_redis_node_command(rl_redis *r, int64_t deadline, int map, int asking,
+                                  const char *what, int argc, const char **argv,
+                                  const size_t *argvlen)
+{
+    redisReply *reply = NULL;
+    int kept;
+
+    r->given = deadline;
+    kept = redis_begin(r);
+    r->given = 0;
+    if (kept < 0)
+        return NULL;
+    if (asking) {
+        if (redis_asking(r, kept) < 0)
+            return NULL;
+        kept = 0;
+    }
+    r->map = map;
+    reply = redis_command(r, what, argc, argv, argvlen);
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && redis_connect(r) == 0)
+        reply = redis_command(r, what, argc, argv, argvlen);
+    r->map = 0;
+    return reply;
+}
+
 int rl_redis_ping(rl_redis *r)
 {
     static const char *const argv[] = {"PING"};
     static const size_t argvlen[] = {4};
     redisReply *reply;
+    int kept;
 
-    if (r->ctx == NULL && redis_connect(r) < 0)
+    if (r->cluster != NULL)
+        return rl_cluster_ping(r->cluster);
+    kept = redis_begin(r);
+
+    if (kept < 0)
         return -1;
     reply = redis_simple(r, "PING", 1, (const char **)argv, argvlen);
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && redis_connect(r) == 0)
+        reply = redis_simple(r, "PING", 1, (const char **)argv, argvlen);
     if (reply == NULL)
         return -1;
     freeReplyObject(reply);

@@ -6,7 +6,7 @@
  *   1 <= count, burst, cost <= RL_COUNT_MAX;   1 <= period_ms <= RL_PERIOD_MAX_MS
  *   count x period_ms <= 2^50 and burst x period_ms <= 2^50
  *   cost <= burst (gcra) or cost <= count (the other algorithms)
- *   sliding_log: count <= RL_LOG_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS
+ *   sliding_log: count <= RL_LOG_COUNT_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS
  */
 #include "fmacros.h"
 
@@ -63,12 +63,12 @@ int rl_rule_check_numbers(const rl_rule *rule, char *why, size_t n)
                  q);
         return RL_CHECK_LIMIT;
     }
-    /* The log's state is fixed-size: one 32-bit offset per admitted unit (slidelog.c). */
-    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_MAX) {
+    /* Redis keeps one sorted-set member per admitted unit (ratelimit.lua): bounded memory. */
+    if (rule->algo == RL_ALGO_SLIDING_LOG && rule->count > RL_LOG_COUNT_MAX) {
         snprintf(why, n,
                  "sliding_log keeps one timestamp per request: count must be <= %d "
-                 "(use \"sliding_window\" for larger limits)",
-                 RL_LOG_MAX);
+                 "(use \"sliding_window\" or \"gcra\" for larger limits)",
+                 RL_LOG_COUNT_MAX);
         return RL_CHECK_LIMIT;
     }
     if (rule->algo == RL_ALGO_SLIDING_LOG && rule->period_ms > RL_LOG_PERIOD_MAX_MS) {

@@ -6,9 +6,12 @@
  *   [header][stripe x S][bucket heads: uint32 x S*B][slot x capacity]
  *
  * header  immutable after creation except its atomic counters. `magic` is stored last (release)
- *         by the creator; an attacher reads nothing else before it sees it (acquire). It
- *         records the capacity, key_max, state_words and slot size the segment was made for;
- *         an opener that asks for others is refused with a message that says how to fix it.
+ *         by the creator, before the segment even has its name (shm_gen.c); an attacher
+ *         reads nothing else before it sees it (acquire). It records the capacity, key_max,
+ *         state_words, slot size and generation the segment was made for. An opener whose
+ *         configuration needs another capacity or larger slots does not attach: it replaces
+ *         the segment by a new generation that carries the live entries over (shm_gen.c);
+ *         one that needs smaller slots attaches and uses the segment's own sizes.
  * stripe  S = a power of 2 <= 64 independent sub-tables, each with its own robust,
  *         process-shared mutex. A key lives in stripe (hash & (S-1)), hash = SipHash-2-4 of
  *         the key under a random 128-bit key chosen by the creator (no hash flooding). A stripe
@@ -18,7 +21,7 @@
  *         no slot, so it costs the same for any size (pages are reserved up front by
  *         posix_fallocate, never touched). S shrinks for small capacities so that every stripe
  *         owns >= 16 slots (>= RL_MAX_MATCH: one request never evicts its own keys).
- * slot    sized at open from the configuration, not from the maxima: a 16-byte head (chain
+ * slot    sized at creation from the configuration, not from the maxima: a 16-byte head (chain
  *         index, key length, in_use, the CLOCK `ref` bit, expiry in ms), then state_words
  *         int64 state words, then key_max key bytes, rounded up to 8 bytes. The key is not
  *         NUL-terminated and its hash is not stored: lookups compare length then bytes, and
@@ -87,8 +90,7 @@ void rl_shm_seterr(rl_shm *shm, const char *fmt, ...)
 
 /* ---- creating and attaching ------------------------------------------------------------ */
 
-static void shm_operr(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
-static void shm_operr(rl_error *err, const char *fmt, ...)
+void rl_shm_operr(rl_error *err, const char *fmt, ...)
 {
     va_list ap;
     if (err == NULL)
@@ -98,7 +100,7 @@ static void shm_operr(rl_error *err, const char *fmt, ...)
     va_end(ap);
 }
 
-static int64_t shm_monotonic_ms(void)
+int64_t rl_shm_monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -143,42 +145,44 @@ static int shm_init_stripes(rl_shm *shm, rl_error *err)
     }
     pthread_mutexattr_destroy(&attr);
     if (rc != 0)
-        shm_operr(err, "shm \"%s\": cannot initialise its locks: %s", shm->name, strerror(rc));
+        rl_shm_operr(err, "shm \"%s\": cannot initialise its locks: %s", shm->name, strerror(rc));
     return rc == 0 ? 0 : -1;
 }
 
-/* We created the name (O_EXCL): size, initialise, publish. On failure the name is removed so
- * no half-made segment stays behind. */
-static int shm_create(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, rl_error *err)
+/* We created `made` (O_EXCL, a name nobody else opens: shm_gen.c puts it in place once it is
+ * complete): size, initialise, publish. On failure the name is removed so no half-made segment
+ * stays behind. */
+int rl_shm_create(rl_shm *shm, int fd, const char *made, const shm_geom *g, int64_t capacity,
+                  rl_error *err)
 {
     unsigned char *base;
     shm_header *h;
     int rc;
 
     if (ftruncate(fd, (off_t)g->size) < 0) {
-        shm_operr(err, "shm \"%s\": cannot size it to %zu bytes for capacity %lld: %s", shm->name,
-                  g->size, (long long)capacity, strerror(errno));
+        rl_shm_operr(err, "shm \"%s\": cannot size it to %zu bytes for capacity %lld: %s",
+                     shm->name, g->size, (long long)capacity, strerror(errno));
         goto fail;
     }
     /* Reserve the memory now: tmpfs is sparse, and a page that cannot be had later would be
      * a SIGBUS in the middle of a request instead of an error here. */
     rc = posix_fallocate(fd, 0, (off_t)g->size);
     if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
-        shm_operr(err,
-                  "shm \"%s\": capacity %lld needs %zu MiB of shared memory: %s (see df "
-                  "/dev/shm; lower shm.capacity)",
-                  shm->name, (long long)capacity, g->size >> 20, strerror(rc));
+        rl_shm_operr(err,
+                     "shm \"%s\": capacity %lld needs %zu MiB of shared memory: %s (see df "
+                     "/dev/shm; lower shm.capacity)",
+                     shm->name, (long long)capacity, g->size >> 20, strerror(rc));
         goto fail;
     }
     base = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
-        shm_operr(err, "shm \"%s\": cannot map %zu bytes for capacity %lld: %s", shm->name, g->size,
-                  (long long)capacity, strerror(errno));
+        rl_shm_operr(err, "shm \"%s\": cannot map %zu bytes for capacity %lld: %s", shm->name,
+                     g->size, (long long)capacity, strerror(errno));
         goto fail;
     }
     rl_shm_bind(shm, base, g->size, g);
     if (shm_random_key(shm->hash_key, sizeof shm->hash_key) < 0) {
-        shm_operr(err, "shm \"%s\": getrandom: %s", shm->name, strerror(errno));
+        rl_shm_operr(err, "shm \"%s\": getrandom: %s", shm->name, strerror(errno));
         goto fail;
     }
 
@@ -197,6 +201,7 @@ static int shm_create(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, 
     h->stripes_off = g->stripes_off;
     h->buckets_off = g->buckets_off;
     h->slots_off = g->slots_off;
+    h->generation = 1;
     memcpy(h->hash_key, shm->hash_key, sizeof h->hash_key);
     memset(shm->buckets, 0xff, (size_t)g->nstripes * g->nbuckets * sizeof(uint32_t));
     if (shm_init_stripes(shm, err) < 0)
@@ -208,133 +213,166 @@ fail:
     if (shm->base != NULL)
         munmap(shm->base, shm->size);
     shm->base = NULL;
-    shm_unlink(shm->name);
+    shm_unlink(made);
     return -1;
 }
 
-static int shm_check_header(rl_shm *shm, const shm_header *h, const shm_geom *g, int64_t capacity,
-                            size_t st_size, rl_error *err)
+/* What an existing segment can do for a configuration of (capacity, key_max, state_words);
+ * og gets the segment's own geometry (valid unless SHM_FRESH or SHM_FOREIGN), why a sentence
+ * saying what differs. The header is read, never trusted: every field is checked against the
+ * geometry its capacity, key size and state words imply, and against the object's size. */
+shm_verdict rl_shm_judge(const shm_header *h, size_t st_size, int64_t capacity, size_t key_max,
+                         size_t state_words, shm_geom *og, char *why, size_t whylen)
 {
-    const char *n = shm->name;
+    uint64_t magic = atomic_load_explicit(&((shm_header *)h)->magic, memory_order_acquire);
 
+    if (magic != SHM_MAGIC) {
+        snprintf(why, whylen, "is not a rate-limit table (magic %#llx)", (unsigned long long)magic);
+        return SHM_FOREIGN;
+    }
     if (h->layout != SHM_LAYOUT || h->header_size != sizeof(shm_header) ||
         h->stripe_size != sizeof(shm_stripe) || h->mutex_size != sizeof(pthread_mutex_t)) {
-        shm_operr(err,
-                  "shm \"%s\": exists with another layout (version %u; this build: version "
-                  "%u); stop the old processes and remove it with: rm /dev/shm%s",
-                  n, h->layout, SHM_LAYOUT, n);
-        return -1;
+        snprintf(why, whylen, "was made by another build (layout %u; this build: layout %u)",
+                 h->layout, SHM_LAYOUT);
+        return SHM_FRESH;
+    }
+    if (h->capacity > (uint64_t)RL_SHM_CAPACITY_MAX ||
+        rl_shm_geometry((int64_t)h->capacity, h->key_max, h->state_words, og) < 0 ||
+        h->slot_size != og->slot_size || h->size != og->size || st_size != og->size ||
+        h->nstripes != og->nstripes || h->nbuckets != og->nbuckets ||
+        h->stripes_off != og->stripes_off || h->buckets_off != og->buckets_off ||
+        h->slots_off != og->slots_off) {
+        snprintf(why, whylen, "is damaged (header inconsistent with its %zu bytes)", st_size);
+        return SHM_FRESH;
     }
     if (h->capacity != (uint64_t)capacity) {
-        shm_operr(err,
-                  "shm \"%s\": exists with capacity %llu, config says %lld; remove it with: "
-                  "rm /dev/shm%s (processes attached keep their copy) or use the same capacity",
-                  n, (unsigned long long)h->capacity, (long long)capacity, n);
-        return -1;
+        snprintf(why, whylen, "has capacity %llu, the configuration %lld",
+                 (unsigned long long)h->capacity, (long long)capacity);
+        return SHM_CARRY;
     }
-    if (h->key_max != shm->key_max || h->state_words != shm->state_words ||
-        h->slot_size != g->slot_size) {
-        shm_operr(err,
-                  "shm \"%s\": exists with keys of up to %u bytes and %u state words (slot %u "
-                  "bytes), config needs %u and %u (slot %u): a rule name's length or the "
-                  "algorithms changed; remove it with: rm /dev/shm%s (processes attached keep "
-                  "their copy) or run the old and new configs under different shm.name",
-                  n, h->key_max, h->state_words, h->slot_size, shm->key_max, shm->state_words,
-                  g->slot_size, n);
-        return -1;
+    if (h->key_max < key_max || h->state_words < state_words) {
+        snprintf(why, whylen,
+                 "holds keys of up to %u bytes and %u state words, the configuration needs %zu "
+                 "and %zu (a longer rule name, a sliding_log rule or Redis switched on)",
+                 h->key_max, h->state_words, key_max, state_words);
+        return SHM_CARRY;
     }
-    if (h->size != g->size || st_size != g->size || h->nstripes != g->nstripes ||
-        h->nbuckets != g->nbuckets || h->stripes_off != g->stripes_off ||
-        h->buckets_off != g->buckets_off || h->slots_off != g->slots_off) {
-        shm_operr(err,
-                  "shm \"%s\": damaged (size %zu, expected %zu); remove it with: rm /dev/shm%s", n,
-                  st_size, g->size, n);
-        return -1;
-    }
-    return 0;
+    snprintf(why, whylen, "fits");
+    return SHM_FITS;
 }
 
-/* Another process created the name: wait (bounded) until it is sized and published, then
- * check it was made for the same layout and capacity. */
-static int shm_attach(rl_shm *shm, int fd, const shm_geom *g, int64_t capacity, int64_t start,
-                      rl_error *err)
+/* Another process made the name: map it and wait (bounded) until it is published; a segment
+ * made by this build is always published before it has its name, so the wait is for older
+ * builds' creators. 0 with *base and *size mapped, or -1 with err. */
+static int shm_map_published(rl_shm *shm, int fd, int64_t start, unsigned char **basep,
+                             size_t *sizep, rl_error *err)
 {
-    const int64_t wait_ms =
-        SHM_ATTACH_WAIT_MS + (int64_t)(g->size >> 30) * SHM_ATTACH_WAIT_MS_PER_GIB;
-    const int64_t deadline = start + wait_ms;
     const char *n = shm->name;
+    int64_t deadline = start + SHM_ATTACH_WAIT_MS;
     struct stat st;
     unsigned char *base;
     uint64_t magic;
 
     for (;;) {
         if (fstat(fd, &st) < 0) {
-            shm_operr(err, "shm \"%s\": fstat: %s", n, strerror(errno));
+            rl_shm_operr(err, "shm \"%s\": fstat: %s", n, strerror(errno));
             return -1;
         }
         if (st.st_size != 0)
             break;
-        if (shm_monotonic_ms() > deadline) {
-            shm_operr(err,
-                      "shm \"%s\": exists but is empty after %d ms (its creator died?); "
-                      "remove it with: rm /dev/shm%s",
-                      n, (int)wait_ms, n);
+        if (rl_shm_monotonic_ms() > deadline) {
+            rl_shm_operr(err,
+                         "shm \"%s\": exists but is empty after %d ms (its creator died?); "
+                         "remove it with: rm /dev/shm%s",
+                         n, SHM_ATTACH_WAIT_MS, n);
             return -1;
         }
         shm_nap();
     }
     /* ftruncate sets the whole size at once: a nonzero size is the creator's final size. */
     if ((uint64_t)st.st_size < sizeof(shm_header) || (uint64_t)st.st_size > SIZE_MAX) {
-        shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (%lld bytes)", n,
-                  (long long)st.st_size);
+        rl_shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (%lld bytes)", n,
+                     (long long)st.st_size);
         return -1;
     }
+    deadline += (int64_t)((uint64_t)st.st_size >> 30) * SHM_ATTACH_WAIT_MS_PER_GIB;
     base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
-        shm_operr(err, "shm \"%s\": cannot map %lld bytes: %s", n, (long long)st.st_size,
-                  strerror(errno));
+        rl_shm_operr(err, "shm \"%s\": cannot map %lld bytes: %s", n, (long long)st.st_size,
+                     strerror(errno));
         return -1;
     }
-    shm->base = base;
-    shm->size = (size_t)st.st_size;
-
     while ((magic = atomic_load_explicit(&((shm_header *)base)->magic, memory_order_acquire)) !=
            SHM_MAGIC) {
         if (magic != 0) {
-            shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (magic %#llx)", n,
-                      (unsigned long long)magic);
+            rl_shm_operr(err, "shm \"%s\": exists but is not a rate-limit table (magic %#llx)", n,
+                         (unsigned long long)magic);
             goto fail;
         }
-        if (shm_monotonic_ms() > deadline) {
-            shm_operr(err,
-                      "shm \"%s\": exists but was not initialised within %d ms (its creator "
-                      "died?); remove it with: rm /dev/shm%s",
-                      n, (int)wait_ms, n);
+        if (rl_shm_monotonic_ms() > deadline) {
+            rl_shm_operr(err,
+                         "shm \"%s\": exists but was not initialised within %d ms (its creator "
+                         "died?); remove it with: rm /dev/shm%s",
+                         n, (int)(deadline - start), n);
             goto fail;
         }
         shm_nap();
     }
-    if (shm_check_header(shm, (const shm_header *)base, g, capacity, (size_t)st.st_size, err) < 0)
-        goto fail;
-    rl_shm_bind(shm, base, (size_t)st.st_size, g);
-    memcpy(shm->hash_key, shm->hdr->hash_key, sizeof shm->hash_key);
+    *basep = base;
+    *sizep = (size_t)st.st_size;
     return 0;
 
 fail:
     munmap(base, (size_t)st.st_size);
-    shm->base = NULL;
     return -1;
 }
 
 static int shm_check_name(const char *name, rl_error *err)
 {
     size_t len = name != NULL ? strlen(name) : 0;
-    if (len < 2 || len > NAME_MAX || name[0] != '/' || strchr(name + 1, '/') != NULL) {
-        shm_operr(err, "shm name \"%s\": must be \"/\" then 1 to %d characters without \"/\"",
-                  name != NULL ? name : "(null)", NAME_MAX - 1);
+    if (len < 2 || len > NAME_MAX - SHM_NEW_SUFFIX_MAX || name[0] != '/' ||
+        strchr(name + 1, '/') != NULL) {
+        rl_shm_operr(err, "shm name \"%s\": must be \"/\" then 1 to %d characters without \"/\"",
+                     name != NULL ? name : "(null)", NAME_MAX - SHM_NEW_SUFFIX_MAX - 1);
         return -1;
     }
     return 0;
+}
+
+/* The existing segment behind fd, published: attach when it fits; otherwise replace it by a
+ * new generation (shm_gen.c). 0 attached or replaced, 1 to start over (the name changed
+ * meanwhile), -1 with err. */
+static int shm_use(rl_shm *shm, int fd, const shm_geom *want, int64_t capacity, int64_t start,
+                   rl_error *err)
+{
+    unsigned char *base;
+    size_t size;
+    shm_geom og;
+    char why[200];
+    shm_verdict v;
+    int rc;
+
+    if (shm_map_published(shm, fd, start, &base, &size, err) < 0)
+        return -1;
+    v = rl_shm_judge((const shm_header *)base, size, capacity, shm->key_max, shm->state_words, &og,
+                     why, sizeof why);
+    if (v == SHM_FITS) {
+        /* Slots may be larger than we need: the segment's own sizes say where a key is. */
+        shm->key_max = ((shm_header *)base)->key_max;
+        shm->state_words = ((shm_header *)base)->state_words;
+        rl_shm_bind(shm, base, size, &og);
+        memcpy(shm->hash_key, shm->hdr->hash_key, sizeof shm->hash_key);
+        return 0;
+    }
+    if (v == SHM_FOREIGN) {
+        rl_shm_operr(err, "shm \"%s\": exists but %s; remove it with: rm /dev/shm%s", shm->name,
+                     why, shm->name);
+        munmap(base, size);
+        return -1;
+    }
+    rc = rl_shm_replace(shm, fd, base, size, v == SHM_CARRY ? &og : NULL, want, capacity, err);
+    munmap(base, size);
+    return rc;
 }
 
 rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t state_words,
@@ -346,7 +384,7 @@ rl_shm *rl_shm_open(const char *name, int64_t capacity, size_t key_max, size_t s
 rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, size_t state_words,
                           const rl_shm_config *own, rl_error *err)
 {
-    const int64_t start = shm_monotonic_ms();
+    const int64_t start = rl_shm_monotonic_ms();
     shm_geom g;
     rl_shm *shm;
     int rc = -1;
@@ -354,27 +392,28 @@ rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, si
     if (shm_check_name(name, err) < 0)
         return NULL;
     if (capacity < RL_SHM_CAPACITY_MIN || capacity > RL_SHM_CAPACITY_MAX) {
-        shm_operr(err, "shm \"%s\": capacity %lld out of range [%d, %lld]", name,
-                  (long long)capacity, RL_SHM_CAPACITY_MIN, (long long)RL_SHM_CAPACITY_MAX);
+        rl_shm_operr(err, "shm \"%s\": capacity %lld out of range [%d, %lld]", name,
+                     (long long)capacity, RL_SHM_CAPACITY_MIN, (long long)RL_SHM_CAPACITY_MAX);
         return NULL;
     }
     if (key_max < 1 || key_max > RL_KEY_MAX || state_words < 1 || state_words > RL_STATE_WORDS ||
         rl_shm_geometry(capacity, key_max, state_words, &g) < 0) {
-        shm_operr(err,
-                  "shm \"%s\": key_max %zu or state_words %zu out of range [1, %d], "
-                  "[1, %d]",
-                  name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
+        rl_shm_operr(err,
+                     "shm \"%s\": key_max %zu or state_words %zu out of range [1, %d], "
+                     "[1, %d]",
+                     name, key_max, state_words, RL_KEY_MAX, RL_STATE_WORDS);
         return NULL;
     }
+    key_max = rl_shm_key_room(key_max, state_words); /* same slots: g stays right */
     shm = calloc(1, sizeof *shm);
     if (shm == NULL) {
-        shm_operr(err, "shm \"%s\": out of memory", name);
+        rl_shm_operr(err, "shm \"%s\": out of memory", name);
         return NULL;
     }
     snprintf(shm->name, sizeof shm->name, "%s", name);
-    shm->capacity = (uint64_t)capacity;
-    shm->key_max = (uint32_t)key_max;
-    shm->state_words = (uint32_t)state_words;
+    if (own != NULL)
+        shm->own = *own;
+    shm->own.name = NULL; /* the caller's: not kept */
 #ifdef RL_TESTING
     {
         const char *hook = getenv("RL_SHM_TEST_DIE_IN_LOCK");
@@ -382,32 +421,37 @@ rl_shm *rl_shm_open_owned(const char *name, int64_t capacity, size_t key_max, si
     }
 #endif
 
-    for (;;) {
-        int fd = rl_shm_create_owned(name, own, err); /* O_EXCL, given to its owner */
-        if (fd >= 0) {
-            rc = shm_create(shm, fd, &g, capacity, err);
-            close(fd);
+    /* Each round either ends or found the name changed under it (created, replaced or
+     * removed by another process in between): only processes of different configurations
+     * replacing each other's generations in a loop can use up the rounds. */
+    for (int round = 0;; round++) {
+        int fd;
+        shm->capacity = (uint64_t)capacity;
+        shm->key_max = (uint32_t)key_max;
+        shm->state_words = (uint32_t)state_words;
+        if (round == SHM_OPEN_ROUNDS) {
+            rl_shm_operr(err, "shm \"%s\": replaced by other processes %d times while opening it",
+                         name, SHM_OPEN_ROUNDS);
+            rc = -1;
             break;
         }
-        if (fd == RL_SHM_OWN_FAILED)
-            break;
-        if (errno != EEXIST) {
-            shm_operr(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
-            break;
-        }
+        /* EACCES on an empty segment: one an older build created under the name and has not
+         * given to its owner yet (this build publishes only complete, owned segments). */
         while ((fd = shm_open(name, O_RDWR, 0)) < 0 &&
-               shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS && rl_shm_wait_owner(name, errno))
-            ; /* its creator has not given it to its owner yet */
-        if (fd < 0) {
-            /* Removed between our two opens (a creator that failed): try creating again. */
-            if (errno == ENOENT && shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS)
-                continue;
+               rl_shm_monotonic_ms() - start <= SHM_ATTACH_WAIT_MS &&
+               rl_shm_wait_owner(name, errno))
+            ;
+        if (fd < 0 && errno == ENOENT) {
+            rc = rl_shm_make(shm, &g, capacity, NULL, 0, &shm->own, err);
+        } else if (fd < 0) {
             rl_shm_open_error(name, errno, err);
-            break;
+            rc = -1;
+        } else {
+            rc = shm_use(shm, fd, &g, capacity, start, err);
+            close(fd);
         }
-        rc = shm_attach(shm, fd, &g, capacity, start, err);
-        close(fd);
-        break;
+        if (rc != 1)
+            break;
     }
     if (rc < 0) {
         free(shm);
@@ -426,5 +470,7 @@ void rl_shm_close(rl_shm *shm)
 
 int rl_shm_unlink(const char *name)
 {
+    if (shm_check_name(name, NULL) == 0)
+        rl_shm_sweep(name);
     return shm_unlink(name) == 0 ? 0 : -1;
 }

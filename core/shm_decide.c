@@ -269,6 +269,9 @@ int rl_shm_stats(rl_shm *shm, rl_shm_stat *out)
         (int64_t)atomic_load_explicit(&shm->hdr->insert_failures, memory_order_relaxed);
     out->stripes = shm->nstripes;
     out->repairs = (int64_t)atomic_load_explicit(&shm->hdr->repairs, memory_order_relaxed);
+    out->generation = shm->hdr->generation;
+    out->key_max = shm->key_max;
+    out->state_words = shm->state_words;
     return 0;
 }
 

@@ -1,9 +1,10 @@
 /* shm_int.h -- what the shared-memory table's files share (internal)
  *
- * shm.c creates, attaches and closes the segment (and documents the layout), shm_table.c
- * keeps one stripe's structures (index, CLOCK eviction, free list, crash repair, locks) and
- * shm_decide.c makes decisions and serves raw entries and stats. See shm.c for the layout and
- * its invariants.
+ * shm.c creates, attaches and closes the segment (and documents the layout), shm_gen.c
+ * replaces a segment that cannot serve a configuration by a new generation (carrying its live
+ * entries over) and tells -t what an open would do, shm_table.c keeps one stripe's structures
+ * (index, CLOCK eviction, free list, crash repair, locks) and shm_decide.c makes decisions and
+ * serves raw entries and stats. See shm.c for the layout and its invariants.
  */
 #ifndef RL_SHM_INT_H
 #define RL_SHM_INT_H
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,17 @@
 #define SHM_ALIGN 64
 /* A stripe lock not had within this is reported, never waited on forever. */
 #define SHM_LOCK_TIMEOUT_MS 2000
+/* Where glibc's shm_open keeps names: a segment is put in place with link(2) or rename(2). */
+#define SHM_DIR "/dev/shm"
+/* A segment being made is named NAME SHM_NEW_TAG PID "-" SERIAL until it is put in place. */
+#define SHM_NEW_TAG ".new-"
+#define SHM_NEW_SUFFIX_MAX 32
+/* How long an opener waits for another process's replacement of the segment (it holds the
+ * old one's flock meanwhile): 5 s, plus 30 ms per MiB of the old segment to copy (measured:
+ * 2 to 3 s for a full table of 10^6 keys, 118 MiB, on two loaded cores). */
+#define SHM_REPLACE_WAIT_MS 5000
+#define SHM_REPLACE_WAIT_MS_PER_MIB 30
+#define SHM_OPEN_ROUNDS 16 /* times an open may find the name changed under it */
 
 /* Counters are updated by many processes: they must be real atomic instructions. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_LONG_LOCK_FREE == 2,
@@ -60,8 +73,8 @@ typedef struct shm_header {
     uint32_t key_max;
     uint32_t state_words;
     uint32_t nstripes;
-    uint32_t nbuckets; /* per stripe */
-    uint32_t reserved;
+    uint32_t nbuckets;   /* per stripe */
+    uint32_t generation; /* 1 for a new name, +1 for each replacement; 0 before generations */
     uint64_t capacity;
     uint64_t size; /* of the whole segment */
     uint64_t stripes_off, buckets_off, slots_off;
@@ -118,11 +131,46 @@ struct rl_shm {
 #ifdef RL_TESTING
     int die_in_lock; /* test hook, see rl_shm_test_die (test builds only) */
 #endif
+    int64_t carried;           /* entries this open carried over from the generation it replaced */
+    char note[NAME_MAX + 300]; /* what this open did to the segment in place, or "" (rl_shm_note) */
+    /* Who the segments this open makes belong to (shm.user, shm.group, shm.mode; name unset):
+     * a copy, read only while opening. Zeroed: the process's user and group, mode 0600. */
+    rl_shm_config own;
     char name[NAME_MAX + 1];
     char errstr[256];
 };
 
 void rl_shm_seterr(rl_shm *shm, const char *fmt, ...) RL_PRINTF(2, 3);
+
+void rl_shm_operr(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
+
+/* What an existing segment's header says about serving a configuration (shm_judge). */
+typedef enum shm_verdict {
+    SHM_FITS,    /* same layout and capacity, slots at least as large: attach */
+    SHM_CARRY,   /* ours, sound, but another capacity or smaller slots: a new generation,
+                    live entries carried over */
+    SHM_FRESH,   /* ours but another layout, or its header is inconsistent: a new, empty
+                    generation */
+    SHM_FOREIGN, /* not a rate-limit table: never touched */
+} shm_verdict;
+
+shm_verdict rl_shm_judge(const shm_header *h, size_t st_size, int64_t capacity, size_t key_max,
+                         size_t state_words, shm_geom *og, char *why, size_t whylen);
+
+int rl_shm_create(rl_shm *shm, int fd, const char *made, const shm_geom *g, int64_t capacity,
+                  rl_error *err);
+
+int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, int replace,
+                const rl_shm_config *own, rl_error *err);
+
+int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const shm_geom *og,
+                   const shm_geom *want, int64_t capacity, rl_error *err);
+
+char *rl_shm_key(const rl_shm *shm, shm_slot *sl);
+
+void rl_shm_sweep(const char *name);
+
+int64_t rl_shm_monotonic_ms(void);
 
 void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);
 
@@ -131,6 +179,8 @@ int rl_shm_expired(const shm_slot *sl, int64_t now_ms);
 uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
 
 int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g);
+
+size_t rl_shm_key_room(size_t key_max, size_t state_words);
 
 uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
 

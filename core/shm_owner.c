@@ -2,11 +2,19 @@
  *
  * See shm_owner.h. The ownership is applied to the fd returned by the O_EXCL create, before
  * ftruncate: until then the segment is the creator's, mode 0600 (nobody else can open it),
- * and empty (an attacher that could open it would wait for its size). So no process ever
- * maps a segment whose owner or mode is not the configured one. fchown is skipped when the
- * segment already has the wanted ids, so a pool running as shm.user itself needs no
- * privilege; a process that is neither root nor that user cannot give the segment away and
- * fails with a message instead of creating one the pool could not open.
+ * and empty. The table's segments are made under a private name and only then given the real
+ * one (shm_gen.c), the statistics' under the real name (an attacher waits for its size); so
+ * no process ever maps a segment whose owner or mode is not the configured one. fchown is
+ * skipped when the segment already has the wanted ids, so a pool running as shm.user itself
+ * needs no privilege; a process that is neither root nor that user cannot give the segment
+ * away and fails with a message instead of creating one the pool could not open.
+ *
+ * A new generation replaces the old one with rename(2) in the sticky /dev/shm, which only the
+ * old segment's owner or root may do (rl_shm_may_replace says so before any work). Root
+ * gives it to shm.user/shm.group/shm.mode, and what the configuration leaves unset is taken
+ * from the generation it replaces (rl_shm_owner_adopt): a replacement run as root never
+ * leaves the pool a segment it cannot open. -t asks the same questions (rl_shm_may_give,
+ * rl_shm_may_replace) so that it fails exactly when a start by its user would.
  */
 #include "fmacros.h"
 
@@ -17,6 +25,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -37,7 +46,18 @@ static void owner_err(rl_error *err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Gives the fresh segment on fd to own's user and group, with own's mode. 0, or -1 with err. */
+/* The error of a process that may not give a segment to own's ids (fchown's errnum). */
+static void owner_give_err(rl_error *err, const char *name, const rl_shm_config *own, int errnum)
+{
+    owner_err(err,
+              "shm \"%s\": cannot give it to uid %ld, gid %ld (shm.user, shm.group): %s; "
+              "create it as root or as that user",
+              name, own->uid_set ? (long)own->uid : -1L, own->gid_set ? (long)own->gid : -1L,
+              strerror(errnum));
+}
+
+/* Gives the fresh segment on fd to own's user and group, with own's mode; name is what the
+ * messages call it. 0, or -1 with err. */
 static int owner_apply(int fd, const char *name, const rl_shm_config *own, rl_error *err)
 {
     mode_t mode = own != NULL && own->mode != 0 ? (mode_t)own->mode : SHM_OWNER_MODE_DEFAULT;
@@ -53,11 +73,7 @@ static int owner_apply(int fd, const char *name, const rl_shm_config *own, rl_er
         }
         if ((uid != (uid_t)-1 && uid != st.st_uid) || (gid != (gid_t)-1 && gid != st.st_gid)) {
             if (fchown(fd, uid, gid) < 0) {
-                owner_err(err,
-                          "shm \"%s\": cannot give it to uid %ld, gid %ld (shm.user, "
-                          "shm.group): %s; create it as root or as that user",
-                          name, own->uid_set ? (long)own->uid : -1L,
-                          own->gid_set ? (long)own->gid : -1L, strerror(errno));
+                owner_give_err(err, name, own, errno);
                 return -1;
             }
         }
@@ -70,18 +86,86 @@ static int owner_apply(int fd, const char *name, const rl_shm_config *own, rl_er
     return 0;
 }
 
-int rl_shm_create_owned(const char *name, const rl_shm_config *own, rl_error *err)
+int rl_shm_create_owned_as(const char *name, const char *shown, const rl_shm_config *own,
+                           rl_error *err)
 {
     int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
 
     if (fd < 0)
         return -1;
-    if (owner_apply(fd, name, own, err) < 0) {
+    if (owner_apply(fd, shown, own, err) < 0) {
         close(fd);
         shm_unlink(name);
         return RL_SHM_OWN_FAILED;
     }
     return fd;
+}
+
+int rl_shm_create_owned(const char *name, const rl_shm_config *own, rl_error *err)
+{
+    return rl_shm_create_owned_as(name, name, own, err);
+}
+
+/* Is gid this process's effective group or one of its supplementary groups? */
+static int owner_in_group(gid_t gid)
+{
+    int n = getgroups(0, NULL), found = gid == getegid();
+    gid_t *groups = n > 0 && !found ? calloc((size_t)n, sizeof *groups) : NULL;
+
+    if (groups != NULL) {
+        n = getgroups(n, groups);
+        for (int i = 0; i < n && !found; i++)
+            found = groups[i] == gid;
+    }
+    free(groups);
+    return found;
+}
+
+int rl_shm_may_give(const char *name, const rl_shm_config *own, rl_error *err)
+{
+    /* As owner_apply on a segment this process just made (its euid and egid): fchown without
+     * root keeps the user and may only pick one of the process's own groups. */
+    if (own == NULL || geteuid() == 0)
+        return 0;
+    if ((own->uid_set && (uid_t)own->uid != geteuid()) ||
+        (own->gid_set && !owner_in_group((gid_t)own->gid))) {
+        owner_give_err(err, name, own, EPERM);
+        return -1;
+    }
+    return 0;
+}
+
+void rl_shm_owner_adopt(rl_shm_config *own, const struct stat *old)
+{
+    if (geteuid() != 0)
+        return;
+    if (!own->uid_set) {
+        own->uid_set = 1;
+        own->uid = (uint32_t)old->st_uid;
+    }
+    if (!own->gid_set) {
+        own->gid_set = 1;
+        own->gid = (uint32_t)old->st_gid;
+    }
+    if (own->mode == 0) /* as shm.mode allows: the owner reads and writes, others nothing */
+        own->mode = (int)((old->st_mode & 0770) | 0600);
+}
+
+int rl_shm_may_replace(const char *name, const struct stat *old, rl_error *err)
+{
+    if (geteuid() == 0 || geteuid() == old->st_uid)
+        return 0;
+    owner_err(err,
+              "shm \"%s\": cannot replace it by a new generation: it belongs to uid %ld (gid %ld, "
+              "mode %04o) and this process runs as uid %ld; in the sticky " SHM_OWNER_DIR
+              " only its owner or root may replace it: %s",
+              name, (long)old->st_uid, (long)old->st_gid, (unsigned)(old->st_mode & 07777),
+              (long)geteuid(),
+              old->st_uid == 0 ? "start or reload once as root with shm.user set to the pool's "
+                                 "user (the new generation is then the pool's), or remove it "
+                                 "as root (ratelimit-filter --shm-remove: counters restart)"
+                               : "start or reload as its owner or as root");
+    return -1;
 }
 
 /* "/dev/shm" + name into buf. 0, or -1 when it does not fit. */

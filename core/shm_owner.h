@@ -1,14 +1,17 @@
 /* shm_owner.h -- creating a shared-memory segment owned as the configuration says (internal)
  *
- * The table (shm.c) and its statistics (stats.c) are created the same way: O_EXCL with mode
- * 0600, so that until rl_shm_create_owned returns only the creating process can open it, then
- * fchown/fchmod on the fd to shm.user, shm.group and shm.mode, all before the segment is
- * sized. An attacher waits for a nonzero size, so it never uses a segment whose owner is not
- * yet final; one that meets EACCES on a still-empty segment waits for the owner too
- * (rl_shm_wait_owner). An existing segment is never changed: attaching changes no owner.
+ * The table's generations (shm_gen.c, under a private name) and its statistics (stats.c) are
+ * created the same way: O_EXCL with mode 0600, so that until rl_shm_create_owned returns only
+ * the creating process can open it, then fchown/fchmod on the fd to shm.user, shm.group and
+ * shm.mode, all before the segment is sized or has its real name. One that meets EACCES on a
+ * still-empty segment (an older build's, or the statistics being made) waits for the owner
+ * (rl_shm_wait_owner). An existing segment is never changed: attaching changes no owner; a
+ * replacement is a new segment, owned anew (rl_shm_owner_adopt).
  */
 #ifndef RL_SHM_OWNER_H
 #define RL_SHM_OWNER_H
+
+#include <sys/stat.h>
 
 #include "ratelimit.h"
 
@@ -20,6 +23,22 @@
  * to it); RL_SHM_OWN_FAILED with err set when the owner or mode could not be applied, the name
  * then removed again. err may be NULL. */
 int rl_shm_create_owned(const char *name, const rl_shm_config *own, rl_error *err);
+/* The same, its messages calling the segment `shown` (a private name's real one). */
+int rl_shm_create_owned_as(const char *name, const char *shown, const rl_shm_config *own,
+                           rl_error *err);
+
+/* 0 when this process may give a segment it creates to own's user and group (root, or own's
+ * user with own's group among its groups); else -1 with err set (may be NULL) as
+ * rl_shm_create_owned's fchown failure would. Creates nothing: for -t. */
+int rl_shm_may_give(const char *name, const rl_shm_config *own, rl_error *err);
+
+/* 0 when this process may rename a new generation over the segment `old` describes (stat):
+ * in the sticky /dev/shm only its owner or root may; else -1 with err (may be NULL). */
+int rl_shm_may_replace(const char *name, const struct stat *old, rl_error *err);
+
+/* Run as root, fills what own leaves unset (user, group, mode 0) from the generation being
+ * replaced (stat), so that a new generation keeps the pool's owner; otherwise does nothing. */
+void rl_shm_owner_adopt(rl_shm_config *own, const struct stat *old);
 
 /* For shm_open(NAME, O_RDWR) that failed with errnum: 1 after a 2 ms nap when it was EACCES
  * on a segment still empty (its creator has not given it to its owner yet: try again, within

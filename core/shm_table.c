@@ -24,6 +24,16 @@ static uint32_t shm_slot_size(uint32_t key_max, uint32_t state_words)
     return (uint32_t)((sizeof(shm_slot) + 8u * state_words + key_max + 7u) & ~7u);
 }
 
+/* The longest key a slot made for key_max and state_words holds: key_max plus what rounding
+ * the slot to 8 bytes left over (at most RL_KEY_MAX). Free room, so a table asks for it: a
+ * rule name a few bytes longer then still fits the slots in place. */
+size_t rl_shm_key_room(size_t key_max, size_t state_words)
+{
+    size_t room = shm_slot_size((uint32_t)key_max, (uint32_t)state_words) - sizeof(shm_slot) -
+                  8u * state_words;
+    return room < RL_KEY_MAX ? room : RL_KEY_MAX;
+}
+
 int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g)
 {
     uint64_t share, nb = 1, size;
@@ -95,6 +105,11 @@ static int64_t *shm_words(shm_slot *sl)
 static char *shm_key(const rl_shm *shm, shm_slot *sl)
 {
     return (char *)(shm_words(sl) + shm->state_words);
+}
+
+char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
+{
+    return shm_key(shm, sl);
 }
 
 /* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers

@@ -4,7 +4,8 @@
  * a request costing c is admitted when u + c <= count, where u is the number of units
  * admitted at times t > now - P. A unit admitted at t stops counting at t + P exactly. This is
  * what a sorted-set limiter (ZADD, ZREMRANGEBYSCORE, ZCARD) does, in fixed memory: refusals
- * are not logged, so at most count entries are ever live. `burst` is not used.
+ * are not logged, so at most count entries are ever live. `burst` is not used. This exact log
+ * serves count <= RL_LOG_MAX; above it algo.c hands the rule to slidebucket.c.
  *
  * State: one entry per admitted unit (a request of cost c adds c entries with its time), in
  * 2 + ceil(count/2) words (rl_algo_state_words):
@@ -34,7 +35,7 @@
  * long as the clock jumped. Entries that left the window are dropped when the log is written.
  *
  * Arithmetic: absolute times are only compared and added to offsets < 2^32 or to P, so the
- * Lua twin (redis_script.c) computes the same values exactly in doubles (epoch ms ~2^41).
+ * Lua twin (ratelimit.lua) computes the same values exactly in doubles (epoch ms ~2^41).
  * Times must satisfy |now_ms| + 2^33 < 2^63 (any epoch ms does).
  */
 #include "fmacros.h"

@@ -274,6 +274,47 @@ void rl_stats_close(rl_stats_seg *st)
     free(st);
 }
 
+int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err)
+{
+    char name[NAME_MAX + 1];
+    struct stat st;
+    stats_segment *s;
+    int fd, rc = 0;
+
+    if (stats_name(shm_name, name, sizeof name) < 0)
+        return 0;                   /* rl_stats_open reports the name */
+    fd = shm_open(name, O_RDWR, 0); /* as rl_stats_open: creates nothing */
+    if (fd < 0 && errno == ENOENT)
+        return rl_shm_may_give(name, own, err); /* a start creates it */
+    if (fd < 0 && errno == EACCES) {
+        rl_shm_open_error(name, errno, err);
+        return -1;
+    }
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size != sizeof(stats_segment)) {
+        close(fd);
+        stats_err(err,
+                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
+                  "rm /dev/shm%s",
+                  name, (long long)st.st_size, sizeof(stats_segment), name);
+        return -1;
+    }
+    s = mmap(NULL, sizeof *s, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (s == MAP_FAILED)
+        return 0;
+    if (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
+        stats_err(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
+                  name, name);
+        rc = -1;
+    } else {
+        rc = stats_check(s, name, err);
+    }
+    munmap(s, sizeof *s);
+    return rc;
+}
+
 int rl_stats_unlink(const char *shm_name)
 {
     char name[NAME_MAX + 2];

@@ -13,6 +13,11 @@ typedef struct rl_stats_seg rl_stats_seg;
  * shm_owner.h). NULL with err on failure. */
 rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err);
 void rl_stats_close(rl_stats_seg *st);
+/* What rl_stats_open(shm_name, own) by this process would say about the segment in place,
+ * changing nothing (for -t): 0 when it fits, or is absent and this process may create it owned
+ * as own says; -1 with err when an open would refuse it (another version, a segment this user
+ * may not open, an owner it may not give a new one to). */
+int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err);
 /* The slot of a rule name, claimed when new: 0..RL_STATS_SLOTS-1, or -1 when every slot is
  * taken by other names. Lock-free; for open time, not the request path. */
 int rl_stats_slot(rl_stats_seg *st, const char *name);

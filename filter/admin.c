@@ -13,10 +13,13 @@
 
 #include "admin.h"
 
+#include <fcgiapp.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -237,42 +240,46 @@ static long admin_content_length(char **params)
     return *end == '\0' && n >= 0 ? n : -1;
 }
 
-static int admin_fcgi_read(void *ud, char *buf, int n)
+/* The test body through io, which must all arrive within fastcgi.read_timeout_ms (checked
+ * between reads, each of which waits at most that long): a client trickling it cannot hold
+ * the process. */
+typedef struct admin_body_in {
+    const proxy_io *io;
+    int64_t deadline;
+    int ms;
+} admin_body_in;
+
+static int64_t admin_now_ms(void)
 {
-    FCGX_Request *fr = ud;
-    int got = FCGX_GetStr(buf, n, fr->in);
-    return got == 0 && FCGX_GetError(fr->in) != 0 ? -1 : got;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int admin_stdin_read(void *ud, char *buf, int n)
+static int admin_body_read(void *ud, char *buf, int n)
 {
-    size_t got = fread(buf, 1, (size_t)n, stdin);
-    (void)ud;
-    return got == 0 && ferror(stdin) ? -1 : (int)got;
+    admin_body_in *in = ud;
+
+    if (admin_now_ms() >= in->deadline) {
+        log_warn("admin: the test request's body did not arrive within %d ms", in->ms);
+        return -1;
+    }
+    return in->io->read(in->io->ud, buf, n);
 }
 
-int admin_fcgi(handle_ctx *ctx, admin_endpoint ep, FCGX_Request *fr)
+int admin_serve(handle_ctx *ctx, admin_endpoint ep, const proxy_io *io)
 {
     admin_out out = {0};
+    long limit = admin_content_length(io->params);
+    int ms = ctx->cfg->fastcgi.read_timeout_ms;
+    admin_body_in in = {.io = io, .deadline = admin_now_ms() + ms, .ms = ms};
     int rc = 0;
 
-    admin_build(ctx, ep, admin_fcgi_read, fr, admin_content_length(fr->envp), &out);
-    if (out.failed || FCGX_PutStr(out.buf, (int)out.len, fr->out) != (int)out.len ||
-        FCGX_FFlush(fr->out) < 0)
-        rc = -1;
-    admin_out_free(&out);
-    return rc;
-}
-
-int admin_cgi(handle_ctx *ctx, admin_endpoint ep, char **params)
-{
-    admin_out out = {0};
-    long limit = admin_content_length(params);
-    int rc = 0;
-
-    /* CGI: no end-of-stream marker beyond CONTENT_LENGTH, so none means no body. */
-    admin_build(ctx, ep, admin_stdin_read, NULL, limit < 0 ? 0 : limit, &out);
-    if (out.failed || fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0)
+    /* Without an end-of-stream marker (CGI) nothing beyond CONTENT_LENGTH: none, no body. */
+    if (limit < 0 && !io->body_to_eof)
+        limit = 0;
+    admin_build(ctx, ep, admin_body_read, &in, limit, &out);
+    if (out.failed || io->write(io->ud, out.buf, (int)out.len) != 0)
         rc = -1;
     admin_out_free(&out);
     return rc;

@@ -10,10 +10,10 @@
 #ifndef FILTER_ADMIN_H
 #define FILTER_ADMIN_H
 
-#include <fcgiapp.h>
 #include <stddef.h>
 
 #include "handle.h"
+#include "proxy.h"
 
 typedef enum admin_endpoint {
     ADMIN_NONE = 0,
@@ -39,10 +39,9 @@ void admin_out_free(admin_out *o);
  * ADMIN_NONE (also when admin.enabled is off). */
 admin_endpoint admin_match(const handle_ctx *ctx);
 
-/* Answers the request over FastCGI or plain CGI (reads a POST body from the stream).
+/* Answers the request through io (FastCGI or plain CGI: reads a POST body from io->read).
  * Returns 0, or -1 when the web server went away (logged by the caller). */
-int admin_fcgi(handle_ctx *ctx, admin_endpoint ep, FCGX_Request *fr);
-int admin_cgi(handle_ctx *ctx, admin_endpoint ep, char **params);
+int admin_serve(handle_ctx *ctx, admin_endpoint ep, const proxy_io *io);
 
 /* Frees this process's sandbox limiter (before a reload frees the config it borrows). */
 void admin_close(void);

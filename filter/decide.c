@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "decision_json.h"
 #include "ratelimit.h"
 
@@ -81,20 +82,38 @@ static int decide_missing(const char *name, const char *suffix)
 /* Run as root without shm.user, --decide would create the table or its statistics ("-stats",
  * stats.c) owned by root, mode 0600, and a pool running as the web server's user could then
  * not open them (every request a 500). A tool must never lock the pool out: refuse, say how.
- * Segments that exist are only attached to, which changes no owner. */
+ * The same for a table this configuration does not fit: --decide would replace it by a new
+ * generation (shm_gen.c), and creates no segment, new or a generation, without shm.user.
+ * Segments that exist and fit are only attached to, which changes no owner. */
 static int decide_root_would_create(const rl_config *cfg, const char *file)
 {
     const char *which = decide_missing(cfg->shm.name, "")         ? ""
                         : decide_missing(cfg->shm.name, "-stats") ? "-stats"
                                                                   : NULL;
-    if (geteuid() != 0 || cfg->shm.uid_set || which == NULL)
+    char plan[1024];
+    int rc;
+
+    if (geteuid() != 0 || cfg->shm.uid_set)
         return 0;
+    if (which != NULL) {
+        fprintf(stderr,
+                "ratelimit-filter: shm \"%s%s\" does not exist yet, and --decide run as root "
+                "would create it owned by root, which a pool running as another user could not "
+                "open; set shm.user (the web server's user, e.g. \"www-data\") in %s, or run "
+                "--decide as the pool's user (runuser -u www-data -- ratelimit-filter --decide "
+                "...)\n",
+                cfg->shm.name, which, file);
+        return 1;
+    }
+    rc = rl_limiter_shm_plan(cfg, plan, sizeof plan);
+    if (rc != RL_SHM_PLAN_CARRY && rc != RL_SHM_PLAN_FRESH)
+        return 0; /* it fits, or the open says why not */
     fprintf(stderr,
-            "ratelimit-filter: shm \"%s%s\" does not exist yet, and --decide run as root would "
-            "create it owned by root, which a pool running as another user could not open; set "
-            "shm.user (the web server's user, e.g. \"www-data\") in %s, or run --decide as the "
-            "pool's user (runuser -u www-data -- ratelimit-filter --decide ...)\n",
-            cfg->shm.name, which, file);
+            "ratelimit-filter: %s; --decide run as root without shm.user creates no segment, "
+            "and no new generation either: set shm.user (the web server's user, e.g. "
+            "\"www-data\") in %s, or run --decide as the pool's user (runuser -u www-data -- "
+            "ratelimit-filter --decide ...)\n",
+            plan, file);
     return 1;
 }
 

@@ -1,24 +1,19 @@
-/* fcgi_loop.c -- serve requests: the FastCGI accept loop, or one plain CGI request
+/* fcgi_loop.c -- serve requests: the FastCGI server loop, or one plain CGI request
  *
- * The web server spawns us with the listening socket on fd 0. Stopping on SIGTERM/SIGINT
- * without breaking a request half way: both signals stay blocked all the time, except inside
- * one pselect() that waits for the next request (a connection on fd 0, or the next request on
- * a connection the web server keeps open). pselect unblocks them atomically, so a signal is
- * either seen before we wait or wakes the wait; it never lands inside libfcgi, whose reads,
- * writes and accept() therefore never see EINTR. A signal during a request is handled after
- * it is finished. The listening socket is left alone: siblings may share it.
+ * The web server spawns us with the listening socket on fd 0 (the prefork daemon does the
+ * same for its workers). The FastCGI side is fcgi_server.c: many connections per process,
+ * each with its deadlines. This file says what is done with a request (loop_serve: decide,
+ * then answer, an admin page or a forwarded exchange), the same for FastCGI and plain CGI,
+ * and handles the signals.
  *
- * SIGHUP reloads the configuration the same way: blocked but inside that pselect(), so a
- * reload always happens between two requests, never during one. The new configuration is
- * loaded and its limiter opened first (reload.c); only then are they swapped in and the old
- * ones closed, so a bad file or an incompatible table leaves the process serving the old
- * one. A request already read (or waiting on the socket) is answered on whichever
- * configuration is current when it is accepted.
- *
- * On a listening socket shared by several processes another one may take the connection
- * pselect saw. The prefork daemon makes its socket non-blocking, so accept() then fails with
- * EAGAIN and we wait again; a blocking socket handed over by a web server makes accept() wait
- * (signals still blocked) until the next connection.
+ * Stopping on SIGTERM/SIGINT without breaking a request half way: both signals stay blocked
+ * all the time, except inside the one epoll_pwait() that waits for the next thing to do. It
+ * unblocks them atomically, so a signal is either seen before we wait or wakes the wait; a
+ * signal during an answer is handled after it. SIGHUP reloads the configuration the same
+ * way, so a reload always happens between two requests, never during one: the new
+ * configuration is loaded and its limiter opened first (reload.c); only then are they
+ * swapped in and the old ones closed, so a bad file or an incompatible table leaves the
+ * process serving the old one. The listening socket is left open: siblings may share it.
  */
 #include "../core/fmacros.h"
 
@@ -29,10 +24,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 #include "admin.h"
+#include "fcgi_server.h"
 #include "forward.h"
 #include "handle.h"
 #include "log.h"
@@ -85,34 +80,6 @@ static int loop_signals(void)
     return 0;
 }
 
-/* Waits, with SIGTERM/SIGINT/SIGHUP unblocked, until the next request can be read. Returns 0
- * when it can, 1 when a stop signal came, 2 when a reload was asked, -1 on error. */
-static int loop_wait(const FCGX_Request *fr)
-{
-    /* The next request comes on the kept connection when the web server asked for
-     * FCGI_KEEP_CONN, else on the listening socket. ipcFd is marked private in fcgiapp.h but
-     * is the only way to know; it is -1 when no connection is open. */
-    int fd = fr->ipcFd >= 0 ? fr->ipcFd : LOOP_LISTEN_FD;
-    fd_set rd;
-
-    if (fd >= FD_SETSIZE)
-        return loop_stop ? 1 : loop_reload ? 2 : 0; /* cannot wait: let libfcgi block */
-    FD_ZERO(&rd);
-    FD_SET(fd, &rd);
-    while (!loop_stop && !loop_reload) {
-        int n = pselect(fd + 1, &rd, NULL, NULL, NULL, &loop_wait_mask);
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR) {
-            log_error("waiting for a request: %s", strerror(errno));
-            return -1;
-        }
-        FD_ZERO(&rd);
-        FD_SET(fd, &rd);
-    }
-    return loop_stop ? 1 : 2;
-}
-
 /* SIGHUP: the new configuration and limiter, or (logged) the old ones kept. */
 static void loop_reload_config(handle_ctx *ctx, rl_config **cfg, rl_limiter **lim)
 {
@@ -136,64 +103,105 @@ static void loop_reload_config(handle_ctx *ctx, rl_config **cfg, rl_limiter **li
     log_info("reload: %s: %zu rule(s) now in force", ncfg->path, ncfg->nrules);
 }
 
-/* Plain CGI: the request is our environment, the response goes to stdout. */
-static int loop_cgi(handle_ctx *ctx, response *rsp)
+/* Decides the request in io and answers it through io. Returns 0, or -1 when the answer was
+ * cut (a forwarded response that failed after its head went out, or the web server went
+ * away): the caller must not end it as complete. */
+static int loop_serve(handle_ctx *ctx, response *rsp, const proxy_io *io)
 {
-    handle_request(ctx, environ, rsp);
-    if (ctx->admin != ADMIN_NONE) {
-        int rc = admin_cgi(ctx, (admin_endpoint)ctx->admin, environ);
-        admin_close();
-        return rc;
+    if (io->params == NULL)
+        response_error(rsp, 400);
+    else
+        handle_request(ctx, io->params, rsp);
+    if (io->params != NULL && ctx->admin != ADMIN_NONE) {
+        if (admin_serve(ctx, (admin_endpoint)ctx->admin, io) != 0) {
+            log_warn("the web server closed the connection before the admin response");
+            return -1;
+        }
+        return 0;
     }
-    if (forward_wanted(ctx, rsp)) {
-        int rc = forward_cgi(ctx, environ);
-        forward_close();
-        return rc;
-    }
-    if (response_write(rsp, stdout) != 0) {
-        log_error("cannot write the CGI response: %s", strerror(errno));
+    if (io->params != NULL && forward_wanted(ctx, rsp))
+        return forward_serve(ctx, io); /* failures are logged */
+    if (io->write(io->ud, rsp->buf, (int)rsp->len) != 0) {
+        log_warn("the web server closed the connection before the response");
         return -1;
     }
     return 0;
 }
 
-static int loop_fcgi(handle_ctx *ctx, response *rsp, rl_config **cfg, rl_limiter **lim)
+static int loop_stdin_read(void *ud, char *buf, int n)
 {
-    FCGX_Request fr;
-    int ret;
+    size_t got = fread(buf, 1, (size_t)n, stdin);
+    (void)ud;
+    return got == 0 && ferror(stdin) ? -1 : (int)got;
+}
 
-    if (FCGX_InitRequest(&fr, LOOP_LISTEN_FD, 0) != 0) {
-        log_error("FCGX_InitRequest failed");
+static int loop_stdout_write(void *ud, const char *buf, int n)
+{
+    (void)ud;
+    return fwrite(buf, 1, (size_t)n, stdout) == (size_t)n ? 0 : -1;
+}
+
+/* Plain CGI: the request is our environment, the response goes to stdout. */
+static int loop_cgi(handle_ctx *ctx, response *rsp)
+{
+    /* No end-of-stream marker beyond CONTENT_LENGTH: a body without one is not read. */
+    proxy_io io = {.params = environ,
+                   .read = loop_stdin_read,
+                   .write = loop_stdout_write,
+                   .ud = NULL,
+                   .body_to_eof = 0};
+    int rc = loop_serve(ctx, rsp, &io);
+
+    admin_close();
+    forward_close();
+    if (fflush(stdout) != 0) {
+        log_error("cannot write the CGI response: %s", strerror(errno));
         return -1;
     }
-    while ((ret = loop_wait(&fr)) == 0 || ret == 2) {
-        if (ret == 2) {
-            loop_reload_config(ctx, cfg, lim);
-            continue;
-        }
-        int rc = FCGX_Accept_r(&fr);
-        if (rc == -EAGAIN || rc == -EWOULDBLOCK)
-            continue; /* a sibling took the connection (non-blocking shared socket) */
-        if (rc < 0) {
-            log_error("FastCGI accept failed (%d): %s", rc, strerror(errno));
-            ret = -1;
-            break;
-        }
-        handle_request(ctx, fr.envp, rsp);
-        if (ctx->admin != ADMIN_NONE) {
-            if (admin_fcgi(ctx, (admin_endpoint)ctx->admin, &fr) != 0)
-                log_warn("the web server closed the connection before the admin response");
-        } else if (forward_wanted(ctx, rsp))
-            forward_fcgi(ctx, &fr); /* failures are logged; the next request is another day */
-        else if (response_send(rsp, fr.out, fr.err) != 0)
-            log_warn("the web server closed the connection before the response (%d)",
-                     FCGX_GetError(fr.out));
-        FCGX_Finish_r(&fr);
-    }
-    FCGX_Free(&fr, 1);
+    return rc;
+}
+
+typedef struct loop_state {
+    handle_ctx *ctx;
+    response *rsp;
+    rl_config **cfg;
+    rl_limiter **lim;
+} loop_state;
+
+static int loop_hook_serve(void *ud, const proxy_io *io)
+{
+    loop_state *st = ud;
+    return loop_serve(st->ctx, st->rsp, io);
+}
+
+static int loop_hook_tick(void *ud)
+{
+    loop_state *st = ud;
+
+    if (loop_reload && !loop_stop)
+        loop_reload_config(st->ctx, st->cfg, st->lim);
+    return loop_stop != 0;
+}
+
+static const rl_config *loop_hook_config(void *ud)
+{
+    const loop_state *st = ud;
+    return *st->cfg;
+}
+
+static int loop_fcgi(handle_ctx *ctx, response *rsp, rl_config **cfg, rl_limiter **lim)
+{
+    loop_state st = {.ctx = ctx, .rsp = rsp, .cfg = cfg, .lim = lim};
+    fcgi_server_hooks hooks = {.serve = loop_hook_serve,
+                               .tick = loop_hook_tick,
+                               .config = loop_hook_config,
+                               .wait_mask = &loop_wait_mask,
+                               .ud = &st};
+    int rc = fcgi_server_run(LOOP_LISTEN_FD, &hooks);
+
     forward_close();
     admin_close();
-    return ret < 0 ? -1 : 0;
+    return rc;
 }
 
 int loop_run(rl_config **cfg, rl_limiter **lim)

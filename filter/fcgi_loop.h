@@ -1,4 +1,4 @@
-/* fcgi_loop.h -- serve requests: the FastCGI accept loop, or one plain CGI request */
+/* fcgi_loop.h -- serve requests: the FastCGI server loop, or one plain CGI request */
 #ifndef FILTER_FCGI_LOOP_H
 #define FILTER_FCGI_LOOP_H
 

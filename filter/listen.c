@@ -2,7 +2,7 @@
  *
  * The socket is non-blocking because every worker waits on it and only one wins each
  * connection: the others must get EAGAIN from accept(), not sleep in it (fcgi_loop.c).
- * Accepted sockets do not inherit O_NONBLOCK on Linux, so libfcgi's I/O stays blocking.
+ * Accepted sockets are made non-blocking by the server loop itself (fcgi_server.c, accept4).
  */
 #include "../core/fmacros.h"
 

@@ -88,6 +88,30 @@ static int main_usage_error(void)
     return MAIN_EXIT_USAGE;
 }
 
+/* Each rule's live state in the table in place: kept, or (its limit or algorithm changed: its
+ * keys carry another fingerprint) not read again. */
+static void main_test_census(const rl_config *cfg)
+{
+    int64_t *live = calloc(cfg->nrules + 1, sizeof *live);
+    int64_t *stale = calloc(cfg->nrules + 1, sizeof *stale);
+
+    if (live != NULL && stale != NULL && rl_limiter_shm_census(cfg, live, stale) == 0) {
+        for (size_t i = 0; i < cfg->nrules; i++) {
+            const char *n = cfg->rules[i].name;
+            if (live[i] > 0)
+                fprintf(stderr, "ratelimit-filter: rule \"%s\": %lld live entries, kept\n", n,
+                        (long long)live[i]);
+            if (stale[i] > 0)
+                fprintf(stderr,
+                        "ratelimit-filter: rule \"%s\": %lld live entries under another limit "
+                        "or algorithm are not read: its clients start fresh under this one\n",
+                        n, (long long)stale[i]);
+        }
+    }
+    free(live);
+    free(stale);
+}
+
 static int main_test(const char *file)
 {
     rl_error err;
@@ -98,7 +122,19 @@ static int main_test(const char *file)
         fprintf(stderr, "ratelimit-filter: configuration file %s test failed\n", file);
         return MAIN_EXIT_CONFIG;
     }
+    /* What a start or reload would do to the running table: whether the clients' state is
+     * kept, carried to a new generation, or reset; and a table it could not open fails the
+     * test, so a configuration -t accepts is never refused at start for a reason it hid. */
+    char plan[1024];
+    int rc = rl_limiter_shm_plan(cfg, plan, sizeof plan);
+    fprintf(stderr, "ratelimit-filter: %s\n", plan);
+    if (rc == RL_SHM_PLAN_KEEP || rc == RL_SHM_PLAN_CARRY)
+        main_test_census(cfg);
     rl_config_free(cfg);
+    if (rc < 0) {
+        fprintf(stderr, "ratelimit-filter: configuration file %s test failed\n", file);
+        return MAIN_EXIT_RUNTIME;
+    }
     fprintf(stderr, "ratelimit-filter: configuration file %s test is successful\n", file);
     return MAIN_EXIT_OK;
 }
@@ -140,6 +176,8 @@ static int main_daemon(const char *file, const char *listen_spec, int workers)
         rl_config_free(cfg);
         return MAIN_EXIT_RUNTIME;
     }
+    if (*rl_limiter_shm_note(lim) != '\0')
+        log_info("%s", rl_limiter_shm_note(lim));
     rl_limiter_close(lim);
     int fd = listen_open(listen_spec, why, sizeof why);
     if (fd < 0) {
@@ -169,6 +207,8 @@ static int main_serve(const char *file)
         rl_config_free(cfg);
         return MAIN_EXIT_RUNTIME;
     }
+    if (*rl_limiter_shm_note(lim) != '\0')
+        log_info("%s", rl_limiter_shm_note(lim));
     int rc = loop_run(&cfg, &lim);
     rl_limiter_close(lim);
     rl_config_free(cfg);

@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <fcgiapp.h>
-
 #include "log.h"
 #include "proxy_int.h"
 

@@ -1,10 +1,11 @@
 /* proxy_relay.c -- move the bytes of one exchange: libcurl's callbacks
  *
- *   request body    read callback <- proxy_io.read (FCGX_GetStr), never more than announced
+ *   request body    read callback <- proxy_io.read (fcgi_conn_read_stdin), never more than
+ *                   announced
  *   response head   header callback: the status line becomes "Status: NNN reason"; the
  *                   header lines of the final response (1xx ones are skipped) are kept until
  *                   the blank line, then sent minus hop-by-hop ones, plus the extra lines
- *   response body   write callback -> proxy_io.write (FCGX_PutStr), as it arrives
+ *   response body   write callback -> proxy_io.write (fcgi_conn_write_stdout), as it arrives
  *   idle timeout    every callback notes the time of its bytes in last_ms; proxy.c's loop
  *                   abandons the exchange when no byte moved for timeout_ms
  *

@@ -1,6 +1,6 @@
 /* request.h -- what a request asks, copied out of the web server's parameters
  *
- * libfcgi keeps the parameters in storage that dies at the next FCGX_Accept_r/FCGX_Finish_r,
+ * The server loop keeps the parameters in storage it reuses for the next request (fcgi_conn.c),
  * so the few the decision needs are copied into this fixed struct, each bounded. A request
  * whose client address is missing or could not be an address is refused (400), never decided
  * under a key the client could choose. The path is made canonical here, once (rl_path_canon):

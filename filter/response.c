@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Room for RL_MAX_MATCH rules' field values, names included. */
@@ -249,24 +250,4 @@ void response_decision(response *r, const rl_config *cfg, const request *req, co
         response_responded(r, cfg, d);
     if (r->overflow) /* cannot happen with RL_MAX_MATCH rules; never send half a header */
         response_error(r, 500);
-}
-
-/* One write() per request: libfcgi appends FCGI_END_REQUEST to the last of out and err to be
- * closed. Closing err (never written to, so it sends nothing) and then out puts the answer,
- * its end-of-stream record and END_REQUEST in out's buffer and sends them together, and still
- * tells whether that failed. Flushing out first, then letting FCGX_Finish_r close the streams,
- * costs a second write() and a second wake-up of the web server for every request. */
-int response_send(const response *r, FCGX_Stream *out, FCGX_Stream *err)
-{
-    if (FCGX_PutStr(r->buf, (int)r->len, out) != (int)r->len)
-        return -1;
-    FCGX_FClose(err);
-    return FCGX_FClose(out) < 0 ? -1 : 0;
-}
-
-int response_write(const response *r, FILE *out)
-{
-    if (fwrite(r->buf, 1, r->len, out) != r->len)
-        return -1;
-    return fflush(out) == 0 ? 0 : -1;
 }

@@ -1,7 +1,7 @@
 /* response.h -- the answer to one request: status line, headers, body
  *
  * A response is built whole into a fixed buffer (nothing allocated per request), then sent
- * with FCGX_PutStr (FastCGI) or fwrite (plain CGI). What is said:
+ * in one write through the request's streams (fcgi_loop.c). What is said:
  *
  *   authorizer, allowed   Status: 200, Variable-RATELIMIT_CLIENT (the client address, always:
  *                         Apache's UserExpr needs a variable that is always there) and, when
@@ -25,9 +25,6 @@
 #ifndef FILTER_RESPONSE_H
 #define FILTER_RESPONSE_H
 
-#include <fcgiapp.h>
-#include <stdio.h>
-
 #include "ratelimit.h"
 #include "request.h"
 
@@ -48,11 +45,5 @@ void response_decision(response *r, const rl_config *cfg, const request *req,
 void response_limit_lines(response *r, const rl_config *cfg, const rl_decision *d);
 /* Fills r with an error status (400, 403, 414, 500) and its text. */
 void response_error(response *r, int status);
-
-/* Sends r as the whole answer to the request whose streams are out and err, and closes both
- * (FCGX_Finish_r still frees the request). Returns 0, or -1 when the stream failed (the web
- * server went away). */
-int response_send(const response *r, FCGX_Stream *out, FCGX_Stream *err);
-int response_write(const response *r, FILE *out);
 
 #endif

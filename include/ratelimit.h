@@ -57,9 +57,14 @@ extern "C" {
  * doubles of Redis' Lua (2^53): count * period and burst * period never exceed 2^50. */
 #define RL_COUNT_MAX 1000000000LL
 #define RL_PERIOD_MAX_MS (366LL * 24 * 3600 * 1000)
-/* A sliding_log rule keeps one timestamp per admitted unit, as a 32-bit offset from a base
- * time: count <= RL_LOG_MAX and period_ms <= RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
+/* A sliding_log rule of count <= RL_LOG_MAX keeps one timestamp per admitted unit in either
+ * store, as a 32-bit offset from a base time. Above it, up to RL_LOG_COUNT_MAX, Redis keeps an
+ * exact log in a sorted set and shared memory a bucketed one (RL_LOG_BUCKETS per period, never
+ * admitting more than count in any rolling period). Either way period_ms <=
+ * RL_LOG_PERIOD_MAX_MS (2^32 - 1 ms, 49.7 days). */
 #define RL_LOG_MAX 128
+#define RL_LOG_COUNT_MAX 100000
+#define RL_LOG_BUCKETS 64
 /* Bounds of one path_regex match (PCRE2 match context): at most RL_REGEX_MATCH_LIMIT
  * backtracking steps, RL_REGEX_DEPTH_LIMIT nested backtracks and RL_REGEX_HEAP_LIMIT_KIB KiB
  * of heap; a match that reaches one does not match (counted as regex_limit). */
@@ -194,6 +199,11 @@ typedef struct rl_redis_config {
     int breaker_open_ms;     /* how long it stays open before one probe is let through ... */
     int breaker_open_max_ms; /* ... doubling after each failed probe, up to this */
     int hosts;               /* hosts sharing the limit: shm fallback decides 1/hosts of it */
+    char **cluster;          /* Redis Cluster seed nodes "HOST:PORT" (owned); NULL: one server */
+    size_t ncluster;         /* entries of cluster */
+    char **sentinels;        /* Sentinel addresses "HOST:PORT" (owned); NULL: no Sentinel */
+    size_t nsentinels;       /* entries of sentinels */
+    char *master_name;       /* the master the sentinels are asked for; set with sentinels */
 } rl_redis_config;
 
 /* Which header names the client behind a trusted proxy. */
@@ -224,6 +234,15 @@ typedef struct rl_proxy_config {
     int timeout_ms; /* the longest the backend may stay silent during one exchange */
 } rl_proxy_config;
 
+/* How the filter's FastCGI server treats its connections (the --listen daemon and the pool a
+ * web server spawns): deadlines and the number of connections one process holds. */
+typedef struct rl_fastcgi_config {
+    int read_timeout_ms; /* a request's parameters, from its first byte (default 5000); also
+                             each wait for its body or to send its answer */
+    int idle_timeout_ms; /* a kept connection between requests (default 30000) */
+    int max_connections; /* connections one process holds at once (default 256) */
+} rl_fastcgi_config;
+
 /* The filter's admin endpoints (health, stats, test, metrics): answered in the FastCGI
  * responder role to clients in `allow` (resolved like rule keys: trusted proxies apply),
  * never rate-limited or forwarded. Paths are distinct, start with '/', exact matches. */
@@ -245,6 +264,7 @@ typedef struct rl_config {
     rl_access_config access;
     rl_proxy_config proxy;
     rl_admin_config admin;
+    rl_fastcgi_config fastcgi;
     int x_ratelimit_headers; /* also send X-RateLimit-* (default on) */
     int problem_json;        /* refusals carry an RFC 9457 application/problem+json body (off) */
     rl_rule *rules;
@@ -403,7 +423,7 @@ const char *rl_limiter_errstr(const rl_limiter *lim);
 const char *rl_limiter_health(const rl_limiter *lim);
 /* Asks Redis (one PING, through the circuit breaker) so that rl_limiter_health reflects now
  * rather than this process' last decision; no-op without Redis. For health endpoints, not
- * the request path: it may wait up to redis.connect_timeout_ms + command_timeout_ms. */
+ * the request path: it may wait up to redis.command_timeout_ms (reconnecting included). */
 void rl_limiter_probe(rl_limiter *lim);
 
 /* ---- pool-wide statistics (stats.c) ------------------------------------------------------- */

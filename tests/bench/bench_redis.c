@@ -12,6 +12,14 @@
  *             vs rl_decide (refused from the shm refusal cache), BENCH_MS each,
  * and prints decisions/s and p50/p99 latency of each, and backend/raw and decide/raw ratios.
  *
+ * and then, for sliding_log at COUNT = 100, 1000, 10000 and 100000 (period COUNT ms, a full
+ * log of one unit per ms, filled through the script), MEMORY USAGE of the key and Redis' own
+ * time per decision (INFO commandstats usec_per_call, so no round trip counts) for an
+ * admission that also drops the oldest unit, and for a refusal; beside it, the compact
+ * alternative measured the same way: the log as one string of offsets ("l:BASE:O1,..."),
+ * parsed and rewritten by Lua on every decision, as the script does up to RL_LOG_MAX; and
+ * the other algorithms at 100 per 100 ms, one decision a ms, for the same two figures.
+ *
  * `bench_redis --ops N` runs each exactly N times instead, for instruction counts:
  *   valgrind --tool=callgrind --toggle-collect=raw_op --toggle-collect=be_op \
  *       build/bench/bench_redis --ops 5000
@@ -148,6 +156,220 @@ static int lim_op(void *ud)
     return rl_decide(x->lim, &x->req, &x->d);
 }
 
+/* ---- sliding_log sizes ---- */
+
+/* The compact alternative: slidelog's string form, uncapped, parsed and written whole. */
+static const char slog_compact_lua[] =
+    "local now, period = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local s, t = redis.call('GET', KEYS[1]), {}\n"
+    "if s then\n"
+    "  local base, offs = string.match(s, '^l:(%-?%d+):([%d,]*)$')\n"
+    "  base = tonumber(base)\n"
+    "  for o in string.gmatch(offs, '%d+') do\n"
+    "    local x = base + tonumber(o)\n"
+    "    if x > now - period then t[#t + 1] = x end\n"
+    "  end\n"
+    "end\n"
+    "if #t >= tonumber(ARGV[3]) then return 0 end\n"
+    "t[#t + 1] = now\n"
+    "local o = {}\n"
+    "for i = 1, #t do o[i] = string.format('%d', t[i] - t[1]) end\n"
+    "redis.call('SET', KEYS[1], string.format('l:%d:', t[1]) .. table.concat(o, ','), 'PX',\n"
+    "           string.format('%d', period))\n"
+    "return 1\n";
+
+static redisReply *bench_cmd(redisContext *c, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "bench: %s: %s\n", argv[0], r != NULL ? r->str : c->errstr);
+        exit(1);
+    }
+    return r;
+}
+
+/* usec_per_call of EVALSHA since the last CONFIG RESETSTAT. */
+static double bench_evalsha_usec(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    const char *p = r != NULL && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+    double usec = -1;
+
+    if (p != NULL && (p = strstr(p, "cmdstat_evalsha:")) != NULL &&
+        (p = strstr(p, "usec_per_call=")) != NULL)
+        usec = strtod(p + strlen("usec_per_call="), NULL);
+    freeReplyObject(r);
+    return usec;
+}
+
+static void bench_resetstat(redisContext *c)
+{
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+}
+
+static long long bench_memory(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "MEMORY USAGE %s SAMPLES 0", key);
+    long long v = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* One decision of algorithm `algo` (rl_algo's value, as text), count per count ms, through
+ * the script at now (cost 1); returns allowed. */
+static int algo_decide(redisContext *c, const char *sha, const char *algo, const char *key,
+                       long count, long long now)
+{
+    char nows[32], counts[32];
+    snprintf(nows, sizeof nows, "%lld", now);
+    snprintf(counts, sizeof counts, "%ld", count);
+    const char *argv[] = {"EVALSHA", sha, "1", key, nows, algo, counts, counts, counts, "1", "0"};
+    redisReply *r = bench_cmd(c, 11, argv);
+    int allowed = r->type == REDIS_REPLY_ARRAY && r->elements == 5 && r->element[0]->integer;
+    freeReplyObject(r);
+    return allowed;
+}
+
+static int slog_decide(redisContext *c, const char *sha, const char *key, long count,
+                       long long now)
+{
+    return algo_decide(c, sha, "3", key, count, now);
+}
+
+static int compact_decide(redisContext *c, const char *sha, const char *key, long count,
+                          long long now)
+{
+    char nows[32], counts[32];
+    snprintf(nows, sizeof nows, "%lld", now);
+    snprintf(counts, sizeof counts, "%ld", count);
+    const char *argv[] = {"EVALSHA", sha, "1", key, nows, counts, counts};
+    redisReply *r = bench_cmd(c, 7, argv);
+    int allowed = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return allowed;
+}
+
+/* The script's log of count units, one per ms from t0, filled by pipelined decisions. */
+static void slog_fill(redisContext *c, const char *sha, const char *key, long count,
+                      long long t0)
+{
+    char counts[32];
+    snprintf(counts, sizeof counts, "%ld", count);
+    for (long i = 0; i < count; i += 1000) {
+        long m = count - i < 1000 ? count - i : 1000;
+        for (long j = 0; j < m; j++) {
+            char nows[32];
+            snprintf(nows, sizeof nows, "%lld", t0 + i + j);
+            const char *argv[] = {"EVALSHA", sha, "1",    key, nows, "3",
+                                  counts,    counts, counts, "1", "0"};
+            redisAppendCommandArgv(c, 11, argv, NULL);
+        }
+        for (long j = 0; j < m; j++) {
+            void *r = NULL;
+            if (redisGetReply(c, &r) != REDIS_OK) {
+                fprintf(stderr, "bench: fill: %s\n", c->errstr);
+                exit(1);
+            }
+            freeReplyObject(r);
+        }
+    }
+}
+
+/* The compact log of count units, one per ms from t0, written directly. */
+static void compact_fill(redisContext *c, const char *key, long count, long long t0)
+{
+    size_t cap = 32 + (size_t)count * 8, len;
+    char *v = malloc(cap);
+    if (v == NULL)
+        exit(1);
+    len = (size_t)snprintf(v, cap, "l:%lld:", t0);
+    for (long i = 0; i < count; i++)
+        len += (size_t)snprintf(v + len, cap - len, i > 0 ? ",%ld" : "%ld", i);
+    const char *argv[] = {"SET", key, v};
+    size_t lens[] = {3, strlen(key), len};
+    redisReply *r = redisCommandArgv(c, 3, argv, lens);
+    freeReplyObject(r);
+    free(v);
+}
+
+/* Full log, then n admissions (each at the next ms: the oldest leaves, one joins) and n
+ * refusals (the same ms again); Redis' usec per call of each. */
+static void bench_slog_size(redisContext *c, const char *sha, const char *csha, long count)
+{
+    const long long t0 = 1700000000000LL;
+    const long n = count >= 100000 ? 20 : count >= 10000 ? 100 : 1000;
+    char key[64], ckey[64];
+    double adm, ref, cadm;
+    long long mem, cmem;
+
+    snprintf(key, sizeof key, "b:{slog-%ld}:log", count);
+    snprintf(ckey, sizeof ckey, "b:{compact-%ld}:log", count);
+    slog_fill(c, sha, key, count, t0);
+    mem = bench_memory(c, key);
+    bench_resetstat(c);
+    for (long k = 0; k < n; k++)
+        if (!slog_decide(c, sha, key, count, t0 + count + k))
+            fprintf(stderr, "bench: sliding_log %ld: a steady admission was refused\n", count);
+    adm = bench_evalsha_usec(c);
+    bench_resetstat(c);
+    for (long k = 0; k < n; k++)
+        if (slog_decide(c, sha, key, count, t0 + count + n - 1))
+            fprintf(stderr, "bench: sliding_log %ld: a full log admitted\n", count);
+    ref = bench_evalsha_usec(c);
+
+    compact_fill(c, ckey, count, t0);
+    cmem = bench_memory(c, ckey);
+    bench_resetstat(c);
+    for (long k = 0; k < n; k++)
+        if (!compact_decide(c, csha, ckey, count, t0 + count + k))
+            fprintf(stderr, "bench: compact %ld: a steady admission was refused\n", count);
+    cadm = bench_evalsha_usec(c);
+    printf("sliding_log %6ld/%ldms  %-10s %9lld bytes/key (%5.1f/unit)  Redis %8.1f us/admission "
+           "%8.1f us/refusal | string form %8lld bytes/key, %9.1f us/admission\n",
+           count, count, count <= RL_LOG_MAX ? "(string)" : "(sorted set)", mem,
+           (double)mem / (double)count, adm, ref, cmem, cadm);
+    const char *del[] = {"DEL", key, ckey};
+    freeReplyObject(bench_cmd(c, 3, del));
+}
+
+/* The other algorithms at 100 per 100 ms, one decision a ms for 2000 ms (admissions and
+ * refusals as the rule decides): Redis' usec per call and the key's MEMORY USAGE. */
+static void bench_algos(redisContext *c, const char *sha)
+{
+    static const char *const names[] = {"gcra", "fixed_window", "sliding_window"};
+    static const char *const algos[] = {"0", "1", "2"};
+    const long long t0 = 1700000000000LL;
+
+    for (int a = 0; a < 3; a++) {
+        char key[64];
+        long admitted = 0;
+        snprintf(key, sizeof key, "b:{algo-%s}:x", names[a]);
+        bench_resetstat(c);
+        for (long k = 0; k < 2000; k++)
+            admitted += algo_decide(c, sha, algos[a], key, 100, t0 + k);
+        printf("%-14s 100/100ms %9lld bytes/key  Redis %8.1f us/decision (%ld of 2000 "
+               "admitted)\n",
+               names[a], bench_memory(c, key), bench_evalsha_usec(c), admitted);
+        const char *del[] = {"DEL", key};
+        freeReplyObject(bench_cmd(c, 2, del));
+    }
+}
+
+static void bench_slog(redisContext *c, const char *sha)
+{
+    static const long counts[] = {100, 1000, 10000, 100000};
+    const char *load[] = {"SCRIPT", "LOAD", slog_compact_lua};
+    redisReply *csha = bench_cmd(c, 3, load);
+
+    bench_algos(c, sha);
+
+    printf("sliding_log, a full log of COUNT units over COUNT ms (Redis time from INFO "
+           "commandstats; memory from MEMORY USAGE):\n");
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        bench_slog_size(c, sha, csha->str, counts[i]);
+    freeReplyObject(csha);
+}
+
 static rl_config *bench_config(const rlt_redis *srv, const char *limit, char *path, size_t size)
 {
     rl_error err;
@@ -258,6 +480,8 @@ int main(int argc, char **argv)
     bench_round(&flood[1], BENCH_MS);
     double f_nc = bench_report(&flood[0]), f_c = bench_report(&flood[1]);
     printf("refusal cache speed-up under a flood: %.1fx\n", f_c / f_nc);
+    if (bench_ops == 0)
+        bench_slog(raw.c, sha->str);
     rc = 0;
 out:
     rl_limiter_close(lim);

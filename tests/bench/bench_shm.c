@@ -19,7 +19,9 @@
  * limiter opens it for a GCRA-only config. Two more rows use a small table whose slots are
  * sized for a sliding_log rule of RL_LOG_MAX (RL_STATE_WORDS words): the same GCRA rule
  * there (a decision must move only its rule's words, not the slot's), and a sliding_log
- * rule of 128/ms on one hot key (mostly refused: the log is full within each ms).
+ * rule of 128/ms on one hot key (mostly refused: the log is full within each ms). Last, each
+ * algorithm at COUNT per second on one hot key in a table of its own words, the sliding log
+ * exact (100) and bucketed (200 and RL_LOG_COUNT_MAX).
  */
 #include "fmacros.h"
 
@@ -274,6 +276,33 @@ int main(void)
     bench_row("shm, 1 hot key, 66-word slots", 1, rate, algo);
     bench_procs(logname, 4096, RL_STATE_WORDS, &logrule, 1, 0, rate);
     bench_row("shm, 1 hot key, sliding_log", 1, rate, algo);
+    rl_shm_unlink(logname);
+
+    /* Each algorithm at COUNT per second on one hot key (COUNT admitted a second, the rest
+     * refused), in a table of the words it keeps, as the limiter opens one for it alone. */
+    static const struct {
+        rl_algo algo;
+        int64_t count;
+        const char *what;
+    } per[] = {
+        {RL_ALGO_GCRA, 100, "gcra 100/s"},
+        {RL_ALGO_FIXED_WINDOW, 100, "fixed_window 100/s"},
+        {RL_ALGO_SLIDING_WINDOW, 100, "sliding_window 100/s"},
+        {RL_ALGO_SLIDING_LOG, 100, "sliding_log 100/s (exact)"},
+        {RL_ALGO_SLIDING_LOG, 200, "sliding_log 200/s (buckets)"},
+        {RL_ALGO_SLIDING_LOG, RL_LOG_COUNT_MAX, "sliding_log 100000/s (bkts)"},
+    };
+    for (size_t i = 0; i < sizeof per / sizeof per[0]; i++) {
+        rl_rule r = bench_rule();
+        char row[64];
+        r.algo = per[i].algo;
+        r.count = r.burst = per[i].count;
+        r.period_ms = 1000;
+        rl_shm_unlink(logname);
+        bench_procs(logname, 4096, rl_algo_state_words(&r), &r, 1, 0, rate);
+        snprintf(row, sizeof row, "%s, %zu words", per[i].what, rl_algo_state_words(&r));
+        bench_row(row, 1, rate, algo);
+    }
     rl_shm_unlink(logname);
 
     rl_shm_close(shm);

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # test_apache.sh -- the filter under Apache 2.4, with the shipped recipes etc/apache/*.conf
 #
-#   A  mod_authnz_fcgi -> the prefork daemon over TCP: 8 requests from one client give exactly
+#   A  mod_authnz_fcgi -> the prefork daemon over TCP, the recipe included as its two files
+#      say: authnz-fcgi-provider.conf at server level, authnz-fcgi-vhost.conf inside a
+#      <VirtualHost 127.0.0.1:PORT> (the provider inside the VirtualHost is refused by
+#      apache2 -t, which is why there are two files): 8 requests from one client give exactly
 #      5 x 200 (the static page, RateLimit headers copied by mod_headers) then 3 x 429 with
-#      Retry-After and the RateLimit headers
+#      Retry-After and the RateLimit headers; then, for that refused client, the admin
+#      endpoints answer (health and stats JSON, the POST test's decision, Prometheus metrics)
+#      and 20 health requests are all 200 without a decision (stats' requests unchanged); a
+#      second VirtualHost without the include is not limited
 #   B  mod_proxy_fcgi -> the daemon in proxy mode -> a lighttpd + CGI echo backend: a 1 MiB
 #      binary POST (NUL bytes included) comes back identical; method, URI (byte for byte),
 #      headers and X-Forwarded-For/Forwarded reach the backend; a 404 stays 404; a slow
@@ -16,15 +22,36 @@ set -euo pipefail
 NAME=test_apache
 source "$(dirname "$0")/lib/lib.sh"
 source "$(dirname "$0")/lib/apache.sh"
-need apache2 lighttpd curl perl cmp
-# ---- A: mod_authnz_fcgi ---------------------------------------------------------------------
+need apache2 lighttpd curl perl cmp python3
+# ---- A: mod_authnz_fcgi, the two files as their comments say ---------------------------------
 d=$T/A; mkdir -p "$d"
 write_conf "$d/rl.conf" authnz 5/m ""
 DP=$(pick_port)
 start_daemon "127.0.0.1:$DP" "$d/rl.conf" 2 "$d/filter.log"
-sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi.conf" > "$d/recipe.conf"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi-provider.conf" > "$d/provider.conf"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi-vhost.conf" > "$d/vhost.conf"
+check "A: the provider file defines the provider" grep -q "^AuthnzFcgiDefineProvider authnz RL fcgi://127.0.0.1:$DP/" "$d/provider.conf"
 AP=$(pick_port)
+AP2=$(pick_port); while [ "$AP2" = "$AP" ]; do AP2=$(pick_port); done
+# The provider at server level, the site part in one VirtualHost; another without it.
+cat > "$d/recipe.conf" <<CONF
+Include $d/provider.conf
+Listen 127.0.0.1:$AP2
+<VirtualHost 127.0.0.1:$AP>
+    Include $d/vhost.conf
+</VirtualHost>
+<VirtualHost 127.0.0.1:$AP2>
+</VirtualHost>
+CONF
 start_apache "$d" "$AP" "$d/recipe.conf" "authnz_fcgi headers proxy proxy_fcgi"
+wait_port "$AP2" 10 || fail "A: apache2 not listening on the second VirtualHost's $AP2"
+# The one-file way (everything inside the VirtualHost) is what Apache refuses.
+printf '<VirtualHost 127.0.0.1:%s>\n    Include %s\n    Include %s\n</VirtualHost>\n' \
+    "$AP" "$d/provider.conf" "$d/vhost.conf" > "$d/wrong.conf"
+sed "s|^Include $d/recipe.conf\$|Include $d/wrong.conf|" "$d/httpd.conf" > "$d/httpd-wrong.conf"
+check "A: the provider inside a VirtualHost is refused by apache2 -t" bash -c \
+    '! apache2 -t -f "$1" >/dev/null 2>"$2" && grep -q "AuthnzFcgiDefineProvider cannot occur within <VirtualHost> section" "$2"' \
+    _ "$d/httpd-wrong.conf" "$d/wrong.err"
 codes=""
 for i in 1 2 3 4 5 6 7 8; do
     codes+="$(hcurl -o "$d/b$i" -D "$d/h$i" "http://127.0.0.1:$AP/") "
@@ -38,6 +65,29 @@ check "A: 429 Retry-After >= 1 ($(hdr "$d/h6" Retry-After))" test "$(hdr "$d/h6"
 check "A: 429 RateLimit r=0" bash -c '[[ $1 =~ ^\"authnz\"\;r=0\;t=[0-9]+$ ]]' _ "$(hdr "$d/h6" RateLimit)"
 check "A: 429 body from the filter" grep -Eq '^Too Many Requests: retry in [0-9]+ s$' "$d/b6"
 check "A: no mod_authnz_fcgi error (UserExpr resolved)" bash -c '! grep -q "authnz_fcgi:error" "$1"' _ "$d/error.log"
+
+# The admin endpoints of the VirtualHost, for the client the limit now refuses.
+U="http://127.0.0.1:$AP"
+stat_requests() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$1" 2>/dev/null || echo "?"; }
+c=$(hcurl -o "$d/stats1" "$U/api/health/rate-limiter/stats")
+check "A: stats -> 200 JSON with the 8 decisions ($c, requests $(stat_requests "$d/stats1"))" \
+    test "$c $(stat_requests "$d/stats1")" = "200 8"
+c=$(hcurl -o "$d/health" -D "$d/hh" "$U/api/health/rate-limiter")
+check "A: health -> 200 {\"status\":\"ok\" ($c)" bash -c '[ "$1" = 200 ] && grep -q "^{\"status\":\"ok\"" "$2"' _ "$c" "$d/health"
+check "A: health is application/json" test "$(hdr "$d/hh" Content-Type)" = application/json
+c=$(hcurl -o "$d/test" -X POST -d '{"client":"192.0.2.1","path":"/x"}' "$U/api/health/rate-limiter/test")
+check "A: POST test -> 200 with its decision ($c)" bash -c '[ "$1" = 200 ] && grep -q "\"verdict\":\"allowed\"" "$2"' _ "$c" "$d/test"
+c=$(hcurl -o "$d/metrics" -D "$d/hm" "$U/metrics")
+check "A: metrics -> 200 Prometheus text ($c)" bash -c '[ "$1" = 200 ] && grep -q "^# TYPE ratelimit_requests_total counter" "$2"' _ "$c" "$d/metrics"
+check "A: metrics is text/plain; version=0.0.4" bash -c '[[ $1 == "text/plain; version=0.0.4"* ]]' _ "$(hdr "$d/hm" Content-Type)"
+codes=$(curl -s --noproxy '*' --max-time 60 -o /dev/null -w '%{http_code}\n' "$U/api/health/rate-limiter?[1-20]" | sort | uniq -c | xargs)
+check "A: 20 health requests from the refused client all 200 ($codes)" test "$codes" = "20 200"
+hcurl -o "$d/stats2" "$U/api/health/rate-limiter/stats" >/dev/null
+check "A: ... none of them decided (requests $(stat_requests "$d/stats1") -> $(stat_requests "$d/stats2"))" \
+    test "$(stat_requests "$d/stats2")" = 8
+codes=""
+for i in 1 2 3 4 5 6 7; do codes+="$(hcurl -o /dev/null "http://127.0.0.1:$AP2/") "; done
+check "A: the VirtualHost without the include is not limited ($codes)" test "$codes" = "200 200 200 200 200 200 200 "
 
 # ---- B: mod_proxy_fcgi -> proxy mode -> backend -----------------------------------------------
 d=$T/B; mkdir -p "$d"

@@ -16,6 +16,7 @@ cleanup() {
     "$RL_FILTER" --shm-remove -c "$T/rl.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/other.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/decide.conf" >/dev/null 2>&1 || true
+    rm -f "/dev/shm$SHM-junk" "/dev/shm$SHM-junk-stats"
     for c in fp-strict rd-open; do "$RL_FILTER" --shm-remove -c "$T/$c.conf" >/dev/null 2>&1 || true; done
     rm -rf "$T"
 }
@@ -137,10 +138,27 @@ expect_rc "--decide with -t" 2 "$RL_FILTER" --decide -t -c "$T/decide.conf" --cl
 expect_rc "--decide bad config" 1 "$RL_FILTER" --decide -c "$T/bad.conf" --client 1.2.3.4 --path /
 "$RL_FILTER" --shm-remove -c "$T/decide.conf" >/dev/null 2>&1 || true
 
-# The segment exists now; a configuration with the same name but another capacity cannot
-# attach to it: the limiter does not open -> runtime error.
+# The segment exists now; a configuration with the same name but another capacity is not
+# refused: -t says the table will be replaced, carrying its live entries, and it serves.
 sed "s/capacity = 100;/capacity = 200;/" "$T/rl.conf" > "$T/other.conf"
-expect_rc "limiter cannot open -> 3" 3 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/other.conf"
+expect_rc "-t, another capacity" 0 "$RL_FILTER" -t -c "$T/other.conf"
+check "-t says the table is replaced by a new generation" grep -q "exists but has capacity 100, the configuration 200: a start or reload replaces it by generation 2 .* carries its live entries over" "$T/err"
+expect_rc "another capacity serves (a new generation)" 0 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/other.conf"
+expect_rc "-t, the capacity it has now" 0 "$RL_FILTER" -t -c "$T/other.conf"
+check "-t says it fits" grep -q "exists (generation 2, capacity 200, .*) and fits" "$T/err"
+# What would stop a start stops -t, with the same reason: a foreign object under the name.
+printf 'shm: { name = "%s-junk"; capacity = 100; };\nrules = ( { name = "d"; limit = "3/h"; } );\n' "$SHM" > "$T/junk.conf"
+head -c 4096 /dev/zero | tr "\\0" x > "/dev/shm$SHM-junk"
+expect_rc "-t, a foreign object under shm.name -> 3" 3 "$RL_FILTER" -t -c "$T/junk.conf"
+check "-t names it" grep -q "is not a rate-limit table .*a start would fail" "$T/err"
+expect_rc "a start on it -> 3" 3 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/junk.conf"
+rm -f "/dev/shm$SHM-junk"
+# The same for a statistics segment the start would refuse (another build's, or junk).
+head -c 16 /dev/zero | tr "\\0" x > "/dev/shm$SHM-junk-stats"
+expect_rc "-t, statistics the start would refuse -> 3" 3 "$RL_FILTER" -t -c "$T/junk.conf"
+check "-t names the statistics segment" grep -q "$SHM-junk-stats.: exists with 16 bytes, statistics take .*a start would fail" "$T/err"
+expect_rc "a start on them -> 3" 3 env -i REMOTE_ADDR=10.1.1.1 REQUEST_URI=/ "$RL_FILTER" -c "$T/junk.conf"
+rm -f "/dev/shm$SHM-junk-stats"
 expect_rc "--shm-remove" 0 "$RL_FILTER" --shm-remove -c "$T/rl.conf"
 check "--shm-remove says removed" grep -q "removed shared memory $SHM" "$T/err"
 expect_rc "--shm-remove again (nothing left)" 0 "$RL_FILTER" --shm-remove -c "$T/rl.conf"

@@ -4,9 +4,10 @@
 # Config: "login" (path_prefix "/login", 2/m, path_case_insensitive) and "site" (every path,
 # 20/m), clients told apart by X-Forwarded-For from the trusted 127.0.0.1.
 #   L  lighttpd from etc/lighttpd/authorizer.conf (its http-parseopts, the authorizer pool and
-#      the admin responder mounts), serving a static file "login", with
+#      the admin responder mount), serving a static file "login", with
 #      server.force-lowercase-filenames (a server that serves paths case-insensitively)
-#   A  Apache from etc/apache/authnz-fcgi.conf in front of the prefork daemon, same file
+#   A  Apache from etc/apache/authnz-fcgi-provider.conf and authnz-fcgi-vhost.conf, both at
+#      server level (the main server), in front of the prefork daemon, same file
 #   D  ratelimit-filter --decide
 #   C  the binary as a plain CGI program (REQUEST_URI from the environment; and without it,
 #      SCRIPT_NAME + PATH_INFO, normalised but not decoded again)
@@ -14,7 +15,8 @@
 # The third is never 200 (the limit holds), at most two of the three are; aliases the server
 # is known to serve as /login must be served (so they are real aliases). Then 100 health
 # requests from one client through L and through A are all answered 200 by the endpoint with
-# its JSON, and the pool's decision count does not move (the authorizer never decided them).
+# its JSON, and the pool's decision count does not move (the authorizer never decided them);
+# paths next to or under an admin path are decided exactly once and served by the site.
 # Bounded waits; everything started is stopped by pid on exit.
 set -euo pipefail
 NAME=test_paths
@@ -22,9 +24,9 @@ source "$(dirname "$0")/lib/lib.sh"
 need lighttpd apache2 curl python3
 MODS=/usr/lib/apache2/modules
 
-conf() { # file, shm suffix
+conf() { # file, shm suffix, more shm settings
     cat > "$1" <<CONF
-shm: { name = "/rltest-$RUN_ID-$2"; capacity = 1000; };
+shm: { name = "/rltest-$RUN_ID-$2"; capacity = 1000; ${3:-} };
 identity: { trusted_proxies = ["127.0.0.1/32"]; };
 rules = (
   { name = "login"; path_prefix = "/login"; limit = "2/m"; path_case_insensitive = true; },
@@ -68,7 +70,8 @@ wait_port "$LP" 10 || { fail "L: lighttpd not listening on $LP"; finish; }
 a=$T/A; site "$a"; conf "$a/rl.conf" A
 DP=$(pick_port)
 start_daemon "127.0.0.1:$DP" "$a/rl.conf" 2 "$a/filter.log" || finish
-sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi.conf" > "$a/recipe.conf"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi-provider.conf" > "$a/provider.conf"
+sed "s|127.0.0.1:9000|127.0.0.1:$DP|" "$ROOT/etc/apache/authnz-fcgi-vhost.conf" > "$a/recipe.conf"
 AP=$(pick_port)
 {
     echo "ServerName 127.0.0.1"
@@ -90,6 +93,7 @@ AP=$(pick_port)
     echo "<Directory $a/www>"
     echo "    Require all granted"
     echo "</Directory>"
+    echo "Include $a/provider.conf"
     echo "Include $a/recipe.conf"
 } > "$a/httpd.conf"
 apache2 -t -f "$a/httpd.conf" >/dev/null 2>"$a/t.err" || {
@@ -99,7 +103,8 @@ setsid apache2 -f "$a/httpd.conf" -DFOREGROUND 2>>"$a/apache.stderr" &
 PIDS+=("$!")
 wait_port "$AP" 10 || { fail "A: apache2 not listening on $AP: $(tail -n 3 "$a/error.log")"; finish; }
 
-D=$T/D; mkdir -p "$D"; conf "$D/rl.conf" D
+# shm.user: run as root, --decide creates no segment without one (test_shm_owner.sh).
+D=$T/D; mkdir -p "$D"; conf "$D/rl.conf" D "user = \"$(id -un)\";"
 
 # ---- the table -----------------------------------------------------------------------------
 # target | served as /login by lighttpd (1: must be) | by Apache (1: must be)
@@ -243,11 +248,21 @@ print(n)' "$T/$tag-h")
 health100 L "$LP"
 health100 A "$AP"
 
-# A path next to an admin path is not an admin path: charged like any other.
-b=$(requests "$LP")
-hcurl -o /dev/null "http://127.0.0.1:$LP/api/health/rate-limiterX" >/dev/null
-hcurl -o /dev/null --path-as-is "http://127.0.0.1:$LP/api/health/rate-limiter/../../../login-x" >/dev/null
-check "L: near-admin paths are decided ($b -> $(requests "$LP"))" test "$(requests "$LP")" -ge $((b + 2))
+# A path next to an admin path, or under one, is not an admin path: decided exactly once (not
+# a second time by the admin responder) and served by the site (404 here).
+near_admin() { # tag, port
+    local tag=$1 port=$2 b p c codes=""
+    b=$(requests "$port")
+    for p in /api/health/rate-limiterX /api/health/rate-limiter/x /metricsX /metrics/x \
+        /api/health/rate-limiter/../../../login-x; do
+        c=$(hcurl -o /dev/null --path-as-is "http://127.0.0.1:$port$p")
+        codes+="$c "
+    done
+    check "$tag: near-admin paths are served by the site ($codes)" test "$codes" = "404 404 404 404 404 "
+    check "$tag: ... each decided once ($b -> $(requests "$port"))" test "$(requests "$port")" = $((b + 5))
+}
+near_admin L "$LP"
+near_admin A "$AP"
 
 for f in "$d/filter.log" "$a/filter.log"; do
     check "no sanitizer report in $(basename "$(dirname "$f")")/filter.log" no_sanitizer_report "$f"

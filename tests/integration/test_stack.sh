@@ -8,8 +8,8 @@
 #   - `scripts/burst -n 15 -c 3 -k 1 --limit 10/m URL` exits 0: exactly 10 admitted, 5 x 429,
 #     headers coherent. The same client (127.0.1.1) in every combination, so each exact count
 #     also proves the previous `down` removed the shared memory;
-#   - `status` exits 0 and shows every component running and 2 filter processes (4 under
-#     lighttpd authorizer: the recipe's two admin responder mounts);
+#   - `status` exits 0 and shows every component running and 2 filter processes (3 under
+#     lighttpd authorizer: the recipe's admin responder mount);
 #   - `down` exits 0; then `status` exits 1, no process the stack started (pid files and
 #     their children, taken before `down`) is left, nothing listens on its ports, the
 #     shared-memory segment is gone, and a second `down` exits 0.
@@ -91,8 +91,8 @@ combo() { # server, mode
     rc=0; "$STACK" status >"$T/status.$s.$m" 2>&1 || rc=$?
     check "$tag: status exits 0 ($rc)" test "$rc" = 0
     check "$tag: status shows the web server running" grep -Eq "^$([ "$s" = apache ] && echo apache || echo lighttpd) +running +pid [0-9]+" "$T/status.$s.$m"
-    # lighttpd's authorizer recipe adds one responder process per admin mount (2).
-    want=2; [ "$s/$m" = lighttpd/authorizer ] && want=4
+    # lighttpd's authorizer recipe adds one responder process for the admin endpoints.
+    want=2; [ "$s/$m" = lighttpd/authorizer ] && want=3
     check "$tag: status shows $want filter processes" \
         test "$(sed -En 's/^  (filter pool|workers) +running +pids //p' "$T/status.$s.$m" | wc -w)" = "$want"
     if [ "$s" = apache ]; then

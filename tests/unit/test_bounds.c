@@ -58,7 +58,7 @@ Test(bounds, accepted_limits_at_the_edges_keep_the_contract)
         int64_t period = rnd() % 3 == 0 ? edge(RL_PERIOD_MAX_MS) : periods[rnd() % 8];
         int64_t cmax = min64(RL_COUNT_MAX, RL_PRODUCT_MAX / period);
         if (algo == RL_ALGO_SLIDING_LOG) {
-            cmax = min64(cmax, RL_LOG_MAX);
+            cmax = min64(cmax, RL_LOG_COUNT_MAX);
             period = min64(period, RL_LOG_PERIOD_MAX_MS);
         }
         int64_t count = edge(cmax);
@@ -74,7 +74,7 @@ Test(bounds, accepted_limits_at_the_edges_keep_the_contract)
         /* Just past each bound the check refuses. */
         rl_rule over = r;
         over.count = cmax + 1;
-        if (algo != RL_ALGO_SLIDING_LOG || cmax == RL_LOG_MAX)
+        if (algo != RL_ALGO_SLIDING_LOG || cmax == RL_LOG_COUNT_MAX)
             cr_assert_neq(rl_rule_check_numbers(&over, why, sizeof why), RL_CHECK_OK);
 
         const int64_t n = algo == RL_ALGO_GCRA ? burst : count;

@@ -535,6 +535,23 @@ Test(config, proxy_keys_and_defaults)
     rl_config_free(cfg);
 }
 
+Test(config, fastcgi_keys_and_defaults)
+{
+    char path[PATH_MAX];
+    rl_config *cfg = load_good("fastcgi.conf", path, sizeof path);
+
+    cr_expect_eq(cfg->fastcgi.read_timeout_ms, 60000);
+    cr_expect_eq(cfg->fastcgi.idle_timeout_ms, 1);
+    cr_expect_eq(cfg->fastcgi.max_connections, 65536);
+    rl_config_free(cfg);
+
+    cfg = load_good("minimal.conf", path, sizeof path);
+    cr_expect_eq(cfg->fastcgi.read_timeout_ms, 5000);
+    cr_expect_eq(cfg->fastcgi.idle_timeout_ms, 30000);
+    cr_expect_eq(cfg->fastcgi.max_connections, 256);
+    rl_config_free(cfg);
+}
+
 Test(config, admin_keys_and_defaults)
 {
     char path[512];

@@ -184,14 +184,22 @@ Test(config_env, a_sliding_log_keeps_its_bounds)
 {
     const char *rules = "rules = ( { name = \"chat\"; limit = \"10/m\"; "
                         "algorithm = \"sliding_log\"; } );";
-    setenv("RATE_LIMIT_CHAT", "128/h", 1);
+    setenv("RATE_LIMIT_CHAT", "100", 1); /* the seed's defaults: 100/min chat, 200/min */
     rl_config *cfg = load_ok(rules);
-    cr_assert_eq(cfg->rules[0].count, 128);
+    cr_assert_eq(cfg->rules[0].count, 100);
     rl_config_free(cfg);
-    setenv("RATE_LIMIT_CHAT", "129", 1);
-    load_fails(rules, "environment RATE_LIMIT_CHAT: invalid value \"129\": sliding_log keeps "
-                      "one timestamp per request: count must be <= 128 (use \"sliding_window\" "
-                      "for larger limits)");
+    setenv("RATE_LIMIT_CHAT", "200", 1);
+    cfg = load_ok(rules);
+    cr_assert_eq(cfg->rules[0].count, 200);
+    rl_config_free(cfg);
+    setenv("RATE_LIMIT_CHAT", "100000/h", 1);
+    cfg = load_ok(rules);
+    cr_assert_eq(cfg->rules[0].count, 100000);
+    rl_config_free(cfg);
+    setenv("RATE_LIMIT_CHAT", "100001", 1);
+    load_fails(rules, "environment RATE_LIMIT_CHAT: invalid value \"100001\": sliding_log keeps "
+                      "one timestamp per request: count must be <= 100000 (use "
+                      "\"sliding_window\" or \"gcra\" for larger limits)");
     setenv("RATE_LIMIT_CHAT", "5/50d", 1);
     load_fails(rules, "environment RATE_LIMIT_CHAT: invalid value \"5/50d\": sliding_log keeps "
                       "timestamps as 32-bit offsets: the period must be at most 4294967295 ms "
@@ -211,7 +219,7 @@ Test(config_env, env_and_file_refuse_alike)
         {"", "1000000000/366d"},                              /* count x period > 2^50 */
         {"algorithm = \"sliding_window\";", "1000000000/2d"}, /* division by zero before */
         {"burst = 1000000000;", "1/366d"},                    /* burst x period > 2^50 */
-        {"algorithm = \"sliding_log\";", "129/h"},
+        {"algorithm = \"sliding_log\";", "100001/h"},
         {"algorithm = \"sliding_log\";", "5/50d"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

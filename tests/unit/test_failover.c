@@ -21,15 +21,18 @@
 
 #include "failover.h"
 #include "leakcheck.h"
+#include "lib_redis_fake.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
 
 static char conf_path[256];
 static char shm_name[64];
 static rlt_redis srv;
+static rlt_fake fake;
 
 static void fini(void)
 {
+    rlt_fake_stop(&fake);
     if (srv.pid > 0)
         kill(srv.pid, SIGCONT);
     rlt_redis_stop(&srv);
@@ -208,12 +211,53 @@ Test(failover, stopped_server_no_decision_waits_longer_than_the_timeout)
             worst = took;
         slow += took >= 40;
     }
-    /* 50 ms command timeout (+ scheduling slack); only the first 3 calls and one probe per
-     * 200 ms wait at all: ~3 + 4 in a second. */
-    cr_assert_lt(worst, 50 + 30, "a decision took %lld ms", worst);
+    /* 50 ms command timeout (+ scheduling slack on a loaded machine: a stuck decision would
+     * take forever, two timeouts 100 ms); only the first 3 calls and one probe per 200 ms wait
+     * at all: ~3 + 4 in a second. */
+    cr_assert_lt(worst, 50 + 45, "a decision took %lld ms", worst);
     cr_assert(slow >= 3 && slow <= 10, "%d decisions waited for the timeout", slow);
     cr_assert_str_eq(rl_limiter_health(lim), "degraded");
     cr_assert_eq(kill(srv.pid, SIGCONT), 0);
+    rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+/* A reply that drips forever, one byte every 30 ms under a 50 ms timeout (a per-read timeout
+ * would never fire): each decision ends by the timeout as a failure the breaker counts, and
+ * after breaker_failures of them Redis is skipped. */
+Test(failover, dripping_reply_is_a_timeout_the_breaker_counts)
+{
+    char redis[256];
+    rl_config *cfg;
+    rl_limiter *lim;
+    long long t, worst = 0;
+
+    fake = (rlt_fake){.mode = RLT_FAKE_DRIP, .target = "EVALSHA", .drip_ms = 30};
+    cr_assert_eq(rlt_fake_start(&fake), 0);
+    snprintf(redis, sizeof(redis), "port = %d; command_timeout_ms = 50; breaker_failures = 3; "
+             "breaker_open_ms = 60000;", fake.port);
+    cfg = load(redis, "{ name = \"global\"; limit = \"100000/m\"; }");
+    lim = open_lim(cfg);
+    for (int i = 0; i < 3; i++) {
+        t = rlt_now_ms();
+        cr_assert_eq(ask(lim, "c4").backend, RL_BACKEND_SHM, "decision %d", i);
+        t = rlt_now_ms() - t;
+        worst = t > worst ? t : worst;
+    }
+    cr_assert_lt(worst, 50 + 900, "a decision took %lld ms", worst);
+    /* Held until the deadline: a decision that failed sooner failed before the drip (e.g. at
+     * SCRIPT LOAD) and tested nothing. */
+    cr_assert_geq(worst, 40, "no decision waited for the drip (%lld ms)", worst);
+    cr_assert_str_eq(rl_limiter_health(lim), "degraded");
+    /* Open: 100 decisions that would each wait 50 ms if Redis were still asked. */
+    t = rlt_now_ms();
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(ask(lim, "c4").backend, RL_BACKEND_SHM);
+    cr_assert_lt(rlt_now_ms() - t, 2000, "the breaker did not open");
+    fprintf(stderr,
+            "FIGURE: dripping Redis reply (1 byte / 30 ms, command_timeout_ms 50): 3 decisions "
+            "of at most %lld ms each, then the breaker skips Redis\n",
+            worst);
     rl_limiter_close(lim);
     rl_config_free(cfg);
 }
@@ -361,6 +405,53 @@ Test(failover, shm_fallback_decides_this_hosts_share)
     cr_assert_str_eq(rl_limiter_health(lim), "degraded");
     rl_limiter_close(lim);
     rl_config_free(cfg);
+}
+
+/* The seed's defaults as sliding logs through an outage, two hosts: this host's share, 100 of
+ * the general 200 and 50 of chat's 100; one host: the whole 200 (bucketed) and 100. The
+ * general rule alone at two hosts: its share, an exact log of 100, keeps more state words
+ * than the bucketed 200 (the table is sized for both). Each case its own clients: a state is
+ * kept under the configured rule's identity, whatever the share. */
+Test(failover, sliding_log_fallback_decides_this_hosts_share)
+{
+#define GENERAL "{ name = \"general\"; limit = \"200/m\"; algorithm = \"sliding_log\"; }"
+    static const char both[] = "{ name = \"chat\"; path_prefix = \"/chat\"; limit = \"100/m\"; "
+                               "algorithm = \"sliding_log\"; }," GENERAL;
+    static const struct {
+        int hosts;
+        const char *rules;
+        int64_t general, chat;
+    } cases[] = {{2, both, 100, 50}, {1, both, 200, 100}, {2, GENERAL, 100, 100}};
+#undef GENERAL
+
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char redis[256], general[16], chatter[16];
+        snprintf(redis, sizeof(redis), "port = %d; hosts = %d;", free_port(), cases[c].hosts);
+        snprintf(general, sizeof general, "g%zu", c);
+        snprintf(chatter, sizeof chatter, "c%zu", c);
+        rl_config *cfg = load(redis, cases[c].rules);
+        rl_limiter *lim = open_lim(cfg);
+        int64_t admitted = 0, chat = 0;
+        for (int i = 0; i < 300; i++) {
+            rl_decision d = ask(lim, general);
+            cr_assert_eq(d.backend, RL_BACKEND_SHM, "%s", rl_limiter_errstr(lim));
+            cr_assert_eq(d.results[0].limit, cases[c].general);
+            admitted += d.allowed;
+        }
+        cr_assert_eq(admitted, cases[c].general, "%d host(s): %lld admitted", cases[c].hosts,
+                     (long long)admitted);
+        for (int i = 0; i < 300; i++) {
+            rl_request req = {.client = chatter, .path = "/chat", .cost = 1};
+            rl_decision d;
+            cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
+            cr_assert_eq(d.backend, RL_BACKEND_SHM);
+            chat += d.allowed;
+        }
+        cr_assert_eq(chat, cases[c].chat, "%d host(s): %lld chat admitted", cases[c].hosts,
+                     (long long)chat);
+        rl_limiter_close(lim);
+        rl_config_free(cfg);
+    }
 }
 
 Test(failover, two_limiters_sharing_redis_admit_exactly_the_allowance)

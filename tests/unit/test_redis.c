@@ -22,6 +22,7 @@
 #include "algo.h"
 #include "backend.h"
 #include "keys.h"
+#include "lib_redis_fake.h"
 #include "lib_redis_server.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -219,7 +220,7 @@ static void expect_stored(redisContext *c, const char *key, const rl_rule *rule,
         return;
     reply = cmd(c, "PTTL %s", key);
     cr_assert_eq(reply->type, REDIS_REPLY_INTEGER);
-    /* With an explicit (test) now the script adds a day of real time (see redis_script.c). */
+    /* With an explicit (test) now the script adds a day of real time (see ratelimit.lua). */
     cr_assert(reply->integer > 86400000 - 60000 && reply->integer <= ttl + 86400000,
               "step %zu: %s PTTL %lld, ttl %lld", stepi, key, reply->integer, (long long)ttl);
     freeReplyObject(reply);
@@ -587,6 +588,68 @@ Test(redis, killed_server_fails_then_recovers_after_restart, .init = start_plain
     cr_assert_eq(ret, 1, "%s", rl_redis_errstr(r));
     cr_assert_eq(res.remaining, 99, "a fresh server has no state");
     rl_redis_free(r);
+}
+
+/* A process idle while Redis restarted: its kept connection is dead; the next decision sees
+ * that, reconnects and decides in Redis, instead of failing once (a fallback decision). */
+Test(redis, idle_through_a_restart_the_next_decision_is_redis, .init = start_plain,
+     .fini = teardown)
+{
+    char prefix[] = "t-idle:", prefix_unix[] = "t-idle-unix:";
+    rl_redis_config cfg = config(prefix);
+    rl_rule_result res;
+    rl_redis *r;
+
+    for (int sock = 0; sock < 2; sock++) {
+        if (sock) {
+            cfg.socket = srv.socket;
+            cfg.prefix = prefix_unix;
+        }
+        r = rl_redis_new(&cfg);
+        cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+        rlt_redis_kill(&srv);
+        cr_assert_eq(rlt_redis_restart(&srv), 0, "restart on port %d", srv.port);
+        cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "over %s: %s",
+                     sock ? "a unix socket" : "TCP", rl_redis_errstr(r));
+        cr_assert_eq(res.remaining, 99, "a fresh server has no state");
+        cr_assert_eq(rl_redis_ping(r), 0, "%s", rl_redis_errstr(r));
+        rl_redis_free(r);
+    }
+}
+
+/* A kept connection that the idle check finds alive but the server closes on the command
+ * (closed before any byte of the reply): replaced, and the command sent once more. */
+Test(redis, kept_connection_dead_on_first_use_is_retried_once, .fini = teardown)
+{
+    char prefix[] = "t-retry:";
+    rlt_fake fake = {.mode = RLT_FAKE_CLOSE, .target = "EVALSHA", .after = 1, .once = 1};
+    rl_redis_config cfg = config(prefix);
+    rl_rule_result res;
+    rl_redis *r;
+    long long t;
+
+    cr_assert_eq(rlt_fake_start(&fake), 0);
+    cfg.port = fake.port;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "not retried: %s", rl_redis_errstr(r));
+    rl_redis_free(r);
+    rlt_fake_stop(&fake);
+
+    /* Closed on every EVALSHA after the first: one retry, then a failure by the deadline. */
+    fake.once = 0;
+    cr_assert_eq(rlt_fake_start(&fake), 0);
+    cfg.port = fake.port;
+    r = rl_redis_new(&cfg);
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
+    t = rlt_now_ms();
+    cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), -1);
+    cr_assert_lt(rlt_now_ms() - t, cfg.command_timeout_ms + 900);
+    cr_assert_not_null(strstr(rl_redis_errstr(r), "closed the connection"), "%s",
+                       rl_redis_errstr(r));
+    cr_assert_not(rl_redis_connected(r));
+    rl_redis_free(r);
+    rlt_fake_stop(&fake);
 }
 
 Test(redis, bad_input_keeps_the_connection, .init = start_plain, .fini = teardown)

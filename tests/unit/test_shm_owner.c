@@ -3,10 +3,15 @@
  * The mode is checked as any user; the owner tests need root (the suite runs as root; they
  * are skipped otherwise) and use `nobody`, reached in a forked child with setuid, as the
  * unprivileged pool. Every segment is named after the pid and removed at teardown.
+ * Generations: a replacement (another capacity) is a new segment, given to shm.user by root,
+ * or keeping the replaced one's owner when shm.user is unset; a user that does not own the
+ * segment cannot replace it (the sticky /dev/shm) and rl_shm_plan (-t) says so in the same
+ * words; nothing is left under a private name.
  */
 #include "fmacros.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -60,9 +65,11 @@ static struct passwd *nobody_or_skip(void)
     return pw;
 }
 
-/* In a child running as uid/gid: opens the table with own; exit 0 when it opened, 1 when
- * refused with err containing want (NULL: any), 2 otherwise. */
-static int child_open(uid_t uid, gid_t gid, const rl_shm_config *own, const char *want)
+/* In a child running as uid/gid: opens the table of `capacity` with own (or, plan set, asks
+ * rl_shm_plan); exit 0 when it opened (the plan succeeded), 1 when refused with a message
+ * containing want (NULL: any), 2 otherwise. */
+static int child_run(uid_t uid, gid_t gid, const rl_shm_config *own, int64_t capacity, int plan,
+                     const char *want)
 {
     pid_t pid = fork();
     int status;
@@ -70,15 +77,19 @@ static int child_open(uid_t uid, gid_t gid, const rl_shm_config *own, const char
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         rl_error err = {{0}};
-        rl_shm *shm;
+        char out[1024] = "";
+        rl_shm *shm = NULL;
 
         if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
             _exit(3);
-        shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, own, &err);
-        if (shm != NULL) {
+        if (plan && rl_shm_plan(tname, capacity, KEY_MAX, WORDS, own, out, sizeof out) >= 0)
+            _exit(0);
+        if (!plan && (shm = rl_shm_open_owned(tname, capacity, KEY_MAX, WORDS, own, &err))) {
             rl_shm_close(shm);
             _exit(0);
         }
+        if (plan)
+            snprintf(err.text, sizeof err.text, "%s", out);
         if (want == NULL || strstr(err.text, want) != NULL)
             _exit(1);
         fprintf(stderr, "child: %s\n", err.text);
@@ -87,6 +98,29 @@ static int child_open(uid_t uid, gid_t gid, const rl_shm_config *own, const char
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status));
     return WEXITSTATUS(status);
+}
+
+/* Private names (NAME.new-PID-N) of the test's table left in /dev/shm. */
+static int leftovers(void)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    char prefix[80];
+    int n = 0;
+
+    cr_assert_not_null(d);
+    snprintf(prefix, sizeof prefix, "%s.new-", tname + 1);
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+/* In a child running as uid/gid: opens the table with own; exit 0 when it opened, 1 when
+ * refused with err containing want (NULL: any), 2 otherwise. */
+static int child_open(uid_t uid, gid_t gid, const rl_shm_config *own, const char *want)
+{
+    return child_run(uid, gid, own, 1000, 0, want);
 }
 
 Test(shm_owner, default_mode_0600_whatever_the_umask)
@@ -191,4 +225,91 @@ Test(shm_owner, another_users_segment_is_explained)
                             "Permission denied (it belongs to uid 0, gid 0, mode 0600"),
                  1);
     rl_shm_close(shm);
+}
+
+/* ---- generations: a replacement is a new segment, owned anew ------------------------------ */
+
+Test(shm_owner, root_gives_a_new_generation_to_the_user)
+{
+    struct passwd *pw = nobody_or_skip();
+    rl_shm_config own = {.uid_set = 1,
+                         .uid = (uint32_t)pw->pw_uid,
+                         .gid_set = 1,
+                         .gid = (uint32_t)pw->pw_gid,
+                         .mode = 0660};
+    rl_error err;
+    rl_shm *shm;
+    struct stat before, s;
+
+    /* The pool's user made generation 1; root needs another capacity. */
+    cr_assert_eq(child_open(pw->pw_uid, pw->pw_gid, &own, NULL), 0);
+    before = stat_of(tpath);
+    shm = rl_shm_open_owned(tname, 2000, KEY_MAX, WORDS, &own, &err);
+    cr_assert_not_null(shm, "%s", err.text);
+    cr_expect(strstr(rl_shm_note(shm), "generation 2 replaced generation 1") != NULL, "%s",
+              rl_shm_note(shm));
+    s = stat_of(tpath);
+    cr_expect_neq(s.st_ino, before.st_ino, "a new segment");
+    cr_expect_eq(s.st_uid, pw->pw_uid);
+    cr_expect_eq(s.st_gid, pw->pw_gid);
+    cr_expect_eq(s.st_mode & 07777, 0660);
+    cr_expect_eq(leftovers(), 0);
+    /* The user attaches to root's generation, and could replace it again. */
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 2000, 0, NULL), 0);
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 3000, 1, NULL), 0);
+    rl_shm_close(shm);
+}
+
+Test(shm_owner, root_without_shm_user_keeps_the_owner_of_the_generation_it_replaces)
+{
+    struct passwd *pw = nobody_or_skip();
+    rl_error err;
+    rl_shm *shm;
+    struct stat s;
+
+    cr_assert_eq(child_open(pw->pw_uid, pw->pw_gid, NULL, NULL), 0);
+    shm = rl_shm_open_owned(tname, 2000, KEY_MAX, WORDS, NULL, &err);
+    cr_assert_not_null(shm, "%s", err.text);
+    cr_expect_neq(rl_shm_note(shm)[0], '\0', "replaced");
+    s = stat_of(tpath);
+    cr_expect_eq(s.st_uid, pw->pw_uid, "not root's: the pool could not open it");
+    cr_expect_eq(s.st_gid, pw->pw_gid);
+    cr_expect_eq(s.st_mode & 07777, 0600);
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 2000, 0, NULL), 0);
+    rl_shm_close(shm);
+}
+
+Test(shm_owner, who_does_not_own_a_generation_cannot_replace_it)
+{
+    struct passwd *pw = nobody_or_skip();
+    /* root:nobody's group 0660: the user may use it, but not rename over it (sticky). */
+    rl_shm_config shared = {.gid_set = 1, .gid = (uint32_t)pw->pw_gid, .mode = 0660};
+    const char *want = "cannot replace it by a new generation: it belongs to uid 0";
+    rl_error err;
+    rl_shm *shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, &shared, &err);
+    struct stat before;
+
+    cr_assert_not_null(shm, "%s", err.text);
+    before = stat_of(tpath);
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 1000, 0, NULL), 0, "it fits: attached");
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 2000, 0, want), 1);
+    /* -t as that user says the same, and neither touched anything. */
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 2000, 1, want), 1);
+    cr_expect_eq(stat_of(tpath).st_ino, before.st_ino);
+    cr_expect_eq(leftovers(), 0);
+    rl_shm_close(shm);
+}
+
+Test(shm_owner, the_plan_says_when_a_user_may_not_give_a_segment_away)
+{
+    struct passwd *pw = nobody_or_skip();
+    rl_shm_config own = {.uid_set = 1, .uid = 0, .gid_set = 1, .gid = 0};
+
+    /* -t as the user: a start would fail with the same words, and nothing is created. */
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 1000, 1, "cannot give it to uid 0, gid 0"),
+                 1);
+    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 1000, 0, "cannot give it to uid 0, gid 0"),
+                 1);
+    cr_expect_eq(access(tpath, F_OK), -1);
+    cr_expect_eq(leftovers(), 0);
 }

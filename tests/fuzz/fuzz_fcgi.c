@@ -1,0 +1,87 @@
+/* fuzz_fcgi.c -- libFuzzer target: the FastCGI connection (filter/fcgi_conn.c, fcgi_rec.c) on
+ * arbitrary bytes from the web server
+ *
+ * The input is what a peer sends on one connection, given to the connection in pieces of
+ * every size up to its read buffer (the first byte chooses the piece size). Each request the
+ * connection finds ready gets its parameters decoded and an answer of a few bytes, as the
+ * server loop does. Contract: it never reads or writes out of bounds, never leaks; a ready
+ * request's parameters are NULL or a NULL-terminated array whose first entry is FCGI_ROLE
+ * and every entry holds a '='; everything it writes is a sequence of whole version-1 records
+ * of the types an application sends. The filter's sources are compiled into this target.
+ */
+#include "fmacros.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../filter/fcgi_conn.c"
+#include "../../filter/fcgi_rec.c"
+#include "../../filter/log.c"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The output so far must be whole records an application sends. */
+static void fuzz_check_output(const fcgi_conn *c)
+{
+    size_t at = c->ooff;
+
+    while (at < c->olen) {
+        const uint8_t *h = c->obuf + at;
+        if (c->olen - at < FCGI_HEADER_LEN)
+            abort();
+        size_t len = (size_t)h[4] << 8 | h[5];
+        if (h[0] != FCGI_VERSION_1 ||
+            (h[1] != FCGI_STDOUT && h[1] != FCGI_END_REQUEST && h[1] != FCGI_GET_VALUES_RESULT &&
+             h[1] != FCGI_UNKNOWN_TYPE) ||
+            c->olen - at < FCGI_HEADER_LEN + len + h[6])
+            abort();
+        at += FCGI_HEADER_LEN + len + h[6];
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fcgi_conn *c;
+    size_t piece, off = 1;
+
+    if (size < 1)
+        return 0;
+    piece = 1 + data[0] * 64u;
+    c = fcgi_conn_new(-1, 1000, 1000, 16);
+    if (c == NULL)
+        return 0;
+    while (off < size || c->roff < c->rlen) {
+        if (c->roff == c->rlen) { /* all given to the parser: the next piece "arrives" */
+            size_t n = size - off < piece ? size - off : piece;
+            if (n > FCGI_CONN_RBUF)
+                n = FCGI_CONN_RBUF;
+            c->roff = 0;
+            memcpy(c->rbuf, data + off, n);
+            c->rlen = n;
+            off += n;
+        }
+        fcgi_step st = fcgi_conn_step(c);
+        if (st == FCGI_STEP_READY) {
+            char **params = fcgi_conn_params(c);
+            if (params != NULL) {
+                if (params[0] == NULL || strncmp(params[0], "FCGI_ROLE=", 10) != 0)
+                    abort();
+                for (char **p = params; *p != NULL; p++)
+                    if (strchr(*p, '=') == NULL)
+                        abort();
+            }
+            if (fcgi_conn_write_stdout(c, "Status: 200\r\n\r\n", 15) != 0)
+                abort();
+            st = fcgi_conn_end(c, 1);
+        }
+        fuzz_check_output(c);
+        c->ooff = c->olen = 0; /* as if sent */
+        c->open_rec = SIZE_MAX;
+        if (st == FCGI_STEP_CLOSE)
+            break;
+    }
+    fcgi_conn_free(c);
+    fcgi_conn_params_free();
+    return 0;
+}
