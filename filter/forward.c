@@ -3,10 +3,14 @@
  * Owns this process's proxy, made at the first forwarded request, i.e. after any fork, so no
  * libcurl connection is ever shared between processes.
  *
- * A FastCGI answer cut short after its head went out is never ended: what was made is
- * flushed, the web server is given time to read all of it (the head included), then the
- * connection is shut down with no FCGI_END_REQUEST, so the client's response ends as an
- * error (chunked body without its terminator, or a reset), never as a complete one.
+ * A FastCGI answer cut short after its head went out is never ended: forward_serve returns -1
+ * and the server loop (fcgi_conn_abort) flushes what was made, gives the web server time to
+ * read all of it (the head included), then shuts the connection down with no
+ * FCGI_END_REQUEST, so the client's response ends as an error (chunked body without its
+ * terminator, or a reset), never as a complete one.
+ *
+ * The rate-limit lines added to the backend's answer are the ones handle_request built, once,
+ * for this forward (HANDLE_FORWARD): nothing else is formatted for a forwarded request.
  */
 #include "../core/fmacros.h"
 

@@ -1,7 +1,8 @@
 /* proxy.h -- forward an allowed responder request to the HTTP backend and relay its answer
  *
- * One proxy per process, made after fork: it keeps one libcurl easy handle, so the connection
- * to the backend is kept alive between requests. The request body and the response body are
+ * One proxy per process, made after fork: it keeps one libcurl easy handle and the multi handle
+ * that runs it and holds its connection, so the connection to the backend is kept alive
+ * between requests. The request body and the response body are
  * streamed (never held whole), byte for byte both ways.
  */
 #ifndef FILTER_PROXY_H

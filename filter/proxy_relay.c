@@ -1,11 +1,13 @@
 /* proxy_relay.c -- move the bytes of one exchange: libcurl's callbacks
  *
- *   request body    read callback <- proxy_io.read (FCGX_GetStr), never more than announced
+ *   request body    read callback <- proxy_io.read (fcgi_conn_read_stdin), never more than
+ *                   announced
  *   response head   header callback: the status line becomes "Status: NNN reason"; the
  *                   header lines of the final response (1xx ones are skipped) are kept until
  *                   the blank line, then sent minus hop-by-hop ones, plus the extra lines
- *   response body   write callback -> proxy_io.write (FCGX_PutStr), as it arrives
- *   idle timeout    progress callback: abort when no byte moved for timeout_ms
+ *   response body   write callback -> proxy_io.write (fcgi_conn_write_stdout), as it arrives
+ *   idle timeout    every callback notes the time of its bytes in last_ms; proxy.c's loop
+ *                   abandons the exchange when no byte moved for timeout_ms
  *
  * The head is held back until it is complete because the Connection header, which may come
  * last, names more headers to drop.
@@ -164,19 +166,6 @@ static size_t proxy_on_write(char *buf, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-static int proxy_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                             curl_off_t ulnow)
-{
-    proxy_xfer *x = ud;
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-
-    if (rl_clock_mono_ms() - x->last_ms > x->timeout_ms) {
-        x->timed_out = 1;
-        return 1;
-    }
-    return 0;
-}
-
 void proxy_relay_setup(proxy *px)
 {
     CURL *c = px->curl;
@@ -187,7 +176,4 @@ void proxy_relay_setup(proxy *px)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &px->x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, proxy_on_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &px->x);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, proxy_on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &px->x);
 }

@@ -7,9 +7,10 @@
 #   slow       a 256 KiB binary POST to a backend that waits 1 s arrives intact (echoed back
 #              byte for byte, 200); the 1.5 s to the timeout cover perl's start on a loaded
 #              machine
-#   too slow   a backend silent for 8 s: 504 after the timeout (2.5 s, checked about once a
-#              second; < 6 s leaves room for a loaded machine and is still well before the
-#              backend answers), never a 500
+#   too slow   a backend silent for 8 s: 504 after the timeout (2.5 s; < 6 s leaves room for
+#              a loaded machine and is still well before the backend answers), never a 500
+#   stalled    a backend silent for 8 s after its head and 7919 bytes of body: the client's
+#              transfer fails (curl 18 or 56) after the timeout, never completes; logged
 #   down       GETs at ~30/s, the backend SIGTERMed after 10 answers and started again
 #              after 3 x 502: only 200 and 502, no 500, no transport error; 200 again once it
 #              is back (each step waits for its answers, with a bound, not for a set time)
@@ -51,6 +52,16 @@ GW_MS=$(( $(now_ms) - t0 ))
 check "a backend silent for 8 s -> 504 ($c) after ${GW_MS} ms (timeout 2500 ms; < 6000)" \
     test "$c" = 504 -a "$GW_MS" -lt 6000 -a "$GW_MS" -ge 2400
 check "the 504 is logged" grep -q 'error: 504: backend .* did not answer "/echo.cgi?sleep=8" within 2500 ms' "$F/filter.log"
+
+# ---- silent after the head: the answer is cut, never completed ------------------------------
+t0=$(now_ms)
+rc=0
+c=$(curl -s --noproxy '*' --max-time 30 -o "$T/stall.out" -w '%{http_code}' "$U/echo.cgi?gen=100000&stall=8") || rc=$?
+STALL_MS=$(( $(now_ms) - t0 ))
+check "a backend silent for 8 s after its head: the client's transfer fails (curl $rc, $c, $(stat -c %s "$T/stall.out") bytes)" \
+    test "$rc" = 18 -o "$rc" = 56
+check "... after the timeout (${STALL_MS} ms; timeout 2500 ms, < 8000)" test "$STALL_MS" -ge 2400 -a "$STALL_MS" -lt 8000
+check "the cut is logged" grep -q 'the response to "/echo.cgi?gen=100000&stall=8" was cut short' "$F/filter.log"
 
 # ---- down in the middle of a paced burst: 502 ------------------------------------------------
 # The burst runs until told to stop, and each step waits for what it needs (a few answers

@@ -5,7 +5,8 @@
 #   X-Req-NAME    one per HTTP_NAME request header
 #   ?status=N     answer with status N;  ?sleep=S  wait S seconds first
 #   ?gen=N        answer N bytes of a fixed pattern instead of the body, written in 7919-byte
-#                 pieces without a Content-Length (the web server sends it chunked)
+#                 pieces without a Content-Length (the web server sends it chunked);
+#                 with &stall=S, wait S seconds after the first piece (silent after the head)
 #   ?sha256       read the body in 64 KiB pieces without keeping it, and answer its SHA-256 in
 #                 hex (the body of the answer and X-Echo-Sha256) and its length (X-Echo-Length):
 #                 for uploads too large to echo
@@ -18,6 +19,7 @@ my $q = $ENV{QUERY_STRING} // '';
 my ($status) = $q =~ /(?:^|&)status=(\d{3})/;
 my ($sleep) = $q =~ /(?:^|&)sleep=(\d+)/;
 my ($gen) = $q =~ /(?:^|&)gen=(\d+)/;
+my ($stall) = $q =~ /(?:^|&)stall=(\d+)/;
 sleep $sleep if $sleep;
 my $body = '';
 my $len = $ENV{CONTENT_LENGTH} // 0;
@@ -55,6 +57,7 @@ if (defined $gen) {
     my $pattern = join('', map { chr(($_ * 31 + 7) % 256) } 0 .. 7918);
     for (my $left = $gen; $left > 0; $left -= 7919) {
         print substr($pattern, 0, $left < 7919 ? $left : 7919);
+        sleep $stall if $stall && $left == $gen;
     }
     exit 0;
 }
