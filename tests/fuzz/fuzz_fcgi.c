@@ -52,15 +52,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c = fcgi_conn_new(-1, 1000, 1000, 16);
     if (c == NULL)
         return 0;
-    while (off < size || c->roff < c->rlen) {
-        if (c->roff == c->rlen) { /* all given to the parser: the next piece "arrives" */
+    for (;;) {
+        /* The next piece "arrives" as the server's fcgi_conn_fill() would: appended after what
+         * the parser has not used yet (a small body is kept whole before its answer). */
+        size_t before = c->roff, room;
+        if (c->roff == c->rlen)
+            c->roff = c->rlen = 0;
+        room = FCGI_CONN_RBUF - c->rlen;
+        if (off < size && room > 0) {
             size_t n = size - off < piece ? size - off : piece;
-            if (n > FCGI_CONN_RBUF)
-                n = FCGI_CONN_RBUF;
-            c->roff = 0;
-            memcpy(c->rbuf, data + off, n);
-            c->rlen = n;
+            if (n > room)
+                n = room;
+            memcpy(c->rbuf + c->rlen, data + off, n);
+            c->rlen += n;
             off += n;
+            before = SIZE_MAX; /* progress */
         }
         fcgi_step st = fcgi_conn_step(c);
         if (st == FCGI_STEP_READY) {
@@ -80,6 +86,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c->ooff = c->olen = 0; /* as if sent */
         c->open_rec = SIZE_MAX;
         if (st == FCGI_STEP_CLOSE)
+            break;
+        /* Nothing new arrived and the parser took nothing: it waits for bytes that will never
+         * come (the input ended), as a connection would until its read deadline. */
+        if (st == FCGI_STEP_MORE && before != SIZE_MAX && c->roff == before)
             break;
     }
     fcgi_conn_free(c);
