@@ -139,5 +139,7 @@ int rl_redis_ping(rl_redis *r);
 int rl_redis_connected(const rl_redis *r);
 /* The time (ms, Redis' clock or the now given) the last successful decide was made at. */
 int64_t rl_redis_last_now(const rl_redis *r);
+/* The cluster router's nodes (rl_limiter_redis_nodes); 0 when r is not a cluster. */
+size_t rl_redis_nodes(const rl_redis *r, rl_redis_node_stats *out, size_t cap);
 
 #endif

@@ -462,6 +462,11 @@ const char *rl_limiter_breaker_state(const rl_limiter *lim)
     }
 }
 
+size_t rl_limiter_redis_nodes(const rl_limiter *lim, rl_redis_node_stats *out, size_t cap)
+{
+    return lim->redis != NULL ? rl_redis_nodes(lim->redis, out, cap) : 0;
+}
+
 void rl_limiter_probe(rl_limiter *lim)
 {
     if (lim->redis == NULL)

@@ -814,6 +814,11 @@ int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
     return redis_decide(r, items, n, now_ms, 0, NULL, 0);
 }
 
+size_t rl_redis_nodes(const rl_redis *r, rl_redis_node_stats *out, size_t cap)
+{
+    return r->cluster != NULL ? rl_cluster_nodes(r->cluster, out, cap) : 0;
+}
+
 int rl_redis_node_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int64_t deadline,
                          int asking, char *redirect, size_t size)
 {

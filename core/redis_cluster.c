@@ -136,6 +136,8 @@ typedef struct cl_node {
     rl_redis *conn;
     rl_breaker breaker;
     int nofunc; /* the node refused the refund as a function: EVAL it */
+    /* This process' counters, for rl_cluster_nodes: only ever incremented. */
+    int64_t decisions, failures, redirects;
 } cl_node;
 
 /* The items of one slot: c->items[first .. first + n). */
@@ -429,6 +431,21 @@ static int cl_node_open(const cl_node *node, int64_t t)
     return rl_breaker_remaining(&node->breaker, t) > 0;
 }
 
+size_t rl_cluster_nodes(const rl_cluster *c, rl_redis_node_stats *out, size_t cap)
+{
+    int64_t t = rl_clock_mono_ms();
+
+    for (size_t i = 0; i < c->nnodes && i < cap; i++) {
+        const cl_node *node = c->nodes[i];
+        snprintf(out[i].node, sizeof out[i].node, "%s", node->hostport);
+        out[i].breaker_open = cl_node_open(node, t);
+        out[i].decisions = node->decisions;
+        out[i].failures = node->failures;
+        out[i].redirects = node->redirects;
+    }
+    return c->nnodes;
+}
+
 /* Learns the map from the first node that answers CLUSTER SLOTS by the deadline. 0, or -1
  * with errstr. */
 static int cl_refresh(rl_cluster *c, int64_t deadline)
@@ -513,6 +530,7 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
                                    line, sizeof line);
         if (ret >= 0) {
             rl_breaker_success(&node->breaker);
+            node->decisions++;
             g->node = idx;
             g->asked = asking;
             g->now = rl_redis_last_now(node->conn);
@@ -520,6 +538,7 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
         }
         if (ret != RL_REDIS_REDIRECTED) {
             rl_breaker_failure(&node->breaker, rl_clock_mono_ms());
+            node->failures++;
             c->stale = 1;
             cl_error(c, "%s", rl_redis_errstr(node->conn));
             return -1;
@@ -527,6 +546,7 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
         rl_breaker_success(&node->breaker); /* it answered */
         if (rl_cluster_parse_redirect(line, &ask, &slot, host, sizeof host, &port) == 0) {
             int to = cl_node_get(c, host, strlen(host), port);
+            node->redirects++;
             if (to < 0)
                 return -1;
             if (!ask) {

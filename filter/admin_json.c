@@ -8,7 +8,9 @@
  *          "latency_us":{"buckets":[{"le":1,"count":N},...,{"le":"+Inf","count":N}],
  *          "sum":N,"count":N},"rules":[{"rule":"x","allowed":N,"refused":N,
  *          "dry_run_refused":N,"fallback":N,"fail_open":N,"fail_closed":N,
- *          "refusal_cache":N}],"shm":{...as health, plus "expired_reclaimed"}}
+ *          "refusal_cache":N}],"shm":{...as health, plus "expired_reclaimed"},
+ *          "redis":{"nodes":[{"node":"127.0.0.1:7001","role":"master","breaker":"open|closed",
+ *          "decisions":N,"failures":N,"redirects":N}]}}   (nodes: this process' cluster router's)
  * test    the request {"client":"192.0.2.1","path":"/x","method":"GET","headers":{...}}
  *         answered with decision_json's object.
  */
@@ -98,6 +100,24 @@ static json_t *admin_latency_json(const rl_stats *s)
                      (json_int_t)s->global[RL_STAT_LATENCY_SUM_US], "count", (json_int_t)count);
 }
 
+/* {"nodes":[...]}: the cluster masters this process' router knows, with its counters. */
+static json_t *admin_nodes_json(const handle_ctx *ctx)
+{
+    static rl_redis_node_stats nodes[64]; /* RL_CLUSTER_NODES_MAX */
+    size_t n = rl_limiter_redis_nodes(ctx->lim, nodes, sizeof nodes / sizeof nodes[0]);
+    json_t *a = json_array();
+
+    if (n > sizeof nodes / sizeof nodes[0])
+        n = sizeof nodes / sizeof nodes[0];
+    for (size_t i = 0; a != NULL && i < n; i++)
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "node", nodes[i].node, "role", "master",
+                         "breaker", nodes[i].breaker_open ? "open" : "closed", "decisions",
+                         (json_int_t)nodes[i].decisions, "failures", (json_int_t)nodes[i].failures,
+                         "redirects", (json_int_t)nodes[i].redirects));
+    return json_pack("{s:o*}", "nodes", a);
+}
+
 void admin_stats(handle_ctx *ctx, admin_out *out)
 {
     static rl_stats s; /* 17 KiB: off the stack */
@@ -113,16 +133,17 @@ void admin_stats(handle_ctx *ctx, admin_out *out)
         json_array_append_new(rules, r);
     }
     admin_dump(
-        json_pack(
-            "{s:I, s:{s:I, s:I}, s:I, s:{s:I, s:I}, s:I, s:I, s:I, "
-            "s:o*, s:o*, s:o*}",
-            "requests", (json_int_t)g[RL_STAT_REQUESTS], "access", "denied",
-            (json_int_t)g[RL_STAT_ACCESS_DENIED], "allowed", (json_int_t)g[RL_STAT_ACCESS_ALLOWED],
-            "missing_key", (json_int_t)g[RL_STAT_MISSING_KEY], "errors", "redis",
-            (json_int_t)g[RL_STAT_REDIS_ERRORS], "shm", (json_int_t)g[RL_STAT_SHM_ERRORS],
-            "unchecked", (json_int_t)g[RL_STAT_UNCHECKED], "unslotted",
-            (json_int_t)g[RL_STAT_UNSLOTTED], "regex_limit", (json_int_t)g[RL_STAT_REGEX_LIMIT],
-            "latency_us", admin_latency_json(&s), "rules", rules, "shm", admin_shm_json(ctx, 1)),
+        json_pack("{s:I, s:{s:I, s:I}, s:I, s:{s:I, s:I}, s:I, s:I, s:I, "
+                  "s:o*, s:o*, s:o*, s:o*}",
+                  "requests", (json_int_t)g[RL_STAT_REQUESTS], "access", "denied",
+                  (json_int_t)g[RL_STAT_ACCESS_DENIED], "allowed",
+                  (json_int_t)g[RL_STAT_ACCESS_ALLOWED], "missing_key",
+                  (json_int_t)g[RL_STAT_MISSING_KEY], "errors", "redis",
+                  (json_int_t)g[RL_STAT_REDIS_ERRORS], "shm", (json_int_t)g[RL_STAT_SHM_ERRORS],
+                  "unchecked", (json_int_t)g[RL_STAT_UNCHECKED], "unslotted",
+                  (json_int_t)g[RL_STAT_UNSLOTTED], "regex_limit",
+                  (json_int_t)g[RL_STAT_REGEX_LIMIT], "latency_us", admin_latency_json(&s), "rules",
+                  rules, "shm", admin_shm_json(ctx, 1), "redis", admin_nodes_json(ctx)),
         out);
 }
 

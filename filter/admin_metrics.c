@@ -11,6 +11,8 @@
  *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total,
  *   ratelimit_shm_repairs_total (counters)
  *   ratelimit_redis_configured, ratelimit_redis_up   gauges (up: configured and answering)
+ *   ratelimit_redis_node_{decisions,failures,redirects}_total{node="HOST:PORT"}   counters, and
+ *   ratelimit_redis_node_breaker_open{node="HOST:PORT"} gauge: per cluster master, this process'
  * Rule names are [A-Za-z0-9_.-]: they need no escaping in a label value.
  */
 #include "../core/fmacros.h"
@@ -126,6 +128,51 @@ static void admin_gauges(handle_ctx *ctx, admin_out *o)
                configured && strcmp(rl_limiter_health(ctx->lim), "ok") == 0);
 }
 
+/* The per-node series of a Redis Cluster (none otherwise). A node's name comes from the slot
+ * map, so it is escaped as a label value (backslash, quote, newline). */
+static void admin_nodes(handle_ctx *ctx, admin_out *o)
+{
+    static rl_redis_node_stats nodes[64]; /* RL_CLUSTER_NODES_MAX */
+    static char names[64][2 * sizeof nodes[0].node];
+    size_t n = rl_limiter_redis_nodes(ctx->lim, nodes, sizeof nodes / sizeof nodes[0]);
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"ratelimit_redis_node_decisions_total", "counter",
+         "Slot groups a Redis Cluster master decided for this process."},
+        {"ratelimit_redis_node_failures_total", "counter",
+         "Decisions a Redis Cluster master failed for this process (errors, timeouts)."},
+        {"ratelimit_redis_node_redirects_total", "counter",
+         "MOVED and ASK replies a Redis Cluster master sent this process."},
+        {"ratelimit_redis_node_breaker_open", "gauge",
+         "1 while this process' circuit breaker for a Redis Cluster master is open."},
+    };
+
+    if (n == 0)
+        return;
+    if (n > sizeof nodes / sizeof nodes[0])
+        n = sizeof nodes / sizeof nodes[0];
+    for (size_t i = 0; i < n; i++) {
+        char *d = names[i];
+        for (const char *p = nodes[i].node; *p != '\0'; p++) {
+            if (*p == '\\' || *p == '"' || *p == '\n')
+                *d++ = '\\';
+            *d++ = *p == '\n' ? 'n' : *p;
+        }
+        *d = '\0';
+    }
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        admin_head(o, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = f == 0   ? nodes[i].decisions
+                        : f == 1 ? nodes[i].failures
+                        : f == 2 ? nodes[i].redirects
+                                 : nodes[i].breaker_open;
+            admin_outf(o, "%s{node=\"%s\"} %" PRId64 "\n", fam[f].name, names[i], v);
+        }
+    }
+}
+
 void admin_metrics(handle_ctx *ctx, admin_out *o)
 {
     static rl_stats s;
@@ -136,4 +183,5 @@ void admin_metrics(handle_ctx *ctx, admin_out *o)
     admin_globals(o, &s);
     admin_histogram(o, &s);
     admin_gauges(ctx, o);
+    admin_nodes(ctx, o);
 }

@@ -427,6 +427,20 @@ int rl_limiter_table_stats(rl_limiter *lim, rl_table_stats *out);
  * "closed" when Redis is not configured. */
 const char *rl_limiter_breaker_state(const rl_limiter *lim);
 
+/* One Redis Cluster master as this process' router knows it (rl_limiter_redis_nodes). The
+ * counters are this process' own, since it learnt the node. */
+typedef struct rl_redis_node_stats {
+    char node[264];    /* "HOST:PORT" */
+    int breaker_open;  /* its circuit breaker is open now */
+    int64_t decisions; /* slot groups it decided (allowed or refused) */
+    int64_t failures;  /* decisions it failed: connection errors and timeouts */
+    int64_t redirects; /* MOVED and ASK replies it sent */
+} rl_redis_node_stats;
+
+/* Fills out[0 .. min(n, cap)) with the nodes of the cluster router and returns n, the nodes
+ * known (0 when Redis is not a cluster: one server or sentinels). Not for the request path. */
+size_t rl_limiter_redis_nodes(const rl_limiter *lim, rl_redis_node_stats *out, size_t cap);
+
 /* Removes the statistics segment of the table named shm_name. 0, or -1 when it did not
  * exist. */
 int rl_stats_unlink(const char *shm_name);
