@@ -25,6 +25,12 @@
 #               another master serves: the first is refused every time (on_redis_down
 #               "closed": no Redis decided), the second admitted every time -- the dead
 #               master's breaker is its own, the other masters go on deciding
+#   6 nodes     a second pool (responder, 1 process, same configuration) decides users
+#               n0..n29 (/d), then its admin stats list the 3 masters in redis.nodes, each with
+#               decisions > 0 and its breaker closed, and /metrics has
+#               ratelimit_redis_node_decisions_total > 0 for each; after the kill (5), requests
+#               of the dead master's client make its breaker "open" in the stats and
+#               ratelimit_redis_node_breaker_open 1 (per-node figures are the process' own)
 # Prints FIGURE lines: admissions per scenario, the reshard's requests and duration.
 set -euo pipefail
 NAME=test_redis_cluster
@@ -55,6 +61,10 @@ CONFS+=("$T/rl.conf")
 "$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
     { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
 start_pool "$D" authorizer "$T/rl.conf"
+MAINPORT=$LPORT
+start_pool "$T/spool" responder "$T/rl.conf" 1
+SPORT=$LPORT
+LPORT=$MAINPORT
 
 req() { # path, user, [team]: prints the status
     local h=(-H "X-User: $2")
@@ -158,6 +168,24 @@ done
 check "reshard: at most 20 admitted per user over the reshard${over:+ (got$over)}" [ -z "$over" ]
 echo "FIGURE reshard: 1000 slots moved in $((t1 - t0)) ms under load, $sent requests"
 
+# ---- 6 nodes (before the kill) --------------------------------------------------------------
+SH=/api/health/rate-limiter/stats
+jnode() { # stats file, port, field: the field of node 127.0.0.1:PORT in redis.nodes ("" if none)
+    python3 -c 'import json,sys
+for n in json.load(open(sys.argv[1]))["redis"]["nodes"]:
+    if n["node"] == "127.0.0.1:" + sys.argv[2]: print(n[sys.argv[3]])' "$@" 2>/dev/null || true
+}
+for i in $(seq 0 29); do hcurl -o /dev/null -H "X-User: n$i" "http://127.0.0.1:$SPORT/d" >/dev/null; done
+hcurl -o "$T/nodes.json" "http://127.0.0.1:$SPORT$SH" >/dev/null
+hcurl -o "$T/nodes.prom" "http://127.0.0.1:$SPORT/metrics" >/dev/null
+for p in "${CPORTS[@]}"; do
+    nd=$(jnode "$T/nodes.json" "$p" decisions)
+    check "nodes: stats list master $p with decisions > 0 (${nd:-absent}), role master, breaker closed" \
+        [ "${nd:-0}" -gt 0 -a "$(jnode "$T/nodes.json" "$p" role) $(jnode "$T/nodes.json" "$p" breaker)" = "master closed" ]
+    mv=$(sed -n "s/^ratelimit_redis_node_decisions_total{node=\"127.0.0.1:$p\"} //p" "$T/nodes.prom")
+    check "nodes: metrics decisions of $p > 0 (${mv:-absent})" [ "${mv:-0}" -gt 0 ]
+done
+
 # ---- 5 kill ----------------------------------------------------------------------------------
 victim=""
 for i in 0 1 2; do
@@ -187,7 +215,21 @@ nl=$(grep -c "^$live " "$T/kill.out")
 nl200=$(grep -c "^$live 200$" "$T/kill.out" || true)
 check "kill: the dead master's client refused every time ($nd429 of $nd)" [ "$nd429" = "$nd" ]
 check "kill: the other masters' client admitted every time ($nl200 of $nl)" [ "$nl200" = "$nl" ]
+open=""
+for i in $(seq 20); do
+    hcurl -o /dev/null -H "X-User: $dead" "http://127.0.0.1:$SPORT/d" >/dev/null
+    hcurl -o "$T/nodes.json" "http://127.0.0.1:$SPORT$SH" >/dev/null
+    hcurl -o "$T/nodes.prom" "http://127.0.0.1:$SPORT/metrics" >/dev/null
+    if [ "$(jnode "$T/nodes.json" "$victim" breaker)" = open ] &&
+        grep -qx "ratelimit_redis_node_breaker_open{node=\"127.0.0.1:$victim\"} 1" "$T/nodes.prom"; then
+        open=1
+        break
+    fi
+done
+check "nodes: the dead master's breaker open in stats and metrics (failures $(jnode "$T/nodes.json" "$victim" failures))" [ -n "$open" ]
+check "nodes: the live masters' breakers closed" bash -c 'for p in "${@:2}"; do [ "$p" = "$1" ] || grep -qx "ratelimit_redis_node_breaker_open{node=\"127.0.0.1:$p\"} 0" "'"$T/nodes.prom"'" || exit 1; done' _ "$victim" "${CPORTS[@]}"
 check "kill: the filter names the dead master" grep -q "127.0.0.1:$victim" "$D/filter.log"
 echo "FIGURE kill: a master without replica SIGKILLed: its client refused $nd429/$nd, another admitted $nl200/$nl over 3 s"
 check "no sanitizer report in the filter's log" no_sanitizer_report "$D/filter.log"
+check "no sanitizer report in the stats pool's log" no_sanitizer_report "$T/spool/filter.log"
 finish
