@@ -42,17 +42,6 @@ demo_cleanup() {
 }
 trap demo_cleanup EXIT
 
-distinct_ports() { # n: n distinct free ports
-    local -a got=()
-    local p
-    while [ ${#got[@]} -lt "$1" ]; do
-        p=$(pick_port)
-        case " ${got[*]} " in *" $p "*) continue ;; esac
-        got+=("$p")
-    done
-    echo "${got[*]}"
-}
-
 section() { # file, step number: that step's lines
     awk -v s="== Step $2/8:" -v n="== Step $(($2 + 1))/8:" \
         'index($0, s) == 1 { on = 1 } index($0, n) == 1 { on = 0 } on' "$1"

@@ -43,16 +43,6 @@ stack_pids() {
 }
 none_alive() { local p; for p in "$@"; do alive "$p" && return 1; done; return 0; }
 none_listening() { local p; for p in "$@"; do port_free "$p" || return 1; done; return 0; }
-distinct_ports() { # n: n distinct free ports
-    local -a got=()
-    local p
-    while [ ${#got[@]} -lt "$1" ]; do
-        p=$(pick_port)
-        case " ${got[*]} " in *" $p "*) continue ;; esac
-        got+=("$p")
-    done
-    echo "${got[*]}"
-}
 
 combo() { # server, mode
     local s=$1 m=$2 tag="$1/$2" P BP FP url rc pids shm

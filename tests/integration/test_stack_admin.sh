@@ -32,16 +32,6 @@ stack_cleanup() {
 }
 trap stack_cleanup EXIT
 
-distinct_ports() { # n: n distinct free ports
-    local -a got=()
-    local p
-    while [ ${#got[@]} -lt "$1" ]; do
-        p=$(pick_port)
-        case " ${got[*]} " in *" $p "*) continue ;; esac
-        got+=("$p")
-    done
-    echo "${got[*]}"
-}
 # Every process the stack runs now (pid files and their children), for the EXIT trap.
 stack_pids() {
     local f

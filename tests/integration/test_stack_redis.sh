@@ -29,16 +29,6 @@ stack_cleanup() {
 }
 trap stack_cleanup EXIT
 
-distinct_ports() { # n: n distinct free ports
-    local -a got=()
-    local p
-    while [ ${#got[@]} -lt "$1" ]; do
-        p=$(pick_port)
-        case " ${got[*]} " in *" $p "*) continue ;; esac
-        got+=("$p")
-    done
-    echo "${got[*]}"
-}
 read -r P RP EXT AUTH BP FREE <<< "$(distinct_ports 6)"
 
 start_redis() { # port, extra args...: a redis-server of the test's own, in PIDS

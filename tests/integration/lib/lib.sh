@@ -47,6 +47,16 @@ pick_port() { # a free port in [20000, 32768), starting somewhere random
     done
     echo "no free port" >&2; return 1
 }
+distinct_ports() { # n: n distinct free ports
+    local -a got=()
+    local p
+    while [ ${#got[@]} -lt "$1" ]; do
+        p=$(pick_port)
+        case " ${got[*]} " in *" $p "*) continue ;; esac
+        got+=("$p")
+    done
+    echo "${got[*]}"
+}
 wait_port() { # port, seconds: until something listens
     local i
     for ((i = 0; i < $2 * 10; i++)); do port_free "$1" || return 0; sleep 0.1; done
