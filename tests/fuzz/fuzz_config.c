@@ -7,6 +7,7 @@
  * /proc/self/fd/N. Any result is fine (a config, or NULL with an error text); what must never
  * happen is a crash, a sanitizer report, a leak, or an error text that is not one line.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include "fmacros.h"
 
 #include <stdint.h>
