@@ -31,6 +31,6 @@ int64_t rl_clock_real_ms(void)
 
 void rl_clock_nap_ms(int ms)
 {
-    struct timespec ts = {0, (long)ms * 1000000L};
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }

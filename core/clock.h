@@ -16,7 +16,7 @@ int64_t rl_clock_mono_ms(void);
 uint64_t rl_clock_mono_us(void);
 /* CLOCK_REALTIME in milliseconds since the epoch: limit windows, shared across processes. */
 int64_t rl_clock_real_ms(void);
-/* Sleeps about ms milliseconds (0 < ms < 1000), for polling loops with a deadline. */
+/* Sleeps about ms milliseconds (ms > 0), for polling loops and pauses with a deadline. */
 void rl_clock_nap_ms(int ms);
 
 #endif

@@ -487,15 +487,11 @@ static int cl_refresh(rl_cluster *c, int64_t deadline)
 static void cl_pause(int64_t deadline, int64_t ms)
 {
     int64_t left = deadline - rl_clock_mono_ms();
-    struct timespec ts;
 
     if (left < ms)
         ms = left;
-    if (ms <= 0)
-        return;
-    ts.tv_sec = (time_t)(ms / 1000);
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
+    if (ms > 0)
+        rl_clock_nap_ms((int)ms);
 }
 
 /* Decides one group on its slot's master, following redirects. 1, 0 or -1 (errstr). */
