@@ -149,6 +149,11 @@ $PROBE "127.0.0.1:$PORT2" flood 100 4000 >"$d/pool.out" 2>&1 || true
 probe_ok "$d/pool.out" "one pool process (fd 0) against 300 hostile connections"
 check "... all of them closed by the process ($(val idle_alive "$d/pool.out")/$(val onebyte_alive "$d/pool.out")/$(val trickle_alive "$d/pool.out") left)" \
     test "$(val idle_alive "$d/pool.out")$(val onebyte_alive "$d/pool.out")$(val trickle_alive "$d/pool.out")" = 000
+# The process answers an admin body for up to read_timeout_ms; a request that came on time on
+# another connection meanwhile waits unread, and must then be answered, not closed as late.
+$PROBE "127.0.0.1:$PORT2" busy-sibling >"$d/busy.out" 2>&1 || true
+check "a request on time while the only process was busy -> answered ($(val sibling "$d/busy.out") after $(val sibling_ms "$d/busy.out") ms)" \
+    test "$(val sibling "$d/busy.out")" = 200
 kill "$POOL"
 rc=0; wait_gone "$POOL" 10 || rc=1
 check "SIGTERM stops the pool process" test "$rc" = 0

@@ -25,6 +25,7 @@ report it, never hang. Scenarios:
   cut             connections closed mid-header and mid-record, then a normal request
   noread          keep-conn requests pipelined without end, no answer ever read
   kept-idle       one keep-conn request, then nothing: when the server closes it
+  busy-sibling    a request on a second connection while the only process answers at length
 """
 import socket
 import struct
@@ -472,6 +473,45 @@ def sc_kept_idle(addr):
     _, code, _, _ = Reader(s).answer()
     report(code=code, closed_ms=closed_within(s, 30))
     s.close()
+
+
+def sc_busy_sibling(addr):
+    """One process: a connection is opened (and accepted), then an admin test POST announcing
+    40000 bytes sends 17000 at once (past the 16 KiB the loop buffers, so the answer reads the
+    rest) and trickles, keeping the process busy until the answer's read deadline; meanwhile
+    the first connection sends a normal request, within its own read deadline. Its outcome
+    must be an answer, however late -- not a reset for the time the process spent busy."""
+    p = {"REQUEST_METHOD": "POST", "REQUEST_URI": "/api/health/rate-limiter/test",
+         "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": "40000"}
+    b = connect(addr)
+    time.sleep(0.2)  # accepted: its read deadline runs from here
+    a = connect(addr)
+    a.sendall(rec(BEGIN, 1, struct.pack(">HB5x", 1, 1)) + stream(PARAMS, 1, params_bytes(p)))
+    for _ in range(17):
+        a.sendall(rec(STDIN, 1, b"x" * 1000))
+    stop = [False]
+
+    def trickle():
+        while not stop[0]:
+            try:
+                a.sendall(rec(STDIN, 1, b"x"))
+            except OSError:
+                return
+            time.sleep(0.1)
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    t0 = now_ms()
+    try:
+        b.sendall(request(1, client="198.51.100.77", path="/free"))
+        _, code, _, _ = Reader(b).answer()
+        sib = str(code)
+    except Exception as e:
+        sib = type(e).__name__
+    report(sibling=sib, sibling_ms=now_ms() - t0)
+    stop[0] = True
+    a.close()
+    b.close()
 
 
 def main():
