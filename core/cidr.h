@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ratelimit.h"
+#include "ratelimit_schema.h"
 
 #define RL_CIDR_TEXT_MAX 64 /* longest block text accepted, NUL excluded */
 
