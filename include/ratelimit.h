@@ -1,13 +1,39 @@
-/* ratelimit.h -- public API of the ratelimit core library
+/* ratelimit.h -- the public API of libratelimit
  *
- * The core turns (client, request) into a decision: allowed or refused, with the state of every
- * rule that matched. It knows nothing of FastCGI or HTTP framing; the filter program is a thin
- * layer over this header.
+ * The library turns (client, request) into a decision: allowed or refused, with the state of
+ * every rule that matched. It knows nothing of FastCGI or HTTP framing; ratelimit-filter is a
+ * program over it. The whole API:
  *
- *   rl_config_load()   read and validate a libconfig file once into typed structs
- *   rl_limiter_open()  open the backends (shared memory always, Redis when configured)
- *   rl_decide()        one atomic decision over every matching rule
- *   rl_limiter_close() / rl_config_free()
+ *   open     rl_config_load() reads and validates a file once (rl_config is opaque: read it
+ *            with the rl_config_*() accessors); rl_limiter_open() opens the stores (shared
+ *            memory always, Redis when configured); rl_limiter_open_sandbox() for trials
+ *   decide   rl_decide(): an rl_request in, an rl_decision out (verdict, status, one
+ *            rl_rule_result per matched rule). Rules are opaque (rl_rule): rl_rule_*() read
+ *            what a program may show of them
+ *   close    rl_limiter_close(), rl_config_free() (both accept NULL)
+ *   errors   an rl_error (the message) from loading and opening; rl_limiter_errstr() for a
+ *            handle's last error; rl_limiter_health() and rl_limiter_probe() for its stores
+ *   stats    rl_limiter_stats() (pool-wide counters), rl_limiter_table_stats(),
+ *            rl_limiter_breaker_state(), rl_limiter_redis_nodes(), rl_stats_unlink()
+ *   helpers  rl_path_canon() (the path every rule is matched on, for a program that routes
+ *            on paths too), rl_parse_limit(), rl_format_policy() and rl_format_state() (the
+ *            RateLimit header values), rl_backend_name()
+ *
+ * ratelimit_schema.h adds, for a program with configuration sections of its own, the schema,
+ * overrides and address lists (rl_cidr, rl_client_in). Nothing else is exported
+ * (-fvisibility=hidden): rules' fields, the stores and the test clock belong to the core.
+ *
+ * Threads and processes. A limiter, and the configuration it was opened on, belong to one
+ * thread at a time: a decision reuses the handle's buffers and each path_regex's match data
+ * (made once, at load) without locks. A threaded program loads a configuration and opens a
+ * limiter per thread. A configuration may be loaded before fork() and used in the child; open
+ * limiters after fork (a limiter holds its process' Redis connection and breaker). Every
+ * process and thread of a host whose configuration names the same shm.name shares one
+ * shared-memory table and one statistics segment (per-stripe robust locks: a process dying
+ * mid-update is repaired by the next), whatever their rules (a table that does not fit a
+ * configuration gets a new generation) provided they are of one build's statistics layout and
+ * may open the segment (shm.user, shm.group, shm.mode); every host whose configuration names
+ * the same Redis, db and prefix shares its state there.
  *
  * Conventions: every exported symbol starts with rl_ / RL_. Time is integer milliseconds
  * (int64_t). Functions return 0 on success and -1 on error, or NULL; the error text goes to a
