@@ -12,7 +12,8 @@
 
 #include "ratelimit.h"
 
-#define RL_KEY_PARTS_MAX 4 /* parts of a composite rule key */
+#define RL_KEY_PARTS_MAX 4               /* parts of a composite rule key */
+#define RL_RULE_ID_MAX (RL_NAME_MAX + 9) /* NAME ":" 8 hex digits, including the NUL */
 
 /* What one part of a rule's key is taken from. */
 typedef enum rl_key_kind {

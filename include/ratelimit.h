@@ -66,17 +66,14 @@ extern "C" {
 
 #define RL_VERSION "0.1.0"
 
-#define RL_ERRSTR_MAX 512                /* room for "file:line: key: message \"value\"" */
-#define RL_NAME_MAX 64                   /* rule names, including the NUL */
-#define RL_RULE_ID_MAX (RL_NAME_MAX + 9) /* NAME ":" 8 hex digits, including the NUL */
-#define RL_KEY_MAX 256   /* bytes of a rate-limit key (rule + client), NUL excluded */
-#define RL_MAX_MATCH 16  /* rules one request can match */
-#define RL_MAX_RULES 256 /* rules in one configuration */
+#define RL_ERRSTR_MAX 512 /* room for "file:line: key: message \"value\"" */
+#define RL_NAME_MAX 64    /* rule names, including the NUL */
+#define RL_MAX_MATCH 16   /* rules one request can match */
+#define RL_MAX_RULES 256  /* rules in one configuration */
 /* Bytes of a rule's key material (client identity), NUL excluded; longer material is
  * replaced by a digest, never truncated (an IPv6 address with a zone fits). */
 #define RL_CLIENT_MAX 64
 #define RL_KEY_HEADERS_MAX 12 /* distinct header names all rules' keys may read */
-#define RL_ADDR_TEXT_MAX 46   /* INET6_ADDRSTRLEN: the longest textual address + NUL */
 
 /* Upper bounds checked at load, so that every product below stays exact in int64 and in the
  * doubles of Redis' Lua (2^53): count * period and burst * period never exceed 2^50. */
