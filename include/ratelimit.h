@@ -153,10 +153,10 @@ int rl_config_shm_owner_set(const rl_config *cfg);
 /* The lowercase name of the forwarded header the identity reads ("x-forwarded-for" or
  * "forwarded"), or NULL when no proxy is trusted (then no header is read). */
 const char *rl_config_forward_header(const rl_config *cfg);
-/* The request headers the rules' keys read, by lowercase name, i = 0, 1, ... until NULL:
- * each name once, "cookie" for every cookie part: at most RL_KEY_HEADERS_MAX names and "cookie".
- * A program that
- * must fetch headers ahead of rl_decide (a CGI environment) fetches these. */
+/* The request headers the rules' keys read, by lowercase name, for i = 0, 1, ... until NULL:
+ * each name once, "cookie" for every cookie part (at most RL_KEY_HEADERS_MAX names and
+ * "cookie"). A program that must fetch headers ahead of rl_decide (from a CGI environment, a
+ * FastCGI parameter block) fetches these. */
 const char *rl_config_key_header(const rl_config *cfg, size_t i);
 
 /* Parses "COUNT/PERIOD" (PERIOD = [N]ms|s|m|h|d, N defaults to 1: "100/90s", "10/m").
@@ -169,8 +169,8 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
 typedef struct rl_rule_result {
     const rl_rule *rule;    /* borrowed from the config */
     int allowed;            /* what the rule says, even when it is a dry run */
-    int dry_run;            /* rule->dry_run: the result is reported, never enforced */
-    int64_t limit;          /* the quota: rule->count */
+    int dry_run;            /* the rule is a dry run: reported, never enforced */
+    int64_t limit;          /* the quota: the rule's count */
     int64_t window_ms;      /* the period the quota is counted over */
     int64_t remaining;      /* requests that could still be admitted now */
     int64_t reset_ms;       /* allowed: until the full quota is back; refused: = retry_after_ms */
@@ -278,7 +278,7 @@ void rl_limiter_close(rl_limiter *lim);
  * (no proxy, list or prefix applies). Dry-run rules are decided and charged like the others
  * when the request is admitted, but their refusals neither refuse it nor stop the other
  * rules from being charged. Never fails because a store failed: Redis errors fall back
- * to shared memory. Returns 0, or -1 only for invalid input (lim->errstr says why). */
+ * to shared memory. Returns 0, or -1 only for invalid input (rl_limiter_errstr says why). */
 int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out);
 
 /* The handle's last error, "" when none. */
