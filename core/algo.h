@@ -8,6 +8,7 @@
 #define RL_ALGO_H
 
 #include "ratelimit.h"
+#include "rule_types.h"
 
 /* The most words any algorithm keeps: the sliding log's base, length and RL_LOG_MAX 32-bit
  * offsets two to a word (66 words, 528 bytes). Stores keep only rl_algo_state_words(rule)

@@ -11,6 +11,7 @@
 
 #include "algo.h"
 #include "config_types.h"
+#include "keys.h"
 
 /* One rule's part of a decision. All pointers are borrowed for the call. */
 typedef struct rl_item {

@@ -10,8 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ratelimit.h"
+#include "ratelimit_schema.h"
 
+#define RL_ADDR_TEXT_MAX 46 /* INET6_ADDRSTRLEN: the longest textual address + NUL */
 #define RL_CIDR_TEXT_MAX 64 /* longest block text accepted, NUL excluded */
 
 /* Parses an IPv4 or IPv6 literal of exactly len bytes (no brackets, port or zone) into

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config_types.h"
+#include "config_where.h"
 
 const char *rl_config_path(const rl_config *cfg)
 {
@@ -49,6 +50,38 @@ const char *rl_config_forward_header(const rl_config *cfg)
     if (cfg->identity.ntrusted == 0)
         return NULL;
     return cfg->identity.header == RL_FORWARD_FORWARDED ? "forwarded" : "x-forwarded-for";
+}
+
+/* The header a key part reads ("cookie" for any cookie), or NULL for the client identity. */
+static const char *cfg_part_header(const rl_key_part *p)
+{
+    return p->kind == RL_KEY_COOKIE ? "cookie" : p->kind == RL_KEY_HEADER ? p->name : NULL;
+}
+
+/* Walks the parts in rule order, each new name once. The loader bounds the header names to
+ * RL_KEY_HEADERS_MAX (config.c), so seen[] holds them and "cookie". */
+const char *rl_config_key_header(const rl_config *cfg, size_t i)
+{
+    const char *seen[RL_KEY_HEADERS_MAX + 1];
+    size_t n = 0;
+
+    for (size_t r = 0; r < cfg->nrules; r++)
+        for (size_t k = 0; k < cfg->rules[r].nkey; k++) {
+            const char *name = cfg_part_header(&cfg->rules[r].key[k]);
+            size_t j = 0;
+            if (name == NULL)
+                continue;
+            while (j < n && strcmp(seen[j], name) != 0)
+                j++;
+            if (j < n)
+                continue;
+            if (n == i)
+                return name;
+            if (n == sizeof seen / sizeof seen[0])
+                return NULL;
+            seen[n++] = name;
+        }
+    return NULL;
 }
 
 const void *rl_config_section(const rl_config *cfg, const char *name)

@@ -9,6 +9,7 @@
 #define RL_CONFIG_TYPES_H
 
 #include "ratelimit.h"
+#include "rule_types.h"
 #include "ratelimit_schema.h"
 
 /* Who owns the segments a process creates (the table and its "-stats"): applied to the new

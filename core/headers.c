@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "ratelimit.h"
+#include "rule_types.h"
 
 int64_t rl_ms_to_s_ceil(int64_t ms)
 {

@@ -244,7 +244,7 @@ int rl_identity_resolve(const rl_identity_config *ic, const char *remote, const 
 int rl_client_in(const rl_config *cfg, const rl_request *req, const rl_cidr *list, size_t n)
 {
     const rl_identity_config *ic = &cfg->identity;
-    const char *remote = req->remote_addr != NULL ? req->remote_addr : req->client;
+    const char *remote = req->remote_addr;
     uint8_t addr[16];
     char text[RL_ADDR_TEXT_MAX];
 

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "cidr.h"
 #include "config_types.h"
 
 #define RL_IDENTITY_HEADER_MAX 8192 /* a longer forwarded header is ignored (peer is used) */

@@ -38,6 +38,7 @@
 #include "fmacros.h"
 
 #include "keys.h"
+#include "rule_types.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -5,9 +5,12 @@
 #include <stddef.h>
 
 #include "ratelimit.h"
+#include "rule_types.h"
 
 /* The on-store key format's version (keys.c). Changing any byte of a key bumps it. */
 #define RL_KEYS_VERSION 2
+
+#define RL_KEY_MAX 256 /* bytes of a rate-limit key (rule + client), NUL excluded */
 
 #define RL_KEYS_PART_SEP '\x1f'    /* between key material parts */
 #define RL_KEYS_RULE_SEP '\x1f'    /* shm: between the rule name and the material */

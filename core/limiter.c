@@ -197,7 +197,7 @@ static int limiter_identity(rl_limiter *lim, const rl_request *req, rl_decision 
                             uint8_t addr[16])
 {
     const rl_identity_config *ic = &lim->cfg->identity;
-    const char *remote = req->remote_addr != NULL ? req->remote_addr : req->client;
+    const char *remote = req->remote_addr;
     char text[RL_ADDR_TEXT_MAX];
 
     if (remote == NULL || remote[0] == '\0') {

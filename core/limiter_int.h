@@ -12,6 +12,7 @@
 #include "failover.h"
 #include "rule.h"
 #include "stats.h"
+#include "test_clock.h"
 
 struct rl_limiter {
     const rl_config *cfg;
@@ -25,7 +26,7 @@ struct rl_limiter {
     int unenforced;      /* some rule's on_redis_down is not "shm" */
     rl_stats_seg *stats; /* the pool's counters; NULL for a sandbox */
     int *slots;          /* owned: each rule's stats slot (-1: none) */
-    rl_clock_fn clock;   /* NULL: CLOCK_REALTIME */
+    rl_clock_fn clock;   /* NULL: CLOCK_REALTIME (always, but in RL_TESTING builds) */
     void *clock_ud;
     char errstr[256];
     char keys[RL_MAX_MATCH][RL_KEY_MAX + 1];

@@ -215,11 +215,13 @@ void rl_limiter_close(rl_limiter *lim)
     free(lim);
 }
 
+#ifdef RL_TESTING
 void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud)
 {
     lim->clock = fn;
     lim->clock_ud = ud;
 }
+#endif
 
 const char *rl_backend_name(rl_backend_kind kind)
 {

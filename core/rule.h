@@ -3,6 +3,7 @@
 #define RL_RULE_H
 
 #include "ratelimit.h"
+#include "rule_types.h"
 
 /* Fills the fields derived from a finished rule, so the request path never measures them:
  * name_len, path_prefix_len, path_len and key_id (keys.c: the name and the fingerprint of algorithm,

@@ -15,6 +15,7 @@
 
 #include "quote.h"
 #include "rule_check.h"
+#include "rule_types.h"
 
 static int check_product(int64_t a, int64_t b)
 {

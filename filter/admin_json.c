@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "config_where.h"
 #include "decision_json.h"
 
 #define ADMIN_TEST_HEADERS_MAX 32
@@ -126,7 +127,7 @@ void admin_stats(handle_ctx *ctx, admin_out *out)
 
     rl_limiter_stats(ctx->lim, &s);
     for (size_t i = 0; rules != NULL && i < s.nrules; i++) {
-        json_t *r = json_pack("{s:s}", "rule", s.rules[i].rule->name);
+        json_t *r = json_pack("{s:s}", "rule", rl_rule_name(s.rules[i].rule));
         for (int c = 0; r != NULL && c < RL_STAT_RULE_COUNTERS; c++)
             json_object_set_new(r, rl_stat_rule_counter_names[c],
                                 json_integer((json_int_t)s.rules[i].c[c]));

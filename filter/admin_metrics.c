@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "config_where.h"
 
 static void admin_head(admin_out *o, const char *name, const char *type, const char *help)
 {
@@ -34,8 +35,9 @@ static void admin_rule_family(admin_out *o, const rl_stats *s, const char *name,
     admin_head(o, name, "counter", help);
     for (size_t i = 0; i < s->nrules; i++)
         for (size_t k = 0; k < nids; k++)
-            admin_outf(o, "%s{rule=\"%s\",%s=\"%s\"} %" PRId64 "\n", name, s->rules[i].rule->name,
-                       label, rl_stat_rule_counter_names[ids[k]], s->rules[i].c[ids[k]]);
+            admin_outf(o, "%s{rule=\"%s\",%s=\"%s\"} %" PRId64 "\n", name,
+                       rl_rule_name(s->rules[i].rule), label, rl_stat_rule_counter_names[ids[k]],
+                       s->rules[i].c[ids[k]]);
 }
 
 static void admin_rules(admin_out *o, const rl_stats *s)

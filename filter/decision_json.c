@@ -29,8 +29,8 @@ json_t *decision_json(const rl_decision *d)
     for (size_t i = 0; rules != NULL && i < d->nresults; i++) {
         const rl_rule_result *r = &d->results[i];
         json_array_append_new(rules, json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "rule",
-                                               r->rule->name, "allowed", r->allowed, "dry_run",
-                                               r->dry_run, "limit", (json_int_t)r->limit,
+                                               rl_rule_name(r->rule), "allowed", r->allowed,
+                                               "dry_run", r->dry_run, "limit", (json_int_t)r->limit,
                                                "remaining", (json_int_t)r->remaining, "reset_ms",
                                                (json_int_t)r->reset_ms, "retry_after_ms",
                                                (json_int_t)r->retry_after_ms));

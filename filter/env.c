@@ -78,12 +78,12 @@ static int env_rows(rl_config *cfg, const rl_section *const *secs, size_t n, rl_
 static const rl_rule *env_rule(const rl_config *cfg, const char *app)
 {
     for (size_t i = 0; i < rl_config_nrules(cfg); i++)
-        if (strcmp(rl_config_rule(cfg, i)->name, app) == 0)
+        if (strcmp(rl_rule_name(rl_config_rule(cfg, i)), app) == 0)
             return rl_config_rule(cfg, i);
     for (size_t i = 0; strcmp(app, "global") == 0 && i < rl_config_nrules(cfg); i++) {
-        const rl_rule *r = rl_config_rule(cfg, i);
-        if (r->path_prefix != NULL && strcmp(r->path_prefix, "/") == 0)
-            return r;
+        const char *prefix = rl_rule_path_prefix(rl_config_rule(cfg, i));
+        if (prefix != NULL && strcmp(prefix, "/") == 0)
+            return rl_config_rule(cfg, i);
     }
     return NULL;
 }
@@ -108,7 +108,7 @@ static int env_limit(rl_config *cfg, const char *var, const char *app, const cha
         snprintf(text, sizeof text, "%s/m", v); /* a bare count: per minute */
     else
         snprintf(text, sizeof text, "%s", v);
-    snprintf(key, sizeof key, "rules[%s].limit", rule->name);
+    snprintf(key, sizeof key, "rules[%s].limit", rl_rule_name(rule));
     return env_set(cfg, var, key, text, v, err);
 }
 

@@ -27,14 +27,14 @@ static void handle_log_decision(const request *req, const rl_decision *d)
         if (r->dry_run && !r->allowed)
             log_info("dry-run refusal client=%s method=%s path=\"%s\" rule=\"%s\" "
                      "retry_after_ms=%" PRId64 " backend=%s",
-                     d->client, method, path, r->rule->name, r->retry_after_ms,
+                     d->client, method, path, rl_rule_name(r->rule), r->retry_after_ms,
                      rl_backend_name(d->backend));
     }
     switch (d->verdict) {
     case RL_VERDICT_LIMITED:
         log_info("%d client=%s method=%s path=\"%s\" rule=\"%s\" retry_after_ms=%" PRId64
                  " backend=%s",
-                 d->status, d->client, method, path, d->rule != NULL ? d->rule->name : "?",
+                 d->status, d->client, method, path, d->rule != NULL ? rl_rule_name(d->rule) : "?",
                  d->retry_after_ms, rl_backend_name(d->backend));
         break;
     case RL_VERDICT_DENYLISTED:
@@ -42,7 +42,7 @@ static void handle_log_decision(const request *req, const rl_decision *d)
         break;
     case RL_VERDICT_MISSING_KEY:
         log_info("%d client=%s method=%s path=\"%s\" rule=\"%s\" missing key", d->status, d->client,
-                 method, path, d->rule != NULL ? d->rule->name : "?");
+                 method, path, d->rule != NULL ? rl_rule_name(d->rule) : "?");
         break;
     default: break;
     }
@@ -74,7 +74,7 @@ static void handle_log_store(handle_ctx *ctx, const rl_decision *d)
             ctx->regex_logged = now;
             log_warn("rule \"%s\": path_regex stopped at its match limit, the rule did not "
                      "match (counted as regex_limit; logged at most once a minute)",
-                     d->regex_limited->name);
+                     rl_rule_name(d->regex_limited));
         }
     }
 }

@@ -130,12 +130,8 @@ void request_init(request *req, const rl_config *cfg)
     const char *fwd = rl_config_forward_header(cfg);
     if (fwd != NULL)
         request_add_name(req, fwd);
-    for (size_t i = 0; i < rl_config_nrules(cfg); i++)
-        for (size_t k = 0; k < rl_config_rule(cfg, i)->nkey; k++) {
-            const rl_key_part *p = &rl_config_rule(cfg, i)->key[k];
-            if (p->kind != RL_KEY_CLIENT)
-                request_add_name(req, p->kind == RL_KEY_COOKIE ? "cookie" : p->name);
-        }
+    for (size_t i = 0; rl_config_key_header(cfg, i) != NULL; i++)
+        request_add_name(req, rl_config_key_header(cfg, i));
 }
 
 const char *request_get_header(void *ud, const char *lowercase_name)

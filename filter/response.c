@@ -122,7 +122,8 @@ static void response_problem(response *r, const request *req, const rl_decision 
                   "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,"
                   "\"detail\":\"Rate limit \\\"%s\\\" exceeded: retry in %" PRId64 " s.\","
                   "\"instance\":\"",
-                  rl_http_reason(status), status, d->rule != NULL ? d->rule->name : "?", retry);
+                  rl_http_reason(status), status, d->rule != NULL ? rl_rule_name(d->rule) : "?",
+                  retry);
     response_add_json_string(r, req->path);
     response_addf(r, "\",\"retry_after\":%" PRId64 "}\n", retry);
 }
@@ -150,8 +151,8 @@ static void response_refused(response *r, const rl_config *cfg, const request *r
     response_addf(r, "Cache-Control: no-store\r\n\r\n");
     if (settings_get_headers(cfg)->problem_json)
         response_problem(r, req, d, status, retry);
-    else if (d->rule != NULL && d->rule->body != NULL)
-        response_addf(r, "%s", d->rule->body);
+    else if (d->rule != NULL && rl_rule_body(d->rule) != NULL)
+        response_addf(r, "%s", rl_rule_body(d->rule));
     else
         response_addf(r, "Too Many Requests: retry in %" PRId64 " s\n", retry);
 }
@@ -162,7 +163,7 @@ static void response_rejected(response *r, const rl_decision *d)
 {
     int status = d->status >= 400 && d->status <= 599 ? d->status : 403;
     const char *body =
-        d->verdict == RL_VERDICT_MISSING_KEY && d->rule != NULL ? d->rule->body : NULL;
+        d->verdict == RL_VERDICT_MISSING_KEY && d->rule != NULL ? rl_rule_body(d->rule) : NULL;
 
     response_reset(r, status);
     response_addf(r,

@@ -1,13 +1,39 @@
-/* ratelimit.h -- public API of the ratelimit core library
+/* ratelimit.h -- the public API of libratelimit
  *
- * The core turns (client, request) into a decision: allowed or refused, with the state of every
- * rule that matched. It knows nothing of FastCGI or HTTP framing; the filter program is a thin
- * layer over this header.
+ * The library turns (client, request) into a decision: allowed or refused, with the state of
+ * every rule that matched. It knows nothing of FastCGI or HTTP framing; ratelimit-filter is a
+ * program over it. The whole API:
  *
- *   rl_config_load()   read and validate a libconfig file once into typed structs
- *   rl_limiter_open()  open the backends (shared memory always, Redis when configured)
- *   rl_decide()        one atomic decision over every matching rule
- *   rl_limiter_close() / rl_config_free()
+ *   open     rl_config_load() reads and validates a file once (rl_config is opaque: read it
+ *            with the rl_config_*() accessors); rl_limiter_open() opens the stores (shared
+ *            memory always, Redis when configured); rl_limiter_open_sandbox() for trials
+ *   decide   rl_decide(): an rl_request in, an rl_decision out (verdict, status, one
+ *            rl_rule_result per matched rule). Rules are opaque (rl_rule): rl_rule_*() read
+ *            what a program may show of them
+ *   close    rl_limiter_close(), rl_config_free() (both accept NULL)
+ *   errors   an rl_error (the message) from loading and opening; rl_limiter_errstr() for a
+ *            handle's last error; rl_limiter_health() and rl_limiter_probe() for its stores
+ *   stats    rl_limiter_stats() (pool-wide counters), rl_limiter_table_stats(),
+ *            rl_limiter_breaker_state(), rl_limiter_redis_nodes(), rl_stats_unlink()
+ *   helpers  rl_path_canon() (the path every rule is matched on, for a program that routes
+ *            on paths too), rl_parse_limit(), rl_format_policy() and rl_format_state() (the
+ *            RateLimit header values), rl_backend_name()
+ *
+ * ratelimit_schema.h adds, for a program with configuration sections of its own, the schema,
+ * overrides and address lists (rl_cidr, rl_client_in). Nothing else is exported
+ * (-fvisibility=hidden): rules' fields, the stores and the test clock belong to the core.
+ *
+ * Threads and processes. A limiter, and the configuration it was opened on, belong to one
+ * thread at a time: a decision reuses the handle's buffers and each path_regex's match data
+ * (made once, at load) without locks. A threaded program loads a configuration and opens a
+ * limiter per thread. A configuration may be loaded before fork() and used in the child; open
+ * limiters after fork (a limiter holds its process' Redis connection and breaker). Every
+ * process and thread of a host whose configuration names the same shm.name shares one
+ * shared-memory table and one statistics segment (per-stripe robust locks: a process dying
+ * mid-update is repaired by the next), whatever their rules (a table that does not fit a
+ * configuration gets a new generation) provided they are of one build's statistics layout and
+ * may open the segment (shm.user, shm.group, shm.mode); every host whose configuration names
+ * the same Redis, db and prefix shares its state there.
  *
  * Conventions: every exported symbol starts with rl_ / RL_. Time is integer milliseconds
  * (int64_t). Functions return 0 on success and -1 on error, or NULL; the error text goes to a
@@ -40,18 +66,14 @@ extern "C" {
 
 #define RL_VERSION "0.1.0"
 
-#define RL_ERRSTR_MAX 512                /* room for "file:line: key: message \"value\"" */
-#define RL_NAME_MAX 64                   /* rule names, including the NUL */
-#define RL_RULE_ID_MAX (RL_NAME_MAX + 9) /* NAME ":" 8 hex digits, including the NUL */
-#define RL_KEY_MAX 256   /* bytes of a rate-limit key (rule + client), NUL excluded */
-#define RL_MAX_MATCH 16  /* rules one request can match */
-#define RL_MAX_RULES 256 /* rules in one configuration */
+#define RL_ERRSTR_MAX 512 /* room for "file:line: key: message \"value\"" */
+#define RL_NAME_MAX 64    /* rule names, including the NUL */
+#define RL_MAX_MATCH 16   /* rules one request can match */
+#define RL_MAX_RULES 256  /* rules in one configuration */
 /* Bytes of a rule's key material (client identity), NUL excluded; longer material is
  * replaced by a digest, never truncated (an IPv6 address with a zone fits). */
 #define RL_CLIENT_MAX 64
-#define RL_KEY_PARTS_MAX 4    /* parts of a composite rule key */
 #define RL_KEY_HEADERS_MAX 12 /* distinct header names all rules' keys may read */
-#define RL_ADDR_TEXT_MAX 46   /* INET6_ADDRSTRLEN: the longest textual address + NUL */
 
 /* Upper bounds checked at load, so that every product below stays exact in int64 and in the
  * doubles of Redis' Lua (2^53): count * period and burst * period never exceed 2^50. */
@@ -98,77 +120,18 @@ typedef enum rl_backend_kind {
  * "refusal-cache", "fail-open", "fail-closed" or "none". Never NULL. */
 const char *rl_backend_name(rl_backend_kind kind);
 
-/* An address block. Addresses are kept in their IPv6 form: an IPv4 block a.b.c.d/n is
- * ::ffff:a.b.c.d/(96+n), so one comparison serves both families. Host bits are zero. */
-typedef struct rl_cidr {
-    uint8_t addr[16];
-    int bits; /* 0..128 */
-} rl_cidr;
+/* One rule of a configuration: opaque (its fields are the core's). A decision and the
+ * statistics point at the rules that matched; read them with the accessors below. A rule
+ * pointer is borrowed from its rl_config and valid as long as that config is. */
+typedef struct rl_rule rl_rule;
 
-/* What one part of a rule's key is taken from. */
-typedef enum rl_key_kind {
-    RL_KEY_CLIENT = 0, /* the client identity (see rl_identity_config) */
-    RL_KEY_HEADER,     /* a request header; name is lowercase */
-    RL_KEY_COOKIE,     /* a cookie of the Cookie header; name as written (case matters) */
-} rl_key_kind;
-
-typedef struct rl_key_part {
-    rl_key_kind kind;
-    char *name; /* NULL for RL_KEY_CLIENT */
-} rl_key_part;
-
-/* What a rule does with a request its key cannot be built for (header or cookie absent,
- * empty, too long for the filter, or holding control bytes). */
-typedef enum rl_missing_key {
-    RL_MISSING_SKIP = 0, /* the rule does not apply to the request (default) */
-    RL_MISSING_REFUSE,   /* refuse with missing_key_status; no rule is charged */
-    RL_MISSING_SHARED,   /* all such requests share one bucket of the rule */
-} rl_missing_key;
-
-/* What a rule does while Redis cannot decide (rules[].on_redis_down). */
-typedef enum rl_redis_down {
-    RL_REDIS_DOWN_SHM = 0, /* decide from shared memory, this host's share of the limit */
-    RL_REDIS_DOWN_OPEN,    /* admit, uncounted */
-    RL_REDIS_DOWN_CLOSED,  /* refuse until Redis answers again */
-} rl_redis_down;
-
-/* One rule, validated. Every string is owned by the rl_config that holds the rule.
- * A rule applies to a request when every condition given holds (path, path_prefix,
- * path_regex, methods, hosts); one with none applies to every request. */
-typedef struct rl_rule {
-    char name[RL_NAME_MAX];
-    size_t name_len;             /* strlen(name), computed at load */
-    char key_id[RL_RULE_ID_MAX]; /* NAME ":" fingerprint, the rule in store keys (keys.c) */
-    size_t key_id_len;           /* strlen(key_id) */
-    int line;                    /* where the rule starts in the config file */
-    rl_algo algo;
-    char *path_prefix;      /* canonical request path starts with it; "/" when no path condition */
-    size_t path_prefix_len; /* strlen(path_prefix), computed at load (0 when NULL) */
-    char *path;             /* canonical request path equals it (or it + "/"); NULL = any */
-    size_t path_len;        /* strlen(path), computed at load (0 when NULL) */
-    int path_nocase;        /* path, path_prefix, path_regex ignore ASCII case */
-    char *path_regex_text;  /* PCRE2 regex as written; NULL = any */
-    void *path_regex;       /* its compiled pcre2_code (JIT when available), owned */
-    void *path_regex_match; /* its pcre2_match_data, made once at load, owned */
-    void *path_regex_mctx;  /* its pcre2_match_context (match and depth limits), owned */
-    char **methods;         /* request method is one of these (case-sensitive); NULL = any */
-    size_t nmethods;
-    char **hosts; /* Host, port removed, is one of these (lowercase); NULL = any */
-    size_t nhosts;
-    rl_key_part key[RL_KEY_PARTS_MAX]; /* key = these parts joined by 0x1f; default client */
-    size_t nkey;
-    rl_missing_key on_missing_key;
-    int missing_key_status; /* status of a RL_MISSING_REFUSE refusal, 400..599 (400) */
-    int status;             /* status of a refusal by this rule, 400..599 (429) */
-    char *body;             /* body of a refusal; NULL = the built-in text */
-    int dry_run;            /* decided and reported, never enforced */
-    int64_t cost;           /* units a request charges, 1..burst (gcra) or 1..count (windows) */
-    int64_t count;          /* admitted requests ... */
-    int64_t period_ms;      /* ... per this period */
-    int64_t burst;          /* at most this many at once; defaults to count (GCRA only) */
-    char *limit_text;       /* the limit as written ("100/90s"), for messages */
-    rl_redis_down on_redis_down; /* used only with Redis enabled */
-} rl_rule;
+/* The rule's name as the configuration gives it (unique within it). */
+const char *rl_rule_name(const rl_rule *rule);
+/* The body of a refusal by this rule (rules[].body), or NULL for the built-in text. */
+const char *rl_rule_body(const rl_rule *rule);
+/* The rule's path_prefix as given; "/" for a rule with no path condition at all, NULL for
+ * one with path or path_regex and no path_prefix. */
+const char *rl_rule_path_prefix(const rl_rule *rule);
 
 /* A loaded configuration: opaque. Read it with the accessors below; a program's own sections
  * (ratelimit_schema.h) with rl_config_section(). */
@@ -187,24 +150,14 @@ const rl_rule *rl_config_rule(const rl_config *cfg, size_t i);
 /* The shared-memory table's name (shm.name), and 1 when shm.user gives its owner. */
 const char *rl_config_shm_name(const rl_config *cfg);
 int rl_config_shm_owner_set(const rl_config *cfg);
-/* Redis as configured: enabled, and where (a cluster's seeds, else the sentinels and the
- * master's name, else socket, else host and port) and which db. The strings are borrowed. */
-typedef struct rl_redis_where {
-    int enabled;
-    const char *socket; /* NULL: TCP to host:port */
-    const char *host;
-    int port;
-    int db;
-    const char *const *cluster;   /* Redis Cluster seed nodes "HOST:PORT"; host/port unused ... */
-    size_t ncluster;              /* ... when this is not 0 */
-    const char *const *sentinels; /* Redis Sentinel addresses "HOST:PORT" ... */
-    size_t nsentinels;            /* ... (not 0: host/port unused, the master is asked ... */
-    const char *master_name;      /* ... of them by this name); NULL without sentinels */
-} rl_redis_where;
-void rl_config_redis_where(const rl_config *cfg, rl_redis_where *out);
 /* The lowercase name of the forwarded header the identity reads ("x-forwarded-for" or
  * "forwarded"), or NULL when no proxy is trusted (then no header is read). */
 const char *rl_config_forward_header(const rl_config *cfg);
+/* The request headers the rules' keys read, by lowercase name, for i = 0, 1, ... until NULL:
+ * each name once, "cookie" for every cookie part (at most RL_KEY_HEADERS_MAX names and
+ * "cookie"). A program that must fetch headers ahead of rl_decide (from a CGI environment, a
+ * FastCGI parameter block) fetches these. */
+const char *rl_config_key_header(const rl_config *cfg, size_t i);
 
 /* Parses "COUNT/PERIOD" (PERIOD = [N]ms|s|m|h|d, N defaults to 1: "100/90s", "10/m").
  * Returns 0, or -1 with a reason in err. */
@@ -216,8 +169,8 @@ int rl_parse_limit(const char *text, int64_t *count, int64_t *period_ms, rl_erro
 typedef struct rl_rule_result {
     const rl_rule *rule;    /* borrowed from the config */
     int allowed;            /* what the rule says, even when it is a dry run */
-    int dry_run;            /* rule->dry_run: the result is reported, never enforced */
-    int64_t limit;          /* the quota: rule->count */
+    int dry_run;            /* the rule is a dry run: reported, never enforced */
+    int64_t limit;          /* the quota: the rule's count */
     int64_t window_ms;      /* the period the quota is counted over */
     int64_t remaining;      /* requests that could still be admitted now */
     int64_t reset_ms;       /* allowed: until the full quota is back; refused: = retry_after_ms */
@@ -257,8 +210,7 @@ typedef const char *(*rl_header_fn)(void *ud, const char *lowercase_name);
 
 /* One request as the core sees it. Every pointer is borrowed for the call only. */
 typedef struct rl_request {
-    const char *remote_addr; /* the peer's address (REMOTE_ADDR); NULL: client is used */
-    const char *client;      /* older name of remote_addr, read when remote_addr is NULL */
+    const char *remote_addr; /* the peer's address (REMOTE_ADDR); NULL: rl_decide fails */
     /* The request target as the client sent it (query allowed), canonicalised by rl_decide
      * (rl_path_canon); NULL counts as "/". */
     const char *path;
@@ -314,17 +266,10 @@ int rl_path_http_status(rl_path_status st);
 
 typedef struct rl_limiter rl_limiter;
 
-/* Returns the milliseconds of some clock; ud is the pointer given to rl_limiter_set_clock. */
-typedef int64_t (*rl_clock_fn)(void *ud);
-
 /* Opens the backends described by cfg (borrowed: it must outlive the limiter). Creates or
  * attaches to the shared-memory table; Redis is connected lazily. NULL with err on failure. */
 rl_limiter *rl_limiter_open(const rl_config *cfg, rl_error *err) RL_WARN_UNUSED;
 void rl_limiter_close(rl_limiter *lim);
-
-/* Replaces the wall clock (CLOCK_REALTIME, ms) for tests. With a clock set, the Redis backend
- * also decides at that time instead of reading Redis' TIME. */
-void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud);
 
 /* Decides one request atomically over every matching rule: a request refused by one rule
  * consumes nothing from the others. The peer address (remote_addr) is turned into the client
@@ -333,13 +278,8 @@ void rl_limiter_set_clock(rl_limiter *lim, rl_clock_fn fn, void *ud);
  * (no proxy, list or prefix applies). Dry-run rules are decided and charged like the others
  * when the request is admitted, but their refusals neither refuse it nor stop the other
  * rules from being charged. Never fails because a store failed: Redis errors fall back
- * to shared memory. Returns 0, or -1 only for invalid input (lim->errstr says why). */
+ * to shared memory. Returns 0, or -1 only for invalid input (rl_limiter_errstr says why). */
 int rl_decide(rl_limiter *lim, const rl_request *req, rl_decision *out);
-
-/* 1 when the client of req (its remote_addr, behind cfg's trusted proxies like a rule key's
- * identity, but never grouped by ipv6_prefix) lies in list[0..n); 0 otherwise, and for a
- * remote_addr that is not an IP address. */
-int rl_client_in(const rl_config *cfg, const rl_request *req, const rl_cidr *list, size_t n);
 
 /* The handle's last error, "" when none. */
 const char *rl_limiter_errstr(const rl_limiter *lim);

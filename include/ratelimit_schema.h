@@ -34,6 +34,19 @@ extern "C" {
 #pragma GCC visibility push(default)
 #endif
 
+/* An address block, as a CIDRS setting holds it. Addresses are kept in their IPv6 form: an
+ * IPv4 block a.b.c.d/n is ::ffff:a.b.c.d/(96+n), so one comparison serves both families. Host
+ * bits are zero. */
+typedef struct rl_cidr {
+    uint8_t addr[16];
+    int bits; /* 0..128 */
+} rl_cidr;
+
+/* 1 when the client of req (its remote_addr, behind cfg's trusted proxies like a rule key's
+ * identity, but never grouped by ipv6_prefix) lies in list[0..n), e.g. a program's own CIDRS
+ * setting; 0 otherwise, and for a remote_addr that is not an IP address. */
+int rl_client_in(const rl_config *cfg, const rl_request *req, const rl_cidr *list, size_t n);
+
 typedef enum rl_setting_type {
     RL_SETTING_BOOL = 0, /* int, 0 or 1 (file: true/false; text: true/false/1/0/yes/no) */
     RL_SETTING_INT,      /* int in min..max */

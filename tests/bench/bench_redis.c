@@ -559,7 +559,7 @@ int main(int argc, char **argv)
     lim = cfg != NULL ? rl_limiter_open(cfg, &err) : NULL;
     if (lim == NULL)
         goto out;
-    lim_ctx lc = {.lim = lim, .req = {.client = "bench-lim", .path = "/", .cost = 1}};
+    lim_ctx lc = {.lim = lim, .req = {.remote_addr = "bench-lim", .path = "/", .cost = 1}};
 
     if (bench_ops > 0)
         printf("redis-server %d, one connection, %zu operations per run\n", srv.port, bench_ops);
@@ -590,7 +590,7 @@ int main(int argc, char **argv)
     if (lim == NULL)
         goto out;
     lc.lim = lim;
-    lc.req.client = "bench-flood";
+    lc.req.remote_addr = "bench-flood";
     bench flood[2] = {
         {.name = "flood, no cache", .op = be_op, .ud = &be, .lat = lat},
         {.name = "flood, refusal cache", .op = lim_op, .ud = &lc, .lat = lat + BENCH_MAX},

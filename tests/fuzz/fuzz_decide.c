@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t at = field(data, size, 0, client, sizeof client);
     at = field(data, size, at, path, sizeof path);
     at = field(data, size, at, method, sizeof method);
-    rl_request req = {.client = client, .path = path[0] ? path : NULL,
+    rl_request req = {.remote_addr = client, .path = path[0] ? path : NULL,
                       .method = method, .cost = at < size ? data[at] : 1};
 
     if (rl_decide(lim, &req, &d) < 0) {

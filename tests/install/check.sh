@@ -68,6 +68,17 @@ for f in rl_config_load rl_config_free rl_limiter_open rl_decide rl_limiter_clos
     echo "$exported" | grep -qx "$f" || missing+="$f "
 done
 check "the .so exports the API of the header${missing:+; missing: $missing}" test -z "$missing"
+# Internals stay inside: the test clock (test builds only) and what only the filter reads.
+leaked=""
+for f in rl_limiter_set_clock rl_config_redis_where rl_rule_derive rl_rule_matches rl_cidr_parse; do
+    if echo "$exported" | grep -qx "$f"; then leaked+="$f "; fi
+done
+check "the .so keeps internals hidden${leaked:+; exported: $leaked}" test -z "$leaked"
+# The header declares the API only: rl_rule is opaque, the test clock and the deprecated
+# rl_request.client are gone.
+H=$R/usr/include/ratelimit.h
+check "ratelimit.h: rl_rule opaque, no test clock, no rl_request.client" \
+    test -z "$(grep -E 'struct rl_rule \{|rl_limiter_set_clock|rl_clock_fn|rl_redis_where|const char \*client;' "$H")"
 
 # ---- a program built through pkg-config ----------------------------------------------------------
 cat >"$W/smoke.conf" <<CONF
@@ -87,7 +98,8 @@ if "$CC" -std=c11 -Wall -Wextra -Werror "${SAN[@]}" -o "$W/smoke-shared" tests/i
     needed=$(readelf -d "$W/smoke-shared" | grep -c "NEEDED.*\[libratelimit.so.$RL_SOVERSION\]" || true)
     check "it needs libratelimit.so.$RL_SOVERSION" test "$needed" = 1
     out=$(LD_LIBRARY_PATH=$L "$W/smoke-shared" "$W/smoke.conf" 2>"$W/smoke-shared.err") || true
-    check "run against the installed .so: \"$out\" (allowed 200 shm 4)" test "$out" = "allowed 200 shm 4"
+    want="allowed 200 shm 4 smoke requests=1 smoke=1 health=ok"
+    check "run against the installed .so: \"$out\" ($want)" test "$out" = "$want"
 else
     fail "smoke.c built with pkg-config --cflags --libs ratelimit: $(head -n 5 "$W/cc-shared.log")"
 fi
@@ -102,7 +114,8 @@ if "$CC" -std=c11 -Wall -Wextra -Werror "${SAN[@]}" -o "$W/smoke-static" tests/i
     needed=$(readelf -d "$W/smoke-static" | grep -c "NEEDED.*libratelimit" || true)
     check "it has libratelimit.a in it (needs no libratelimit.so)" test "$needed" = 0
     out=$("$W/smoke-static" "$W/smoke.conf" 2>"$W/smoke-static.err") || true
-    check "run, statically linked: \"$out\" (allowed 200 shm 3)" test "$out" = "allowed 200 shm 3"
+    want="allowed 200 shm 3 smoke requests=2 smoke=2 health=ok"
+    check "run, statically linked: \"$out\" ($want)" test "$out" = "$want"
 else
     fail "smoke.c built with pkg-config --static: $(head -n 5 "$W/cc-static.log")"
 fi

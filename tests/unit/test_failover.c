@@ -135,7 +135,7 @@ static rl_limiter *open_lim(const rl_config *cfg)
 static rl_decision ask(rl_limiter *lim, const char *client)
 {
     rl_decision d;
-    rl_request req = {.client = client, .path = "/", .cost = 1};
+    rl_request req = {.remote_addr = client, .path = "/", .cost = 1};
     cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
     return d;
 }
@@ -353,7 +353,7 @@ Test(failover, fail_open_and_fail_closed_rules)
     }
     cr_assert_str_eq(rl_limiter_health(lim), "down");
 
-    rl_request req = {.client = "c4", .path = "/api/x", .cost = 1};
+    rl_request req = {.remote_addr = "c4", .path = "/api/x", .cost = 1};
     cr_assert_eq(rl_decide(lim, &req, &d), 0);
     cr_assert_eq(d.allowed, 0, "fail closed refuses");
     cr_assert_eq(d.backend, RL_BACKEND_FAIL_CLOSED);
@@ -442,7 +442,7 @@ Test(failover, sliding_log_fallback_decides_this_hosts_share)
         cr_assert_eq(admitted, cases[c].general, "%d host(s): %lld admitted", cases[c].hosts,
                      (long long)admitted);
         for (int i = 0; i < 300; i++) {
-            rl_request req = {.client = chatter, .path = "/chat", .cost = 1};
+            rl_request req = {.remote_addr = chatter, .path = "/chat", .cost = 1};
             rl_decision d;
             cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
             cr_assert_eq(d.backend, RL_BACKEND_SHM);

@@ -28,6 +28,7 @@
 #include "leakcheck.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
+#include "test_clock.h"
 
 static char conf_path[256];
 static char shm_name[64];
@@ -167,7 +168,7 @@ static void no_collisions(rl_limiter *lim, rl_backend_kind want)
     for (int round = 0; round < 2; round++)
         for (size_t p = 0; p < 2; p++)
             for (size_t i = 0; i < NCRAFTED; i++) {
-                rl_request req = {.client = crafted[i], .path = paths[p], .cost = 1};
+                rl_request req = {.remote_addr = crafted[i], .path = paths[p], .cost = 1};
                 cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
                 if (strchr(crafted[i], '\x1f') != NULL) {
                     /* Key material never holds a control byte (rule.c): such an identity
@@ -278,7 +279,7 @@ Test(keys, a_million_clients_keep_memory_bounded, .timeout = 60)
         /* Distinct IPv4 addresses in 10.0.0.0/8 (IPv6 would be grouped by /64). */
         snprintf(client, sizeof client, "10.%lu.%lu.%lu", (unsigned long)(i >> 16),
                  (unsigned long)((i >> 8) & 0xff), (unsigned long)(i & 0xff));
-        rl_request req = {.client = client, .path = "/", .cost = 1};
+        rl_request req = {.remote_addr = client, .path = "/", .cost = 1};
         cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
         cr_assert_eq(d.backend, RL_BACKEND_SHM, "decision %ld: no store decided (%s)", i,
                      rl_limiter_errstr(lim));

@@ -17,6 +17,7 @@
 #include "leakcheck.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
+#include "test_clock.h"
 
 static char conf_path[256];
 static rlt_redis srv;
@@ -73,7 +74,7 @@ static void close_all(rl_limiter *lim, rl_config *cfg)
 static rl_decision ask(rl_limiter *lim, const char *client, const char *path)
 {
     rl_decision d;
-    rl_request req = { .client = client, .path = path, .method = "GET", .cost = 1 };
+    rl_request req = { .remote_addr = client, .path = path, .method = "GET", .cost = 1 };
     cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
     return d;
 }
@@ -168,17 +169,20 @@ Test(limiter, no_match_and_bad_input)
     cr_assert_eq(d.decider, -1);
     cr_assert_eq(d.backend, RL_BACKEND_NONE);
 
-    rl_request req = { .client = "", .path = "/api" };
+    rl_request req = { .path = "/api" }; /* no remote_addr: no other field stands in for it */
+    cr_assert_eq(rl_decide(lim, &req, &d), -1);
+    cr_assert_str_eq(rl_limiter_errstr(lim), "no client identity");
+    req.remote_addr = "";
     cr_assert_eq(rl_decide(lim, &req, &d), -1);
     cr_assert_str_eq(rl_limiter_errstr(lim), "no client identity");
     char big[400];
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    req.client = big; /* not an address: used as given, and digested for being long */
+    req.remote_addr = big; /* not an address: used as given, and digested for being long */
     cr_assert_eq(rl_decide(lim, &req, &d), 0);
     cr_assert_eq(strlen(d.client), 34);
     cr_assert_eq(strncmp(d.client, "h:", 2), 0);
-    req.client = "192.0.2.1";
+    req.remote_addr = "192.0.2.1";
     req.path = NULL; /* counts as "/" : no match */
     cr_assert_eq(rl_decide(lim, &req, &d), 0);
     cr_assert_eq(d.nresults, 0);

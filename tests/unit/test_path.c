@@ -18,6 +18,7 @@
 #include "../../filter/settings.h"
 #include "config_types.h"
 #include "ratelimit.h"
+#include "test_clock.h"
 #include "rule.h"
 
 TestSuite(path, .fini = rl_test_leak_check);

@@ -16,6 +16,8 @@
 #include "leakcheck.h"
 #include "lib_redis_server.h"
 #include "ratelimit.h"
+#include "rule_types.h"
+#include "test_clock.h"
 
 static char conf_path[256];
 static char shm_name[64];
@@ -83,7 +85,7 @@ static rl_config *load(const char *rules)
 static rl_decision ask(rl_limiter *lim, const char *client, const char *path, int64_t cost)
 {
     rl_decision d;
-    rl_request req = {.client = client, .path = path, .cost = cost};
+    rl_request req = {.remote_addr = client, .path = path, .cost = cost};
     cr_assert_eq(rl_decide(lim, &req, &d), 0, "%s", rl_limiter_errstr(lim));
     return d;
 }

@@ -242,3 +242,47 @@ Test(rule, http_helpers)
     rl_request req = {.path = "/"};
     cr_expect_null(rl_http_header(&req, "x"));
 }
+
+/* What a program reads of an opaque rule (rule_access.c) and the headers the rules' keys
+ * read (rl_config_key_header: each name once, in rule order, "cookie" for every cookie). */
+Test(rule, accessors_and_key_headers)
+{
+    rl_config *cfg = load(
+        "{ name = \"plain\"; limit = \"1/s\"; },"
+        "{ name = \"apikey\"; path_prefix = \"/api/\"; key = [\"header:X-Api-Key\"];"
+        "  status = 503; body = \"slow down\"; limit = \"1/s\"; },"
+        "{ name = \"exact\"; path = \"/login\"; key = [\"client\", \"cookie:sid\","
+        "  \"header:x-api-key\", \"header:X-Tenant\"]; limit = \"1/s\"; },"
+        "{ name = \"cookies\"; path_regex = \"^/x\"; key = [\"cookie:other\"]; limit = \"1/s\"; }");
+    static const struct {
+        const char *name, *body, *prefix;
+    } want[] = {
+        {"plain", NULL, "/"},
+        {"apikey", "slow down", "/api/"},
+        {"exact", NULL, NULL},
+        {"cookies", NULL, NULL},
+    };
+    cr_assert_eq(rl_config_nrules(cfg), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const rl_rule *r = rl_config_rule(cfg, i);
+        cr_assert_str_eq(rl_rule_name(r), want[i].name);
+        if (want[i].body == NULL)
+            cr_assert_null(rl_rule_body(r), "%s", want[i].name);
+        else
+            cr_assert_str_eq(rl_rule_body(r), want[i].body);
+        if (want[i].prefix == NULL)
+            cr_assert_null(rl_rule_path_prefix(r), "%s", want[i].name);
+        else
+            cr_assert_str_eq(rl_rule_path_prefix(r), want[i].prefix);
+    }
+    static const char *const headers[] = {"x-api-key", "cookie", "x-tenant"};
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_str_eq(rl_config_key_header(cfg, i), headers[i], "header %zu", i);
+    cr_assert_null(rl_config_key_header(cfg, 3));
+    cr_assert_null(rl_config_key_header(cfg, 100));
+    rl_config_free(cfg);
+
+    cfg = load("{ name = \"plain\"; limit = \"1/s\"; }");
+    cr_assert_null(rl_config_key_header(cfg, 0), "a client key reads no header");
+    rl_config_free(cfg);
+}

@@ -17,6 +17,7 @@
 
 #include "../../filter/settings.h"
 #include "config_types.h"
+#include "config_where.h"
 #include "leakcheck.h"
 #include "ratelimit.h"
 #include "ratelimit_schema.h"
