@@ -10,6 +10,7 @@
  * order, a store decided (never "no store" on a healthy table), a refusal names a refusing
  * rule and a wait >= 1 ms.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include "fmacros.h"
 
 #include <stdint.h>
