@@ -55,6 +55,7 @@ int rl_cl_node_get(rl_cluster *c, const char *host, size_t hostlen, int port)
     }
     memcpy(node->host, host, hostlen);
     memcpy(node->hostport, name, sizeof name);
+    node->row = NODE_ROW_UNSET;
     node->cfg = *c->cfg;
     node->cfg.host = node->host;
     node->cfg.port = port;
@@ -140,19 +141,17 @@ int rl_cl_node_open(const cl_node *node, int64_t t)
     return rl_breaker_remaining(&node->breaker, t) > 0;
 }
 
-size_t rl_cluster_nodes(const rl_cluster *c, rl_redis_node_stats *out, size_t cap)
+void rl_cluster_set_stats(rl_cluster *c, rl_stats_seg *st)
 {
-    int64_t t = rl_clock_mono_ms();
+    c->stats = st;
+}
 
-    for (size_t i = 0; i < c->nnodes && i < cap; i++) {
-        const cl_node *node = c->nodes[i];
-        snprintf(out[i].node, sizeof out[i].node, "%s", node->hostport);
-        out[i].breaker_open = rl_cl_node_open(node, t);
-        out[i].decisions = node->decisions;
-        out[i].failures = node->failures;
-        out[i].redirects = node->redirects;
-    }
-    return c->nnodes;
+int rl_cl_node_row(rl_cluster *c, cl_node *node)
+{
+    if (node->row == NODE_ROW_UNSET)
+        node->row =
+            c->stats != NULL ? rl_stats_node(c->stats, node->hostport, RL_STAT_NODE_CLUSTER) : -1;
+    return node->row;
 }
 
 int rl_cluster_ping(rl_cluster *c)

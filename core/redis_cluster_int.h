@@ -20,8 +20,10 @@
 
 #include "failover.h"
 #include "redis_cluster.h"
+#include "stats.h"
 
 #define NODE_NONE 0xffff
+#define NODE_ROW_UNSET (-2)
 
 _Static_assert(RL_CLUSTER_NODES_MAX < NODE_NONE, "node indexes fit the map");
 
@@ -35,8 +37,9 @@ typedef struct cl_node {
     rl_redis *conn;
     rl_breaker breaker;
     int nofunc; /* the node refused the refund as a function: EVAL it */
-    /* This process' counters, for rl_cluster_nodes: only ever incremented. */
-    int64_t decisions, failures, redirects;
+    /* Its row in the pool's statistics (stats_nodes.c), claimed at its first count
+     * (rl_cl_node_row); NODE_ROW_UNSET before. */
+    int row;
 } cl_node;
 
 /* The items of one slot: c->items[first .. first + n). */
@@ -51,6 +54,7 @@ typedef struct cl_group {
 
 struct rl_cluster {
     const rl_redis_config *cfg; /* borrowed */
+    rl_stats_seg *stats;        /* borrowed: the pool's, where nodes are counted; NULL: not */
     cl_node *nodes[RL_CLUSTER_NODES_MAX];
     size_t nnodes;
     uint16_t map[RL_CLUSTER_SLOTS];
@@ -77,6 +81,9 @@ RL_PRINTF(2, 3) void rl_cl_error(rl_cluster *c, const char *fmt, ...);
 int rl_cl_node_get(rl_cluster *c, const char *host, size_t hostlen, int port);
 /* Whether a node's breaker is open now (without taking its half-open probe) (redis_cluster.c). */
 int rl_cl_node_open(const cl_node *node, int64_t t);
+/* The node's row in the pool's statistics, claimed at the first call (c->stats NULL: -1,
+ * nothing counted) (redis_cluster.c). */
+int rl_cl_node_row(rl_cluster *c, cl_node *node);
 /* Learns the map from the first node that answers CLUSTER SLOTS by the deadline. 0, or -1
  * with errstr (redis_cluster_map.c). */
 int rl_cl_refresh(rl_cluster *c, int64_t deadline);
