@@ -4,8 +4,9 @@
  * and circuit breaker; the seeds are the first nodes. Nodes are only ever added (at most
  * RL_CLUSTER_NODES_MAX), never removed, so an index stays valid for the router's life.
  *
- * This file makes and frees the router and its nodes, reports them (rl_cluster_nodes) and
- * pings every master of the map. The slot map is redis_cluster_map.c, deciding
+ * This file makes and frees the router and its nodes, finds each node's row in the pool's
+ * statistics (rl_cl_node_row: once per node, at its first count; the request path then only
+ * adds to it, stats_nodes.c) and pings every master of the map. The slot map is redis_cluster_map.c, deciding
  * redis_cluster_route.c, refunds redis_cluster_refund.c.
  */
 #include "fmacros.h"
