@@ -140,7 +140,14 @@ int rl_redis_ping(rl_redis *r);
 int rl_redis_connected(const rl_redis *r);
 /* The time (ms, Redis' clock or the now given) the last successful decide was made at. */
 int64_t rl_redis_last_now(const rl_redis *r);
-/* The cluster router's nodes (rl_limiter_redis_nodes); 0 when r is not a cluster. */
-size_t rl_redis_nodes(const rl_redis *r, rl_redis_node_stats *out, size_t cap);
+/* Counts r's nodes in the pool's statistics segment (stats_nodes.c): each cluster master, and
+ * the master the sentinels name, in a row of its own. st NULL: not counted. Before the first
+ * decide; st must outlive r. */
+typedef struct rl_stats_seg rl_stats_seg;
+void rl_redis_set_stats(rl_redis *r, rl_stats_seg *st);
+/* This process' breaker in front of r is open (1) or closed (0) now: recorded in the row of
+ * the master the sentinels named (a cluster's masters have breakers of their own; one
+ * server has no row). */
+void rl_redis_breaker(rl_redis *r, int open);
 
 #endif

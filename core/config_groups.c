@@ -354,6 +354,10 @@ static int cfg_redis_where(rl_schema_ctx *ctx, const rl_redis_config *r)
             return rl_schema_fail(ctx, "sentinels", "sentinels need master_name");
     } else if (r->master_name != NULL)
         return rl_schema_fail(ctx, "master_name", "master_name needs sentinels");
+    else if (r->sentinel_password != NULL)
+        return rl_schema_fail(ctx, "sentinel_password", "sentinel_password needs sentinels");
+    if (r->sentinel_user != NULL && r->sentinel_password == NULL)
+        return rl_schema_fail(ctx, "sentinel_user", "sentinel_user needs sentinel_password");
     return 0;
 }
 
@@ -373,7 +377,8 @@ static int cfg_redis_finish(rl_schema_ctx *ctx, void *sec)
 }
 
 #define REDIS(f) ROW_OFF(rl_redis_config, f)
-/* An empty socket, user or password means "unset"; an empty prefix is a real one. */
+/* An empty socket, user or password (sentinel_ too) means "unset"; an empty prefix is a real
+ * one. */
 static const rl_setting cfg_redis_rows[] = {
     {.key = "enabled",
      .type = RL_SETTING_BOOL,
@@ -496,6 +501,18 @@ static const rl_setting cfg_redis_rows[] = {
      .offset = REDIS(master_name),
      .check = cfg_redis_master_name,
      .doc = "the master the sentinels are asked for"},
+    {.key = "sentinel_user",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(sentinel_user),
+     .flags = RL_SETTING_EMPTY_NULL,
+     .def = "",
+     .doc = "ACL user for the sentinels"},
+    {.key = "sentinel_password",
+     .type = RL_SETTING_STRING,
+     .offset = REDIS(sentinel_password),
+     .flags = RL_SETTING_EMPTY_NULL,
+     .def = "",
+     .doc = "password for the sentinels' AUTH; never logged"},
 };
 
 const rl_section rl_cfg_redis_section = {"redis", cfg_redis_rows, NROWS(cfg_redis_rows),

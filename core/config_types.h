@@ -48,6 +48,8 @@ typedef struct rl_redis_config {
     char **sentinels;        /* Sentinel addresses "HOST:PORT" (owned); NULL: no Sentinel */
     size_t nsentinels;       /* entries of sentinels */
     char *master_name;       /* the master the sentinels are asked for; set with sentinels */
+    char *sentinel_user;     /* ACL user for the sentinels' AUTH; NULL = the default user */
+    char *sentinel_password; /* NULL = the sentinels are asked without AUTH */
 } rl_redis_config;
 
 /* Which header names the client behind a trusted proxy. */

@@ -172,10 +172,12 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *ou
     if (r < 0) {
         rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
         rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
+        rl_redis_breaker(lim->redis, rl_breaker_remaining(&lim->breaker, rl_clock_mono_ms()) > 0);
         limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
         return -1;
     }
     rl_breaker_success(&lim->breaker);
+    rl_redis_breaker(lim->redis, 0);
     lim->shm_failed = 0;
     out->backend = RL_BACKEND_REDIS;
     if (r == 0)
@@ -464,7 +466,16 @@ const char *rl_limiter_breaker_state(const rl_limiter *lim)
 
 size_t rl_limiter_redis_nodes(const rl_limiter *lim, rl_redis_node_stats *out, size_t cap)
 {
-    return lim->redis != NULL ? rl_redis_nodes(lim->redis, out, cap) : 0;
+    return lim->stats != NULL ? rl_stats_nodes_read(lim->stats, out, cap) : 0;
+}
+
+int rl_limiter_redis_sentinel(const rl_limiter *lim, rl_redis_sentinel_stats *out)
+{
+    if (lim->stats == NULL) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
+    return rl_stats_sentinel_read(lim->stats, out);
 }
 
 void rl_limiter_probe(rl_limiter *lim)
@@ -479,9 +490,11 @@ void rl_limiter_probe(rl_limiter *lim)
         lim->redis_failing = 1;
         rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
         rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
+        rl_redis_breaker(lim->redis, rl_breaker_remaining(&lim->breaker, rl_clock_mono_ms()) > 0);
         limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
         return;
     }
     lim->redis_failing = 0;
     rl_breaker_success(&lim->breaker);
+    rl_redis_breaker(lim->redis, 0);
 }

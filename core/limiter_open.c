@@ -177,6 +177,7 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
             rl_limiter_close(lim);
             return NULL;
         }
+        rl_redis_set_stats(lim->redis, lim->stats);
     }
     return lim;
 }

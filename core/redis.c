@@ -73,6 +73,7 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     if (r == NULL)
         return NULL;
     r->cfg = cfg;
+    r->row = -1;
     if (cfg->ncluster > 0) {
         r->cluster = rl_cluster_new(cfg);
         if (r->cluster == NULL) {
@@ -345,14 +346,30 @@ static int redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, i
 
 int rl_redis_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms)
 {
+    int ret;
+
     if (r->cluster != NULL)
         return rl_cluster_decide(r->cluster, items, n, now_ms);
-    return redis_decide(r, items, n, now_ms, 0, NULL, 0);
+    ret = redis_decide(r, items, n, now_ms, 0, NULL, 0);
+    if (r->row >= 0) { /* with Sentinel: counted against the master last named */
+        if (ret < 0)
+            rl_stats_node_failed(r->stats, r->row);
+        else
+            rl_stats_node_add(r->stats, r->row, RL_STAT_NODE_DECISIONS);
+    }
+    return ret;
 }
 
-size_t rl_redis_nodes(const rl_redis *r, rl_redis_node_stats *out, size_t cap)
+void rl_redis_set_stats(rl_redis *r, rl_stats_seg *st)
 {
-    return r->cluster != NULL ? rl_cluster_nodes(r->cluster, out, cap) : 0;
+    r->stats = st;
+    if (r->cluster != NULL)
+        rl_cluster_set_stats(r->cluster, st);
+}
+
+void rl_redis_breaker(rl_redis *r, int open)
+{
+    rl_stats_node_breaker(r->stats, r->row, open);
 }
 
 int rl_redis_node_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int64_t deadline,

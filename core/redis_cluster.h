@@ -1,4 +1,4 @@
-/* redis_cluster.h -- the Redis Cluster router (internal; see redis_cluster.c) */
+/* redis_cluster.h -- the Redis Cluster router (internal; see redis_cluster_int.h for its files) */
 #ifndef RL_REDIS_CLUSTER_H
 #define RL_REDIS_CLUSTER_H
 
@@ -20,12 +20,12 @@ typedef struct rl_cluster rl_cluster;
 rl_cluster *rl_cluster_new(const rl_redis_config *cfg);
 void rl_cluster_free(rl_cluster *c);
 /* rl_redis_decide over the cluster: items grouped by slot, each group decided by its slot's
- * master; several groups are reserved then confirmed or refunded (redis_cluster.c). */
+ * master; several groups are reserved then confirmed or refunded (redis_cluster_route.c). */
 int rl_cluster_decide(rl_cluster *c, rl_item *items, size_t n, int64_t now_ms);
 /* PING every master of the slot map (learning it first if needed). 0 or -1. */
 int rl_cluster_ping(rl_cluster *c);
-/* rl_limiter_redis_nodes over the router's nodes (redis_cluster.c). */
-size_t rl_cluster_nodes(const rl_cluster *c, rl_redis_node_stats *out, size_t cap);
+/* Counts the nodes in st, the pool's statistics (rl_redis_set_stats). */
+void rl_cluster_set_stats(rl_cluster *c, rl_stats_seg *st);
 const char *rl_cluster_errstr(const rl_cluster *c);
 int rl_cluster_connected(const rl_cluster *c);
 int64_t rl_cluster_last_now(const rl_cluster *c);

@@ -185,6 +185,11 @@ static int redis_find_master(rl_redis *r)
     r->mcfg.port = port;
     r->asked_ms = rl_clock_mono_ms();
     snprintf(r->where, sizeof(r->where), "%s:%d", r->master, port);
+    if (r->stats != NULL && strcmp(r->where, r->rowaddr) != 0) {
+        /* A master not met before by this process: its row, claimed once per address. */
+        r->row = rl_stats_node(r->stats, r->where, RL_STAT_NODE_SENTINEL);
+        snprintf(r->rowaddr, sizeof r->rowaddr, "%s", r->where);
+    }
     return 0;
 }
 
@@ -208,8 +213,11 @@ int rl_redis_connect(rl_redis *r)
         return -1;
     if (cfg->db != 0 && redis_select(r) < 0)
         return -1;
-    if (cfg->nsentinels > 0 && redis_check_role(r) < 0)
-        return -1;
+    if (cfg->nsentinels > 0) {
+        if (redis_check_role(r) < 0)
+            return -1;
+        rl_stats_node_master(r->stats, r->row); /* a failover, when it is another */
+    }
     return rl_redis_load_script(r);
 }
 

@@ -18,6 +18,7 @@
 #include "redis_io.h"
 #include "redis_script.h"
 #include "redis_sentinel.h"
+#include "stats.h"
 
 #define REDIS_SHA_LEN 40
 /* "FCALL" name (or "EVALSHA" sha) numkeys, then n keys, now, and algo/count/period/burst/cost/
@@ -54,7 +55,12 @@ struct rl_redis {
      * address (what rl_rio_connect is given). */
     char master[RL_SENTINEL_HOST_MAX + 1];
     rl_redis_config mcfg;
-    int64_t asked_ms;                      /* monotonic ms the sentinels were last asked */
+    int64_t asked_ms; /* monotonic ms the sentinels were last asked */
+    /* The pool's statistics (borrowed; NULL: not counted) and, with Sentinel, the row of the
+     * master named rowaddr, the last the sentinels named (-1: none, or not counted). */
+    rl_stats_seg *stats;
+    int row;
+    char rowaddr[RL_SENTINEL_HOST_MAX + 16];
     rl_rio_status last;                    /* how the last exchange ended */
     char where[RL_SENTINEL_HOST_MAX + 16]; /* "127.0.0.1:6379" or "unix:/path", for messages */
     char errstr[RL_ERRSTR_MAX];

@@ -7,6 +7,10 @@
  * sentinels give then. Sentinels are asked in the configured order; the question shares the
  * decision's deadline, and each connect is also bounded by connect_timeout_ms. A sentinel
  * only names a master: redis.c checks ROLE on the server itself before writing to it.
+ *
+ * With redis.sentinel_password the question follows an AUTH (as sentinel_user when set) on
+ * the same connection; a sentinel that refuses it is skipped like one that cannot be reached,
+ * its reason kept without the password.
  */
 #include "fmacros.h"
 
@@ -17,8 +21,44 @@
 #include <hiredis/hiredis.h>
 
 #include "clock.h"
+#include "redis_int.h" /* rl_redis_printable */
 #include "redis_io.h"
 #include "redis_sentinel.h"
+
+/* AUTH on a sentinel's connection, with redis.sentinel_password (and sentinel_user). 0, or
+ * -1 with err: the sentinel's message, unless it echoes the password. */
+static int sentinel_auth(const rl_redis_config *cfg, redisContext *ctx, const char *addr,
+                         int64_t deadline, char *err, size_t errsize)
+{
+    const char *pw = cfg->sentinel_password, *argv[3] = {"AUTH"};
+    size_t argvlen[3] = {4};
+    char why[RL_ERRSTR_MAX / 2];
+    redisReply *reply = NULL;
+    int argc = 1, ret = -1;
+
+    if (cfg->sentinel_user != NULL) {
+        argv[argc] = cfg->sentinel_user;
+        argvlen[argc++] = strlen(cfg->sentinel_user);
+    }
+    argv[argc] = pw;
+    argvlen[argc++] = strlen(pw);
+    if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK) {
+        snprintf(err, errsize, "sentinel %s: out of memory", addr);
+    } else if (rl_rio_exchange(ctx, deadline, &reply, why, sizeof why) != RL_RIO_OK) {
+        snprintf(err, errsize, "sentinel %s: AUTH: %s", addr, why);
+    } else if (reply->type == REDIS_REPLY_STATUS) {
+        ret = 0;
+    } else if (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, pw) == NULL) {
+        char shown[256];
+        snprintf(err, errsize, "sentinel %s: auth failed: %s", addr,
+                 rl_redis_printable(shown, sizeof shown, reply->str, reply->len));
+    } else {
+        snprintf(err, errsize, "sentinel %s: auth failed", addr);
+    }
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return ret;
+}
 
 /* Asks one sentinel (HOST:PORT in addr). 0 and the address, or -1 with err. */
 static int sentinel_ask(const rl_redis_config *cfg, const char *addr, int64_t deadline, char *host,
@@ -47,10 +87,18 @@ static int sentinel_ask(const rl_redis_config *cfg, const char *addr, int64_t de
         snprintf(err, errsize, "sentinel %s: %s", addr, why);
         return -1;
     }
-    if (redisAppendCommandArgv(ctx, 3, argv, argvlen) != REDIS_OK) {
+    if (cfg->sentinel_password != NULL &&
+        sentinel_auth(cfg, ctx, addr, deadline, err, errsize) < 0) {
+        /* err says why */
+    } else if (redisAppendCommandArgv(ctx, 3, argv, argvlen) != REDIS_OK) {
         snprintf(err, errsize, "sentinel %s: out of memory", addr);
     } else if (rl_rio_exchange(ctx, deadline, &reply, why, sizeof why) != RL_RIO_OK) {
         snprintf(err, errsize, "sentinel %s: %s", addr, why);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        char shown[256];
+        rl_redis_printable(shown, sizeof shown, reply->str, reply->len);
+        snprintf(err, errsize, "sentinel %s: %s%s", addr, shown,
+                 strncmp(reply->str, "NOAUTH", 6) == 0 ? " (set redis.sentinel_password)" : "");
     } else if (reply->type == REDIS_REPLY_NIL) {
         snprintf(err, errsize, "sentinel %s: no master named \"%.64s\"", addr, cfg->master_name);
     } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||

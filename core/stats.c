@@ -5,6 +5,7 @@
  * the same segment:
  *
  *   [header: magic, version, sizes | global counters | latency buckets][slot x RL_STATS_SLOTS]
+ *   [node table: Sentinel master | node row x RL_STATS_NODES | "other" row]
  *
  * header  written once by the creator, `magic` stored last (release); an attacher reads
  *         nothing else before it sees it (acquire), and refuses another version or size.
@@ -20,6 +21,10 @@
  * process that dies mid-request loses at most its own increments. Slots are never freed: a
  * rule renamed by a reload gets a new slot and the old name's keeps its counts (unreported);
  * once all RL_STATS_SLOTS are named, a new name is counted only in RL_STAT_UNSLOTTED.
+ *
+ * The node table (stats_nodes.h) holds one row per Redis node address, claimed as a rule's
+ * slot is (stats_nodes.c). A segment of an older version (v2 had no node table) is refused
+ * with the command that removes it, as any other version or size.
  */
 #include "fmacros.h"
 
@@ -42,7 +47,7 @@
 #include "error.h"
 
 #define STATS_MAGIC 0x3130545453544c52ULL /* "RLTSTT01" in little-endian bytes */
-#define STATS_VERSION 2u                  /* 2: the regex_limit counter */
+#define STATS_VERSION 3u                  /* 2: the regex_limit counter; 3: the node table */
 #define STATS_SUFFIX "-stats"
 #define STATS_ATTACH_WAIT_MS 2000
 #define STATS_CLAIM_WAIT_MS 100
@@ -65,6 +70,8 @@ typedef struct stats_header {
     uint32_t ncounters; /* RL_STAT_COUNTERS, RL_STATS_BUCKETS, RL_STAT_RULE_COUNTERS */
     uint32_t nbuckets;
     uint32_t nrule_counters;
+    uint32_t nnodes; /* RL_STATS_NODES, each of node_size bytes */
+    uint32_t node_size;
     uint32_t pad;
     _Atomic uint64_t global[RL_STAT_COUNTERS];
     _Atomic uint64_t latency[RL_STATS_BUCKETS];
@@ -73,6 +80,7 @@ typedef struct stats_header {
 typedef struct stats_segment {
     stats_header h;
     stats_slot slots[RL_STATS_SLOTS];
+    stats_node_table nodes;
 } stats_segment;
 
 struct rl_stats_seg {
@@ -105,6 +113,8 @@ static void stats_init(stats_segment *s)
     s->h.ncounters = RL_STAT_COUNTERS;
     s->h.nbuckets = RL_STATS_BUCKETS;
     s->h.nrule_counters = RL_STAT_RULE_COUNTERS;
+    s->h.nnodes = RL_STATS_NODES;
+    s->h.node_size = sizeof(stats_node);
     atomic_store_explicit(&s->h.magic, STATS_MAGIC, memory_order_release);
 }
 
@@ -113,7 +123,8 @@ static int stats_check(const stats_segment *s, const char *name, rl_error *err)
     if (s->h.version != STATS_VERSION || s->h.nslots != RL_STATS_SLOTS ||
         s->h.header_size != sizeof(stats_header) || s->h.slot_size != sizeof(stats_slot) ||
         s->h.ncounters != RL_STAT_COUNTERS || s->h.nbuckets != RL_STATS_BUCKETS ||
-        s->h.nrule_counters != RL_STAT_RULE_COUNTERS) {
+        s->h.nrule_counters != RL_STAT_RULE_COUNTERS || s->h.nnodes != RL_STATS_NODES ||
+        s->h.node_size != sizeof(stats_node)) {
         rl_errorf(err,
                   "shm \"%s\": statistics of another version (%u; this build: %u); stop the "
                   "old processes and remove it with: rm /dev/shm%s",
@@ -391,4 +402,9 @@ void rl_stats_read_slot(const rl_stats_seg *st, int slot, int64_t *c)
         c[i] = slot < 0 ? 0
                         : (int64_t)atomic_load_explicit(&st->seg->slots[slot].c[i],
                                                         memory_order_relaxed);
+}
+
+stats_node_table *rl_stats_node_table(const rl_stats_seg *st)
+{
+    return &st->seg->nodes;
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "config_types.h"
+#include "stats_nodes.h"
 
 typedef struct rl_stats_seg rl_stats_seg;
 
@@ -29,5 +30,28 @@ void rl_stats_latency(rl_stats_seg *st, uint64_t us);
 void rl_stats_read(const rl_stats_seg *st, rl_stats *out);
 /* Reads one slot's counters into c[RL_STAT_RULE_COUNTERS]. */
 void rl_stats_read_slot(const rl_stats_seg *st, int slot, int64_t *c);
+
+/* ---- Redis node rows (stats_nodes.c) ---- */
+
+/* The row of node addr ("HOST:PORT"), claimed when new with kind (RL_STAT_NODE_*):
+ * 0..RL_STATS_NODES-1, RL_STATS_NODE_OTHER when every row is taken by other addresses, or -1
+ * when st is NULL. Lock-free; once per node and process (keep the row), not per decision. */
+int rl_stats_node(rl_stats_seg *st, const char *addr, int kind);
+/* Relaxed atomic adds to a row; st NULL or row < 0: nothing. */
+void rl_stats_node_add(rl_stats_seg *st, int row, rl_stat_node_counter c);
+/* A failed decision: failures + 1 and the error's time. rl_stats_node_error: the time only. */
+void rl_stats_node_failed(rl_stats_seg *st, int row);
+void rl_stats_node_error(rl_stats_seg *st, int row);
+/* This process' breaker for the row's node is open (1) or closed (0) now: written, with the
+ * time, only when the row says otherwise (one relaxed load when it does not). */
+void rl_stats_node_breaker(rl_stats_seg *st, int row, int open);
+/* A process connected to the master of row that the sentinels named: it becomes the pool's
+ * current master, a change counted (with its time) when another was current. */
+void rl_stats_node_master(rl_stats_seg *st, int row);
+/* The rows for rl_limiter_redis_nodes and rl_limiter_redis_sentinel. */
+size_t rl_stats_nodes_read(const rl_stats_seg *st, rl_redis_node_stats *out, size_t cap);
+int rl_stats_sentinel_read(const rl_stats_seg *st, rl_redis_sentinel_stats *out);
+/* The node table inside the segment (stats.c, for stats_nodes.c). */
+stats_node_table *rl_stats_node_table(const rl_stats_seg *st);
 
 #endif

@@ -9,8 +9,12 @@
  *          "sum":N,"count":N},"rules":[{"rule":"x","allowed":N,"refused":N,
  *          "dry_run_refused":N,"fallback":N,"fail_open":N,"fail_closed":N,
  *          "refusal_cache":N}],"shm":{...as health, plus "expired_reclaimed"},
- *          "redis":{"nodes":[{"node":"127.0.0.1:7001","role":"master","breaker":"open|closed",
- *          "decisions":N,"failures":N,"redirects":N}]}}   (nodes: this process' cluster router's)
+ *          "redis":{"nodes":[{"node":"127.0.0.1:7001","kind":"cluster|sentinel|other",
+ *          "role":"master|former master","breaker":"open|closed","breaker_changed_ms":T|null,
+ *          "last_error_ms":T|null,"decisions":N,"failures":N,"redirects":N}],
+ *          "sentinel":{"master":"H:P","master_changes":N,"master_changed_ms":T|null}}}
+ *          (the pool's rows, from the statistics segment; "sentinel" once a master is known;
+ *          T: epoch ms)
  * test    the request {"client":"192.0.2.1","path":"/x","method":"GET","headers":{...}}
  *         answered with decision_json's object.
  */
@@ -101,22 +105,38 @@ static json_t *admin_latency_json(const rl_stats *s)
                      (json_int_t)s->global[RL_STAT_LATENCY_SUM_US], "count", (json_int_t)count);
 }
 
-/* {"nodes":[...]}: the cluster masters this process' router knows, with its counters. */
+/* An epoch-ms time, or null for 0 (never). */
+static json_t *admin_time_json(int64_t ms)
+{
+    return ms > 0 ? json_integer((json_int_t)ms) : json_null();
+}
+
+/* {"nodes":[...],"sentinel":{...}}: the pool's Redis node rows, and the Sentinel master. */
 static json_t *admin_nodes_json(const handle_ctx *ctx)
 {
-    static rl_redis_node_stats nodes[64]; /* RL_CLUSTER_NODES_MAX */
+    static rl_redis_node_stats nodes[RL_STATS_NODES + 1];
     size_t n = rl_limiter_redis_nodes(ctx->lim, nodes, sizeof nodes / sizeof nodes[0]);
-    json_t *a = json_array();
+    rl_redis_sentinel_stats sen;
+    json_t *a = json_array(), *o;
 
     if (n > sizeof nodes / sizeof nodes[0])
         n = sizeof nodes / sizeof nodes[0];
     for (size_t i = 0; a != NULL && i < n; i++)
         json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "node", nodes[i].node, "role", "master",
-                         "breaker", nodes[i].breaker_open ? "open" : "closed", "decisions",
+            a, json_pack("{s:s, s:s, s:s, s:s, s:o*, s:o*, s:I, s:I, s:I}", "node", nodes[i].node,
+                         "kind", nodes[i].kind, "role", nodes[i].role, "breaker",
+                         nodes[i].breaker_open ? "open" : "closed", "breaker_changed_ms",
+                         admin_time_json(nodes[i].breaker_changed_ms), "last_error_ms",
+                         admin_time_json(nodes[i].last_error_ms), "decisions",
                          (json_int_t)nodes[i].decisions, "failures", (json_int_t)nodes[i].failures,
                          "redirects", (json_int_t)nodes[i].redirects));
-    return json_pack("{s:o*}", "nodes", a);
+    o = json_pack("{s:o*}", "nodes", a);
+    if (o != NULL && rl_limiter_redis_sentinel(ctx->lim, &sen))
+        json_object_set_new(o, "sentinel",
+                            json_pack("{s:s, s:I, s:o*}", "master", sen.master, "master_changes",
+                                      (json_int_t)sen.changes, "master_changed_ms",
+                                      admin_time_json(sen.changed_ms)));
+    return o;
 }
 
 void admin_stats(handle_ctx *ctx, admin_out *out)

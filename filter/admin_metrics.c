@@ -11,8 +11,12 @@
  *   ratelimit_shm_entries, ratelimit_shm_capacity (gauges), ratelimit_shm_evictions_total,
  *   ratelimit_shm_repairs_total (counters)
  *   ratelimit_redis_configured, ratelimit_redis_up   gauges (up: configured and answering)
- *   ratelimit_redis_node_{decisions,failures,redirects}_total{node="HOST:PORT"}   counters, and
- *   ratelimit_redis_node_breaker_open{node="HOST:PORT"} gauge: per cluster master, this process'
+ *   ratelimit_redis_node_{decisions,failures,redirects}_total{node="HOST:PORT"}   counters,
+ *   ratelimit_redis_node_breaker_open{node="HOST:PORT"} gauge, and the gauges
+ *   ratelimit_redis_node_{breaker_changed,last_error}_timestamp_seconds{node=...}: per Redis
+ *   node row of the pool's segment (cluster masters, Sentinel masters, "other")
+ *   ratelimit_redis_sentinel_master{node="HOST:PORT"} 1, ratelimit_redis_sentinel_master_
+ *   changes_total, ..._changed_timestamp_seconds: with Sentinel, once a master is known
  * Rule names are [A-Za-z0-9_.-]: they need no escaping in a label value.
  */
 #include "../core/fmacros.h"
@@ -130,47 +134,77 @@ static void admin_gauges(handle_ctx *ctx, admin_out *o)
                configured && strcmp(rl_limiter_health(ctx->lim), "ok") == 0);
 }
 
-/* The per-node series of a Redis Cluster (none otherwise). A node's name comes from the slot
- * map, so it is escaped as a label value (backslash, quote, newline). */
+/* A node's name (from the slot map or a sentinel) escaped as a label value (backslash, quote,
+ * newline) into dst, 2 * strlen(src) + 1 bytes. */
+static void admin_label(char *dst, const char *src)
+{
+    for (const char *p = src; *p != '\0'; p++) {
+        if (*p == '\\' || *p == '"' || *p == '\n')
+            *dst++ = '\\';
+        *dst++ = *p == '\n' ? 'n' : *p;
+    }
+    *dst = '\0';
+}
+
+/* The per-node series of the pool's Redis nodes (cluster masters, the masters the sentinels
+ * named; none without), and with Sentinel the current master and its changes. */
 static void admin_nodes(handle_ctx *ctx, admin_out *o)
 {
-    static rl_redis_node_stats nodes[64]; /* RL_CLUSTER_NODES_MAX */
-    static char names[64][2 * sizeof nodes[0].node];
+    static rl_redis_node_stats nodes[RL_STATS_NODES + 1];
+    static char names[RL_STATS_NODES + 1][2 * sizeof nodes[0].node];
     size_t n = rl_limiter_redis_nodes(ctx->lim, nodes, sizeof nodes / sizeof nodes[0]);
+    rl_redis_sentinel_stats sen;
     static const struct {
         const char *name, *type, *help;
     } fam[] = {
         {"ratelimit_redis_node_decisions_total", "counter",
-         "Slot groups a Redis Cluster master decided for this process."},
+         "Decisions a Redis node made for the pool (cluster: slot groups)."},
         {"ratelimit_redis_node_failures_total", "counter",
-         "Decisions a Redis Cluster master failed for this process (errors, timeouts)."},
+         "Decisions a Redis node failed for the pool (errors, timeouts)."},
         {"ratelimit_redis_node_redirects_total", "counter",
-         "MOVED and ASK replies a Redis Cluster master sent this process."},
+         "MOVED and ASK replies a Redis Cluster master sent the pool."},
         {"ratelimit_redis_node_breaker_open", "gauge",
-         "1 while this process' circuit breaker for a Redis Cluster master is open."},
+         "1 when the last circuit breaker change a process made for a Redis node opened it."},
+        {"ratelimit_redis_node_breaker_changed_timestamp_seconds", "gauge",
+         "When a process last opened or closed its breaker for a Redis node (nodes whose "
+         "breaker ever opened)."},
+        {"ratelimit_redis_node_last_error_timestamp_seconds", "gauge",
+         "When a Redis node last failed (nodes that ever failed)."},
     };
 
-    if (n == 0)
-        return;
     if (n > sizeof nodes / sizeof nodes[0])
         n = sizeof nodes / sizeof nodes[0];
-    for (size_t i = 0; i < n; i++) {
-        char *d = names[i];
-        for (const char *p = nodes[i].node; *p != '\0'; p++) {
-            if (*p == '\\' || *p == '"' || *p == '\n')
-                *d++ = '\\';
-            *d++ = *p == '\n' ? 'n' : *p;
-        }
-        *d = '\0';
-    }
-    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+    for (size_t i = 0; i < n; i++)
+        admin_label(names[i], nodes[i].node);
+    for (size_t f = 0; n > 0 && f < sizeof fam / sizeof fam[0]; f++) {
         admin_head(o, fam[f].name, fam[f].type, fam[f].help);
         for (size_t i = 0; i < n; i++) {
             int64_t v = f == 0   ? nodes[i].decisions
                         : f == 1 ? nodes[i].failures
                         : f == 2 ? nodes[i].redirects
-                                 : nodes[i].breaker_open;
-            admin_outf(o, "%s{node=\"%s\"} %" PRId64 "\n", fam[f].name, names[i], v);
+                        : f == 3 ? nodes[i].breaker_open
+                        : f == 4 ? nodes[i].breaker_changed_ms
+                                 : nodes[i].last_error_ms;
+            if (f < 4)
+                admin_outf(o, "%s{node=\"%s\"} %" PRId64 "\n", fam[f].name, names[i], v);
+            else if (v > 0)
+                admin_outf(o, "%s{node=\"%s\"} %.3f\n", fam[f].name, names[i], (double)v / 1e3);
+        }
+    }
+    if (rl_limiter_redis_sentinel(ctx->lim, &sen)) {
+        static char master[2 * sizeof sen.master];
+        admin_label(master, sen.master);
+        admin_head(o, "ratelimit_redis_sentinel_master", "gauge",
+                   "1 for the master the pool last connected to that the sentinels named.");
+        admin_outf(o, "ratelimit_redis_sentinel_master{node=\"%s\"} 1\n", master);
+        admin_head(o, "ratelimit_redis_sentinel_master_changes_total", "counter",
+                   "Times the pool connected to another master than the last one (failovers).");
+        admin_outf(o, "ratelimit_redis_sentinel_master_changes_total %" PRId64 "\n", sen.changes);
+        if (sen.changed_ms > 0) {
+            admin_head(o, "ratelimit_redis_sentinel_master_changed_timestamp_seconds", "gauge",
+                       "When the pool last connected to another master.");
+            admin_outf(o, "ratelimit_redis_sentinel_master_changed_timestamp_seconds %.3f\n",
+                       (double)sen.changed_ms / 1e3);
         }
     }
 }

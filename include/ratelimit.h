@@ -367,19 +367,42 @@ int rl_limiter_table_stats(rl_limiter *lim, rl_table_stats *out);
  * "closed" when Redis is not configured. */
 const char *rl_limiter_breaker_state(const rl_limiter *lim);
 
-/* One Redis Cluster master as this process' router knows it (rl_limiter_redis_nodes). The
- * counters are this process' own, since it learnt the node. */
+/* Redis nodes in the pool's statistics segment (stats_nodes.c): one row per node address,
+ * claimed by the first process that talks to it (a Redis Cluster master learnt from the slot
+ * map or a redirect, a master the sentinels named), so every process of the pool adds to the
+ * same row and any process reads them all, whether or not it ever talks to Redis. At most
+ * RL_STATS_NODES addresses get a row; the counts of any further node go to one "other" row.
+ * Rows are never freed (like the rules' slots): a node that left keeps its counts. */
+#define RL_STATS_NODES 64
+
 typedef struct rl_redis_node_stats {
-    char node[264];    /* "HOST:PORT" */
-    int breaker_open;  /* its circuit breaker is open now */
-    int64_t decisions; /* slot groups it decided (allowed or refused) */
-    int64_t failures;  /* decisions it failed: connection errors and timeouts */
-    int64_t redirects; /* MOVED and ASK replies it sent */
+    char node[264];   /* "HOST:PORT", or "other" for the overflow row */
+    const char *kind; /* "cluster", "sentinel" or "other" (static strings) */
+    const char *role; /* "master"; "former master": the sentinels named another one since */
+    int breaker_open; /* the last breaker change any process of the pool made for it: open */
+    int64_t breaker_changed_ms; /* epoch ms of that change; 0: never opened */
+    int64_t last_error_ms;      /* epoch ms of its last failure; 0: none */
+    int64_t decisions;          /* decisions it made (allowed or refused; cluster: slot groups) */
+    int64_t failures;  /* decisions it failed: connection errors, error replies, timeouts */
+    int64_t redirects; /* MOVED and ASK replies it sent (cluster) */
 } rl_redis_node_stats;
 
-/* Fills out[0 .. min(n, cap)) with the nodes of the cluster router and returns n, the nodes
- * known (0 when Redis is not a cluster: one server or sentinels). Not for the request path. */
+/* Fills out[0 .. min(n, cap)) with the node rows of the pool's segment (sorted by kind then
+ * address, "other" last and only when it counted something) and returns n. 0 for a sandbox.
+ * Not for the request path. */
 size_t rl_limiter_redis_nodes(const rl_limiter *lim, rl_redis_node_stats *out, size_t cap);
+
+/* With Redis Sentinel: the master the pool last connected to, and its changes. */
+typedef struct rl_redis_sentinel_stats {
+    char master[264];   /* "HOST:PORT" ("other" when it found no row) */
+    int64_t changes;    /* times a process of the pool connected to another master than the
+                           last one (a failover seen by the pool; the first master is none) */
+    int64_t changed_ms; /* epoch ms of the last change; 0: none */
+} rl_redis_sentinel_stats;
+
+/* 1 and *out when a process of the pool has connected to a master the sentinels named, else
+ * 0. Not for the request path. */
+int rl_limiter_redis_sentinel(const rl_limiter *lim, rl_redis_sentinel_stats *out);
 
 /* Removes the statistics segment of the table named shm_name. 0, or -1 when it did not
  * exist. */

@@ -25,12 +25,14 @@
 #               another master serves: the first is refused every time (on_redis_down
 #               "closed": no Redis decided), the second admitted every time -- the dead
 #               master's breaker is its own, the other masters go on deciding
-#   6 nodes     a second pool (responder, 1 process, same configuration) decides users
-#               n0..n29 (/d), then its admin stats list the 3 masters in redis.nodes, each with
-#               decisions > 0 and its breaker closed, and /metrics has
-#               ratelimit_redis_node_decisions_total > 0 for each; after the kill (5), requests
-#               of the dead master's client make its breaker "open" in the stats and
-#               ratelimit_redis_node_breaker_open 1 (per-node figures are the process' own)
+#   6 nodes     per-node figures are the pool's (the shared statistics segment): the
+#               authorizer pool (2 processes) decides users n0..n29 (/d), and a second pool
+#               (responder, 1 process, same configuration) that never decides reads them: its
+#               admin stats list the 3 masters in redis.nodes, each with decisions > 0 and its
+#               breaker closed, their decisions grew by exactly 30, and /metrics has
+#               ratelimit_redis_node_decisions_total > 0 for each; after the kill (5) the dead
+#               master's breaker is "open" there (with the time it opened and of its last
+#               error) and ratelimit_redis_node_breaker_open 1, the others' 0
 # Prints FIGURE lines: admissions per scenario, the reshard's requests and duration.
 set -euo pipefail
 NAME=test_redis_cluster
@@ -175,7 +177,12 @@ jnode() { # stats file, port, field: the field of node 127.0.0.1:PORT in redis.n
 for n in json.load(open(sys.argv[1]))["redis"]["nodes"]:
     if n["node"] == "127.0.0.1:" + sys.argv[2]: print(n[sys.argv[3]])' "$@" 2>/dev/null || true
 }
-for i in $(seq 0 29); do hcurl -o /dev/null -H "X-User: n$i" "http://127.0.0.1:$SPORT/d" >/dev/null; done
+nsum() { # stats file: the decisions of the cluster masters in redis.nodes, summed
+    python3 -c 'import json,sys
+print(sum(n["decisions"] for n in json.load(open(sys.argv[1]))["redis"]["nodes"] if n["kind"] == "cluster"))' "$1" 2>/dev/null || echo -1
+}
+hcurl -o "$T/nodes0.json" "http://127.0.0.1:$SPORT$SH" >/dev/null
+for i in $(seq 0 29); do hcurl -o /dev/null -H "X-User: n$i" "http://127.0.0.1:$LPORT/d" >/dev/null; done
 hcurl -o "$T/nodes.json" "http://127.0.0.1:$SPORT$SH" >/dev/null
 hcurl -o "$T/nodes.prom" "http://127.0.0.1:$SPORT/metrics" >/dev/null
 for p in "${CPORTS[@]}"; do
@@ -185,6 +192,11 @@ for p in "${CPORTS[@]}"; do
     mv=$(sed -n "s/^ratelimit_redis_node_decisions_total{node=\"127.0.0.1:$p\"} //p" "$T/nodes.prom")
     check "nodes: metrics decisions of $p > 0 (${mv:-absent})" [ "${mv:-0}" -gt 0 ]
 done
+d0=$(nsum "$T/nodes0.json")
+d1=$(nsum "$T/nodes.json")
+check "nodes: a pool that never decided shows the other pool's 30 decisions ($d0 -> $d1)" \
+    [ "$d0" -ge 0 -a $((d1 - d0)) = 30 ]
+echo "FIGURE nodes: 30 decisions of a 2-process pool read from another process: $d0 -> $d1"
 
 # ---- 5 kill ----------------------------------------------------------------------------------
 victim=""
@@ -217,7 +229,7 @@ check "kill: the dead master's client refused every time ($nd429 of $nd)" [ "$nd
 check "kill: the other masters' client admitted every time ($nl200 of $nl)" [ "$nl200" = "$nl" ]
 open=""
 for i in $(seq 20); do
-    hcurl -o /dev/null -H "X-User: $dead" "http://127.0.0.1:$SPORT/d" >/dev/null
+    hcurl -o /dev/null -H "X-User: $dead" "http://127.0.0.1:$LPORT/d" >/dev/null
     hcurl -o "$T/nodes.json" "http://127.0.0.1:$SPORT$SH" >/dev/null
     hcurl -o "$T/nodes.prom" "http://127.0.0.1:$SPORT/metrics" >/dev/null
     if [ "$(jnode "$T/nodes.json" "$victim" breaker)" = open ] &&
@@ -227,6 +239,8 @@ for i in $(seq 20); do
     fi
 done
 check "nodes: the dead master's breaker open in stats and metrics (failures $(jnode "$T/nodes.json" "$victim" failures))" [ -n "$open" ]
+check "nodes: the dead master's breaker change and last error have times" \
+    [ "$(jnode "$T/nodes.json" "$victim" breaker_changed_ms)" -gt 0 -a "$(jnode "$T/nodes.json" "$victim" last_error_ms)" -gt 0 ]
 check "nodes: the live masters' breakers closed" bash -c 'for p in "${@:2}"; do [ "$p" = "$1" ] || grep -qx "ratelimit_redis_node_breaker_open{node=\"127.0.0.1:$p\"} 0" "'"$T/nodes.prom"'" || exit 1; done' _ "$victim" "${CPORTS[@]}"
 check "kill: the filter names the dead master" grep -q "127.0.0.1:$victim" "$D/filter.log"
 echo "FIGURE kill: a master without replica SIGKILLed: its client refused $nd429/$nd, another admitted $nl200/$nl over 3 s"

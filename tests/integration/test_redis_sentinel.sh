@@ -2,9 +2,14 @@
 # test_redis_sentinel.sh -- a master, a replica and 3 sentinels behind a lighttpd pool
 #
 # redis-server master M and replica R (--replicaof M), three sentinels (redis-server FILE
-# --sentinel, quorum 2, down-after 1000 ms) on 127.0.0.1; one lighttpd pool (authorizer, 2
-# filter processes) with redis.sentinels = the three and redis.master_name. Every rule is
+# --sentinel, quorum 2, down-after 1000 ms, requirepass: they answer nothing before AUTH) on
+# 127.0.0.1; one lighttpd pool (authorizer, 2 filter processes) with redis.sentinels = the
+# three, redis.master_name and redis.sentinel_password; a second pool (responder, 1 process,
+# same configuration) that never decides serves the admin stats and metrics. Every rule is
 # on_redis_down = "closed": a 200 was decided by Redis, never by a fallback.
+#   0 auth      a pool whose sentinel_password is wrong, and one without it: every request
+#               refused (on_redis_down "closed"), the log says "auth failed" (WRONGPASS) or
+#               NOAUTH, and never holds the passwords
 #   1 exact     user s1, 7 requests against 5/h: exactly 5 admitted, the key on M
 #   2 before    user k1, 6 requests against 10/h: 6 admitted (replicated to R)
 #   3 switch    SENTINEL FAILOVER while user f1 sends a request every ~50 ms (1000/h): R
@@ -15,6 +20,11 @@
 #               sync: the sentinels promote M; decisions come back within 30 s, on M
 #   5 after     user k1 again, 6 requests: exactly 4 admitted (10 - 6: nothing was forgotten
 #               over the two failovers); FIGURE: what was forgotten
+#   6 figures   the stats pool (which never decided) reads the pool's: after the switch the
+#               current master is R with a change counted; after the kill it is M again, 2+
+#               changes with the time of the last, M and R rows of kind "sentinel" with
+#               decisions, R a "former master" with failures and the time of its last error;
+#               /metrics has ratelimit_redis_sentinel_master{node=M} 1 and the changes
 # FIGURE lines: time from the kill to the first decision on the new master, and the units lost.
 set -euo pipefail
 NAME=test_redis_sentinel
@@ -23,6 +33,8 @@ source "$(dirname "$0")/lib/faults.sh"
 need lighttpd redis-server redis-cli curl
 
 scli() { local p=$1; shift; timeout 10 redis-cli -h 127.0.0.1 -p "$p" "$@"; }
+SPW="sent-$RUN_ID-pw"
+sencli() { REDISCLI_AUTH=$SPW scli "$@"; } # a sentinel: AUTH first
 
 MPORT=$(pick_port)
 mkdir -p "$T/m" "$T/r"
@@ -47,6 +59,8 @@ bind 127.0.0.1
 port $p
 dir $T/s$i
 logfile $T/s$i/sentinel.log
+requirepass $SPW
+sentinel sentinel-pass $SPW
 sentinel monitor mymaster 127.0.0.1 $MPORT 2
 sentinel down-after-milliseconds mymaster 1000
 sentinel failover-timeout mymaster 10000
@@ -62,7 +76,7 @@ for ((i = 0; i < 300; i++)); do
     ok=0
     scli "$RPORT" INFO replication | grep -q 'master_link_status:up' && ok=1
     for p in "${SPORTS[@]}"; do
-        n=$(scli "$p" SENTINEL master mymaster 2>/dev/null |
+        n=$(sencli "$p" SENTINEL master mymaster 2>/dev/null |
             awk 'prev == "num-slaves" || prev == "num-other-sentinels" {s += $1} {prev = $1} END {print s + 0}')
         [ "$n" = 3 ] && ok=$((ok + 1))
     done
@@ -81,6 +95,7 @@ cat > "$T/rl.conf" <<CONF
 # written by $NAME
 shm: { name = "/rltest-$RUN_ID-sentinel"; capacity = 1000; };
 redis: { enabled = true; sentinels = [ $seeds ]; master_name = "mymaster"; prefix = "$PREFIX";
+         sentinel_password = "$SPW";
          connect_timeout_ms = 500; command_timeout_ms = 1000;
          breaker_failures = 1000; };
 rules = (
@@ -92,8 +107,38 @@ CONF
 CONFS+=("$T/rl.conf")
 "$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
     { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
+
+# ---- 0 auth: a wrong sentinel password, and none ----------------------------------------------
+BADPW="sent-$RUN_ID-wrong"
+for v in wrong none; do
+    mkdir -p "$T/$v/www"; echo s > "$T/$v/www/s"
+    pw=""; [ "$v" = none ] || pw="sentinel_password = \"$BADPW\";"
+    sed -e "s/sentinel_password = \"$SPW\";/$pw/" -e "s/-sentinel\"/-sentinel-$v\"/" \
+        "$T/rl.conf" > "$T/$v/rl.conf"
+    CONFS+=("$T/$v/rl.conf")
+    start_pool "$T/$v" authorizer "$T/$v/rl.conf" 1
+    codes=""
+    for i in 1 2 3; do codes+="$(hcurl -o /dev/null -H "X-User: w1" "http://127.0.0.1:$LPORT/s") "; done
+    check "auth $v: every request refused by on_redis_down closed ($codes)" [ "$codes" = "429 429 429 " ]
+done
+check "auth wrong: the log says the sentinel refused the password" \
+    grep -q "sentinel 127.0.0.1:[0-9]*: auth failed: WRONGPASS" "$T/wrong/filter.log"
+check "auth none: the log says the sentinel wants AUTH" \
+    grep -q "sentinel 127.0.0.1:[0-9]*: NOAUTH .*(set redis.sentinel_password)" "$T/none/filter.log"
+check "auth: no log holds a password" bash -c '! cat "$3"/{wrong,none}/{filter,error}.log "$3"/{wrong,none}/lighttpd.stderr 2>/dev/null | grep -qF -e "$1" -e "$2"' _ "$SPW" "$BADPW" "$T"
+
+start_pool "$T/spool" responder "$T/rl.conf" 1
+SPOOL=$LPORT
 start_pool "$D" authorizer "$T/rl.conf"
 req() { hcurl -o /dev/null -H "X-User: $2" "http://127.0.0.1:$LPORT$1"; }
+SH=/api/health/rate-limiter/stats
+sjson() { # expression over the stats pool's JSON stats as j (python): prints its value
+    hcurl -o "$T/stats.json" "http://127.0.0.1:$SPOOL$SH" >/dev/null
+    python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))
+node = lambda p: ([n for n in j["redis"]["nodes"] if n["node"] == "127.0.0.1:" + p] or [{}])[0]
+print(eval(sys.argv[2]))' "$T/stats.json" "$1" 2>/dev/null || echo "?"
+}
 count() { # path user n: 200s out of n requests
     local n=0 i
     for ((i = 0; i < $3; i++)); do [ "$(req "$1" "$2")" = 200 ] && n=$((n + 1)); done
@@ -136,7 +181,7 @@ LOADPID=$!
 PIDS+=("$LOADPID")
 sleep 1
 tsw=$(now_ms)
-scli "${SPORTS[0]}" SENTINEL FAILOVER mymaster >/dev/null
+sencli "${SPORTS[0]}" SENTINEL FAILOVER mymaster >/dev/null
 done_at=""
 for ((i = 0; i < 300; i++)); do
     [ "$(role "$RPORT")" = master ] && [ "$(role "$MPORT")" = slave ] && { done_at=$(now_ms); break; }
@@ -149,11 +194,14 @@ check "switch: decisions on the new master after the switch (first 200 at ${back
     [ -n "$back" ]
 [ -z "$back" ] || echo "FIGURE sentinel: SENTINEL FAILOVER -> roles switched in $((done_at - tsw)) ms, first decision on the new master $((back - done_at)) ms after that"
 echo "FIGURE sentinel: $(wc -l < "$T/switch.out") requests during the switch, $(grep -c ' 429$' "$T/switch.out" || true) refused"
+got=$(sjson 'j["redis"]["sentinel"]["master"] + " " + str(j["redis"]["sentinel"]["master_changes"])')
+check "figures: after the switch the pool's master is R with a change counted ($got)" \
+    [ "${got%% *}" = "127.0.0.1:$RPORT" -a "${got##* }" -ge 1 ]
 
 # 4: the new master killed: the sentinels promote the old one back.
 for ((i = 0; i < 300; i++)); do
     scli "$MPORT" INFO replication | grep -q 'master_link_status:up' &&
-        [ "$(scli "${SPORTS[0]}" SENTINEL replicas mymaster | grep -c "^127.0.0.1:$MPORT$")" -ge 1 ] && break
+        [ "$(sencli "${SPORTS[0]}" SENTINEL replicas mymaster | grep -c "^127.0.0.1:$MPORT$")" -ge 1 ] && break
     sleep 0.1
 done
 load "$T/load.out" &
@@ -179,5 +227,25 @@ n=$(count /k k1 6)
 check "after: exactly 4 of 6 admitted for k1 (10/h, 6 spent before two failovers: none forgotten; got $n)" \
     [ "$n" = 4 ]
 echo "FIGURE sentinel: units forgotten by the failover: $((n - 4 > 0 ? n - 4 : 0)) (k1 admitted $n of the 4 left)"
+
+# ---- 6 figures -------------------------------------------------------------------------------
+got=$(sjson 'j["redis"]["sentinel"]["master"] + " " + str(j["redis"]["sentinel"]["master_changes"]) + " " + str(j["redis"]["sentinel"]["master_changed_ms"])')
+read -r gm gc gt <<<"$got"
+check "figures: after the kill the pool's master is M again, 2+ changes, the last one timed ($got)" \
+    [ "$gm" = "127.0.0.1:$MPORT" -a "${gc:-0}" -ge 2 -a "${gt:-0}" -gt 0 ]
+got=$(sjson 'node("'"$MPORT"'").get("kind") + " " + node("'"$MPORT"'").get("role") + " " + str(node("'"$MPORT"'").get("decisions"))')
+read -r k r nm <<<"$got"
+check "figures: M's row: sentinel, master, decisions > 0 ($got)" [ "$k $r" = "sentinel master" -a "${nm:-0}" -gt 0 ]
+got=$(sjson 'node("'"$RPORT"'").get("role") + "|" + str(node("'"$RPORT"'").get("decisions")) + "|" + str(node("'"$RPORT"'").get("failures")) + "|" + str(node("'"$RPORT"'").get("last_error_ms"))')
+IFS='|' read -r r n f e <<<"$got"
+check "figures: R's row: former master, decisions > 0, failures > 0, last error timed ($got)" \
+    [ "$r" = "former master" -a "${n:-0}" -gt 0 -a "${f:-0}" -gt 0 -a "${e:-0}" -gt 0 ]
+hcurl -o "$T/stats.prom" "http://127.0.0.1:$SPOOL/metrics" >/dev/null
+check "figures: metrics name M the sentinels' master" \
+    grep -qx "ratelimit_redis_sentinel_master{node=\"127.0.0.1:$MPORT\"} 1" "$T/stats.prom"
+check "figures: metrics count the master changes ($gc)" \
+    grep -qx "ratelimit_redis_sentinel_master_changes_total $gc" "$T/stats.prom"
+echo "FIGURE sentinel: the pool saw $gc master changes; decisions: M $nm, R $n (R failed $f)"
 check "no sanitizer report in the filter's log" no_sanitizer_report "$D/filter.log"
+check "no sanitizer report in the stats pool's log" no_sanitizer_report "$T/spool/filter.log"
 finish

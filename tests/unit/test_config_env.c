@@ -307,3 +307,33 @@ Test(config_env, an_override_moves_the_rule_to_its_own_key_identity)
     cr_assert_str_eq(cfg->rules[0].key_id, env_id, "10/h from the file and from the environment");
     rl_config_free(cfg);
 }
+
+/* Loads text, which must be refused with a message ending in want. */
+static void load_fails_with(const char *text, const char *want)
+{
+    rl_error err;
+    write_conf(text);
+    rl_config *cfg = settings_load(path, &err);
+    cr_assert_null(cfg, "loaded, expected: %s", want);
+    size_t n = strlen(err.text), w = strlen(want);
+    cr_assert(n >= w && strcmp(err.text + n - w, want) == 0, "%s", err.text);
+    cr_assert_null(strstr(err.text, "pw-xyz"), "the password is shown: %s", err.text);
+}
+
+/* The sentinels' credentials: only with sentinels, a user only with a password, and never in
+ * the message that refuses them. */
+Test(config_env, sentinel_credentials_need_sentinels)
+{
+    load_fails_with("redis: { enabled = true; sentinel_password = \"pw-xyz\"; };\n" RULES,
+                    ":1: redis.sentinel_password: sentinel_password needs sentinels");
+    load_fails_with("redis: { enabled = true; sentinels = [ \"127.0.0.1:26379\" ]; master_name = "
+                    "\"m\"; sentinel_user = \"u\"; };\n" RULES,
+                    ":1: redis.sentinel_user: sentinel_user needs sentinel_password");
+    rl_config *cfg = load_ok("redis: { enabled = true; sentinels = [ \"127.0.0.1:26379\" ]; "
+                             "master_name = \"m\"; sentinel_user = \"u\"; sentinel_password = "
+                             "\"pw-xyz\"; };\n" RULES);
+    cr_assert_str_eq(cfg->redis.sentinel_user, "u");
+    cr_assert_str_eq(cfg->redis.sentinel_password, "pw-xyz");
+    cr_assert_null(cfg->redis.password, "the master's password is another key");
+    rl_config_free(cfg);
+}

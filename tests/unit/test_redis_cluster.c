@@ -6,13 +6,16 @@
  * then MOVED and ASK followed against two fake nodes (lib_redis_fake.c): a MOVED moves the
  * slot and the decision goes on on the target, an ASK is retried there after ASKING (the
  * target refuses a command that was not asked), a redirect loop ends by HOPS_MAX, and an
- * error that is no redirect fails the decision. A real cluster is in
+ * error that is no redirect fails the decision; each node's counts go to its own row of the
+ * pool's statistics (a redirect on the node that sent it, decisions and a failure on its
+ * target). A real cluster is in
  * tests/integration/test_redis_cluster.sh.
  */
 #include "fmacros.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -22,11 +25,15 @@
 #include "lib_redis_fake.h"
 #include "lib_redis_server.h"
 #include "redis_cluster.h"
+#include "stats.h"
 
 static rlt_fake fa, fb, src; /* fa: the seed; src: the map's owner; fb: a redirect's target */
+static char stname[64];      /* the statistics segment of the per-node test, when made */
 
 static void fini(void)
 {
+    if (stname[0] != '\0')
+        rl_stats_unlink(stname);
     rlt_fake_stop(&fa);
     rlt_fake_stop(&fb);
     rlt_fake_stop(&src);
@@ -304,4 +311,49 @@ Test(cluster, clusterdown_fails_the_decision)
     cr_assert_eq(decide(c), -1);
     cr_assert(strstr(rl_cluster_errstr(c), "CLUSTERDOWN") != NULL, "%s", rl_cluster_errstr(c));
     rl_cluster_free(c);
+}
+
+/* Counts on the rows of the nodes: the map's owner sent the MOVEDs, the target decided, then
+ * failed once it died (with the time of the error); the seed, only asked for the map, counted
+ * nothing and took no row. */
+Test(cluster, each_node_counts_on_its_own_row)
+{
+    static rl_redis_node_stats n[RL_STATS_NODES + 1];
+    unsigned slot = key_slot();
+    rl_redis_config cfg;
+    rl_cluster *c;
+    rl_stats_seg *st;
+    rl_error err;
+    char want[64];
+    size_t count;
+
+    snprintf(stname, sizeof stname, "/rl-clnodes-%d", (int)getpid());
+    st = rl_stats_open(stname, NULL, &err);
+    cr_assert_not_null(st, "%s", err.text);
+    cr_assert_eq(rlt_fake_start(&fb), 0);
+    snprintf(redirect, sizeof redirect, "MOVED %u 127.0.0.1:%d", slot, fb.port);
+    src.eval_error = redirect;
+    cr_assert_eq(rlt_fake_start(&src), 0);
+    c = router_with_owner(src.port, &cfg);
+    rl_cluster_set_stats(c, st);
+    cr_assert_eq(decide(c), 1, "%s", rl_cluster_errstr(c));
+    cr_assert_eq(decide(c), 1, "%s", rl_cluster_errstr(c)); /* the map again: src, MOVED */
+    count = rl_stats_nodes_read(st, n, RL_STATS_NODES + 1);
+    cr_assert_eq(count, 2, "src and fb; the seed counted nothing");
+    snprintf(want, sizeof want, "127.0.0.1:%d", src.port);
+    size_t is = strcmp(n[0].node, want) == 0 ? 0 : 1, ib = 1 - is;
+    cr_assert_str_eq(n[is].node, want);
+    cr_assert_eq(n[is].redirects, 2);
+    cr_assert_eq(n[is].decisions, 0);
+    cr_assert_eq(n[ib].decisions, 2);
+    cr_assert_eq(n[ib].failures, 0);
+    cr_assert_str_eq(n[ib].kind, "cluster");
+    rlt_fake_stop(&fb);
+    cr_assert_eq(decide(c), -1);
+    rl_stats_nodes_read(st, n, RL_STATS_NODES + 1);
+    cr_assert_eq(n[ib].failures, 1, "%s", rl_cluster_errstr(c));
+    cr_assert_gt(n[ib].last_error_ms, 0);
+    cr_assert_eq(n[is].redirects, 3);
+    rl_cluster_free(c);
+    rl_stats_close(st);
 }

@@ -6,6 +6,8 @@
 #                         --cluster create --cluster-replicas R; ready when every node says
 #                         cluster_state:ok and every replica is in sync; ports in CPORTS (each
 #                         with its bus port, +10000, free too), pids in CPIDS (and PIDS)
+#                         With CLUSTER_PASS set: every node has requirepass and masterauth
+#                         CLUSTER_PASS, and ccli and the create authenticate with it
 #   ccli PORT ARGS...     redis-cli on one node, bounded to 10 s
 #   cluster_seeds         the config list of seeds: "127.0.0.1:P1", "127.0.0.1:P2", ...
 #   node_id PORT          the node's cluster id
@@ -14,7 +16,15 @@
 
 CPORTS=()
 CPIDS=()
-ccli() { local p=$1; shift; timeout 10 redis-cli -h 127.0.0.1 -p "$p" "$@"; }
+CLUSTER_PASS=${CLUSTER_PASS:-}
+ccli() {
+    local p=$1; shift
+    if [ -n "$CLUSTER_PASS" ]; then
+        REDISCLI_AUTH=$CLUSTER_PASS timeout 10 redis-cli -h 127.0.0.1 -p "$p" "$@"
+    else
+        timeout 10 redis-cli -h 127.0.0.1 -p "$p" "$@"
+    fi
+}
 
 pick_cluster_port() { # a free port whose bus port (+10000) is free too, not already taken
     local p n q taken
@@ -28,7 +38,8 @@ pick_cluster_port() { # a free port whose bus port (+10000) is free too, not alr
 }
 
 start_cluster() { # [replicas per master, 0 or 1]
-    local i p d ok reps=${1:-0} n=$((3 * (1 + ${1:-0}))) role
+    local i p d ok reps=${1:-0} n=$((3 * (1 + ${1:-0}))) role auth=()
+    [ -z "$CLUSTER_PASS" ] || auth=(--requirepass "$CLUSTER_PASS" --masterauth "$CLUSTER_PASS")
     for ((i = 1; i <= n; i++)); do
         d="$T/n$i"
         mkdir -p "$d"
@@ -39,7 +50,8 @@ start_cluster() { # [replicas per master, 0 or 1]
             redis-server --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
                 --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
                 --cluster-require-full-coverage no \
-                --save "" --appendonly no --dir "$d" --logfile "$d/redis.log" >/dev/null 2>&1 &
+                --save "" --appendonly no --dir "$d" --logfile "$d/redis.log" "${auth[@]}" \
+                >/dev/null 2>&1 &
             PIDS+=($!)
             wait_port "$p" 10 && alive $! && break
             stop_pid $!
@@ -48,7 +60,8 @@ start_cluster() { # [replicas per master, 0 or 1]
         CPIDS+=($!)
         CPORTS+=("$p")
     done
-    timeout 30 redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CPORTS[@]}") \
+    ${CLUSTER_PASS:+env REDISCLI_AUTH=$CLUSTER_PASS} timeout 30 redis-cli --cluster create \
+        $(printf '127.0.0.1:%s ' "${CPORTS[@]}") \
         --cluster-replicas "$reps" --cluster-yes >"$T/create.out" 2>&1 ||
         { fail "redis-cli --cluster create: $(tail -n 3 "$T/create.out")"; finish; }
     for ((i = 0; i < 200; i++)); do
