@@ -14,6 +14,7 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "error.h"
 
 const rl_setting *rl_schema_row(const rl_section *sec, const char *key)
 {
@@ -370,7 +371,7 @@ int rl_schema_fail(rl_schema_ctx *ctx, const char *key, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    rl_errbuf_vset(text, sizeof text, fmt, ap);
     va_end(ap);
     if (ctx->why != NULL) {
         snprintf(ctx->why, ctx->whysize, "%s", text);

@@ -88,7 +88,7 @@ void rl_shm_seterr(rl_shm *shm, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(shm->errstr, sizeof shm->errstr, fmt, ap);
+    rl_errbuf_vset(shm->errstr, sizeof shm->errstr, fmt, ap);
     va_end(ap);
 }
 
