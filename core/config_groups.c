@@ -503,27 +503,12 @@ const rl_section rl_cfg_redis_section = {"redis", cfg_redis_rows, NROWS(cfg_redi
 
 /* ---- identity and access ------------------------------------------------------------------- */
 
-static int cfg_identity_header(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
-{
-    const cfg_loader *ld = ctx->ld;
-    rl_identity_config *ic = sec;
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    if (strcasecmp(v, "x-forwarded-for") == 0)
-        ic->header = RL_FORWARD_XFF;
-    else if (strcasecmp(v, "forwarded") == 0)
-        ic->header = RL_FORWARD_FORWARDED;
-    else
-        return rl_cfg_fail(ld, s,
-                           "unknown header %s: expected \"x-forwarded-for\" or \"forwarded\"",
-                           rl_quote(q, v, strlen(v)));
-    return 0;
-}
-
-static const cfg_custom cfg_identity_header_impl = {cfg_identity_header, NULL};
+_Static_assert(sizeof(rl_forward_header) == sizeof(int), "a CHOICE field is an int");
+static const rl_setting_choice cfg_identity_headers[] = {
+    {"x-forwarded-for", RL_FORWARD_XFF},
+    {"forwarded", RL_FORWARD_FORWARDED},
+    {NULL, 0},
+};
 
 #define IDENT(f) ROW_OFF(rl_identity_config, f)
 static const rl_setting cfg_identity_rows[] = {
@@ -534,10 +519,12 @@ static const rl_setting cfg_identity_rows[] = {
      .def = "[]",
      .doc = "proxies whose forwarded header is believed"},
     {.key = "header",
-     .type = RL_SETTING_CUSTOM,
-     .impl = &cfg_identity_header_impl,
-     .type_doc = "string",
-     .def = "\"x-forwarded-for\"",
+     .type = RL_SETTING_CHOICE,
+     .offset = IDENT(header),
+     .choices = cfg_identity_headers,
+     .noun = "header",
+     .flags = RL_SETTING_ANY_CASE,
+     .def = "x-forwarded-for",
      .doc = "the forwarded header trusted proxies send"},
     {.key = "ipv6_prefix",
      .type = RL_SETTING_INT,
