@@ -40,6 +40,9 @@ redisContext *rlt_redis_client(const rlt_redis *s);
 extern rlt_redis rlt_srv;
 void rlt_redis_setup(void);
 void rlt_redis_teardown(void);
+/* fork(), the child dying with the test process (PR_SET_PDEATHSIG on Linux; it exits at once
+ * when the parent is already gone). The child's servers never outlive a crashed test. */
+pid_t rlt_fork_child(void);
 /* A port on 127.0.0.1 that was free a moment ago, or -1. */
 int rlt_free_port(void);
 /* Monotonic milliseconds. */
