@@ -14,12 +14,13 @@
  * program hands their values to rl_config_override(), which validates them by the same rows.
  *
  * Invariants: a row's offset lies inside its section's struct; BOOL, INT and CHOICE fields are
- * int (CHOICE: an enum the size of an int), INT64 int64_t, STRING char * (owned by the config, freed with it), CIDRS rl_cidr * (owned)
- * with its size_t count at offset2, LIST char ** (the array and each entry owned) with its
- * size_t count at offset2. A section struct is zeroed, then every row's default is applied
- * (unless RL_SETTING_DERIVED), then the file's values, then finish(). An override changes one
- * value, then finish() runs again on the whole section, so a cross-key check holds whichever
- * way a value came; a refused override leaves the section as it was.
+ * int (CHOICE: an enum the size of an int), INT64 int64_t, STRING char * (owned by the config,
+ * freed with it), CIDRS rl_cidr * (owned) with its size_t count at offset2, LIST char ** (the
+ * array and each entry owned) with its size_t count at offset2. A section struct is zeroed,
+ * then every row's default is applied (unless RL_SETTING_DERIVED), then the file's values,
+ * then finish(). An override changes one value, then finish() runs again on the whole
+ * section, so a cross-key check holds whichever way a value came; a refused override leaves
+ * the section as it was.
  */
 #ifndef RATELIMIT_SCHEMA_H
 #define RATELIMIT_SCHEMA_H

@@ -71,41 +71,19 @@ for ((i = 0; i < 300; i++)); do
 done
 [ "$ready" = 1 ] || { fail "the sentinels did not see the replica and each other in 30 s"; finish; }
 
-PREFIX="rltest:$RUN_ID:"
-D="$T/pool"
-mkdir -p "$D/www"
-for f in s k f; do echo "$f" > "$D/www/$f"; done
 seeds=""
 for p in "${SPORTS[@]}"; do seeds+="${seeds:+, }\"127.0.0.1:$p\""; done
-cat > "$T/rl.conf" <<CONF
-# written by $NAME
-shm: { name = "/rltest-$RUN_ID-sentinel"; capacity = 1000; };
-redis: { enabled = true; sentinels = [ $seeds ]; master_name = "mymaster"; prefix = "$PREFIX";
-         connect_timeout_ms = 500; command_timeout_ms = 1000;
-         breaker_failures = 1000; };
-rules = (
+redis_pool sentinel "s k f" "sentinels = [ $seeds ]; master_name = \"mymaster\"; breaker_failures = 1000;" '
   { name = "s"; path_prefix = "/s"; key = "header:X-User"; limit = "5/h";    on_redis_down = "closed"; },
   { name = "k"; path_prefix = "/k"; key = "header:X-User"; limit = "10/h";   on_redis_down = "closed"; },
-  { name = "f"; path_prefix = "/f"; key = "header:X-User"; limit = "1000/h"; on_redis_down = "closed"; }
-);
-CONF
-CONFS+=("$T/rl.conf")
-"$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
-    { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
-start_pool "$D" authorizer "$T/rl.conf"
-req() { hcurl -o /dev/null -H "X-User: $2" "http://127.0.0.1:$LPORT$1"; }
-count() { # path user n: 200s out of n requests
-    local n=0 i
-    for ((i = 0; i < $3; i++)); do [ "$(req "$1" "$2")" = 200 ] && n=$((n + 1)); done
-    echo "$n"
-}
+  { name = "f"; path_prefix = "/f"; key = "header:X-User"; limit = "1000/h"; on_redis_down = "closed"; }'
 
 # ---- 1 exact, 2 before -----------------------------------------------------------------------
-n=$(count /s s1 7)
+n=$(user_count /s s1 7)
 check "exact: 5 of 7 admitted through the sentinels' master (got $n)" [ "$n" = 5 ]
 check "exact: the key is on the master" \
     [ "$(scli "$MPORT" --scan --pattern "${PREFIX}*:s:*" | wc -l)" -ge 1 ]
-n=$(count /k k1 6)
+n=$(user_count /k k1 6)
 check "before: 6 of 6 admitted (got $n)" [ "$n" = 6 ]
 for ((i = 0; i < 50; i++)); do
     [ "$(scli "$RPORT" --scan --pattern "${PREFIX}*:k:*" | wc -l)" -ge 1 ] && break
@@ -115,7 +93,7 @@ done
 # ---- 3 switch, 4 kill ------------------------------------------------------------------------
 load() { # file: a request of f1 every ~50 ms until $T/stop exists
     rm -f "$T/stop"
-    while [ ! -e "$T/stop" ]; do echo "$(now_ms) $(req /f f1)"; sleep 0.05; done >"$1"
+    while [ ! -e "$T/stop" ]; do echo "$(now_ms) $(user_req /f f1)"; sleep 0.05; done >"$1"
 }
 role() { scli "$1" ROLE 2>/dev/null | head -n 1; }
 first_200_after() { # file ms: the time of the first 200 after ms, waiting up to 30 s
@@ -175,7 +153,7 @@ check "switch and kill: every request answered 200 or 429 ($bad others)" [ "$bad
 echo "FIGURE sentinel: $(wc -l < "$T/load.out") requests during the kill's failover, $(grep -c ' 429$' "$T/load.out" || true) refused (on_redis_down closed)"
 
 # ---- 5 after ---------------------------------------------------------------------------------
-n=$(count /k k1 6)
+n=$(user_count /k k1 6)
 check "after: exactly 4 of 6 admitted for k1 (10/h, 6 spent before two failovers: none forgotten; got $n)" \
     [ "$n" = 4 ]
 echo "FIGURE sentinel: units forgotten by the failover: $((n - 4 > 0 ? n - 4 : 0)) (k1 admitted $n of the 4 left)"
