@@ -85,6 +85,14 @@ typedef struct rl_setting {
     const char *noun; /* CHOICE: a wrong name is an "unknown NOUN" (NULL: "value") */
 } rl_setting;
 
+/* The commonest row: an INT setting with nothing but its bounds, default and doc line. A row
+ * with more (an environment variable, flags, a range_doc) names its fields instead. */
+#define RL_SETTING_INT_ROW(key_, offset_, min_, max_, def_, doc_)                                  \
+    {                                                                                              \
+        .key = (key_), .type = RL_SETTING_INT, .offset = (offset_), .min = (min_), .max = (max_),  \
+        .def = (def_), .doc = (doc_)                                                               \
+    }
+
 /* What a finish hook is given: the section being loaded (opaque). */
 typedef struct rl_schema_ctx rl_schema_ctx;
 
