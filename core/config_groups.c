@@ -73,110 +73,102 @@ static int cfg_numeric_id(const char *v, uint32_t *out)
     return 1;
 }
 
-/* getpwnam_r / getpwuid_r (by_id) with a buffer grown on ERANGE (*buf: the caller frees).
- * 0 with *res NULL when there is no such user; an errno value when the lookup failed. */
-static int cfg_getpw(const char *name, int by_id, uint32_t id, struct passwd *pwd, char **buf,
-                     struct passwd **res)
+/* One entry of the user (group 0) or group (1) database, by name or, by_id, by id: *found
+ * and, when found, its id in *id and the user's primary group (the group's own id) in *gid.
+ * The buffer grows on ERANGE up to CFG_PW_BUF_MAX. 0 (found or not), or an errno value when
+ * the lookup failed. */
+static int cfg_getent(int group, const char *name, int by_id, uint32_t key, int *found,
+                      uint32_t *id, uint32_t *gid)
 {
-    for (size_t size = 1024;; size *= 2) {
-        char *b = realloc(*buf, size);
-        int rc;
-
-        if (b == NULL)
-            return ENOMEM;
-        *buf = b;
-        *res = NULL;
-        rc = by_id ? getpwuid_r((uid_t)id, pwd, b, size, res) : getpwnam_r(name, pwd, b, size, res);
-        if (rc != ERANGE || size >= CFG_PW_BUF_MAX)
-            /* The man page lists these as also meaning "not found". */
-            return rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? 0 : rc;
-    }
-}
-
-static int cfg_getgr(const char *name, struct group *grp, char **buf, struct group **res)
-{
-    for (size_t size = 1024;; size *= 2) {
-        char *b = realloc(*buf, size);
-        int rc;
-
-        if (b == NULL)
-            return ENOMEM;
-        *buf = b;
-        *res = NULL;
-        rc = getgrnam_r(name, grp, b, size, res);
-        if (rc != ERANGE || size >= CFG_PW_BUF_MAX)
-            return rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? 0 : rc;
-    }
-}
-
-/* A user name of the system's database, or a numeric uid (which needs no entry). */
-static int cfg_shm_user(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
-{
-    const cfg_loader *ld = ctx->ld;
-    rl_shm_config *shm = sec;
-    char q[RL_QUOTE_SIZE];
-    struct passwd pwd, *pw;
     char *buf = NULL;
+    int rc;
+
+    *found = 0;
+    for (size_t size = 1024;; size *= 2) {
+        char *b = realloc(buf, size);
+
+        if (b == NULL) {
+            free(buf);
+            return ENOMEM;
+        }
+        buf = b;
+        if (group) {
+            struct group grp, *gr = NULL;
+            rc = by_id ? getgrgid_r((gid_t)key, &grp, b, size, &gr)
+                       : getgrnam_r(name, &grp, b, size, &gr);
+            if ((*found = gr != NULL))
+                *id = *gid = (uint32_t)gr->gr_gid;
+        } else {
+            struct passwd pwd, *pw = NULL;
+            rc = by_id ? getpwuid_r((uid_t)key, &pwd, b, size, &pw)
+                       : getpwnam_r(name, &pwd, b, size, &pw);
+            if ((*found = pw != NULL)) {
+                *id = (uint32_t)pw->pw_uid;
+                *gid = (uint32_t)pw->pw_gid;
+            }
+        }
+        if (rc != ERANGE || size >= CFG_PW_BUF_MAX)
+            break;
+    }
+    free(buf);
+    /* The man page lists these as also meaning "not found". */
+    return rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? 0 : rc;
+}
+
+/* shm.user (group 0) or shm.group (1): a name of the system's database, or a numeric id
+ * (which needs no entry), into *id; for a user in the database, its primary group into
+ * *primary (*primary_set 1), else *primary_set 0. Looked up once, here. */
+static int cfg_shm_id(const cfg_loader *ld, const config_setting_t *s, int group, uint32_t *id,
+                      int *primary_set, uint32_t *primary)
+{
+    static const char *const db[] = {"user", "group"};
+    static const char *const getent[] = {"getent passwd", "getent group"};
+    static const char *const num[] = {"uid", "gid"};
+    char q[RL_QUOTE_SIZE];
     const char *v;
-    uint32_t id = 0;
-    int numeric, rc;
+    uint32_t n = 0, gid = 0;
+    int numeric, found, rc;
 
     if (rl_cfg_string(ld, s, &v) != 0)
         return -1;
-    numeric = cfg_numeric_id(v, &id);
-    rc = cfg_getpw(v, 0, 0, &pwd, &buf, &pw);
-    if (rc == 0 && pw == NULL && numeric)
-        rc = cfg_getpw(NULL, 1, id, &pwd, &buf, &pw);
-    if (rc != 0) {
-        free(buf);
-        return rl_cfg_fail(ld, s, "cannot look up user %s: %s", rl_quote(q, v, strlen(v)),
-                           strerror(rc));
-    }
-    if (pw == NULL && !numeric) {
-        free(buf);
+    rl_quote(q, v, strlen(v));
+    numeric = cfg_numeric_id(v, &n);
+    rc = cfg_getent(group, v, 0, 0, &found, id, &gid);
+    if (rc == 0 && !found && numeric)
+        rc = cfg_getent(group, NULL, 1, n, &found, id, &gid);
+    if (rc != 0)
+        return rl_cfg_fail(ld, s, "cannot look up %s %s: %s", db[group], q, strerror(rc));
+    if (!found && !numeric)
         return rl_cfg_fail(ld, s,
-                           "unknown user %s: not in the user database (getent passwd); a "
-                           "numeric uid is also accepted",
-                           rl_quote(q, v, strlen(v)));
+                           "unknown %s %s: not in the %s database (%s); a numeric %s is also "
+                           "accepted",
+                           db[group], q, db[group], getent[group], num[group]);
+    if (!found)
+        *id = n;
+    if (primary_set != NULL) {
+        *primary_set = found;
+        *primary = found ? gid : 0;
     }
+    return 0;
+}
+
+static int cfg_shm_user(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
+{
+    rl_shm_config *shm = sec;
+
+    if (cfg_shm_id(ctx->ld, s, 0, &shm->uid, &shm->primary_set, &shm->primary) != 0)
+        return -1;
     shm->uid_set = 1;
-    shm->uid = pw != NULL ? (uint32_t)pw->pw_uid : id;
-    shm->primary_set = pw != NULL;
-    shm->primary = pw != NULL ? (uint32_t)pw->pw_gid : 0;
-    free(buf);
     return 0;
 }
 
 static int cfg_shm_group(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
-    const cfg_loader *ld = ctx->ld;
     rl_shm_config *shm = sec;
-    char q[RL_QUOTE_SIZE];
-    struct group grp, *gr;
-    char *buf = NULL;
-    const char *v;
-    uint32_t id = 0;
-    int numeric, rc;
 
-    if (rl_cfg_string(ld, s, &v) != 0)
+    if (cfg_shm_id(ctx->ld, s, 1, &shm->gid, NULL, NULL) != 0)
         return -1;
-    numeric = cfg_numeric_id(v, &id);
-    rc = cfg_getgr(v, &grp, &buf, &gr);
-    if (rc != 0) {
-        free(buf);
-        return rl_cfg_fail(ld, s, "cannot look up group %s: %s", rl_quote(q, v, strlen(v)),
-                           strerror(rc));
-    }
-    if (gr == NULL && !numeric) {
-        free(buf);
-        return rl_cfg_fail(ld, s,
-                           "unknown group %s: not in the group database (getent group); a "
-                           "numeric gid is also accepted",
-                           rl_quote(q, v, strlen(v)));
-    }
     shm->gid_set = 1;
-    shm->gid = gr != NULL ? (uint32_t)gr->gr_gid : id;
-    free(buf);
     return 0;
 }
 
@@ -434,34 +426,14 @@ static const rl_setting cfg_redis_rows[] = {
      .check = cfg_redis_prefix,
      .def = "rl:",
      .doc = "prepended to every key"},
-    {.key = "connect_timeout_ms",
-     .type = RL_SETTING_INT,
-     .offset = REDIS(connect_timeout_ms),
-     .min = 1,
-     .max = CFG_TIMEOUT_MAX_MS,
-     .def = "100",
-     .doc = "the connect step's bound"},
-    {.key = "command_timeout_ms",
-     .type = RL_SETTING_INT,
-     .offset = REDIS(command_timeout_ms),
-     .min = 1,
-     .max = CFG_TIMEOUT_MAX_MS,
-     .def = "50",
-     .doc = "one deadline per decision"},
-    {.key = "breaker_failures",
-     .type = RL_SETTING_INT,
-     .offset = REDIS(breaker_failures),
-     .min = 1,
-     .max = CFG_BREAKER_FAILURES_MAX,
-     .def = "3",
-     .doc = "consecutive failures that open the circuit breaker"},
-    {.key = "breaker_open_ms",
-     .type = RL_SETTING_INT,
-     .offset = REDIS(breaker_open_ms),
-     .min = 1,
-     .max = CFG_BREAKER_OPEN_MAX_MS,
-     .def = "250",
-     .doc = "how long the breaker first skips Redis"},
+    RL_SETTING_INT_ROW("connect_timeout_ms", REDIS(connect_timeout_ms), 1, CFG_TIMEOUT_MAX_MS,
+                       "100", "the connect step's bound"),
+    RL_SETTING_INT_ROW("command_timeout_ms", REDIS(command_timeout_ms), 1, CFG_TIMEOUT_MAX_MS, "50",
+                       "one deadline per decision"),
+    RL_SETTING_INT_ROW("breaker_failures", REDIS(breaker_failures), 1, CFG_BREAKER_FAILURES_MAX,
+                       "3", "consecutive failures that open the circuit breaker"),
+    RL_SETTING_INT_ROW("breaker_open_ms", REDIS(breaker_open_ms), 1, CFG_BREAKER_OPEN_MAX_MS, "250",
+                       "how long the breaker first skips Redis"),
     {.key = "breaker_open_max_ms",
      .type = RL_SETTING_INT,
      .offset = REDIS(breaker_open_max_ms),
@@ -471,13 +443,7 @@ static const rl_setting cfg_redis_rows[] = {
      .def = "max(1000, breaker_open_ms)",
      .range_doc = "breaker_open_ms..600000",
      .doc = "the breaker's longest skip"},
-    {.key = "hosts",
-     .type = RL_SETTING_INT,
-     .offset = REDIS(hosts),
-     .min = 1,
-     .max = CFG_HOSTS_MAX,
-     .def = "1",
-     .doc = "hosts sharing the limits"},
+    RL_SETTING_INT_ROW("hosts", REDIS(hosts), 1, CFG_HOSTS_MAX, "1", "hosts sharing the limits"),
     {.key = "cluster",
      .type = RL_SETTING_LIST,
      .offset = REDIS(cluster),
@@ -520,27 +486,12 @@ const rl_section rl_cfg_redis_section = {"redis", cfg_redis_rows, NROWS(cfg_redi
 
 /* ---- identity and access ------------------------------------------------------------------- */
 
-static int cfg_identity_header(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
-{
-    const cfg_loader *ld = ctx->ld;
-    rl_identity_config *ic = sec;
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    if (strcasecmp(v, "x-forwarded-for") == 0)
-        ic->header = RL_FORWARD_XFF;
-    else if (strcasecmp(v, "forwarded") == 0)
-        ic->header = RL_FORWARD_FORWARDED;
-    else
-        return rl_cfg_fail(ld, s,
-                           "unknown header %s: expected \"x-forwarded-for\" or \"forwarded\"",
-                           rl_quote(q, v, strlen(v)));
-    return 0;
-}
-
-static const cfg_custom cfg_identity_header_impl = {cfg_identity_header, NULL};
+_Static_assert(sizeof(rl_forward_header) == sizeof(int), "a CHOICE field is an int");
+static const rl_setting_choice cfg_identity_headers[] = {
+    {"x-forwarded-for", RL_FORWARD_XFF},
+    {"forwarded", RL_FORWARD_FORWARDED},
+    {NULL, 0},
+};
 
 #define IDENT(f) ROW_OFF(rl_identity_config, f)
 static const rl_setting cfg_identity_rows[] = {
@@ -551,18 +502,15 @@ static const rl_setting cfg_identity_rows[] = {
      .def = "[]",
      .doc = "proxies whose forwarded header is believed"},
     {.key = "header",
-     .type = RL_SETTING_CUSTOM,
-     .impl = &cfg_identity_header_impl,
-     .type_doc = "string",
-     .def = "\"x-forwarded-for\"",
+     .type = RL_SETTING_CHOICE,
+     .offset = IDENT(header),
+     .choices = cfg_identity_headers,
+     .noun = "header",
+     .flags = RL_SETTING_ANY_CASE,
+     .def = "x-forwarded-for",
      .doc = "the forwarded header trusted proxies send"},
-    {.key = "ipv6_prefix",
-     .type = RL_SETTING_INT,
-     .offset = IDENT(ipv6_prefix),
-     .min = 1,
-     .max = 128,
-     .def = "64",
-     .doc = "IPv6 clients are counted per this prefix"},
+    RL_SETTING_INT_ROW("ipv6_prefix", IDENT(ipv6_prefix), 1, 128, "64",
+                       "IPv6 clients are counted per this prefix"),
 };
 
 const rl_section rl_cfg_identity_section = {"identity", cfg_identity_rows, NROWS(cfg_identity_rows),

@@ -31,7 +31,7 @@ static int ov_rule(rl_schema_ctx *ctx, const rl_setting *row, const char *v, rl_
                    char *why, size_t size)
 {
     int scalar = row->type == RL_SETTING_BOOL || row->type == RL_SETTING_INT ||
-                 row->type == RL_SETTING_INT64;
+                 row->type == RL_SETTING_INT64 || row->type == RL_SETTING_CHOICE;
     size_t width = row->type == RL_SETTING_INT64 ? sizeof(int64_t) : sizeof(int);
     unsigned char old[sizeof(int64_t)];
 

@@ -90,60 +90,6 @@ static int cfg_rule_limit(rl_schema_ctx *ctx, const config_setting_t *s, void *s
     return rl_cfg_set_string(ld, v, 0, &rule->limit_text);
 }
 
-static int cfg_rule_algorithm(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
-{
-    const cfg_loader *ld = ctx->ld;
-    rl_rule *rule = sec;
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    if (strcmp(v, "gcra") == 0)
-        rule->algo = RL_ALGO_GCRA;
-    else if (strcmp(v, "fixed_window") == 0)
-        rule->algo = RL_ALGO_FIXED_WINDOW;
-    else if (strcmp(v, "sliding_window") == 0)
-        rule->algo = RL_ALGO_SLIDING_WINDOW;
-    else if (strcmp(v, "sliding_log") == 0)
-        rule->algo = RL_ALGO_SLIDING_LOG;
-    else
-        return rl_cfg_fail(ld, s,
-                           "unknown algorithm %s: expected \"gcra\", \"fixed_window\", "
-                           "\"sliding_window\" or \"sliding_log\"",
-                           rl_quote(q, v, strlen(v)));
-    return 0;
-}
-
-/* "shm", "open" or "closed" into *out; 0, or -1 for anything else. */
-static int cfg_parse_redis_down(const char *text, rl_redis_down *out)
-{
-    if (strcmp(text, "shm") == 0)
-        *out = RL_REDIS_DOWN_SHM;
-    else if (strcmp(text, "open") == 0)
-        *out = RL_REDIS_DOWN_OPEN;
-    else if (strcmp(text, "closed") == 0)
-        *out = RL_REDIS_DOWN_CLOSED;
-    else
-        return -1;
-    return 0;
-}
-
-static int cfg_rule_on_redis_down(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
-{
-    const cfg_loader *ld = ctx->ld;
-    rl_rule *rule = sec;
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    if (cfg_parse_redis_down(v, &rule->on_redis_down) != 0)
-        return rl_cfg_fail(ld, s, "unknown value %s: expected \"shm\", \"open\" or \"closed\"",
-                           rl_quote(q, v, strlen(v)));
-    return 0;
-}
-
 /* Compiled once the whole rule is read: path_case_insensitive may come after it. */
 static int cfg_rule_path_regex(const cfg_loader *ld, const config_setting_t *s, rl_rule *rule)
 {
@@ -289,27 +235,6 @@ static int cfg_rule_key(rl_schema_ctx *ctx, const config_setting_t *s, void *sec
     return 0;
 }
 
-static int cfg_rule_missing(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
-{
-    const cfg_loader *ld = ctx->ld;
-    rl_rule *rule = sec;
-    char q[RL_QUOTE_SIZE];
-    const char *v;
-
-    if (rl_cfg_string(ld, s, &v) != 0)
-        return -1;
-    if (strcmp(v, "skip") == 0)
-        rule->on_missing_key = RL_MISSING_SKIP;
-    else if (strcmp(v, "refuse") == 0)
-        rule->on_missing_key = RL_MISSING_REFUSE;
-    else if (strcmp(v, "shared") == 0)
-        rule->on_missing_key = RL_MISSING_SHARED;
-    else
-        return rl_cfg_fail(ld, s, "unknown policy %s: expected \"skip\", \"refuse\" or \"shared\"",
-                           rl_quote(q, v, strlen(v)));
-    return 0;
-}
-
 static int cfg_rule_methods(rl_schema_ctx *ctx, const config_setting_t *s, void *sec)
 {
     rl_rule *rule = sec;
@@ -374,17 +299,6 @@ static int cfg_rule_limit_text(rl_schema_ctx *ctx, const char *v, void *sec, cha
     return 0;
 }
 
-static int cfg_rule_on_redis_down_text(rl_schema_ctx *ctx, const char *v, void *sec, char *why,
-                                       size_t size)
-{
-    rl_rule *rule = sec;
-    (void)ctx;
-    if (cfg_parse_redis_down(v, &rule->on_redis_down) == 0)
-        return 0;
-    snprintf(why, size, "expected \"shm\", \"open\" or \"closed\"");
-    return -1;
-}
-
 /* After the rule's keys: the regex, the required keys, derived defaults, the numbers and a
  * unique name. */
 static int cfg_rule_finish(rl_schema_ctx *ctx, void *sec)
@@ -428,14 +342,34 @@ static int cfg_rule_finish(rl_schema_ctx *ctx, void *sec)
 
 static const cfg_custom cfg_rule_name_impl = {cfg_rule_name, NULL};
 static const cfg_custom cfg_rule_limit_impl = {cfg_rule_limit, cfg_rule_limit_text};
-static const cfg_custom cfg_rule_algorithm_impl = {cfg_rule_algorithm, NULL};
-static const cfg_custom cfg_rule_on_redis_down_impl = {cfg_rule_on_redis_down,
-                                                       cfg_rule_on_redis_down_text};
 static const cfg_custom cfg_rule_regex_impl = {cfg_rule_regex_later, NULL};
 static const cfg_custom cfg_rule_methods_impl = {cfg_rule_methods, NULL};
 static const cfg_custom cfg_rule_hosts_impl = {cfg_rule_hosts, NULL};
 static const cfg_custom cfg_rule_key_impl = {cfg_rule_key, NULL};
-static const cfg_custom cfg_rule_missing_impl = {cfg_rule_missing, NULL};
+
+/* The choice keys: a CHOICE row stores an int. */
+_Static_assert(sizeof(rl_algo) == sizeof(int) && sizeof(rl_missing_key) == sizeof(int) &&
+                   sizeof(rl_redis_down) == sizeof(int),
+               "a CHOICE field is an int");
+static const rl_setting_choice cfg_rule_algorithms[] = {
+    {"gcra", RL_ALGO_GCRA},
+    {"fixed_window", RL_ALGO_FIXED_WINDOW},
+    {"sliding_window", RL_ALGO_SLIDING_WINDOW},
+    {"sliding_log", RL_ALGO_SLIDING_LOG},
+    {NULL, 0},
+};
+static const rl_setting_choice cfg_rule_missing_policies[] = {
+    {"skip", RL_MISSING_SKIP},
+    {"refuse", RL_MISSING_REFUSE},
+    {"shared", RL_MISSING_SHARED},
+    {NULL, 0},
+};
+static const rl_setting_choice cfg_rule_redis_down[] = {
+    {"shm", RL_REDIS_DOWN_SHM},
+    {"open", RL_REDIS_DOWN_OPEN},
+    {"closed", RL_REDIS_DOWN_CLOSED},
+    {NULL, 0},
+};
 
 #define RULE(f) offsetof(rl_rule, f)
 static const rl_setting cfg_rule_rows[] = {
@@ -489,25 +423,15 @@ static const rl_setting cfg_rule_rows[] = {
      .def = "\"client\"",
      .doc = "what the rule counts by"},
     {.key = "on_missing_key",
-     .type = RL_SETTING_CUSTOM,
-     .impl = &cfg_rule_missing_impl,
-     .type_doc = "string",
-     .def = "\"skip\"",
+     .type = RL_SETTING_CHOICE,
+     .offset = RULE(on_missing_key),
+     .choices = cfg_rule_missing_policies,
+     .noun = "policy",
+     .def = "skip",
      .doc = "what a request without the key gets"},
-    {.key = "missing_key_status",
-     .type = RL_SETTING_INT,
-     .offset = RULE(missing_key_status),
-     .min = 400,
-     .max = 599,
-     .def = "400",
-     .doc = "status of a missing-key refusal"},
-    {.key = "status",
-     .type = RL_SETTING_INT,
-     .offset = RULE(status),
-     .min = 400,
-     .max = 599,
-     .def = "429",
-     .doc = "status of a refusal by this rule"},
+    RL_SETTING_INT_ROW("missing_key_status", RULE(missing_key_status), 400, 599, "400",
+                       "status of a missing-key refusal"),
+    RL_SETTING_INT_ROW("status", RULE(status), 400, 599, "429", "status of a refusal by this rule"),
     {.key = "body",
      .type = RL_SETTING_STRING,
      .offset = RULE(body),
@@ -543,16 +467,17 @@ static const rl_setting cfg_rule_rows[] = {
      .def = "COUNT",
      .doc = "GCRA: requests admitted at once"},
     {.key = "algorithm",
-     .type = RL_SETTING_CUSTOM,
-     .impl = &cfg_rule_algorithm_impl,
-     .type_doc = "string",
-     .def = "\"gcra\"",
+     .type = RL_SETTING_CHOICE,
+     .offset = RULE(algo),
+     .choices = cfg_rule_algorithms,
+     .noun = "algorithm",
+     .def = "gcra",
      .doc = "how the limit is counted"},
     {.key = "on_redis_down",
-     .type = RL_SETTING_CUSTOM,
-     .impl = &cfg_rule_on_redis_down_impl,
-     .type_doc = "string",
-     .def = "\"shm\"",
+     .type = RL_SETTING_CHOICE,
+     .offset = RULE(on_redis_down),
+     .choices = cfg_rule_redis_down,
+     .def = "shm",
      .doc = "what the rule does while Redis cannot"},
 };
 

@@ -9,6 +9,7 @@
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "error.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -52,7 +53,7 @@ static int cfg_vfail(const cfg_loader *ld, const char *file, unsigned line, cons
     if (n >= 0 && (size_t)n < size && key != NULL && key[0] != '\0')
         n += snprintf(t + n, size - (size_t)n, "%s: ", key);
     if (n >= 0 && (size_t)n < size)
-        vsnprintf(t + n, size - (size_t)n, fmt, ap);
+        rl_errbuf_vset(t + n, size - (size_t)n, fmt, ap);
     return -1;
 }
 

@@ -1,10 +1,25 @@
-/* error.c -- filling a caller's rl_error (see error.h) */
+/* error.c -- formatting an error message (see error.h) */
 #include "fmacros.h"
 
 #include "error.h"
 
-#include <stdarg.h>
 #include <stdio.h>
+
+void rl_errbuf_vset(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    if (buf == NULL || size == 0)
+        return;
+    vsnprintf(buf, size, fmt, ap);
+}
+
+void rl_errbuf_set(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    rl_errbuf_vset(buf, size, fmt, ap);
+    va_end(ap);
+}
 
 void rl_errorf(rl_error *err, const char *fmt, ...)
 {
@@ -13,6 +28,6 @@ void rl_errorf(rl_error *err, const char *fmt, ...)
     if (err == NULL)
         return;
     va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
+    rl_errbuf_vset(err->text, sizeof err->text, fmt, ap);
     va_end(ap);
 }

@@ -42,6 +42,7 @@
 #include "rule.h"
 #include "stats.h"
 #include "clock.h"
+#include "error.h"
 
 /* A fail-closed refusal says "retry after" at least this long (headers speak seconds). */
 #define LIMITER_CLOSED_RETRY_MIN_MS 1000
@@ -50,7 +51,7 @@ RL_PRINTF(2, 3) static void limiter_set_error(rl_limiter *lim, const char *fmt, 
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(lim->errstr, sizeof(lim->errstr), fmt, ap);
+    rl_errbuf_vset(lim->errstr, sizeof(lim->errstr), fmt, ap);
     va_end(ap);
 }
 

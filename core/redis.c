@@ -50,6 +50,7 @@
 #include <hiredis/hiredis.h>
 
 #include "clock.h"
+#include "error.h"
 #include "keys.h"
 #include "redis_int.h"
 #include "redis_node.h"
@@ -61,7 +62,7 @@ void rl_redis_seterr(rl_redis *r, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(r->errstr, sizeof(r->errstr), fmt, ap);
+    rl_errbuf_vset(r->errstr, sizeof(r->errstr), fmt, ap);
     va_end(ap);
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "error.h"
 #include "keys.h"
 #include "redis_cluster_int.h"
 #include "redis_node.h"
@@ -26,7 +27,7 @@ void rl_cl_error(rl_cluster *c, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->errstr, sizeof c->errstr, fmt, ap);
+    rl_errbuf_vset(c->errstr, sizeof c->errstr, fmt, ap);
     va_end(ap);
 }
 

@@ -33,6 +33,7 @@
 
 #include "redis_io.h"
 #include "clock.h"
+#include "error.h"
 
 /* ---- bounded reply objects ---- */
 
@@ -116,7 +117,7 @@ static void rio_err(char *err, size_t errsize, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
+    rl_errbuf_vset(err, errsize, fmt, ap);
     va_end(ap);
 }
 

@@ -9,11 +9,13 @@
  * through the same rows: text is parsed by type and bound by the same min..max, a LIST's
  * entries by the same count and length bounds and check, and finish() runs again. Which rows
  * were given is kept per group (rl_config.given), so a finish hook run after an override
- * sees the file's keys and the overridden ones alike.
+ * sees the file's keys and the overridden ones alike. A CHOICE row's names and values are
+ * one table, so its error lists exactly what it accepts.
  */
 #include "fmacros.h"
 
 #include "config_int.h"
+#include "error.h"
 
 const rl_setting *rl_schema_row(const rl_section *sec, const char *key)
 {
@@ -42,6 +44,37 @@ const char *rl_schema_quote(char *buf, const char *v)
 }
 
 #define FIELD(base, off, type) ((type *)(void *)((char *)(base) + (off)))
+
+/* A CHOICE row's names as messages list them: "a", "b" or "c". */
+static void schema_choice_names(const rl_setting *r, char *buf, size_t size)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (const rl_setting_choice *c = r->choices; c->name != NULL && used < size; c++) {
+        const char *sep = c == r->choices ? "" : c[1].name == NULL ? " or " : ", ";
+        int n = snprintf(buf + used, size - used, "%s\"%s\"", sep, c->name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* The value of the choice v names into the row's int; 0, or -1 with "expected ..." in why. */
+static int schema_choice(const rl_setting *r, const char *v, void *base, char *why, size_t size)
+{
+    char names[RL_ERRSTR_MAX / 2];
+
+    for (const rl_setting_choice *c = r->choices; c->name != NULL; c++)
+        if ((r->flags & RL_SETTING_ANY_CASE) ? strcasecmp(c->name, v) == 0
+                                             : strcmp(c->name, v) == 0) {
+            *FIELD(base, r->offset, int) = c->value;
+            return 0;
+        }
+    schema_choice_names(r, names, sizeof names);
+    snprintf(why, size, "expected %s", names);
+    return -1;
+}
 
 /* A STRING value through the row's check and canonical-path rule into *dst. s is the file's
  * setting for messages (NULL for an override: the reason then goes to why). */
@@ -253,6 +286,7 @@ int rl_schema_set_text(rl_schema_ctx *ctx, const rl_setting *r, const char *v, v
     case RL_SETTING_STRING: return schema_string(ctx, r, NULL, v, base, why, size);
     case RL_SETTING_CIDRS: return schema_cidrs_text(r, v, base, why, size);
     case RL_SETTING_LIST: return schema_list_text(r, v, base, why, size);
+    case RL_SETTING_CHOICE: return schema_choice(r, v, base, why, size);
     case RL_SETTING_CUSTOM: {
         const cfg_custom *c = r->impl;
         if (c == NULL || c->text == NULL) {
@@ -309,6 +343,16 @@ static int schema_member(rl_schema_ctx *ctx, const rl_setting *r, const config_s
         return rl_cfg_cidr_list(ld, s, FIELD(base, r->offset, rl_cidr *),
                                 FIELD(base, r->offset2, size_t));
     case RL_SETTING_LIST: return schema_list(ld, r, s, base);
+    case RL_SETTING_CHOICE: {
+        char q[RL_QUOTE_SIZE];
+        const char *v;
+        if (rl_cfg_string(ld, s, &v) != 0)
+            return -1;
+        if (schema_choice(r, v, base, why, sizeof why) != 0)
+            return rl_cfg_fail(ld, s, "unknown %s %s: %s", r->noun != NULL ? r->noun : "value",
+                               rl_quote(q, v, strlen(v)), why);
+        return 0;
+    }
     case RL_SETTING_CUSTOM: return ((const cfg_custom *)r->impl)->read(ctx, s, base);
     }
     return -1;
@@ -370,7 +414,7 @@ int rl_schema_fail(rl_schema_ctx *ctx, const char *key, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    rl_errbuf_vset(text, sizeof text, fmt, ap);
     va_end(ap);
     if (ctx->why != NULL) {
         snprintf(ctx->why, ctx->whysize, "%s", text);

@@ -88,7 +88,7 @@ void rl_shm_seterr(rl_shm *shm, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(shm->errstr, sizeof shm->errstr, fmt, ap);
+    rl_errbuf_vset(shm->errstr, sizeof shm->errstr, fmt, ap);
     va_end(ap);
 }
 
@@ -252,22 +252,8 @@ static int shm_map_published(rl_shm *shm, int fd, int64_t start, unsigned char *
     unsigned char *base;
     uint64_t magic;
 
-    for (;;) {
-        if (fstat(fd, &st) < 0) {
-            rl_errorf(err, "shm \"%s\": fstat: %s", n, strerror(errno));
-            return -1;
-        }
-        if (st.st_size != 0)
-            break;
-        if (rl_clock_mono_ms() > deadline) {
-            rl_errorf(err,
-                      "shm \"%s\": exists but is empty after %d ms (its creator died?); "
-                      "remove it with: rm /dev/shm%s",
-                      n, SHM_ATTACH_WAIT_MS, n);
-            return -1;
-        }
-        rl_clock_nap_ms(2);
-    }
+    if (rl_shm_wait_sized(fd, n, start, SHM_ATTACH_WAIT_MS, &st, err) != 0)
+        return -1;
     /* ftruncate sets the whole size at once: a nonzero size is the creator's final size. */
     if ((uint64_t)st.st_size < sizeof(shm_header) || (uint64_t)st.st_size > SIZE_MAX) {
         rl_errorf(err, "shm \"%s\": exists but is not a rate-limit table (%lld bytes)", n,

@@ -182,6 +182,27 @@ int rl_shm_wait_owner(const char *name, int errnum)
     return waited;
 }
 
+int rl_shm_wait_sized(int fd, const char *name, int64_t start, int wait_ms, struct stat *st,
+                      rl_error *err)
+{
+    for (;;) {
+        if (fstat(fd, st) < 0) {
+            rl_errorf(err, "shm \"%s\": fstat: %s", name, strerror(errno));
+            return -1;
+        }
+        if (st->st_size != 0)
+            return 0;
+        if (rl_clock_mono_ms() - start > wait_ms) {
+            rl_errorf(err,
+                      "shm \"%s\": exists but is empty after %d ms (its creator died?); "
+                      "remove it with: rm /dev/shm%s",
+                      name, wait_ms, name);
+            return -1;
+        }
+        rl_clock_nap_ms(2);
+    }
+}
+
 void rl_shm_open_error(const char *name, int errnum, rl_error *err)
 {
     char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];

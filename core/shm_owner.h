@@ -45,6 +45,13 @@ void rl_shm_owner_adopt(rl_shm_config *own, const struct stat *old);
  * the caller's bound), else 0. errno is kept. */
 int rl_shm_wait_owner(const char *name, int errnum);
 
+/* For a segment another process made (fd open on NAME): fstat until its creator has sized
+ * it, napping 2 ms between looks, until wait_ms after start (monotonic ms). 0 with *st, or -1
+ * with err set (fstat failed, or still empty: its creator died?). The table and the
+ * statistics attach so. */
+int rl_shm_wait_sized(int fd, const char *name, int64_t start, int wait_ms, struct stat *st,
+                      rl_error *err);
+
 /* Sets err (may be NULL) for shm_open(NAME, O_RDWR) that failed with errnum: for EACCES, who
  * owns the segment, who we are, and what to do. */
 void rl_shm_open_error(const char *name, int errnum, rl_error *err);

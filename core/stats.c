@@ -137,26 +137,12 @@ static int stats_check(const stats_segment *s, const char *name, rl_error *err)
 /* Waits (bounded) for the creator to size and publish the segment, then maps it. */
 static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
 {
-    const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
+    const int64_t start = rl_clock_mono_ms(), deadline = start + STATS_ATTACH_WAIT_MS;
     struct stat st;
     stats_segment *s;
 
-    for (;;) {
-        if (fstat(fd, &st) < 0) {
-            rl_errorf(err, "shm \"%s\": fstat: %s", name, strerror(errno));
-            return NULL;
-        }
-        if (st.st_size != 0)
-            break;
-        if (rl_clock_mono_ms() > deadline) {
-            rl_errorf(err,
-                      "shm \"%s\": exists but is empty (its creator died?); remove it "
-                      "with: rm /dev/shm%s",
-                      name, name);
-            return NULL;
-        }
-        rl_clock_nap_ms(1);
-    }
+    if (rl_shm_wait_sized(fd, name, start, STATS_ATTACH_WAIT_MS, &st, err) != 0)
+        return NULL;
     if ((size_t)st.st_size != sizeof(stats_segment)) {
         rl_errorf(err,
                   "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it "

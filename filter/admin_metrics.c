@@ -61,32 +61,40 @@ static void admin_rules(admin_out *o, const rl_stats *s)
                       "fail_closed, refusal_cache.");
 }
 
+/* A family of one sample: name value. */
+static void admin_one(admin_out *o, const char *name, const char *type, const char *help, int64_t v)
+{
+    admin_head(o, name, type, help);
+    admin_outf(o, "%s %" PRId64 "\n", name, v);
+}
+
+/* A counter family of two samples: name{label="a"} va, name{label="b"} vb. */
+static void admin_two(admin_out *o, const char *name, const char *help, const char *label,
+                      const char *a, int64_t va, const char *b, int64_t vb)
+{
+    admin_head(o, name, "counter", help);
+    admin_outf(o, "%s{%s=\"%s\"} %" PRId64 "\n", name, label, a, va);
+    admin_outf(o, "%s{%s=\"%s\"} %" PRId64 "\n", name, label, b, vb);
+}
+
 static void admin_globals(admin_out *o, const rl_stats *s)
 {
     const int64_t *g = s->global;
 
-    admin_head(o, "ratelimit_decisions_total", "counter", "Decisions made.");
-    admin_outf(o, "ratelimit_decisions_total %" PRId64 "\n", g[RL_STAT_REQUESTS]);
-    admin_head(o, "ratelimit_access_list_total", "counter",
-               "Clients answered by access.deny (403) or access.allow (no limit).");
-    admin_outf(o, "ratelimit_access_list_total{list=\"deny\"} %" PRId64 "\n",
-               g[RL_STAT_ACCESS_DENIED]);
-    admin_outf(o, "ratelimit_access_list_total{list=\"allow\"} %" PRId64 "\n",
-               g[RL_STAT_ACCESS_ALLOWED]);
-    admin_head(o, "ratelimit_missing_key_total", "counter",
-               "Requests refused for a missing key (on_missing_key = \"refuse\").");
-    admin_outf(o, "ratelimit_missing_key_total %" PRId64 "\n", g[RL_STAT_MISSING_KEY]);
-    admin_head(o, "ratelimit_backend_errors_total", "counter", "Store calls that failed.");
-    admin_outf(o, "ratelimit_backend_errors_total{backend=\"redis\"} %" PRId64 "\n",
-               g[RL_STAT_REDIS_ERRORS]);
-    admin_outf(o, "ratelimit_backend_errors_total{backend=\"shm\"} %" PRId64 "\n",
-               g[RL_STAT_SHM_ERRORS]);
-    admin_head(o, "ratelimit_unchecked_total", "counter",
-               "Requests admitted unchecked because no store could decide.");
-    admin_outf(o, "ratelimit_unchecked_total %" PRId64 "\n", g[RL_STAT_UNCHECKED]);
-    admin_head(o, "ratelimit_regex_limit_total", "counter",
-               "path_regex matches stopped by their match limit (rule not matched).");
-    admin_outf(o, "ratelimit_regex_limit_total %" PRId64 "\n", g[RL_STAT_REGEX_LIMIT]);
+    admin_one(o, "ratelimit_decisions_total", "counter", "Decisions made.", g[RL_STAT_REQUESTS]);
+    admin_two(o, "ratelimit_access_list_total",
+              "Clients answered by access.deny (403) or access.allow (no limit).", "list", "deny",
+              g[RL_STAT_ACCESS_DENIED], "allow", g[RL_STAT_ACCESS_ALLOWED]);
+    admin_one(o, "ratelimit_missing_key_total", "counter",
+              "Requests refused for a missing key (on_missing_key = \"refuse\").",
+              g[RL_STAT_MISSING_KEY]);
+    admin_two(o, "ratelimit_backend_errors_total", "Store calls that failed.", "backend", "redis",
+              g[RL_STAT_REDIS_ERRORS], "shm", g[RL_STAT_SHM_ERRORS]);
+    admin_one(o, "ratelimit_unchecked_total", "counter",
+              "Requests admitted unchecked because no store could decide.", g[RL_STAT_UNCHECKED]);
+    admin_one(o, "ratelimit_regex_limit_total", "counter",
+              "path_regex matches stopped by their match limit (rule not matched).",
+              g[RL_STAT_REGEX_LIMIT]);
 }
 
 static void admin_histogram(admin_out *o, const rl_stats *s)
@@ -115,23 +123,20 @@ static void admin_gauges(handle_ctx *ctx, admin_out *o)
     int configured = where.enabled;
 
     if (rl_limiter_table_stats(ctx->lim, &ts) == 0) {
-        admin_head(o, "ratelimit_shm_entries", "gauge", "Keys in the shared-memory table.");
-        admin_outf(o, "ratelimit_shm_entries %" PRId64 "\n", ts.entries);
-        admin_head(o, "ratelimit_shm_capacity", "gauge", "Keys the shared-memory table holds.");
-        admin_outf(o, "ratelimit_shm_capacity %" PRId64 "\n", ts.capacity);
-        admin_head(o, "ratelimit_shm_evictions_total", "counter",
-                   "Live keys evicted from the shared-memory table to make room.");
-        admin_outf(o, "ratelimit_shm_evictions_total %" PRId64 "\n", ts.evictions);
-        admin_head(o, "ratelimit_shm_repairs_total", "counter",
-                   "Damaged stripes of the shared-memory table rebuilt (their keys forgotten).");
-        admin_outf(o, "ratelimit_shm_repairs_total %" PRId64 "\n", ts.repairs);
+        admin_one(o, "ratelimit_shm_entries", "gauge", "Keys in the shared-memory table.",
+                  ts.entries);
+        admin_one(o, "ratelimit_shm_capacity", "gauge", "Keys the shared-memory table holds.",
+                  ts.capacity);
+        admin_one(o, "ratelimit_shm_evictions_total", "counter",
+                  "Live keys evicted from the shared-memory table to make room.", ts.evictions);
+        admin_one(o, "ratelimit_shm_repairs_total", "counter",
+                  "Damaged stripes of the shared-memory table rebuilt (their keys forgotten).",
+                  ts.repairs);
     }
-    admin_head(o, "ratelimit_redis_configured", "gauge", "1 when Redis is enabled.");
-    admin_outf(o, "ratelimit_redis_configured %d\n", configured);
-    admin_head(o, "ratelimit_redis_up", "gauge",
-               "1 when Redis is enabled and answered this process' last decision.");
-    admin_outf(o, "ratelimit_redis_up %d\n",
-               configured && strcmp(rl_limiter_health(ctx->lim), "ok") == 0);
+    admin_one(o, "ratelimit_redis_configured", "gauge", "1 when Redis is enabled.", configured);
+    admin_one(o, "ratelimit_redis_up", "gauge",
+              "1 when Redis is enabled and answered this process' last decision.",
+              configured && strcmp(rl_limiter_health(ctx->lim), "ok") == 0);
 }
 
 /* A node's name (from the slot map or a sentinel) escaped as a label value (backslash, quote,

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ratelimit.h"
+#include "error.h"
 
 #define LISTEN_BACKLOG 1024
 
@@ -29,7 +30,7 @@ static int listen_fail(char *err, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
+    rl_errbuf_vset(err, size, fmt, ap);
     va_end(ap);
     return -1;
 }

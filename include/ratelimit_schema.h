@@ -13,13 +13,14 @@
  * reads the environment, but its rows name the variables a program may map onto them, and a
  * program hands their values to rl_config_override(), which validates them by the same rows.
  *
- * Invariants: a row's offset lies inside its section's struct; BOOL and INT fields are int,
- * INT64 int64_t, STRING char * (owned by the config, freed with it), CIDRS rl_cidr * (owned)
- * with its size_t count at offset2, LIST char ** (the array and each entry owned) with its
- * size_t count at offset2. A section struct is zeroed, then every row's default is applied
- * (unless RL_SETTING_DERIVED), then the file's values, then finish(). An override changes one
- * value, then finish() runs again on the whole section, so a cross-key check holds whichever
- * way a value came; a refused override leaves the section as it was.
+ * Invariants: a row's offset lies inside its section's struct; BOOL, INT and CHOICE fields are
+ * int (CHOICE: an enum the size of an int), INT64 int64_t, STRING char * (owned by the config,
+ * freed with it), CIDRS rl_cidr * (owned) with its size_t count at offset2, LIST char ** (the
+ * array and each entry owned) with its size_t count at offset2. A section struct is zeroed,
+ * then every row's default is applied (unless RL_SETTING_DERIVED), then the file's values,
+ * then finish(). An override changes one value, then finish() runs again on the whole
+ * section, so a cross-key check holds whichever way a value came; a refused override leaves
+ * the section as it was.
  */
 #ifndef RATELIMIT_SCHEMA_H
 #define RATELIMIT_SCHEMA_H
@@ -56,11 +57,20 @@ typedef enum rl_setting_type {
     RL_SETTING_LIST,     /* char ** and its size_t count at offset2: min..max strings, each of
                             1..item_max bytes and validated by check() */
     RL_SETTING_CUSTOM,   /* read by the core's own reader (impl); core sections only */
+    RL_SETTING_CHOICE,   /* int: the value of the one of choices[] the string names; a wrong
+                            name is an "unknown NOUN" error that lists the names */
 } rl_setting_type;
 
 #define RL_SETTING_EMPTY_NULL 1u /* STRING: "" means unset (NULL) */
 #define RL_SETTING_REQUIRED 2u   /* the group must give it ("missing required key") */
 #define RL_SETTING_DERIVED 4u    /* def only documents a default computed by finish() */
+#define RL_SETTING_ANY_CASE 8u   /* CHOICE: names match in any ASCII case */
+
+/* One name a CHOICE row accepts and the value it stores; a table ends with {NULL, 0}. */
+typedef struct rl_setting_choice {
+    const char *name;
+    int value;
+} rl_setting_choice;
 
 /* Checks a STRING value (a copy, which it may shorten in place) before it is stored.
  * quoted is the value as messages quote it. 0, or -1 with the reason in why (the whole
@@ -84,7 +94,17 @@ typedef struct rl_setting {
     const char *range_doc;     /* the bounds as the MANUAL writes them; NULL: "MIN..MAX" */
     const void *impl;          /* CUSTOM: the core's reader (private) */
     size_t item_max;           /* LIST: bytes of one entry at most (0: any) */
+    const rl_setting_choice *choices; /* CHOICE: the names and values, {NULL, 0} last */
+    const char *noun; /* CHOICE: a wrong name is an "unknown NOUN" (NULL: "value") */
 } rl_setting;
+
+/* The commonest row: an INT setting with nothing but its bounds, default and doc line. A row
+ * with more (an environment variable, flags, a range_doc) names its fields instead. */
+#define RL_SETTING_INT_ROW(key_, offset_, min_, max_, def_, doc_)                                  \
+    {                                                                                              \
+        .key = (key_), .type = RL_SETTING_INT, .offset = (offset_), .min = (min_), .max = (max_),  \
+        .def = (def_), .doc = (doc_)                                                               \
+    }
 
 /* What a finish hook is given: the section being loaded (opaque). */
 typedef struct rl_schema_ctx rl_schema_ctx;
@@ -121,7 +141,8 @@ const void *rl_config_section(const rl_config *cfg, const char *name);
 /* One value from outside the file, e.g. an environment variable. */
 typedef struct rl_override {
     /* "SECTION.KEY", or for rules "rules[NAME].KEY" (one rule) or "rules[*].KEY" (every one).
-     * Rule keys that take text: limit, on_redis_down. */
+     * Rule keys that take text: limit and the choices (algorithm, on_missing_key,
+     * on_redis_down). */
     const char *key;
     const char *value;  /* as text: BOOL true/false/1/0/yes/no (any case); INT decimal */
     const char *origin; /* names the source in messages: "environment RATE_LIMIT_REDIS_PORT" */

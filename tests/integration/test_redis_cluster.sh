@@ -42,27 +42,12 @@ source "$(dirname "$0")/lib/cluster.sh"
 need lighttpd redis-server redis-cli curl xargs
 
 start_cluster
-PREFIX="rltest:$RUN_ID:"
-D="$T/pool"
-mkdir -p "$D/www"
-for f in u t r d; do echo "$f" > "$D/www/$f"; done
-cat > "$T/rl.conf" <<CONF
-# written by $NAME
-shm: { name = "/rltest-$RUN_ID-cluster"; capacity = 1000; };
-redis: { enabled = true; cluster = [ $(cluster_seeds) ]; prefix = "$PREFIX";
-         connect_timeout_ms = 500; command_timeout_ms = 1000; };
-rules = (
+redis_pool cluster "u t r d" "cluster = [ $(cluster_seeds) ];" '
   { name = "user";  path_prefix = "/u"; key = "header:X-User"; limit = "5/h";  on_redis_down = "closed"; },
   { name = "team";  path_prefix = "/t"; key = "header:X-Team"; limit = "5/h";  on_redis_down = "closed"; },
   { name = "tuser"; path_prefix = "/t"; key = "header:X-User"; limit = "2/h";  on_redis_down = "closed"; },
   { name = "rs";    path_prefix = "/r"; key = "header:X-User"; limit = "20/h"; on_redis_down = "closed"; },
-  { name = "d";     path_prefix = "/d"; key = "header:X-User"; limit = "1000/h"; on_redis_down = "closed"; }
-);
-CONF
-CONFS+=("$T/rl.conf")
-"$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
-    { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
-start_pool "$D" authorizer "$T/rl.conf"
+  { name = "d";     path_prefix = "/d"; key = "header:X-User"; limit = "1000/h"; on_redis_down = "closed"; }'
 MAINPORT=$LPORT
 start_pool "$T/spool" responder "$T/rl.conf" 1
 SPORT=$LPORT

@@ -20,30 +20,9 @@ source "$(dirname "$0")/lib/cluster.sh"
 need lighttpd redis-server redis-cli curl
 
 start_cluster 1
-PREFIX="rltest:$RUN_ID:"
-D="$T/pool"
-mkdir -p "$D/www"
-for f in k f; do echo "$f" > "$D/www/$f"; done
-cat > "$T/rl.conf" <<CONF
-# written by $NAME
-shm: { name = "/rltest-$RUN_ID-clfail"; capacity = 1000; };
-redis: { enabled = true; cluster = [ $(cluster_seeds) ]; prefix = "$PREFIX";
-         connect_timeout_ms = 500; command_timeout_ms = 1000; };
-rules = (
+redis_pool clfail "k f" "cluster = [ $(cluster_seeds) ];" '
   { name = "k"; path_prefix = "/k"; key = "header:X-User"; limit = "10/h";   on_redis_down = "closed"; },
-  { name = "f"; path_prefix = "/f"; key = "header:X-User"; limit = "1000/h"; on_redis_down = "closed"; }
-);
-CONF
-CONFS+=("$T/rl.conf")
-"$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
-    { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
-start_pool "$D" authorizer "$T/rl.conf"
-req() { hcurl -o /dev/null -H "X-User: $2" "http://127.0.0.1:$LPORT$1"; }
-count() { # path user n: 200s out of n requests
-    local n=0 i
-    for ((i = 0; i < $3; i++)); do [ "$(req "$1" "$2")" = 200 ] && n=$((n + 1)); done
-    echo "$n"
-}
+  { name = "f"; path_prefix = "/f"; key = "header:X-User"; limit = "1000/h"; on_redis_down = "closed"; }'
 
 # The victim: the master serving slot 0; its replica: the node whose master it is.
 victim="" vpid=""
@@ -65,7 +44,7 @@ done
 ku=${users[0]} fu=${users[1]}
 
 # ---- 1 before --------------------------------------------------------------------------------
-n=$(count /k "$ku" 6)
+n=$(user_count /k "$ku" 6)
 check "before: 6 of 6 admitted for $ku (got $n)" [ "$n" = 6 ]
 for ((i = 0; i < 50; i++)); do
     [ "$(ccli "$replica" --scan --pattern "${PREFIX}*:k:*" | wc -l)" -ge 1 ] && break
@@ -74,7 +53,7 @@ done
 
 # ---- 2 failover ------------------------------------------------------------------------------
 load() {
-    while [ ! -e "$T/stop" ]; do echo "$(now_ms) $(req /f "$fu")"; sleep 0.05; done >"$T/load.out"
+    while [ ! -e "$T/stop" ]; do echo "$(now_ms) $(user_req /f "$fu")"; sleep 0.05; done >"$T/load.out"
 }
 load &
 LOADPID=$!
@@ -103,7 +82,7 @@ check "failover: every request answered 200 or 429 ($bad others)" [ "$bad" = 0 ]
 echo "FIGURE cluster failover: $(wc -l < "$T/load.out") requests during it, $(grep -c ' 429$' "$T/load.out" || true) refused (on_redis_down closed)"
 
 # ---- 3 after ---------------------------------------------------------------------------------
-n=$(count /k "$ku" 6)
+n=$(user_count /k "$ku" 6)
 check "after: exactly 4 of 6 admitted for $ku (10/h, 6 spent before the failover: none forgotten; got $n)" \
     [ "$n" = 4 ]
 echo "FIGURE cluster failover: units forgotten: $((n - 4 > 0 ? n - 4 : 0)) ($ku admitted $n of the 4 left)"

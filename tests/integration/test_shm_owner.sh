@@ -13,50 +13,26 @@
 set -euo pipefail
 NAME=test_shm_owner
 source "$(dirname "$0")/lib/lib.sh"
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: switching to the unprivileged user needs root"
-    exit 0
-fi
-need setpriv cgi-fcgi stat
-id nobody >/dev/null && getent group nogroup >/dev/null ||
-    { echo "FAIL: no user nobody or group nogroup"; exit 1; }
-
-AS_NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
-as_nobody() { "${AS_NOBODY[@]}" "$@"; }
-owner() { stat -c '%U:%G %a' "/dev/shm$1" 2>/dev/null || echo missing; }
-rc_of() { local rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; echo "$rc"; }
-remaining() { sed -n 's/.*"remaining":\([0-9]*\).*/\1/p' "$T/out" | tail -n 1; }
-conf() { # file, shm name, extra shm keys
-    printf 'shm: { name = "%s"; capacity = 100; %s };\nrules = ( { name = "own"; path_prefix = "/"; limit = "5/h"; } );\n' \
-        "$2" "$3" >"$1"
-    chmod 644 "$1"
-    CONFS+=("$1")
-}
-decide() { "$RL_FILTER" --decide -c "$1" --client 192.0.2.7 --path /x; }
+source "$(dirname "$0")/lib/shm_owner.sh"
 
 # ---- shm.user, shm.group, shm.mode: root creates, the pool's user owns ----------------------
 A=/rltest-$RUN_ID-own
-conf "$T/a.conf" "$A" 'user = "nobody"; group = "nogroup"; mode = "0660";'
+conf "$T/a.conf" "$A" 100 'user = "nobody"; group = "nogroup"; mode = "0660";'
 check "-t as root: valid (exit $(rc_of "$RL_FILTER" -t -c "$T/a.conf"))" test "$(rc_of "$RL_FILTER" -t -c "$T/a.conf")" = 0
 check "-t creates no segment" test "$(owner "$A")" = missing
 rc=$(rc_of decide "$T/a.conf")
 check "--decide as root first: exit $rc" test "$rc" = 0
 check "the table is nobody:nogroup 660 ($(owner "$A"))" test "$(owner "$A")" = "nobody:nogroup 660"
 check "its statistics too ($(owner "$A-stats"))" test "$(owner "$A-stats")" = "nobody:nogroup 660"
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/a.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/a.conf")
 check "then --decide as nobody: exit $rc ($(head -c 300 "$T/err"))" test "$rc" = 0
 check "... on the same counts (remaining $(remaining), want 3)" test "$(remaining)" = 3
 
 # The pool as nobody: the prefork daemon and real FastCGI requests.
-PORT=$(pick_port)
-# Not through a function: $! must be the daemon itself (setpriv execs it), not a subshell.
-"${AS_NOBODY[@]}" "$RL_FILTER" --listen "127.0.0.1:$PORT" --workers 1 -c "$T/a.conf" 2>>"$T/pool.log" &
-PPID_=$!
-PIDS+=("$PPID_")
-wait_port "$PORT" 10 || fail "the pool as nobody is not listening: $(tail -n 3 "$T/pool.log")"
-req() { env -i REQUEST_METHOD=GET REQUEST_URI=/x REMOTE_ADDR=192.0.2.7 cgi-fcgi -bind -connect "127.0.0.1:$PORT" | tr -d '\r' | sed -n 's/^Status: \([0-9]*\).*/\1/p' || true; }
+shm_daemon "$T/a.conf" "$T/pool.log" nobody
+PPID_=$DPID
 codes=""
-for i in 1 2 3 4; do codes+="$(req) "; done
+for i in 1 2 3 4; do codes+="$(pool_req) "; done
 check "the pool as nobody decides on the same table: 200 200 200 429 ($codes)" test "$codes" = "200 200 200 429 "
 check "the pool's user is nobody" test "$(ps -o user= -p "$PPID_" | tr -d ' ')" = nobody
 workers=$(pgrep -P "$PPID_" || true)
@@ -69,25 +45,22 @@ check "the pool and its worker stopped" test "$gone" = 1
 # --shm-remove as root, then the daemon as root: it too gives the segments to shm.user.
 rc=$(rc_of "$RL_FILTER" --shm-remove -c "$T/a.conf")
 check "--shm-remove as root: exit $rc, nothing left" test "$rc:$(owner "$A"):$(owner "$A-stats")" = "0:missing:missing"
-PORT=$(pick_port)
-"$RL_FILTER" --listen "127.0.0.1:$PORT" --workers 1 -c "$T/a.conf" 2>>"$T/root.log" &
-RPID=$!
-PIDS+=("$RPID")
-wait_port "$PORT" 10 || fail "the daemon as root is not listening: $(tail -n 3 "$T/root.log")"
+shm_daemon "$T/a.conf" "$T/root.log"
+RPID=$DPID
 check "the daemon as root made them nobody:nogroup 660 ($(owner "$A"), $(owner "$A-stats"))" \
     test "$(owner "$A") $(owner "$A-stats")" = "nobody:nogroup 660 nobody:nogroup 660"
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/a.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/a.conf")
 check "--decide as nobody beside the root daemon: exit $rc" test "$rc" = 0
 stop_pid "$RPID"
 
 # ---- no shm.user: a root --decide creates nothing the pool could not open -------------------
 B=/rltest-$RUN_ID-def
-conf "$T/b.conf" "$B" ""
+conf "$T/b.conf" "$B" 100 ""
 rc=$(rc_of decide "$T/b.conf")
 check "--decide as root, no segment, no shm.user: exit $rc, want 3" test "$rc" = 3
 check "... it says to set shm.user" grep -q 'set shm.user' "$T/err"
 check "... and creates nothing" test "$(owner "$B"):$(owner "$B-stats")" = "missing:missing"
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/b.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/b.conf")
 check "the pool's user creates them: exit $rc" test "$rc" = 0
 check "owned by nobody, mode 600 ($(owner "$B"), $(owner "$B-stats"))" \
     test "$(owner "$B") $(owner "$B-stats")" = "nobody:nogroup 600 nobody:nogroup 600"
@@ -95,7 +68,7 @@ rc=$(rc_of decide "$T/b.conf")
 check "then --decide as root attaches: exit $rc, remaining $(remaining)" test "$rc:$(remaining)" = 0:3
 check "... and changes no owner ($(owner "$B"), $(owner "$B-stats"))" \
     test "$(owner "$B") $(owner "$B-stats")" = "nobody:nogroup 600 nobody:nogroup 600"
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/b.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/b.conf")
 check "the pool's user still decides: exit $rc, remaining $(remaining)" test "$rc:$(remaining)" = 0:2
 rm -f "/dev/shm$B-stats"
 rc=$(rc_of decide "$T/b.conf")
@@ -104,23 +77,20 @@ check "--decide as root with the statistics missing: exit $rc, nothing created" 
 
 # ---- a segment another user owns: a clear error, not a bare EACCES ------------------------
 C=/rltest-$RUN_ID-root
-conf "$T/c.conf" "$C" ""
-PORT=$(pick_port)
-"$RL_FILTER" --listen "127.0.0.1:$PORT" --workers 1 -c "$T/c.conf" 2>>"$T/rootc.log" &
-RPID=$!
-PIDS+=("$RPID")
-wait_port "$PORT" 10 || fail "the daemon as root is not listening: $(tail -n 3 "$T/rootc.log")"
+conf "$T/c.conf" "$C" 100 ""
+shm_daemon "$T/c.conf" "$T/rootc.log"
+RPID=$DPID
 stop_pid "$RPID"
 check "a root pool without shm.user keeps today's owner ($(owner "$C"))" test "$(owner "$C")" = "root:root 600"
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/c.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/c.conf")
 check "nobody on root's segment: exit $rc, want 3" test "$rc" = 3
 check "... the error names the owner and shm.user ($(head -c 400 "$T/err"))" \
     grep -q 'Permission denied (it belongs to uid 0, gid 0, mode 0600; this process runs as uid [0-9]*, gid [0-9]*): .*set shm.user' "$T/err"
 
 # ---- a process that may not give the segment away fails and leaves nothing -----------------
 D=/rltest-$RUN_ID-www
-conf "$T/d.conf" "$D" 'user = "www-data";'
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/d.conf" --client 192.0.2.7 --path /x)
+conf "$T/d.conf" "$D" 100 'user = "www-data";'
+rc=$(rc_of nobody_decide "$T/d.conf")
 check "nobody creating a segment for www-data: exit $rc, want 3" test "$rc" = 3
 check "... says it cannot give it away ($(head -c 300 "$T/err"))" \
     grep -q "cannot give it to uid $(id -u www-data), gid $(id -g www-data) (shm.user, shm.group): Operation not permitted" "$T/err"

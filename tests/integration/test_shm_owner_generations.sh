@@ -16,47 +16,17 @@
 set -euo pipefail
 NAME=test_shm_owner_generations
 source "$(dirname "$0")/lib/lib.sh"
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: switching to the unprivileged user needs root"
-    exit 0
-fi
-need setpriv cgi-fcgi stat
-id nobody >/dev/null && getent group nogroup >/dev/null ||
-    { echo "FAIL: no user nobody or group nogroup"; exit 1; }
-
-AS_NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
-as_nobody() { "${AS_NOBODY[@]}" "$@"; }
-owner() { stat -c '%U:%G %a' "/dev/shm$1" 2>/dev/null || echo missing; }
-inode() { stat -c '%i' "/dev/shm$1" 2>/dev/null || echo missing; }
+source "$(dirname "$0")/lib/shm_owner.sh"
 leftovers() { find /dev/shm -maxdepth 1 -name "${1#/}.new-*" | wc -l; }
-rc_of() { local rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; echo "$rc"; }
-remaining() { sed -n 's/.*"remaining":\([0-9]*\).*/\1/p' "$T/out" | tail -n 1; }
-conf() { # file, shm name, capacity, extra shm keys
-    printf 'shm: { name = "%s"; capacity = %d; %s };\nrules = ( { name = "own"; path_prefix = "/"; limit = "5/h"; } );\n' \
-        "$2" "$3" "$4" >"$1"
-    chmod 644 "$1"
-    CONFS+=("$1")
-}
-decide() { # conf, client
-    "$RL_FILTER" --decide -c "$1" --client "$2" --path /x
-}
 
 # ---- shm.user set: root's new generation belongs to the pool's user ------------------------
 A=/rltest-$RUN_ID-gown
 OWN='user = "nobody"; group = "nogroup"; mode = "0660";'
 conf "$T/a.conf" "$A" 100 "$OWN"
-PORT=$(pick_port)
-# Not through a function: $! must be the daemon itself (setpriv execs it), not a subshell.
-"${AS_NOBODY[@]}" "$RL_FILTER" --listen "127.0.0.1:$PORT" --workers 1 -c "$T/a.conf" 2>>"$T/pool.log" &
-POOL=$!
-PIDS+=("$POOL")
-wait_port "$PORT" 10 || fail "the pool as nobody is not listening: $(tail -n 3 "$T/pool.log")"
-req() { # client: the pool's status for /x
-    env -i REQUEST_METHOD=GET REQUEST_URI=/x "REMOTE_ADDR=$1" timeout 10 \
-        cgi-fcgi -bind -connect "127.0.0.1:$PORT" | tr -d '\r' | sed -n 's/^Status: \([0-9]*\).*/\1/p' || true
-}
+shm_daemon "$T/a.conf" "$T/pool.log" nobody
+POOL=$DPID
 codes=""
-for i in 1 2 3 4 5 6; do codes+="$(req 192.0.2.7) "; done
+for i in 1 2 3 4 5 6; do codes+="$(pool_req 192.0.2.7) "; done
 check "the pool as nobody spends the client: 200 x5 then 429 ($codes)" \
     test "$codes" = "200 200 200 200 200 429 "
 check "generation 1 is nobody:nogroup 660 ($(owner "$A"))" test "$(owner "$A")" = "nobody:nogroup 660"
@@ -81,11 +51,11 @@ for ((i = 0; i < 200; i++)); do # 10 s for its worker
 done
 check "the pool as nobody reloaded ($(grep -c 'now in force' "$T/pool.log" || true) reloads logged)" \
     test "$(grep -c 'now in force' "$T/pool.log" || true)" -ge $((n + 1))
-code=$(req 192.0.2.7)
+code=$(pool_req 192.0.2.7)
 check "... the spent client stays spent on root's generation ($code)" test "$code" = 429
-code=$(req 192.0.2.8)
+code=$(pool_req 192.0.2.8)
 check "... a new client is admitted ($code)" test "$code" = 200
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/a.conf" --client 192.0.2.8 --path /x)
+rc=$(rc_of nobody_decide "$T/a.conf" 192.0.2.8)
 check "... and charged on the new generation (--decide as nobody: exit $rc, remaining $(remaining), want 3)" \
     test "$rc:$(remaining)" = 0:3
 check "... which is still nobody:nogroup 660 ($(owner "$A"))" test "$(owner "$A")" = "nobody:nogroup 660"
@@ -94,7 +64,7 @@ stop_pid "$POOL"
 # ---- no shm.user: root --decide makes no generation; a root daemon keeps the owner --------
 B=/rltest-$RUN_ID-gdef
 conf "$T/b.conf" "$B" 100 ""
-for i in 1 2; do rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/b.conf" --client 192.0.2.7 --path /x); done
+for i in 1 2; do rc=$(rc_of nobody_decide "$T/b.conf"); done
 check "the pool's user made the table and spent 2: exit $rc, remaining $(remaining)" test "$rc:$(remaining)" = 0:3
 check "... nobody:nogroup 600 ($(owner "$B"))" test "$(owner "$B")" = "nobody:nogroup 600"
 ino1=$(inode "$B")
@@ -104,36 +74,30 @@ check "root --decide needing a new generation without shm.user: exit $rc, want 3
 check "... it says so ($(head -c 400 "$T/err"))" grep -q 'creates no segment, and no new generation either: set shm.user' "$T/err"
 check "... and changed nothing ($(owner "$B"), inode $(inode "$B"), $(leftovers "$B") private)" \
     test "$(owner "$B"):$(inode "$B"):$(leftovers "$B")" = "nobody:nogroup 600:$ino1:0"
-PORT=$(pick_port)
-"$RL_FILTER" --listen "127.0.0.1:$PORT" --workers 1 -c "$T/b.conf" 2>>"$T/root.log" &
-RPID=$!
-PIDS+=("$RPID")
-wait_port "$PORT" 10 || fail "the daemon as root is not listening: $(tail -n 3 "$T/root.log")"
+shm_daemon "$T/b.conf" "$T/root.log"
+RPID=$DPID
 stop_pid "$RPID"
 check "the root daemon made generation 2 ($(grep -o 'generation 2 replaced[^:]*' "$T/root.log" | head -n 1))" \
     grep -q 'generation 2 replaced generation 1' "$T/root.log"
 check "... keeping the pool's owner: nobody:nogroup 600 ($(owner "$B"), inode $(inode "$B"))" \
     test "$(owner "$B")" = "nobody:nogroup 600" -a "$(inode "$B")" != "$ino1"
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/b.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/b.conf")
 check "the pool's user goes on with the carried count: exit $rc, remaining $(remaining), want 2" \
     test "$rc:$(remaining)" = 0:2
 
 # ---- not the owner: a clear error, nothing touched ------------------------------------------
 C=/rltest-$RUN_ID-groot
 conf "$T/c.conf" "$C" 100 'group = "nogroup";'
-PORT=$(pick_port)
-"$RL_FILTER" --listen "127.0.0.1:$PORT" --workers 1 -c "$T/c.conf" 2>>"$T/rootc.log" &
-RPID=$!
-PIDS+=("$RPID")
-wait_port "$PORT" 10 || fail "the daemon as root is not listening: $(tail -n 3 "$T/rootc.log")"
+shm_daemon "$T/c.conf" "$T/rootc.log"
+RPID=$DPID
 stop_pid "$RPID"
 check "root made it root:nogroup 660 ($(owner "$C"))" test "$(owner "$C")" = "root:nogroup 660"
 ino1=$(inode "$C")
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/c.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/c.conf")
 check "nobody attaches with the same capacity: exit $rc" test "$rc" = 0
 conf "$T/c2.conf" "$C" 200 'group = "nogroup";'
 WANT="cannot replace it by a new generation: it belongs to uid 0 (gid $(getent group nogroup | cut -d: -f3), mode 0660) and this process runs as uid $(id -u nobody); in the sticky /dev/shm only its owner or root may replace it"
-rc=$(rc_of as_nobody "$RL_FILTER" --decide -c "$T/c2.conf" --client 192.0.2.7 --path /x)
+rc=$(rc_of nobody_decide "$T/c2.conf")
 check "nobody needing a new generation of root's table: exit $rc, want 3" test "$rc" = 3
 check "... says who owns it and what to do ($(head -c 400 "$T/err"))" grep -qF "$WANT" "$T/err"
 rc=$(rc_of as_nobody "$RL_FILTER" -t -c "$T/c2.conf")

@@ -16,9 +16,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "lib_redis_fake.h"
 #include "redis_script.h"
@@ -218,7 +215,6 @@ int rlt_fake_start(rlt_fake *f)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     socklen_t len = sizeof sa;
-    pid_t parent = getpid();
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
 
     f->pid = 0;
@@ -232,7 +228,7 @@ int rlt_fake_start(rlt_fake *f)
         return -1;
     }
     f->port = ntohs(sa.sin_port);
-    f->pid = fork();
+    f->pid = rlt_fork_child();
     if (f->pid < 0) {
         perror("rlt_fake: fork");
         f->pid = 0;
@@ -240,12 +236,6 @@ int rlt_fake_start(rlt_fake *f)
         return -1;
     }
     if (f->pid == 0) {
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-#endif
-        (void)parent;
         fake_serve(f, lfd);
         _exit(0);
     }

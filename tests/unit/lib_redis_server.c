@@ -19,6 +19,9 @@
 #include <sys/prctl.h>
 #endif
 
+#include <criterion/criterion.h>
+
+#include "leakcheck.h"
 #include "lib_redis_server.h"
 
 #define RLT_START_TRIES 5
@@ -58,12 +61,27 @@ int rlt_free_port(void)
     return port;
 }
 
+pid_t rlt_fork_child(void)
+{
+    pid_t parent = getpid(), pid = fork();
+
+    if (pid != 0)
+        return pid;
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+#endif
+    (void)parent;
+    return 0;
+}
+
 static pid_t rlt_spawn(const rlt_redis *s)
 {
     char port[16], pidfile[300], logfile[300];
     const char *argv[32];
     int a = 0;
-    pid_t parent = getpid(), pid;
+    pid_t pid;
 
     snprintf(port, sizeof(port), "%d", s->port);
     snprintf(pidfile, sizeof(pidfile), "%s/redis.pid", s->dir);
@@ -95,15 +113,9 @@ static pid_t rlt_spawn(const rlt_redis *s)
     }
     argv[a] = NULL;
 
-    pid = fork();
+    pid = rlt_fork_child();
     if (pid != 0)
         return pid;
-#ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);
-#endif
-    (void)parent;
     execvp(argv[0], (char *const *)argv);
     _exit(127);
 }
@@ -230,4 +242,17 @@ redisContext *rlt_redis_client(const rlt_redis *s)
         }
     }
     return c;
+}
+
+rlt_redis rlt_srv;
+
+void rlt_redis_setup(void)
+{
+    cr_assert_eq(rlt_redis_start(&rlt_srv, NULL), 0, "redis-server did not start");
+}
+
+void rlt_redis_teardown(void)
+{
+    rlt_redis_stop(&rlt_srv);
+    rl_test_leak_check();
 }

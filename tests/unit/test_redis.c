@@ -26,11 +26,7 @@
 #include "lib_redis_server.h"
 #include "redis_script.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
 
-static rlt_redis srv;
 static char host[] = "127.0.0.1";
 static char client[] = "192.0.2.7";
 
@@ -53,25 +49,9 @@ static rl_rule rules[] = {
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 #define T0 INT64_C(1700000000000)
 
-static void start_plain(void)
-{
-    cr_assert_eq(rlt_redis_start(&srv, NULL), 0, "redis-server did not start");
-}
-
 static void start_auth(void)
 {
-    cr_assert_eq(rlt_redis_start(&srv, "s3cret-Pass"), 0, "redis-server did not start");
-}
-
-/* Every test ends here, with or without a server. A leak only prints under LSan and an
- * assertion in a .fini does not fail the test: abort, so the test counts as crashed. */
-static void teardown(void)
-{
-    rlt_redis_stop(&srv);
-#if defined(__SANITIZE_ADDRESS__)
-    if (__lsan_do_recoverable_leak_check() != 0)
-        abort();
-#endif
+    cr_assert_eq(rlt_redis_start(&rlt_srv, "s3cret-Pass"), 0, "redis-server did not start");
 }
 
 TestSuite(redis, .timeout = 60);
@@ -81,7 +61,7 @@ static rl_redis_config config(char *prefix)
     rl_redis_config c = {
         .enabled = 1,
         .host = host,
-        .port = srv.port,
+        .port = rlt_srv.port,
         .prefix = prefix,
         .connect_timeout_ms = 200,
         .command_timeout_ms = 200,
@@ -277,7 +257,7 @@ static void equivalence_each(char *prefix, int beside)
 {
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
 
     cr_assert_not_null(r);
     cr_assert_not_null(c);
@@ -287,25 +267,25 @@ static void equivalence_each(char *prefix, int beside)
     rl_redis_free(r);
 }
 
-Test(redis, equivalence_single_rule, .init = start_plain, .fini = teardown)
+Test(redis, equivalence_single_rule, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-eq1:";
     equivalence_each(prefix, 0);
 }
 
-Test(redis, equivalence_beside_a_rule_that_never_refuses, .init = start_plain, .fini = teardown)
+Test(redis, equivalence_beside_a_rule_that_never_refuses, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-eq2:";
     equivalence_each(prefix, 1);
 }
 
-Test(redis, equivalence_all_rules_at_once, .init = start_plain, .fini = teardown)
+Test(redis, equivalence_all_rules_at_once, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     static step steps[NSTEPS];
     char prefix[] = "t-eqn:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     size_t nsteps = make_steps(steps);
     const rl_rule *rs[NRULES];
     rl_state st[NRULES];
@@ -362,12 +342,12 @@ Test(redis, equivalence_all_rules_at_once, .init = start_plain, .fini = teardown
     rl_redis_free(r);
 }
 
-Test(redis, refusal_by_one_rule_changes_no_key, .init = start_plain, .fini = teardown)
+Test(redis, refusal_by_one_rule_changes_no_key, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-atomic:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     const rl_rule *rs[] = {&rules[4], &rules[3]}; /* 7/3s burst 10, then 1/d */
     rl_rule_result res[2];
     char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
@@ -390,12 +370,12 @@ Test(redis, refusal_by_one_rule_changes_no_key, .init = start_plain, .fini = tea
     rl_redis_free(r);
 }
 
-Test(redis, production_clock, .init = start_plain, .fini = teardown)
+Test(redis, production_clock, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-clock:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     static rl_rule rule = RULE("hourly", 3, 3600000, 3);
     rl_rule_result res;
     char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
@@ -421,26 +401,6 @@ Test(redis, production_clock, .init = start_plain, .fini = teardown)
     rl_redis_free(r);
 }
 
-Test(redis, reloads_a_flushed_script, .init = start_plain, .fini = teardown)
-{
-    char prefix[] = "t-noscript:";
-    rl_redis_config cfg = config(prefix);
-    rl_redis *r = rl_redis_new(&cfg);
-    redisContext *c = rlt_redis_client(&srv);
-    rl_rule_result res;
-    redisReply *reply;
-
-    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-    reply = cmd(c, "SCRIPT FLUSH", NULL);
-    cr_assert_eq(reply->type, REDIS_REPLY_STATUS);
-    freeReplyObject(reply);
-    cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-    cr_assert_eq(res.remaining, 1, "the state survived the flush");
-    cr_assert(rl_redis_connected(r));
-    redisFree(c);
-    rl_redis_free(r);
-}
-
 /* Calls of a command so far (INFO commandstats), e.g. "fcall". */
 static long long calls_of(redisContext *c, const char *command)
 {
@@ -458,12 +418,12 @@ static long long calls_of(redisContext *c, const char *command)
 }
 
 /* On Redis 7 the script is a function library, loaded once and run by FCALL: no EVALSHA. */
-Test(redis, runs_the_script_as_a_function, .init = start_plain, .fini = teardown)
+Test(redis, runs_the_script_as_a_function, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-fcall:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     rl_rule_result res;
     redisReply *reply;
 
@@ -481,32 +441,47 @@ Test(redis, runs_the_script_as_a_function, .init = start_plain, .fini = teardown
     rl_redis_free(r);
 }
 
-/* FUNCTION FLUSH (or a restart of a server without persistence) answers FCALL with "Function
- * not found": loaded again and called again within the decision, the state kept. */
-Test(redis, reloads_a_flushed_function, .init = start_plain, .fini = teardown)
+/* One decision, then flush (SCRIPT FLUSH or FUNCTION FLUSH) behind the handle's back, then
+ * another: the script is loaded again and the decision made within the call, on the same
+ * connection, the state kept. Returns how often the function library was loaded. */
+static long long decide_across(const char *flush)
 {
-    char prefix[] = "t-fflush:";
+    char prefix[] = "t-flush:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r = rl_redis_new(&cfg);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     rl_rule_result res;
     redisReply *reply;
+    long long loads;
 
     cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-    reply = cmd(c, "FUNCTION FLUSH", NULL);
-    cr_assert_eq(reply->type, REDIS_REPLY_STATUS);
+    reply = cmd(c, flush, NULL);
+    cr_assert_eq(reply->type, REDIS_REPLY_STATUS, "%s", flush);
     freeReplyObject(reply);
     cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
     cr_assert_eq(res.remaining, 1, "the state survived the flush");
     cr_assert(rl_redis_connected(r), "reloaded on the same connection");
-    cr_assert_eq(calls_of(c, "function|load"), 2);
+    loads = calls_of(c, "function|load");
     redisFree(c);
     rl_redis_free(r);
+    return loads;
+}
+
+Test(redis, reloads_a_flushed_script, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
+{
+    decide_across("SCRIPT FLUSH");
+}
+
+/* FUNCTION FLUSH (or a restart of a server without persistence) answers FCALL with "Function
+ * not found": loaded again and called again within the decision, the state kept. */
+Test(redis, reloads_a_flushed_function, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
+{
+    cr_assert_eq(decide_across("FUNCTION FLUSH"), 2);
 }
 
 /* A server before Redis 7 (the fake: FUNCTION is an unknown command) gets SCRIPT LOAD and
  * EVALSHA, on the same connection. */
-Test(redis, falls_back_to_evalsha_without_functions, .fini = teardown)
+Test(redis, falls_back_to_evalsha_without_functions, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-nofunc:";
     rlt_fake fake = {.mode = RLT_FAKE_OK};
@@ -524,12 +499,12 @@ Test(redis, falls_back_to_evalsha_without_functions, .fini = teardown)
     rlt_fake_stop(&fake);
 }
 
-Test(redis, selects_the_configured_db, .init = start_plain, .fini = teardown)
+Test(redis, selects_the_configured_db, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-db:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r;
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     rl_rule_result res;
     char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
     redisReply *reply;
@@ -546,14 +521,14 @@ Test(redis, selects_the_configured_db, .init = start_plain, .fini = teardown)
     rl_redis_free(r);
 }
 
-Test(redis, unix_socket, .init = start_plain, .fini = teardown)
+Test(redis, unix_socket, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-unix:";
     rl_redis_config cfg = config(prefix);
     rl_redis *r;
     rl_rule_result res;
 
-    cfg.socket = srv.socket;
+    cfg.socket = rlt_srv.socket;
     cfg.port = 1; /* unused with a socket */
     r = rl_redis_new(&cfg);
     cr_assert_eq(decide1(r, &rules[0], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
@@ -561,7 +536,7 @@ Test(redis, unix_socket, .init = start_plain, .fini = teardown)
     rl_redis_free(r);
 }
 
-Test(redis, auth_with_the_right_password, .init = start_auth, .fini = teardown)
+Test(redis, auth_with_the_right_password, .init = start_auth, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-auth:", pw[] = "s3cret-Pass";
     rl_redis_config cfg = config(prefix);
@@ -574,7 +549,7 @@ Test(redis, auth_with_the_right_password, .init = start_auth, .fini = teardown)
     rl_redis_free(r);
 }
 
-Test(redis, auth_with_a_wrong_password, .init = start_auth, .fini = teardown)
+Test(redis, auth_with_a_wrong_password, .init = start_auth, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-authbad:", pw[] = "not-the-Pass-42";
     rl_redis_config cfg = config(prefix);
@@ -600,7 +575,7 @@ Test(redis, auth_with_a_wrong_password, .init = start_auth, .fini = teardown)
 
 /* ---- failures (when to try again is failover.c's job: test_failover.c) ------------------ */
 
-Test(redis, nothing_listening_fails_fast, .fini = teardown)
+Test(redis, nothing_listening_fails_fast, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-refused:";
     rl_redis_config cfg = {.host = host, .prefix = prefix, .connect_timeout_ms = 200,
@@ -624,7 +599,7 @@ Test(redis, nothing_listening_fails_fast, .fini = teardown)
     rl_redis_free(r);
 }
 
-Test(redis, stopped_server_times_out_then_recovers, .init = start_plain, .fini = teardown)
+Test(redis, stopped_server_times_out_then_recovers, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-stop:";
     rl_redis_config cfg = config(prefix);
@@ -635,13 +610,13 @@ Test(redis, stopped_server_times_out_then_recovers, .init = start_plain, .fini =
     cfg.command_timeout_ms = 50;
     r = rl_redis_new(&cfg);
     cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-    cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+    cr_assert_eq(kill(rlt_srv.pid, SIGSTOP), 0);
     t = rlt_now_ms();
     cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), -1);
     cr_assert_lt(rlt_now_ms() - t, 1000);
     cr_assert_not_null(strstr(rl_redis_errstr(r), "timed out"), "%s", rl_redis_errstr(r));
     cr_assert_not(rl_redis_connected(r));
-    cr_assert_eq(kill(srv.pid, SIGCONT), 0);
+    cr_assert_eq(kill(rlt_srv.pid, SIGCONT), 0);
     /* The timed-out call may still have run once the server continued: allow for it. */
     cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
     cr_assert(res.remaining == 98 || res.remaining == 97, "remaining %lld",
@@ -651,8 +626,8 @@ Test(redis, stopped_server_times_out_then_recovers, .init = start_plain, .fini =
     rl_redis_free(r);
 }
 
-Test(redis, killed_server_fails_then_recovers_after_restart, .init = start_plain,
-     .fini = teardown)
+Test(redis, killed_server_fails_then_recovers_after_restart, .init = rlt_redis_setup,
+     .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-kill:";
     rl_redis_config cfg = config(prefix);
@@ -662,10 +637,10 @@ Test(redis, killed_server_fails_then_recovers_after_restart, .init = start_plain
     int ret;
 
     cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-    rlt_redis_kill(&srv);
+    rlt_redis_kill(&rlt_srv);
     cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), -1);
     cr_assert_neq(rl_redis_errstr(r)[0], '\0');
-    cr_assert_eq(rlt_redis_restart(&srv), 0, "restart on port %d", srv.port);
+    cr_assert_eq(rlt_redis_restart(&rlt_srv), 0, "restart on port %d", rlt_srv.port);
     t = rlt_now_ms();
     while ((ret = decide1(r, &rules[1], 1, T0, &res)) < 0 && rlt_now_ms() - t < 3000)
         rlt_sleep_ms(20);
@@ -676,8 +651,8 @@ Test(redis, killed_server_fails_then_recovers_after_restart, .init = start_plain
 
 /* A process idle while Redis restarted: its kept connection is dead; the next decision sees
  * that, reconnects and decides in Redis, instead of failing once (a fallback decision). */
-Test(redis, idle_through_a_restart_the_next_decision_is_redis, .init = start_plain,
-     .fini = teardown)
+Test(redis, idle_through_a_restart_the_next_decision_is_redis, .init = rlt_redis_setup,
+     .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-idle:", prefix_unix[] = "t-idle-unix:";
     rl_redis_config cfg = config(prefix);
@@ -686,13 +661,13 @@ Test(redis, idle_through_a_restart_the_next_decision_is_redis, .init = start_pla
 
     for (int sock = 0; sock < 2; sock++) {
         if (sock) {
-            cfg.socket = srv.socket;
+            cfg.socket = rlt_srv.socket;
             cfg.prefix = prefix_unix;
         }
         r = rl_redis_new(&cfg);
         cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "%s", rl_redis_errstr(r));
-        rlt_redis_kill(&srv);
-        cr_assert_eq(rlt_redis_restart(&srv), 0, "restart on port %d", srv.port);
+        rlt_redis_kill(&rlt_srv);
+        cr_assert_eq(rlt_redis_restart(&rlt_srv), 0, "restart on port %d", rlt_srv.port);
         cr_assert_eq(decide1(r, &rules[1], 1, T0, &res), 1, "over %s: %s",
                      sock ? "a unix socket" : "TCP", rl_redis_errstr(r));
         cr_assert_eq(res.remaining, 99, "a fresh server has no state");
@@ -703,7 +678,7 @@ Test(redis, idle_through_a_restart_the_next_decision_is_redis, .init = start_pla
 
 /* A kept connection that the idle check finds alive but the server closes on the command
  * (closed before any byte of the reply): replaced, and the command sent once more. */
-Test(redis, kept_connection_dead_on_first_use_is_retried_once, .fini = teardown)
+Test(redis, kept_connection_dead_on_first_use_is_retried_once, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-retry:";
     rlt_fake fake = {.mode = RLT_FAKE_CLOSE, .target = "EVALSHA", .after = 1, .once = 1};
@@ -736,7 +711,7 @@ Test(redis, kept_connection_dead_on_first_use_is_retried_once, .fini = teardown)
     rlt_fake_stop(&fake);
 }
 
-Test(redis, bad_input_keeps_the_connection, .init = start_plain, .fini = teardown)
+Test(redis, bad_input_keeps_the_connection, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-input:";
     rl_redis_config cfg = config(prefix);
@@ -758,11 +733,11 @@ Test(redis, bad_input_keeps_the_connection, .init = start_plain, .fini = teardow
     rl_redis_free(r);
 }
 
-Test(redis, auth_as_an_acl_user, .init = start_plain, .fini = teardown)
+Test(redis, auth_as_an_acl_user, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char prefix[] = "t-acl:", user[] = "rl", pw[] = "acl-Pw-77", bad[] = "wrong-Pw-78";
     rl_redis_config cfg = config(prefix);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     redisReply *reply;
     rl_redis *r;
     rl_rule_result res;

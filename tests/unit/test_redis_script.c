@@ -20,34 +20,16 @@
 #include "ratelimit.h"
 #include "redis_script.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
-static rlt_redis srv;
-
-static void start(void)
-{
-    cr_assert_eq(rlt_redis_start(&srv, NULL), 0, "redis-server did not start");
-}
-
-static void stop(void)
-{
-    rlt_redis_stop(&srv);
-#if defined(__SANITIZE_ADDRESS__)
-    if (__lsan_do_recoverable_leak_check() != 0)
-        abort();
-#endif
-}
 
 TestSuite(redis_script, .timeout = 60);
 
-Test(redis_script, digest_is_what_script_load_returns, .init = start, .fini = stop)
+Test(redis_script, digest_is_what_script_load_returns, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     redisReply *reply;
 
     cr_assert_not_null(c);
@@ -68,10 +50,10 @@ Test(redis_script, digest_is_what_script_load_returns, .init = start, .fini = st
     redisFree(c);
 }
 
-Test(redis_script, library_is_the_script_named_after_its_digest, .init = start, .fini = stop)
+Test(redis_script, library_is_the_script_named_after_its_digest, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     char name[64], head[160];
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     redisReply *reply;
     size_t hlen;
 

@@ -22,29 +22,11 @@
 #include "keys.h"
 #include "lib_redis_server.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
 
-static rlt_redis srv;
 static char host[] = "127.0.0.1";
 static char client[] = "192.0.2.9";
 
-static void start(void)
-{
-    cr_assert_eq(rlt_redis_start(&srv, NULL), 0, "redis-server did not start");
-}
-
-static void stop(void)
-{
-    rlt_redis_stop(&srv);
-#if defined(__SANITIZE_ADDRESS__)
-    if (__lsan_do_recoverable_leak_check() != 0)
-        abort();
-#endif
-}
-
-TestSuite(redis_slog, .init = start, .fini = stop, .timeout = 120);
+TestSuite(redis_slog, .init = rlt_redis_setup, .fini = rlt_redis_teardown, .timeout = 120);
 
 #define T0 INT64_C(1780000000000)
 #define UNITS_MAX 4096
@@ -124,7 +106,7 @@ static rl_redis_config cfg;
 
 static rl_redis *open_redis(char *prefix)
 {
-    cfg = (rl_redis_config){.enabled = 1, .host = host, .port = srv.port, .prefix = prefix,
+    cfg = (rl_redis_config){.enabled = 1, .host = host, .port = rlt_srv.port, .prefix = prefix,
                             .connect_timeout_ms = 500, .command_timeout_ms = 5000};
     rl_redis *r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
@@ -189,7 +171,7 @@ Test(redis_slog, agrees_with_the_definition_step_by_step)
     rl_rule rules[3] = {mk("a", 200, 60000, 0), mk("b", 300, 10000, 0), mk("d", 150, 20000, 1)};
     static model m[3];
     rl_redis *r = open_redis(prefix);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     char keys[3][128];
     int64_t now = T0;
     long refused = 0, admitted = 0, probes = 0, dry_refusals = 0, nochange = 0;
@@ -276,7 +258,7 @@ Test(redis_slog, expiry_on_the_server_clock)
     char prefix[] = "slt:";
     rl_rule rule = mk("e", 129, 5000, 0);
     rl_redis *r = open_redis(prefix);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     rl_item item;
     rl_rule_result res;
     char key[128];
@@ -303,7 +285,7 @@ Test(redis_slog, a_key_of_another_type_reads_as_new)
     rl_rule log = mk("k", 500, 60000, 0);
     rl_rule gcra = log;
     rl_redis *r = open_redis(prefix);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     rl_item item;
     rl_rule_result res;
     char key[128];
@@ -331,7 +313,7 @@ Test(redis_slog, at_the_count_bound)
     char prefix[] = "slb:";
     rl_rule rule = mk("big", RL_LOG_COUNT_MAX, 60000, 0);
     rl_redis *r = open_redis(prefix);
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
     rl_item item;
     rl_rule_result res;
     char key[128];

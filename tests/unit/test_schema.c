@@ -145,7 +145,8 @@ static int check_row(const rl_section *sec, const rl_setting *r)
         snprintf(want, sizeof want, "required");
     else if (r->def == NULL) /* no default: the key is unset unless given */
         snprintf(want, sizeof want, "unset");
-    else if (r->type == RL_SETTING_STRING && !(r->flags & RL_SETTING_DERIVED))
+    else if ((r->type == RL_SETTING_STRING || r->type == RL_SETTING_CHOICE) &&
+             !(r->flags & RL_SETTING_DERIVED))
         snprintf(want, sizeof want, "\"%s\"", r->def);
     else
         snprintf(want, sizeof want, "%s", r->def);
@@ -163,6 +164,14 @@ static int check_row(const rl_section *sec, const rl_setting *r)
             snprintf(want, sizeof want, "%lld..%lld", r->min, r->max);
         if (strstr(d->what, want) == NULL) {
             cr_log_error("%s: bounds %s not in the MANUAL's \"%s\"", key, want, d->what);
+            bad++;
+        }
+    }
+    for (const rl_setting_choice *c = r->type == RL_SETTING_CHOICE ? r->choices : NULL;
+         c != NULL && c->name != NULL; c++) {
+        snprintf(want, sizeof want, "\"%s\"", c->name);
+        if (strstr(d->what, want) == NULL) {
+            cr_log_error("%s: choice %s not in the MANUAL's \"%s\"", key, want, d->what);
             bad++;
         }
     }
@@ -275,6 +284,38 @@ Test(schema, overrides_use_the_rows)
     ov = (rl_override){.key = "rules[*].limit", .value = "0/s", .origin = "test", .shown = "0"};
     cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
     cr_expect(strncmp(err.text, "test: invalid value \"0\": ", 25) == 0, "%s", err.text);
+    rl_config_free(cfg);
+}
+
+/* A CHOICE row: its names and values are one table; a wrong name's message lists them, from
+ * the file (test_config's bad cases) and from an override alike. */
+Test(schema, choices_come_from_one_table)
+{
+    rl_config *cfg = load_minimal(0);
+    rl_error err;
+
+    rl_override ov = {.key = "rules[a].on_redis_down", .value = "later", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text,
+                     "test: invalid value \"later\": expected \"shm\", \"open\" or \"closed\"");
+    cr_expect_eq(rl_config_rule(cfg, 0)->on_redis_down, RL_REDIS_DOWN_SHM);
+    ov = (rl_override){.key = "rules[a].on_redis_down", .value = "closed", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_expect_eq(rl_config_rule(cfg, 0)->on_redis_down, RL_REDIS_DOWN_CLOSED);
+    ov = (rl_override){.key = "rules[*].algorithm", .value = "GCRA", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1, "names match in their own case");
+    cr_expect_str_eq(err.text, "test: invalid value \"GCRA\": expected \"gcra\", "
+                               "\"fixed_window\", \"sliding_window\" or \"sliding_log\"");
+    ov = (rl_override){.key = "rules[*].algorithm", .value = "sliding_window", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_expect_eq(rl_config_rule(cfg, 0)->algo, RL_ALGO_SLIDING_WINDOW);
+    /* identity.header matches in any case, as HTTP header names do. */
+    ov = (rl_override){.key = "identity.header", .value = "Forwarded", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    ov = (rl_override){.key = "identity.header", .value = "x-real-ip", .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1);
+    cr_expect_str_eq(err.text, "test: invalid value \"x-real-ip\": expected "
+                               "\"x-forwarded-for\" or \"forwarded\"");
     rl_config_free(cfg);
 }
 

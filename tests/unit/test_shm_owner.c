@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "clock.h"
 #include "leakcheck.h"
+#include "shm_owner.h"
 #include "stats.h"
 
 #define KEY_MAX 80
@@ -312,4 +314,24 @@ Test(shm_owner, the_plan_says_when_a_user_may_not_give_a_segment_away)
                  1);
     cr_expect_eq(access(tpath, F_OK), -1);
     cr_expect_eq(leftovers(), 0);
+}
+
+/* An attacher waits, bounded, for the creator to size the segment (the table and the
+ * statistics alike): an empty one is refused once the wait is over, a sized one is taken. */
+Test(shm_owner, an_empty_segment_is_waited_for_then_refused)
+{
+    int fd = shm_open(tname, O_RDWR | O_CREAT | O_EXCL, 0600);
+    struct stat st;
+    rl_error err = {{0}};
+
+    cr_assert_geq(fd, 0, "shm_open: %s", strerror(errno));
+    cr_expect_eq(rl_shm_wait_sized(fd, tname, rl_clock_mono_ms(), 20, &st, &err), -1);
+    cr_expect(strstr(err.text, "exists but is empty after 20 ms (its creator died?)") != NULL,
+              "%s", err.text);
+    cr_assert_eq(ftruncate(fd, 4096), 0);
+    cr_expect_eq(rl_shm_wait_sized(fd, tname, rl_clock_mono_ms(), 20, &st, &err), 0, "%s",
+                 err.text);
+    cr_expect_eq(st.st_size, 4096);
+    close(fd);
+    shm_unlink(tname);
 }

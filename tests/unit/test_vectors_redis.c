@@ -31,26 +31,8 @@
 #include "lib_redis_server.h"
 #include "vectors.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
 
-static rlt_redis srv;
 static char host[] = "127.0.0.1";
-
-static void start(void)
-{
-    cr_assert_eq(rlt_redis_start(&srv, NULL), 0, "redis-server did not start");
-}
-
-static void stop(void)
-{
-    rlt_redis_stop(&srv);
-#if defined(__SANITIZE_ADDRESS__)
-    if (__lsan_do_recoverable_leak_check() != 0)
-        abort();
-#endif
-}
 
 TestSuite(vectors_redis, .timeout = 120);
 
@@ -144,7 +126,7 @@ static int redis_vec_decide(void *ud, rl_item *items, size_t n, int64_t now_ms)
     return r;
 }
 
-Test(vectors_redis, every_file_passes_against_redis, .init = start, .fini = stop)
+Test(vectors_redis, every_file_passes_against_redis, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     const char *dir = rl_vec_dir();
     char err[RL_VEC_ERR_MAX];
@@ -152,7 +134,7 @@ Test(vectors_redis, every_file_passes_against_redis, .init = start, .fini = stop
     size_t npaths;
     long steps = 0, probes = 0, beside_gcra_steps = 0;
     int seen[4] = {0, 0, 0, 0};
-    redisContext *c = rlt_redis_client(&srv);
+    redisContext *c = rlt_redis_client(&rlt_srv);
 
     cr_assert_not_null(c);
     never_refuses.key_id_len = rl_keys_rule_id(&never_refuses, never_refuses.key_id);
@@ -162,7 +144,7 @@ Test(vectors_redis, every_file_passes_against_redis, .init = start, .fini = stop
         char prefix[64];
         rl_vec v;
         snprintf(prefix, sizeof(prefix), "vec%zu:", i);
-        rl_redis_config cfg = {.enabled = 1, .host = host, .port = srv.port,
+        rl_redis_config cfg = {.enabled = 1, .host = host, .port = rlt_srv.port,
                                .prefix = prefix, .connect_timeout_ms = 500,
                                .command_timeout_ms = 2000};
         run_ctx x = {.r = rl_redis_new(&cfg), .c = c, .prefix = prefix, .beside = i >= npaths};

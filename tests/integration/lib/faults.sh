@@ -8,6 +8,14 @@
 #                                 default) with CONF; its port in $LPORT, its pid in $LPID,
 #                                 the filter's stderr in DIR/filter.log; $LIGHTTPD_EXTRA
 #                                 (lines) is appended to its configuration
+#   redis_pool NAME FILES REDIS RULES
+#                                 an authorizer pool (start_pool) in $D=$T/pool on $T/rl.conf:
+#                                 shm /rltest-$RUN_ID-NAME, Redis with prefix $PREFIX, the
+#                                 redis keys REDIS and the rules RULES (lines); a file named
+#                                 after each of FILES (words) in its www; a configuration -t
+#                                 refuses ends the test
+#   user_req PATH USER            one request as X-User USER: prints the status
+#   user_count PATH USER N        how many of N such requests were admitted (200)
 #   filter_pids DIR               pids of the filter processes lighttpd spawned for DIR
 #   burst_json FILE FIELD         a number from rl-burst's --json output ("other", "p99", ...)
 #   seg_bytes NAME                the size of shared-memory segment NAME (/dev/shm)
@@ -56,6 +64,33 @@ CONF
     LPID=$!
     PIDS+=("$LPID")
     wait_port "$LPORT" 5 || { fail "lighttpd not listening on $LPORT in 5 s"; finish; }
+}
+
+redis_pool() { # shm name suffix, files, redis keys, rules
+    local f
+    PREFIX="rltest:$RUN_ID:"
+    D="$T/pool"
+    mkdir -p "$D/www"
+    for f in $2; do echo "$f" > "$D/www/$f"; done
+    cat > "$T/rl.conf" <<CONF
+# written by $NAME
+shm: { name = "/rltest-$RUN_ID-$1"; capacity = 1000; };
+redis: { enabled = true; prefix = "$PREFIX"; connect_timeout_ms = 500; command_timeout_ms = 1000;
+         $3 };
+rules = (
+$4
+);
+CONF
+    CONFS+=("$T/rl.conf")
+    "$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
+        { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
+    start_pool "$D" authorizer "$T/rl.conf"
+}
+user_req() { hcurl -o /dev/null -H "X-User: $2" "http://127.0.0.1:$LPORT$1"; }
+user_count() { # path user n
+    local n=0 i
+    for ((i = 0; i < $3; i++)); do [ "$(user_req "$1" "$2")" = 200 ] && n=$((n + 1)); done
+    echo "$n"
 }
 
 filter_pids() { # dir: the filter processes lighttpd spawned with DIR's configuration
