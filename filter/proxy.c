@@ -52,6 +52,7 @@ enum {
     PX_TIMEOUT,         /* the backend was silent for timeout_ms (x->timed_out) */
     PX_FAILED,          /* anything else: px->errbuf says what */
     PX_RETRY,           /* the kept connection was dead: send the request again */
+    PX_ANSWERED,        /* the backend answered before it took the whole request */
 };
 
 static void proxy_close(proxy *px)
@@ -97,9 +98,8 @@ static int proxy_wait(proxy *px, short events)
 static int proxy_connect(proxy *px)
 {
     const settings_proxy *pc = settings_get_proxy(px->cfg);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai, *a;
     int rc, err = 0, result = PX_REFUSED;
 
@@ -158,10 +158,65 @@ static int proxy_connect(proxy *px)
     return result;
 }
 
-/* Sends buf[0..n). Returns 0; 1 when the backend answers meanwhile and stopped reading (the
- * rest is not sent); -1 on error (errno, 0 for the idle timeout). */
-static int proxy_send(proxy *px, const char *buf, size_t n)
+static const proxy_parse_cb proxy_relay_cb = {proxy_relay_header, proxy_relay_body, NULL};
+
+/* The request may be sent again on a new connection: it went on a kept one, nothing of the
+ * client's body was taken and not a byte of an answer came. */
+static int proxy_may_retry(const proxy *px)
 {
+    return px->reused && px->x.body_read == 0 && proxy_parse_untouched(&px->parse);
+}
+
+/* The backend closed the connection, or reset it (err), before its answer was complete. */
+static int proxy_gone(proxy *px, int err)
+{
+    if (proxy_may_retry(px))
+        return PX_RETRY;
+    if (proxy_parse_untouched(&px->parse))
+        return proxy_fail(px, "the backend closed the connection without answering", err);
+    return proxy_fail(px, "the backend closed the connection before its answer ended", err);
+}
+
+/* Takes what the backend sent: one recv(), fed to the parser, which relays it. Returns PX_OK
+ * (the answer may be complete: proxy_parse_done), PX_RETRY or PX_FAILED. */
+static int proxy_take(proxy *px)
+{
+    proxy_xfer *x = &px->x;
+    proxy_parse *p = &px->parse;
+    proxy_parse_cb cb = proxy_relay_cb;
+    ssize_t n = recv(px->fd, px->rbuf, sizeof px->rbuf, MSG_DONTWAIT);
+    long used;
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return PX_OK;
+    if (n == 0 && proxy_parse_eof(p))
+        return PX_OK;
+    if (n <= 0)
+        return proxy_gone(px, n < 0 ? errno : 0);
+    x->last_ms = rl_clock_mono_ms();
+    cb.ud = x;
+    used = proxy_parse_feed(p, px->rbuf, (size_t)n, &cb);
+    if (used == -2)
+        return proxy_fail(px,
+                          x->write_failed ? "the web server went away"
+                                          : "the backend's answer could not be relayed",
+                          0);
+    if (used < 0)
+        return proxy_fail(px, p->why, 0);
+    if (used < n) /* bytes after the answer: the connection cannot be trusted */
+        p->close = 1;
+    return PX_OK;
+}
+
+/* Sends buf[0..n), taking what the backend answers meanwhile (an interim 100 Continue, or the
+ * answer of a backend that answers while it reads). Returns PX_OK when all of it went out;
+ * PX_ANSWERED when the answer is complete, or is final with a status >= 300 (libcurl's rule:
+ * the backend refused the body, which is then not sent on); else PX_TIMEOUT, PX_RETRY or
+ * PX_FAILED. */
+static int proxy_send(proxy *px, const char *buf, size_t n, const char *what)
+{
+    proxy_parse *p = &px->parse;
+
     while (n > 0) {
         ssize_t k = send(px->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) {
@@ -172,22 +227,32 @@ static int proxy_send(proxy *px, const char *buf, size_t n)
         }
         if (k < 0 && errno == EINTR)
             continue;
-        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;
-        int ev = proxy_wait(px, POLLOUT | POLLIN);
-        if (ev <= 0) {
-            if (ev == 0)
-                errno = 0;
-            return -1;
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            int err = errno;
+            if (proxy_parse_done(p))
+                return PX_ANSWERED; /* and closed: it needed no more */
+            if (err == EPIPE || err == ECONNRESET)
+                return proxy_gone(px, err);
+            return proxy_fail(px, what, err);
         }
-        if ((ev & POLLIN) && !(ev & POLLOUT))
-            return 1;
+        int ev = proxy_wait(px, POLLOUT | POLLIN);
+        if (ev == 0)
+            return PX_TIMEOUT;
+        if (ev < 0)
+            return proxy_fail(px, "poll for the backend failed", errno);
+        if (ev & (POLLIN | POLLHUP | POLLERR)) {
+            int rc = proxy_take(px);
+            if (rc != PX_OK)
+                return rc;
+            if (proxy_parse_done(p) || p->status >= 300) /* a final answer: 1xx are < 300 */
+                return PX_ANSWERED;
+        }
     }
-    return 0;
+    return PX_OK;
 }
 
-/* The request body, as the client sends it; chunked when its length is unknown. Returns 0
- * when all of it went out, 1 when the backend answered before, or PX_* on failure. */
+/* The request body, as the client sends it; chunked when its length is unknown. Returns what
+ * proxy_send does, or PX_FAILED when the client's body could not be read (x->read_failed). */
 static int proxy_send_body(proxy *px)
 {
     proxy_xfer *x = &px->x;
@@ -203,7 +268,7 @@ static int proxy_send_body(proxy *px)
         if (got < 0)
             return PX_FAILED;
         if (got == 0 && !chunked)
-            return 0;
+            return PX_OK;
         if (chunked) {
             char size[16];
             int k = snprintf(size, sizeof size, "%lx\r\n", (unsigned long)got);
@@ -214,100 +279,59 @@ static int proxy_send_body(proxy *px)
         } else {
             n = (size_t)got;
         }
-        rc = proxy_send(px, at, n);
-        if (rc != 0) {
-            if (rc > 0)
-                return 1;
-            return x->timed_out
-                       ? PX_TIMEOUT
-                       : proxy_fail(px, "sending the request body to the backend failed", errno);
-        }
+        rc = proxy_send(px, at, n, "sending the request body to the backend failed");
+        if (rc != PX_OK)
+            return rc;
         if (got == 0 || x->body_left == 0)
-            return 0;
+            return PX_OK;
     }
 }
 
-static const proxy_parse_cb proxy_relay_cb = {proxy_relay_header, proxy_relay_body, NULL};
-
-/* Reads and relays the answer. Returns PX_OK, PX_RETRY, PX_TIMEOUT or PX_FAILED. */
-static int proxy_receive(proxy *px, int may_retry)
+/* Reads and relays the rest of the answer. Returns PX_OK, PX_RETRY, PX_TIMEOUT or
+ * PX_FAILED. */
+static int proxy_receive(proxy *px)
 {
-    proxy_xfer *x = &px->x;
-    proxy_parse *p = &px->parse;
-    proxy_parse_cb cb = proxy_relay_cb;
-
-    cb.ud = x;
-    for (;;) {
+    while (!proxy_parse_done(&px->parse)) {
         int ev = proxy_wait(px, POLLIN);
         if (ev == 0)
             return PX_TIMEOUT;
         if (ev < 0)
             return proxy_fail(px, "poll for the backend failed", errno);
-        ssize_t n = recv(px->fd, px->rbuf, sizeof px->rbuf, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            continue;
-        if (n <= 0) {
-            int err = n < 0 ? errno : 0;
-            if (n == 0 && proxy_parse_eof(p))
-                return PX_OK;
-            if (may_retry && proxy_parse_untouched(p))
-                return PX_RETRY;
-            if (proxy_parse_untouched(p))
-                return proxy_fail(px, "the backend closed the connection without answering", err);
-            return proxy_fail(px, "the backend closed the connection before its answer ended", err);
-        }
-        x->last_ms = rl_clock_mono_ms();
-        long used = proxy_parse_feed(p, px->rbuf, (size_t)n, &cb);
-        if (used == -2)
-            return proxy_fail(px,
-                              x->write_failed ? "the web server went away"
-                                              : "the backend's answer could not be relayed",
-                              0);
-        if (used < 0)
-            return proxy_fail(px, p->why, 0);
-        if (proxy_parse_done(p)) {
-            if (used < n) /* bytes after the answer: the connection cannot be trusted */
-                p->close = 1;
-            return PX_OK;
-        }
+        int rc = proxy_take(px);
+        if (rc != PX_OK)
+            return rc;
     }
+    return PX_OK;
 }
 
 /* One try of the exchange. */
 static int proxy_try(proxy *px)
 {
     proxy_xfer *x = &px->x;
-    int reused = px->fd >= 0, rc;
+    int rc;
 
+    px->reused = px->fd >= 0;
     /* A body must not be taken from the client for a connection that is already closed:
      * check the kept one first (it is readable only when closed, or out of step). */
-    if (reused && x->body_left != 0) {
+    if (px->reused && x->body_left != 0) {
         char c;
         ssize_t n = recv(px->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
             proxy_close(px);
-            reused = 0;
+            px->reused = 0;
         }
     }
-    if (!reused && (rc = proxy_connect(px)) != PX_OK)
+    if (!px->reused && (rc = proxy_connect(px)) != PX_OK)
         return rc;
     proxy_parse_start(&px->parse, x->head_request);
-    rc = proxy_send(px, px->hbuf, px->hlen);
-    if (rc < 0) {
-        if (x->timed_out)
-            return PX_TIMEOUT;
-        if (reused)
-            return PX_RETRY;
-        return proxy_fail(px, "sending the request to the backend failed", errno);
-    }
-    if (rc == 0 && x->body_left != 0) {
+    rc = proxy_send(px, px->hbuf, px->hlen, "sending the request to the backend failed");
+    if (rc == PX_OK && x->body_left != 0)
         rc = proxy_send_body(px);
-        if (rc != 0 && rc != 1)
-            return rc;
-    }
-    if (rc == 1)
+    if (rc == PX_ANSWERED)
         px->parse.close = 1; /* the backend did not take the whole request */
-    return proxy_receive(px, reused && x->body_read == 0);
+    else if (rc != PX_OK)
+        return rc;
+    return proxy_receive(px);
 }
 
 /* The exchange, sent again once on a new connection when the kept one was found dead. Leaves

@@ -43,6 +43,7 @@ struct proxy {
     char port[8];
     char authority[280]; /* "host[:port]" as in the URL: the Host header when the client sent none */
     int fd;              /* the kept-alive connection to the backend, -1 when none */
+    int reused;          /* this try of the exchange went on a connection kept from before */
     /* The request head, "METHOD target HTTP/1.1\r\n", its header lines and the blank line,
      * in hbuf (hlen of hcap bytes used), kept for the process and reused by every request. */
     char *hbuf;

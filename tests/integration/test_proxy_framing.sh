@@ -9,8 +9,11 @@
 # and no body; 204. Each must reach the client with its status and exact body. The connection
 # is kept across the answers that allow it and a new one is opened after those that end it.
 # A kept connection the backend closed without saying so is replaced without the client
-# noticing, for a GET and for a POST whose body must still arrive whole. A garbage answer and
-# one with two different Content-Lengths are 502s. About 3 s.
+# noticing, for a GET and for a POST whose body must still arrive whole. An upload of 16 MiB
+# to a backend that sends "100 Continue" and then waits before it reads arrives whole (the
+# interim answer, taken while the body is still going out, must not stop it); one the backend
+# refuses at once (413, then it closes) gets that 413. A garbage answer and one with two
+# different Content-Lengths are 502s. About 5 s.
 set -euo pipefail
 NAME=test_proxy_framing
 source "$(dirname "$0")/lib/lib.sh"
@@ -71,11 +74,23 @@ check "a POST on a connection closed meanwhile: 200 ($c), its body whole, on a n
 get echo 200 ""
 check "Host is the client's: $(hdr "$T/h.$n" X-Host)" test "$(hdr "$T/h.$n" X-Host)" = "127.0.0.1:$LPORT"
 
+head -c 16777216 /dev/urandom > "$T/big"
+want="16777216 $(sha256sum "$T/big" | cut -d' ' -f1)"
+c=$(hcurl --max-time 30 -o "$T/big.out" -X POST -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$T/big" "$U?continue-upload")
+check "16 MiB upload after an interim 100 Continue: 200 ($c), the backend got it whole" \
+    test "$c" = 200 -a "$(cat "$T/big.out")" = "$want"
+c=$(hcurl --max-time 30 -o "$T/big.out" -X POST -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$T/big" "$U?refuse-upload")
+check "16 MiB upload refused at once by the backend: its 413 ($c)" \
+    test "$c" = 413 -a "$(cat "$T/big.out")" = "too large"
+get cl 200 hello
+
 get garbage 502 "Bad Gateway: the backend failed"
 get two-cl 502 "Bad Gateway: the backend failed"
 get cl 200 hello
 check "the 502s are logged" grep -q "error: 502: backend .* failed for \"/x?garbage\": the backend's answer is not HTTP" "$F/filter.log"
 check "the backend got each request once ($(grep -c '^req ' "$BLOG"))" \
-    test "$(grep -c '^req ' "$BLOG")" = 19
+    test "$(grep -c '^req ' "$BLOG")" = 22
 check "no sanitizer report" no_sanitizer_report "$F/filter.log"
 finish

@@ -2,12 +2,17 @@
 """framing_backend.py PORT LOG -- an HTTP/1.1 backend on 127.0.0.1:PORT that answers with
 the framing the query names (?cl, ?interim, ?chunked, ?until-close, ?http10, ?conn-close,
 ?idle-close, ?garbage, ?two-cl, ?nocontent, ?echo; HEAD gets a Content-Length and no body),
+or answers early to an upload (?continue-upload: "100 Continue" at once, then it waits 0.5 s
+before reading the body, then answers its length and SHA-256; ?refuse-upload: 413 at once
+without reading the body, then a lingering close),
 one thread per connection, keeping it open unless the framing ends it. Writes "conn N" to LOG
 for each accepted connection and "req N METHOD TARGET" for each request, so a test can count
 connections."""
+import hashlib
 import socket
 import sys
 import threading
+import time
 
 PORT, LOG = int(sys.argv[1]), sys.argv[2]
 lock = threading.Lock()
@@ -20,7 +25,7 @@ def log(line):
             f.write(line + "\n")
 
 
-def read_request(f):
+def read_head(f):
     line = f.readline()
     if not line:
         return None
@@ -32,6 +37,10 @@ def read_request(f):
             break
         name, _, value = h.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
+    return method, target, headers
+
+
+def read_body(f, headers):
     body = b""
     if "content-length" in headers:
         body = f.read(int(headers["content-length"]))
@@ -44,7 +53,7 @@ def read_request(f):
                 break
             body += f.read(size)
             f.readline()
-    return method, target, headers, body
+    return body
 
 
 def answer(method, target, headers, body):
@@ -82,11 +91,28 @@ def serve(conn, n):
     f = conn.makefile("rb")
     try:
         while True:
-            req = read_request(f)
-            if req is None:
+            head = read_head(f)
+            if head is None:
                 break
-            log("req %d %s %s" % (n, req[0], req[1]))
-            data, close = answer(*req)
+            method, target, headers = head
+            log("req %d %s %s" % (n, method, target))
+            mode = target.partition("?")[2]
+            if mode == "refuse-upload":
+                conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+                             b"Content-Length: 10\r\n\r\ntoo large\n")
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(5)
+                while conn.recv(65536):  # lingering: the client's bytes are not reset
+                    pass
+                break
+            if mode == "continue-upload":
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                time.sleep(0.5)
+                body = read_body(f, headers)
+                text = b"%d %s" % (len(body), hashlib.sha256(body).hexdigest().encode())
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(text) + text)
+                continue
+            data, close = answer(method, target, headers, read_body(f, headers))
             conn.sendall(data)
             if close:
                 break
