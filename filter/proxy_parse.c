@@ -234,6 +234,10 @@ static long proxy_parse_line(proxy_parse *p, const char *s, size_t n, const prox
 {
     int blank = proxy_trim(s, n) == 0 && !(n > 0 && (s[0] == ' ' || s[0] == '\t'));
 
+    /* A NUL would cut a head line short wherever it is read as a string (libcurl refused it
+     * too): never passed on. */
+    if ((p->state == PS_STATUS || p->state == PS_HEADER) && memchr(s, '\0', n) != NULL)
+        return proxy_parse_bad(p, "the backend's answer has a NUL byte in its head");
     switch (p->state) {
     case PS_STATUS:
         if (proxy_parse_status(p, s, n) != 0)

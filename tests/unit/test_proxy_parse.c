@@ -230,6 +230,27 @@ Test(proxy_parse, a_head_too_long_is_refused)
     cr_expect(p.why != NULL);
 }
 
+Test(proxy_parse, a_nul_in_the_head_is_refused)
+{
+    static proxy_parse p;
+    static const char a[] = "HTTP/1.1 200 OK\r\nX-A: b\0c\r\n\r\n";
+    proxy_parse_cb cb = {on_header, on_body, NULL};
+    seen s;
+
+    for (size_t step = 1; step <= sizeof a; step += sizeof a - 1) {
+        long r = 0;
+        memset(&s, 0, sizeof s);
+        cb.ud = &s;
+        proxy_parse_start(&p, 0);
+        for (size_t at = 0; at < sizeof a - 1 && r >= 0; at += step) {
+            size_t k = sizeof a - 1 - at < step ? sizeof a - 1 - at : step;
+            r = proxy_parse_feed(&p, a + at, k, &cb);
+        }
+        cr_expect_eq(r, -1, "step %zu", step);
+        cr_expect(strstr(s.head, "X-A") == NULL, "the line was not passed on");
+    }
+}
+
 static int stop(void *ud, const char *buf, size_t n)
 {
     (void)ud, (void)buf, (void)n;
