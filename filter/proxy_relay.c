@@ -71,6 +71,8 @@ static int proxy_send_head(proxy_xfer *x)
     x->sent_head = 1;
     if (io->write(io->ud, x->status_line, (int)strlen(x->status_line)) != 0)
         return -1;
+    /* The lines kept are written a run at a time: one write up to each line dropped. */
+    const char *run = x->head;
     for (const char *p = x->head; p < x->head + x->head_len;) {
         const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
         size_t line = (size_t)(eol - p) + 1, name = strcspn(p, ":");
@@ -81,10 +83,16 @@ static int proxy_send_head(proxy_xfer *x)
         /* "Status" would be read by the web server as our status line: never pass it. */
         int drop = ours || proxy_hop_by_hop(p, name, connection) ||
                    (name == 6 && strncasecmp(p, "Status", 6) == 0);
-        if (!drop && io->write(io->ud, p, (int)line) != 0)
-            return -1;
+        if (drop) {
+            if (p > run && io->write(io->ud, run, (int)(p - run)) != 0)
+                return -1;
+            run = p + line;
+        }
         p += line;
     }
+    if (x->head + x->head_len > run &&
+        io->write(io->ud, run, (int)(x->head + x->head_len - run)) != 0)
+        return -1;
     if (x->extra_len > 0 && io->write(io->ud, x->extra, (int)x->extra_len) != 0)
         return -1;
     return io->write(io->ud, "\r\n", 2);
