@@ -1,7 +1,7 @@
 /* forward.c -- hand an allowed responder request to the proxy (see forward.h)
  *
  * Owns this process's proxy, made at the first forwarded request, i.e. after any fork, so no
- * libcurl connection is ever shared between processes.
+ * connection to the backend is ever shared between processes.
  *
  * A FastCGI answer cut short after its head went out is never ended: forward_serve returns -1
  * and the server loop (fcgi_conn_abort) flushes what was made, gives the web server time to

@@ -16,7 +16,6 @@
  */
 #include "../core/fmacros.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -374,14 +373,7 @@ int main(int argc, char **argv)
     case MAIN_SHM_REMOVE: return main_shm_remove(o.file);
     default: break;
     }
-    /* Before any fork: libcurl's global state is set up once, the proxy handles per process. */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        log_error("libcurl could not be initialised");
-        return MAIN_EXIT_RUNTIME;
-    }
-    rc = o.listen_spec != NULL
-             ? main_daemon(o.file, o.listen_spec, o.workers ? o.workers : MAIN_DEFAULT_WORKERS)
-             : main_serve(o.file);
-    curl_global_cleanup();
-    return rc;
+    return o.listen_spec != NULL
+               ? main_daemon(o.file, o.listen_spec, o.workers ? o.workers : MAIN_DEFAULT_WORKERS)
+               : main_serve(o.file);
 }

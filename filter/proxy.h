@@ -1,8 +1,7 @@
 /* proxy.h -- forward an allowed responder request to the HTTP backend and relay its answer
  *
- * One proxy per process, made after fork: it keeps one libcurl easy handle and the multi handle
- * that runs it and holds its connection, so the connection to the backend is kept alive
- * between requests. The request body and the response body are
+ * One proxy per process, made after fork: it keeps its connection to the backend alive
+ * between requests (an HTTP/1.1 client of its own, proxy.c). The request body and the response body are
  * streamed (never held whole), byte for byte both ways.
  */
 #ifndef FILTER_PROXY_H
@@ -27,8 +26,8 @@ typedef struct proxy_io {
 
 typedef struct proxy proxy;
 
-/* A proxy for the proxy section of cfg (borrowed; must outlive it); NULL when libcurl cannot make a handle
- * (logged). */
+/* A proxy for the proxy section of cfg (borrowed; must outlive it); NULL when out of memory or the
+ * backend URL cannot be used (logged). */
 proxy *proxy_new(const rl_config *cfg);
 void proxy_free(proxy *px);
 

@@ -1,27 +1,30 @@
 /* proxy_int.h -- what the proxy's files share: the handle and one exchange's state
  *
- * proxy.c owns the handle and runs an exchange; proxy_request.c says what is sent;
- * proxy_relay.c moves the bytes (libcurl callbacks). Private to those three files.
+ * proxy.c owns the handle, its kept connection and runs an exchange; proxy_request.c writes
+ * the request head; proxy_relay.c moves the bytes between the exchange and the web server;
+ * proxy_parse.c reads the backend's answer. Private to those files.
  */
 #ifndef FILTER_PROXY_INT_H
 #define FILTER_PROXY_INT_H
 
-#include <curl/curl.h>
-#include <poll.h>
 #include <stdint.h>
 
 #include "proxy.h"
+#include "proxy_parse.h"
 
 #define PROXY_HEAD_MAX 65536  /* bytes of the backend's response header block */
 #define PROXY_TARGET_MAX 8192 /* bytes of a request target (path and query) */
-#define PROXY_SOCKS 8         /* sockets libcurl may have open for one exchange at once */
+#define PROXY_IO_BUF 16384    /* bytes moved per recv() from, or per send() of a body to, the backend */
+#define PROXY_ERR_MAX 256
 
 typedef struct proxy_xfer {
     const proxy_io *io;
     const char *extra;       /* header lines to add to the response */
     size_t extra_len;
-    int64_t body_left;       /* request body bytes still to send; -1 = until EOF */
+    int64_t body_left;       /* request body bytes still to send; -1 = until EOF, chunked */
+    int64_t body_read;       /* request body bytes taken from the client so far */
     int empty_length;        /* the body is empty and must say so: "Content-Length: 0" */
+    int head_request;        /* the method is HEAD: the answer has no body */
     int read_failed;         /* the client's body ended early or could not be read */
     int write_failed;        /* the web server went away */
     int timed_out;           /* the backend stayed silent longer than timeout_ms */
@@ -36,35 +39,34 @@ typedef struct proxy_xfer {
 
 struct proxy {
     const rl_config *cfg;
-    CURL *curl;
-    /* The exchange runs in px->multi, which owns the kept-alive connection, driven by
-     * proxy.c's own poll() on the sockets and timer libcurl asks for (pfd[0..nfd), timer_at
-     * monotonic ms or -1): told which socket is ready, libcurl does not poll it again. */
-    CURLM *multi;
-    CURLU *url; /* the backend URL, parsed once; curl reads it on every request */
-    struct pollfd pfd[PROXY_SOCKS];
-    int nfd;
-    int64_t timer_at;
-    /* The request's header lines, "Name: value" and a NUL each, back to back in hbuf (hlen of
-     * hcap bytes used); hoff[0..nh) their offsets (maxh allocated); node[0..nh) the
-     * curl_slist libcurl reads, linked over them once hbuf is complete (maxnode allocated).
-     * Kept for the process, reused by every request. */
+    char host[256];      /* of the backend URL, parsed once: what getaddrinfo() is given */
+    char port[8];
+    char authority[280]; /* "host[:port]" as in the URL: the Host header when the client sent none */
+    int fd;              /* the kept-alive connection to the backend, -1 when none */
+    int reused;          /* this try of the exchange went on a connection kept from before */
+    /* The request head, "METHOD target HTTP/1.1\r\n", its header lines and the blank line,
+     * in hbuf (hlen of hcap bytes used), kept for the process and reused by every request. */
     char *hbuf;
     size_t hlen, hcap;
-    size_t *hoff;
-    size_t nh, maxh;
-    struct curl_slist *node;
-    size_t maxnode;
-    char errbuf[CURL_ERROR_SIZE];
+    char errbuf[PROXY_ERR_MAX]; /* why the exchange failed, for the log */
     char target[PROXY_TARGET_MAX];
-    proxy_xfer x;               /* large: kept off the stack */
+    char rbuf[PROXY_IO_BUF];      /* the backend's answer, as recv() gives it */
+    char sbuf[PROXY_IO_BUF + 32]; /* a piece of the request body, room for chunk framing */
+    proxy_parse parse;            /* large: kept off the stack, like the rest */
+    proxy_xfer x;
 };
 
-/* proxy_request.c: sets the method, target, body and headers of the request in px->curl.
- * Returns 0, or the HTTP status to refuse it with (400) after logging why. */
+/* proxy_request.c: writes the request head of io into px->hbuf and sets the body fields of
+ * px->x. Returns 0, or the HTTP status to refuse it with (400, 414, 500) after logging why. */
 int proxy_request_setup(proxy *px, const proxy_io *io);
 
-/* proxy_relay.c: installs the callbacks that move the bytes of px->x. */
-void proxy_relay_setup(proxy *px);
+/* proxy_relay.c: the request body from the client, up to n bytes: the count, 0 at its end,
+ * -1 when it ended early or could not be read (x->read_failed). */
+long proxy_relay_read(proxy_xfer *x, char *buf, size_t n);
+
+/* proxy_relay.c: the parser's callbacks (ud is the proxy_xfer): the answer's head lines and
+ * body bytes to the web server. */
+int proxy_relay_header(void *ud, const char *line, size_t n);
+int proxy_relay_body(void *ud, const char *buf, size_t n);
 
 #endif

@@ -1,13 +1,16 @@
-/* proxy_relay.c -- move the bytes of one exchange: libcurl's callbacks
+/* proxy_relay.c -- move the bytes of one exchange between the web server and proxy.c
  *
- *   request body    read callback <- proxy_io.read (fcgi_conn_read_stdin), never more than
+ *   request body    proxy_relay_read <- proxy_io.read (fcgi_conn_read_stdin), never more than
  *                   announced
- *   response head   header callback: the status line becomes "Status: NNN reason"; the
- *                   header lines of the final response (1xx ones are skipped) are kept until
- *                   the blank line, then sent minus hop-by-hop ones, plus the extra lines
- *   response body   write callback -> proxy_io.write (fcgi_conn_write_stdout), as it arrives
- *   idle timeout    every callback notes the time of its bytes in last_ms; proxy.c's loop
- *                   abandons the exchange when no byte moved for timeout_ms
+ *   response head   proxy_relay_header, from the parser: the status line becomes "Status:
+ *                   NNN reason"; the header lines of the final response (1xx ones are
+ *                   skipped) are kept until the blank line, then sent minus hop-by-hop ones,
+ *                   plus the extra lines
+ *   response body   proxy_relay_body -> proxy_io.write (fcgi_conn_write_stdout), as it arrives
+ *                   (a slice of proxy.c's receive buffer: no copy of its own)
+ *   idle timeout    proxy_relay_read notes the time of its bytes in last_ms (proxy.c notes
+ *                   the backend's); proxy.c abandons the exchange when no byte moved for
+ *                   timeout_ms
  *
  * The head is held back until it is complete because the Connection header, which may come
  * last, names more headers to drop.
@@ -23,10 +26,8 @@
 #include "proxy_int.h"
 #include "clock.h"
 
-static size_t proxy_on_read(char *buf, size_t size, size_t nitems, void *ud)
+long proxy_relay_read(proxy_xfer *x, char *buf, size_t want)
 {
-    proxy_xfer *x = ud;
-    size_t want = size * nitems;
     int got;
 
     if (x->body_left == 0)
@@ -38,14 +39,15 @@ static size_t proxy_on_read(char *buf, size_t size, size_t nitems, void *ud)
     got = x->io->read(x->io->ud, buf, (int)want);
     if (got < 0 || (got == 0 && x->body_left > 0)) {
         x->read_failed = 1; /* the client went away in the middle of its body */
-        return CURL_READFUNC_ABORT;
+        return -1;
     }
+    x->body_read += got;
     if (x->body_left > 0)
         x->body_left -= got;
     else if (got == 0)
         x->body_left = 0;
     x->last_ms = rl_clock_mono_ms();
-    return (size_t)got;
+    return got;
 }
 
 /* Writes the kept head, filtered, with the extra lines and the blank line. */
@@ -69,6 +71,8 @@ static int proxy_send_head(proxy_xfer *x)
     x->sent_head = 1;
     if (io->write(io->ud, x->status_line, (int)strlen(x->status_line)) != 0)
         return -1;
+    /* The lines kept are written a run at a time: one write up to each line dropped. */
+    const char *run = x->head;
     for (const char *p = x->head; p < x->head + x->head_len;) {
         const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
         size_t line = (size_t)(eol - p) + 1, name = strcspn(p, ":");
@@ -79,10 +83,16 @@ static int proxy_send_head(proxy_xfer *x)
         /* "Status" would be read by the web server as our status line: never pass it. */
         int drop = ours || proxy_hop_by_hop(p, name, connection) ||
                    (name == 6 && strncasecmp(p, "Status", 6) == 0);
-        if (!drop && io->write(io->ud, p, (int)line) != 0)
-            return -1;
+        if (drop) {
+            if (p > run && io->write(io->ud, run, (int)(p - run)) != 0)
+                return -1;
+            run = p + line;
+        }
         p += line;
     }
+    if (x->head + x->head_len > run &&
+        io->write(io->ud, run, (int)(x->head + x->head_len - run)) != 0)
+        return -1;
     if (x->extra_len > 0 && io->write(io->ud, x->extra, (int)x->extra_len) != 0)
         return -1;
     return io->write(io->ud, "\r\n", 2);
@@ -113,67 +123,56 @@ static void proxy_status_line(proxy_xfer *x, const char *p, size_t n)
     memcpy(x->status_line + 8 + rest, "\r\n", 3);
 }
 
-static size_t proxy_on_header(char *buf, size_t size, size_t nitems, void *ud)
+int proxy_relay_header(void *ud, const char *line, size_t n)
 {
     proxy_xfer *x = ud;
-    size_t n = size * nitems, len = n;
+    const char *buf = line;
+    size_t len = n;
+    int folded = 0;
 
-    x->last_ms = rl_clock_mono_ms();
     while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
         len--;
     if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         proxy_status_line(x, buf, n);
-        return n;
+        return 0;
     }
     if (len == 0) { /* the end of a head: an interim 1xx one is dropped whole */
         if (x->status >= 200 && !x->sent_head && proxy_send_head(x) != 0) {
             x->write_failed = 1;
-            return 0;
+            return -1;
         }
-        return n;
+        return 0;
     }
     if (x->status < 200)
-        return n;
+        return 0;
     if ((buf[0] == ' ' || buf[0] == '\t') && x->head_len > 2) {
         x->head_len -= 2; /* obsolete line folding: join it to the previous line */
-        buf[0] = ' ';
+        folded = 1;
     }
     if (x->head_len + len + 2 > sizeof x->head) {
         log_error("the backend's response head is longer than %d bytes", PROXY_HEAD_MAX);
         x->status = -1;
-        return 0;
+        return -1;
     }
     memcpy(x->head + x->head_len, buf, len);
+    if (folded)
+        x->head[x->head_len] = ' ';
     memcpy(x->head + x->head_len + len, "\r\n", 2);
     x->head_len += len + 2;
-    return n;
+    return 0;
 }
 
-static size_t proxy_on_write(char *buf, size_t size, size_t nmemb, void *ud)
+int proxy_relay_body(void *ud, const char *buf, size_t n)
 {
     proxy_xfer *x = ud;
-    size_t n = size * nmemb;
 
-    x->last_ms = rl_clock_mono_ms();
     if (!x->sent_head && (x->status < 200 || proxy_send_head(x) != 0)) {
         x->write_failed = 1;
-        return 0;
+        return -1;
     }
     if (n > 0 && x->io->write(x->io->ud, buf, (int)n) != 0) {
         x->write_failed = 1;
-        return 0;
+        return -1;
     }
-    return n;
-}
-
-void proxy_relay_setup(proxy *px)
-{
-    CURL *c = px->curl;
-
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, proxy_on_read);
-    curl_easy_setopt(c, CURLOPT_READDATA, &px->x);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, proxy_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &px->x);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, proxy_on_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &px->x);
+    return 0;
 }

@@ -3,14 +3,14 @@
  * The method and the request target (REQUEST_URI: path and query) go out byte for byte; the
  * backend URL only says where to connect. Headers are rebuilt from the HTTP_* parameters
  * minus hop-by-hop ones, then X-Forwarded-For (the peer appended), X-Forwarded-Proto
- * (replaced: it is ours to say) and Forwarded (RFC 7239, one element appended) are set.
- * libcurl's own additions are turned off: "Expect:" (no 100-continue round trip) and
- * "Accept:" when the client sent none.
+ * (replaced: it is ours to say) and Forwarded (RFC 7239, one element appended) are set. Host
+ * is the client's, else the backend URL's host and port. The body is framed by
+ * Content-Length when its length is known, else chunked; no "Expect: 100-continue" (no round
+ * trip before the body), nothing else of our own (no Accept, no User-Agent).
  *
- * Nothing is allocated per request: the header lines are written back to back ("Name: value",
- * each ended by a NUL) into px->hbuf, and the curl_slist handed to libcurl is an array of
- * nodes pointing into it (libcurl only reads the list); both grow when a request needs more
- * and are kept for the next. The parameters are looked up in one pass over them.
+ * Nothing is allocated per request: the whole head, request line first, is written into
+ * px->hbuf ready to send, which grows when a request needs more and is kept for the next.
+ * The parameters are looked up in one pass over them.
  */
 #include "../core/fmacros.h"
 
@@ -61,26 +61,8 @@ static void proxy_put(proxy *px, const char *s, size_t n)
     px->hlen += n;
 }
 
-/* Starts a line of n bytes (its NUL included): room for it and its offset. Returns 0, or -1
- * when out of memory. */
-static int proxy_line(proxy *px, size_t n)
-{
-    if (px->nh == px->maxh) {
-        size_t max = px->maxh ? 2 * px->maxh : 32;
-        size_t *off = realloc(px->hoff, max * sizeof *off);
-        if (off == NULL)
-            return -1;
-        px->hoff = off;
-        px->maxh = max;
-    }
-    if (proxy_room(px, n) != 0)
-        return -1;
-    px->hoff[px->nh++] = px->hlen;
-    return 0;
-}
-
-/* Appends the line "name: abc" (the value in up to three pieces, b and c may be NULL) to the
- * request's headers. Returns 0, or -1 when out of memory. */
+/* Appends the line "name: abc\r\n" (the value in up to three pieces, b and c may be NULL) to
+ * the request head. Returns 0, or -1 when out of memory. */
 static int proxy_add3(proxy *px, const char *name, const char *a, const char *b, const char *c)
 {
     size_t nl = strlen(name), al = strlen(a), bl = b != NULL ? strlen(b) : 0,
@@ -90,19 +72,14 @@ static int proxy_add3(proxy *px, const char *name, const char *a, const char *b,
         log_warn("request header %s of %zu bytes dropped (at most %d)", name, vl, PROXY_LINE_MAX);
         return 0;
     }
-    if (proxy_line(px, nl + 2 + vl + 1) != 0)
+    if (proxy_room(px, nl + 2 + vl + 2) != 0)
         return -1;
     proxy_put(px, name, nl);
-    /* "Name;" is how libcurl sends a header with an empty value ("Name:" would remove it). */
-    if (vl == 0) {
-        proxy_put(px, ";", 1);
-    } else {
-        proxy_put(px, ": ", 2);
-        proxy_put(px, a, al);
-        proxy_put(px, b, bl);
-        proxy_put(px, c, cl);
-    }
-    proxy_put(px, "", 1);
+    proxy_put(px, vl > 0 ? ": " : ":", vl > 0 ? 2 : 1);
+    proxy_put(px, a, al);
+    proxy_put(px, b, bl);
+    proxy_put(px, c, cl);
+    proxy_put(px, "\r\n", 2);
     return 0;
 }
 
@@ -111,35 +88,16 @@ static int proxy_add(proxy *px, const char *name, const char *value)
     return proxy_add3(px, name, value, NULL, NULL);
 }
 
-/* A line for libcurl as it is ("Expect:" removes its own Expect header). */
+/* A line of our own, "Name: value" without its line end. */
 static int proxy_add_raw(proxy *px, const char *line)
 {
-    size_t n = strlen(line) + 1;
+    size_t n = strlen(line);
 
-    if (proxy_line(px, n) != 0)
+    if (proxy_room(px, n + 2) != 0)
         return -1;
     proxy_put(px, line, n);
+    proxy_put(px, "\r\n", 2);
     return 0;
-}
-
-/* Links the nodes over the lines now that hbuf no longer moves. */
-static struct curl_slist *proxy_link(proxy *px)
-{
-    struct curl_slist *node;
-
-    if (px->nh == 0)
-        return NULL;
-    if (px->nh > px->maxnode) {
-        if ((node = realloc(px->node, px->maxh * sizeof *node)) == NULL)
-            return NULL;
-        px->node = node;
-        px->maxnode = px->maxh;
-    }
-    for (size_t i = 0; i < px->nh; i++) {
-        px->node[i].data = px->hbuf + px->hoff[i];
-        px->node[i].next = i + 1 < px->nh ? &px->node[i + 1] : NULL;
-    }
-    return px->node;
 }
 
 /* The parameters the proxy reads, found in one pass (the first of each, as FCGX_GetParam). */
@@ -261,15 +219,13 @@ static int proxy_no_body(const char *method)
     return 0;
 }
 
-/* Method and body: GET without a body as libcurl does it; HEAD without waiting for a body;
- * everything else with the client's method verbatim. Every option that says so is set each
- * time: the handle keeps the previous request's. */
+/* Method and body: the client's method verbatim (HEAD: the answer has no body), the body's
+ * length from CONTENT_LENGTH, or until its end (chunked) when the web server gives none. */
 static int proxy_method_body(proxy *px, const proxy_io *io, const char *const v[P_COUNT])
 {
     const char *method = v[P_REQUEST_METHOD];
     const char *cl = v[P_CONTENT_LENGTH];
     const char *te = v[P_HTTP_TRANSFER_ENCODING];
-    CURL *c = px->curl;
     int64_t len = 0;
 
     if (method == NULL || method[0] == '\0')
@@ -288,23 +244,17 @@ static int proxy_method_body(proxy *px, const proxy_io *io, const char *const v[
     }
     px->x.body_left = len;
     /* An empty body counted by the client goes out with its "Content-Length: 0" where the
-     * method expects a body (POST, PUT, PATCH, ...): libcurl sends none for a request without
-     * a body, and a backend may then refuse it (lighttpd: 411 Length Required). */
+     * method expects a body (POST, PUT, PATCH, ...): a backend may then refuse it (lighttpd: 411 Length Required). */
     px->x.empty_length = len == 0 && cl != NULL && cl[0] != '\0' && !proxy_no_body(method);
 
-    /* HTTPGET clears both NOBODY and UPLOAD; NOBODY alone would leave UPLOAD as it was. */
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    if (strcmp(method, "HEAD") == 0 && len == 0) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-        return 0;
-    }
-    if (len != 0) {
-        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L); /* a body from the read callback */
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-    }
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
-                     strcmp(method, "GET") != 0 || len != 0 ? method : (char *)NULL);
+    px->x.head_request = strcmp(method, "HEAD") == 0;
+    /* The request line: method, target, version. */
+    if (proxy_room(px, strlen(method) + strlen(px->target) + 12) != 0)
+        return 500;
+    proxy_put(px, method, strlen(method));
+    proxy_put(px, " ", 1);
+    proxy_put(px, px->target, strlen(px->target));
+    proxy_put(px, " HTTP/1.1\r\n", 11);
     return 0;
 }
 
@@ -333,7 +283,7 @@ static int proxy_skip(const char *name, size_t n)
     return 0;
 }
 
-static int proxy_copy_headers(proxy *px, char **params, const char *connection, int *have_accept)
+static int proxy_copy_headers(proxy *px, char **params, const char *connection)
 {
     char name[256], shown[64];
 
@@ -355,8 +305,6 @@ static int proxy_copy_headers(proxy *px, char **params, const char *connection, 
             log_warn("request header %s holds CR or LF: dropped", name);
             continue;
         }
-        if (n == 6 && strcasecmp(name, "Accept") == 0)
-            *have_accept = 1;
         if (proxy_add(px, name, eq + 1) != 0)
             return -1;
     }
@@ -398,25 +346,32 @@ static int proxy_forwarding_headers(proxy *px, const char *const v[P_COUNT])
 int proxy_request_setup(proxy *px, const proxy_io *io)
 {
     const char *v[P_COUNT];
-    int status, have_accept = 0;
+    char length[40];
+    int status;
 
     proxy_params(io->params, v);
     px->hlen = 0;
-    px->nh = 0;
     if ((status = proxy_target(px, v)) != 0)
         return status;
-    if ((status = proxy_method_body(px, io, v)) != 0)
+    if ((status = proxy_method_body(px, io, v)) != 0) {
+        if (status == 500)
+            log_error("500: out of memory building the request headers");
         return status;
-    curl_easy_setopt(px->curl, CURLOPT_REQUEST_TARGET, px->target);
-    if (proxy_copy_headers(px, io->params, v[P_HTTP_CONNECTION], &have_accept) != 0 ||
-        proxy_forwarding_headers(px, v) != 0 || proxy_add_raw(px, "Expect:") != 0 ||
-        (!have_accept && proxy_add_raw(px, "Accept:") != 0) ||
+    }
+    if (px->x.body_left > 0)
+        snprintf(length, sizeof length, "Content-Length: %" PRId64, px->x.body_left);
+    if (((v[P_HTTP_HOST] == NULL || v[P_HTTP_HOST][0] == '\0' ||
+          !proxy_header_value_ok(v[P_HTTP_HOST])) &&
+         proxy_add(px, "Host", px->authority) != 0) ||
+        proxy_copy_headers(px, io->params, v[P_HTTP_CONNECTION]) != 0 ||
+        proxy_forwarding_headers(px, v) != 0 ||
+        (px->x.body_left > 0 && proxy_add_raw(px, length) != 0) ||
         (px->x.body_left < 0 && proxy_add_raw(px, "Transfer-Encoding: chunked") != 0) ||
         (px->x.empty_length && proxy_add_raw(px, "Content-Length: 0") != 0) ||
-        proxy_link(px) == NULL) {
+        proxy_room(px, 2) != 0) {
         log_error("500: out of memory building the request headers");
         return 500;
     }
-    curl_easy_setopt(px->curl, CURLOPT_HTTPHEADER, px->node);
+    proxy_put(px, "\r\n", 2);
     return 0;
 }

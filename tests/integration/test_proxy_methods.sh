@@ -2,8 +2,8 @@
 # test_proxy_methods.sh -- one filter process proxies a run of different methods and bodies in
 # a row, each sent as its own
 #
-# The proxy keeps its libcurl handle and its connection for the life of the process and sets
-# only what changes per request (method, body length, target, headers), so nothing of one
+# The proxy keeps its connection and its request buffer for the life of the process and
+# writes each request's head afresh (method, body length, target, headers), so nothing of one
 # request may leak into the next. A lighttpd + echo.cgi backend; a front lighttpd spawning ONE
 # filter process (max-procs 1: every request goes through the same handle). In a row:
 # HEAD, GET, PUT with a body, DELETE, GET, POST with a body, HEAD, OPTIONS, POST without a
