@@ -64,7 +64,7 @@ extern "C" {
 #define RL_WARN_UNUSED
 #endif
 
-#define RL_VERSION "0.1.0"
+#define RL_VERSION "0.2.0"
 
 #define RL_ERRSTR_MAX 512 /* room for "file:line: key: message \"value\"" */
 #define RL_NAME_MAX 64    /* rule names, including the NUL */

@@ -3,7 +3,7 @@
 #
 # Installs into a scratch DESTDIR (PREFIX=/usr) and checks, from the installed copy only:
 #   - the program runs (-V, -t on the sample config); the man page, manual and examples exist;
-#   - the library: libratelimit.a, libratelimit.so.VERSION with soname libratelimit.so.0 (and
+#   - the library: libratelimit.a, libratelimit.so.VERSION with soname libratelimit.so.SOVERSION (and
 #     its two links), include/ratelimit.h and ratelimit_schema.h, lib/pkgconfig/ratelimit.pc;
 #     the .so exports the
 #     header's rl_* names and nothing else;
@@ -65,13 +65,13 @@ check "the .so exports only rl_* names ($(echo "$exported" | grep -c .) of them)
     test -z "$others"
 missing=""
 for f in rl_config_load rl_config_free rl_limiter_open rl_decide rl_limiter_close rl_limiter_errstr; do
-    echo "$exported" | grep -qx "$f" || missing+="$f "
+    grep -qx "$f" <<<"$exported" || missing+="$f "
 done
 check "the .so exports the API of the header${missing:+; missing: $missing}" test -z "$missing"
 # Internals stay inside: the test clock (test builds only) and what only the filter reads.
 leaked=""
 for f in rl_limiter_set_clock rl_config_redis_where rl_rule_derive rl_rule_matches rl_cidr_parse; do
-    if echo "$exported" | grep -qx "$f"; then leaked+="$f "; fi
+    if grep -qx "$f" <<<"$exported"; then leaked+="$f "; fi
 done
 check "the .so keeps internals hidden${leaked:+; exported: $leaked}" test -z "$leaked"
 # The header declares the API only: rl_rule is opaque, the test clock and the deprecated
