@@ -9,7 +9,8 @@
  *
  * header  written once by the creator, `magic` stored last (release); an attacher reads
  *         nothing else before it sees it (acquire), and refuses another version or size.
- * slot    one rule name's counters. `state` is 0 (free), 1 (being claimed) or 2 (named): a
+ * slot    one rule name's counters, claimed by name (stats_claim.c). `state` is 0 (free), 1
+ *         (being claimed) or 2 (named): a
  *         name is written only by the process whose CAS took the slot from 0 to 1, and is
  *         read only after state 2 is seen (acquire). A name's home is hash(name) % SLOTS,
  *         probed linearly: two processes claiming one name meet at the same first free slot,
@@ -43,6 +44,7 @@
 
 #include "shm_owner.h"
 #include "stats.h"
+#include "stats_claim.h"
 #include "clock.h"
 #include "error.h"
 
@@ -51,8 +53,6 @@
 #define STATS_SUFFIX "-stats"
 #define STATS_ATTACH_WAIT_MS 2000
 #define STATS_CLAIM_WAIT_MS 100
-
-enum { STATS_FREE = 0, STATS_CLAIMING = 1, STATS_NAMED = 2 };
 
 typedef struct stats_slot {
     _Atomic uint32_t state;
@@ -298,51 +298,18 @@ int rl_stats_unlink(const char *shm_name)
     return shm_unlink(name) == 0 ? 0 : -1;
 }
 
-static uint32_t stats_hash(const char *name)
-{
-    uint32_t h = 2166136261u; /* FNV-1a: names are the operator's, not the client's */
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h;
-}
-
-/* Waits for a slot being claimed to be named. 1 when it was, 0 when its claimer is gone. */
-static int stats_wait_named(stats_slot *sl)
-{
-    const int64_t deadline = rl_clock_mono_ms() + STATS_CLAIM_WAIT_MS;
-    while (atomic_load_explicit(&sl->state, memory_order_acquire) != STATS_NAMED) {
-        if (rl_clock_mono_ms() > deadline)
-            return 0;
-        rl_clock_nap_ms(1);
-    }
-    return 1;
-}
-
 int rl_stats_slot(rl_stats_seg *st, const char *name)
 {
-    uint32_t home = stats_hash(name) % RL_STATS_SLOTS;
+    const rl_claim_table t = {
+        .rows = st->seg->slots,
+        .row_size = sizeof(stats_slot),
+        .name_off = offsetof(stats_slot, name),
+        .name_size = sizeof st->seg->slots[0].name,
+        .nrows = RL_STATS_SLOTS,
+        .wait_ms = STATS_CLAIM_WAIT_MS,
+    };
 
-    for (uint32_t k = 0; k < RL_STATS_SLOTS; k++) {
-        stats_slot *sl = &st->seg->slots[(home + k) % RL_STATS_SLOTS];
-        uint32_t state = atomic_load_explicit(&sl->state, memory_order_acquire);
-
-        if (state == STATS_FREE) {
-            uint32_t expected = STATS_FREE;
-            if (atomic_compare_exchange_strong_explicit(&sl->state, &expected, STATS_CLAIMING,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire)) {
-                snprintf(sl->name, sizeof sl->name, "%s", name);
-                atomic_store_explicit(&sl->state, STATS_NAMED, memory_order_release);
-                return (int)((home + k) % RL_STATS_SLOTS);
-            }
-            state = expected;
-        }
-        if (state == STATS_CLAIMING && !stats_wait_named(sl))
-            continue;
-        if (strncmp(sl->name, name, sizeof sl->name) == 0)
-            return (int)((home + k) % RL_STATS_SLOTS);
-    }
-    return -1;
+    return rl_stats_claim(&t, name, NULL, NULL);
 }
 
 void rl_stats_add(rl_stats_seg *st, rl_stat_counter c, uint64_t n)

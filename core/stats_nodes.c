@@ -31,63 +31,33 @@
 
 #include "clock.h"
 #include "stats.h"
+#include "stats_claim.h"
 
 #define NODES_CLAIM_WAIT_MS 100
 
-enum { NODE_FREE = 0, NODE_CLAIMING = 1, NODE_NAMED = 2 };
-
-static uint32_t nodes_hash(const char *addr)
+/* The claimer's part of a row: what kind of node it is. */
+static void nodes_init(void *row, void *ud)
 {
-    uint32_t h = 2166136261u; /* FNV-1a: addresses come from config and Redis, not clients */
-    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h;
-}
-
-/* Waits for a row being claimed to be named. 1 when it was, 0 when its claimer is gone. */
-static int nodes_wait_named(stats_node *row)
-{
-    const int64_t deadline = rl_clock_mono_ms() + NODES_CLAIM_WAIT_MS;
-    while (atomic_load_explicit(&row->state, memory_order_acquire) != NODE_NAMED) {
-        if (rl_clock_mono_ms() > deadline)
-            return 0;
-        rl_clock_nap_ms(1);
-    }
-    return 1;
+    ((stats_node *)row)->kind = (uint32_t) * (const int *)ud;
 }
 
 int rl_stats_node(rl_stats_seg *st, const char *addr, int kind)
 {
-    stats_node_table *t;
-    uint32_t home;
+    rl_claim_table t;
+    int i;
 
     if (st == NULL)
         return -1;
-    t = rl_stats_node_table(st);
-    home = nodes_hash(addr) % RL_STATS_NODES;
-    for (uint32_t k = 0; k < RL_STATS_NODES; k++) {
-        uint32_t i = (home + k) % RL_STATS_NODES;
-        stats_node *row = &t->rows[i];
-        uint32_t state = atomic_load_explicit(&row->state, memory_order_acquire);
-
-        if (state == NODE_FREE) {
-            uint32_t expected = NODE_FREE;
-            if (atomic_compare_exchange_strong_explicit(&row->state, &expected, NODE_CLAIMING,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire)) {
-                snprintf(row->addr, sizeof row->addr, "%s", addr);
-                row->kind = (uint32_t)kind;
-                atomic_store_explicit(&row->state, NODE_NAMED, memory_order_release);
-                return (int)i;
-            }
-            state = expected;
-        }
-        if (state == NODE_CLAIMING && !nodes_wait_named(row))
-            continue;
-        if (strncmp(row->addr, addr, sizeof row->addr) == 0)
-            return (int)i;
-    }
-    return RL_STATS_NODE_OTHER;
+    t = (rl_claim_table){
+        .rows = rl_stats_node_table(st)->rows,
+        .row_size = sizeof(stats_node),
+        .name_off = offsetof(stats_node, addr),
+        .name_size = RL_STATS_NODE_ADDR,
+        .nrows = RL_STATS_NODES,
+        .wait_ms = NODES_CLAIM_WAIT_MS,
+    };
+    i = rl_stats_claim(&t, addr, nodes_init, &kind);
+    return i < 0 ? RL_STATS_NODE_OTHER : i;
 }
 
 void rl_stats_node_add(rl_stats_seg *st, int row, rl_stat_node_counter c)
@@ -187,7 +157,7 @@ size_t rl_stats_nodes_read(const rl_stats_seg *st, rl_redis_node_stats *out, siz
     if (all == NULL)
         return 0;
     for (size_t i = 0; i < RL_STATS_NODES; i++)
-        if (atomic_load_explicit(&t->rows[i].state, memory_order_acquire) == NODE_NAMED)
+        if (atomic_load_explicit(&t->rows[i].state, memory_order_acquire) == RL_CLAIM_NAMED)
             nodes_copy(t, i, master, &all[n++]);
     qsort(all, n, sizeof all[0], nodes_cmp);
     for (int c = 0; c < RL_STAT_NODE_COUNTERS; c++) {
