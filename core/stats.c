@@ -10,8 +10,8 @@
  * header  written once by the creator, `magic` stored last (release); an attacher reads
  *         nothing else before it sees it (acquire), and refuses another version or size.
  * slot    one rule name's counters, claimed by name (stats_claim.c). `state` is 0 (free), 1
- *         (being claimed) or 2 (named): a
- *         name is written only by the process whose CAS took the slot from 0 to 1, and is
+ *         (being claimed) or 2 (named): a name is written only by the process whose CAS
+ *         took the slot from 0 to 1, and is
  *         read only after state 2 is seen (acquire). A name's home is hash(name) % SLOTS,
  *         probed linearly: two processes claiming one name meet at the same first free slot,
  *         one wins it, the other waits for state 2, compares and finds its name there, so a
