@@ -421,6 +421,71 @@ Test(redis, production_clock, .init = start_plain, .fini = teardown)
     rl_redis_free(r);
 }
 
+/* Redis' clock in ms, as the script reads it. */
+static long long redis_now(redisContext *c)
+{
+    redisReply *reply = redisCommand(c, "TIME");
+    long long ms;
+
+    cr_assert(reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2);
+    ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+         strtoll(reply->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(reply);
+    return ms;
+}
+
+static long long pttl_of(redisContext *c, const char *key)
+{
+    redisReply *reply = cmd(c, "PTTL %s", key);
+    long long v = reply->integer;
+
+    freeReplyObject(reply);
+    return v;
+}
+
+/* A lone GCRA rule on Redis' clock: a key already expiring late enough keeps its expiry (the
+ * script writes it with KEEPTTL: many admissions a ms of a sub-ms emission interval), and one
+ * that must live longer gets the exact one (PX), as every other write. */
+Test(redis, production_clock_moves_an_expiry_only_when_it_must, .init = start_plain,
+     .fini = teardown)
+{
+    char prefix[] = "t-keep:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&srv);
+    /* 1e9 a second: an admission adds a millionth of a ms; 10 s of burst. */
+    static rl_rule rule = RULE("fast", 1000000000, 1000, 10000000000);
+    rl_rule_result res;
+    char key[RL_KEY_MAX + 2 * RL_NAME_MAX], state[64], want[64];
+    long long tat = redis_now(c) + 5000, pttl;
+    redisReply *reply;
+
+    key_of(key, sizeof(key), prefix, &rule);
+    /* FRAC > 0: the state needs the key until TAT + 1, and the admission leaves it so. */
+    snprintf(state, sizeof state, "%lld:1", tat);
+    freeReplyObject(redisCommand(c, "SET %s %s PX 100000", key, state));
+    cr_assert_eq(decide1(r, &rule, 1, -1, &res), 1, "%s", rl_redis_errstr(r));
+    snprintf(want, sizeof want, "%lld:1001", tat);
+    reply = cmd(c, "GET %s", key);
+    cr_assert_str_eq(reply->str, want);
+    freeReplyObject(reply);
+    pttl = pttl_of(c, key);
+    cr_assert(pttl > 50000 && pttl <= 100000, "PTTL %lld: the expiry was kept", pttl);
+
+    /* FRAC 0: the key was needed until TAT only; the admission's state needs TAT + 1. */
+    snprintf(state, sizeof state, "%lld:0", tat);
+    freeReplyObject(redisCommand(c, "SET %s %s PX 100000", key, state));
+    cr_assert_eq(decide1(r, &rule, 1, -1, &res), 1, "%s", rl_redis_errstr(r));
+    snprintf(want, sizeof want, "%lld:1000", tat);
+    reply = cmd(c, "GET %s", key);
+    cr_assert_str_eq(reply->str, want);
+    freeReplyObject(reply);
+    pttl = pttl_of(c, key);
+    cr_assert(pttl > 0 && pttl <= 5001, "PTTL %lld: the expiry was set to the state's", pttl);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
 Test(redis, reloads_a_flushed_script, .init = start_plain, .fini = teardown)
 {
     char prefix[] = "t-noscript:";
