@@ -35,10 +35,9 @@
 -- (~2^41) is only added to, and floor(a/b) of non-negative integers below 2^53 is the
 -- integer quotient. Lua's `a % p` is floored: `t - t % p` is window.c's window_floor.
 --
--- Cost: a function makes the helpers once, at load (EVALSHA on every call). A lone GCRA rule
--- takes a path of its own: gcra() inlined, no table but the reply. Both paths are proven
--- alike (test_vectors_redis.c runs each vector file also beside a rule that never refuses,
--- test_redis.c its equivalence sequence both ways).
+-- Cost: a function makes the helpers once, at load (EVALSHA: every call). A lone GCRA rule
+-- takes a path of its own, proven alike (test_vectors_redis.c runs each vector file also
+-- beside a rule that never refuses, test_redis.c its sequence both ways).
 -- Set by decide(): math.floor (a library's load sees no global but redis), the call's clock,
 -- ttl slack, the rule's cost.
 local floor, now, slack, cost
@@ -171,7 +170,7 @@ local function sliding(s, count, period)
 end
 -- slidelog.c: live entry times, oldest first; entries later than now clamped to it.
 local function slog(s, count, period)
-  -- RL_LOG_MAX (ratelimit.h); test_redis.c checks that the two agree.
+  -- RL_LOG_MAX (ratelimit.h; test_redis_script.c checks)
   if count > 128 then count = 128 end
   local t, repair = {}, false
   if s then
@@ -275,10 +274,12 @@ local function decide(KEYS, ARGV)
     slack = 0
   end
   -- One GCRA rule: gcra() inlined (a lone refusal writes only a repair; dry-run and probes
-  -- change nothing). `s + 0` converts once, tonumber() twice; (a - a % b) / b is
-  -- floor(a / b) (a, b >= 0) without a function call.
+  -- change nothing). `s + 0` converts once (strtod), tonumber() twice, so the usual burst =
+  -- count and cost 1 are compared as strings; (a - a % b) / b is floor(a / b) (a, b >= 0).
   if n == 1 and ARGV[2] == '0' then
-    local units, period, burst, cost = ARGV[3] + 0, ARGV[4] + 0, ARGV[5] + 0, ARGV[6] + 0
+    local units, period, burst, cost = ARGV[3] + 0, ARGV[4] + 0, nil, 1
+    if ARGV[5] == ARGV[3] then burst = units else burst = ARGV[5] + 0 end
+    if ARGV[6] ~= '1' then cost = ARGV[6] + 0 end
     local depth = burst * period
     if cost > burst then cost = burst + 1 end
     local need = cost * period
@@ -298,8 +299,7 @@ local function decide(KEYS, ARGV)
         end
       end
     end
-    -- d + need - depth > 0 on a refusal, d >= need >= 1 on an admission: ceil_div(a, b) is
-    -- floor((a + b - 1) / b) there; depth - d >= 0.
+    -- ceil_div(a, b) is floor((a + b - 1) / b) for these a > 0; depth - d >= 0.
     local allowed, retry, x = 1, 0, depth - d
     if d + need > depth then
       retry = period
@@ -318,7 +318,7 @@ local function decide(KEYS, ARGV)
     local q = (d - r) / units
     local ttl = q -- ceil(d / units), at least 1: an admission's reset
     if r > 0 or q < 1 then ttl = q + 1 end
-    -- string.format('%d'), not `..` (%.14g: an exponent from 1e14 on, and slower).
+    -- '%d', not `..` (%.14g: an exponent from 1e14 on).
     local v = string.format('%d:%d', now + q, r)
     -- Every writer of "TAT:FRAC" has its key expire at TAT (+1 if FRAC > 0) or later (the
     -- refund lowers it, KEEPTTL). A state needing no later expiry (many admissions a ms)
