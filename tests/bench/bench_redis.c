@@ -422,7 +422,10 @@ static void bench_pipeline(redisContext *c, int argc, const char **argv, long n)
 }
 
 /* The floor, the script by EVALSHA and the function by FCALL, each BENCH_ROUNDS batches of
- * `n` alternately; Redis' usec per call of each over all its batches. */
+ * `n` alternately; Redis' usec per call of each over all its batches. The rule, 1e9 a second,
+ * puts hundreds of admissions in a ms, where the key's expiry need not move and the script
+ * keeps it (SET ... KEEPTTL); the last row's, 1 a second with a burst of 1e9, moves it on
+ * every admission (SET ... PX), as a client's own key at a modest rate does. */
 static void bench_server_time(redisContext *c, const char *sha, long n)
 {
     const char *load[] = {"SCRIPT", "LOAD", floor_lua};
@@ -436,9 +439,11 @@ static void bench_server_time(redisContext *c, const char *sha, long n)
                              "1000000000", "1000", "1000000000", "1", "0"};
     const char *fc_argv[] = {"FCALL", rl_redis_function, "1", "b:{fc}:global", "-1", "0",
                              "1000000000", "1000", "1000000000", "1", "0"};
-    double calls[3] = {0}, usec[3] = {0}, per[3];
+    const char *mv_argv[] = {"FCALL", rl_redis_function, "1", "b:{mv}:global", "-1", "0",
+                             "1", "1000", "1000000000", "1", "0"};
+    double calls[4] = {0}, usec[4] = {0}, per[4];
     static const char *const names[] = {"GET+SET floor (EVALSHA)", "script by EVALSHA",
-                                        "function by FCALL"};
+                                        "function by FCALL", "FCALL, expiry moved"};
 
     if (lib == NULL || lib->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "bench: FUNCTION LOAD failed: %s\n",
@@ -456,19 +461,24 @@ static void bench_server_time(redisContext *c, const char *sha, long n)
         bench_resetstat(c);
         bench_pipeline(c, 11, fc_argv, n);
         bench_command_usec(c, "fcall", &calls[2], &usec[2]);
+        bench_resetstat(c);
+        bench_pipeline(c, 11, mv_argv, n);
+        bench_command_usec(c, "fcall", &calls[3], &usec[3]);
     }
     printf("Redis time per decision, one GCRA rule at Redis' clock (INFO commandstats, %d x %ld "
            "pipelined calls each):\n",
            BENCH_ROUNDS, n);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         per[i] = calls[i] > 0 ? usec[i] / calls[i] : -1;
         printf("  %-26s %6.2f us/call", names[i], per[i]);
         if (i > 0)
             printf("   %.2f x the floor", per[i] / per[0]);
         printf("\n");
     }
-    printf("goal: FCALL <= 1.3 x the GET+SET floor: %s (%.2f)\n",
-           per[2] <= 1.3 * per[0] ? "met" : "NOT met", per[2] / per[0]);
+    printf("goal: FCALL <= 1.3 x the GET+SET floor: %s (%.2f; %s, %.2f, with the expiry "
+           "moved)\n",
+           per[2] <= 1.3 * per[0] ? "met" : "NOT met", per[2] / per[0],
+           per[3] <= 1.3 * per[0] ? "met" : "NOT met", per[3] / per[0]);
     freeReplyObject(fsha);
 }
 
