@@ -11,7 +11,7 @@
 --                      (keys then live a day longer in real time)
 --   ARGV[6i-4..6i+1]   rule i's rl_algo (0 gcra, 1 fixed_window, 2 sliding_window, 3
 --                      sliding_log), count, period_ms, burst, cost (>= 1), dry-run (0/1)
--- Any other number of arguments is an error reply ("ratelimit: expected N arguments").
+-- Any other count of arguments is an error ("ratelimit: expected N arguments").
 -- Reply: a flat array of 4 integers per rule -- allowed (0/1), remaining, reset_ms,
 -- retry_after_ms, the fields the C algorithm fills -- then the now it decided at.
 --
@@ -22,26 +22,26 @@
 --   sliding_log     "l:BASE:O1,O2,..."   slidelog.c's base w[0], its w[1] offsets, oldest
 --                                        first; at most RL_LOG_MAX (128): < 1.5 KB
 --   sliding_log     a sorted set         count > RL_LOG_MAX: see zlog()
--- A key of the wrong Redis type reads as a new key (and is replaced when written).
+-- A key of another Redis type reads as a new key (replaced when written).
 -- Every key is read first; only when every enforced rule admits (a dry-run rule's refusal
 -- does not count) is the new state of every admitting rule written, with its expiry, so a
 -- refusal changes nothing -- but a repaired state (RL_ALGO_REPAIR in algo.h: a clock stepped
--- back), written even on a refusal. A rule that admits a refused request reports its state
--- at cost 0 (algo.h's probe), as shm.c does.
+-- back). A rule that admits a refused request reports its state at cost 0 (algo.h's probe).
+-- Every writer (the cluster's refund too: it only lowers a state) leaves a key to expire no
+-- sooner than its state needs: TAT (+1 if FRAC > 0), START + PERIOD (f), START + 2 PERIOD
+-- (s). A write needing no later expiry (GCRA: many admissions a ms; a window's own start)
+-- keeps the key's: SET ... PX costs Redis a quarter more. Redis 7 (KEEPTTL: 6.0+), its clock.
 --
 -- Exactness: Lua numbers are doubles. The arithmetic is the C code's, line for line, with
--- its bounds (gcra.c, window.c, slidelog.c): every product and sum is below 2^53 (redis.c
--- clamps a cost to max(count, burst) + 1, which changes no decision), the absolute now
--- (~2^41) is only added to, and floor(a/b) of non-negative integers below 2^53 is the
--- integer quotient. Lua's `a % p` is floored: `t - t % p` is window.c's window_floor.
+-- its bounds (gcra.c, window.c, slidelog.c): products and sums stay below 2^53 (redis.c
+-- clamps a cost to max(count, burst) + 1: no decision changes), the absolute now (~2^41) is
+-- only added to, and floor(a/b) of integers in [0, 2^53) is the integer quotient.
 --
 -- Cost: a function makes the helpers once, at load (EVALSHA: every call). A lone GCRA rule
--- takes a path of its own, proven alike (test_vectors_redis.c runs each vector file also
--- beside a rule that never refuses, test_redis.c its sequence both ways).
--- Set by decide(): math.floor (a library's load sees no global but redis), the call's clock,
--- ttl slack, the rule's cost.
+-- takes a path of its own, proven alike (test_vectors_redis.c, test_redis.c run both).
+-- Set by decide() (a library's load sees no global but redis): the clock, ttl slack, cost.
 local floor, now, slack, cost
--- A function library (Redis 7) registers; a script run whole by EVALSHA may be on Redis 5.
+-- A library (Redis 7) registers; EVALSHA's script may be on Redis 5.
 local keepttl = redis.register_function ~= nil
 local function ceil_div(a, b)
   if a <= 0 then return 0 end
@@ -51,18 +51,17 @@ local function clamp(v, count)
   if v < 0 then return 0 elseif v > count then return count end
   return v
 end
--- Each decide function returns r = {allowed, remaining, reset, retry}; when it admits, the
--- probe {remaining, reset} and the state to keep {value, ttl}; a repaired state {value, ttl}.
+-- Each decide function returns r = {allowed, remaining, reset, retry}; if it admits, the
+-- probe {remaining, reset} and the state to keep {value, ttl, expiry kept}; a repaired state.
 local function gcra(s, count, period, burst)
   local units, depth = count, burst * period
   local c = cost
   if c > burst then c = burst + 1 end
   local need = c * period
-  local d, fix = 0, nil
+  local d, fix, expires = 0, nil, -1
   local function state(dd)
-    local q = floor(dd / units)
-    return {string.format('%d:%d', now + q, dd - q * units),
-            string.format('%d', math.max(ceil_div(dd, units), 1))}
+    local q, ttl = floor(dd / units), math.max(ceil_div(dd, units), 1)
+    return {string.format('%d:%d', now + q, dd - q * units), ttl, now + ttl <= expires}
   end
   if s then
     local tat, frac = string.match(s, '^(%d+):(%d+)$')
@@ -73,7 +72,7 @@ local function gcra(s, count, period, burst)
       if d > depth then
         d = depth
         fix = state(d)
-      end
+      elseif frac > 0 then expires = tat + 1 else expires = tat end
     end
   end
   if d + need > depth then
@@ -93,18 +92,18 @@ local function stored_start(v, cur, period)
 end
 local function fixed(s, count, period)
   local cur = now - now % period
-  local start, used, repair = cur, 0, false
+  local start, used, repair, same = cur, 0, false, false
   if s then
     local ws, wu = string.match(s, '^f:(%-?%d+):(%-?%d+)$')
     ws, wu = tonumber(ws), tonumber(wu)
     if ws and wu then
       local st
       st, repair = stored_start(ws, cur, period)
-      if st >= cur then start, used = st, clamp(wu, count) end
+      if st >= cur then start, used, same = st, clamp(wu, count), ws == st end
     end
   end
   local left = start + period - now
-  local function state(u) return {string.format('f:%d:%d', start, u), string.format('%d', left)} end
+  local function state(u) return {string.format('f:%d:%d', start, u), left, same} end
   if cost > count or used + cost > count then
     local retry = left
     if cost > count then retry = period end
@@ -132,7 +131,7 @@ end
 local function sliding(s, count, period)
   local cap = count * period
   local cs = now - now % period
-  local start, prev, cur, repair = cs, 0, 0, false
+  local start, prev, cur, repair, same = cs, 0, 0, false, false
   if s then
     local ws, wp, wc = string.match(s, '^s:(%-?%d+):(%-?%d+):(%-?%d+)$')
     ws, wp, wc = tonumber(ws), tonumber(wp), tonumber(wc)
@@ -140,7 +139,7 @@ local function sliding(s, count, period)
       local st
       st, repair = stored_start(ws, cs, period)
       wp, wc = clamp(wp, count), clamp(wc, count)
-      if st >= cs then start, prev, cur = st, wp, wc
+      if st >= cs then start, prev, cur, same = st, wp, wc, ws == st
       elseif st == cs - period then prev = wc end
     end
   end
@@ -150,7 +149,7 @@ local function sliding(s, count, period)
   local keep = start + 2 * period - now
   local used = prev * (period - e) + cur * period
   local function state(c)
-    return {string.format('s:%d:%d:%d', start, prev, c), string.format('%d', keep)}
+    return {string.format('s:%d:%d:%d', start, prev, c), keep, same}
   end
   if cost > count or used + cost * period > cap then
     local rem = 0
@@ -256,7 +255,9 @@ local function zlog(key, count, period)
   return {1, rem - cost, period, 0}, {rem, preset}, write(cost), nil
 end
 local function store(key, v)
-  if type(v) == 'function' then v() else redis.call('SET', key, v[1], 'PX', v[2] + slack) end
+  if type(v) == 'function' then v()
+  elseif v[3] and slack == 0 and keepttl then redis.call('SET', key, v[1], 'KEEPTTL')
+  else redis.call('SET', key, v[1], 'PX', string.format('%d', v[2] + slack)) end
 end
 local function decide(KEYS, ARGV)
   floor = math.floor
@@ -283,7 +284,7 @@ local function decide(KEYS, ARGV)
     local depth = burst * period
     if cost > burst then cost = burst + 1 end
     local need = cost * period
-    -- expires: the least expiry the key has (see below), or -1.
+    -- expires: the least expiry the key has, or -1
     local d, fix, expires = 0, false, -1
     local s = redis.pcall('GET', KEYS[1])
     if type(s) == 'string' then
@@ -320,9 +321,6 @@ local function decide(KEYS, ARGV)
     if r > 0 or q < 1 then ttl = q + 1 end
     -- '%d', not `..` (%.14g: an exponent from 1e14 on).
     local v = string.format('%d:%d', now + q, r)
-    -- Every writer of "TAT:FRAC" has its key expire at TAT (+1 if FRAC > 0) or later (the
-    -- refund lowers it, KEEPTTL). A state needing no later expiry (many admissions a ms)
-    -- keeps it: SET ... PX costs Redis a quarter more. Redis 7 (KEEPTTL: 6.0+), its clock.
     if now + ttl <= expires and slack == 0 and keepttl then
       redis.call('SET', KEYS[1], v, 'KEEPTTL')
     else
@@ -332,7 +330,7 @@ local function decide(KEYS, ARGV)
     if allowed == 0 then reset = retry end
     return {allowed, (x - x % period) / period, reset, retry, now}
   end
-  -- Every rule read and decided first; the writes after, once the outcome is known.
+  -- Every rule read and decided first; the writes after.
   local out, keep, fixes, probes, admit = {}, {}, {}, {}, true
   for i = 1, n do
     local b, a = 4 * (i - 1), 6 * i - 4
