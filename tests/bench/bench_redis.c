@@ -15,9 +15,10 @@
  *
  * then Redis' own time per decision (INFO commandstats, usec per call, so no round trip
  * counts) of one GCRA rule at Redis' clock, the common decision, run as the function (FCALL)
- * and as a script (EVALSHA), against a floor measured in the same run: a script of one GET
- * and one SET ... PX (bare_fcgi.c's, the least a decision in Redis can do), in alternating
- * pipelined batches; and the ratios to the floor;
+ * and as a script (EVALSHA), and as the function for a rule whose every admission moves the
+ * key's expiry, against a floor measured in the same run: a script of one GET and one
+ * SET ... PX (bare_fcgi.c's, the least a decision in Redis can do), in alternating pipelined
+ * batches; and the ratios to the floor, and the goal (<= 1.3 x) met or not;
  *
  * and then, for sliding_log at COUNT = 100, 1000, 10000 and 100000 (period COUNT ms, a full
  * log of one unit per ms, filled through the script), MEMORY USAGE of the key and Redis' own
