@@ -1,54 +1,48 @@
 -- ratelimit.lua -- the Lua twin of gcra.c, window.c and slidelog.c, decided inside Redis in one
 -- call (Redis runs Lua 5.1; `make lint` checks this file with luac5.1 -p)
 --
--- The build embeds this file byte for byte (tools/embed_lua.sh; redis_script.h). redis.c loads
--- it once per connection with FUNCTION LOAD (after the lines "#!lua name=rl_SHA1" and
--- "local name = 'rl_SHA1'": decide() is registered as rl_SHA1, run by FCALL), or with SCRIPT
--- LOAD where FUNCTION is refused (the chunk then runs whole per EVALSHA and calls decide()).
+-- Embedded byte for byte (tools/embed_lua.sh; redis_script.h); loaded once per connection by
+-- FUNCTION LOAD after the lines "#!lua name=rl_SHA1" and "local name = 'rl_SHA1'" (decide()
+-- is rl_SHA1, run by FCALL), or SCRIPT LOAD (run whole per EVALSHA, calling decide()).
 --
 -- Calling convention (FCALL rl_SHA1 / EVALSHA SHA1, then numkeys KEYS... ARGV...):
 --   KEYS[i]            the key of rule i (redis.c builds PREFIX{CLIENT}:RULE, one hash tag)
---   ARGV[1]            now in ms, or -1: read the server's TIME (ms = sec*1000 + floor(usec/1000));
---                      an explicit now is a test clock: keys then live a day longer in real time
---   ARGV[6i-4..6i+1]   rule i's algorithm (0 gcra, 1 fixed_window, 2 sliding_window,
---                      3 sliding_log: the values of rl_algo), count, period_ms, burst,
---                      cost (>= 1) and dry-run (0/1)
--- Any other number of arguments is an error reply ("ratelimit: expected N arguments").
+--   ARGV[1]            now in ms, or -1: the server's TIME; an explicit now is a test clock
+--                      (keys then live a day longer in real time)
+--   ARGV[6i-4..6i+1]   rule i's rl_algo (0 gcra, 1 fixed_window, 2 sliding_window, 3
+--                      sliding_log), count, period_ms, burst, cost (>= 1), dry-run (0/1)
+-- Any other count of arguments is an error ("ratelimit: expected N arguments").
 -- Reply: a flat array of 4 integers per rule -- allowed (0/1), remaining, reset_ms,
--- retry_after_ms, exactly the fields the C algorithm fills -- then the now the script
--- decided at (the caller learns Redis' clock from it).
+-- retry_after_ms, the fields the C algorithm fills -- then the now it decided at.
 --
--- Stored state, one string per key (a value of another shape, as left by a rule whose
--- algorithm changed, reads as a new key):
+-- Stored state, one string per key (a value of another shape reads as a new key):
 --   gcra            "TAT:FRAC"           gcra.c's w[0], w[1]
 --   fixed_window    "f:START:USED"       window.c's w[0], w[1]
 --   sliding_window  "s:START:PREV:CUR"   window.c's w[0], w[1], w[2]
---   sliding_log     "l:BASE:O1,O2,..."   slidelog.c's base w[0] and its w[1] offsets, oldest
---                                        first ("l:BASE:" is an empty log); at most
---                                        RL_LOG_MAX (128) entries of <= 10 digits: < 1.5 KB
+--   sliding_log     "l:BASE:O1,O2,..."   slidelog.c's base w[0], its w[1] offsets, oldest
+--                                        first; at most RL_LOG_MAX (128): < 1.5 KB
 --   sliding_log     a sorted set         count > RL_LOG_MAX: see zlog()
--- A key of the wrong Redis type reads as a new key (and is replaced when written).
+-- A key of another Redis type reads as a new key (replaced when written).
 -- Every key is read first; only when every enforced rule admits (a dry-run rule's refusal
--- does not count) is the new state of every admitting rule written, each with its expiry
--- (SET ... PX ttl) in the same script, so a refusal changes nothing -- except a
--- repaired state (RL_ALGO_REPAIR in algo.h: a clock that stepped back left it impossible),
--- which is written even on a refusal. A rule that admits a refused request reports its state
--- at cost 0 (algo.h's probe), as shm.c does.
+-- does not count) is the new state of every admitting rule written, with its expiry, so a
+-- refusal changes nothing -- but a repaired state (RL_ALGO_REPAIR in algo.h: a clock stepped
+-- back). A rule that admits a refused request reports its state at cost 0 (algo.h's probe).
+-- Every writer (the cluster's refund too: it only lowers a state) leaves a key to expire no
+-- sooner than its state needs: TAT (+1 if FRAC > 0), START + PERIOD (f), START + 2 PERIOD
+-- (s). A write needing no later expiry (GCRA: many admissions a ms; a window's own start)
+-- keeps the key's: SET ... PX costs Redis a quarter more. Redis 7 (KEEPTTL: 6.0+), its clock.
 --
--- Exactness: Lua numbers are doubles. The arithmetic is the C code's, line for line, and keeps
--- its bounds (see gcra.c, window.c and slidelog.c): every product and sum is below 2^53
--- (redis.c clamps each rule's cost to max(count, burst) + 1, which changes no decision), the
--- absolute now (~2^41) is only added to, and floor(a/b) of two non-negative integers below
--- 2^53 is the integer quotient. `a % p` in Lua is floored, so `t - t % p` is window.c's
--- window_floor.
+-- Exactness: Lua numbers are doubles. The arithmetic is the C code's, line for line, with
+-- its bounds (gcra.c, window.c, slidelog.c): products and sums stay below 2^53 (redis.c
+-- clamps a cost to max(count, burst) + 1: no decision changes), the absolute now (~2^41) is
+-- only added to, and floor(a/b) of integers in [0, 2^53) is the integer quotient.
 --
--- Cost: a function makes the helpers once, at load (EVALSHA on every call). A lone GCRA rule,
--- the common case, takes a path of its own: gcra() inlined, no table but the reply. Both
--- paths are proven alike (test_vectors_redis.c runs each vector file also beside a rule that
--- never refuses, test_redis.c its equivalence sequence both ways).
--- Set by decide(), read by the helpers: math.floor (a library's load sees no global but
--- redis), the call's clock, ttl slack, the rule's cost.
+-- Cost: a function makes the helpers once, at load (EVALSHA: every call). A lone GCRA rule
+-- takes a path of its own, proven alike (test_vectors_redis.c, test_redis.c run both).
+-- Set by decide() (a library's load sees no global but redis): the clock, ttl slack, cost.
 local floor, now, slack, cost
+-- A library (Redis 7) registers; EVALSHA's script may be on Redis 5.
+local keepttl = redis.register_function ~= nil
 local function ceil_div(a, b)
   if a <= 0 then return 0 end
   return floor((a + b - 1) / b)
@@ -57,19 +51,17 @@ local function clamp(v, count)
   if v < 0 then return 0 elseif v > count then return count end
   return v
 end
--- Each decide function returns r = {allowed, remaining, reset, retry}, the probe result
--- {remaining, reset} when it admits, the state to keep {value, ttl} when it admits, and
--- the repaired state {value, ttl} when it repaired one.
+-- Each decide function returns r = {allowed, remaining, reset, retry}; if it admits, the
+-- probe {remaining, reset} and the state to keep {value, ttl, expiry kept}; a repaired state.
 local function gcra(s, count, period, burst)
   local units, depth = count, burst * period
   local c = cost
   if c > burst then c = burst + 1 end
   local need = c * period
-  local d, fix = 0, nil
+  local d, fix, expires = 0, nil, -1
   local function state(dd)
-    local q = floor(dd / units)
-    return {string.format('%d:%d', now + q, dd - q * units),
-            string.format('%d', math.max(ceil_div(dd, units), 1))}
+    local q, ttl = floor(dd / units), math.max(ceil_div(dd, units), 1)
+    return {string.format('%d:%d', now + q, dd - q * units), ttl, now + ttl <= expires}
   end
   if s then
     local tat, frac = string.match(s, '^(%d+):(%d+)$')
@@ -80,7 +72,7 @@ local function gcra(s, count, period, burst)
       if d > depth then
         d = depth
         fix = state(d)
-      end
+      elseif frac > 0 then expires = tat + 1 else expires = tat end
     end
   end
   if d + need > depth then
@@ -100,18 +92,18 @@ local function stored_start(v, cur, period)
 end
 local function fixed(s, count, period)
   local cur = now - now % period
-  local start, used, repair = cur, 0, false
+  local start, used, repair, same = cur, 0, false, false
   if s then
     local ws, wu = string.match(s, '^f:(%-?%d+):(%-?%d+)$')
     ws, wu = tonumber(ws), tonumber(wu)
     if ws and wu then
       local st
       st, repair = stored_start(ws, cur, period)
-      if st >= cur then start, used = st, clamp(wu, count) end
+      if st >= cur then start, used, same = st, clamp(wu, count), ws == st end
     end
   end
   local left = start + period - now
-  local function state(u) return {string.format('f:%d:%d', start, u), string.format('%d', left)} end
+  local function state(u) return {string.format('f:%d:%d', start, u), left, same} end
   if cost > count or used + cost > count then
     local retry = left
     if cost > count then retry = period end
@@ -139,7 +131,7 @@ end
 local function sliding(s, count, period)
   local cap = count * period
   local cs = now - now % period
-  local start, prev, cur, repair = cs, 0, 0, false
+  local start, prev, cur, repair, same = cs, 0, 0, false, false
   if s then
     local ws, wp, wc = string.match(s, '^s:(%-?%d+):(%-?%d+):(%-?%d+)$')
     ws, wp, wc = tonumber(ws), tonumber(wp), tonumber(wc)
@@ -147,7 +139,7 @@ local function sliding(s, count, period)
       local st
       st, repair = stored_start(ws, cs, period)
       wp, wc = clamp(wp, count), clamp(wc, count)
-      if st >= cs then start, prev, cur = st, wp, wc
+      if st >= cs then start, prev, cur, same = st, wp, wc, ws == st
       elseif st == cs - period then prev = wc end
     end
   end
@@ -157,7 +149,7 @@ local function sliding(s, count, period)
   local keep = start + 2 * period - now
   local used = prev * (period - e) + cur * period
   local function state(c)
-    return {string.format('s:%d:%d:%d', start, prev, c), string.format('%d', keep)}
+    return {string.format('s:%d:%d:%d', start, prev, c), keep, same}
   end
   if cost > count or used + cost * period > cap then
     local rem = 0
@@ -177,7 +169,7 @@ local function sliding(s, count, period)
 end
 -- slidelog.c: live entry times, oldest first; entries later than now clamped to it.
 local function slog(s, count, period)
-  -- RL_LOG_MAX (ratelimit.h); test_redis.c checks that the two agree.
+  -- RL_LOG_MAX (ratelimit.h; test_redis_script.c checks)
   if count > 128 then count = 128 end
   local t, repair = {}, false
   if s then
@@ -218,10 +210,9 @@ local function slog(s, count, period)
   for i = 1, cost do t[used + i] = now end
   return {1, count - #t, t[#t] + period - now, 0}, probe, state(), nil
 end
--- sliding_log above RL_LOG_MAX, exact: a sorted set of one member per admitted unit scored
--- by its time; member "T:J" is the J-th unit admitted at T (J from ZCOUNT key T T: unique
--- with no counter). Left entries are removed, and ones later than now moved to now
--- (slidelog.c's repair), when it is written. O(log N) reads; ZADD 500 units a call.
+-- sliding_log above RL_LOG_MAX, exact: a sorted set, one member per admitted unit scored by
+-- its time; member "T:J" is the J-th unit at T (J from ZCOUNT key T T). Writing removes left
+-- entries and moves later ones to now (slidelog.c's repair). O(log N) reads; ZADD 500 a call.
 local function zlog(key, count, period)
   local ty = redis.call('TYPE', key)['ok']
   local lo, ns = string.format('%d', now - period), string.format('%d', now)
@@ -264,7 +255,9 @@ local function zlog(key, count, period)
   return {1, rem - cost, period, 0}, {rem, preset}, write(cost), nil
 end
 local function store(key, v)
-  if type(v) == 'function' then v() else redis.call('SET', key, v[1], 'PX', v[2] + slack) end
+  if type(v) == 'function' then v()
+  elseif v[3] and slack == 0 and keepttl then redis.call('SET', key, v[1], 'KEEPTTL')
+  else redis.call('SET', key, v[1], 'PX', string.format('%d', v[2] + slack)) end
 end
 local function decide(KEYS, ARGV)
   floor = math.floor
@@ -277,50 +270,67 @@ local function decide(KEYS, ARGV)
   if ARGV[1] ~= '-1' then now = tonumber(ARGV[1]) end
   if now < 0 then
     local t = redis.call('TIME')
-    now = t[1] * 1000 + floor(t[2] / 1000)
+    local us = t[2] + 0
+    now = t[1] * 1000 + (us - us % 1000) / 1000
     slack = 0
   end
-  -- One GCRA rule: gcra() inlined, the state written at once (alone, a refusal writes only a
-  -- repair; dry-run and probes change nothing). `s + 0` converts once, tonumber() twice.
+  -- One GCRA rule: gcra() inlined (a lone refusal writes only a repair; dry-run and probes
+  -- change nothing). `s + 0` converts once (strtod), tonumber() twice, so the usual burst =
+  -- count and cost 1 are compared as strings; (a - a % b) / b is floor(a / b) (a, b >= 0).
   if n == 1 and ARGV[2] == '0' then
-    local units, period, burst, cost = ARGV[3] + 0, ARGV[4] + 0, ARGV[5] + 0, ARGV[6] + 0
+    local units, period, burst, cost = ARGV[3] + 0, ARGV[4] + 0, nil, 1
+    if ARGV[5] == ARGV[3] then burst = units else burst = ARGV[5] + 0 end
+    if ARGV[6] ~= '1' then cost = ARGV[6] + 0 end
     local depth = burst * period
     if cost > burst then cost = burst + 1 end
     local need = cost * period
-    local d, fix = 0, false
+    -- expires: the least expiry the key has, or -1
+    local d, fix, expires = 0, false, -1
     local s = redis.pcall('GET', KEYS[1])
     if type(s) == 'string' then
       local tat, frac = string.match(s, '^(%d+):(%d+)$')
       if tat then
-        tat = tat + 0
+        tat, frac = tat + 0, frac + 0
         if tat >= now then
           local ahead = tat - now
-          if ahead > floor(depth / units) + 1 then d = depth + 1 else d = ahead * units + frac end
-          if d > depth then d, fix = depth, true end
+          if ahead > (depth - depth % units) / units + 1 then d = depth + 1
+          else d = ahead * units + frac end
+          if d > depth then d, fix = depth, true
+          elseif frac > 0 then expires = tat + 1 else expires = tat end
         end
       end
     end
-    -- d + need - depth > 0 on a refusal and d >= need >= 1 on an admission: ceil_div(a, b)
-    -- is floor((a + b - 1) / b) there.
-    local allowed, reset, retry = 1, 0, 0
+    -- ceil_div(a, b) is floor((a + b - 1) / b) for these a > 0; depth - d >= 0.
+    local allowed, retry, x = 1, 0, depth - d
     if d + need > depth then
       retry = period
-      if need <= depth then retry = floor((d + need - depth + units - 1) / units) end
-      if not fix then return {0, floor((depth - d) / period), retry, retry, now} end
-      allowed, reset = 0, retry
+      if need <= depth then
+        x = d + need - depth + units - 1
+        retry = (x - x % units) / units
+      end
+      x = depth - d
+      if not fix then return {0, (x - x % period) / period, retry, retry, now} end
+      allowed = 0
     else
       d = d + need
-      reset = floor((d + units - 1) / units)
+      x = depth - d
     end
-    local q, ttl = floor(d / units), 1
-    if d > 0 then ttl = floor((d + units - 1) / units) end
-    -- string.format('%d'), not `..`: tostring() is %.14g (an exponent from 1e14 on, and
-    -- slower); the TTL as a string spares Redis its own %.17g of a number.
-    redis.call('SET', KEYS[1], string.format('%d:%d', now + q, d - q * units), 'PX',
-               string.format('%d', ttl + slack))
-    return {allowed, floor((depth - d) / period), reset, retry, now}
+    local r = d % units
+    local q = (d - r) / units
+    local ttl = q -- ceil(d / units), at least 1: an admission's reset
+    if r > 0 or q < 1 then ttl = q + 1 end
+    -- '%d', not `..` (%.14g: an exponent from 1e14 on).
+    local v = string.format('%d:%d', now + q, r)
+    if now + ttl <= expires and slack == 0 and keepttl then
+      redis.call('SET', KEYS[1], v, 'KEEPTTL')
+    else
+      redis.call('SET', KEYS[1], v, 'PX', string.format('%d', ttl + slack))
+    end
+    local reset = ttl
+    if allowed == 0 then reset = retry end
+    return {allowed, (x - x % period) / period, reset, retry, now}
   end
-  -- Every rule read and decided first; the writes after, once the outcome is known.
+  -- Every rule read and decided first; the writes after.
   local out, keep, fixes, probes, admit = {}, {}, {}, {}, true
   for i = 1, n do
     local b, a = 4 * (i - 1), 6 * i - 4

@@ -15,9 +15,10 @@
  *
  * then Redis' own time per decision (INFO commandstats, usec per call, so no round trip
  * counts) of one GCRA rule at Redis' clock, the common decision, run as the function (FCALL)
- * and as a script (EVALSHA), against a floor measured in the same run: a script of one GET
- * and one SET ... PX (bare_fcgi.c's, the least a decision in Redis can do), in alternating
- * pipelined batches; and the ratios to the floor;
+ * and as a script (EVALSHA), and as the function for a rule whose every admission moves the
+ * key's expiry, against a floor measured in the same run: a script of one GET and one
+ * SET ... PX (bare_fcgi.c's, the least a decision in Redis can do), in alternating pipelined
+ * batches; and the ratios to the floor, and the goal (<= 1.3 x) met or not;
  *
  * and then, for sliding_log at COUNT = 100, 1000, 10000 and 100000 (period COUNT ms, a full
  * log of one unit per ms, filled through the script), MEMORY USAGE of the key and Redis' own
@@ -421,8 +422,21 @@ static void bench_pipeline(redisContext *c, int argc, const char **argv, long n)
     }
 }
 
-/* The floor, the script by EVALSHA and the function by FCALL, each BENCH_ROUNDS batches of
- * `n` alternately; Redis' usec per call of each over all its batches. */
+/* Batches of the Redis-time comparison: the median of their usec per call is kept, since on
+ * a loaded machine one batch descheduled mid-call can double a sum over all of them. */
+#define SERVER_ROUNDS 11
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The floor, the script by EVALSHA and the function by FCALL, each SERVER_ROUNDS batches of
+ * `n` alternately; the median over its batches of Redis' usec per call of each. The rule, 1e9 a second,
+ * puts hundreds of admissions in a ms, where the key's expiry need not move and the script
+ * keeps it (SET ... KEEPTTL); the last row's, 1 a second with a burst of 1e9, moves it on
+ * every admission (SET ... PX), as a client's own key at a modest rate does. */
 static void bench_server_time(redisContext *c, const char *sha, long n)
 {
     const char *load[] = {"SCRIPT", "LOAD", floor_lua};
@@ -436,9 +450,11 @@ static void bench_server_time(redisContext *c, const char *sha, long n)
                              "1000000000", "1000", "1000000000", "1", "0"};
     const char *fc_argv[] = {"FCALL", rl_redis_function, "1", "b:{fc}:global", "-1", "0",
                              "1000000000", "1000", "1000000000", "1", "0"};
-    double calls[3] = {0}, usec[3] = {0}, per[3];
+    const char *mv_argv[] = {"FCALL", rl_redis_function, "1", "b:{mv}:global", "-1", "0",
+                             "1", "1000", "1000000000", "1", "0"};
+    double round_usec[4][SERVER_ROUNDS], per[4];
     static const char *const names[] = {"GET+SET floor (EVALSHA)", "script by EVALSHA",
-                                        "function by FCALL"};
+                                        "function by FCALL", "FCALL, expiry moved"};
 
     if (lib == NULL || lib->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "bench: FUNCTION LOAD failed: %s\n",
@@ -446,29 +462,35 @@ static void bench_server_time(redisContext *c, const char *sha, long n)
         exit(1);
     }
     freeReplyObject(lib);
-    for (int round = 0; round < BENCH_ROUNDS; round++) {
+    for (int round = 0; round < SERVER_ROUNDS; round++) {
         bench_resetstat(c);
         bench_pipeline(c, 6, floor_argv, n);
-        bench_command_usec(c, "evalsha", &calls[0], &usec[0]);
+        round_usec[0][round] = bench_command_usec(c, "evalsha", NULL, NULL);
         bench_resetstat(c);
         bench_pipeline(c, 11, ev_argv, n);
-        bench_command_usec(c, "evalsha", &calls[1], &usec[1]);
+        round_usec[1][round] = bench_command_usec(c, "evalsha", NULL, NULL);
         bench_resetstat(c);
         bench_pipeline(c, 11, fc_argv, n);
-        bench_command_usec(c, "fcall", &calls[2], &usec[2]);
+        round_usec[2][round] = bench_command_usec(c, "fcall", NULL, NULL);
+        bench_resetstat(c);
+        bench_pipeline(c, 11, mv_argv, n);
+        round_usec[3][round] = bench_command_usec(c, "fcall", NULL, NULL);
     }
-    printf("Redis time per decision, one GCRA rule at Redis' clock (INFO commandstats, %d x %ld "
-           "pipelined calls each):\n",
-           BENCH_ROUNDS, n);
-    for (int i = 0; i < 3; i++) {
-        per[i] = calls[i] > 0 ? usec[i] / calls[i] : -1;
+    printf("Redis time per decision, one GCRA rule at Redis' clock (INFO commandstats, median "
+           "of %d alternating batches of %ld pipelined calls):\n",
+           SERVER_ROUNDS, n);
+    for (int i = 0; i < 4; i++) {
+        qsort(round_usec[i], SERVER_ROUNDS, sizeof round_usec[i][0], bench_cmp_double);
+        per[i] = round_usec[i][SERVER_ROUNDS / 2];
         printf("  %-26s %6.2f us/call", names[i], per[i]);
         if (i > 0)
             printf("   %.2f x the floor", per[i] / per[0]);
         printf("\n");
     }
-    printf("goal: FCALL <= 1.3 x the GET+SET floor: %s (%.2f)\n",
-           per[2] <= 1.3 * per[0] ? "met" : "NOT met", per[2] / per[0]);
+    printf("goal: FCALL <= 1.3 x the GET+SET floor: %s (%.2f; %s, %.2f, with the expiry "
+           "moved)\n",
+           per[2] <= 1.3 * per[0] ? "met" : "NOT met", per[2] / per[0],
+           per[3] <= 1.3 * per[0] ? "met" : "NOT met", per[3] / per[0]);
     freeReplyObject(fsha);
 }
 

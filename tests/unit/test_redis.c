@@ -401,6 +401,136 @@ Test(redis, production_clock, .init = rlt_redis_setup, .fini = rlt_redis_teardow
     rl_redis_free(r);
 }
 
+/* Redis' clock in ms, as the script reads it. */
+static long long redis_now(redisContext *c)
+{
+    redisReply *reply = redisCommand(c, "TIME");
+    long long ms;
+
+    cr_assert(reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2);
+    ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+         strtoll(reply->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(reply);
+    return ms;
+}
+
+static long long pttl_of(redisContext *c, const char *key)
+{
+    redisReply *reply = cmd(c, "PTTL %s", key);
+    long long v = reply->integer;
+
+    freeReplyObject(reply);
+    return v;
+}
+
+/* A lone GCRA rule on Redis' clock: a key already expiring late enough keeps its expiry (the
+ * script writes it with KEEPTTL: many admissions a ms of a sub-ms emission interval), and one
+ * that must live longer gets the exact one (PX), as every other write. */
+Test(redis, production_clock_moves_an_expiry_only_when_it_must, .init = rlt_redis_setup,
+     .fini = rlt_redis_teardown)
+{
+    char prefix[] = "t-keep:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&rlt_srv);
+    /* 1e9 a second: an admission adds a millionth of a ms; 10 s of burst. */
+    static rl_rule rule = RULE("fast", 1000000000, 1000, 10000000000);
+    rl_rule_result res;
+    char key[RL_KEY_MAX + 2 * RL_NAME_MAX], state[64], want[64];
+    long long tat = redis_now(c) + 5000, pttl;
+    redisReply *reply;
+
+    key_of(key, sizeof(key), prefix, &rule);
+    /* FRAC > 0: the state needs the key until TAT + 1, and the admission leaves it so. */
+    snprintf(state, sizeof state, "%lld:1", tat);
+    freeReplyObject(redisCommand(c, "SET %s %s PX 100000", key, state));
+    cr_assert_eq(decide1(r, &rule, 1, -1, &res), 1, "%s", rl_redis_errstr(r));
+    snprintf(want, sizeof want, "%lld:1001", tat);
+    reply = cmd(c, "GET %s", key);
+    cr_assert_str_eq(reply->str, want);
+    freeReplyObject(reply);
+    pttl = pttl_of(c, key);
+    cr_assert(pttl > 50000 && pttl <= 100000, "PTTL %lld: the expiry was kept", pttl);
+
+    /* FRAC 0: the key was needed until TAT only; the admission's state needs TAT + 1. */
+    snprintf(state, sizeof state, "%lld:0", tat);
+    freeReplyObject(redisCommand(c, "SET %s %s PX 100000", key, state));
+    cr_assert_eq(decide1(r, &rule, 1, -1, &res), 1, "%s", rl_redis_errstr(r));
+    snprintf(want, sizeof want, "%lld:1000", tat);
+    reply = cmd(c, "GET %s", key);
+    cr_assert_str_eq(reply->str, want);
+    freeReplyObject(reply);
+    pttl = pttl_of(c, key);
+    cr_assert(pttl > 0 && pttl <= 5001, "PTTL %lld: the expiry was set to the state's", pttl);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
+/* Sets key to value with an expiry of px ms. */
+static void set_px(redisContext *c, const char *key, const char *value, long long px)
+{
+    redisReply *reply = redisCommand(c, "SET %s %s PX %lld", key, value, px);
+
+    cr_assert(reply != NULL && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+}
+
+/* The general path (rules decided together) on Redis' clock: a window's state written in its
+ * own window, and a GCRA state needing no later expiry, keep the key's expiry; a window's
+ * first write and a GCRA state needing more time set it (PX), as before. */
+Test(redis, production_clock_general_path_moves_an_expiry_only_when_it_must,
+     .init = rlt_redis_setup, .fini = rlt_redis_teardown)
+{
+    char prefix[] = "t-keep2:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&rlt_srv);
+    static rl_rule fast = RULE("fast", 1000000000, 1000, 10000000000);
+    static rl_rule fw = WRULE("fwh", RL_ALGO_FIXED_WINDOW, 1000, 3600000);
+    static rl_rule sw = WRULE("swh", RL_ALGO_SLIDING_WINDOW, 1000, 3600000);
+    const rl_rule *three[] = {&fast, &fw, &sw};
+    rl_rule_result res[3];
+    char kg[RL_KEY_MAX + 2 * RL_NAME_MAX], kf[sizeof kg], ks[sizeof kg], v[64];
+    long long now = redis_now(c), p = 3600000, cur;
+
+    /* Not within 5 s of a window's end: the decision must fall in the window read here. */
+    if (p - now % p < 5000) {
+        sleep((unsigned)((p - now % p) / 1000 + 1));
+        now = redis_now(c);
+    }
+    cur = now - now % p;
+    key_of(kg, sizeof kg, prefix, &fast);
+    key_of(kf, sizeof kf, prefix, &fw);
+    key_of(ks, sizeof ks, prefix, &sw);
+    snprintf(v, sizeof v, "%lld:1", now + 5000);
+    set_px(c, kg, v, 100000000);
+    snprintf(v, sizeof v, "f:%lld:3", cur);
+    set_px(c, kf, v, 100000000);
+    snprintf(v, sizeof v, "s:%lld:0:3", cur);
+    set_px(c, ks, v, 100000000);
+    cr_assert_eq(decide(r, three, 3, 1, -1, res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(res[1].remaining, 996);
+    cr_assert_eq(res[2].remaining, 996);
+    cr_assert_gt(pttl_of(c, kg), 50000000, "GCRA: the expiry was kept");
+    cr_assert_gt(pttl_of(c, kf), 50000000, "fixed_window: the expiry was kept");
+    cr_assert_gt(pttl_of(c, ks), 50000000, "sliding_window: the expiry was kept");
+
+    /* GCRA needing TAT + 1 after TAT; the windows' states from the window before. */
+    snprintf(v, sizeof v, "%lld:0", now + 5000);
+    set_px(c, kg, v, 100000000);
+    snprintf(v, sizeof v, "f:%lld:3", cur - p);
+    set_px(c, kf, v, 100000000);
+    snprintf(v, sizeof v, "s:%lld:0:3", cur - p);
+    set_px(c, ks, v, 100000000);
+    cr_assert_eq(decide(r, three, 3, 1, -1, res), 1, "%s", rl_redis_errstr(r));
+    cr_assert_eq(res[1].remaining, 999);
+    cr_assert_leq(pttl_of(c, kg), 5001, "GCRA: the expiry was set to the state's");
+    cr_assert_leq(pttl_of(c, kf), p, "fixed_window: the expiry was set to the window's end");
+    cr_assert_leq(pttl_of(c, ks), 2 * p, "sliding_window: the expiry was set");
+    redisFree(c);
+    rl_redis_free(r);
+}
+
 /* Calls of a command so far (INFO commandstats), e.g. "fcall". */
 static long long calls_of(redisContext *c, const char *command)
 {
