@@ -35,16 +35,35 @@ void fcgi_conn_set_state(fcgi_conn *c, fcgi_conn_state st, int64_t now)
     c->deadline = now + (st == FCGI_CONN_IDLE ? c->idle_ms : c->read_ms);
 }
 
+/* The last closed connection, kept with its buffers for the next one: a web server that opens
+ * a connection per request (lighttpd) made us allocate and free a connection, its read,
+ * parameter and output buffers for each, 1,900 instructions per request under callgrind. Its
+ * buffers are no larger than a connection keeps between two requests. */
+static fcgi_conn *conn_spare;
+
 fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns)
 {
-    fcgi_conn *c = calloc(1, sizeof *c);
+    fcgi_conn *c = conn_spare;
 
-    if (c == NULL)
-        return NULL;
-    c->rbuf = malloc(FCGI_CONN_RBUF);
-    if (c->rbuf == NULL) {
-        free(c);
-        return NULL;
+    if (c != NULL) {
+        uint8_t *rbuf = c->rbuf, *pbuf = c->pbuf, *obuf = c->obuf;
+        size_t pcap = c->pcap, ocap = c->ocap;
+        conn_spare = NULL;
+        memset(c, 0, sizeof *c);
+        c->rbuf = rbuf;
+        c->pbuf = pbuf;
+        c->pcap = pcap;
+        c->obuf = obuf;
+        c->ocap = ocap;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NULL;
+        c->rbuf = malloc(FCGI_CONN_RBUF);
+        if (c->rbuf == NULL) {
+            free(c);
+            return NULL;
+        }
     }
     c->fd = fd;
     c->read_ms = read_ms;
@@ -55,16 +74,26 @@ fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns)
     return c;
 }
 
+static void conn_destroy(fcgi_conn *c)
+{
+    free(c->rbuf);
+    free(c->pbuf);
+    free(c->obuf);
+    free(c);
+}
+
 void fcgi_conn_free(fcgi_conn *c)
 {
     if (c == NULL)
         return;
     if (c->fd >= 0)
         close(c->fd);
-    free(c->rbuf);
-    free(c->pbuf);
-    free(c->obuf);
-    free(c);
+    c->fd = -1;
+    if (conn_spare == NULL && c->pcap <= FCGI_CONN_RBUF && c->ocap <= 2 * FCGI_CONN_OUT_HIGH) {
+        conn_spare = c;
+        return;
+    }
+    conn_destroy(c);
 }
 
 long fcgi_conn_fill(fcgi_conn *c)
@@ -530,8 +559,8 @@ char **fcgi_conn_params(fcgi_conn *c)
         left -= used;
         /* "NAME=value" cannot hold a name with '=' or NUL, nor a value with NUL: such a pair
          * is left out (treated as absent, like an over-long header), never cut. */
-        if (nlen == 0 || memchr(name, '=', nlen) != NULL || memchr(name, '\0', nlen) != NULL ||
-            memchr(value, '\0', vlen) != NULL)
+        if (nlen == 0 || memchr(name, '=', nlen) != NULL ||
+            memchr(name, '\0', nlen + vlen) != NULL) /* the value follows the name */
             continue;
         memcpy(conn_arena + at, name, nlen);
         conn_arena[at + nlen] = '=';
@@ -544,11 +573,14 @@ char **fcgi_conn_params(fcgi_conn *c)
     return conn_envp;
 }
 
-void fcgi_conn_params_free(void)
+void fcgi_conn_free_kept(void)
 {
     free(conn_arena);
     free(conn_envp);
     conn_arena = NULL;
     conn_envp = NULL;
     conn_arena_cap = conn_envp_cap = 0;
+    if (conn_spare != NULL)
+        conn_destroy(conn_spare);
+    conn_spare = NULL;
 }

@@ -382,6 +382,6 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
         srv_remove(&s, s.head);
     srv_bury(&s);
     close(s.ep);
-    fcgi_conn_params_free();
+    fcgi_conn_free_kept();
     return rc;
 }

@@ -93,6 +93,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     fcgi_conn_free(c);
-    fcgi_conn_params_free();
+    fcgi_conn_free_kept();
     return 0;
 }
