@@ -41,7 +41,7 @@ void fcgi_conn_set_state(fcgi_conn *c, fcgi_conn_state st, int64_t now)
  * buffers are no larger than a connection keeps between two requests. */
 static fcgi_conn *conn_spare;
 
-fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns)
+fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns, int64_t now)
 {
     fcgi_conn *c = conn_spare;
 
@@ -70,7 +70,7 @@ fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns)
     c->idle_ms = idle_ms;
     c->max_conns = max_conns;
     c->open_rec = SIZE_MAX;
-    fcgi_conn_set_state(c, FCGI_CONN_READING, rl_clock_mono_ms());
+    fcgi_conn_set_state(c, FCGI_CONN_READING, now);
     return c;
 }
 
@@ -172,7 +172,8 @@ int fcgi_conn_flush(fcgi_conn *c, int wait)
         ssize_t n = write(c->fd, c->obuf + c->ooff, c->olen - c->ooff);
         if (n > 0) {
             c->ooff += (size_t)n;
-            c->wdeadline = rl_clock_mono_ms() + c->read_ms;
+            if (c->ooff < c->olen) /* moved, not done: the wait for the rest starts anew */
+                c->wdeadline = rl_clock_mono_ms() + c->read_ms;
             continue;
         }
         if (n < 0 && errno == EINTR)

@@ -70,8 +70,9 @@ typedef struct fcgi_conn {
     size_t open_rec; /* offset in obuf of the STDOUT record still being filled, or SIZE_MAX */
 } fcgi_conn;
 
-/* A connection on fd (non-blocking, now owned); NULL when out of memory (fd not closed). */
-fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns);
+/* A connection on fd (non-blocking, now owned), its first deadline counted from now
+ * (monotonic ms); NULL when out of memory (fd not closed). */
+fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns, int64_t now);
 /* Closes the descriptor and frees everything. NULL is fine. */
 void fcgi_conn_free(fcgi_conn *c);
 
