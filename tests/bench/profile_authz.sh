@@ -12,7 +12,9 @@
 #     warm-up and dumped after the N requests, so start-up is not counted), and
 #   - in a second run, natively, `strace -c` attached to the process counts its system calls.
 # Prints instructions and system calls per request for both, side by side, and the filter's
-# functions by inclusive instructions per request (the K largest, default 30). With
+# functions by inclusive instructions per request (the K largest, default 30). A third run,
+# native, of 10 x N requests reads the CPU time (user, system) lighttpd and the FastCGI process
+# spent, from /proc: microseconds per request, which move with the machine's load. With
 # --lighttpd, lighttpd itself runs under callgrind too (its instructions per request: what
 # parsing the two answers costs it). Counts, unlike rates, do not move with the load of a
 # shared machine. Not a test (nothing is asserted); `make all build/bench/bare-fcgi` first.
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
     --top) top=${2:?--top needs a number}; shift 2 ;;
     --lighttpd) lcg=1; shift ;;
     --keep) keep=1; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "profile_authz: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -90,9 +92,17 @@ cg_ctl() {
     exit 1
 }
 
-# run NAME MODE(callgrind|strace) COMMAND: one lighttpd, warm-up, N measured requests.
+# utime and stime of each pid, in clock ticks: "u1 s1 u2 s2 ..."
+ticks() {
+    local p
+    for p in "$@"; do sed 's/.*) //' "/proc/$p/stat" | awk '{ printf "%d %d ", $12, $13 }'; done
+}
+declare -A CPU_US
+
+# run NAME MODE(callgrind|strace|cpu) COMMAND: one lighttpd, warm-up, N measured requests
+# (10 x N for cpu).
 run() {
-    local name=$1 mode=$2 cmd=$3 port wrap="" lwrap=() kid i url
+    local name=$1 mode=$2 cmd=$3 port wrap="" lwrap=() kid i url count=$n t0 t1
     port=$(pick_port)
     [ "$mode" = callgrind ] && wrap="$(command -v valgrind) --tool=callgrind --callgrind-out-file=$T/$name.cg.%p "
     [ "$mode" = callgrind ] && [ "$lcg" -eq 1 ] &&
@@ -122,22 +132,30 @@ CONF
     if [ "$mode" = callgrind ]; then
         cg_ctl -z "$kid"
         [ "$lcg" -eq 0 ] || cg_ctl -z "$LPID"
-    else
+    elif [ "$mode" = strace ]; then
         strace -c -o "$T/$name.strace" -p "$kid" 2>/dev/null &
         SPID=$!
         sleep 1 # attached
+    else
+        count=$((10 * n))
+        t0=$(ticks "$LPID" "$kid")
     fi
-    ab -k -n "$n" -c 4 "$url" >"$T/$name.$mode.ab" 2>&1
-    grep -q "^Complete requests: *$n\$" "$T/$name.$mode.ab" && grep -q "^Failed requests: *0\$" "$T/$name.$mode.ab" &&
+    ab -k -n "$count" -c 4 "$url" >"$T/$name.$mode.ab" 2>&1
+    grep -q "^Complete requests: *$count\$" "$T/$name.$mode.ab" && grep -q "^Failed requests: *0\$" "$T/$name.$mode.ab" &&
         ! grep -q "^Non-2xx" "$T/$name.$mode.ab" ||
         { echo "profile_authz: $name: not $n good answers: $(cat "$T/$name.$mode.ab")" >&2; exit 1; }
     if [ "$mode" = callgrind ]; then
         cg_ctl -d "$kid"
         [ "$lcg" -eq 0 ] || cg_ctl -d "$LPID"
-    else
+    elif [ "$mode" = strace ]; then
         kill -INT "$SPID"
         wait "$SPID" 2>/dev/null || true
         SPID=""
+    else
+        t1=$(ticks "$LPID" "$kid")
+        CPU_US[$name]=$(awk -v a="$t0" -v b="$t1" -v n="$count" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+            split(a, x, " "); split(b, y, " ")
+            for (i = 1; i <= 4; i++) printf "%.2f ", (y[i] - x[i]) * 1000000 / hz / n }')
     fi
     stop_all
 }
@@ -151,6 +169,8 @@ run filter callgrind "$FILTER -c $T/rl.conf"
 run bare callgrind "$BARE"
 run filter strace "$FILTER -c $T/rl.conf"
 run bare strace "$BARE"
+run filter cpu "$FILTER -c $T/rl.conf"
+run bare cpu "$BARE"
 
 fi_=$(total "$(dump filter.cg)") bi=$(total "$(dump bare.cg)")
 echo "per authorizer request ($n requests after 200 to warm up, ab -k -c 4, lighttpd max-procs 1)"
@@ -160,6 +180,14 @@ if [ "$lcg" -eq 1 ]; then
     printf '  %-34s %10.0f %10.0f\n' "instructions in lighttpd" \
         "$(echo "$(total "$(dump filter.lcg)") / $n" | bc -l)" "$(echo "$(total "$(dump bare.lcg)") / $n" | bc -l)"
 fi
+read -r flu fls ffu ffs <<<"${CPU_US[filter]}"
+read -r blu bls bfu bfs <<<"${CPU_US[bare]}"
+printf '  %-34s %10s %10s\n' "CPU us, FastCGI process user" "$ffu" "$bfu"
+printf '  %-34s %10s %10s\n' "CPU us, FastCGI process system" "$ffs" "$bfs"
+printf '  %-34s %10s %10s\n' "CPU us, lighttpd user" "$flu" "$blu"
+printf '  %-34s %10s %10s\n' "CPU us, lighttpd system" "$fls" "$bls"
+printf '  %-34s %10.2f %10.2f\n' "CPU us, both" "$(echo "$flu + $fls + $ffu + $ffs" | bc -l)" \
+    "$(echo "$blu + $bls + $bfu + $bfs" | bc -l)"
 sc() { awk -v n="$n" '$NF != "total" && $4 ~ /^[0-9]+$/ { c[$NF] += $4 } END { for (k in c) printf "%s %.2f\n", k, c[k] / n }' "$1"; }
 sc "$T/filter.strace" | sort >"$T/f.sc"
 sc "$T/bare.strace" | sort >"$T/b.sc"
