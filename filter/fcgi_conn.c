@@ -553,9 +553,16 @@ char **fcgi_conn_params(fcgi_conn *c)
     at = strlen(role) + 1;
     while (left > 0) {
         const uint8_t *name, *value;
-        size_t nlen, vlen, used = fcgi_pair(p, left, &name, &nlen, &value, &vlen);
-        if (used == 0)
+        size_t nlen, vlen, used;
+        if (left >= 2 && p[0] < 0x80 && p[1] < 0x80 && (size_t)p[0] + p[1] <= left - 2) {
+            nlen = p[0]; /* the usual pair, both lengths one byte: no call */
+            vlen = p[1];
+            name = p + 2;
+            value = name + nlen;
+            used = 2 + nlen + vlen;
+        } else if ((used = fcgi_pair(p, left, &name, &nlen, &value, &vlen)) == 0) {
             return NULL;
+        }
         p += used;
         left -= used;
         /* "NAME=value" cannot hold a name with '=' or NUL, nor a value with NUL: such a pair
