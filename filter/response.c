@@ -93,7 +93,7 @@ static void response_field(response *r, const char *name, const rl_decision *d, 
     response_lit(r, "\r\n");
 }
 
-/* The three X-RateLimit-* or Variable-RATELIMIT_* lines of the deciding rule's result. */
+/* The three number lines of the deciding rule's result: prefix LIMIT, REMAINING, RESET. */
 static void response_numbers(response *r, const char *prefix, const rl_rule_result *res)
 {
     response_str(r, prefix);
