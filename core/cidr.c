@@ -48,10 +48,22 @@ void rl_addr_mask(uint8_t addr[16], int bits)
 
 char *rl_addr_format(const uint8_t addr[16], char *buf)
 {
-    if (rl_addr_is_v4(addr))
-        inet_ntop(AF_INET, addr + 12, buf, RL_ADDR_TEXT_MAX);
-    else
+    if (rl_addr_is_v4(addr)) {
+        /* By hand, as inet_ntop writes it: every decision names its client, and glibc's
+         * inet_ntop goes through sprintf (1,700 instructions under callgrind, now 60). */
+        char *p = buf;
+        for (int i = 12; i < 16; i++) {
+            unsigned v = addr[i];
+            if (v >= 100)
+                *p++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *p++ = (char)('0' + v / 10 % 10);
+            *p++ = (char)('0' + v % 10);
+            *p++ = i < 15 ? '.' : '\0';
+        }
+    } else {
         inet_ntop(AF_INET6, addr, buf, RL_ADDR_TEXT_MAX);
+    }
     return buf;
 }
 

@@ -9,7 +9,9 @@
  *
  * Memory: the read buffer (FCGI_CONN_RBUF bytes), the parameters of the request being read
  * (at most FCGI_PARAMS_MAX: more are discarded and the request answered 400) and the output
- * not yet taken by the peer (sent with a wait when it passes FCGI_CONN_OUT_HIGH).
+ * not yet taken by the peer (sent with a wait when it passes FCGI_CONN_OUT_HIGH). The last
+ * connection closed is kept, with its buffers when they are no larger than between two
+ * requests, and reused by the next fcgi_conn_new (until fcgi_conn_free_kept).
  */
 #ifndef FILTER_FCGI_CONN_H
 #define FILTER_FCGI_CONN_H
@@ -68,8 +70,9 @@ typedef struct fcgi_conn {
     size_t open_rec; /* offset in obuf of the STDOUT record still being filled, or SIZE_MAX */
 } fcgi_conn;
 
-/* A connection on fd (non-blocking, now owned); NULL when out of memory (fd not closed). */
-fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns);
+/* A connection on fd (non-blocking, now owned), its first deadline counted from now
+ * (monotonic ms); NULL when out of memory (fd not closed). */
+fcgi_conn *fcgi_conn_new(int fd, int read_ms, int idle_ms, int max_conns, int64_t now);
 /* Closes the descriptor and frees everything. NULL is fine. */
 void fcgi_conn_free(fcgi_conn *c);
 
@@ -111,7 +114,8 @@ void fcgi_conn_set_state(fcgi_conn *c, fcgi_conn_state st, int64_t now);
  * progress. Returns 0 when all went, 1 when some is left (wait == 0), -1 on failure. */
 int fcgi_conn_flush(fcgi_conn *c, int wait);
 
-/* Frees the storage behind fcgi_conn_params. */
-void fcgi_conn_params_free(void);
+/* Frees what this module keeps between connections: the storage behind fcgi_conn_params and
+ * the last closed connection, kept with its buffers for the next one. */
+void fcgi_conn_free_kept(void);
 
 #endif

@@ -17,6 +17,11 @@ size_t fcgi_parse(fcgi_parser *p, const uint8_t *buf, size_t n, fcgi_ev *ev, con
 
     *ev = FCGI_EV_NONE;
     if (!p->mid_record) {
+        if (p->hdr_got == 0 && n >= FCGI_HEADER_LEN) { /* the usual case: a whole header */
+            memcpy(p->hdr, buf, FCGI_HEADER_LEN);
+            p->hdr_got = FCGI_HEADER_LEN;
+            used = FCGI_HEADER_LEN;
+        }
         while (p->hdr_got < FCGI_HEADER_LEN && used < n)
             p->hdr[p->hdr_got++] = buf[used++];
         if (p->hdr_got < FCGI_HEADER_LEN)

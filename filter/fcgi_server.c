@@ -41,6 +41,8 @@
 
 typedef struct srv {
     const fcgi_server_hooks *h;
+    const rl_config *cfg;         /* the configuration fcgi was read from */
+    const settings_fastcgi *fcgi; /* its fastcgi section */
     int ep, lfd;
     int listening; /* lfd is in the epoll set */
     int64_t paused_until;
@@ -203,9 +205,10 @@ static void srv_listen(srv *s, int on)
         s->listening = on;
 }
 
-static void srv_accept(srv *s)
+/* now: the monotonic ms read last, after the wake-up's events. */
+static void srv_accept(srv *s, int64_t now)
 {
-    const settings_fastcgi *lim = settings_get_fastcgi(s->h->config(s->h->ud));
+    const settings_fastcgi *lim = s->fcgi;
 
     for (int tries = 0; tries < 2; tries++) { /* once more after making room */
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -228,7 +231,7 @@ static void srv_accept(srv *s)
         }
         if (s->n >= s->cap)
             srv_evict(s);
-        fcgi_conn *c = fcgi_conn_new(fd, lim->read_timeout_ms, lim->idle_timeout_ms, s->cap);
+        fcgi_conn *c = fcgi_conn_new(fd, lim->read_timeout_ms, lim->idle_timeout_ms, s->cap, now);
         if (c == NULL) {
             log_error("fastcgi: out of memory for a connection");
             close(fd);
@@ -319,6 +322,7 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
     struct epoll_event evs[SRV_EVENTS];
     srv s = {.h = h, .lfd = listen_fd, .ep = -1};
     int fl = fcntl(listen_fd, F_GETFL), rc = 0, cap_for = 0;
+    int64_t now = rl_clock_mono_ms();
 
     /* Every process sharing the socket runs this loop: none may sleep in accept(). */
     if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) != 0) {
@@ -339,16 +343,23 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
     for (;;) {
         if (h->tick(h->ud))
             break;
-        int want = settings_get_fastcgi(h->config(h->ud))->max_connections;
-        if (want != cap_for) { /* at start and after a reload that changed it */
-            s.cap = srv_cap(want);
-            cap_for = want;
+        /* At start and after a reload (tick swaps it in). The new configuration was made
+         * while the one seen last was still in use, so the two never share an address. */
+        if (h->config(h->ud) != s.cfg) {
+            s.cfg = h->config(h->ud);
+            s.fcgi = settings_get_fastcgi(s.cfg);
+            if (s.fcgi->max_connections != cap_for) {
+                s.cap = srv_cap(s.fcgi->max_connections);
+                cap_for = s.fcgi->max_connections;
+            }
         }
-        int64_t now = rl_clock_mono_ms();
+        /* now is the clock read after the last event (a reload since only makes it early,
+         * which never closes a connection too soon): one read per event, not three. */
         int timeout = srv_expire(&s, now);
         srv_bury(&s);
         srv_report(&s, now);
         int n = epoll_pwait(s.ep, evs, SRV_EVENTS, timeout, h->wait_mask);
+        now = rl_clock_mono_ms();
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -365,23 +376,23 @@ int fcgi_server_run(int listen_fd, const fcgi_server_hooks *h)
             }
             if (c->is_dead) /* closed earlier in this batch (evicted, say) */
                 continue;
-            int64_t t0 = rl_clock_mono_ms();
             if (c->want_out)
                 srv_process(&s, c);
             else
                 srv_readable(&s, c);
-            int64_t took = rl_clock_mono_ms() - t0;
-            if (took > 0)
-                srv_push_deadlines(&s, c, took);
+            int64_t t1 = rl_clock_mono_ms();
+            if (t1 > now)
+                srv_push_deadlines(&s, c, t1 - now);
+            now = t1;
         }
         if (accept_now)
-            srv_accept(&s);
+            srv_accept(&s, now);
         srv_bury(&s);
     }
     while (s.head != NULL)
         srv_remove(&s, s.head);
     srv_bury(&s);
     close(s.ep);
-    fcgi_conn_params_free();
+    fcgi_conn_free_kept();
     return rc;
 }

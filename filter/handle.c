@@ -19,7 +19,13 @@
 static void handle_log_decision(const request *req, const rl_decision *d)
 {
     char path[256], method[48];
+    int dry_refused = 0;
 
+    for (size_t i = 0; i < d->nresults; i++)
+        dry_refused |= d->results[i].dry_run && !d->results[i].allowed;
+    if (!dry_refused && d->verdict != RL_VERDICT_LIMITED && d->verdict != RL_VERDICT_DENYLISTED &&
+        d->verdict != RL_VERDICT_MISSING_KEY)
+        return; /* nothing to say: the escapes below are not made for every request */
     log_escape(method, sizeof method, req->method);
     log_escape(path, sizeof path, req->path);
     for (size_t i = 0; i < d->nresults; i++) {

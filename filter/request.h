@@ -33,6 +33,7 @@
 typedef struct request_header {
     char name[REQUEST_PARAM_MAX];  /* lowercase header name, as the core asks for it */
     char param[REQUEST_PARAM_MAX]; /* the CGI parameter: "HTTP_X_API_KEY" */
+    size_t param_len;              /* strlen(param) */
     int present;                   /* this request carries it (and it fit) */
     char value[REQUEST_HEADER_MAX + 1];
 } request_header;

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     piece = 1 + data[0] * 64u;
-    c = fcgi_conn_new(-1, 1000, 1000, 16);
+    c = fcgi_conn_new(-1, 1000, 1000, 16, 0);
     if (c == NULL)
         return 0;
     for (;;) {
@@ -93,6 +93,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     fcgi_conn_free(c);
-    fcgi_conn_params_free();
+    fcgi_conn_free_kept();
     return 0;
 }

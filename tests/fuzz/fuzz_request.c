@@ -1,13 +1,13 @@
 /* fuzz_request.c -- libFuzzer target: request_load (filter/request.c) on arbitrary parameters
  *
- * The input is split at NUL bytes into at most 64 "NAME=value" parameters, the array libfcgi
- * (or a CGI environment) hands the filter; request_load copies what a decision needs out of it
- * with libfcgi's own FCGX_GetParam. Contract: 0 only with a client that is a real IPv4/IPv6
- * address (a zone allowed on IPv6) of at most 45 bytes, a bounded method, and a canonical
- * path (rl_path_canon): it starts with '/', holds no "//", no "." or ".." segment and no
- * control byte, and is its own canonical form; otherwise 400 or 414 with a reason that is one
- * printable line. The filter's sources are compiled into this target (they are not in
- * libratelimit).
+ * The input is split at NUL bytes into at most 64 "NAME=value" parameters, the array the
+ * server loop (or a CGI environment) hands the filter; request_load copies what a decision
+ * needs out of it (found in one pass, the first of each name). Contract: 0 only with a client
+ * that is a real IPv4/IPv6 address (a zone allowed on IPv6) of at most 45 bytes, a bounded
+ * method, and a canonical path (rl_path_canon): it starts with '/', holds no "//", no "." or
+ * ".." segment and no control byte, and is its own canonical form; otherwise 400 or 414 with
+ * a reason that is one printable line. The filter's sources are compiled into this target
+ * (they are not in libratelimit).
  */
 #include "fmacros.h"
 

@@ -1,6 +1,7 @@
 /* test_cidr.c -- address blocks: parsing (good, bad, host bits) and matching, table-driven */
 #include "fmacros.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -97,6 +98,21 @@ Test(cidr, list_and_format)
     cr_assert_not(rl_cidr_match(list, 0, a));
     cr_assert_eq(rl_addr_parse("::ffff:192.0.2.1", 16, a), 0);
     cr_assert_str_eq(rl_addr_format(a, buf), "192.0.2.1");
+    /* IPv4 is formatted by hand: every digit count, as inet_ntop writes them */
+    const char *v4[] = {"0.0.0.0", "255.255.255.255", "10.0.100.9", "1.23.45.199", "100.10.1.0"};
+    for (size_t i = 0; i < sizeof v4 / sizeof v4[0]; i++) {
+        char want[INET_ADDRSTRLEN];
+        cr_assert_eq(rl_addr_parse(v4[i], strlen(v4[i]), a), 0);
+        cr_assert_str_eq(rl_addr_format(a, buf), v4[i]);
+        cr_assert_not_null(inet_ntop(AF_INET, a + 12, want, sizeof want));
+        cr_assert_str_eq(buf, want);
+    }
+    for (unsigned v = 0; v < 256; v++) {
+        char want[INET_ADDRSTRLEN];
+        a[12] = (uint8_t)v, a[13] = (uint8_t)(255 - v), a[14] = (uint8_t)(v * 7), a[15] = (uint8_t)v;
+        cr_assert_not_null(inet_ntop(AF_INET, a + 12, want, sizeof want));
+        cr_assert_str_eq(rl_addr_format(a, buf), want);
+    }
     cr_assert_eq(rl_addr_parse("2001:DB8:0:0:1:2:3:4", 20, a), 0);
     rl_addr_mask(a, 64);
     cr_assert_str_eq(rl_addr_format(a, buf), "2001:db8::");
