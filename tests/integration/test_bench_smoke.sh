@@ -28,7 +28,7 @@ done
 check "the goals are reported" grep -q '^  flood-redis  >= 0.90 x bare ' "$T/bench.log"
 check "the proxy goal is reported against mod_proxy" grep -q '^  proxy-shm    >= 0.80 x mod-proxy ' "$T/bench.log"
 check "the authorizer goal: ratio, CPU bound, verdict, CPU per request" grep -Eq \
-    '^  authz-shm    >= 0[.]95 x bare-authz, CPU <= [+]4 us +[0-9.]+: (met|not met) +[(]CPU per request [0-9.]+ us vs [0-9.]+ us: [+-][0-9.]+ us[)]$' \
+    '^  authz-shm    >= 0[.]95 x bare-authz, CPU <= [+]4 us +[0-9.]+: (met|not met) +[(]CPU per request [0-9.]+ us vs [0-9.]+ us: [+-][0-9.]+ us, ratio [0-9.]+[)]$' \
     "$T/bench.log"
 for f in "$T"/rl-bench.*/*.fcgi.log; do
     check "no sanitizer report in ${f##*/}" no_sanitizer_report "$f"
