@@ -92,9 +92,18 @@ static void shm_report_uncharged(rl_item *items, size_t n, const uint32_t *found
 /* Copies a rule's state words between a slot and an rl_state: shm_check_items made sure the
  * rule's words fit the table's (words <= state_words), which rl_shm_load_state and
  * rl_shm_store_state check again for their other callers. */
-static void shm_copy_words(int64_t *to, const int64_t *from, size_t words)
+static inline void shm_copy_words(int64_t *restrict to, const int64_t *restrict from, size_t words)
 {
-    for (size_t k = 0; k < words; k++)
+    size_t k = 0;
+
+    /* The first two apart: every rule keeps at least 2 words, most exactly 2 (the plain loop
+     * alone was vectorised behind overlap and length checks that cost more than the copy). */
+    if (words >= 2) {
+        to[0] = from[0];
+        to[1] = from[1];
+        k = 2;
+    }
+    for (; k < words; k++)
         to[k] = from[k];
 }
 
