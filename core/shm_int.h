@@ -236,10 +236,46 @@ static inline uint32_t *rl_shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
     return &shm->buckets[(size_t)s * shm->nbuckets + ((uint32_t)(h >> 32) & (shm->nbuckets - 1))];
 }
 
+static inline uint64_t rl_shm_load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t rl_shm_load4(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* a[0..len) == b[0..len), for a key found in a chain. Inline word compares rather than a
+ * memcmp call, which made the walk save and restore its registers around it: 8 bytes at a
+ * time, the last 8 (or 4, below 8 bytes) overlapping what was already compared. */
+static inline int rl_shm_key_eq(const char *a, const char *b, size_t len)
+{
+    size_t k;
+
+    if (len >= 8) {
+        for (k = 0; k + 8 < len; k += 8)
+            if (rl_shm_load8(a + k) != rl_shm_load8(b + k))
+                return 0;
+        return rl_shm_load8(a + len - 8) == rl_shm_load8(b + len - 8);
+    }
+    if (len >= 4)
+        return rl_shm_load4(a) == rl_shm_load4(b) &&
+               rl_shm_load4(a + len - 4) == rl_shm_load4(b + len - 4);
+    for (k = 0; k < len; k++)
+        if (a[k] != b[k])
+            return 0;
+    return 1;
+}
+
 /* Walks the chain, every index bounds-checked and at most nslots links followed.
  * SHM_NIL = absent; SHM_NIL - 1 = the chain is damaged. */
-static inline uint32_t rl_shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h,
-                                           const char *key, size_t len)
+__attribute__((always_inline)) static inline uint32_t
+rl_shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
 {
     const uint32_t first = shm->span[s].first, nslots = shm->span[s].nslots;
     uint32_t steps = 0;
@@ -251,7 +287,7 @@ static inline uint32_t rl_shm_find_checked(const rl_shm *shm, uint32_t s, uint64
         if (i - first >= fresh || fresh > nslots || steps >= nslots)
             return SHM_NIL - 1;
         sl = rl_shm_slot_at(shm, i);
-        if (sl->keylen == len && sl->in_use == 1 && memcmp(rl_shm_key(shm, sl), key, len) == 0)
+        if (sl->keylen == len && sl->in_use == 1 && rl_shm_key_eq(rl_shm_key(shm, sl), key, len))
             return i;
         i = sl->next;
     }
@@ -259,8 +295,10 @@ static inline uint32_t rl_shm_find_checked(const rl_shm *shm, uint32_t s, uint64
 }
 
 /* The slot holding key in stripe s, or SHM_NIL. A damaged chain rebuilds the stripe
- * (counted in repairs) and is walked again (rl_shm_find_repair, shm_table.c). */
-static inline uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
+ * (counted in repairs) and is walked again (rl_shm_find_repair, shm_table.c). Always
+ * inlined: out of line, saving and restoring registers cost as much as a short walk. */
+__attribute__((always_inline)) static inline uint32_t
+rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
 {
     uint32_t i = rl_shm_find_checked(shm, s, h, key, len);
     if (__builtin_expect(i == SHM_NIL - 1, 0))
