@@ -19,36 +19,28 @@ static int64_t shm_expiry(int64_t now_ms, int64_t ttl_ms)
     return now_ms > INT64_MAX - ttl_ms ? INT64_MAX : now_ms + ttl_ms;
 }
 
-/* Checks a batch; fills words[i], item i's state words (looked up once per decision). */
-static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, size_t *words)
+/* Checks item i; fills *words, its state words (looked up once per decision). */
+static inline int shm_check_item(rl_shm *shm, const rl_item *it, size_t i, size_t *words)
 {
-    if (n > RL_MAX_MATCH) {
-        rl_shm_seterr(shm, "shm: %zu rules in one decision, at most %d", n, RL_MAX_MATCH);
+    if (it->cost < 1) {
+        rl_shm_seterr(shm, "shm: item %zu: cost %lld must be >= 1", i, (long long)it->cost);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].cost < 1) {
-            rl_shm_seterr(shm, "shm: item %zu: cost %lld must be >= 1", i,
-                          (long long)items[i].cost);
-            return -1;
-        }
-        if (items[i].rule == NULL || items[i].res == NULL ||
-            (items[i].key == NULL && items[i].keylen != 0)) {
-            rl_shm_seterr(shm, "shm: item %zu: missing rule, result or key", i);
-            return -1;
-        }
-        if (items[i].keylen > shm->key_max) {
-            rl_shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %u (this table's key_max)",
-                          i, items[i].keylen, shm->key_max);
-            return -1;
-        }
-        /* A log cut short would forget admissions: refuse to decide rather than admit. */
-        words[i] = rl_algo_state_words(items[i].rule);
-        if (words[i] > shm->state_words) {
-            rl_shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u", i,
-                          items[i].rule->name, words[i], shm->state_words);
-            return -1;
-        }
+    if (it->rule == NULL || it->res == NULL || (it->key == NULL && it->keylen != 0)) {
+        rl_shm_seterr(shm, "shm: item %zu: missing rule, result or key", i);
+        return -1;
+    }
+    if (it->keylen > shm->key_max) {
+        rl_shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %u (this table's key_max)", i,
+                      it->keylen, shm->key_max);
+        return -1;
+    }
+    /* A log cut short would forget admissions: refuse to decide rather than admit. */
+    *words = rl_algo_state_words(it->rule);
+    if (*words > shm->state_words) {
+        rl_shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u", i,
+                      it->rule->name, *words, shm->state_words);
+        return -1;
     }
     return 0;
 }
@@ -89,7 +81,7 @@ static void shm_report_uncharged(rl_item *items, size_t n, const uint32_t *found
     }
 }
 
-/* Copies a rule's state words between a slot and an rl_state: shm_check_items made sure the
+/* Copies a rule's state words between a slot and an rl_state: shm_check_item made sure the
  * rule's words fit the table's (words <= state_words), which rl_shm_load_state and
  * rl_shm_store_state check again for their other callers. */
 static inline void shm_copy_words(int64_t *restrict to, const int64_t *restrict from, size_t words)
@@ -278,11 +270,19 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 {
     size_t words[RL_MAX_MATCH];
 
-    if (shm_check_items(shm, items, n, words) < 0)
-        return -1;
     /* One rule, the most common request: the batch's steps without its loops and arrays. */
-    if (n == 1)
+    if (n == 1) {
+        if (shm_check_item(shm, items, 0, &words[0]) < 0)
+            return -1;
         return shm_decide_one(shm, items, words[0], now_ms);
+    }
+    if (n > RL_MAX_MATCH) {
+        rl_shm_seterr(shm, "shm: %zu rules in one decision, at most %d", n, RL_MAX_MATCH);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (shm_check_item(shm, &items[i], i, &words[i]) < 0)
+            return -1;
     return shm_decide_batch(shm, items, n, words, now_ms);
 }
 
