@@ -110,7 +110,6 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
     rl_state cur, next;
     int64_t ttl;
     shm_slot *sl = NULL;
-    uint64_t rebuilds;
     int repair, allowed;
 
     if (rl_shm_lock(shm, s) < 0)
@@ -123,7 +122,8 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
     if (now_ms < 0)
         now_ms = rl_clock_real_ms(); /* under the lock: decisions on a key in clock order */
 
-    rebuilds = shm->rebuilds;
+    /* The slot found stands until the store below: a repair of a damaged chain happens in
+     * the find itself, and nothing between the two changes the stripe's structure. */
     found = at = rl_shm_find(shm, s, h, key, it->keylen);
     if (found != SHM_NIL) {
         sl = rl_shm_slot_at(shm, found);
@@ -143,8 +143,6 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
         if (found != SHM_NIL)
             rl_shm_slot_at(shm, found)->ref = 1;
     } else {
-        if (shm->rebuilds != rebuilds)
-            at = rl_shm_find(shm, s, h, key, it->keylen);
         if (at == SHM_NIL)
             at = rl_shm_insert(shm, s, h, key, it->keylen, now_ms, NULL, 0);
         else
