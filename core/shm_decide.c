@@ -106,10 +106,11 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
 {
     const char *key = it->keylen ? it->key : "";
     const uint64_t h = rl_shm_hash(shm, key, it->keylen);
-    uint32_t s = rl_shm_stripe_of(shm, h), found, at;
+    uint32_t s = rl_shm_stripe_of(shm, h), at;
     rl_state cur, next;
+    const rl_state *in = NULL; /* &cur when the key is live */
+    shm_slot *sl = NULL;       /* the key's slot, expired or not */
     int64_t ttl;
-    shm_slot *sl = NULL;
     int repair, allowed;
 
     if (rl_shm_lock(shm, s) < 0)
@@ -124,31 +125,28 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
 
     /* The slot found stands until the store below: a repair of a damaged chain happens in
      * the find itself, and nothing between the two changes the stripe's structure. */
-    found = at = rl_shm_find(shm, s, h, key, it->keylen);
-    if (found != SHM_NIL) {
-        sl = rl_shm_slot_at(shm, found);
-        if (rl_shm_expired(sl, now_ms)) {
-            found = SHM_NIL;
-            sl = NULL;
-        } else {
+    at = rl_shm_find(shm, s, h, key, it->keylen);
+    if (at != SHM_NIL) {
+        sl = rl_shm_slot_at(shm, at);
+        if (!rl_shm_expired(sl, now_ms)) {
             shm_copy_words(cur.w, rl_shm_words(sl), words);
+            in = &cur;
         }
     }
-    repair =
-        rl_algo_decide(it->rule, sl != NULL ? &cur : NULL, now_ms, it->cost, &next, &ttl, it->res) &
-        RL_ALGO_REPAIR;
+    repair = rl_algo_decide(it->rule, in, now_ms, it->cost, &next, &ttl, it->res) & RL_ALGO_REPAIR;
     allowed = it->res->allowed != 0 || it->rule->dry_run;
 
-    if (!(allowed && it->res->allowed) && !(repair && found != SHM_NIL)) {
-        if (found != SHM_NIL)
-            rl_shm_slot_at(shm, found)->ref = 1;
+    if (!(allowed && it->res->allowed) && !(repair && in != NULL)) {
+        if (in != NULL)
+            sl->ref = 1;
     } else {
-        if (at == SHM_NIL)
+        if (sl == NULL) {
             at = rl_shm_insert(shm, s, h, key, it->keylen, now_ms, NULL, 0);
-        else
-            rl_shm_slot_at(shm, at)->ref = 1;
-        if (at != SHM_NIL) { /* else counted in insert_failures; the decision stands */
-            sl = rl_shm_slot_at(shm, at);
+            sl = at != SHM_NIL ? rl_shm_slot_at(shm, at) : NULL;
+        } else {
+            sl->ref = 1;
+        }
+        if (sl != NULL) { /* else counted in insert_failures; the decision stands */
             shm_copy_words(rl_shm_words(sl), next.w, words);
             sl->expires_ms = shm_expiry(now_ms, ttl);
         }
