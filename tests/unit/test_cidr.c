@@ -2,6 +2,8 @@
 #include "fmacros.h"
 
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cidr.h"
@@ -102,4 +104,55 @@ Test(cidr, list_and_format)
     cr_assert_str_eq(rl_addr_format(a, buf), "2001:db8::");
     cr_assert_eq(rl_addr_parse("1.2.3.4x", 8, a), -1);
     cr_assert_eq(rl_addr_parse("1.2.3.4", 0, a), -1);
+}
+
+/* The hand-written IPv4 reader and writer (cidr.c) agree with inet_pton and inet_ntop: every
+ * octet value in every position, and spellings near the canonical form, accepted or refused
+ * alike, with the same bytes. */
+Test(cidr, ipv4_text_as_inet_pton_and_inet_ntop)
+{
+    static const char *const odd[] = {
+        "0.0.0.0", "255.255.255.255", "1.2.3.04", "01.2.3.4", "00.1.2.3", "1.2.3.256",
+        "1.2.3.999", "1.2.3.1000", "1.2.3", "1.2.3.4.", ".1.2.3.4", "1..2.3", "1.2.3.4.5",
+        "1.2.3.-4", "1.2.3.+4", " 1.2.3.4", "1.2.3.4 ", "1.2.3.4/8", "1.2.3.0x4", "a.b.c.d",
+        "1.2.3.4\0" "5", "::1.2.3.4", "::ffff:1.2.3.4", "1.2.3.", "",
+    };
+    const size_t oddlen[] = {7, 15, 8, 8, 8, 9, 9, 10, 5, 8, 8, 6, 9, 8, 8, 8, 8, 9, 9, 7, 9, 9,
+                             14, 6, 0};
+    uint8_t a[16], want[16];
+    char text[64], buf[RL_ADDR_TEXT_MAX], ref[RL_ADDR_TEXT_MAX];
+
+    cr_assert_eq(sizeof odd / sizeof odd[0], sizeof oddlen / sizeof oddlen[0]);
+    for (int pos = 0; pos < 4; pos++) {
+        for (unsigned v = 0; v < 256; v++) {
+            uint8_t q[4] = {10, 200, 3, 45};
+            int n;
+            q[pos] = (uint8_t)v;
+            n = snprintf(text, sizeof text, "%u.%u.%u.%u", q[0], q[1], q[2], q[3]);
+            cr_assert_eq(rl_addr_parse(text, (size_t)n, a), 0, "%s", text);
+            cr_assert(rl_addr_is_v4(a), "%s", text);
+            cr_assert_eq(memcmp(a + 12, q, 4), 0, "%s", text);
+            cr_assert_str_eq(rl_addr_format(a, buf), inet_ntop(AF_INET, q, ref, sizeof ref));
+            cr_assert_str_eq(buf, text);
+        }
+    }
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct in_addr v4;
+        int ok;
+        memcpy(text, odd[i], oddlen[i]);
+        text[oddlen[i]] = '\0';
+        /* What the code before did: inet_pton on a NUL-terminated copy, IPv4 then IPv6. */
+        ok = inet_pton(AF_INET, text, &v4) == 1;
+        if (ok) {
+            memset(want, 0, 10);
+            want[10] = want[11] = 0xff;
+            memcpy(want + 12, &v4, 4);
+        } else {
+            ok = inet_pton(AF_INET6, text, want) == 1;
+        }
+        memset(a, 0x5a, sizeof a);
+        cr_assert_eq(rl_addr_parse(odd[i], oddlen[i], a), ok ? 0 : -1, "\"%s\"", odd[i]);
+        if (ok)
+            cr_assert_eq(memcmp(a, want, 16), 0, "\"%s\"", odd[i]);
+    }
 }
