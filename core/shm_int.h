@@ -4,7 +4,10 @@
  * replaces a segment that cannot serve a configuration by a new generation (carrying its live
  * entries over) and tells -t what an open would do, shm_table.c keeps one stripe's structures
  * (index, CLOCK eviction, free list, crash repair, locks) and shm_decide.c makes decisions and
- * serves raw entries and stats. See shm.c for the layout and its invariants.
+ * serves raw entries and stats. What every decision runs is inline below, so that a decision
+ * makes no call into shm_table.c on its common path: a slot's fields, the key's hash, the
+ * chain walk and its key compare, and the lock's trylock, checks and unlock (their repair and
+ * wait paths stay out of line, in shm_table.c). See shm.c for the layout and its invariants.
  */
 #ifndef RL_SHM_INT_H
 #define RL_SHM_INT_H

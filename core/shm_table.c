@@ -5,7 +5,8 @@
  * slot.next, full-key compare), a free list, and a CLOCK hand for eviction. The dirty flag is
  * set before a structural change and cleared after, so a process that died mid-change leaves a
  * stripe that the next lock holder rebuilds from the slots alone (rl_shm_lock, shm_rebuild).
- * Layout and invariants: shm.c.
+ * The lookup, the key hash and the lock's common path are inline in shm_int.h; their repair
+ * and wait paths are here. Layout and invariants: shm.c.
  */
 #include "fmacros.h"
 
