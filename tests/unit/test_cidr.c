@@ -194,3 +194,59 @@ Test(cidr, ipv6_text_as_inet_ntop)
         cr_assert_str_eq(rl_addr_format(a, buf), inet_ntop(AF_INET6, a, ref, sizeof ref));
     }
 }
+
+/* The hand-written IPv6 reader (cidr.c) accepts and refuses what inet_pton does, with the
+ * same bytes: fixed edge cases, then 200000 pseudo-random near-addresses (1 to 9 groups of
+ * 0 to 5 hex digits, either case, ':' or "::" between, stray leading and trailing colons). */
+Test(cidr, ipv6_text_as_inet_pton)
+{
+    static const char *const fixed[] = {
+        "::", "::1", "1::", "1::2", ":1::2", "1::2:", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9",
+        "1:2:3:4:5:6:7", "1:2:3:4::5:6:7:8", "::1:2:3:4:5:6:7", "1:2:3:4:5:6:7::", "1::2::3",
+        ":::", "1:::2", "12345::", "ABCD:ef01::", "::ffff:1.2.3.4", "fe80::1%eth0", "g::",
+        "1:2:3:4:5:6:7:", ":1:2:3:4:5:6:7", "0000:0000::0001",
+    };
+    unsigned seed = 7;
+
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] + 200000; i++) {
+        char text[64];
+        size_t len = 0;
+        uint8_t a[16], want[16];
+        int ok;
+        if (i < sizeof fixed / sizeof fixed[0]) {
+            len = strlen(fixed[i]);
+            memcpy(text, fixed[i], len);
+        } else {
+            int groups = 1 + rand_r(&seed) % 9;
+            if (rand_r(&seed) % 4 == 0)
+                text[len++] = ':', text[len++] = ':';
+            for (int q = 0; q < groups && len < 44; q++) {
+                int nd = rand_r(&seed) % 6;
+                for (int d = 0; d < nd && len < 44; d++)
+                    text[len++] = "0123456789abcdefABCDEF"[rand_r(&seed) % 22];
+                if (q < groups - 1 && len < 44) {
+                    text[len++] = ':';
+                    if (rand_r(&seed) % 8 == 0)
+                        text[len++] = ':';
+                }
+            }
+            if (rand_r(&seed) % 6 == 0 && len < 44)
+                text[len++] = ':';
+        }
+        text[len] = '\0';
+        ok = inet_pton(AF_INET6, text, want) == 1;
+        {
+            struct in_addr v4;
+            if (inet_pton(AF_INET, text, &v4) == 1) {
+                memset(want, 0, 10);
+                want[10] = want[11] = 0xff;
+                memcpy(want + 12, &v4, 4);
+                ok = 1;
+            }
+        }
+        memset(a, 0x5a, sizeof a);
+        cr_assert_eq(rl_addr_parse(text, len, a), ok ? 0 : -1, "\"%s\"", text);
+        if (ok)
+            cr_assert_eq(memcmp(a, want, 16), 0, "\"%s\"", text);
+    }
+}
