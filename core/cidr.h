@@ -32,7 +32,7 @@ int rl_cidr_match(const rl_cidr *list, size_t n, const uint8_t addr[16]);
 /* Zeroes the bits of addr past the first `bits`. */
 void rl_addr_mask(uint8_t addr[16], int bits);
 
-/* Writes the canonical text of addr (inet_ntop; IPv4-mapped as dotted IPv4) into buf of
+/* Writes the canonical text of addr (as inet_ntop does; IPv4-mapped as dotted IPv4) into buf of
  * RL_ADDR_TEXT_MAX bytes. Returns buf. */
 char *rl_addr_format(const uint8_t addr[16], char *buf);
 

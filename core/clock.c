@@ -24,11 +24,6 @@ uint64_t rl_clock_mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int64_t rl_clock_real_ms(void)
-{
-    return clock_ms(CLOCK_REALTIME);
-}
-
 void rl_clock_nap_ms(int ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};

@@ -279,17 +279,20 @@ static int limiter_items(rl_limiter *lim, const rl_request *req, const char *pat
  * 0 refused, or -1 when no store could decide (then out admits, unchecked, and says so). */
 static int limiter_stores(rl_limiter *lim, size_t n, rl_decision *out)
 {
-    int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : rl_clock_real_ms();
     int r;
 
     if (lim->redis != NULL) {
+        /* `now` serves the refusal cache, and the stores when a test clock is set. */
+        int64_t now = lim->clock != NULL ? lim->clock(lim->clock_ud) : rl_clock_real_ms();
         r = limiter_redis(lim, n, now, out);
         if (r < 0)
             r = limiter_fallback(lim, n, now, out);
     } else {
         /* -1 without a test clock: the table reads the clock under its locks, so decisions
-         * on one key are made in clock order (backend.h); `now` serves the refusal cache. */
-        r = rl_shm_decide(lim->shm, lim->items, n, lim->clock != NULL ? now : -1);
+         * on one key are made in clock order (backend.h). No clock read here: nothing else
+         * on this path needs one. */
+        r = rl_shm_decide(lim->shm, lim->items, n,
+                          lim->clock != NULL ? lim->clock(lim->clock_ud) : -1);
         lim->shm_failed = r < 0;
         out->backend = RL_BACKEND_SHM;
         if (r < 0) {

@@ -19,36 +19,28 @@ static int64_t shm_expiry(int64_t now_ms, int64_t ttl_ms)
     return now_ms > INT64_MAX - ttl_ms ? INT64_MAX : now_ms + ttl_ms;
 }
 
-/* Checks a batch; fills words[i], item i's state words (looked up once per decision). */
-static int shm_check_items(rl_shm *shm, const rl_item *items, size_t n, size_t *words)
+/* Checks item i; fills *words, its state words (looked up once per decision). */
+static inline int shm_check_item(rl_shm *shm, const rl_item *it, size_t i, size_t *words)
 {
-    if (n > RL_MAX_MATCH) {
-        rl_shm_seterr(shm, "shm: %zu rules in one decision, at most %d", n, RL_MAX_MATCH);
+    if (it->cost < 1) {
+        rl_shm_seterr(shm, "shm: item %zu: cost %lld must be >= 1", i, (long long)it->cost);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].cost < 1) {
-            rl_shm_seterr(shm, "shm: item %zu: cost %lld must be >= 1", i,
-                          (long long)items[i].cost);
-            return -1;
-        }
-        if (items[i].rule == NULL || items[i].res == NULL ||
-            (items[i].key == NULL && items[i].keylen != 0)) {
-            rl_shm_seterr(shm, "shm: item %zu: missing rule, result or key", i);
-            return -1;
-        }
-        if (items[i].keylen > shm->key_max) {
-            rl_shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %u (this table's key_max)",
-                          i, items[i].keylen, shm->key_max);
-            return -1;
-        }
-        /* A log cut short would forget admissions: refuse to decide rather than admit. */
-        words[i] = rl_algo_state_words(items[i].rule);
-        if (words[i] > shm->state_words) {
-            rl_shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u", i,
-                          items[i].rule->name, words[i], shm->state_words);
-            return -1;
-        }
+    if (it->rule == NULL || it->res == NULL || (it->key == NULL && it->keylen != 0)) {
+        rl_shm_seterr(shm, "shm: item %zu: missing rule, result or key", i);
+        return -1;
+    }
+    if (it->keylen > shm->key_max) {
+        rl_shm_seterr(shm, "shm: item %zu: key of %zu bytes, at most %u (this table's key_max)", i,
+                      it->keylen, shm->key_max);
+        return -1;
+    }
+    /* A log cut short would forget admissions: refuse to decide rather than admit. */
+    *words = rl_algo_state_words(it->rule);
+    if (*words > shm->state_words) {
+        rl_shm_seterr(shm, "shm: item %zu: rule \"%s\" keeps %zu state words, this table %u", i,
+                      it->rule->name, *words, shm->state_words);
+        return -1;
     }
     return 0;
 }
@@ -89,12 +81,21 @@ static void shm_report_uncharged(rl_item *items, size_t n, const uint32_t *found
     }
 }
 
-/* Copies a rule's state words between a slot and an rl_state: shm_check_items made sure the
+/* Copies a rule's state words between a slot and an rl_state: shm_check_item made sure the
  * rule's words fit the table's (words <= state_words), which rl_shm_load_state and
  * rl_shm_store_state check again for their other callers. */
-static void shm_copy_words(int64_t *to, const int64_t *from, size_t words)
+static inline void shm_copy_words(int64_t *restrict to, const int64_t *restrict from, size_t words)
 {
-    for (size_t k = 0; k < words; k++)
+    size_t k = 0;
+
+    /* The first two apart: every rule keeps at least 2 words, most exactly 2 (the plain loop
+     * alone was vectorised behind overlap and length checks that cost more than the copy). */
+    if (words >= 2) {
+        to[0] = from[0];
+        to[1] = from[1];
+        k = 2;
+    }
+    for (; k < words; k++)
         to[k] = from[k];
 }
 
@@ -105,11 +106,11 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
 {
     const char *key = it->keylen ? it->key : "";
     const uint64_t h = rl_shm_hash(shm, key, it->keylen);
-    uint32_t s = rl_shm_stripe_of(shm, h), found, at;
+    uint32_t s = rl_shm_stripe_of(shm, h), at;
     rl_state cur, next;
+    const rl_state *in = NULL; /* &cur when the key is live */
+    shm_slot *sl = NULL;       /* the key's slot, expired or not */
     int64_t ttl;
-    shm_slot *sl = NULL;
-    uint64_t rebuilds;
     int repair, allowed;
 
     if (rl_shm_lock(shm, s) < 0)
@@ -122,34 +123,30 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
     if (now_ms < 0)
         now_ms = rl_clock_real_ms(); /* under the lock: decisions on a key in clock order */
 
-    rebuilds = shm->rebuilds;
-    found = at = rl_shm_find(shm, s, h, key, it->keylen);
-    if (found != SHM_NIL) {
-        sl = rl_shm_slot_at(shm, found);
-        if (rl_shm_expired(sl, now_ms)) {
-            found = SHM_NIL;
-            sl = NULL;
-        } else {
+    /* The slot found stands until the store below: a repair of a damaged chain happens in
+     * the find itself, and nothing between the two changes the stripe's structure. */
+    at = rl_shm_find(shm, s, h, key, it->keylen);
+    if (at != SHM_NIL) {
+        sl = rl_shm_slot_at(shm, at);
+        if (!rl_shm_expired(sl, now_ms)) {
             shm_copy_words(cur.w, rl_shm_words(sl), words);
+            in = &cur;
         }
     }
-    repair =
-        rl_algo_decide(it->rule, sl != NULL ? &cur : NULL, now_ms, it->cost, &next, &ttl, it->res) &
-        RL_ALGO_REPAIR;
+    repair = rl_algo_decide(it->rule, in, now_ms, it->cost, &next, &ttl, it->res) & RL_ALGO_REPAIR;
     allowed = it->res->allowed != 0 || it->rule->dry_run;
 
-    if (!(allowed && it->res->allowed) && !(repair && found != SHM_NIL)) {
-        if (found != SHM_NIL)
-            rl_shm_slot_at(shm, found)->ref = 1;
+    if (!(allowed && it->res->allowed) && !(repair && in != NULL)) {
+        if (in != NULL)
+            sl->ref = 1;
     } else {
-        if (shm->rebuilds != rebuilds)
-            at = rl_shm_find(shm, s, h, key, it->keylen);
-        if (at == SHM_NIL)
+        if (sl == NULL) {
             at = rl_shm_insert(shm, s, h, key, it->keylen, now_ms, NULL, 0);
-        else
-            rl_shm_slot_at(shm, at)->ref = 1;
-        if (at != SHM_NIL) { /* else counted in insert_failures; the decision stands */
-            sl = rl_shm_slot_at(shm, at);
+            sl = at != SHM_NIL ? rl_shm_slot_at(shm, at) : NULL;
+        } else {
+            sl->ref = 1;
+        }
+        if (sl != NULL) { /* else counted in insert_failures; the decision stands */
             shm_copy_words(rl_shm_words(sl), next.w, words);
             sl->expires_ms = shm_expiry(now_ms, ttl);
         }
@@ -269,11 +266,19 @@ int rl_shm_decide(rl_shm *shm, rl_item *items, size_t n, int64_t now_ms)
 {
     size_t words[RL_MAX_MATCH];
 
-    if (shm_check_items(shm, items, n, words) < 0)
-        return -1;
     /* One rule, the most common request: the batch's steps without its loops and arrays. */
-    if (n == 1)
+    if (n == 1) {
+        if (shm_check_item(shm, items, 0, &words[0]) < 0)
+            return -1;
         return shm_decide_one(shm, items, words[0], now_ms);
+    }
+    if (n > RL_MAX_MATCH) {
+        rl_shm_seterr(shm, "shm: %zu rules in one decision, at most %d", n, RL_MAX_MATCH);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (shm_check_item(shm, &items[i], i, &words[i]) < 0)
+            return -1;
     return shm_decide_batch(shm, items, n, words, now_ms);
 }
 

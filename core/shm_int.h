@@ -4,7 +4,10 @@
  * replaces a segment that cannot serve a configuration by a new generation (carrying its live
  * entries over) and tells -t what an open would do, shm_table.c keeps one stripe's structures
  * (index, CLOCK eviction, free list, crash repair, locks) and shm_decide.c makes decisions and
- * serves raw entries and stats. See shm.c for the layout and its invariants.
+ * serves raw entries and stats. What every decision runs is inline below, so that a decision
+ * makes no call into shm_table.c on its common path: a slot's fields, the key's hash, the
+ * chain walk and its key compare, and the lock's trylock, checks and unlock (their repair and
+ * wait paths stay out of line, in shm_table.c). See shm.c for the layout and its invariants.
  */
 #ifndef RL_SHM_INT_H
 #define RL_SHM_INT_H
@@ -177,19 +180,15 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
 int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const shm_geom *og,
                    const shm_geom *want, int64_t capacity, rl_error *err);
 
-char *rl_shm_key(const rl_shm *shm, shm_slot *sl);
-
 void rl_shm_sweep(const char *name);
 
 void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *g);
 
-uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
+uint32_t rl_shm_find_repair(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len);
 
 int rl_shm_geometry(int64_t capacity, size_t key_max, size_t state_words, shm_geom *g);
 
 size_t rl_shm_key_room(size_t key_max, size_t state_words);
-
-uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len);
 
 uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len,
                        int64_t now_ms, const uint32_t *pinned, size_t npinned);
@@ -199,8 +198,6 @@ int rl_shm_lock_slow(rl_shm *shm, uint32_t s, int rc);
 #ifdef RL_TESTING
 void rl_shm_test_die(rl_shm *shm, const uint32_t *locked, size_t nlocked);
 #endif
-
-void rl_shm_unlock(rl_shm *shm, uint32_t s);
 
 /* ---- a slot's fields (inline: every decision uses each of them; caller holds the lock) -- */
 
@@ -214,14 +211,102 @@ static inline int64_t *rl_shm_words(shm_slot *sl)
     return (int64_t *)(sl + 1);
 }
 
+static inline char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
+{
+    return (char *)(rl_shm_words(sl) + shm->state_words);
+}
+
 static inline int rl_shm_expired(const shm_slot *sl, int64_t now_ms)
 {
     return sl->expires_ms <= now_ms;
 }
 
+/* ---- the index (inline: every decision hashes its key and walks one chain) ------------ */
+
+static inline uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len)
+{
+    return rl_siphash13(shm->hash_key, key, len);
+}
+
 static inline uint32_t rl_shm_stripe_of(const rl_shm *shm, uint64_t h)
 {
     return (uint32_t)h & (shm->nstripes - 1);
+}
+
+/* The high half picks the bucket: the low bits already picked the stripe. */
+static inline uint32_t *rl_shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
+{
+    return &shm->buckets[(size_t)s * shm->nbuckets + ((uint32_t)(h >> 32) & (shm->nbuckets - 1))];
+}
+
+static inline uint64_t rl_shm_load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t rl_shm_load4(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* a[0..len) == b[0..len), for a key found in a chain. Inline word compares rather than a
+ * memcmp call, which made the walk save and restore its registers around it: 8 bytes at a
+ * time, the last 8 (or 4, below 8 bytes) overlapping what was already compared. */
+static inline int rl_shm_key_eq(const char *a, const char *b, size_t len)
+{
+    size_t k;
+
+    if (len >= 8) {
+        for (k = 0; k + 8 < len; k += 8)
+            if (rl_shm_load8(a + k) != rl_shm_load8(b + k))
+                return 0;
+        return rl_shm_load8(a + len - 8) == rl_shm_load8(b + len - 8);
+    }
+    if (len >= 4)
+        return rl_shm_load4(a) == rl_shm_load4(b) &&
+               rl_shm_load4(a + len - 4) == rl_shm_load4(b + len - 4);
+    for (k = 0; k < len; k++)
+        if (a[k] != b[k])
+            return 0;
+    return 1;
+}
+
+/* Walks the chain, every index bounds-checked and at most nslots links followed.
+ * SHM_NIL = absent; SHM_NIL - 1 = the chain is damaged. */
+__attribute__((always_inline)) static inline uint32_t
+rl_shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
+{
+    const uint32_t first = shm->span[s].first, nslots = shm->span[s].nslots;
+    uint32_t steps = 0;
+
+    for (uint32_t i = *rl_shm_bucket(shm, s, h); i != SHM_NIL; steps++) {
+        /* fresh is read at each link: a walk never trusts what it read before a compare */
+        uint32_t fresh = shm->stripes[s].fresh;
+        shm_slot *sl;
+        if (i - first >= fresh || fresh > nslots || steps >= nslots)
+            return SHM_NIL - 1;
+        sl = rl_shm_slot_at(shm, i);
+        if (sl->keylen == len && sl->in_use == 1 && rl_shm_key_eq(rl_shm_key(shm, sl), key, len))
+            return i;
+        i = sl->next;
+    }
+    return SHM_NIL;
+}
+
+/* The slot holding key in stripe s, or SHM_NIL. A damaged chain rebuilds the stripe
+ * (counted in repairs) and is walked again (rl_shm_find_repair, shm_table.c). Always
+ * inlined: out of line, saving and restoring registers cost as much as a short walk. */
+__attribute__((always_inline)) static inline uint32_t
+rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
+{
+    uint32_t i = rl_shm_find_checked(shm, s, h, key, len);
+    if (__builtin_expect(i == SHM_NIL - 1, 0))
+        return rl_shm_find_repair(shm, s, h, key, len);
+    return i;
 }
 
 /* Copies w[0..words) of a slot, words past the table's state_words reading as 0. Callers
@@ -278,6 +363,11 @@ static inline int rl_shm_lock(rl_shm *shm, uint32_t s)
     if (__builtin_expect(rc == 0 && !rl_shm_stripe_bad(shm, s), 1))
         return 0;
     return rl_shm_lock_slow(shm, s, rc);
+}
+
+static inline void rl_shm_unlock(rl_shm *shm, uint32_t s)
+{
+    pthread_mutex_unlock(&shm->stripes[s].lock);
 }
 
 #endif

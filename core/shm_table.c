@@ -5,7 +5,8 @@
  * slot.next, full-key compare), a free list, and a CLOCK hand for eviction. The dirty flag is
  * set before a structural change and cleared after, so a process that died mid-change leaves a
  * stripe that the next lock holder rebuilds from the slots alone (rl_shm_lock, shm_rebuild).
- * Layout and invariants: shm.c.
+ * The lookup, the key hash and the lock's common path are inline in shm_int.h; their repair
+ * and wait paths are here. Layout and invariants: shm.c.
  */
 #include "fmacros.h"
 
@@ -92,67 +93,16 @@ void rl_shm_bind(rl_shm *shm, unsigned char *base, size_t size, const shm_geom *
 
 /* ---- one stripe's structures (caller holds the stripe lock) ---------------------------- */
 
-static char *shm_key(const rl_shm *shm, shm_slot *sl)
-{
-    return (char *)(rl_shm_words(sl) + shm->state_words);
-}
-
-char *rl_shm_key(const rl_shm *shm, shm_slot *sl)
-{
-    return shm_key(shm, sl);
-}
-
-uint64_t rl_shm_hash(const rl_shm *shm, const char *key, size_t len)
-{
-    return rl_siphash13(shm->hash_key, key, len);
-}
-
-/* The high half picks the bucket: the low bits already picked the stripe. */
-static uint32_t *shm_bucket(const rl_shm *shm, uint32_t s, uint64_t h)
-{
-    return &shm->buckets[(size_t)s * shm->nbuckets + ((uint32_t)(h >> 32) & (shm->nbuckets - 1))];
-}
-
 static void shm_rebuild(rl_shm *shm, uint32_t s);
 
-/* Walks the chain, every index bounds-checked and at most nslots links followed.
- * SHM_NIL = absent; SHM_NIL - 1 = the chain is damaged. */
-static inline uint32_t shm_find_checked(const rl_shm *shm, uint32_t s, uint64_t h, const char *key,
-                                        size_t len)
-{
-    const uint32_t first = shm->span[s].first, nslots = shm->span[s].nslots;
-    uint32_t steps = 0;
-
-    for (uint32_t i = *shm_bucket(shm, s, h); i != SHM_NIL; steps++) {
-        /* fresh is read at each link: a walk never trusts what it read before a compare */
-        uint32_t fresh = shm->stripes[s].fresh;
-        shm_slot *sl;
-        if (i - first >= fresh || fresh > nslots || steps >= nslots)
-            return SHM_NIL - 1;
-        sl = rl_shm_slot_at(shm, i);
-        if (sl->keylen == len && sl->in_use == 1 && memcmp(shm_key(shm, sl), key, len) == 0)
-            return i;
-        i = sl->next;
-    }
-    return SHM_NIL;
-}
-
 /* A damaged chain rebuilds the stripe (counted in repairs) and is walked again. */
-__attribute__((noinline, cold)) static uint32_t shm_find_repair(rl_shm *shm, uint32_t s, uint64_t h,
-                                                                const char *key, size_t len)
+__attribute__((noinline, cold)) uint32_t rl_shm_find_repair(rl_shm *shm, uint32_t s, uint64_t h,
+                                                            const char *key, size_t len)
 {
     uint32_t i;
     shm_rebuild(shm, s);
-    i = shm_find_checked(shm, s, h, key, len);
+    i = rl_shm_find_checked(shm, s, h, key, len);
     return i == SHM_NIL - 1 ? SHM_NIL : i;
-}
-
-uint32_t rl_shm_find(rl_shm *shm, uint32_t s, uint64_t h, const char *key, size_t len)
-{
-    uint32_t i = shm_find_checked(shm, s, h, key, len);
-    if (__builtin_expect(i == SHM_NIL - 1, 0))
-        return shm_find_repair(shm, s, h, key, len);
-    return i;
 }
 
 static void shm_free_push(rl_shm *shm, shm_stripe *st, uint32_t i)
@@ -170,7 +120,7 @@ static uint32_t *shm_link_to(rl_shm *shm, uint32_t s, uint32_t i)
 {
     shm_slot *sl = rl_shm_slot_at(shm, i);
     size_t len = sl->keylen <= shm->key_max ? sl->keylen : 0;
-    uint32_t *link = shm_bucket(shm, s, rl_shm_hash(shm, shm_key(shm, sl), len));
+    uint32_t *link = rl_shm_bucket(shm, s, rl_shm_hash(shm, rl_shm_key(shm, sl), len));
 
     for (uint32_t steps = 0; *link != i && *link != SHM_NIL; steps++) {
         if (!rl_shm_in_stripe(shm, s, *link) || steps >= shm->span[s].nslots)
@@ -285,12 +235,12 @@ uint32_t rl_shm_insert(rl_shm *shm, uint32_t s, uint64_t h, const char *key, siz
     st->free_head = sl->next;
     sl->keylen = (uint16_t)len;
     sl->ref = 0; /* set by its next use: a key seen once is the first to go */
-    memcpy(shm_key(shm, sl), key, len);
+    memcpy(rl_shm_key(shm, sl), key, len);
     /* The key is complete before in_use says so: crash repair trusts in_use. */
     atomic_signal_fence(memory_order_seq_cst);
     sl->in_use = 1;
-    sl->next = *shm_bucket(shm, s, h);
-    *shm_bucket(shm, s, h) = i;
+    sl->next = *rl_shm_bucket(shm, s, h);
+    *rl_shm_bucket(shm, s, h) = i;
     st->used++;
     return i;
 }
@@ -303,9 +253,9 @@ static int shm_slot_valid(const rl_shm *shm, uint32_t s, shm_slot *sl, uint64_t 
 {
     if (sl->in_use != 1 || sl->keylen > shm->key_max)
         return 0;
-    *h = rl_shm_hash(shm, shm_key(shm, sl), sl->keylen);
+    *h = rl_shm_hash(shm, rl_shm_key(shm, sl), sl->keylen);
     return rl_shm_stripe_of(shm, *h) == s &&
-           shm_find_checked(shm, s, *h, shm_key(shm, sl), sl->keylen) == SHM_NIL;
+           rl_shm_find_checked(shm, s, *h, rl_shm_key(shm, sl), sl->keylen) == SHM_NIL;
 }
 
 /* Rebuilds stripe s's chains and free list from its slots. */
@@ -335,8 +285,8 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
             shm_free_push(shm, st, i);
             continue;
         }
-        sl->next = *shm_bucket(shm, s, h);
-        *shm_bucket(shm, s, h) = i;
+        sl->next = *rl_shm_bucket(shm, s, h);
+        *rl_shm_bucket(shm, s, h) = i;
         st->used++;
     }
     st->dirty = 0;
@@ -414,11 +364,6 @@ __attribute__((noinline, cold)) int rl_shm_lock_slow(rl_shm *shm, uint32_t s, in
         return -1;
     }
     return 0;
-}
-
-void rl_shm_unlock(rl_shm *shm, uint32_t s)
-{
-    pthread_mutex_unlock(&shm->stripes[s].lock);
 }
 
 #ifdef RL_TESTING

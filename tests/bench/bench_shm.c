@@ -2,8 +2,11 @@
  *
  * Not a test: `make bench` builds it with -O2 and no sanitizers and runs it. Figures:
  *
- *   baseline  the bare rl_algo_decide loop (no table, no lock, no hashing) and an uncontended
- *             pthread mutex lock/unlock loop: what a decision cannot go below
+ *   baseline  the bare rl_algo_decide loop (no table, no lock, no hashing), an uncontended
+ *             pthread mutex lock/unlock loop, and the three parts every decision pays besides
+ *             the algorithm: a robust process-shared trylock/unlock (the stripe lock's kind),
+ *             a CLOCK_REALTIME read and SipHash-1-3 of a key. Their times added up are the
+ *             floor printed before the goals: what a decision cannot go below
  *   hot       every decision on one key (one stripe, one slot: the lock is the contention)
  *   warm      a set of WARM_KEYS distinct keys, pre-filled, visited in a pseudo-random order
  *             (no two consecutive decisions on the same cache lines), capacity > keys so
@@ -35,6 +38,7 @@
 
 #include "algo.h"
 #include "backend.h"
+#include "siphash.h"
 
 #define WARM_KEYS 1000000
 /* "1M+": room to spare, so nothing is evicted; below 64 * 2^14 so the index stays at 4
@@ -205,6 +209,74 @@ static double bench_mutex_baseline(void)
     return (double)n / (t - start);
 }
 
+/* The parts of a hot-key decision that no table code can remove, each alone, as rates: a
+ * robust process-shared mutex's trylock + unlock (the stripe lock's kind), a CLOCK_REALTIME
+ * read (the table reads one per decision, under the lock) and SipHash-1-3 of a bench key
+ * (the index's keyed hash). With the rl_algo_decide loop they are the floor of a decision. */
+static double bench_robust_baseline(void)
+{
+    pthread_mutex_t m;
+    pthread_mutexattr_t attr;
+    uint64_t n = 0;
+    double start, end, t;
+
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&m, &attr);
+    pthread_mutexattr_destroy(&attr);
+    start = bench_now_s();
+    end = start + PHASE_MS / 1000.0;
+    do {
+        for (int b = 0; b < BATCH; b++) {
+            if (pthread_mutex_trylock(&m) == 0)
+                pthread_mutex_unlock(&m);
+        }
+        n += BATCH;
+    } while ((t = bench_now_s()) < end);
+    pthread_mutex_destroy(&m);
+    return (double)n / (t - start);
+}
+
+static double bench_clock_baseline(void)
+{
+    struct timespec ts;
+    int64_t sum = 0;
+    uint64_t n = 0;
+    double start = bench_now_s(), end = start + PHASE_MS / 1000.0, t;
+
+    do {
+        for (int b = 0; b < BATCH; b++) {
+            clock_gettime(CLOCK_REALTIME, &ts);
+            sum += ts.tv_nsec;
+        }
+        n += BATCH;
+    } while ((t = bench_now_s()) < end);
+    if (sum == 42) /* keep the loop */
+        puts("");
+    return (double)n / (t - start);
+}
+
+static double bench_hash_baseline(void)
+{
+    static const uint8_t hkey[RL_SIPHASH_KEY_SIZE] = {1, 2, 3};
+    char key[64];
+    size_t len = bench_key(key, 0);
+    uint64_t sum = 0, n = 0;
+    double start = bench_now_s(), end = start + PHASE_MS / 1000.0, t;
+
+    do {
+        for (int b = 0; b < BATCH; b++) {
+            key[len - 1] = (char)('0' + (b & 7)); /* not hoisted out of the loop */
+            sum += rl_siphash13(hkey, key, len);
+        }
+        n += BATCH;
+    } while ((t = bench_now_s()) < end);
+    if (sum == 42)
+        puts("");
+    return (double)n / (t - start);
+}
+
 /* Runs the loop in nproc processes at once (each opens the segment itself); returns the
  * per-process rates in rate[]. */
 static void bench_procs(const char *name, int64_t capacity, size_t words, const rl_rule *rule,
@@ -321,7 +393,7 @@ int main(int argc, char **argv)
     rl_error err;
     rl_shm *shm;
     rl_rule rule = bench_rule();
-    double algo, mutex, rate[2], t0, hot1, hot2;
+    double algo, mutex, robust, clk, hash, floor_ns, rate[2], t0, hot1, hot2;
     size_t words = rl_algo_state_words(&rule);
     size_t size = rl_shm_size(CAPACITY, KEY_MAX, words);
     size_t size_1m = rl_shm_size(WARM_KEYS, KEY_MAX, words);
@@ -343,6 +415,9 @@ int main(int argc, char **argv)
 
     algo = bench_algo_baseline();
     mutex = bench_mutex_baseline();
+    robust = bench_robust_baseline();
+    clk = bench_clock_baseline();
+    hash = bench_hash_baseline();
 
     t0 = bench_now_s();
     shm = rl_shm_open(name, CAPACITY, KEY_MAX, words, &err);
@@ -374,6 +449,12 @@ int main(int argc, char **argv)
            algo / 1e6, 1.0);
     printf("| %-28s | 1 | %8.2f M/s | %8.2f M/s | %6.3f |\n", "baseline: mutex lock+unlock",
            mutex / 1e6, mutex / 1e6, mutex / algo);
+    printf("| %-28s | 1 | %8.2f M/s | %8.2f M/s | %6.3f |\n", "baseline: robust trylock+unlock",
+           robust / 1e6, robust / 1e6, robust / algo);
+    printf("| %-28s | 1 | %8.2f M/s | %8.2f M/s | %6.3f |\n", "baseline: clock read", clk / 1e6,
+           clk / 1e6, clk / algo);
+    printf("| %-28s | 1 | %8.2f M/s | %8.2f M/s | %6.3f |\n", "baseline: SipHash-1-3 of a key",
+           hash / 1e6, hash / 1e6, hash / algo);
     bench_procs(name, CAPACITY, words, &rule, 1, 0, rate);
     bench_row("shm, 1 hot key", 1, rate, algo);
     hot1 = bench_total(1, rate);
@@ -424,6 +505,11 @@ int main(int argc, char **argv)
         bench_row(row, 1, rate, algo);
     }
     rl_shm_unlink(logname);
+    /* What bounds the first goal in time: the parts above that every decision pays. */
+    floor_ns = 1e9 / algo + 1e9 / robust + 1e9 / clk + 1e9 / hash;
+    printf("\nfloor of a hot-key decision (loop + robust lock + clock + hash): %.1f ns, "
+           "at most %.3f of the loop; measured %.1f ns\n",
+           floor_ns, 1e9 / algo / floor_ns, 1e9 / hot1);
     bench_goals(algo, hot1, hot2);
     printf("(one run on a shared machine: bench_shm --hot 5 for medians, "
            "tests/bench/callgrind_shm.sh for instruction counts)\n");

@@ -3,6 +3,9 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cidr.h"
@@ -118,4 +121,148 @@ Test(cidr, list_and_format)
     cr_assert_str_eq(rl_addr_format(a, buf), "2001:db8::");
     cr_assert_eq(rl_addr_parse("1.2.3.4x", 8, a), -1);
     cr_assert_eq(rl_addr_parse("1.2.3.4", 0, a), -1);
+}
+
+/* The hand-written IPv4 reader and writer (cidr.c) agree with inet_pton and inet_ntop: every
+ * octet value in every position, and spellings near the canonical form, accepted or refused
+ * alike, with the same bytes. */
+Test(cidr, ipv4_text_as_inet_pton_and_inet_ntop)
+{
+    static const char *const odd[] = {
+        "0.0.0.0", "255.255.255.255", "1.2.3.04", "01.2.3.4", "00.1.2.3", "1.2.3.256",
+        "1.2.3.999", "1.2.3.1000", "1.2.3", "1.2.3.4.", ".1.2.3.4", "1..2.3", "1.2.3.4.5",
+        "1.2.3.-4", "1.2.3.+4", " 1.2.3.4", "1.2.3.4 ", "1.2.3.4/8", "1.2.3.0x4", "a.b.c.d",
+        "1.2.3.4\0" "5", "::1.2.3.4", "::ffff:1.2.3.4", "1.2.3.", "",
+    };
+    const size_t oddlen[] = {7, 15, 8, 8, 8, 9, 9, 10, 5, 8, 8, 6, 9, 8, 8, 8, 8, 9, 9, 7, 9, 9,
+                             14, 6, 0};
+    uint8_t a[16], want[16];
+    char text[64], buf[RL_ADDR_TEXT_MAX], ref[RL_ADDR_TEXT_MAX];
+
+    cr_assert_eq(sizeof odd / sizeof odd[0], sizeof oddlen / sizeof oddlen[0]);
+    for (int pos = 0; pos < 4; pos++) {
+        for (unsigned v = 0; v < 256; v++) {
+            uint8_t q[4] = {10, 200, 3, 45};
+            int n;
+            q[pos] = (uint8_t)v;
+            n = snprintf(text, sizeof text, "%u.%u.%u.%u", q[0], q[1], q[2], q[3]);
+            cr_assert_eq(rl_addr_parse(text, (size_t)n, a), 0, "%s", text);
+            cr_assert(rl_addr_is_v4(a), "%s", text);
+            cr_assert_eq(memcmp(a + 12, q, 4), 0, "%s", text);
+            cr_assert_str_eq(rl_addr_format(a, buf), inet_ntop(AF_INET, q, ref, sizeof ref));
+            cr_assert_str_eq(buf, text);
+        }
+    }
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct in_addr v4;
+        int ok;
+        memcpy(text, odd[i], oddlen[i]);
+        text[oddlen[i]] = '\0';
+        /* What the code before did: inet_pton on a NUL-terminated copy, IPv4 then IPv6. */
+        ok = inet_pton(AF_INET, text, &v4) == 1;
+        if (ok) {
+            memset(want, 0, 10);
+            want[10] = want[11] = 0xff;
+            memcpy(want + 12, &v4, 4);
+        } else {
+            ok = inet_pton(AF_INET6, text, want) == 1;
+        }
+        memset(a, 0x5a, sizeof a);
+        cr_assert_eq(rl_addr_parse(odd[i], oddlen[i], a), ok ? 0 : -1, "\"%s\"", odd[i]);
+        if (ok)
+            cr_assert_eq(memcmp(a, want, 16), 0, "\"%s\"", odd[i]);
+    }
+}
+
+/* The hand-written IPv6 writer (cidr.c) agrees with inet_ntop: 200000 pseudo-random addresses
+ * whose words are mostly 0 (runs of every length and place, ties between runs), 1, ffff or
+ * anything, and the special forms (::, ::1, ::a.b.c.d, a single zero word). */
+Test(cidr, ipv6_text_as_inet_ntop)
+{
+    static const char *const fixed[] = {"::", "::1", "::2", "1::", "::1.2.3.4", "::ffff:0:1",
+                                        "1:0:2::", "1::2:0:0:3", "0:1::", "1:0:0:2:0:0:3:4",
+                                        "fe80::1", "2001:db8:0:1:1:1:1:1"};
+    uint8_t a[16];
+    char buf[RL_ADDR_TEXT_MAX], ref[RL_ADDR_TEXT_MAX];
+    unsigned seed = 42;
+
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        cr_assert_eq(inet_pton(AF_INET6, fixed[i], a), 1, "%s", fixed[i]);
+        if (rl_addr_is_v4(a))
+            continue;
+        cr_assert_str_eq(rl_addr_format(a, buf), inet_ntop(AF_INET6, a, ref, sizeof ref));
+    }
+    for (int n = 0; n < 200000; n++) {
+        for (int w = 0; w < 8; w++) {
+            unsigned r = (unsigned)rand_r(&seed), v;
+            switch (r % 8) {
+            case 0: v = 1; break;
+            case 1: v = 0xffff; break;
+            case 2: v = (r >> 8) & 0xffff; break;
+            case 3: v = (r >> 8) & 0xf; break;
+            default: v = 0;
+            }
+            a[2 * w] = (uint8_t)(v >> 8);
+            a[2 * w + 1] = (uint8_t)v;
+        }
+        if (rl_addr_is_v4(a))
+            continue;
+        cr_assert_str_eq(rl_addr_format(a, buf), inet_ntop(AF_INET6, a, ref, sizeof ref));
+    }
+}
+
+/* The hand-written IPv6 reader (cidr.c) accepts and refuses what inet_pton does, with the
+ * same bytes: fixed edge cases, then 200000 pseudo-random near-addresses (1 to 9 groups of
+ * 0 to 5 hex digits, either case, ':' or "::" between, stray leading and trailing colons). */
+Test(cidr, ipv6_text_as_inet_pton)
+{
+    static const char *const fixed[] = {
+        "::", "::1", "1::", "1::2", ":1::2", "1::2:", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9",
+        "1:2:3:4:5:6:7", "1:2:3:4::5:6:7:8", "::1:2:3:4:5:6:7", "1:2:3:4:5:6:7::", "1::2::3",
+        ":::", "1:::2", "12345::", "ABCD:ef01::", "::ffff:1.2.3.4", "fe80::1%eth0", "g::",
+        "1:2:3:4:5:6:7:", ":1:2:3:4:5:6:7", "0000:0000::0001",
+    };
+    unsigned seed = 7;
+
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] + 200000; i++) {
+        char text[64];
+        size_t len = 0;
+        uint8_t a[16], want[16];
+        int ok;
+        if (i < sizeof fixed / sizeof fixed[0]) {
+            len = strlen(fixed[i]);
+            memcpy(text, fixed[i], len);
+        } else {
+            int groups = 1 + rand_r(&seed) % 9;
+            if (rand_r(&seed) % 4 == 0)
+                text[len++] = ':', text[len++] = ':';
+            for (int q = 0; q < groups && len < 44; q++) {
+                int nd = rand_r(&seed) % 6;
+                for (int d = 0; d < nd && len < 44; d++)
+                    text[len++] = "0123456789abcdefABCDEF"[rand_r(&seed) % 22];
+                if (q < groups - 1 && len < 44) {
+                    text[len++] = ':';
+                    if (rand_r(&seed) % 8 == 0)
+                        text[len++] = ':';
+                }
+            }
+            if (rand_r(&seed) % 6 == 0 && len < 44)
+                text[len++] = ':';
+        }
+        text[len] = '\0';
+        ok = inet_pton(AF_INET6, text, want) == 1;
+        {
+            struct in_addr v4;
+            if (inet_pton(AF_INET, text, &v4) == 1) {
+                memset(want, 0, 10);
+                want[10] = want[11] = 0xff;
+                memcpy(want + 12, &v4, 4);
+                ok = 1;
+            }
+        }
+        memset(a, 0x5a, sizeof a);
+        cr_assert_eq(rl_addr_parse(text, len, a), ok ? 0 : -1, "\"%s\"", text);
+        if (ok)
+            cr_assert_eq(memcmp(a, want, 16), 0, "\"%s\"", text);
+    }
 }

@@ -1274,6 +1274,27 @@ Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
     rl_shm_close(shm);
 }
 
+/* The chain walk's key compare (rl_shm_key_eq: word loads, the last one overlapping) sees
+ * every byte of keys of every length class, at any alignment, as memcmp does. */
+Test(shm, the_key_compare_sees_every_byte_of_every_length)
+{
+    char a[RL_KEY_MAX + 8], b[RL_KEY_MAX + 8];
+
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t off = 0; off < 8; off++) {
+            for (size_t i = 0; i < len; i++)
+                a[i] = b[off + i] = (char)('a' + i % 26);
+            cr_assert(rl_shm_key_eq(a, b + off, len), "len %zu off %zu: equal", len, off);
+            for (size_t at = 0; at < len; at++) {
+                b[off + at] ^= 0x40;
+                cr_assert(!rl_shm_key_eq(a, b + off, len), "len %zu off %zu: byte %zu differs",
+                          len, off, at);
+                b[off + at] ^= 0x40;
+            }
+        }
+    }
+}
+
 /* The slow peer: a process that holds every stripe lock and never lets go (alive, stuck). A
  * decision gives up at SHM_LOCK_TIMEOUT_MS with an error (the limiter's failover policy then
  * applies) instead of waiting forever; once the holder dies, its locks are recovered (robust
