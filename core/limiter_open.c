@@ -78,22 +78,38 @@ static size_t limiter_state_words(const rl_config *cfg)
 
 const char *rl_limiter_shm_note(const rl_limiter *lim)
 {
-    return rl_shm_note(lim->shm);
+    return lim->note;
 }
 
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
 {
     rl_error err;
     int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                         limiter_state_words(cfg), &cfg->shm, out, len);
+                         limiter_state_words(cfg), &cfg->shm, out, len), stats;
 
-    /* The statistics segment would refuse a start too (another build's version, or a segment
-     * this user may not open or create). */
-    if (rc >= 0 && rl_stats_probe(cfg->shm.name, &cfg->shm, &err) < 0) {
+    if (rc < 0)
+        return rc;
+    /* The statistics segment of another build is replaced (its counters restart); one this
+     * user may not open, replace or create would refuse the start. */
+    stats = rl_stats_probe(cfg->shm.name, &cfg->shm, &err);
+    if (stats < 0) {
         snprintf(out, len, "%s: a start would fail", err.text);
         return -1;
     }
+    if (stats > 0) {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used, "; %s", err.text);
+    }
     return rc;
+}
+
+/* The one line rl_limiter_shm_note gives: what the open did to the table, then to the
+ * statistics (each "" when it found them fit). */
+static void limiter_note(rl_limiter *lim)
+{
+    const char *t = rl_shm_note(lim->shm), *s = lim->stats != NULL ? rl_stats_note(lim->stats) : "";
+
+    snprintf(lim->note, sizeof lim->note, "%s%s%s", t, *t != '\0' && *s != '\0' ? "; " : "", s);
 }
 
 typedef struct limiter_census {
@@ -165,6 +181,7 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         rl_limiter_close(lim);
         return NULL;
     }
+    limiter_note(lim);
     if (cfg->redis.enabled && !sandbox) {
         /* A cluster router keeps one breaker per master (redis_cluster.c): a dead master
          * must not stop the decisions the others make, so this one never opens then. */
