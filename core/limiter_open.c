@@ -85,7 +85,8 @@ int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
 {
     rl_error err;
     int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                         limiter_state_words(cfg), &cfg->shm, out, len), stats;
+                         limiter_state_words(cfg), &cfg->shm, out, len),
+        stats;
 
     if (rc < 0)
         return rc;

@@ -8,7 +8,7 @@
  *   [node table: Sentinel master | node row x RL_STATS_NODES | "other" row]
  *
  * header  written once by the creator, `magic` stored last (release); an attacher reads
- *         nothing else before it sees it (acquire), and refuses another version or size.
+ *         nothing else before it sees it (acquire). `magic` is at offset 0 in every version.
  * slot    one rule name's counters. `state` is 0 (free), 1 (being claimed) or 2 (named): a
  *         name is written only by the process whose CAS took the slot from 0 to 1, and is
  *         read only after state 2 is seen (acquire). A name's home is hash(name) % SLOTS,
@@ -23,8 +23,21 @@
  * once all RL_STATS_SLOTS are named, a new name is counted only in RL_STAT_UNSLOTTED.
  *
  * The node table (stats_nodes.h) holds one row per Redis node address, claimed as a rule's
- * slot is (stats_nodes.c). A segment of an older version (v2 had no node table) is refused
- * with the command that removes it, as any other version or size.
+ * slot is (stats_nodes.c).
+ *
+ * Another build's segment (another version, v2 had no node table, or another size) is
+ * replaced, never refused: an upgrade must not take the pool down for its counters. Only a
+ * published one is judged (our magic seen; a segment being made is waited for, within
+ * STATS_ATTACH_WAIT_MS, and one never published within it is refused as before, not taken
+ * for stale). The replacer holds flock(LOCK_EX) on the old segment from before it checks
+ * that the name is still that file (st_dev, st_ino) until the new one, made O_EXCL under the
+ * name and owned as shm_owner.h says, exists: of several processes finding one stale segment
+ * exactly one removes it, and the others, once they get the lock, see the name on another
+ * file (or none) and start over, attaching to the new one (or creating it). Processes of the
+ * old build keep their mapping of the old segment and count into it until they exit; those
+ * counts are not in the new one (counters, not limits: acceptable, and said in the log note).
+ * A segment that is not ours to remove (another owner, in the sticky /dev/shm) or that this
+ * user cannot open is refused with what to do, as before.
  */
 #include "fmacros.h"
 
@@ -153,6 +166,22 @@ static int stats_judge(const stats_segment *s, off_t size, char *why, size_t len
     return stats_check(s, why, len) < 0 ? 1 : 0;
 }
 
+/* The refusal of a segment whose magic is not (yet) ours: one of this size never published
+ * (its creator died?), or not a statistics segment at all. */
+static void stats_unpublished(const char *name, off_t size, rl_error *err)
+{
+    if ((uint64_t)size == sizeof(stats_segment))
+        rl_errorf(err,
+                  "shm \"%s\": exists but was not initialised (its creator died?); remove it "
+                  "with: rm /dev/shm%s",
+                  name, name);
+    else
+        rl_errorf(err,
+                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
+                  "rm /dev/shm%s",
+                  name, (long long)size, sizeof(stats_segment), name);
+}
+
 /* Waits (bounded) for the creator to size and publish the segment, then judges it. 0 with *out
  * mapped (this build's), 1 when it is another build's (why; nothing mapped), -1 with err
  * (empty or never published within the wait, or not ours at all: refused, as always). */
@@ -167,10 +196,7 @@ static int stats_attach(int fd, const char *name, struct stat *st, stats_segment
     if (rl_shm_wait_sized(fd, name, start, STATS_ATTACH_WAIT_MS, st, err) != 0)
         return -1;
     if ((size_t)st->st_size < sizeof s->h.magic) {
-        rl_errorf(err,
-                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it "
-                  "with: rm /dev/shm%s",
-                  name, (long long)st->st_size, sizeof(stats_segment), name);
+        stats_unpublished(name, st->st_size, err);
         return -1;
     }
     len = stats_map_len(st->st_size);
@@ -183,10 +209,7 @@ static int stats_attach(int fd, const char *name, struct stat *st, stats_segment
      * start in every version, and a segment still being made is never taken for stale. */
     while (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
         if (rl_clock_mono_ms() > deadline) {
-            rl_errorf(err,
-                      "shm \"%s\": exists but was not initialised (its creator died?); "
-                      "remove it with: rm /dev/shm%s",
-                      name, name);
+            stats_unpublished(name, st->st_size, err);
             munmap(s, len);
             return -1;
         }
@@ -267,8 +290,8 @@ static stats_segment *stats_replace(int fd, const char *name, const struct stat 
             rl_errorf(err,
                       "shm \"%s\": statistics of another version (%s): cannot lock it to "
                       "replace it: %s",
-                      name, why, errno == EWOULDBLOCK ? "another process held it too long"
-                                                       : strerror(errno));
+                      name, why,
+                      errno == EWOULDBLOCK ? "another process held it too long" : strerror(errno));
             return NULL;
         }
         rl_clock_nap_ms(1);
@@ -283,8 +306,8 @@ static stats_segment *stats_replace(int fd, const char *name, const struct stat 
         adopted = *own;
     rl_shm_owner_adopt(&adopted, old);
     if (shm_unlink(name) < 0) {
-        rl_errorf(err, "shm \"%s\": statistics of another version (%s): cannot remove it: %s",
-                  name, why, strerror(errno));
+        rl_errorf(err, "shm \"%s\": statistics of another version (%s): cannot remove it: %s", name,
+                  why, strerror(errno));
         goto out;
     }
     nfd = rl_shm_create_owned(name, &adopted, err); /* O_EXCL, given to its owner */
@@ -408,12 +431,13 @@ int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err
     }
     if (fd < 0)
         return 0;
-    if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof s->h.magic) {
+    if (fstat(fd, &st) < 0) {
         close(fd);
-        rl_errorf(err,
-                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
-                  "rm /dev/shm%s",
-                  name, (long long)st.st_size, sizeof(stats_segment), name);
+        return 0; /* cannot tell: the start will say */
+    }
+    if ((size_t)st.st_size < sizeof s->h.magic) {
+        close(fd);
+        stats_unpublished(name, st.st_size, err);
         return -1;
     }
     len = stats_map_len(st.st_size);
@@ -422,8 +446,7 @@ int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err
     if (s == MAP_FAILED)
         return 0;
     if (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
-        rl_errorf(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
-                  name, name);
+        stats_unpublished(name, st.st_size, err); /* -t waits for no creator */
         rc = -1;
     } else if (stats_judge(s, st.st_size, why, sizeof why) != 0) {
         /* As stats_replace: its owner or root removes it and makes one owned as configured. */
