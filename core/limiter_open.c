@@ -1,9 +1,10 @@
 /* limiter_open.c -- a limiter's life: open (the stores, the shares, the statistics slots),
- * close, and what the handle says (errors, health, the table's plan)
+ * close, and what the handle says (errors, health, the table's plan, the open's note)
  *
  * The table is sized from the configuration (the longest key, the most state words of any
- * rule or its host share), so rl_limiter_shm_plan and rl_limiter_open agree on it. The
- * deciding is limiter.c's.
+ * rule or its host share), so rl_limiter_shm_plan and rl_limiter_open agree on it; the plan
+ * and the note speak of the statistics segment too (another build's is replaced: stats.c).
+ * The deciding is limiter.c's.
  */
 #include "fmacros.h"
 
@@ -84,9 +85,8 @@ const char *rl_limiter_shm_note(const rl_limiter *lim)
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
 {
     rl_error err;
-    int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                         limiter_state_words(cfg), &cfg->shm, out, len),
-        stats;
+    int stats, rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                                limiter_state_words(cfg), &cfg->shm, out, len);
 
     if (rc < 0)
         return rc;
