@@ -274,8 +274,9 @@ static int stats_same_file(const char *name, const struct stat *old)
  * statistics' owner). Serialised by flock(LOCK_EX) on the old segment, held until the new
  * one has the name, and done only while the name is still the old file's: of several
  * processes finding one stale segment, exactly one removes it; the others find the name on
- * another file (or none) and start over, attaching to the new one. Returns the new segment
- * (note set), NULL with *again set (start over), or NULL with err. */
+ * another file (or none) and start over, attaching to the new one. Returns the new segment,
+ * NULL with *again set (start over), or NULL with err; note is set once the old one is
+ * removed. */
 static stats_segment *stats_replace(int fd, const char *name, const struct stat *old,
                                     const char *why, const rl_shm_config *own, char *note,
                                     size_t notelen, int *again, rl_error *err)
@@ -310,6 +311,13 @@ static stats_segment *stats_replace(int fd, const char *name, const struct stat 
                   why, strerror(errno));
         goto out;
     }
+    /* This process replaced it, even when another one that found the name free makes the
+     * new segment first: the note is ours to log, exactly once. */
+    snprintf(note, notelen,
+             "shm \"%s\": statistics of another version (%s) replaced: the counters restart at "
+             "0 (processes of the old build still running count into the old segment, which is "
+             "no longer shown)",
+             name, why);
     nfd = rl_shm_create_owned(name, &adopted, err); /* O_EXCL, given to its owner */
     if (nfd == RL_SHM_OWN_FAILED)
         goto out;
@@ -322,12 +330,6 @@ static stats_segment *stats_replace(int fd, const char *name, const struct stat 
     }
     s = stats_create(nfd, name, err);
     close(nfd);
-    if (s != NULL)
-        snprintf(note, notelen,
-                 "shm \"%s\": statistics of another version (%s) replaced: the counters restart "
-                 "at 0 (processes of the old build still running count into the old segment, "
-                 "which is no longer shown)",
-                 name, why);
 out:
     flock(fd, LOCK_UN);
     return s;
