@@ -12,12 +12,15 @@
 #   -t afterwards: no word of the statistics; once stopped and --shm-remove'd, nothing of the
 #     pool is left in /dev/shm.
 # Then the same-size case (this build's segment with version 2 written in) replaced by a
-# restart of lighttpd.
+# restart of lighttpd. As root, with `nobody` as the pool's user (setpriv): an old segment of
+# root's (group nogroup, 0660: nobody may use it, not remove it from the sticky /dev/shm) is
+# refused by -t and by the --listen daemon as nobody (exit 3, what to do, segment kept); the
+# daemon as root with shm.user = nobody replaces it by one nobody owns, and its worker serves.
 set -euo pipefail
 NAME=test_upgrade_stats
 source "$(dirname "$0")/lib/lib.sh"
 source "$(dirname "$0")/lib/faults.sh"
-need lighttpd curl python3 pgrep truncate
+need lighttpd curl python3 pgrep truncate cgi-fcgi
 
 SHM=/rltest-$RUN_ID-up
 SEG=/dev/shm$SHM-stats
@@ -35,14 +38,15 @@ for k in sys.argv[2:]: v=v[int(k)] if isinstance(v,list) else v[k]
 print(v)' "$@" 2>/dev/null || echo "?"
 }
 
-plant_v2() { # the segment a version-2 build made: magic, version, size, a count
-    printf 'RLTSTT01\002\000\000\000' > "$SEG"
-    truncate -s 65800 "$SEG"
+plant_v2() { # [segment]: the one a version-2 build made: magic, version, size, a count
+    local seg=${1:-$SEG}
+    printf 'RLTSTT01\002\000\000\000' > "$seg"
+    truncate -s 65800 "$seg"
     printf '\000\000\000\000\000\001\000\000' |
-        dd of="$SEG" bs=1 seek=40 conv=notrunc status=none # global[requests] = 2^40
-    chmod 600 "$SEG"
+        dd of="$seg" bs=1 seek=40 conv=notrunc status=none # global[requests] = 2^40
+    chmod 600 "$seg"
 }
-seg_id() { stat -c '%i %s' "$SEG" 2>/dev/null || echo missing; }
+seg_id() { stat -c '%i %s' "${1:-$SEG}" 2>/dev/null || echo missing; }
 replaced_lines() { grep -c 'statistics of another version (.*) replaced: the counters restart' "$D/filter.log" || true; }
 req() { hcurl -o /dev/null "http://127.0.0.1:$LPORT$1"; }
 pool_up() { # the 2 filter processes are there and answer
@@ -121,9 +125,58 @@ hcurl -o "$T/stats3" "http://127.0.0.1:$LPORT$H/stats" >/dev/null
 check "counters restarted again: requests 1 ($(jget "$T/stats3" requests))" test "$(jget "$T/stats3" requests)" = 1
 check "one replacement logged ($(replaced_lines))" test "$(replaced_lines)" = 1
 check "a new segment ($before -> $(seg_id))" test "$(seg_id)" != "$before"
+check "no sanitizer report" no_sanitizer_report "$D/filter.log"
+
+stop_pool
+
+# ---- owners: root's old segment and a pool running as nobody -------------------------------
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 && getent group nogroup >/dev/null; then
+    OSHM=$SHM-own
+    OSEG=/dev/shm$OSHM-stats
+    cat > "$T/own.conf" <<CONF
+shm: { name = "$OSHM"; capacity = 1000; user = "nobody"; group = "nogroup"; mode = "0660"; };
+rules = ( { name = "page"; path_prefix = "/"; limit = "3/m"; } );
+CONF
+    chmod 644 "$T/own.conf"
+    CONFS+=("$T/own.conf")
+    AS_NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+    plant_v2 "$OSEG"
+    chgrp nogroup "$OSEG"
+    chmod 660 "$OSEG"
+    before=$(seg_id "$OSEG")
+    rc=0
+    "${AS_NOBODY[@]}" "$RL_FILTER" -t -c "$T/own.conf" 2>"$T/t4.log" || rc=$?
+    check "-t as nobody on root's old segment: exit $rc, may not replace ($(grep -o 'which this process.*' "$T/t4.log" | head -c 120))" \
+        bash -c '[ "$1" = 3 ] && grep -q "statistics of another version (65800 bytes, this build.s [0-9]*), which this process (uid [0-9]*) may not replace: they belong to uid 0 .*rm /dev/shm.*a start would fail" "$2"' _ "$rc" "$T/t4.log"
+    PORT=$(pick_port)
+    "${AS_NOBODY[@]}" "$RL_FILTER" --listen "127.0.0.1:$PORT" --workers 1 -c "$T/own.conf" 2>>"$T/daemon.log" &
+    NPID=$!
+    PIDS+=("$NPID")
+    rc=timeout
+    wait_gone "$NPID" 20 && { rc=0; wait "$NPID" || rc=$?; }
+    check "the daemon as nobody refuses to start: exit $rc, the same words" \
+        bash -c '[ "$1" = 3 ] && grep -q "which this process (uid [0-9]*) may not replace" "$2"' _ "$rc" "$T/daemon.log"
+    check "... and the old segment is kept ($before -> $(seg_id "$OSEG"))" test "$(seg_id "$OSEG")" = "$before"
+    start_daemon "127.0.0.1:$PORT" "$T/own.conf" 1 "$T/root.log"
+    check "the daemon as root replaces it, logging so" \
+        grep -q "statistics of another version (65800 bytes, this build's [0-9]*) replaced: the counters restart at 0" "$T/root.log"
+    check "... by one nobody owns, as shm.user says ($(stat -c '%U:%G %a' "$OSEG"))" \
+        test "$(stat -c '%U:%G %a' "$OSEG")" = "nobody:nogroup 660"
+    codes=""
+    for i in 1 2 3 4; do
+        codes+="$(env -i REQUEST_METHOD=GET REQUEST_URI=/x REMOTE_ADDR=192.0.2.7 timeout 10 \
+            cgi-fcgi -bind -connect "127.0.0.1:$PORT" | tr -d '\r' |
+            sed -n 's/^Status: \([0-9]*\).*/\1/p' || true) "
+    done
+    check "its worker serves: 200 200 200 429 ($codes)" test "$codes" = "200 200 200 429 "
+    check "no sanitizer report" no_sanitizer_report "$T/root.log"
+    stop_pid "$DPID"
+    "$RL_FILTER" --shm-remove -c "$T/own.conf" 2>/dev/null
+else
+    echo "SKIP: the owner cases need root, a user nobody and a group nogroup"
+fi
 
 # ---- nothing left ---------------------------------------------------------------------------
-stop_pool
 "$RL_FILTER" --shm-remove -c "$T/rl.conf" 2>/dev/null
 left=$(compgen -G "/dev/shm$SHM*" || true)
 check "nothing of the pool left in /dev/shm (${left:-none})" test -z "$left"
