@@ -87,10 +87,12 @@ int rl_shm_scan(const char *name, void (*fn)(const char *key, size_t len, void *
 /* What rl_shm_open did to the segment in place when it replaced it by a new generation (one
  * sentence, for the log), or "". */
 const char *rl_shm_note(const rl_shm *shm);
-/* rl_shm_note of the limiter's table (limiter.c). */
+/* rl_shm_note of the limiter's table, then rl_stats_note of its statistics, in one line, or
+ * "" (limiter_open.c). */
 const char *rl_limiter_shm_note(const rl_limiter *lim);
 /* rl_shm_plan for the table cfg's limiter would open, and -1 too when its statistics segment
- * would refuse the start (limiter.c). */
+ * would refuse the start; a statistics segment the start would replace (another build's) adds
+ * "; " and rl_stats_probe's sentence (limiter_open.c). */
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len);
 /* For each rule i of cfg, the live entries of the table in place under its identity (live[i])
  * and under its name with another limit (stale[i]: a state the rule no longer reads). 0, or

@@ -26,6 +26,7 @@ struct rl_limiter {
     int unenforced;      /* some rule's on_redis_down is not "shm" */
     rl_stats_seg *stats; /* the pool's counters; NULL for a sandbox */
     int *slots;          /* owned: each rule's stats slot (-1: none) */
+    char note[1200];     /* the table's note and the statistics' (rl_limiter_shm_note) */
     rl_clock_fn clock;   /* NULL: CLOCK_REALTIME (always, but in RL_TESTING builds) */
     void *clock_ud;
     char errstr[256];

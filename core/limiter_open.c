@@ -1,9 +1,10 @@
 /* limiter_open.c -- a limiter's life: open (the stores, the shares, the statistics slots),
- * close, and what the handle says (errors, health, the table's plan)
+ * close, and what the handle says (errors, health, the table's plan, the open's note)
  *
  * The table is sized from the configuration (the longest key, the most state words of any
- * rule or its host share), so rl_limiter_shm_plan and rl_limiter_open agree on it. The
- * deciding is limiter.c's.
+ * rule or its host share), so rl_limiter_shm_plan and rl_limiter_open agree on it; the plan
+ * and the note speak of the statistics segment too (another build's is replaced: stats.c).
+ * The deciding is limiter.c's.
  */
 #include "fmacros.h"
 
@@ -78,22 +79,38 @@ static size_t limiter_state_words(const rl_config *cfg)
 
 const char *rl_limiter_shm_note(const rl_limiter *lim)
 {
-    return rl_shm_note(lim->shm);
+    return lim->note;
 }
 
 int rl_limiter_shm_plan(const rl_config *cfg, char *out, size_t len)
 {
     rl_error err;
-    int rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
-                         limiter_state_words(cfg), &cfg->shm, out, len);
+    int stats, rc = rl_shm_plan(cfg->shm.name, cfg->shm.capacity, limiter_key_max(cfg),
+                                limiter_state_words(cfg), &cfg->shm, out, len);
 
-    /* The statistics segment would refuse a start too (another build's version, or a segment
-     * this user may not open or create). */
-    if (rc >= 0 && rl_stats_probe(cfg->shm.name, &cfg->shm, &err) < 0) {
+    if (rc < 0)
+        return rc;
+    /* The statistics segment of another build is replaced (its counters restart); one this
+     * user may not open, replace or create would refuse the start. */
+    stats = rl_stats_probe(cfg->shm.name, &cfg->shm, &err);
+    if (stats < 0) {
         snprintf(out, len, "%s: a start would fail", err.text);
         return -1;
     }
+    if (stats > 0) {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used, "; %s", err.text);
+    }
     return rc;
+}
+
+/* The one line rl_limiter_shm_note gives: what the open did to the table, then to the
+ * statistics (each "" when it found them fit). */
+static void limiter_note(rl_limiter *lim)
+{
+    const char *t = rl_shm_note(lim->shm), *s = lim->stats != NULL ? rl_stats_note(lim->stats) : "";
+
+    snprintf(lim->note, sizeof lim->note, "%s%s%s", t, *t != '\0' && *s != '\0' ? "; " : "", s);
 }
 
 typedef struct limiter_census {
@@ -165,6 +182,7 @@ static rl_limiter *limiter_open(const rl_config *cfg, const char *shm_name, int6
         rl_limiter_close(lim);
         return NULL;
     }
+    limiter_note(lim);
     if (cfg->redis.enabled && !sandbox) {
         /* A cluster router keeps one breaker per master (redis_cluster.c): a dead master
          * must not stop the decisions the others make, so this one never opens then. */

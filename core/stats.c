@@ -8,7 +8,7 @@
  *   [node table: Sentinel master | node row x RL_STATS_NODES | "other" row]
  *
  * header  written once by the creator, `magic` stored last (release); an attacher reads
- *         nothing else before it sees it (acquire), and refuses another version or size.
+ *         nothing else before it sees it (acquire). `magic` is at offset 0 in every version.
  * slot    one rule name's counters, claimed by name (stats_claim.c). `state` is 0 (free), 1
  *         (being claimed) or 2 (named): a name is written only by the process whose CAS
  *         took the slot from 0 to 1, and is
@@ -24,8 +24,21 @@
  * once all RL_STATS_SLOTS are named, a new name is counted only in RL_STAT_UNSLOTTED.
  *
  * The node table (stats_nodes.h) holds one row per Redis node address, claimed as a rule's
- * slot is (stats_nodes.c). A segment of an older version (v2 had no node table) is refused
- * with the command that removes it, as any other version or size.
+ * slot is (stats_nodes.c).
+ *
+ * Another build's segment (another version, v2 had no node table, or another size) is
+ * replaced, never refused: an upgrade must not take the pool down for its counters. Only a
+ * published one is judged (our magic seen; a segment being made is waited for, within
+ * STATS_ATTACH_WAIT_MS, and one never published within it is refused as before, not taken
+ * for stale). The replacer holds flock(LOCK_EX) on the old segment from before it checks
+ * that the name is still that file (st_dev, st_ino) until the new one, made O_EXCL under the
+ * name and owned as shm_owner.h says, exists: of several processes finding one stale segment
+ * exactly one removes it, and the others, once they get the lock, see the name on another
+ * file (or none) and start over, attaching to the new one (or creating it). Processes of the
+ * old build keep their mapping of the old segment and count into it until they exit; those
+ * counts are not in the new one (counters, not limits: acceptable, and said in the log note).
+ * A segment that is not ours to remove (another owner, in the sticky /dev/shm) or that this
+ * user cannot open is refused with what to do, as before.
  */
 #include "fmacros.h"
 
@@ -37,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,6 +67,7 @@
 #define STATS_SUFFIX "-stats"
 #define STATS_ATTACH_WAIT_MS 2000
 #define STATS_CLAIM_WAIT_MS 100
+#define STATS_OPEN_TRIES 5 /* passes of rl_stats_open: create, attach or replace */
 
 typedef struct stats_slot {
     _Atomic uint32_t state;
@@ -85,6 +100,7 @@ typedef struct stats_segment {
 
 struct rl_stats_seg {
     stats_segment *seg;
+    char note[NAME_MAX + 300]; /* what the open did to a stale segment, or "" (rl_stats_note) */
 };
 
 const char *const rl_stat_rule_counter_names[RL_STAT_RULE_COUNTERS] = {
@@ -118,59 +134,93 @@ static void stats_init(stats_segment *s)
     atomic_store_explicit(&s->h.magic, STATS_MAGIC, memory_order_release);
 }
 
-static int stats_check(const stats_segment *s, const char *name, rl_error *err)
+/* 0 when the published header s is this build's layout; else -1 with why ("version 2, this
+ * build's 3"). */
+static int stats_check(const stats_segment *s, char *why, size_t len)
 {
     if (s->h.version != STATS_VERSION || s->h.nslots != RL_STATS_SLOTS ||
         s->h.header_size != sizeof(stats_header) || s->h.slot_size != sizeof(stats_slot) ||
         s->h.ncounters != RL_STAT_COUNTERS || s->h.nbuckets != RL_STATS_BUCKETS ||
         s->h.nrule_counters != RL_STAT_RULE_COUNTERS || s->h.nnodes != RL_STATS_NODES ||
         s->h.node_size != sizeof(stats_node)) {
-        rl_errorf(err,
-                  "shm \"%s\": statistics of another version (%u; this build: %u); stop the "
-                  "old processes and remove it with: rm /dev/shm%s",
-                  name, s->h.version, STATS_VERSION, name);
+        snprintf(why, len, "version %u, this build's %u", s->h.version, STATS_VERSION);
         return -1;
     }
     return 0;
 }
 
-/* Waits (bounded) for the creator to size and publish the segment, then maps it. */
-static stats_segment *stats_attach(int fd, const char *name, rl_error *err)
+/* The bytes of a segment of size bytes worth mapping: this layout's at most. */
+static size_t stats_map_len(off_t size)
+{
+    return (uint64_t)size < sizeof(stats_segment) ? (size_t)size : sizeof(stats_segment);
+}
+
+/* A published segment (its magic seen, len bytes mapped at s, size bytes long): 0 when it is
+ * this build's, 1 when another build's (why says how it differs). */
+static int stats_judge(const stats_segment *s, off_t size, char *why, size_t len)
+{
+    if ((uint64_t)size != sizeof(stats_segment)) {
+        snprintf(why, len, "%lld bytes, this build's %zu", (long long)size, sizeof(stats_segment));
+        return 1;
+    }
+    return stats_check(s, why, len) < 0 ? 1 : 0;
+}
+
+/* The refusal of a segment whose magic is not (yet) ours: one of this size never published
+ * (its creator died?), or not a statistics segment at all. */
+static void stats_unpublished(const char *name, off_t size, rl_error *err)
+{
+    if ((uint64_t)size == sizeof(stats_segment))
+        rl_errorf(err,
+                  "shm \"%s\": exists but was not initialised (its creator died?); remove it "
+                  "with: rm /dev/shm%s",
+                  name, name);
+    else
+        rl_errorf(err,
+                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
+                  "rm /dev/shm%s",
+                  name, (long long)size, sizeof(stats_segment), name);
+}
+
+/* Waits (bounded) for the creator to size and publish the segment, then judges it. 0 with *out
+ * mapped (this build's), 1 when it is another build's (why; nothing mapped), -1 with err
+ * (empty or never published within the wait, or not ours at all: refused, as always). */
+static int stats_attach(int fd, const char *name, struct stat *st, stats_segment **out, char *why,
+                        size_t whylen, rl_error *err)
 {
     const int64_t start = rl_clock_mono_ms(), deadline = start + STATS_ATTACH_WAIT_MS;
-    struct stat st;
     stats_segment *s;
+    size_t len;
+    int rc;
 
-    if (rl_shm_wait_sized(fd, name, start, STATS_ATTACH_WAIT_MS, &st, err) != 0)
-        return NULL;
-    if ((size_t)st.st_size != sizeof(stats_segment)) {
-        rl_errorf(err,
-                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it "
-                  "with: rm /dev/shm%s",
-                  name, (long long)st.st_size, sizeof(stats_segment), name);
-        return NULL;
+    if (rl_shm_wait_sized(fd, name, start, STATS_ATTACH_WAIT_MS, st, err) != 0)
+        return -1;
+    if ((size_t)st->st_size < sizeof s->h.magic) {
+        stats_unpublished(name, st->st_size, err);
+        return -1;
     }
-    s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    len = stats_map_len(st->st_size);
+    s = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (s == MAP_FAILED) {
         rl_errorf(err, "shm \"%s\": cannot map it: %s", name, strerror(errno));
-        return NULL;
+        return -1;
     }
+    /* Even a segment of another size is judged only once published: the magic is at the
+     * start in every version, and a segment still being made is never taken for stale. */
     while (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
         if (rl_clock_mono_ms() > deadline) {
-            rl_errorf(err,
-                      "shm \"%s\": exists but was not initialised (its creator died?); "
-                      "remove it with: rm /dev/shm%s",
-                      name, name);
-            munmap(s, sizeof *s);
-            return NULL;
+            stats_unpublished(name, st->st_size, err);
+            munmap(s, len);
+            return -1;
         }
         rl_clock_nap_ms(1);
     }
-    if (stats_check(s, name, err) < 0) {
-        munmap(s, sizeof *s);
-        return NULL;
-    }
-    return s;
+    rc = stats_judge(s, st->st_size, why, whylen);
+    if (rc != 0)
+        munmap(s, len);
+    else
+        *out = s;
+    return rc;
 }
 
 static stats_segment *stats_create(int fd, const char *name, rl_error *err)
@@ -192,22 +242,122 @@ static stats_segment *stats_create(int fd, const char *name, rl_error *err)
     return s;
 }
 
-rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err)
+/* 0 when this process may remove the stale segment old (stat) from the sticky /dev/shm (its
+ * owner or root), else -1 with err: the error a replacement by this user meets. */
+static int stats_may_replace(const char *name, const struct stat *old, const char *why,
+                             rl_error *err)
+{
+    if (geteuid() == 0 || geteuid() == old->st_uid)
+        return 0;
+    rl_errorf(err,
+              "shm \"%s\": statistics of another version (%s), which this process (uid %ld) "
+              "may not replace: they belong to uid %ld (gid %ld, mode %04o), and in the sticky "
+              "/dev/shm only their owner or root may remove them; start once as their owner or "
+              "as root, or remove them as root: rm /dev/shm%s",
+              name, why, (long)geteuid(), (long)old->st_uid, (long)old->st_gid,
+              (unsigned)(old->st_mode & 07777), name);
+    return -1;
+}
+
+/* Does /dev/shm NAME still name the file old (stat) describes? */
+static int stats_same_file(const char *name, const struct stat *old)
+{
+    char path[sizeof "/dev/shm" + NAME_MAX + 1];
+    struct stat now;
+
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    return stat(path, &now) == 0 && now.st_ino == old->st_ino && now.st_dev == old->st_dev;
+}
+
+/* Replaces the stale segment open on fd (old: its stat; why: how it differs) by a new one,
+ * owned as own says (as root, what own leaves unset is the old one's: the pool keeps its
+ * statistics' owner). Serialised by flock(LOCK_EX) on the old segment, held until the new
+ * one has the name, and done only while the name is still the old file's: of several
+ * processes finding one stale segment, exactly one removes it; the others find the name on
+ * another file (or none) and start over, attaching to the new one. Returns the new segment,
+ * NULL with *again set (start over), or NULL with err; note is set once the old one is
+ * removed. */
+static stats_segment *stats_replace(int fd, const char *name, const struct stat *old,
+                                    const char *why, const rl_shm_config *own, char *note,
+                                    size_t notelen, int *again, rl_error *err)
 {
     const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
-    char name[NAME_MAX + 2];
+    rl_shm_config adopted = {0};
+    stats_segment *s = NULL;
+    int nfd;
+
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if ((errno != EWOULDBLOCK && errno != EINTR) || rl_clock_mono_ms() > deadline) {
+            rl_errorf(err,
+                      "shm \"%s\": statistics of another version (%s): cannot lock it to "
+                      "replace it: %s",
+                      name, why,
+                      errno == EWOULDBLOCK ? "another process held it too long" : strerror(errno));
+            return NULL;
+        }
+        rl_clock_nap_ms(1);
+    }
+    if (!stats_same_file(name, old)) {
+        *again = 1; /* replaced (or removed) meanwhile */
+        goto out;
+    }
+    if (stats_may_replace(name, old, why, err) < 0)
+        goto out;
+    if (own != NULL)
+        adopted = *own;
+    rl_shm_owner_adopt(&adopted, old);
+    if (shm_unlink(name) < 0) {
+        rl_errorf(err, "shm \"%s\": statistics of another version (%s): cannot remove it: %s", name,
+                  why, strerror(errno));
+        goto out;
+    }
+    /* This process replaced it, even when another one that found the name free makes the
+     * new segment first: the note is ours to log, exactly once. */
+    snprintf(note, notelen,
+             "shm \"%s\": statistics of another version (%s) replaced: the counters restart at "
+             "0 (processes of the old build still running count into the old segment, which is "
+             "no longer shown)",
+             name, why);
+    nfd = rl_shm_create_owned(name, &adopted, err); /* O_EXCL, given to its owner */
+    if (nfd == RL_SHM_OWN_FAILED)
+        goto out;
+    if (nfd < 0) {
+        if (errno == EEXIST)
+            *again = 1; /* a process that found the name free made it: attach to it */
+        else
+            rl_errorf(err, "shm \"%s\": cannot create it: %s", name, strerror(errno));
+        goto out;
+    }
+    s = stats_create(nfd, name, err);
+    close(nfd);
+out:
+    flock(fd, LOCK_UN);
+    return s;
+}
+
+rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err)
+{
+    char name[NAME_MAX + 2], why[80], note[sizeof((rl_stats_seg *)0)->note];
     stats_segment *s = NULL;
     rl_stats_seg *st;
+    int failed = 0;
 
+    note[0] = '\0';
     if (stats_name(shm_name, name, sizeof name) < 0) {
         rl_errorf(err, "shm \"%s\": too long a name for its statistics segment", shm_name);
         return NULL;
     }
-    for (int tries = 0; s == NULL && tries < 2; tries++) {
+    /* Each pass creates the segment, attaches to it, or replaces a stale one; a pass starts
+     * over only when another process removed or replaced it meanwhile. */
+    for (int tries = 0; s == NULL && !failed && tries < STATS_OPEN_TRIES; tries++) {
+        const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
+        struct stat sb;
+        int again = 0, rc;
         int fd = rl_shm_create_owned(name, own, err); /* O_EXCL, given to its owner */
         if (fd >= 0) {
             s = stats_create(fd, name, err);
             close(fd);
+            failed = s == NULL;
             break;
         }
         if (fd == RL_SHM_OWN_FAILED)
@@ -225,12 +375,20 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
             rl_shm_open_error(name, errno, err);
             return NULL;
         }
-        s = stats_attach(fd, name, err);
+        rc = stats_attach(fd, name, &sb, &s, why, sizeof why, err);
+        if (rc == 1)
+            s = stats_replace(fd, name, &sb, why, own, note, sizeof note, &again, err);
         close(fd);
-        break;
+        failed = s == NULL && !again;
     }
-    if (s == NULL)
+    if (s == NULL) {
+        if (!failed)
+            rl_errorf(err,
+                      "shm \"%s\": replaced by other processes %d times while this one opened "
+                      "it (processes of two builds starting at once?); start again",
+                      name, STATS_OPEN_TRIES);
         return NULL;
+    }
     st = malloc(sizeof *st);
     if (st == NULL) {
         munmap(s, sizeof *s);
@@ -238,6 +396,7 @@ rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_e
         return NULL;
     }
     st->seg = s;
+    snprintf(st->note, sizeof st->note, "%s", note);
     return st;
 }
 
@@ -249,11 +408,18 @@ void rl_stats_close(rl_stats_seg *st)
     free(st);
 }
 
+const char *rl_stats_note(const rl_stats_seg *st)
+{
+    return st->note;
+}
+
 int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err)
 {
-    char name[NAME_MAX + 1];
+    rl_shm_config adopted = {0};
+    char name[NAME_MAX + 1], why[80];
     struct stat st;
     stats_segment *s;
+    size_t len;
     int fd, rc = 0;
 
     if (stats_name(shm_name, name, sizeof name) < 0)
@@ -267,26 +433,37 @@ int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err
     }
     if (fd < 0)
         return 0;
-    if (fstat(fd, &st) < 0 || (size_t)st.st_size != sizeof(stats_segment)) {
+    if (fstat(fd, &st) < 0) {
         close(fd);
-        rl_errorf(err,
-                  "shm \"%s\": exists with %lld bytes, statistics take %zu; remove it with: "
-                  "rm /dev/shm%s",
-                  name, (long long)st.st_size, sizeof(stats_segment), name);
+        return 0; /* cannot tell: the start will say */
+    }
+    if ((size_t)st.st_size < sizeof s->h.magic) {
+        close(fd);
+        stats_unpublished(name, st.st_size, err);
         return -1;
     }
-    s = mmap(NULL, sizeof *s, PROT_READ, MAP_SHARED, fd, 0);
+    len = stats_map_len(st.st_size);
+    s = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (s == MAP_FAILED)
         return 0;
     if (atomic_load_explicit(&s->h.magic, memory_order_acquire) != STATS_MAGIC) {
-        rl_errorf(err, "shm \"%s\": exists but was not initialised; remove it with: rm /dev/shm%s",
-                  name, name);
+        stats_unpublished(name, st.st_size, err); /* -t waits for no creator */
         rc = -1;
-    } else {
-        rc = stats_check(s, name, err);
+    } else if (stats_judge(s, st.st_size, why, sizeof why) != 0) {
+        /* As stats_replace: its owner or root removes it and makes one owned as configured. */
+        if (own != NULL)
+            adopted = *own;
+        rl_shm_owner_adopt(&adopted, &st);
+        rc = stats_may_replace(name, &st, why, err) < 0 || rl_shm_may_give(name, &adopted, err) < 0
+                 ? -1
+                 : 1;
+        if (rc == 1)
+            rl_errorf(err,
+                      "shm \"%s\": statistics of another version: replaced, counters restart (%s)",
+                      name, why);
     }
-    munmap(s, sizeof *s);
+    munmap(s, len);
     return rc;
 }
 

@@ -11,13 +11,19 @@ typedef struct rl_stats_seg rl_stats_seg;
 
 /* Creates or attaches to the segment of the table named shm_name (its name + "-stats"); one
  * it creates is owned as own says (NULL: the process's user and group, mode 0600; see
- * shm_owner.h). NULL with err on failure. */
+ * shm_owner.h). A segment of another version or size (another build's) is replaced by a new
+ * one, its counts lost (rl_stats_note says so). NULL with err on failure. */
 rl_stats_seg *rl_stats_open(const char *shm_name, const rl_shm_config *own, rl_error *err);
 void rl_stats_close(rl_stats_seg *st);
-/* What rl_stats_open(shm_name, own) by this process would say about the segment in place,
+/* What rl_stats_open did to a segment of another version (one sentence, for the log: the
+ * counters restart), or "". */
+const char *rl_stats_note(const rl_stats_seg *st);
+/* What rl_stats_open(shm_name, own) by this process would do with the segment in place,
  * changing nothing (for -t): 0 when it fits, or is absent and this process may create it owned
- * as own says; -1 with err when an open would refuse it (another version, a segment this user
- * may not open, an owner it may not give a new one to). */
+ * as own says; 1 with err's text saying so when it is another build's and would be replaced
+ * (counters restart); -1 with err when an open would refuse it (a segment this user may not
+ * open, or not remove when it is another build's; one never initialised; an owner it may not
+ * give a new one to). */
 int rl_stats_probe(const char *shm_name, const rl_shm_config *own, rl_error *err);
 /* The slot of a rule name, claimed when new: 0..RL_STATS_SLOTS-1, or -1 when every slot is
  * taken by other names. Lock-free; for open time, not the request path. */

@@ -1,14 +1,18 @@
 /* test_stats.c -- the pool-wide counters: per-rule and global counts, slots across reloads
- * and processes, the latency histogram, the sandbox limiter never counted or shared */
+ * and processes, the latency histogram, the sandbox limiter never counted or shared, and an
+ * upgrade's limiter replacing another build's statistics (the table kept) with a note, as -t's
+ * plan says it will */
 #include "fmacros.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "leakcheck.h"
 #include "ratelimit.h"
 #include "stats.h"
@@ -241,5 +245,56 @@ Test(stats, regex_match_limit_is_a_non_match_and_counted)
     cr_assert_eq(s.global[RL_STAT_REGEX_LIMIT], 3);
     cr_assert_eq(s.rules[1].c[RL_STAT_ALLOWED] + s.rules[0].c[RL_STAT_ALLOWED], 2); /* both */
     rl_limiter_close(lim);
+    rl_config_free(cfg);
+}
+
+/* After an upgrade: the statistics of another version are replaced when the limiter opens
+ * (the counters restart, the open's note says so) while the table is kept (a spent client
+ * stays spent); the plan (-t) said so beforehand and says nothing of it afterwards. */
+Test(stats, upgrade_replaces_statistics_keeps_the_table)
+{
+    static rl_stats s;
+    rl_config *cfg = load("{ name = \"one\"; limit = \"1/m\"; }");
+    rl_limiter *lim = open_lim(cfg);
+    char seg[80], plan[1024], want[200];
+    uint32_t v = 2;
+    rl_decision d;
+    rl_request req = {.remote_addr = "203.0.113.7", .path = "/"};
+    int fd;
+
+    cr_assert_eq(rl_decide(lim, &req, &d), 0);
+    cr_assert(d.allowed);
+    cr_expect_str_eq(rl_limiter_shm_note(lim), "");
+    rl_limiter_close(lim);
+    snprintf(seg, sizeof seg, "%s-stats", shm_name);
+    fd = shm_open(seg, O_RDWR, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, &v, sizeof v, 8), (ssize_t)sizeof v); /* the version field */
+    close(fd);
+
+    cr_assert_eq(rl_limiter_shm_plan(cfg, plan, sizeof plan), RL_SHM_PLAN_KEEP, "%s", plan);
+    snprintf(want, sizeof want,
+             "; shm \"%s\": statistics of another version: replaced, counters restart "
+             "(version 2, this build's 3)",
+             seg);
+    cr_expect(strstr(plan, want) != NULL, "%s", plan);
+    cr_expect(strstr(plan, "fits") != NULL, "%s", plan);
+
+    lim = open_lim(cfg);
+    cr_expect(strncmp(rl_limiter_shm_note(lim), "shm \"", 5) == 0, "%s", rl_limiter_shm_note(lim));
+    cr_expect(strstr(rl_limiter_shm_note(lim), "-stats\": statistics of another version (version 2, "
+                                               "this build's 3) replaced: the counters restart") != NULL,
+              "%s", rl_limiter_shm_note(lim));
+    rl_limiter_stats(lim, &s);
+    cr_expect_eq(s.global[RL_STAT_REQUESTS], 0);
+    cr_expect_eq(s.rules[0].c[RL_STAT_ALLOWED], 0);
+    cr_assert_eq(rl_decide(lim, &req, &d), 0);
+    cr_expect_not(d.allowed, "the table kept the client's state");
+    rl_limiter_stats(lim, &s);
+    cr_expect_eq(s.global[RL_STAT_REQUESTS], 1);
+    cr_expect_eq(s.rules[0].c[RL_STAT_REFUSED], 1);
+    rl_limiter_close(lim);
+    cr_assert_eq(rl_limiter_shm_plan(cfg, plan, sizeof plan), RL_SHM_PLAN_KEEP, "%s", plan);
+    cr_expect(strstr(plan, "statistics") == NULL, "%s", plan);
     rl_config_free(cfg);
 }

@@ -1,7 +1,8 @@
 /* test_stats_nodes.c -- the Redis node rows of the pool's statistics segment (stats_nodes.c):
  * one row per address however many processes claim it, the "other" row once every row is
  * taken, counts and breaker and Sentinel master read by another process, and a segment of
- * another layout refused with the command that removes it */
+ * another layout (version 2 had no node table) replaced by one whose rows start empty
+ * (test_stats_upgrade.c has the rest of that) */
 #include "fmacros.h"
 
 #include <criterion/criterion.h>
@@ -217,26 +218,38 @@ Test(stats_nodes, sentinel_master_changes)
 }
 
 /* A segment of the right size but another version (as a build before the node table would
- * have written, had the sizes matched) is refused with the command that removes it; so is
- * one of another size. */
-Test(stats_nodes, other_layouts_refused)
+ * have written, had the sizes matched) is replaced: its rows are gone, and the new segment's
+ * start empty; so is one of another size. */
+Test(stats_nodes, other_layouts_replaced)
 {
+    static rl_redis_node_stats n[RL_STATS_NODES + 1];
     rl_stats_seg *st = open_seg();
-    rl_error err;
+    rl_error err = {{0}};
     char path[128];
     int fd;
 
+    cr_assert_geq(rl_stats_node(st, "127.0.0.1:7001", RL_STAT_NODE_CLUSTER), 0);
     rl_stats_close(st);
     snprintf(path, sizeof path, "%s-stats", shm_name);
     fd = shm_open(path, O_RDWR, 0);
     cr_assert_geq(fd, 0);
     uint32_t v = 2;
     cr_assert_eq(pwrite(fd, &v, sizeof v, 8), (ssize_t)sizeof v); /* the version field */
-    cr_assert_null(rl_stats_open(shm_name, NULL, &err));
-    cr_assert(strstr(err.text, "another version (2; this build: 3)") != NULL, "%s", err.text);
-    cr_assert(strstr(err.text, "rm /dev/shm") != NULL, "%s", err.text);
+    close(fd);
+    st = rl_stats_open(shm_name, NULL, &err);
+    cr_assert_not_null(st, "%s", err.text);
+    cr_assert(strstr(rl_stats_note(st), "another version (version 2, this build's 3) replaced") !=
+                  NULL,
+              "%s", rl_stats_note(st));
+    cr_assert_eq(rl_stats_nodes_read(st, n, RL_STATS_NODES + 1), 0, "the rows start empty");
+    rl_stats_close(st);
+    fd = shm_open(path, O_RDWR, 0);
+    cr_assert_geq(fd, 0);
     cr_assert_eq(ftruncate(fd, 4096), 0);
     close(fd);
-    cr_assert_null(rl_stats_open(shm_name, NULL, &err));
-    cr_assert(strstr(err.text, "exists with 4096 bytes") != NULL, "%s", err.text);
+    st = rl_stats_open(shm_name, NULL, &err);
+    cr_assert_not_null(st, "%s", err.text);
+    cr_assert(strstr(rl_stats_note(st), "(4096 bytes, this build's ") != NULL, "%s",
+              rl_stats_note(st));
+    rl_stats_close(st);
 }
