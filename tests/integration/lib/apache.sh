@@ -5,6 +5,8 @@
 #                                          DIR/www, Include RECIPE (already templated),
 #                                          LoadModule for each of MODULES besides the base
 #                                          set; its pid added to PIDS, its log DIR/error.log
+# APACHE_MPM (default mpm_prefork) names the MPM module: mod_http2 serves HTTP/2 only under
+# mpm_event or mpm_worker, never prefork.
 # User www-data; Timeout 10; KeepAliveTimeout is Apache's default (5 s). It runs in its own
 # session: on SIGTERM Apache signals its whole process group, which would otherwise be the
 # test script.
@@ -24,7 +26,7 @@ start_apache() {
         echo "User www-data"
         echo "Group www-data"
         echo "Timeout 10"
-        for m in mpm_prefork authz_core authn_core authz_user mime dir alias env $4; do
+        for m in ${APACHE_MPM:-mpm_prefork} authz_core authn_core authz_user mime dir alias env $4; do
             echo "LoadModule ${m}_module $MODS/mod_$m.so"
         done
         echo "DocumentRoot $d/www"
