@@ -269,6 +269,17 @@ static int proxy_send_body(proxy *px)
             return PX_FAILED;
         if (got == 0 && !chunked)
             return PX_OK;
+        /* A backend that answers early and still reads (a 413, then a lingering close) never
+         * makes send() wait, where proxy_send looks for the answer: look before each piece,
+         * or the whole body would go to it before the client got its answer. */
+        struct pollfd pfd = {.fd = px->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) > 0) {
+            int taken = proxy_take(px);
+            if (taken != PX_OK)
+                return taken;
+            if (proxy_parse_done(&px->parse) || px->parse.status >= 300)
+                return PX_ANSWERED;
+        }
         if (chunked) {
             char size[16];
             int k = snprintf(size, sizeof size, "%lx\r\n", (unsigned long)got);
