@@ -4,8 +4,9 @@
  *                   announced
  *   response head   proxy_relay_header, from the parser: the status line becomes "Status:
  *                   NNN reason"; the header lines of the final response (1xx ones are
- *                   skipped) are kept until the blank line, then sent minus hop-by-hop ones,
- *                   plus the extra lines
+ *                   skipped) are kept until the blank line, then sent minus hop-by-hop ones
+ *                   (and minus a Content-Length beside a Transfer-Encoding), plus the extra
+ *                   lines
  *   response body   proxy_relay_body -> proxy_io.write (fcgi_conn_write_stdout), as it arrives
  *                   (a slice of proxy.c's receive buffer: no copy of its own)
  *   idle timeout    proxy_relay_read notes the time of its bytes in last_ms (proxy.c notes
@@ -56,16 +57,24 @@ static int proxy_send_head(proxy_xfer *x)
     const proxy_io *io = x->io;
     const char *connection = NULL;
     char conn[1024];
+    size_t conn_len = 0;
+    int te = 0;
 
-    /* Find the Connection header first: it names more headers to drop. */
+    /* Find the Connection headers first: they name more headers to drop (all of them: each
+     * header line may name some); and whether a Transfer-Encoding framed the body, which
+     * makes a Content-Length beside it a lie the web server must not see (RFC 9112 6.3). */
     for (const char *p = x->head; p < x->head + x->head_len;) {
         const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
-        size_t len = (size_t)(eol - p);
-        if (len > 11 && strncasecmp(p, "Connection:", 11) == 0 && len - 11 < sizeof conn) {
-            memcpy(conn, p + 11, len - 11);
-            conn[len - 11] = '\0';
+        size_t len = (size_t)(eol - p) - 1; /* kept lines end with CRLF */
+        if (len > 11 && strncasecmp(p, "Connection:", 11) == 0 &&
+            conn_len + len - 11 + 1 < sizeof conn) {
+            conn[conn_len++] = ',';
+            memcpy(conn + conn_len, p + 11, len - 11);
+            conn_len += len - 11;
+            conn[conn_len] = '\0';
             connection = conn;
         }
+        te |= len > 18 && strncasecmp(p, "Transfer-Encoding:", 18) == 0;
         p = eol + 1;
     }
     x->sent_head = 1;
@@ -82,7 +91,8 @@ static int proxy_send_head(proxy_xfer *x)
                                  strncasecmp(p, "X-RateLimit-", 12) == 0);
         /* "Status" would be read by the web server as our status line: never pass it. */
         int drop = ours || proxy_hop_by_hop(p, name, connection) ||
-                   (name == 6 && strncasecmp(p, "Status", 6) == 0);
+                   (name == 6 && strncasecmp(p, "Status", 6) == 0) ||
+                   (te && name == 14 && strncasecmp(p, "Content-Length", 14) == 0);
         if (drop) {
             if (p > run && io->write(io->ud, run, (int)(p - run)) != 0)
                 return -1;
@@ -128,7 +138,6 @@ int proxy_relay_header(void *ud, const char *line, size_t n)
     proxy_xfer *x = ud;
     const char *buf = line;
     size_t len = n;
-    int folded = 0;
 
     while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
         len--;
@@ -145,18 +154,12 @@ int proxy_relay_header(void *ud, const char *line, size_t n)
     }
     if (x->status < 200)
         return 0;
-    if ((buf[0] == ' ' || buf[0] == '\t') && x->head_len > 2) {
-        x->head_len -= 2; /* obsolete line folding: join it to the previous line */
-        folded = 1;
-    }
     if (x->head_len + len + 2 > sizeof x->head) {
         log_error("the backend's response head is longer than %d bytes", PROXY_HEAD_MAX);
         x->status = -1;
         return -1;
     }
     memcpy(x->head + x->head_len, buf, len);
-    if (folded)
-        x->head[x->head_len] = ' ';
     memcpy(x->head + x->head_len + len, "\r\n", 2);
     x->head_len += len + 2;
     return 0;
