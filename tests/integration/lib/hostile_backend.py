@@ -106,6 +106,10 @@ def serve(conn, n):
                 conn.sendall(OK + b"Content-Length: 100000\r\n\r\n")
                 drip(conn, b"b" * 100000, 60)
                 break
+            elif mode == "wait-body":  # takes the body as it comes and never answers
+                while conn.recv(65536):
+                    pass
+                break
             elif mode == "late-junk":  # a whole answer, then a second one nobody asked for
                 conn.sendall(HELLO)
                 time.sleep(0.3)
