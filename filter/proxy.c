@@ -13,8 +13,8 @@
  * sends it (chunked when its length is unknown); then read the answer, poll() before each
  * recv(). A kept connection the backend closed meanwhile fails on first use: when nothing of
  * the client's was taken yet (no body byte read) and not a byte of an answer came, the request
- * is sent again, once, on a new connection (a request with a body first checks the kept
- * connection, so that its body is not taken before). The connection is kept after a complete
+ * is sent again, once, on a new connection (every request first checks the kept connection:
+ * closed, or holding bytes nobody asked for, it is replaced before a byte is sent or taken). The connection is kept after a complete
  * answer unless the backend said "Connection: close", answered HTTP/1.0, framed its body by
  * closing, sent bytes after its answer, or answered before the whole body was sent; a kept
  * connection found readable before a request (closed, or out of step) is replaced. Every wait
@@ -315,8 +315,6 @@ static int proxy_send_body(proxy *px)
  * PX_FAILED. */
 static int proxy_receive(proxy *px)
 {
-    char c;
-
     while (!proxy_parse_done(&px->parse)) {
         int ev = proxy_wait(px, POLLIN);
         if (ev == 0)
@@ -327,10 +325,6 @@ static int proxy_receive(proxy *px)
         if (rc != PX_OK)
             return rc;
     }
-    /* Bytes already waiting after the answer belong to no request: the connection is out of
-     * step and must not carry another client's request (proxy_try checks again). */
-    if (recv(px->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
-        px->parse.close = 1;
     return PX_OK;
 }
 
