@@ -265,13 +265,20 @@ static long proxy_parse_line(proxy_parse *p, const char *s, size_t n, const prox
     int blank = proxy_trim(s, n) == 0 && !(n > 0 && (s[0] == ' ' || s[0] == '\t'));
 
     /* A NUL would cut a head line short wherever it is read as a string (libcurl refused it
-     * too), a bare CR might end it for the web server (RFC 9112 2.2): never passed on. */
+     * too), a bare CR might end it for the web server (RFC 9112 2.2), and no other control
+     * byte but HTAB belongs in a field (RFC 9110 5.5): never passed on. */
     if (p->state == PS_STATUS || p->state == PS_HEADER || p->state == PS_TRAILER) {
-        const char *cr = memchr(s, '\r', n);
-        if (memchr(s, '\0', n) != NULL)
-            return proxy_parse_bad(p, "the backend's answer has a NUL byte in its head");
-        if (cr != NULL && cr != s + n - 2)
-            return proxy_parse_bad(p, "the backend's answer has a bare CR in its head");
+        for (size_t i = 0; i + 1 < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c >= 0x20 && c != 0x7f)
+                continue;
+            if (c == '\0')
+                return proxy_parse_bad(p, "the backend's answer has a NUL byte in its head");
+            if (c == '\r' && i + 2 != n)
+                return proxy_parse_bad(p, "the backend's answer has a bare CR in its head");
+            if (c != '\t' && c != '\r')
+                return proxy_parse_bad(p, "the backend's answer has a control byte in its head");
+        }
     }
     switch (p->state) {
     case PS_STATUS:

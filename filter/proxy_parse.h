@@ -9,7 +9,8 @@
  * given; else Content-Length bytes (Transfer-Encoding wins over it, and the connection is then
  * not used again). Trailers are read and dropped. Anything that does not parse is an error
  * (why says what) and the connection cannot be used again: besides bad framing, a status
- * outside 100-599 or 101 (never asked for), a head line with a NUL or a bare CR, a header line
+ * outside 100-599 or 101 (never asked for), a head line with a control byte but HTAB (a NUL, a
+ * bare CR, ...), a header line
  * that is not "token:value" (no colon, a blank before it, an obsolete folded line), a head
  * (interim answers included) or trailer section over PROXY_PARSE_LINE_MAX bytes.
  */

@@ -12,7 +12,7 @@
  *     complete one takes no more bytes; the state is one the parser defines;
  *   - the body handed on is what the framing says: Content-Length bytes exactly when that
  *     frames a complete answer, none for HEAD, 204, 304;
- *   - every head line ends with LF and holds no NUL or bare CR; what goes to the web server
+ *   - every head line ends with LF and holds no control byte but HTAB (and its CR); what goes to the web server
  *     starts with "Status: NNN", its head lines end with CRLF, hold no other CR or LF and
  *     never a hop-by-hop header (nor one a Connection line names), nor a Content-Length
  *     beside a Transfer-Encoding; a Content-Length passed on is the body's length.
@@ -58,9 +58,11 @@ static int fz_header(void *ud, const char *line, size_t n)
 {
     if (n == 0 || line[n - 1] != '\n' || memchr(line, '\0', n) != NULL)
         abort();
-    for (size_t i = 0; i + 1 < n; i++)
-        if (line[i] == '\n' || (line[i] == '\r' && i + 2 != n))
-            abort(); /* a bare CR or LF inside a head line */
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if ((c < 0x20 && c != '\t' && !(c == '\r' && i + 2 == n)) || c == 0x7f)
+            abort(); /* a bare CR or LF, or another control byte, inside a head line */
+    }
     fz_append(&fz_cur->head, &fz_cur->head_len, line, n);
     return proxy_relay_header(ud, line, n);
 }

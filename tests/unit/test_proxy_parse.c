@@ -141,7 +141,7 @@ Test(proxy_parse, chunked_wins_over_content_length)
 
 Test(proxy_parse, bare_lf_line_ends)
 {
-    const char *a = "HTTP/1.1 200 OK\nContent-Length: 2\nX: y\n\nok";
+    const char *a = "HTTP/1.1 200 OK\nContent-Length: 2\nX: y\tz \xe9\n\nok";
     const char *b = "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nok\n0\n\n";
     both(a, 0, (long)strlen(a), 1, "ok", 0);
     both(b, 0, (long)strlen(b), 1, "ok", 0);
@@ -249,6 +249,9 @@ Test(proxy_parse, refused_answers)
         "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
         "HTTP/1.1 200 OK\r\n: no name\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX-A: b\rSet-Cookie: c\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\x0b" "c\r\n\r\n",
+        "HTTP/1.1 200 O\x1bK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\x7f\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nHTTP/1.1 302 Found\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno trailer\r\n\r\n",
     };

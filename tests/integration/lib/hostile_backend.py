@@ -33,6 +33,7 @@ MODES = {
     "obs-fold": (OK + b"Content-Length: 5\r\nX-Folded: a\r\n b\r\n\r\nhello", True),
     "bare-lf": (b"HTTP/1.1 200 OK\nContent-Length: 7\nX-Lf: yes\n\nbare-lf", False),
     "bare-cr": (OK + b"Content-Length: 5\r\nX-A: b\rSet-Cookie: evil=1\r\n\r\nhello", True),
+    "ctl-byte": (OK + b"Content-Length: 5\r\nX-A: b\x0bc\r\n\r\nhello", True),
     "status-600": (b"HTTP/1.1 600 Beyond\r\nContent-Length: 5\r\n\r\nhello", True),
     "status-none": (b"HTTP/1.1 \r\nContent-Length: 5\r\n\r\nhello", True),
     "status-short": (b"HTTP/1.1 20 OK\r\nContent-Length: 5\r\n\r\nhello", True),
