@@ -51,12 +51,14 @@ long proxy_relay_read(proxy_xfer *x, char *buf, size_t want)
     return got;
 }
 
-/* Writes the kept head, filtered, with the extra lines and the blank line. */
+/* Writes the kept head, filtered, with the extra lines and the blank line. Returns 0, -1 when
+ * the web server went away (x->write_failed), -2 when the head cannot be filtered (logged;
+ * nothing written). */
 static int proxy_send_head(proxy_xfer *x)
 {
     const proxy_io *io = x->io;
     const char *connection = NULL;
-    char conn[1024];
+    char conn[4096];
     size_t conn_len = 0;
     int te = 0;
 
@@ -66,8 +68,13 @@ static int proxy_send_head(proxy_xfer *x)
     for (const char *p = x->head; p < x->head + x->head_len;) {
         const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
         size_t len = (size_t)(eol - p) - 1; /* kept lines end with CRLF */
-        if (len > 11 && strncasecmp(p, "Connection:", 11) == 0 &&
-            conn_len + len - 11 + 1 < sizeof conn) {
+        if (len > 11 && strncasecmp(p, "Connection:", 11) == 0) {
+            if (conn_len + len - 11 + 2 > sizeof conn) {
+                /* Headers it names would pass unseen: refused rather than relayed. */
+                log_error("the backend's Connection headers are longer than %zu bytes",
+                          sizeof conn - 2);
+                return -2;
+            }
             conn[conn_len++] = ',';
             memcpy(conn + conn_len, p + 11, len - 11);
             conn_len += len - 11;
@@ -78,6 +85,7 @@ static int proxy_send_head(proxy_xfer *x)
         p = eol + 1;
     }
     x->sent_head = 1;
+    x->write_failed = 1; /* until the head is out */
     if (io->write(io->ud, x->status_line, (int)strlen(x->status_line)) != 0)
         return -1;
     /* The lines kept are written a run at a time: one write up to each line dropped. */
@@ -105,7 +113,10 @@ static int proxy_send_head(proxy_xfer *x)
         return -1;
     if (x->extra_len > 0 && io->write(io->ud, x->extra, (int)x->extra_len) != 0)
         return -1;
-    return io->write(io->ud, "\r\n", 2);
+    if (io->write(io->ud, "\r\n", 2) != 0)
+        return -1;
+    x->write_failed = 0;
+    return 0;
 }
 
 /* "HTTP/1.1 404 Not Found" -> status 404, "Status: 404 Not Found\r\n". */
@@ -146,10 +157,8 @@ int proxy_relay_header(void *ud, const char *line, size_t n)
         return 0;
     }
     if (len == 0) { /* the end of a head: an interim 1xx one is dropped whole */
-        if (x->status >= 200 && !x->sent_head && proxy_send_head(x) != 0) {
-            x->write_failed = 1;
+        if (x->status >= 200 && !x->sent_head && proxy_send_head(x) != 0)
             return -1;
-        }
         return 0;
     }
     if (x->status < 200)
@@ -169,9 +178,13 @@ int proxy_relay_body(void *ud, const char *buf, size_t n)
 {
     proxy_xfer *x = ud;
 
-    if (!x->sent_head && (x->status < 200 || proxy_send_head(x) != 0)) {
-        x->write_failed = 1;
-        return -1;
+    if (!x->sent_head) {
+        if (x->status < 200) {
+            x->write_failed = 1;
+            return -1;
+        }
+        if (proxy_send_head(x) != 0)
+            return -1;
     }
     if (n > 0 && x->io->write(x->io->ud, buf, (int)n) != 0) {
         x->write_failed = 1;

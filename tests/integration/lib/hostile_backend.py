@@ -40,6 +40,9 @@ MODES = {
     "interim-flood": (b"HTTP/1.1 100 Continue\r\n\r\n" * 20000 + HELLO, True),
     "switch": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
                + HELLO, True),
+    "long-connection": (OK + b"Content-Length: 5\r\n"
+                        + b"Connection: " + b",".join(b"X-H%d" % i for i in range(1000)) + b"\r\n"
+                        + b"\r\nhello", True),
     "hop-by-hop": (OK + b"Connection: X-First\r\nX-First: 1\r\nKeep-Alive: timeout=5\r\n"
                    b"Proxy-Thing: 1\r\nTrailer: X-T\r\nUpgrade: h2c\r\nRateLimit: fake\r\n"
                    b"Connection: X-Second\r\nX-Second: 2\r\nX-Kept: 1\r\n"
