@@ -13,18 +13,18 @@
  * sends it (chunked when its length is unknown); then read the answer, poll() before each
  * recv(). A kept connection the backend closed meanwhile fails on first use: when nothing of
  * the client's was taken yet (no body byte read) and not a byte of an answer came, the request
- * is sent again, once, on a new connection (every request first checks the kept connection:
- * closed, or holding bytes nobody asked for, it is replaced before a byte is sent or taken). The connection is kept after a complete
- * answer unless the backend said "Connection: close", answered HTTP/1.0, framed its body by
- * closing, sent bytes after its answer, or answered before the whole body was sent; a kept
- * connection found readable before a request (closed, or out of step) is replaced. Every wait
- * is a poll() bounded by the idle timeout (timeout_ms since the last byte either way) and by
- * the exchange's end (total_timeout_ms from its start: a backend or client that trickles
- * bytes cannot hold the process longer), checked before each read of the client's body
- * too. An exchange that fails before the
- * response head went out is answered here: 502 when the backend cannot be reached or answers
- * garbage, 504 when it is too slow; after the head went out the response can only be cut
- * short (logged).
+ * is sent again, once, on a new connection. The connection is kept after a complete answer
+ * unless the backend said "Connection: close", answered HTTP/1.0, framed its body by closing,
+ * sent both Content-Length and Transfer-Encoding, sent bytes after its answer, or answered
+ * before the whole body was sent; and every request first checks the kept connection: found
+ * readable (closed, or holding bytes nobody asked for, which would be read as this request's
+ * answer), it is replaced before a byte is sent or taken. Every wait is a poll() bounded by
+ * the idle timeout (timeout_ms since the last byte either way) and by the exchange's end
+ * (total_timeout_ms from its start, checked before each read of the client's body too: a
+ * backend or client that trickles bytes cannot hold the process longer). An exchange that
+ * fails before the response head went out is answered here: 502 when the backend cannot be
+ * reached or answers garbage, 504 when it is too slow; after the head went out the response
+ * can only be cut short (logged).
  */
 #include "../core/fmacros.h"
 
@@ -464,6 +464,8 @@ static int proxy_failed(proxy *px, int rc)
     }
     if (rc == PX_TIMEOUT || rc == PX_CONNECT_TIMEOUT) {
         const settings_proxy *pc = settings_get_proxy(px->cfg);
+        if (rc == PX_CONNECT_TIMEOUT) /* a connect is cut short by the exchange's end too */
+            proxy_past_end(x, rl_clock_mono_ms());
         int ms = x->total_out   ? pc->total_timeout_ms
                  : x->timed_out ? pc->timeout_ms
                                 : pc->connect_timeout_ms;
