@@ -13,14 +13,18 @@
  * sends it (chunked when its length is unknown); then read the answer, poll() before each
  * recv(). A kept connection the backend closed meanwhile fails on first use: when nothing of
  * the client's was taken yet (no body byte read) and not a byte of an answer came, the request
- * is sent again, once, on a new connection (a request with a body first checks the kept
- * connection, so that its body is not taken before). The connection is kept after a complete
- * answer unless the backend said "Connection: close", answered HTTP/1.0, framed its body by
- * closing, or answered before the whole body was sent. Every wait is a poll() bounded by the
- * idle timeout (timeout_ms since the last byte either way). An exchange that fails before the
- * response head went out is answered here: 502 when the backend cannot be reached or answers
- * garbage, 504 when it is too slow; after the head went out the response can only be cut
- * short (logged).
+ * is sent again, once, on a new connection. The connection is kept after a complete answer
+ * unless the backend said "Connection: close", answered HTTP/1.0, framed its body by closing,
+ * sent both Content-Length and Transfer-Encoding, sent bytes after its answer, or answered
+ * before the whole body was sent; and every request first checks the kept connection: found
+ * readable (closed, or holding bytes nobody asked for, which would be read as this request's
+ * answer), it is replaced before a byte is sent or taken. Every wait is a poll() bounded by
+ * the idle timeout (timeout_ms since the last byte either way) and by the exchange's end
+ * (total_timeout_ms from its start, checked before each read of the client's body too: a
+ * backend or client that trickles bytes cannot hold the process longer). An exchange that
+ * fails before the response head went out is answered here: 502 when the backend cannot be
+ * reached or answers garbage, 504 when it is too slow; after the head went out the response
+ * can only be cut short (logged).
  */
 #include "../core/fmacros.h"
 
@@ -71,17 +75,32 @@ static int proxy_fail(proxy *px, const char *what, int err)
     return PX_FAILED;
 }
 
-/* Waits until fd is ready for events, at most until the idle deadline. Returns the revents,
- * 0 when the deadline passed (x->timed_out set), -1 on error (errno). */
+/* 1 when the exchange ran past its total bound (x->timed_out, x->total_out set). */
+static int proxy_past_end(proxy_xfer *x, int64_t now)
+{
+    if (now < x->end_ms)
+        return 0;
+    x->timed_out = x->total_out = 1;
+    return 1;
+}
+
+/* Waits until fd is ready for events, at most until the idle deadline or the exchange's end,
+ * whichever comes first. Returns the revents, 0 when a deadline passed (x->timed_out set), -1
+ * on error (errno). */
 static int proxy_wait(proxy *px, short events)
 {
     proxy_xfer *x = &px->x;
 
     for (;;) {
         struct pollfd pfd = {.fd = px->fd, .events = events};
-        int64_t left = x->last_ms + x->timeout_ms - rl_clock_mono_ms();
+        int64_t now = rl_clock_mono_ms();
+        int64_t left = x->last_ms + x->timeout_ms - now;
         int n;
 
+        if (proxy_past_end(x, now))
+            return 0;
+        if (x->end_ms - now < left)
+            left = x->end_ms - now;
         if (left <= 0) {
             x->timed_out = 1;
             return 0;
@@ -113,6 +132,8 @@ static int proxy_connect(proxy *px)
         int fd =
             socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
         int64_t deadline = rl_clock_mono_ms() + pc->connect_timeout_ms;
+        if (deadline > px->x.end_ms) /* the exchange's bound covers its connects too */
+            deadline = px->x.end_ms;
         socklen_t len = sizeof err;
 
         if (fd < 0) {
@@ -267,6 +288,9 @@ static int proxy_send_body(proxy *px)
 
         if (got < 0)
             return PX_FAILED;
+        /* A client trickling its body holds the exchange only until its end. */
+        if (proxy_past_end(x, rl_clock_mono_ms()))
+            return PX_TIMEOUT;
         if (got == 0 && !chunked)
             return PX_OK;
         /* A backend that answers early and still reads (a 413, then a lingering close) never
@@ -322,9 +346,10 @@ static int proxy_try(proxy *px)
     int rc;
 
     px->reused = px->fd >= 0;
-    /* A body must not be taken from the client for a connection that is already closed:
-     * check the kept one first (it is readable only when closed, or out of step). */
-    if (px->reused && x->body_left != 0) {
+    /* A kept connection is readable only when closed, or out of step (the backend sent more
+     * after its last answer, which would be read as this request's answer): check it first,
+     * so that no body is taken from the client for a closed one and no answer is mixed up. */
+    if (px->reused) {
         char c;
         ssize_t n = recv(px->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
@@ -449,10 +474,14 @@ static int proxy_failed(proxy *px, int rc)
         return -1;
     }
     if (rc == PX_TIMEOUT || rc == PX_CONNECT_TIMEOUT) {
-        int ms = x->timed_out ? settings_get_proxy(px->cfg)->timeout_ms
-                              : settings_get_proxy(px->cfg)->connect_timeout_ms;
-        log_error("504: backend %s did not answer \"%s\" within %d ms",
-                  settings_get_proxy(px->cfg)->backend, target, ms);
+        const settings_proxy *pc = settings_get_proxy(px->cfg);
+        if (rc == PX_CONNECT_TIMEOUT) /* a connect is cut short by the exchange's end too */
+            proxy_past_end(x, rl_clock_mono_ms());
+        int ms = x->total_out   ? pc->total_timeout_ms
+                 : x->timed_out ? pc->timeout_ms
+                                : pc->connect_timeout_ms;
+        log_error("504: backend %s did not answer \"%s\" within %d ms%s", pc->backend, target, ms,
+                  x->total_out ? " (proxy.total_timeout_ms)" : "");
         return proxy_answer(x, 504, "Gateway Timeout: the backend did not answer in time\n");
     }
     log_error("502: backend %s failed for \"%s\": %s", settings_get_proxy(px->cfg)->backend, target,
@@ -473,6 +502,7 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
     x->extra_len = extra_len;
     x->timeout_ms = settings_get_proxy(px->cfg)->timeout_ms;
     x->last_ms = rl_clock_mono_ms();
+    x->end_ms = x->last_ms + settings_get_proxy(px->cfg)->total_timeout_ms;
     px->target[0] = '\0';
     px->errbuf[0] = '\0';
     status = proxy_request_setup(px, io);
@@ -490,6 +520,7 @@ int proxy_forward(proxy *px, const proxy_io *io, const char *extra, size_t extra
                   settings_get_proxy(px->cfg)->backend,
                   log_escape(target, sizeof target, px->target),
                   x->write_failed    ? "the web server went away"
+                  : x->total_out     ? "the exchange ran past proxy.total_timeout_ms"
                   : rc == PX_TIMEOUT ? "Timeout was reached"
                                      : px->errbuf);
         return -1;

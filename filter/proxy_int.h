@@ -27,9 +27,12 @@ typedef struct proxy_xfer {
     int head_request;        /* the method is HEAD: the answer has no body */
     int read_failed;         /* the client's body ended early or could not be read */
     int write_failed;        /* the web server went away */
-    int timed_out;           /* the backend stayed silent longer than timeout_ms */
+    int timed_out;           /* the backend stayed silent longer than timeout_ms, or the
+                                exchange ran past its end (then total_out too) */
+    int total_out;           /* the exchange ran past end_ms */
     int64_t last_ms;         /* monotonic time of the last byte either way */
     int64_t timeout_ms;
+    int64_t end_ms;          /* monotonic time the exchange must be over by (total_timeout_ms) */
     int status;              /* the backend's final status, 0 before it */
     int sent_head;           /* the response head went out: errors can no longer be shown */
     size_t head_len;         /* bytes in head: the final response's header lines so far */

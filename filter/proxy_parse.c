@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
+
 enum {
     PS_STATUS,     /* the status line of an answer */
     PS_HEADER,     /* its header lines, until the blank one */
@@ -32,15 +34,16 @@ static void proxy_parse_answer(proxy_parse *p)
     p->status = 0;
     p->chunked = 0;
     p->until_close = 0;
+    p->transfer_encoding = 0;
     p->length = -1;
     p->left = 0;
-    p->head_bytes = 0;
     p->line_len = 0;
 }
 
 void proxy_parse_start(proxy_parse *p, int head_request)
 {
     proxy_parse_answer(p);
+    p->head_bytes = 0;
     p->head_request = head_request;
     p->close = 0;
     p->touched = 0;
@@ -98,8 +101,12 @@ static int proxy_parse_status(proxy_parse *p, const char *s, size_t n)
         }
         st = st * 10 + (s[i] - '0');
     }
-    if (st < 100) {
-        p->why = "the backend's status line has no status";
+    if (st < 100 || st > 599) { /* RFC 9110 15: the others are invalid */
+        p->why = "the backend's status is not in 100-599";
+        return -1;
+    }
+    if (st == 101) { /* an upgrade was never asked for: what follows is not HTTP */
+        p->why = "the backend switched protocols unasked (101)";
         return -1;
     }
     p->status = st;
@@ -133,17 +140,34 @@ static int proxy_has_token(const char *v, size_t n, const char *t, int last)
     return found;
 }
 
-/* A header line of a final answer: notes what frames its body. Returns 0, or -1 (p->why). */
+/* A header line: "name:value", the name a token. A line without a colon, a name with a blank
+ * before its colon ("Content-Length : 5") or an obsolete folded line would be read one way
+ * here and maybe another by the web server: a way to smuggle framing, refused (RFC 9112 5.1,
+ * 5.2 allow a proxy to answer 502). Returns the name's length, or 0. */
+static size_t proxy_field_name(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && rl_http_tchar((unsigned char)s[i]))
+        i++;
+    return i > 0 && i < n && s[i] == ':' ? i : 0;
+}
+
+/* A header line of an answer: checked (proxy_field_name); for a final answer, notes what
+ * frames its body. Returns 0, or -1 (p->why). */
 static int proxy_parse_field(proxy_parse *p, const char *s, size_t n)
 {
-    const char *colon = memchr(s, ':', n);
-    size_t name, vn;
+    size_t name = proxy_field_name(s, n), vn;
     const char *v;
 
-    if (colon == NULL || s[0] == ' ' || s[0] == '\t')
-        return 0; /* passed on as it came; nothing that frames the body */
-    name = (size_t)(colon - s);
-    v = colon + 1;
+    if (name == 0) {
+        p->why = s[0] == ' ' || s[0] == '\t' ? "the backend's head has a folded line"
+                                             : "the backend's head has a line that is no header";
+        return -1;
+    }
+    if (p->status < 200)
+        return 0; /* an interim answer's: dropped */
+    v = s + name + 1;
     vn = proxy_trim(v, n - name - 1);
     while (vn > 0 && (*v == ' ' || *v == '\t'))
         v++, vn--;
@@ -167,6 +191,7 @@ static int proxy_parse_field(proxy_parse *p, const char *s, size_t n)
         p->length = (int64_t)len;
     } else if (name == 17 && strncasecmp(s, "Transfer-Encoding", 17) == 0) {
         /* The last header's last coding decides (RFC 9112 6.3). */
+        p->transfer_encoding = 1;
         p->chunked = proxy_has_token(v, vn, "chunked", 1);
         p->until_close = !p->chunked;
     } else if (name == 10 && strncasecmp(s, "Connection", 10) == 0) {
@@ -184,6 +209,11 @@ static void proxy_parse_head_end(proxy_parse *p)
         return;
     }
     p->head_bytes = 0;
+    /* Transfer-Encoding overrides Content-Length; both is a smuggling attempt or a broken
+     * backend: the answer is read as the coding says, the connection not used again (RFC 9112
+     * 6.1), and the relay drops the Content-Length. */
+    if (p->transfer_encoding && p->length >= 0)
+        p->close = 1;
     if (p->head_request || p->status == 204 || p->status == 304) {
         p->state = PS_DONE;
     } else if (p->chunked) {
@@ -235,9 +265,21 @@ static long proxy_parse_line(proxy_parse *p, const char *s, size_t n, const prox
     int blank = proxy_trim(s, n) == 0 && !(n > 0 && (s[0] == ' ' || s[0] == '\t'));
 
     /* A NUL would cut a head line short wherever it is read as a string (libcurl refused it
-     * too): never passed on. */
-    if ((p->state == PS_STATUS || p->state == PS_HEADER) && memchr(s, '\0', n) != NULL)
-        return proxy_parse_bad(p, "the backend's answer has a NUL byte in its head");
+     * too), a bare CR might end it for the web server (RFC 9112 2.2), and no other control
+     * byte but HTAB belongs in a field (RFC 9110 5.5): never passed on. */
+    if (p->state == PS_STATUS || p->state == PS_HEADER || p->state == PS_TRAILER) {
+        for (size_t i = 0; i + 1 < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c >= 0x20 && c != 0x7f)
+                continue;
+            if (c == '\0')
+                return proxy_parse_bad(p, "the backend's answer has a NUL byte in its head");
+            if (c == '\r' && i + 2 != n)
+                return proxy_parse_bad(p, "the backend's answer has a bare CR in its head");
+            if (c != '\t' && c != '\r')
+                return proxy_parse_bad(p, "the backend's answer has a control byte in its head");
+        }
+    }
     switch (p->state) {
     case PS_STATUS:
         if (proxy_parse_status(p, s, n) != 0)
@@ -245,12 +287,12 @@ static long proxy_parse_line(proxy_parse *p, const char *s, size_t n, const prox
         p->state = PS_HEADER;
         return cb->header(cb->ud, s, n) != 0 ? -2 : 0;
     case PS_HEADER:
+        if (!blank && proxy_parse_field(p, s, n) != 0)
+            return proxy_parse_bad(p, p->why);
         if (cb->header(cb->ud, s, n) != 0)
             return -2;
         if (blank)
             proxy_parse_head_end(p);
-        else if (p->status >= 200 && proxy_parse_field(p, s, n) != 0)
-            return proxy_parse_bad(p, p->why);
         return 0;
     case PS_CHUNK_SIZE:
         return proxy_parse_chunk_size(p, s, n) != 0 ? proxy_parse_bad(p, p->why) : 0;
@@ -262,6 +304,8 @@ static long proxy_parse_line(proxy_parse *p, const char *s, size_t n, const prox
     case PS_TRAILER:
         if (blank)
             p->state = PS_DONE;
+        else if (proxy_field_name(s, n) == 0)
+            return proxy_parse_bad(p, "the backend's trailer has a line that is no header");
         return 0;
     default: return proxy_parse_bad(p, "the backend's answer cannot be parsed");
     }
@@ -295,8 +339,9 @@ long proxy_parse_feed(proxy_parse *p, const char *buf, size_t n, const proxy_par
         /* A line: whole in buf, or pieced together in p->line. */
         const char *nl = memchr(s, '\n', avail);
         size_t k = nl != NULL ? (size_t)(nl - s) + 1 : avail;
-        if (p->line_len + k > sizeof p->line || ((p->state == PS_STATUS || p->state == PS_HEADER) &&
-                                                 (p->head_bytes += k) > sizeof p->line))
+        if (p->line_len + k > sizeof p->line ||
+            ((p->state == PS_STATUS || p->state == PS_HEADER || p->state == PS_TRAILER) &&
+             (p->head_bytes += k) > sizeof p->line))
             return proxy_parse_bad(p, "the backend's answer has a line or head that is too long");
         at += k;
         if (nl == NULL) {

@@ -6,8 +6,13 @@
  * buffer, never copied. Framing (RFC 9112 6.3): no body for a 1xx (interim: the next status
  * line follows), 204, 304 or the answer to HEAD; chunked when the last transfer coding is
  * "chunked"; until the connection closes for another transfer coding or when no length is
- * given; else Content-Length bytes. Trailers are read and dropped. Anything that does not
- * parse is an error (why says what) and the connection cannot be used again.
+ * given; else Content-Length bytes (Transfer-Encoding wins over it, and the connection is then
+ * not used again). Trailers are read and dropped. Anything that does not parse is an error
+ * (why says what) and the connection cannot be used again: besides bad framing, a status
+ * outside 100-599 or 101 (never asked for), a head line with a control byte but HTAB (a NUL, a
+ * bare CR, ...), a header line
+ * that is not "token:value" (no colon, a blank before it, an obsolete folded line), a head
+ * (interim answers included) or trailer section over PROXY_PARSE_LINE_MAX bytes.
  */
 #ifndef FILTER_PROXY_PARSE_H
 #define FILTER_PROXY_PARSE_H
@@ -15,11 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROXY_PARSE_LINE_MAX 65536 /* bytes of one head line, of the whole head too */
+#define PROXY_PARSE_LINE_MAX 65536 /* bytes of one head line; of the whole head too (its
+                                      interim answers included), and of the trailers */
 
 typedef struct proxy_parse_cb {
-    /* One line of a head, its line end included: the status line of each answer (interim
-     * ones too), its header lines (an obsolete folded line as it came), then its blank line.
+    /* One line of a head, its line end included (CRLF or a bare LF): the status line of each
+     * answer (interim ones too), its header lines, then its blank line.
      * Returns 0, or non-zero to stop. */
     int (*header)(void *ud, const char *line, size_t len);
     /* Bytes of the final answer's body, de-chunked. Returns 0, or non-zero to stop. */
@@ -34,6 +40,7 @@ typedef struct proxy_parse {
     int close;          /* the connection cannot carry another request after this one */
     int chunked;        /* the final answer's body is chunked */
     int until_close;    /* ... runs until the connection closes */
+    int transfer_encoding; /* the answer being read has a Transfer-Encoding */
     int64_t length;     /* Content-Length of the answer being read, -1 when none */
     uint64_t left;      /* body (or chunk) bytes still to come */
     size_t head_bytes;  /* bytes of the current head so far */

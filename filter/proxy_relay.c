@@ -4,8 +4,9 @@
  *                   announced
  *   response head   proxy_relay_header, from the parser: the status line becomes "Status:
  *                   NNN reason"; the header lines of the final response (1xx ones are
- *                   skipped) are kept until the blank line, then sent minus hop-by-hop ones,
- *                   plus the extra lines
+ *                   skipped) are kept until the blank line, then sent minus hop-by-hop ones
+ *                   (and minus a Content-Length beside a Transfer-Encoding), plus the extra
+ *                   lines
  *   response body   proxy_relay_body -> proxy_io.write (fcgi_conn_write_stdout), as it arrives
  *                   (a slice of proxy.c's receive buffer: no copy of its own)
  *   idle timeout    proxy_relay_read notes the time of its bytes in last_ms (proxy.c notes
@@ -50,25 +51,41 @@ long proxy_relay_read(proxy_xfer *x, char *buf, size_t want)
     return got;
 }
 
-/* Writes the kept head, filtered, with the extra lines and the blank line. */
+/* Writes the kept head, filtered, with the extra lines and the blank line. Returns 0, -1 when
+ * the web server went away (x->write_failed), -2 when the head cannot be filtered (logged;
+ * nothing written). */
 static int proxy_send_head(proxy_xfer *x)
 {
     const proxy_io *io = x->io;
     const char *connection = NULL;
-    char conn[1024];
+    char conn[4096];
+    size_t conn_len = 0;
+    int te = 0;
 
-    /* Find the Connection header first: it names more headers to drop. */
+    /* Find the Connection headers first: they name more headers to drop (all of them: each
+     * header line may name some); and whether a Transfer-Encoding framed the body, which
+     * makes a Content-Length beside it a lie the web server must not see (RFC 9112 6.3). */
     for (const char *p = x->head; p < x->head + x->head_len;) {
         const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
-        size_t len = (size_t)(eol - p);
-        if (len > 11 && strncasecmp(p, "Connection:", 11) == 0 && len - 11 < sizeof conn) {
-            memcpy(conn, p + 11, len - 11);
-            conn[len - 11] = '\0';
+        size_t len = (size_t)(eol - p) - 1; /* kept lines end with CRLF */
+        if (len > 11 && strncasecmp(p, "Connection:", 11) == 0) {
+            if (conn_len + len - 11 + 2 > sizeof conn) {
+                /* Headers it names would pass unseen: refused rather than relayed. */
+                log_error("the backend's Connection headers are longer than %zu bytes",
+                          sizeof conn - 2);
+                return -2;
+            }
+            conn[conn_len++] = ',';
+            memcpy(conn + conn_len, p + 11, len - 11);
+            conn_len += len - 11;
+            conn[conn_len] = '\0';
             connection = conn;
         }
+        te |= len > 18 && strncasecmp(p, "Transfer-Encoding:", 18) == 0;
         p = eol + 1;
     }
     x->sent_head = 1;
+    x->write_failed = 1; /* until the head is out */
     if (io->write(io->ud, x->status_line, (int)strlen(x->status_line)) != 0)
         return -1;
     /* The lines kept are written a run at a time: one write up to each line dropped. */
@@ -82,7 +99,8 @@ static int proxy_send_head(proxy_xfer *x)
                                  strncasecmp(p, "X-RateLimit-", 12) == 0);
         /* "Status" would be read by the web server as our status line: never pass it. */
         int drop = ours || proxy_hop_by_hop(p, name, connection) ||
-                   (name == 6 && strncasecmp(p, "Status", 6) == 0);
+                   (name == 6 && strncasecmp(p, "Status", 6) == 0) ||
+                   (te && name == 14 && strncasecmp(p, "Content-Length", 14) == 0);
         if (drop) {
             if (p > run && io->write(io->ud, run, (int)(p - run)) != 0)
                 return -1;
@@ -95,7 +113,10 @@ static int proxy_send_head(proxy_xfer *x)
         return -1;
     if (x->extra_len > 0 && io->write(io->ud, x->extra, (int)x->extra_len) != 0)
         return -1;
-    return io->write(io->ud, "\r\n", 2);
+    if (io->write(io->ud, "\r\n", 2) != 0)
+        return -1;
+    x->write_failed = 0;
+    return 0;
 }
 
 /* "HTTP/1.1 404 Not Found" -> status 404, "Status: 404 Not Found\r\n". */
@@ -128,7 +149,6 @@ int proxy_relay_header(void *ud, const char *line, size_t n)
     proxy_xfer *x = ud;
     const char *buf = line;
     size_t len = n;
-    int folded = 0;
 
     while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
         len--;
@@ -137,26 +157,18 @@ int proxy_relay_header(void *ud, const char *line, size_t n)
         return 0;
     }
     if (len == 0) { /* the end of a head: an interim 1xx one is dropped whole */
-        if (x->status >= 200 && !x->sent_head && proxy_send_head(x) != 0) {
-            x->write_failed = 1;
+        if (x->status >= 200 && !x->sent_head && proxy_send_head(x) != 0)
             return -1;
-        }
         return 0;
     }
     if (x->status < 200)
         return 0;
-    if ((buf[0] == ' ' || buf[0] == '\t') && x->head_len > 2) {
-        x->head_len -= 2; /* obsolete line folding: join it to the previous line */
-        folded = 1;
-    }
     if (x->head_len + len + 2 > sizeof x->head) {
         log_error("the backend's response head is longer than %d bytes", PROXY_HEAD_MAX);
         x->status = -1;
         return -1;
     }
     memcpy(x->head + x->head_len, buf, len);
-    if (folded)
-        x->head[x->head_len] = ' ';
     memcpy(x->head + x->head_len + len, "\r\n", 2);
     x->head_len += len + 2;
     return 0;
@@ -166,9 +178,13 @@ int proxy_relay_body(void *ud, const char *buf, size_t n)
 {
     proxy_xfer *x = ud;
 
-    if (!x->sent_head && (x->status < 200 || proxy_send_head(x) != 0)) {
-        x->write_failed = 1;
-        return -1;
+    if (!x->sent_head) {
+        if (x->status < 200) {
+            x->write_failed = 1;
+            return -1;
+        }
+        if (proxy_send_head(x) != 0)
+            return -1;
     }
     if (n > 0 && x->io->write(x->io->ud, buf, (int)n) != 0) {
         x->write_failed = 1;

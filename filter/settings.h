@@ -16,6 +16,7 @@ typedef struct settings_proxy {
     char *backend; /* "http://HOST[:PORT]", no trailing '/'; NULL = not proxying */
     int connect_timeout_ms;
     int timeout_ms; /* the longest the backend may stay silent during one exchange */
+    int total_timeout_ms; /* the longest one exchange may take, whatever moves */
 } settings_proxy;
 
 /* How the filter's FastCGI server treats its connections (the --listen daemon and the pool a

@@ -93,7 +93,7 @@ Test(proxy_parse, head_lines_pass_as_they_came)
 {
     static proxy_parse p;
     seen s;
-    const char *a = "HTTP/1.1 404 Not Found\r\nX-A: b\r\n  folded\r\nContent-Length: 0\r\n\r\n";
+    const char *a = "HTTP/1.1 404 Not Found\r\nX-A: b c\r\nContent-Length: 0\r\n\r\n";
 
     cr_expect_eq(feed(&p, &s, a, 1, 0), (long)strlen(a));
     cr_expect_str_eq(s.head, a);
@@ -132,7 +132,43 @@ Test(proxy_parse, chunked_wins_over_content_length)
 {
     const char *a = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: gzip, "
                     "Chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n";
-    both(a, 0, (long)strlen(a), 1, "ab", 0);
+    const char *b = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n"
+                    "2\r\nab\r\n0\r\n\r\n";
+    /* Both framings: a smuggling attempt or a broken backend; the connection is not kept. */
+    both(a, 0, (long)strlen(a), 1, "ab", 1);
+    both(b, 0, (long)strlen(b), 1, "ab", 1);
+}
+
+Test(proxy_parse, bare_lf_line_ends)
+{
+    const char *a = "HTTP/1.1 200 OK\nContent-Length: 2\nX: y\tz \xe9\n\nok";
+    const char *b = "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nok\n0\n\n";
+    both(a, 0, (long)strlen(a), 1, "ok", 0);
+    both(b, 0, (long)strlen(b), 1, "ok", 0);
+}
+
+Test(proxy_parse, an_interim_flood_is_bounded)
+{
+    static proxy_parse p;
+    static char a[PROXY_PARSE_LINE_MAX + 100];
+    proxy_parse_cb cb = {on_header, on_body, NULL};
+    const char *c = "HTTP/1.1 100 Continue\r\n\r\n";
+    size_t cl = strlen(c), at = 0;
+    seen s;
+    long r = 0;
+
+    while (at + cl <= sizeof a) {
+        memcpy(a + at, c, cl);
+        at += cl;
+    }
+    proxy_parse_start(&p, 0);
+    for (size_t i = 0; i + cl <= at && r >= 0; i += cl) {
+        memset(&s, 0, sizeof s);
+        cb.ud = &s;
+        r = proxy_parse_feed(&p, a + i, cl, &cb);
+    }
+    cr_expect_eq(r, -1, "interim answers without end are refused at the head's bound");
+    cr_expect(p.close);
 }
 
 Test(proxy_parse, body_until_close)
@@ -201,6 +237,23 @@ Test(proxy_parse, refused_answers)
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+        "HTTP/1.1 600 Six\r\n\r\n",
+        "HTTP/1.1 999 Nine\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\r\n  folded\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n 6\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n: no name\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\rSet-Cookie: c\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\x0b" "c\r\n\r\n",
+        "HTTP/1.1 200 O\x1bK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\x7f\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nHTTP/1.1 302 Found\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno trailer\r\n\r\n",
     };
     static proxy_parse p;
     seen s;
