@@ -132,11 +132,19 @@ static int loop_serve(handle_ctx *ctx, response *rsp, const proxy_io *io)
     return 0;
 }
 
+/* Plain CGI's body: read(2), not fread, so a piece is handed on as soon as it arrives and
+ * the proxy checks proxy.total_timeout_ms between pieces (fread waited for a whole 16 KiB, so a
+ * client trickling its upload held the process for as long as it liked). Nothing else reads
+ * stdin, so no stdio buffer holds bytes this would miss. */
 static int loop_stdin_read(void *ud, char *buf, int n)
 {
-    size_t got = fread(buf, 1, (size_t)n, stdin);
+    ssize_t got;
+
     (void)ud;
-    return got == 0 && ferror(stdin) ? -1 : (int)got;
+    do
+        got = read(STDIN_FILENO, buf, (size_t)n);
+    while (got < 0 && errno == EINTR);
+    return got < 0 ? -1 : (int)got;
 }
 
 static int loop_stdout_write(void *ud, const char *buf, int n)

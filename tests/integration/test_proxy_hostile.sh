@@ -21,7 +21,7 @@
 #              total_timeout_ms ran out; a body dripped so: a cut answer (curl 18 or 56);
 #              both long before the backend would stop (60 s); an upload trickled so by the
 #              client (through the --listen daemon and lib/fcgi_trickle.py: lighttpd would
-#              buffer it): 504 once total_timeout_ms ran out
+#              buffer it), and as a plain CGI program: 504 once total_timeout_ms ran out
 #   junk       a second answer sent 0.3 s after the first, unasked: the next request goes
 #              on a new connection and gets its own answer
 #   cut        a Content-Length or chunked body cut by the backend's close: curl 18 or 56
@@ -151,6 +151,25 @@ check "a client trickling its upload: 504 after ${MS:-?} ms ($r; total 4000 ms; 
     test "${r%% *}" = status=504 -a "${MS:-0}" -ge 3900 -a "${MS:-99999}" -lt 20000
 check "  ... logged against the total bound" \
     grep -q 'did not answer "/x?wait-body" within 4000 ms (proxy.total_timeout_ms)' "$T/daemon.log"
+
+# The same as a plain CGI program (stdin is the body): each piece is handed on as it arrives,
+# so the total bound holds there too (a buffered fread waited for 16 KiB: hung ~8000 s).
+TRICKLE='import sys, time
+o = sys.stdout.buffer
+o.write(b"b" * 20000); o.flush()
+for _ in range(80000):
+    time.sleep(0.1); o.write(b"b"); o.flush()'
+T0=$(now_ms)
+s=$( (python3 -c "$TRICKLE" 2>/dev/null || true) | timeout 60 env -i PATH=/usr/bin:/bin \
+    GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST CONTENT_LENGTH=100000 \
+    REMOTE_ADDR=127.0.0.1 SCRIPT_NAME=/x REQUEST_URI=/x?wait-body QUERY_STRING=wait-body \
+    "$RL_FILTER" -c "$F/rl.conf" 2>"$T/cgi.log" | tr -d '\r' |
+    sed -n 's/^Status: \([0-9]*\).*/\1/p' | head -n 1 || true)
+MS=$(($(now_ms) - T0))
+check "CGI: a client trickling its upload: ${s:-none} after $MS ms (total 4000 ms; < 20000)" \
+    test "$s" = 504 -a "$MS" -ge 3900 -a "$MS" -lt 20000
+check "  ... logged against the total bound" \
+    grep -q 'did not answer "/x?wait-body" within 4000 ms (proxy.total_timeout_ms)' "$T/cgi.log"
 
 check "the filter process is the same (no crash)" \
     test "$(filter_pids "$F" | sort | tr '\n' ' ')" = "$PIDS_BEFORE"
