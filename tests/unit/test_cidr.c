@@ -305,8 +305,8 @@ Test(cidr, every_spelling_of_an_address_gives_one_text)
         snprintf(sp[nsp++], 64, "%s", canon);
         snprintf(sp[nsp++], 64, "%04x:%04x:%04x:%04x:%04x:%04x:%04x:%04x", w[0], w[1], w[2], w[3],
                  w[4], w[5], w[6], w[7]);
-        snprintf(sp[nsp++], 64, "%X:%X:%X:%X:%X:%X:%X:%X", w[0], w[1], w[2], w[3], w[4], w[5],
-                 w[6], w[7]);
+        snprintf(sp[nsp++], 64, "%X:%X:%X:%X:%X:%X:%X:%X", w[0], w[1], w[2], w[3], w[4], w[5], w[6],
+                 w[7]);
         if (v4) {
             snprintf(sp[nsp++], 64, "::ffff:%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
             snprintf(sp[nsp++], 64, "::FFFF:%x:%x", w[6], w[7]);
