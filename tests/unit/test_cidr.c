@@ -266,3 +266,60 @@ Test(cidr, ipv6_text_as_inet_pton)
             cr_assert_eq(memcmp(a, want, 16), 0, "\"%s\"", text);
     }
 }
+
+/* Client keys are built from rl_addr_format's text: every spelling of one address gives one
+ * text, and the text reads back as that address (so two addresses never share a text).
+ * 100000 pseudo-random addresses (IPv4, and IPv6 with runs of zeros), each written out as
+ * inet_ntop does, in full with leading zeros, in upper case, and IPv4 also as ::ffff:a.b.c.d
+ * and ::ffff:HHHH:HHHH, all of them read back to one text. */
+Test(cidr, every_spelling_of_an_address_gives_one_text)
+{
+    unsigned seed = 11;
+    uint8_t a[16], back[16];
+    char canon[RL_ADDR_TEXT_MAX], ref[RL_ADDR_TEXT_MAX], buf[RL_ADDR_TEXT_MAX], text[64];
+
+    for (int n = 0; n < 100000; n++) {
+        unsigned w[8];
+        int v4 = rand_r(&seed) % 3 == 0, nsp = 0;
+        char sp[6][64];
+
+        for (int i = 0; i < 8; i++) {
+            unsigned r = (unsigned)rand_r(&seed);
+            w[i] = r % 3 == 0 ? 0 : r % 3 == 1 ? (r >> 8) & 0xf : (r >> 8) & 0xffff;
+        }
+        if (v4) {
+            for (int i = 0; i < 5; i++)
+                w[i] = 0;
+            w[5] = 0xffff;
+        }
+        for (int i = 0; i < 8; i++) {
+            a[2 * i] = (uint8_t)(w[i] >> 8);
+            a[2 * i + 1] = (uint8_t)w[i];
+        }
+        cr_assert_eq(rl_addr_is_v4(a), v4);
+        rl_addr_format(a, canon);
+        if (v4)
+            cr_assert_str_eq(canon, inet_ntop(AF_INET, a + 12, ref, sizeof ref));
+        else
+            cr_assert_str_eq(canon, inet_ntop(AF_INET6, a, ref, sizeof ref));
+        snprintf(sp[nsp++], 64, "%s", canon);
+        snprintf(sp[nsp++], 64, "%04x:%04x:%04x:%04x:%04x:%04x:%04x:%04x", w[0], w[1], w[2], w[3],
+                 w[4], w[5], w[6], w[7]);
+        snprintf(sp[nsp++], 64, "%X:%X:%X:%X:%X:%X:%X:%X", w[0], w[1], w[2], w[3], w[4], w[5], w[6],
+                 w[7]);
+        if (v4) {
+            snprintf(sp[nsp++], 64, "::ffff:%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+            snprintf(sp[nsp++], 64, "::FFFF:%x:%x", w[6], w[7]);
+            snprintf(sp[nsp++], 64, "0:0:0:0:0:ffff:%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+        }
+        for (int k = 0; k < nsp; k++) {
+            size_t len = strlen(sp[k]);
+            memcpy(text, sp[k], len);
+            text[len] = '7'; /* not NUL-terminated: the parser reads len bytes */
+            memset(back, 0x5a, sizeof back);
+            cr_assert_eq(rl_addr_parse(text, len, back), 0, "\"%s\"", sp[k]);
+            cr_assert_eq(memcmp(back, a, 16), 0, "\"%s\"", sp[k]);
+            cr_assert_str_eq(rl_addr_format(back, buf), canon, "\"%s\"", sp[k]);
+        }
+    }
+}

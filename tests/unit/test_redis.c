@@ -531,6 +531,88 @@ Test(redis, production_clock_general_path_moves_an_expiry_only_when_it_must,
     rl_redis_free(r);
 }
 
+/* The expiry (PEXPIRETIME: absolute ms on Redis' clock, so no timing in the check) that key's
+ * stored state needs at least: TAT, + 1 when FRAC > 0 (gcra); START + PERIOD (fixed window);
+ * START + 2 PERIOD (sliding window). Asserts the key has an expiry and that it is no sooner.
+ * 1 when checked, 0 when the key is gone (expired since: its state no longer mattered, or it
+ * would be there). */
+static int expect_expiry_covers_state(redisContext *c, const char *key, const rl_rule *rule, int n)
+{
+    /* One script: the value and its expiry at the same instant. */
+    redisReply *reply = redisCommand(c, "EVAL %s 1 %s",
+                                     "return {redis.call('GET', KEYS[1]), "
+                                     "redis.call('PEXPIRETIME', KEYS[1])}",
+                                     key);
+    long long a = 0, b = 0, need, at;
+    const char *v;
+
+    cr_assert(reply != NULL && reply->type == REDIS_REPLY_ARRAY, "%s", c->errstr);
+    if (reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(reply);
+        return 0;
+    }
+    v = reply->element[0]->str;
+    at = reply->element[1]->integer;
+    if (rule->algo == RL_ALGO_FIXED_WINDOW) {
+        cr_assert_eq(sscanf(v, "f:%lld:%lld", &a, &b), 2, "%s", v);
+        need = a + rule->period_ms;
+    } else if (rule->algo == RL_ALGO_SLIDING_WINDOW) {
+        cr_assert_eq(sscanf(v, "s:%lld:", &a), 1, "%s", v);
+        need = a + 2 * rule->period_ms;
+    } else {
+        cr_assert_eq(sscanf(v, "%lld:%lld", &a, &b), 2, "%s", v);
+        need = a + (b > 0);
+    }
+    cr_assert(at >= need, "decision %d: %s = \"%s\" expires at %lld, its state needs it until %lld",
+              n, key, v, at, need);
+    freeReplyObject(reply);
+    return 1;
+}
+
+/* Whatever mix of PX and KEEPTTL writes the script makes on Redis' clock, a key never expires
+ * before its state stops mattering (else a limit would be forgotten early): decisions for
+ * about 1.5 s, alone and together, on rules whose windows roll over every 200 ms and GCRA
+ * rules several admissions per ms of TAT (the KEEPTTL case) or refusing, each followed by a
+ * check of every key's expiry against its state. */
+Test(redis, production_clock_no_key_expires_before_its_state_ends, .init = rlt_redis_setup,
+     .fini = rlt_redis_teardown)
+{
+    char prefix[] = "t-cover:";
+    rl_redis_config cfg = config(prefix);
+    rl_redis *r = rl_redis_new(&cfg);
+    redisContext *c = rlt_redis_client(&rlt_srv);
+    static rl_rule fast = RULE("cfast", 1000, 200, 1000);
+    static rl_rule slow = RULE("cslow", 50, 200, 20);
+    static rl_rule fw = WRULE("cfw", RL_ALGO_FIXED_WINDOW, 1000000, 200);
+    static rl_rule sw = WRULE("csw", RL_ALGO_SLIDING_WINDOW, 1000000, 200);
+    /* a millionth of a ms a unit, its TAT put 5 s ahead first: every admission keeps the
+     * key's expiry or moves it by 1 ms, the key there throughout */
+    static rl_rule ahead = RULE("cahead", 1000000, 1000, 10000000);
+    const rl_rule *all[] = {&fast, &slow, &fw, &sw, &ahead};
+    char key[RL_KEY_MAX + 2 * RL_NAME_MAX];
+    rl_rule_result res[5];
+    long long end, checked = 0;
+
+    cr_assert_eq(decide1(r, &ahead, 5000000, -1, &res[4]), 1, "%s", rl_redis_errstr(r));
+    end = redis_now(c) + 1500;
+
+    for (int n = 0; redis_now(c) < end && n < 100000; n++) {
+        if (n % 3 == 0) { /* each rule alone: the lone GCRA path, then the general one */
+            for (size_t i = 0; i < 5; i++)
+                cr_assert_geq(decide1(r, all[i], 1, -1, &res[i]), 0, "%s", rl_redis_errstr(r));
+        } else {
+            cr_assert_geq(decide(r, all, 5, 1, -1, res), 0, "%s", rl_redis_errstr(r));
+        }
+        for (size_t i = 0; i < 5; i++) {
+            key_of(key, sizeof key, prefix, all[i]);
+            checked += expect_expiry_covers_state(c, key, all[i], n);
+        }
+    }
+    cr_assert_geq(checked, 40, "only %lld keys were there to check", checked);
+    redisFree(c);
+    rl_redis_free(r);
+}
+
 /* Calls of a command so far (INFO commandstats), e.g. "fcall". */
 static long long calls_of(redisContext *c, const char *command)
 {

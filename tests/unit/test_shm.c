@@ -1275,22 +1275,26 @@ Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
 }
 
 /* The chain walk's key compare (rl_shm_key_eq: word loads, the last one overlapping) sees
- * every byte of keys of every length class, at any alignment, as memcmp does. */
+ * every byte of keys of every length class, at any alignment, as memcmp does. Each key ends
+ * where its heap block ends, so that a load past the end fails under ASan. */
 Test(shm, the_key_compare_sees_every_byte_of_every_length)
 {
-    char a[RL_KEY_MAX + 8], b[RL_KEY_MAX + 8];
-
     for (size_t len = 0; len <= 40; len++) {
         for (size_t off = 0; off < 8; off++) {
+            char *a = malloc(len > 0 ? len : 1), *bb = malloc(off + len > 0 ? off + len : 1);
+            char *b = bb + off;
+            cr_assert(a != NULL && bb != NULL);
             for (size_t i = 0; i < len; i++)
-                a[i] = b[off + i] = (char)('a' + i % 26);
-            cr_assert(rl_shm_key_eq(a, b + off, len), "len %zu off %zu: equal", len, off);
+                a[i] = b[i] = (char)('a' + i % 26);
+            cr_assert(rl_shm_key_eq(a, b, len), "len %zu off %zu: equal", len, off);
             for (size_t at = 0; at < len; at++) {
-                b[off + at] ^= 0x40;
-                cr_assert(!rl_shm_key_eq(a, b + off, len), "len %zu off %zu: byte %zu differs",
-                          len, off, at);
-                b[off + at] ^= 0x40;
+                b[at] ^= 0x40;
+                cr_assert(!rl_shm_key_eq(a, b, len), "len %zu off %zu: byte %zu differs", len,
+                          off, at);
+                b[at] ^= 0x40;
             }
+            free(a);
+            free(bb);
         }
     }
 }
