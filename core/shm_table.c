@@ -289,7 +289,9 @@ static void shm_rebuild(rl_shm *shm, uint32_t s)
         *rl_shm_bucket(shm, s, h) = i;
         st->used++;
     }
-    st->dirty = 0;
+    /* dirty is left as it is: a rebuild within a decision (a damaged chain or free list met
+     * by its find or insert) is followed by the decision's own writes, which a death before
+     * the unlock must still have repaired. The lock clears it after a rebuild there. */
 }
 
 /* A hint to the CPU that this is a spin-wait loop. */
@@ -349,8 +351,10 @@ __attribute__((noinline, cold)) int rl_shm_lock_slow(rl_shm *shm, uint32_t s, in
         rc = pthread_mutex_timedlock(&st->lock, &until);
     }
     if ((rc == 0 || rc == EOWNERDEAD) &&
-        (rl_shm_stripe_bad(shm, s) || (rc == EOWNERDEAD && st->dirty)))
+        (rl_shm_stripe_bad(shm, s) || (rc == EOWNERDEAD && st->dirty))) {
         shm_rebuild(shm, s);
+        st->dirty = 0;
+    }
     if (rc == EOWNERDEAD) {
         rc = pthread_mutex_consistent(&st->lock);
         if (rc != 0) /* leaves it ENOTRECOVERABLE: every later locker gets the error */

@@ -1274,6 +1274,27 @@ Test(shm, junk_in_indexes_between_decisions_is_repaired_never_a_crash)
     rl_shm_close(shm);
 }
 
+/* A chain repaired in the middle of a decision (the find that found it damaged) leaves the
+ * stripe marked dirty: the decision goes on mutating it, and if its process dies before the
+ * unlock the next locker must still rebuild. Clearing the flag there lost that. */
+Test(shm, a_repair_within_a_decision_keeps_the_stripe_dirty)
+{
+    rl_shm *shm = open_ok(tname, 256);
+    const char key[] = "dk\x1f" "c1";
+    uint64_t h = rl_shm_hash(shm, key, sizeof key - 1);
+    uint32_t s = 0;
+
+    cr_assert_eq(rl_shm_lock(shm, s), 0, "%s", rl_shm_errstr(shm));
+    shm->stripes[s].dirty = 1; /* as a decision sets it once it holds the lock */
+    for (uint32_t b = 0; b < shm->nbuckets; b++)
+        shm->buckets[(size_t)s * shm->nbuckets + b] = 0xfffffff0u; /* out of range */
+    (void)rl_shm_find_repair(shm, s, h, key, sizeof key - 1);
+    cr_assert_eq(shm->stripes[s].dirty, 1, "still dirty after a repair within the decision");
+    shm->stripes[s].dirty = 0;
+    rl_shm_unlock(shm, s);
+    rl_shm_close(shm);
+}
+
 /* The chain walk's key compare (rl_shm_key_eq: word loads, the last one overlapping) sees
  * every byte of keys of every length class, at any alignment, as memcmp does. Each key ends
  * where its heap block ends, so that a load past the end fails under ASan. */
