@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,8 +21,10 @@ static char shm_name[64], conf[128];
 
 static void fini(void)
 {
-    if (shm_name[0] != '\0')
+    if (shm_name[0] != '\0') {
         rl_stats_unlink(shm_name);
+        shm_unlink(shm_name); /* the limiter's table */
+    }
     if (conf[0] != '\0')
         unlink(conf);
     rl_test_leak_check();
