@@ -48,10 +48,33 @@ static void fuzz_check_output(const fcgi_conn *c)
  * REMOTE_ADDR only, must be ready with exactly its own parameters. */
 static void fuzz_next_connection(void)
 {
-    static const uint8_t req[] = {
-        1, FCGI_BEGIN_REQUEST, 0, 1, 0, 8, 0, 0, 0, FCGI_AUTHORIZER, 0, 0, 0, 0, 0, 0,
-        1, FCGI_PARAMS, 0, 1, 0, 22, 0, 0, 11, 9, 'R', 'E', 'M', 'O', 'T', 'E', '_', 'A', 'D', 'D', 'R',
-        '1', '9', '2', '.', '0', '.', '2', '.', '1', 1, FCGI_PARAMS, 0, 1, 0, 0, 0, 0};
+    static const uint8_t req[] = {1,   FCGI_BEGIN_REQUEST,
+                                  0,   1,
+                                  0,   8,
+                                  0,   0,
+                                  0,   FCGI_AUTHORIZER,
+                                  0,   0,
+                                  0,   0,
+                                  0,   0,
+                                  1,   FCGI_PARAMS,
+                                  0,   1,
+                                  0,   22,
+                                  0,   0,
+                                  11,  9,
+                                  'R', 'E',
+                                  'M', 'O',
+                                  'T', 'E',
+                                  '_', 'A',
+                                  'D', 'D',
+                                  'R', '1',
+                                  '9', '2',
+                                  '.', '0',
+                                  '.', '2',
+                                  '.', '1',
+                                  1,   FCGI_PARAMS,
+                                  0,   1,
+                                  0,   0,
+                                  0,   0};
     fcgi_conn *c = fcgi_conn_new(-1, 1000, 1000, 16, 0);
 
     if (c == NULL)
@@ -61,8 +84,8 @@ static void fuzz_next_connection(void)
     if (fcgi_conn_step(c) != FCGI_STEP_READY || c->id != 1 || c->role != FCGI_AUTHORIZER)
         abort();
     char **params = fcgi_conn_params(c);
-    if (params == NULL || strcmp(params[0], "FCGI_ROLE=AUTHORIZER") != 0 ||
-        params[1] == NULL || strcmp(params[1], "REMOTE_ADDR=192.0.2.1") != 0 || params[2] != NULL)
+    if (params == NULL || strcmp(params[0], "FCGI_ROLE=AUTHORIZER") != 0 || params[1] == NULL ||
+        strcmp(params[1], "REMOTE_ADDR=192.0.2.1") != 0 || params[2] != NULL)
         abort();
     if (c->olen != c->ooff) /* nothing owed to the last connection's peer */
         abort();

@@ -90,8 +90,7 @@ Test(admin_nodes, stats_json_parses_with_every_row)
     json_t *doc = json_loadb(o.buf, o.len, 0, &jerr);
     cr_assert_not_null(doc, "invalid JSON: %s at %d: %.200s", jerr.text, jerr.position, o.buf);
     json_t *nodes = json_object_get(json_object_get(doc, "redis"), "nodes");
-    cr_assert_eq(json_array_size(nodes), RL_STATS_NODES + 1, "%zu rows",
-                 json_array_size(nodes));
+    cr_assert_eq(json_array_size(nodes), RL_STATS_NODES + 1, "%zu rows", json_array_size(nodes));
     int seen_odd = 0, seen_other = 0;
     for (size_t i = 0; i < json_array_size(nodes); i++) {
         const char *n = json_string_value(json_object_get(json_array_get(nodes, i), "node"));
@@ -122,8 +121,9 @@ Test(admin_nodes, metrics_escape_every_label)
     handle_ctx ctx = {.cfg = cfg, .lim = lim};
     admin_metrics(&ctx, &o);
     cr_assert(!o.failed);
-    cr_assert_not_null(strstr(o.buf, "ratelimit_redis_node_decisions_total{node=\"q\\\"b\\\\n\\nx:0\"} 1\n"),
-                       "%s", o.buf);
+    cr_assert_not_null(
+        strstr(o.buf, "ratelimit_redis_node_decisions_total{node=\"q\\\"b\\\\n\\nx:0\"} 1\n"), "%s",
+        o.buf);
     cr_assert_not_null(strstr(o.buf, "ratelimit_redis_node_decisions_total{node=\"other\"} 1\n"));
     cr_assert_not_null(
         strstr(o.buf, "ratelimit_redis_sentinel_master{node=\"q\\\"b\\\\n\\nx:0\"} 1\n"));

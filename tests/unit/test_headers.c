@@ -39,8 +39,8 @@ static int64_t ceil_s(int64_t ms)
 
 Test(headers, numbers_as_printf_writes_them)
 {
-    static const int64_t vals[] = {0, 1, -1, 9, 10, 999, 1000, 1001, 123456789,
-                                   INT64_MAX, INT64_MIN, INT64_MAX - 999, -1000};
+    static const int64_t vals[] = {
+        0, 1, -1, 9, 10, 999, 1000, 1001, 123456789, INT64_MAX, INT64_MIN, INT64_MAX - 999, -1000};
     char buf[512], want[512];
     rl_decision d;
 
