@@ -8,6 +8,9 @@
  * request's parameters are NULL or a NULL-terminated array whose first entry is FCGI_ROLE
  * and every entry holds a '='; everything it writes is a sequence of whole version-1 records
  * of the types an application sends. The filter's sources are compiled into this target.
+ * Then the next connection, which reuses the one just closed (kept with its buffers), is given
+ * one whole authorizer request: it must be ready with exactly that request's parameters,
+ * whatever state the input left the first one in.
  */
 #include "fmacros.h"
 
@@ -39,6 +42,54 @@ static void fuzz_check_output(const fcgi_conn *c)
             abort();
         at += FCGI_HEADER_LEN + len + h[6];
     }
+}
+
+/* The connection after the fuzzed one (the kept one, reused): one authorizer request, id 1,
+ * REMOTE_ADDR only, must be ready with exactly its own parameters. */
+static void fuzz_next_connection(void)
+{
+    static const uint8_t req[] = {1,   FCGI_BEGIN_REQUEST,
+                                  0,   1,
+                                  0,   8,
+                                  0,   0,
+                                  0,   FCGI_AUTHORIZER,
+                                  0,   0,
+                                  0,   0,
+                                  0,   0,
+                                  1,   FCGI_PARAMS,
+                                  0,   1,
+                                  0,   22,
+                                  0,   0,
+                                  11,  9,
+                                  'R', 'E',
+                                  'M', 'O',
+                                  'T', 'E',
+                                  '_', 'A',
+                                  'D', 'D',
+                                  'R', '1',
+                                  '9', '2',
+                                  '.', '0',
+                                  '.', '2',
+                                  '.', '1',
+                                  1,   FCGI_PARAMS,
+                                  0,   1,
+                                  0,   0,
+                                  0,   0};
+    fcgi_conn *c = fcgi_conn_new(-1, 1000, 1000, 16, 0);
+
+    if (c == NULL)
+        return;
+    memcpy(c->rbuf, req, sizeof req);
+    c->rlen = sizeof req;
+    if (fcgi_conn_step(c) != FCGI_STEP_READY || c->id != 1 || c->role != FCGI_AUTHORIZER)
+        abort();
+    char **params = fcgi_conn_params(c);
+    if (params == NULL || strcmp(params[0], "FCGI_ROLE=AUTHORIZER") != 0 || params[1] == NULL ||
+        strcmp(params[1], "REMOTE_ADDR=192.0.2.1") != 0 || params[2] != NULL)
+        abort();
+    if (c->olen != c->ooff) /* nothing owed to the last connection's peer */
+        abort();
+    fcgi_conn_free(c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -93,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     fcgi_conn_free(c);
+    fuzz_next_connection();
     fcgi_conn_free_kept();
     return 0;
 }
