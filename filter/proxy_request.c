@@ -283,6 +283,30 @@ static int proxy_skip(const char *name, size_t n)
     return 0;
 }
 
+/* 1 when the parameter's name (HTTP_..., len bytes before its '=') is the form a web server
+ * writes: upper case, digits and '_' only. */
+static int proxy_param_canonical(const char *p, size_t len)
+{
+    for (size_t i = 5; i < len; i++)
+        if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* 1 when a parameter before `upto` has the same name (len bytes, '=' after it). */
+static int proxy_param_seen(char **params, char **upto, const char *p, size_t len)
+{
+    for (char **q = params; q < upto; q++)
+        if (strncmp(*q, p, len) == 0 && (*q)[len] == '=')
+            return 1;
+    return 0;
+}
+
+/* The request's headers, as the web server passed them (HTTP_* parameters). The backend gets
+ * exactly the headers the decision could read: the first parameter of each name, and only
+ * names in the form web servers write (request.c reads the first HTTP_X_KEY for "X-Key").
+ * So "X-Key" and "X_Key", which lighttpd both passes as HTTP_X_KEY, or a raw FastCGI peer's
+ * HTTP_x_key, never reach the backend as a second X-Key line the limit did not count. */
 static int proxy_copy_headers(proxy *px, char **params, const char *connection)
 {
     char name[256], shown[64];
@@ -293,7 +317,16 @@ static int proxy_copy_headers(proxy *px, char **params, const char *connection)
         const char *eq = strchr(*p + 5, '=');
         if (eq == NULL)
             continue;
-        int n = proxy_header_name(*p + 5, (size_t)(eq - *p - 5), name, sizeof name);
+        size_t plen = (size_t)(eq - *p);
+        if (!proxy_param_canonical(*p, plen) || proxy_param_seen(params, p, *p, plen)) {
+            /* The name only: the value may be a credential. */
+            snprintf(name, sizeof name, "%.*s", (int)(plen < 255 ? plen : 255), *p);
+            log_warn("request parameter %s is not the first of its header, or not a web "
+                     "server's spelling of one: dropped",
+                     log_escape(shown, sizeof shown, name));
+            continue;
+        }
+        int n = proxy_header_name(*p + 5, plen - 5, name, sizeof name);
         if (n < 0) {
             log_warn("request parameter \"%s\" is not a header name: dropped",
                      log_escape(shown, sizeof shown, *p));

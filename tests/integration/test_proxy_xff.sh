@@ -65,5 +65,14 @@ check "untrusted: the backend got the header as sent plus the peer ($(seen 10))"
     test "$(seen 10)" = "203.0.113.3, 127.0.0.2"
 c=$(hcurl -o /dev/null --interface 127.0.0.2 "$U/echo.cgi")
 check "untrusted: without the header too, the same spent allowance ($c)" test "$c" = 429
+# ---- one header, two spellings: the backend gets only the value the decision read ----------
+# lighttpd passes both "X-Key" and "X_Key" as HTTP_X_KEY; the limiter reads the first, so the
+# backend must not get the second as another X-Key line (a key-based limit stepped around).
+c=$(hcurl -o /dev/null -D "$T/h.20" -H "X-Forwarded-For: 203.0.113.20" -H "X-Key: first" \
+    -H "X_Key: second" "$U/echo.cgi?n=20")
+check "two spellings of one header: admitted ($c), the backend got only the first ($(hdr "$T/h.20" X-Req-X_KEY))" \
+    test "$c" = 200 -a "$(hdr "$T/h.20" X-Req-X_KEY)" = first
+check "  ... the second is logged as dropped" \
+    logged 'request parameter HTTP_X_KEY is not the first of its header'
 check "no sanitizer report" no_sanitizer_report "$F/filter.log"
 finish
