@@ -18,6 +18,9 @@
 
 #define SETTINGS_TIMEOUT_MAX_MS 60000
 #define SETTINGS_PROXY_TIMEOUT_MAX_MS 3600000
+/* A whole exchange: a day at most; an hour by default, above any upload or download most
+ * sites proxy (a bound that cut those would lose what a client or backend sent). */
+#define SETTINGS_PROXY_TOTAL_MAX_MS 86400000
 #define SETTINGS_ADMIN_PATH_MAX 1024
 /* fastcgi: connection deadlines and the connections one process holds */
 #define SETTINGS_FASTCGI_IDLE_MAX_MS 3600000
@@ -89,7 +92,7 @@ static const rl_setting settings_proxy_rows[] = {
     RL_SETTING_INT_ROW("timeout_ms", PROXY(timeout_ms), 1, SETTINGS_PROXY_TIMEOUT_MAX_MS, "30000",
                        "the longest the backend may stay silent"),
     RL_SETTING_INT_ROW("total_timeout_ms", PROXY(total_timeout_ms), 1,
-                       SETTINGS_PROXY_TIMEOUT_MAX_MS, "300000",
+                       SETTINGS_PROXY_TOTAL_MAX_MS, "3600000",
                        "the longest one exchange with the backend may take"),
 };
 
