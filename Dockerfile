@@ -11,6 +11,8 @@ FROM debian:12 AS build
 # Both stages carry this label, so that superseded and build-stage images, once untagged, can
 # be pruned without touching anyone else's: docker image prune -f --filter label=ratelimit-filter
 LABEL ratelimit-filter=build
+# libcurl4-openssl-dev for rl-burst only (make all builds it): the filter speaks HTTP/1.1 to
+# proxy.backend itself and does not link libcurl.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config libfcgi-dev libhiredis-dev libjansson-dev libconfig-dev \
@@ -23,6 +25,8 @@ RUN make -j"$(nproc)" all \
 
 FROM debian:12
 LABEL ratelimit-filter=runtime
+# The filter's libraries, lighttpd and redis-server; curl (which needs libcurl4 anyway) for
+# trying the stack from inside a container: the installed program does not use libcurl.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libfcgi0ldbl libhiredis0.14 libjansson4 libconfig9 libcurl4 libpcre2-8-0 \

@@ -1,6 +1,6 @@
 /* rule_check.c -- the bounds of a rule's limit, burst, cost and period, checked once at load
  *
- * The file (config_rules.c) and the RATE_LIMIT_* variables (config_env.c) both call
+ * The file (config_rules.c) and the RATE_LIMIT_* variables (config_override.c) both call
  * rl_rule_check_numbers() on the finished rule, so an override can never produce a rule the
  * file would refuse. Bounds (see MANUAL.md, "Bounds"):
  *   1 <= count, burst, cost <= RL_COUNT_MAX;   1 <= period_ms <= RL_PERIOD_MAX_MS
