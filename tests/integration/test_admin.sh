@@ -9,7 +9,7 @@
 # and 2 x 429 and the stats say allowed 5, refused 2; the refusals are problem+json; the
 # metrics parse (HELP/TYPE for every sample, cumulative buckets, +Inf = _count); POST test
 # decides in a sandbox (a burst after it still gets the full allowance); Redis killed ->
-# health degraded within 1 s, restarted -> ok within 1 s; a new limit + SIGHUP applies while
+# health degraded within 5 s, restarted -> ok within 5 s; a new limit + SIGHUP applies while
 # a background loop of requests sees no failure; a broken file + SIGHUP is logged and the old
 # configuration keeps serving.
 set -euo pipefail
@@ -33,7 +33,7 @@ conf_text() { # the /r rule's limit
     cat <<CONF
 shm: { name = "/rltest-$RUN_ID-admin"; capacity = 1000; };
 redis: { enabled = true; port = $RPORT; prefix = "rl:$RUN_ID:"; breaker_open_ms = 200;
-         connect_timeout_ms = 100; command_timeout_ms = 100; };
+         connect_timeout_ms = 2000; command_timeout_ms = 2000; };
 headers: { problem_json = true; };
 rules = ( { name = "burst"; path_prefix = "/b"; limit = "5/m"; },
           { name = "reload"; path_prefix = "/r"; limit = "$1"; } );
@@ -156,10 +156,13 @@ poll_health() { # wanted status, seconds -> 0 when seen in time
     done
     return 1
 }
+# Deadlines are generous (2 s, not what this test is about: a killed Redis refuses at once), and
+# so are the polls (up to 50 tries): a loaded machine must not turn a slow answer into a
+# fallback or a missed poll into a failure.
 kill -9 "$RPID"; wait "$RPID" 2>/dev/null || true
-check "Redis killed: health degraded within 1 s" poll_health degraded 1
+check "Redis killed: health degraded within 5 s" poll_health degraded 5
 start_redis
-check "Redis back: health ok within 1 s" poll_health ok 1
+check "Redis back: health ok within 5 s" poll_health ok 5
 
 # ---- SIGHUP reload -----------------------------------------------------------------------
 fpids() { pgrep -f -- "$RL_FILTER -c $d/rl.conf" | xargs; }
@@ -177,7 +180,7 @@ kill -HUP $(fpids)   # a second HUP while requests flow: harmless
 wait "$LOOP"
 n=$(wc -l < "$d/loop.codes"); bad=$(grep -vc '^200$' "$d/loop.codes" || true)
 check "requests during the reloads: $n answered, $bad not 200" test "$n" -gt 10 -a "$bad" = 0
-for ((i = 0; i < 20; i++)); do [ "$(grep -c 'reload: .* now in force' "$d/f1-filter.log")" -ge 6 ] && break; sleep 0.1; done
+for ((i = 0; i < 100; i++)); do [ "$(grep -c 'reload: .* now in force' "$d/f1-filter.log")" -ge 6 ] && break; sleep 0.1; done # up to 10 s: a loaded machine
 check "every process reloaded, twice ($(grep -c 'now in force' "$d/f1-filter.log"))" test "$(grep -c 'reload: .* now in force' "$d/f1-filter.log")" -ge 6
 codes=""
 for i in 1 2 3 4 5 6 7; do codes+="$(hcurl -o /dev/null --interface 127.0.0.4 "$U/r/x") "; done

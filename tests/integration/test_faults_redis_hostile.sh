@@ -6,8 +6,11 @@
 # which a per-read timeout never ends; a "*2147483647" header; a "$2147483647" bulk streamed
 # at full speed; garbage) a fresh lighttpd authorizer pool (2 filter processes,
 # command_timeout_ms = 50, breaker_failures = 3, breaker_open_ms = 250) takes 100 requests at
-# 50/s from 4 clients (rl-burst). Shows: every request answered, 200 only (the fallback decides,
-# the limit is never reached), the slowest answer bounded (< 1000 ms: a generous bound on a
+# 50/s from 4 clients (rl-burst). Only silence and the drip are ended by that deadline; the
+# other modes run under a generous 2000 ms one, so that a loaded machine does not time out the
+# steps before EVALSHA (the logged reason would then be another), and their reason shows they
+# were not waited out. Shows: every request answered, 200 only (the fallback decides,
+# the limit is never reached), the slowest answer bounded (< 3000 ms: a generous bound on a
 # loaded machine; a held decision would take seconds or forever), the fallback logged with the
 # reason the mode calls for (timed out / reply refused / protocol error), the same processes
 # throughout, their memory unchanged (< 8 MiB more). Prints p99 and max latency and the
@@ -29,6 +32,8 @@ for mode in silence drip huge-array huge-bulk garbage; do
     huge-bulk) why='EVALSHA: reply refused: more than' ;;
     garbage) why='EVALSHA: protocol error' ;;
     esac
+    deadline=2000
+    case $mode in silence | drip) deadline=50 ;; esac
     perl "$FAKE" "$RPORT" "$mode" 2>>"$T/fake.log" &
     FPID=$!
     PIDS+=("$FPID")
@@ -39,7 +44,7 @@ for mode in silence drip huge-array huge-bulk garbage; do
 # written by $NAME: mode $mode
 shm: { name = "/rltest-$RUN_ID-$mode"; capacity = 1000; };
 redis: { enabled = true; host = "127.0.0.1"; port = $RPORT; prefix = "rltest:$RUN_ID:";
-         connect_timeout_ms = 50; command_timeout_ms = 50;
+         connect_timeout_ms = $deadline; command_timeout_ms = $deadline;
          breaker_failures = 3; breaker_open_ms = 250; };
 rules = ( { name = "hostile"; path_prefix = "/"; limit = "1000/s"; } );
 CONF
@@ -67,8 +72,8 @@ CONF
     check "$mode: 100 requests sent, all answered ($sent sent, $err transport errors; rl-burst exit $brc)" \
         test "$sent" = 100 -a "$err" = 0
     check "$mode: 200 only ($adm x 200, $oth other)" test "$adm" = 100 -a "$oth" = 0
-    check "$mode: the slowest answer ${mx} ms < 1000 ms (p99 ${p99} ms)" \
-        awk -v m="$mx" 'BEGIN { exit !(m < 1000) }'
+    check "$mode: the slowest answer ${mx} ms < 3000 ms (p99 ${p99} ms)" \
+        awk -v m="$mx" 'BEGIN { exit !(m < 3000) }'
     check "$mode: the fallback logged with \"$why\"" \
         grep -q "deciding from shared memory until Redis answers again: redis: .*$why" "$d/filter.log"
     after=$(filter_pids "$d" | sort | tr '\n' ' ')
@@ -78,7 +83,7 @@ CONF
     check "$mode: the filters' memory grew by less than 8 MiB (RSS $rss0 -> $rss1 KiB)" \
         test $((rss1 - rss0)) -lt 8192
     check "$mode: no sanitizer report" no_sanitizer_report "$d/filter.log"
-    echo "FIGURE: hostile Redis ($mode at every EVALSHA), command_timeout_ms 50: $adm x 200 of $sent at 50/s, latency p99 ${p99} ms max ${mx} ms, filters' RSS $rss0 -> $rss1 KiB"
+    echo "FIGURE: hostile Redis ($mode at every EVALSHA), command_timeout_ms $deadline: $adm x 200 of $sent at 50/s, latency p99 ${p99} ms max ${mx} ms, filters' RSS $rss0 -> $rss1 KiB"
 
     stop_pid "$LPID"
     # A filter held by its Redis (as before decisions had a deadline) outlives lighttpd.

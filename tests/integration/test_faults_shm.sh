@@ -9,7 +9,8 @@
 #                ($RL_FILTER_TESTING, -DRL_TESTING) runs with the variable: it takes A's
 #                stripe lock, wipes the stripe's index (as a half-done insert could leave it)
 #                and dies holding the lock (exit 9, no answer). The pool goes on: the next decision for A is prompt
-#                (< 500 ms), and A then gets exactly 5 x 200 and 2 x 429: nothing lost, nothing
+#                (< 5 s, generous for a loaded machine: a lock never repaired would hold it
+#                until curl's 10 s), and A then gets exactly 5 x 200 and 2 x 429: nothing lost, nothing
 #                counted twice (the robust mutex is EOWNERDEAD, the stripe is rebuilt from its
 #                slots). A CGI decision for another client works too.
 #   table-full   a pool whose table holds 16 keys (the minimum), rule 2/h; rl-burst floods it
@@ -58,7 +59,7 @@ check "the release build ignores RL_SHM_TEST_DIE_IN_LOCK=1: exit $rc, \"$out\"" 
 rc=0; CGI_FILTER=$TFILTER cgi "$D/rl.conf" 127.0.1.1 RL_SHM_TEST_DIE_IN_LOCK=1 > "$T/died.out" || rc=$?
 check "the test build's CGI process died holding the lock (exit $rc, no answer)" test "$rc" = 9 -a ! -s "$T/died.out"
 read -r c FIRST_MS < <(req "$P1" 127.0.1.1 /x)
-check "the next decision for A is prompt: $c in ${FIRST_MS} ms (< 500)" test "$c" = 200 -a "$FIRST_MS" -lt 500
+check "the next decision for A is prompt: $c in ${FIRST_MS} ms (< 5000)" test "$c" = 200 -a "$FIRST_MS" -lt 5000
 codes="$c "
 for i in 1 2 3 4 5 6; do codes+="$(req "$P1" 127.0.1.1 /x | cut -d' ' -f1) "; done
 check "A's count is exact across the death: 5 x 200 then 2 x 429 ($codes)" \

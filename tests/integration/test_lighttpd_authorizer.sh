@@ -37,7 +37,7 @@ write_conf() { # dir, rule name, redis enabled (true/false), prefix
 # written by test_lighttpd_authorizer.sh
 shm: { name = "/rltest-$RUN_ID-$2"; capacity = 1000; };
 redis: { enabled = $3; host = "127.0.0.1"; port = $RPORT; prefix = "$4";
-         connect_timeout_ms = 100; command_timeout_ms = 100; };
+         connect_timeout_ms = 2000; command_timeout_ms = 2000; }; # generous: not what is tested
 rules = (
   { name = "$2"; path_prefix = "/"; limit = "5/m"; burst = 5; }
 );

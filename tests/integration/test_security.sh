@@ -30,7 +30,7 @@ pool() { # name, redis credentials (config text)[, role, more config text]
     cat > "$d/rl.conf" <<CONF
 shm: { name = "/rltest-$RUN_ID-$1"; capacity = 1000; };
 redis: { enabled = true; host = "127.0.0.1"; port = $RPORT; prefix = "rltest:$RUN_ID:";
-         connect_timeout_ms = 200; command_timeout_ms = 200; $2 };
+         connect_timeout_ms = 2000; command_timeout_ms = 2000; $2 }; # generous: not what is tested
 ${4:-}
 rules = ( { name = "sec"; path_prefix = "/"; limit = "100/m"; } );
 CONF

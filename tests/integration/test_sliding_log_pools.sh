@@ -46,7 +46,7 @@ start_pool() { # number
 # written by $NAME: pool $1, its own shm segment, the Redis of every pool
 shm: { name = "/rltest-$RUN_ID-p$1"; capacity = 1000; };
 redis: { enabled = true; host = "127.0.0.1"; port = $RPORT; prefix = "$PREFIX"; hosts = 2;
-         connect_timeout_ms = 100; command_timeout_ms = 500; };
+         connect_timeout_ms = 2000; command_timeout_ms = 2000; }; # generous: exact counts in Redis
 rules = (
   { name = "global"; path_prefix = "/api";  limit = "10/m";    algorithm = "sliding_log"; },
   { name = "chat";   path_prefix = "/chat"; limit = "10/m";    algorithm = "sliding_log"; },

@@ -210,7 +210,7 @@ Test(keys, crafted_clients_never_share_a_key_in_redis)
 
     cr_assert_eq(rlt_redis_start(&srv, NULL), 0);
     snprintf(redis, sizeof redis, "enabled = true; port = %d; prefix = \"k%d:\"; "
-             "command_timeout_ms = 500;", srv.port, (int)getpid());
+             "command_timeout_ms = 2000;", srv.port, (int)getpid());
     rl_config *cfg = load(1000, redis, KEY_RULES);
     rl_limiter *lim = rl_limiter_open(cfg, &err);
     cr_assert_not_null(lim, "%s", err.text);

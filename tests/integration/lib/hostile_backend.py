@@ -4,7 +4,8 @@ request the way its query names: broken framing, smuggling attempts, endless hea
 junk after an answer, a close in the middle of a body (see MODES). Anything else gets
 "200 hello" with a Content-Length, on a connection kept open. One thread per connection.
 Writes "conn N" to LOG for each accepted connection and "req N METHOD TARGET" for each
-request, so a test can count connections and requests."""
+request, so a test can count connections and requests, and "junk sent" once the late junk is
+(so a test waits for it rather than guessing how long a loaded machine takes)."""
 import socket
 import sys
 import threading
@@ -118,6 +119,7 @@ def serve(conn, n):
                 conn.sendall(HELLO)
                 time.sleep(0.3)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSMUGGL")
+                log("junk sent")
             elif mode == "cut-cl":  # dies in the middle of a Content-Length body
                 conn.sendall(OK + b"Content-Length: 100000\r\n\r\n" + b"c" * 20000)
                 time.sleep(0.2)
