@@ -91,9 +91,8 @@ static const rl_setting settings_proxy_rows[] = {
                        "1000", "the backend's connect bound"),
     RL_SETTING_INT_ROW("timeout_ms", PROXY(timeout_ms), 1, SETTINGS_PROXY_TIMEOUT_MAX_MS, "30000",
                        "the longest the backend may stay silent"),
-    RL_SETTING_INT_ROW("total_timeout_ms", PROXY(total_timeout_ms), 1,
-                       SETTINGS_PROXY_TOTAL_MAX_MS, "3600000",
-                       "the longest one exchange with the backend may take"),
+    RL_SETTING_INT_ROW("total_timeout_ms", PROXY(total_timeout_ms), 1, SETTINGS_PROXY_TOTAL_MAX_MS,
+                       "3600000", "the longest one exchange with the backend may take"),
 };
 
 static const rl_section settings_proxy_section = {
