@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ratelimit.h"
+#include "num.h"
 #include "rule_types.h"
 
 int64_t rl_ms_to_s_ceil(int64_t ms)
@@ -34,16 +35,8 @@ static int headers_put(char *buf, size_t size, size_t *len, const char *s, size_
 
 static int headers_put_int(char *buf, size_t size, size_t *len, int64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-    do
-        tmp[--i] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0)
-        tmp[--i] = '-';
-    return headers_put(buf, size, len, tmp + i, sizeof tmp - i);
+    char tmp[RL_INT_TEXT_MAX];
+    return headers_put(buf, size, len, tmp, (size_t)(rl_put_int(tmp, v) - tmp));
 }
 
 /* Appends one member: sep"name";k1=v1;k2=v2. Returns 0, or -1 when it does not fit. */

@@ -23,6 +23,7 @@
 #include <hiredis/hiredis.h>
 
 #include "keys.h"
+#include "num.h"
 #include "redis_int.h"
 #include "redis_reply.h"
 
@@ -51,28 +52,11 @@ const char *rl_redis_printable(char *dst, size_t size, const char *src, size_t l
     return dst;
 }
 
-/* Writes v in decimal at p (at most REDIS_NUM_LEN - 1 bytes); returns the end. */
-static char *redis_put_int(char *p, int64_t v)
-{
-    char tmp[REDIS_NUM_LEN];
-    char *t = tmp + sizeof(tmp);
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-    do {
-        *--t = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        *--t = '-';
-    memcpy(p, t, (size_t)(tmp + sizeof(tmp) - t));
-    return p + (tmp + sizeof(tmp) - t);
-}
-
 /* "$LEN\r\n": the head of a bulk string of len bytes. */
 static char *redis_put_bulk_head(char *p, size_t len)
 {
     *p++ = '$';
-    p = redis_put_int(p, (int64_t)len);
+    p = rl_put_int(p, (int64_t)len);
     *p++ = '\r';
     *p++ = '\n';
     return p;
@@ -89,7 +73,7 @@ static char *redis_put_crlf(char *p)
 static char *redis_put_num(char *p, int64_t v)
 {
     char digits[REDIS_NUM_LEN];
-    size_t len = (size_t)(redis_put_int(digits, v) - digits);
+    size_t len = (size_t)(rl_put_int(digits, v) - digits);
 
     p = redis_put_bulk_head(p, len);
     memcpy(p, digits, len);
@@ -148,7 +132,7 @@ size_t rl_redis_put_head(rl_redis *r)
     size_t hlen;
 
     *p++ = '*';
-    p = redis_put_int(p, 2 + r->nargs);
+    p = rl_put_int(p, 2 + r->nargs);
     p = redis_put_crlf(p);
     if (r->fcall) {
         memcpy(p, REDIS_FCALL_HEAD, sizeof(REDIS_FCALL_HEAD) - 1);

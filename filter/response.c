@@ -3,6 +3,7 @@
 
 #include "response.h"
 #include "http.h"
+#include "num.h"
 #include "settings.h"
 
 #include <stdint.h>
@@ -44,16 +45,8 @@ static void response_str(response *r, const char *s)
 
 static void response_int(response *r, int64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-    do
-        tmp[--i] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0)
-        tmp[--i] = '-';
-    response_add(r, tmp + i, sizeof tmp - i);
+    char tmp[RL_INT_TEXT_MAX];
+    response_add(r, tmp, (size_t)(rl_put_int(tmp, v) - tmp));
 }
 
 /* "Status: N REASON\r\n" */
