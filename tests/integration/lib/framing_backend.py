@@ -9,35 +9,19 @@ one thread per connection, keeping it open unless the framing ends it. Writes "c
 for each accepted connection and "req N METHOD TARGET" for each request, so a test can count
 connections."""
 import hashlib
+import os
 import socket
 import sys
-import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ left in the tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scripted_backend import Log, read_head, serve_forever  # noqa: E402
+
 PORT, LOG = int(sys.argv[1]), sys.argv[2]
-lock = threading.Lock()
-conns = 0
+log = Log(LOG)
 
 
-def log(line):
-    with lock:
-        with open(LOG, "a") as f:
-            f.write(line + "\n")
-
-
-def read_head(f):
-    line = f.readline()
-    if not line:
-        return None
-    method, target, _ = line.decode("latin-1").split(" ", 2)
-    headers = {}
-    while True:
-        h = f.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = h.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return method, target, headers
 
 
 def read_body(f, headers):
@@ -123,12 +107,4 @@ def serve(conn, n):
         conn.close()
 
 
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", PORT))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    conns += 1
-    log("conn %d" % conns)
-    threading.Thread(target=serve, args=(c, conns), daemon=True).start()
+serve_forever(PORT, log, serve)

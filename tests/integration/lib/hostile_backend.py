@@ -6,14 +6,16 @@ junk after an answer, a close in the middle of a body (see MODES). Anything else
 Writes "conn N" to LOG for each accepted connection and "req N METHOD TARGET" for each
 request, so a test can count connections and requests, and "junk sent" once the late junk is
 (so a test waits for it rather than guessing how long a loaded machine takes)."""
-import socket
+import os
 import sys
-import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ left in the tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scripted_backend import Log, read_head, serve_forever  # noqa: E402
+
 PORT, LOG = int(sys.argv[1]), sys.argv[2]
-lock = threading.Lock()
-conns = 0
+log = Log(LOG)
 
 OK = b"HTTP/1.1 200 OK\r\n"
 HELLO = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -51,20 +53,6 @@ MODES = {
 }
 
 
-def log(line):
-    with lock:
-        with open(LOG, "a") as f:
-            f.write(line + "\n")
-
-
-def read_head(f):
-    line = f.readline()
-    if not line:
-        return None
-    method, target, _ = line.decode("latin-1").split(" ", 2)
-    while f.readline() not in (b"\r\n", b"\n", b""):
-        pass
-    return method, target
 
 
 def drip(conn, data, seconds):
@@ -88,7 +76,7 @@ def serve(conn, n):
             head = read_head(f)
             if head is None:
                 break
-            method, target = head
+            method, target, _ = head
             log("req %d %s %s" % (n, method, target))
             mode = target.partition("?")[2]
             if mode in MODES:
@@ -138,12 +126,4 @@ def serve(conn, n):
         conn.close()
 
 
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", PORT))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    conns += 1
-    log("conn %d" % conns)
-    threading.Thread(target=serve, args=(c, conns), daemon=True).start()
+serve_forever(PORT, log, serve)
