@@ -20,12 +20,7 @@ source "$(dirname "$0")/lib/lib.sh"
 source "$(dirname "$0")/lib/faults.sh"
 need lighttpd curl python3
 
-BP=$(pick_port)
-BLOG=$T/backend.log
-touch "$BLOG"
-python3 "$ROOT/tests/integration/lib/framing_backend.py" "$BP" "$BLOG" 2>"$T/backend.err" &
-PIDS+=("$!")
-wait_port "$BP" 5 || fail "the scripted backend is not listening"
+start_scripted_backend framing_backend
 F=$T/F; mkdir -p "$F"
 write_conf "$F/rl.conf" framing 100000/m "proxy: { backend = \"http://127.0.0.1:$BP\"; timeout_ms = 10000; };"
 start_pool "$F" responder "$F/rl.conf" 1

@@ -32,12 +32,7 @@ source "$(dirname "$0")/lib/lib.sh"
 source "$(dirname "$0")/lib/faults.sh"
 need lighttpd curl python3
 
-BP=$(pick_port)
-BLOG=$T/backend.log
-touch "$BLOG"
-python3 "$ROOT/tests/integration/lib/hostile_backend.py" "$BP" "$BLOG" 2>"$T/backend.err" &
-PIDS+=("$!")
-wait_port "$BP" 5 || fail "the scripted backend is not listening"
+start_scripted_backend hostile_backend
 F=$T/F; mkdir -p "$F"
 write_conf "$F/rl.conf" hostile 100000/m \
     "proxy: { backend = \"http://127.0.0.1:$BP\"; timeout_ms = 2000; total_timeout_ms = 4000; };"

@@ -93,6 +93,16 @@ user_count() { # path user n
     echo "$n"
 }
 
+# A scripted HTTP backend (lib/NAME.py PORT LOG) on a free port: BP, its log BLOG.
+start_scripted_backend() { # name
+    BP=$(pick_port)
+    BLOG=$T/backend.log
+    touch "$BLOG"
+    python3 "$ROOT/tests/integration/lib/$1.py" "$BP" "$BLOG" 2>"$T/backend.err" &
+    PIDS+=("$!")
+    wait_port "$BP" 5 || fail "the scripted backend is not listening"
+}
+
 filter_pids() { # dir: the filter processes lighttpd spawned with DIR's configuration
     pgrep -f -- "^$RL_FILTER -c $1/" || true
 }
