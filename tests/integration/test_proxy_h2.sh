@@ -33,24 +33,7 @@ LIMIT=100/366d # GCRA: one unit comes back every 3.66 days, so r moves only by w
 # ---- L: the shipped lighttpd recipe (lighttpd 1.4.69 speaks HTTP/2 by default) ----------------
 L=$T/L; mkdir -p "$L/up"
 write_conf "$L/rl.conf" lh2 "$LIMIT" "$PROXY"
-LP=$(pick_port)
-{
-    echo "server.bind = \"127.0.0.1\""
-    echo "server.port = $LP"
-    echo "server.document-root = \"$L\""
-    echo "server.pid-file = \"$L/front.pid\""
-    echo "server.errorlog = \"$L/front.log\""
-    echo "server.upload-dirs = ( \"$L/up\" )"
-    echo "debug.log-request-header-on-error = \"enable\"" # logs why lighttpd refused a request
-    sed -e "s|/usr/local/bin/ratelimit-filter -c /etc/ratelimit-filter/ratelimit.conf|$RL_FILTER -c $L/rl.conf|" \
-        -e "s|/run/lighttpd/ratelimit-filter.sock|$L/rl.sock|" \
-        -e "s|/var/log/lighttpd/ratelimit-filter.log|$L/filter.log|" \
-        -e 's|"max-procs"   => 4|"max-procs"   => 2|' "$ROOT/etc/lighttpd/proxy.conf"
-} > "$L/front.conf"
-lighttpd -tt -f "$L/front.conf" >/dev/null 2>"$L/tt.err" || { fail "lighttpd -tt: $(cat "$L/tt.err")"; finish; }
-lighttpd -D -f "$L/front.conf" 2>>"$L/front.stderr" &
-PIDS+=("$!")
-wait_port "$LP" 5 || { fail "front lighttpd not listening on $LP"; finish; }
+start_proxy_recipe "$L" "debug.log-request-header-on-error = \"enable\"" || finish # it logs why lighttpd refused a request
 SERVERS=("lighttpd http://127.0.0.1:$LP")
 
 # ---- A: the shipped Apache recipe with mod_http2 (under mpm_event: not under prefork) ---------

@@ -132,6 +132,31 @@ CONF
     wait_port "$2" 5 || { fail "backend lighttpd not listening on $2"; return 1; }
 }
 
+# The shipped lighttpd proxy recipe (etc/lighttpd/proxy.conf, 2 filters) on a free port LP,
+# in front of the filter with $1/rl.conf; the other arguments are extra lines of its config.
+start_proxy_recipe() { # dir [config lines...]
+    local d=$1 line
+    shift
+    LP=$(pick_port)
+    {
+        echo "server.bind = \"127.0.0.1\""
+        echo "server.port = $LP"
+        echo "server.document-root = \"$d\""
+        echo "server.pid-file = \"$d/front.pid\""
+        echo "server.errorlog = \"$d/front.log\""
+        echo "server.upload-dirs = ( \"$d/up\" )"
+        for line in "$@"; do echo "$line"; done
+        sed -e "s|/usr/local/bin/ratelimit-filter -c /etc/ratelimit-filter/ratelimit.conf|$RL_FILTER -c $d/rl.conf|" \
+            -e "s|/run/lighttpd/ratelimit-filter.sock|$d/rl.sock|" \
+            -e "s|/var/log/lighttpd/ratelimit-filter.log|$d/filter.log|" \
+            -e 's|"max-procs"   => 4|"max-procs"   => 2|' "$ROOT/etc/lighttpd/proxy.conf"
+    } > "$d/front.conf"
+    lighttpd -tt -f "$d/front.conf" >/dev/null 2>"$d/tt.err" || { fail "lighttpd -tt: $(cat "$d/tt.err")"; return 1; }
+    lighttpd -D -f "$d/front.conf" 2>>"$d/front.stderr" &
+    PIDS+=("$!")
+    wait_port "$LP" 5 || { fail "front lighttpd not listening on $LP"; return 1; }
+}
+
 # True when $RL_FILTER is an ASan/UBSan build. Not `ldd | grep -q`: under pipefail, grep -q
 # exiting first can kill ldd with SIGPIPE and make the answer wrong.
 sanitized_build() {
