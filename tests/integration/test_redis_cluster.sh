@@ -60,19 +60,8 @@ req() { # path, user, [team]: prints the status
 }
 
 # ---- 1 exact ---------------------------------------------------------------------------------
-bad=""
-for u in u1 u2 u3 u4 u5 u6; do
-    n=0
-    for i in 1 2 3 4 5 6 7; do [ "$(req /u "$u")" = 200 ] && n=$((n + 1)); done
-    [ "$n" = 5 ] || bad+=" $u:$n"
-done
-check "exact: 5 of 7 admitted for each of 6 users${bad:+ (got$bad)}" [ -z "$bad" ]
-masters=0
-for p in "${CPORTS[@]}"; do
-    [ "$(ccli "$p" --scan --pattern "${PREFIX}*:user:*" | wc -l)" -gt 0 ] && masters=$((masters + 1))
-done
-check "exact: the users' keys are on $masters masters (>= 2)" [ "$masters" -ge 2 ]
-echo "FIGURE exact: 6 users x 7 requests, 5 admitted each, keys on $masters masters"
+cluster_users_exact exact
+echo "FIGURE exact: 6 users x 7 requests, 5 admitted each, keys on $MASTERS masters"
 
 # ---- 2 refund --------------------------------------------------------------------------------
 for u in a1 a2 a3; do

@@ -56,18 +56,7 @@ req() { # path, user, [team]: prints the status
 
 # ---- right -----------------------------------------------------------------------------------
 pool right "password = \"$CLUSTER_PASS\";"
-bad=""
-for u in u1 u2 u3 u4 u5 u6; do
-    n=0
-    for i in 1 2 3 4 5 6 7; do [ "$(req /u "$u")" = 200 ] && n=$((n + 1)); done
-    [ "$n" = 5 ] || bad+=" $u:$n"
-done
-check "right: 5 of 7 admitted for each of 6 users${bad:+ (got$bad)}" [ -z "$bad" ]
-masters=0
-for p in "${CPORTS[@]}"; do
-    [ "$(ccli "$p" --scan --pattern "${PREFIX}*:user:*" | wc -l)" -gt 0 ] && masters=$((masters + 1))
-done
-check "right: the users' keys are on $masters masters (>= 2)" [ "$masters" -ge 2 ]
+cluster_users_exact right
 for u in a1 a2 a3; do
     [ "$(slot_of "$u")" != "$(slot_of T1)" ] || { fail "right: $u and T1 share a slot"; finish; }
 done

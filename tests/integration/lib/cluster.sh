@@ -98,3 +98,20 @@ serves() { # port slot: whether that node serves the slot (the ranges of its CLU
 }
 node_id() { ccli "$1" CLUSTER MYID; }
 slot_of() { ccli "${CPORTS[0]}" CLUSTER KEYSLOT "$1"; }
+
+# Six users of a 5-per-window rule (path /u, the test's req) each get exactly 5 of 7, and
+# their keys spread over MASTERS (>= 2) masters: the checks are named after $1.
+cluster_users_exact() { # label
+    local bad="" u n i p
+    for u in u1 u2 u3 u4 u5 u6; do
+        n=0
+        for i in 1 2 3 4 5 6 7; do [ "$(req /u "$u")" = 200 ] && n=$((n + 1)); done
+        [ "$n" = 5 ] || bad+=" $u:$n"
+    done
+    check "$1: 5 of 7 admitted for each of 6 users${bad:+ (got$bad)}" [ -z "$bad" ]
+    MASTERS=0
+    for p in "${CPORTS[@]}"; do
+        [ "$(ccli "$p" --scan --pattern "${PREFIX}*:user:*" | wc -l)" -gt 0 ] && MASTERS=$((MASTERS + 1))
+    done
+    check "$1: the users' keys are on $MASTERS masters (>= 2)" [ "$MASTERS" -ge 2 ]
+}
