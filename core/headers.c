@@ -39,15 +39,16 @@ static int headers_put_int(char *buf, size_t size, size_t *len, int64_t v)
     return headers_put(buf, size, len, tmp, (size_t)(rl_put_int(tmp, v) - tmp));
 }
 
-/* Appends one member: sep"name";k1=v1;k2=v2. Returns 0, or -1 when it does not fit. */
-static int headers_append(char *buf, size_t size, size_t *len, const char *sep, const char *name,
+/* Appends one member: sep"name";k1=v1;k2=v2 (the name's length is the one computed at load,
+ * rl_rule_derive). Returns 0, or -1 when it does not fit. */
+static int headers_append(char *buf, size_t size, size_t *len, const char *sep, const rl_rule *rule,
                           char k1, int64_t v1, char k2, int64_t v2)
 {
     char eq1[2] = {k1, '='}, eq2[3] = {';', k2, '='};
 
     if (headers_put(buf, size, len, sep, strlen(sep)) != 0 ||
         headers_put(buf, size, len, "\"", 1) != 0 ||
-        headers_put(buf, size, len, name, strlen(name)) != 0 ||
+        headers_put(buf, size, len, rule->name, rule->name_len) != 0 ||
         headers_put(buf, size, len, "\";", 2) != 0 || headers_put(buf, size, len, eq1, 2) != 0 ||
         headers_put_int(buf, size, len, v1) != 0 || headers_put(buf, size, len, eq2, 3) != 0 ||
         headers_put_int(buf, size, len, v2) != 0)
@@ -70,10 +71,10 @@ static int headers_list(const rl_decision *d, char *buf, size_t size, int state)
         if (r->dry_run)
             continue;
         if (state)
-            rc = headers_append(buf, size, &len, sep, r->rule->name, 'r', r->remaining, 't',
+            rc = headers_append(buf, size, &len, sep, r->rule, 'r', r->remaining, 't',
                                 rl_ms_to_s_ceil(r->reset_ms));
         else
-            rc = headers_append(buf, size, &len, sep, r->rule->name, 'q', r->limit, 'w',
+            rc = headers_append(buf, size, &len, sep, r->rule, 'q', r->limit, 'w',
                                 rl_ms_to_s_ceil(r->window_ms));
         if (rc != 0 || len > INT_MAX) {
             buf[0] = '\0';

@@ -23,6 +23,7 @@ static void fill(rl_decision *d, const int64_t v[4])
     d->nresults = 3;
     for (int i = 0; i < 3; i++) {
         snprintf(rules[i].name, sizeof rules[i].name, "rule-%d.x_y", i);
+        rules[i].name_len = strlen(rules[i].name); /* as rl_rule_derive sets it at load */
         d->results[i].rule = &rules[i];
         d->results[i].limit = v[0];
         d->results[i].window_ms = v[1];
