@@ -12,15 +12,6 @@ void rl_errbuf_vset(char *buf, size_t size, const char *fmt, va_list ap)
     vsnprintf(buf, size, fmt, ap);
 }
 
-void rl_errbuf_set(char *buf, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    rl_errbuf_vset(buf, size, fmt, ap);
-    va_end(ap);
-}
-
 void rl_errorf(rl_error *err, const char *fmt, ...)
 {
     va_list ap;

@@ -16,7 +16,6 @@
 
 /* Formats the message into buf of size bytes (nothing when buf is NULL or size is 0). */
 void rl_errbuf_vset(char *buf, size_t size, const char *fmt, va_list ap) RL_PRINTF(3, 0);
-void rl_errbuf_set(char *buf, size_t size, const char *fmt, ...) RL_PRINTF(3, 4);
 
 /* Formats the message into err->text (nothing when err is NULL). */
 void rl_errorf(rl_error *err, const char *fmt, ...) RL_PRINTF(2, 3);
