@@ -554,6 +554,18 @@ Test(config, fastcgi_keys_and_defaults)
     rl_config_free(cfg);
 }
 
+/* The four admin endpoint paths of a loaded config, in the order the MANUAL lists them. */
+static void expect_admin_paths(rl_config *cfg, const char *health, const char *stats,
+                               const char *test, const char *metrics)
+{
+    const settings_admin *ac = settings_get_admin(cfg);
+
+    cr_assert_str_eq(ac->health_path, health);
+    cr_assert_str_eq(ac->stats_path, stats);
+    cr_assert_str_eq(ac->test_path, test);
+    cr_assert_str_eq(ac->metrics_path, metrics);
+}
+
 Test(config, admin_keys_and_defaults)
 {
     char path[512];
@@ -561,19 +573,14 @@ Test(config, admin_keys_and_defaults)
     cr_assert_eq(settings_get_admin(cfg)->enabled, 1);
     cr_assert_eq(settings_get_headers(cfg)->problem_json, 1);
     cr_assert_eq(settings_get_admin(cfg)->nallow, 2);
-    cr_assert_str_eq(settings_get_admin(cfg)->health_path, "/h");
-    cr_assert_str_eq(settings_get_admin(cfg)->stats_path, "/h/stats");
-    cr_assert_str_eq(settings_get_admin(cfg)->test_path, "/h/test");
-    cr_assert_str_eq(settings_get_admin(cfg)->metrics_path, "/h/metrics");
+    expect_admin_paths(cfg, "/h", "/h/stats", "/h/test", "/h/metrics");
     rl_config_free(cfg);
 
     cfg = load_good("minimal.conf", path, sizeof path);
     cr_assert_eq(settings_get_admin(cfg)->enabled, 1);
     cr_assert_eq(settings_get_headers(cfg)->problem_json, 0);
-    cr_assert_str_eq(settings_get_admin(cfg)->health_path, "/api/health/rate-limiter");
-    cr_assert_str_eq(settings_get_admin(cfg)->stats_path, "/api/health/rate-limiter/stats");
-    cr_assert_str_eq(settings_get_admin(cfg)->test_path, "/api/health/rate-limiter/test");
-    cr_assert_str_eq(settings_get_admin(cfg)->metrics_path, "/metrics");
+    expect_admin_paths(cfg, "/api/health/rate-limiter", "/api/health/rate-limiter/stats",
+                       "/api/health/rate-limiter/test", "/metrics");
     cr_assert_eq(settings_get_admin(cfg)->nallow, 2, "loopback by default");
     rl_request req = {.remote_addr = "127.0.0.1"};
     cr_assert(rl_client_in(cfg, &req, settings_get_admin(cfg)->allow, settings_get_admin(cfg)->nallow));
