@@ -175,6 +175,17 @@ static int schema_list(const cfg_loader *ld, const rl_setting *r, const config_s
     return 0;
 }
 
+/* The next entry of a list written as text (["a", "b"], a,b or a b): *p moves past the
+ * brackets, quotes, commas and blanks before it; returns its length, 0 at the end. One
+ * tokeniser for LIST and CIDRS rows, so both accept the same spellings. */
+static size_t schema_text_item(const char **p)
+{
+    static const char sep[] = "[]\", \t";
+
+    *p += strspn(*p, sep);
+    return strcspn(*p, sep);
+}
+
 /* A LIST from text: entries separated by commas or blanks, with brackets and quotes allowed
  * (["a:1", "b:2"], as the file writes it); the same bounds and check as the file's. */
 static int schema_list_text(const rl_setting *r, const char *v, void *base, char *why, size_t size)
@@ -184,10 +195,8 @@ static int schema_list_text(const rl_setting *r, const char *v, void *base, char
 
     for (const char *p = v;;) {
         char *item;
-        size_t len;
+        size_t len = schema_text_item(&p);
 
-        p += strspn(p, "[]\", \t");
-        len = strcspn(p, "[]\", \t");
         if (len == 0)
             break;
         if ((long long)k >= r->max) {
@@ -221,7 +230,9 @@ fail:
     return -1;
 }
 
-/* A list of address blocks written as the MANUAL does: ["127.0.0.1/32", "::1/128"]. */
+/* A list of address blocks written as the MANUAL does: ["127.0.0.1/32", "::1/128"]; at most
+ * CFG_LIST_MAX entries, as the file's (rl_cfg_cidr_list), and an entry too long for any
+ * address block is refused, never cut short. */
 static int schema_cidrs_text(const rl_setting *r, const char *v, void *base, char *why, size_t size)
 {
     rl_cidr **list = FIELD(base, r->offset, rl_cidr *);
@@ -230,12 +241,19 @@ static int schema_cidrs_text(const rl_setting *r, const char *v, void *base, cha
     size_t k = 0;
     char item[RL_ADDR_TEXT_MAX + 8];
 
-    for (const char *p = v; *p != '\0';) {
-        size_t len;
-        p += strspn(p, "[]\", ");
-        len = strcspn(p, "[]\", ");
+    for (const char *p = v;;) {
+        size_t len = schema_text_item(&p);
         if (len == 0)
             break;
+        if (k >= CFG_LIST_MAX || len >= sizeof item) {
+            free(out);
+            if (k >= CFG_LIST_MAX)
+                snprintf(why, size, "more than %d entries", CFG_LIST_MAX);
+            else
+                snprintf(why, size, "invalid address block: longer than %zu bytes",
+                         sizeof item - 1);
+            return -1;
+        }
         rl_cidr *bigger = realloc(out, (k + 1) * sizeof *out);
         if (bigger == NULL) {
             free(out);
@@ -243,7 +261,7 @@ static int schema_cidrs_text(const rl_setting *r, const char *v, void *base, cha
             return -1;
         }
         out = bigger;
-        snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item ? len : sizeof item - 1), p);
+        snprintf(item, sizeof item, "%.*s", (int)len, p);
         if (rl_cidr_parse(item, &out[k], why, size) != 0) {
             free(out);
             return -1;

@@ -393,6 +393,42 @@ Test(schema, overrides_run_the_sections_finish_hook)
     rl_config_free(cfg);
 }
 
+/* A list of address blocks from an override is bounded as the file's is (CFG_LIST_MAX
+ * entries), and an entry too long for any address block is refused, not cut short: a refused
+ * value leaves the list as it was. */
+Test(schema, overridden_address_blocks_have_the_files_bounds)
+{
+    rl_config *cfg = load_minimal(0);
+    size_t size = 1025 * 16 + 3;
+    char *v = malloc(size), *p = v;
+    rl_error err;
+
+    cr_assert_not_null(v);
+    *p++ = '[';
+    for (int i = 0; i < 1025; i++)
+        p += sprintf(p, "%s\"10.%d.%d.0/24\"", i > 0 ? "," : "", i / 256, i % 256);
+    *p++ = ']';
+    *p = '\0';
+    rl_override ov = {.key = "access.allow", .value = v, .origin = "test", .shown = "1025"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1, "1025 blocks accepted");
+    cr_expect_str_eq(err.text, "test: invalid value \"1025\": more than 1024 entries");
+    cr_expect_eq(cfg->access.nallow, 0);
+    p = strrchr(v, ',');
+    p[0] = ']';
+    p[1] = '\0';
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_expect_eq(cfg->access.nallow, 1024);
+    free(v);
+
+    ov = (rl_override){.key = "access.deny",
+                       .value = "1.2.3.4/32 ::ffff:1.2.3.4/00000000000000000000000000000000000000000000000128",
+                       .origin = "test"};
+    cr_expect_eq(rl_config_override(cfg, &ov, &err), -1, "an over-long entry accepted");
+    cr_expect(strstr(err.text, "longer than") != NULL, "%s", err.text);
+    cr_expect_eq(cfg->access.ndeny, 0);
+    rl_config_free(cfg);
+}
+
 /* The library never reads the environment; the program maps it onto the rows (env.c). */
 Test(schema, only_the_program_reads_the_environment)
 {
