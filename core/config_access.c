@@ -5,6 +5,7 @@
 
 #include "config_types.h"
 #include "config_where.h"
+#include "identity.h"
 
 const char *rl_config_path(const rl_config *cfg)
 {
@@ -49,7 +50,7 @@ const char *rl_config_forward_header(const rl_config *cfg)
 {
     if (cfg->identity.ntrusted == 0)
         return NULL;
-    return cfg->identity.header == RL_FORWARD_FORWARDED ? "forwarded" : "x-forwarded-for";
+    return rl_identity_header_name(&cfg->identity);
 }
 
 /* The header a key part reads ("cookie" for any cookie), or NULL for the client identity. */
