@@ -429,6 +429,23 @@ Test(schema, overridden_address_blocks_have_the_files_bounds)
     rl_config_free(cfg);
 }
 
+/* The forwarded header a program must pass on: none until a proxy is trusted, then the one
+ * identity.header names. */
+Test(schema, forward_header_follows_the_identity_rows)
+{
+    rl_config *cfg = load_minimal(0);
+    rl_error err;
+
+    cr_expect_null(rl_config_forward_header(cfg));
+    rl_override ov = {.key = "identity.trusted_proxies", .value = "10.0.0.0/8", .origin = "test"};
+    cr_assert_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_expect_str_eq(rl_config_forward_header(cfg), "x-forwarded-for");
+    ov = (rl_override){.key = "identity.header", .value = "Forwarded", .origin = "test"};
+    cr_assert_eq(rl_config_override(cfg, &ov, &err), 0, "%s", err.text);
+    cr_expect_str_eq(rl_config_forward_header(cfg), "forwarded");
+    rl_config_free(cfg);
+}
+
 /* The library never reads the environment; the program maps it onto the rows (env.c). */
 Test(schema, only_the_program_reads_the_environment)
 {
