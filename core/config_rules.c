@@ -295,8 +295,7 @@ static int cfg_rule_limit_text(rl_schema_ctx *ctx, const char *v, void *sec, cha
     rule->count = next.count;
     rule->period_ms = next.period_ms;
     rule->burst = next.burst;
-    rl_rule_derive(rule); /* the fingerprint in its keys follows the new numbers */
-    return 0;
+    return 0; /* the caller (config_override.c, ov_rule) derives the key identity anew */
 }
 
 /* After the rule's keys: the regex, the required keys, derived defaults, the numbers and a
