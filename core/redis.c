@@ -258,16 +258,30 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
     return ret;
 }
 
-/* ASKING before an ASK redirect's retry, on the connection redis_begin gave (kept: 1): one
- * found dead is replaced once, as in redis_send_once_more. 0, or -1 after rl_redis_fail. */
+/* Runs a command (rl_redis_simple when simple, else rl_redis_command) on the connection
+ * redis_begin gave (kept: 1): one found dead on first use is replaced and the command sent
+ * once more, as in redis_send_once_more. The reply, or NULL after rl_redis_fail. */
+static redisReply *redis_command_once_more(rl_redis *r, int kept, int simple, const char *what,
+                                           int argc, const char **argv, const size_t *argvlen)
+{
+    redisReply *(*run)(rl_redis *, const char *, int, const char **, const size_t *) =
+        simple ? rl_redis_simple : rl_redis_command;
+    redisReply *reply = run(r, what, argc, argv, argvlen);
+
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
+        reply = run(r, what, argc, argv, argvlen);
+    return reply;
+}
+
+/* ASKING before an ASK redirect's retry, on the connection redis_begin gave (kept: 1). 0, or
+ * -1 after rl_redis_fail. */
 static int redis_asking(rl_redis *r, int kept)
 {
     static const char *const argv[] = {"ASKING"};
     static const size_t argvlen[] = {6};
-    redisReply *reply = rl_redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
+    redisReply *reply =
+        redis_command_once_more(r, kept, 1, "ASKING", 1, (const char **)argv, argvlen);
 
-    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
-        reply = rl_redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
     if (reply == NULL)
         return -1;
     freeReplyObject(reply);
@@ -402,9 +416,7 @@ redisReply *rl_redis_node_command(rl_redis *r, int64_t deadline, int map, int as
         kept = 0;
     }
     r->map = map;
-    reply = rl_redis_command(r, what, argc, argv, argvlen);
-    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
-        reply = rl_redis_command(r, what, argc, argv, argvlen);
+    reply = redis_command_once_more(r, kept, 0, what, argc, argv, argvlen);
     r->map = 0;
     return reply;
 }
@@ -422,9 +434,7 @@ int rl_redis_ping(rl_redis *r)
 
     if (kept < 0)
         return -1;
-    reply = rl_redis_simple(r, "PING", 1, (const char **)argv, argvlen);
-    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
-        reply = rl_redis_simple(r, "PING", 1, (const char **)argv, argvlen);
+    reply = redis_command_once_more(r, kept, 1, "PING", 1, (const char **)argv, argvlen);
     if (reply == NULL)
         return -1;
     freeReplyObject(reply);
