@@ -85,9 +85,8 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
     r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
-    r->cmdcap = REDIS_HEAD_MAX + RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
-                REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN);
-    r->cmd = malloc(r->cmdcap);
+    r->cmd = malloc(REDIS_HEAD_MAX + RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
+                    REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN));
     if (r->cmd == NULL) {
         free(r);
         return NULL;
