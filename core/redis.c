@@ -88,7 +88,7 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     r->cmd = malloc(REDIS_HEAD_MAX + RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
                     REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN));
     if (r->cmd == NULL) {
-        free(r);
+        rl_redis_free(r); /* and the cluster router made above */
         return NULL;
     }
     if (cfg->socket != NULL)
