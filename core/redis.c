@@ -212,14 +212,8 @@ static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
  * connecting failed (errstr set). */
 static int redis_begin(rl_redis *r)
 {
-    int ms = r->cfg->command_timeout_ms;
-
-    /* No timeout configured (only a hand-made config can say 0): no deadline. A cluster
-     * node's call has the whole decision's. */
-    if (r->given > 0)
-        r->deadline = r->given;
-    else
-        r->deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
+    /* A cluster node's call has the whole decision's deadline. */
+    r->deadline = r->given > 0 ? r->given : rl_redis_call_deadline(r->cfg);
     if (r->ctx != NULL && !rl_rio_alive(r->ctx))
         rl_redis_fail(r);
     if (r->ctx != NULL && r->cfg->nsentinels > 0)
@@ -384,6 +378,14 @@ void rl_redis_set_stats(rl_redis *r, rl_stats_seg *st)
 void rl_redis_breaker(rl_redis *r, int open)
 {
     rl_stats_node_breaker(r->stats, r->row, open);
+}
+
+int64_t rl_redis_call_deadline(const rl_redis_config *cfg)
+{
+    int ms = cfg->command_timeout_ms;
+
+    /* No timeout configured (only a hand-made config can say 0): no deadline. */
+    return ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
 }
 
 int rl_redis_node_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int64_t deadline,

@@ -160,8 +160,7 @@ int rl_cluster_ping(rl_cluster *c)
 {
     static const char *const argv[] = {"PING"};
     static const size_t argvlen[] = {4};
-    int ms = c->cfg->command_timeout_ms;
-    int64_t deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
+    int64_t deadline = rl_redis_call_deadline(c->cfg);
     char seen[RL_CLUSTER_NODES_MAX] = {0};
 
     if ((!c->have_map || c->stale) && rl_cl_refresh(c, deadline) < 0)

@@ -164,8 +164,7 @@ static int cl_group_items(rl_cluster *c, rl_item *items, size_t n)
 
 int rl_cluster_decide(rl_cluster *c, rl_item *items, size_t n, int64_t now_ms)
 {
-    int ms = c->cfg->command_timeout_ms;
-    int64_t deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
+    int64_t deadline = rl_redis_call_deadline(c->cfg);
     int ng, admitted = 1, failed = 0;
 
     if (n == 0)
