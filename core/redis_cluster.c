@@ -70,9 +70,9 @@ int rl_cl_node_get(rl_cluster *c, const char *host, size_t hostlen, int port)
         rl_cl_error(c, "redis cluster: out of memory");
         return -1;
     }
-    rl_breaker_init(&node->breaker, c->cfg->breaker_failures > 0 ? c->cfg->breaker_failures : 1,
-                    c->cfg->breaker_open_ms > 0 ? c->cfg->breaker_open_ms : 1,
-                    c->cfg->breaker_open_max_ms > 0 ? c->cfg->breaker_open_max_ms : 1);
+    /* rl_breaker_init itself clamps a hand-made config's zeros. */
+    rl_breaker_init(&node->breaker, c->cfg->breaker_failures, c->cfg->breaker_open_ms,
+                    c->cfg->breaker_open_max_ms);
     c->nodes[c->nnodes] = node;
     return (int)c->nnodes++;
 }
