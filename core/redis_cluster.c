@@ -156,6 +156,25 @@ int rl_cl_node_row(rl_cluster *c, cl_node *node)
     return node->row;
 }
 
+void rl_cl_node_answered(rl_cluster *c, cl_node *node)
+{
+    rl_breaker_success(&node->breaker);
+    rl_stats_node_breaker(c->stats, rl_cl_node_row(c, node), 0);
+}
+
+void rl_cl_node_down(rl_cluster *c, cl_node *node, int decision)
+{
+    int row = rl_cl_node_row(c, node);
+    int64_t t = rl_clock_mono_ms();
+
+    rl_breaker_failure(&node->breaker, t);
+    if (decision)
+        rl_stats_node_failed(c->stats, row);
+    else
+        rl_stats_node_error(c->stats, row);
+    rl_stats_node_breaker(c->stats, row, rl_cl_node_open(node, t));
+}
+
 int rl_cluster_ping(rl_cluster *c)
 {
     static const char *const argv[] = {"PING"};
