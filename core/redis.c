@@ -85,11 +85,10 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
     r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
-    r->cmdcap = REDIS_HEAD_MAX + RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
-                REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN);
-    r->cmd = malloc(r->cmdcap);
+    r->cmd = malloc(REDIS_HEAD_MAX + RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
+                    REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN));
     if (r->cmd == NULL) {
-        free(r);
+        rl_redis_free(r); /* and the cluster router made above */
         return NULL;
     }
     if (cfg->socket != NULL)
@@ -213,14 +212,8 @@ static rl_rio_status redis_send(rl_redis *r, redisReply **reply)
  * connecting failed (errstr set). */
 static int redis_begin(rl_redis *r)
 {
-    int ms = r->cfg->command_timeout_ms;
-
-    /* No timeout configured (only a hand-made config can say 0): no deadline. A cluster
-     * node's call has the whole decision's. */
-    if (r->given > 0)
-        r->deadline = r->given;
-    else
-        r->deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
+    /* A cluster node's call has the whole decision's deadline. */
+    r->deadline = r->given > 0 ? r->given : rl_redis_call_deadline(r->cfg);
     if (r->ctx != NULL && !rl_rio_alive(r->ctx))
         rl_redis_fail(r);
     if (r->ctx != NULL && r->cfg->nsentinels > 0)
@@ -258,16 +251,30 @@ static int redis_take_reply(rl_redis *r, const redisReply *reply, rl_item *items
     return ret;
 }
 
-/* ASKING before an ASK redirect's retry, on the connection redis_begin gave (kept: 1): one
- * found dead is replaced once, as in redis_send_once_more. 0, or -1 after rl_redis_fail. */
+/* Runs a command (rl_redis_simple when simple, else rl_redis_command) on the connection
+ * redis_begin gave (kept: 1): one found dead on first use is replaced and the command sent
+ * once more, as in redis_send_once_more. The reply, or NULL after rl_redis_fail. */
+static redisReply *redis_command_once_more(rl_redis *r, int kept, int simple, const char *what,
+                                           int argc, const char **argv, const size_t *argvlen)
+{
+    redisReply *(*run)(rl_redis *, const char *, int, const char **, const size_t *) =
+        simple ? rl_redis_simple : rl_redis_command;
+    redisReply *reply = run(r, what, argc, argv, argvlen);
+
+    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
+        reply = run(r, what, argc, argv, argvlen);
+    return reply;
+}
+
+/* ASKING before an ASK redirect's retry, on the connection redis_begin gave (kept: 1). 0, or
+ * -1 after rl_redis_fail. */
 static int redis_asking(rl_redis *r, int kept)
 {
     static const char *const argv[] = {"ASKING"};
     static const size_t argvlen[] = {6};
-    redisReply *reply = rl_redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
+    redisReply *reply =
+        redis_command_once_more(r, kept, 1, "ASKING", 1, (const char **)argv, argvlen);
 
-    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
-        reply = rl_redis_simple(r, "ASKING", 1, (const char **)argv, argvlen);
     if (reply == NULL)
         return -1;
     freeReplyObject(reply);
@@ -373,6 +380,14 @@ void rl_redis_breaker(rl_redis *r, int open)
     rl_stats_node_breaker(r->stats, r->row, open);
 }
 
+int64_t rl_redis_call_deadline(const rl_redis_config *cfg)
+{
+    int ms = cfg->command_timeout_ms;
+
+    /* No timeout configured (only a hand-made config can say 0): no deadline. */
+    return ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
+}
+
 int rl_redis_node_decide(rl_redis *r, rl_item *items, size_t n, int64_t now_ms, int64_t deadline,
                          int asking, char *redirect, size_t size)
 {
@@ -402,9 +417,7 @@ redisReply *rl_redis_node_command(rl_redis *r, int64_t deadline, int map, int as
         kept = 0;
     }
     r->map = map;
-    reply = rl_redis_command(r, what, argc, argv, argvlen);
-    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
-        reply = rl_redis_command(r, what, argc, argv, argvlen);
+    reply = redis_command_once_more(r, kept, 0, what, argc, argv, argvlen);
     r->map = 0;
     return reply;
 }
@@ -422,9 +435,7 @@ int rl_redis_ping(rl_redis *r)
 
     if (kept < 0)
         return -1;
-    reply = rl_redis_simple(r, "PING", 1, (const char **)argv, argvlen);
-    if (reply == NULL && kept && r->last == RL_RIO_CLOSED && rl_redis_connect(r) == 0)
-        reply = rl_redis_simple(r, "PING", 1, (const char **)argv, argvlen);
+    reply = redis_command_once_more(r, kept, 1, "PING", 1, (const char **)argv, argvlen);
     if (reply == NULL)
         return -1;
     freeReplyObject(reply);

@@ -70,9 +70,9 @@ int rl_cl_node_get(rl_cluster *c, const char *host, size_t hostlen, int port)
         rl_cl_error(c, "redis cluster: out of memory");
         return -1;
     }
-    rl_breaker_init(&node->breaker, c->cfg->breaker_failures > 0 ? c->cfg->breaker_failures : 1,
-                    c->cfg->breaker_open_ms > 0 ? c->cfg->breaker_open_ms : 1,
-                    c->cfg->breaker_open_max_ms > 0 ? c->cfg->breaker_open_max_ms : 1);
+    /* rl_breaker_init itself clamps a hand-made config's zeros. */
+    rl_breaker_init(&node->breaker, c->cfg->breaker_failures, c->cfg->breaker_open_ms,
+                    c->cfg->breaker_open_max_ms);
     c->nodes[c->nnodes] = node;
     return (int)c->nnodes++;
 }
@@ -156,12 +156,30 @@ int rl_cl_node_row(rl_cluster *c, cl_node *node)
     return node->row;
 }
 
+void rl_cl_node_answered(rl_cluster *c, cl_node *node)
+{
+    rl_breaker_success(&node->breaker);
+    rl_stats_node_breaker(c->stats, rl_cl_node_row(c, node), 0);
+}
+
+void rl_cl_node_down(rl_cluster *c, cl_node *node, int decision)
+{
+    int row = rl_cl_node_row(c, node);
+    int64_t t = rl_clock_mono_ms();
+
+    rl_breaker_failure(&node->breaker, t);
+    if (decision)
+        rl_stats_node_failed(c->stats, row);
+    else
+        rl_stats_node_error(c->stats, row);
+    rl_stats_node_breaker(c->stats, row, rl_cl_node_open(node, t));
+}
+
 int rl_cluster_ping(rl_cluster *c)
 {
     static const char *const argv[] = {"PING"};
     static const size_t argvlen[] = {4};
-    int ms = c->cfg->command_timeout_ms;
-    int64_t deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
+    int64_t deadline = rl_redis_call_deadline(c->cfg);
     char seen[RL_CLUSTER_NODES_MAX] = {0};
 
     if ((!c->have_map || c->stale) && rl_cl_refresh(c, deadline) < 0)

@@ -84,6 +84,11 @@ int rl_cl_node_open(const cl_node *node, int64_t t);
 /* The node's row in the pool's statistics, claimed at the first call (c->stats NULL: -1,
  * nothing counted) (redis_cluster.c). */
 int rl_cl_node_row(rl_cluster *c, cl_node *node);
+/* A node answered: its breaker closes (and its row says so). It failed: its breaker counts
+ * the failure (and its row: a failed decision when decision, else an error's time only)
+ * (redis_cluster.c). */
+void rl_cl_node_answered(rl_cluster *c, cl_node *node);
+void rl_cl_node_down(rl_cluster *c, cl_node *node, int decision);
 /* Learns the map from the first node that answers CLUSTER SLOTS by the deadline. 0, or -1
  * with errstr (redis_cluster_map.c). */
 int rl_cl_refresh(rl_cluster *c, int64_t deadline);

@@ -158,10 +158,7 @@ int rl_cl_refresh(rl_cluster *c, int64_t deadline)
         reply = rl_redis_node_command(node->conn, deadline, 1, 0, "CLUSTER SLOTS", 2,
                                       (const char **)argv, argvlen);
         if (reply == NULL) {
-            int row = rl_cl_node_row(c, node);
-            rl_breaker_failure(&node->breaker, rl_clock_mono_ms());
-            rl_stats_node_error(c->stats, row);
-            rl_stats_node_breaker(c->stats, row, rl_cl_node_open(node, rl_clock_mono_ms()));
+            rl_cl_node_down(c, node, 0);
             rl_cl_error(c, "redis cluster: slot map: %s", rl_redis_errstr(node->conn));
             continue;
         }

@@ -79,26 +79,20 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
         ret = rl_redis_node_decide(node->conn, c->items + g->first, g->n, now_ms, deadline, asking,
                                    line, sizeof line);
         if (ret >= 0) {
-            int row = rl_cl_node_row(c, node);
-            rl_breaker_success(&node->breaker);
-            rl_stats_node_add(c->stats, row, RL_STAT_NODE_DECISIONS);
-            rl_stats_node_breaker(c->stats, row, 0);
+            rl_cl_node_answered(c, node);
+            rl_stats_node_add(c->stats, rl_cl_node_row(c, node), RL_STAT_NODE_DECISIONS);
             g->node = idx;
             g->asked = asking;
             g->now = rl_redis_last_now(node->conn);
             return ret;
         }
         if (ret != RL_REDIS_REDIRECTED) {
-            int row = rl_cl_node_row(c, node);
-            rl_breaker_failure(&node->breaker, rl_clock_mono_ms());
-            rl_stats_node_failed(c->stats, row);
-            rl_stats_node_breaker(c->stats, row, rl_cl_node_open(node, rl_clock_mono_ms()));
+            rl_cl_node_down(c, node, 1);
             c->stale = 1;
             rl_cl_error(c, "%s", rl_redis_errstr(node->conn));
             return -1;
         }
-        rl_breaker_success(&node->breaker); /* it answered */
-        rl_stats_node_breaker(c->stats, rl_cl_node_row(c, node), 0);
+        rl_cl_node_answered(c, node); /* with a redirect */
         if (rl_cluster_parse_redirect(line, &ask, &slot, host, sizeof host, &port) == 0) {
             int to = rl_cl_node_get(c, host, strlen(host), port);
             rl_stats_node_add(c->stats, rl_cl_node_row(c, node), RL_STAT_NODE_REDIRECTS);
@@ -164,8 +158,7 @@ static int cl_group_items(rl_cluster *c, rl_item *items, size_t n)
 
 int rl_cluster_decide(rl_cluster *c, rl_item *items, size_t n, int64_t now_ms)
 {
-    int ms = c->cfg->command_timeout_ms;
-    int64_t deadline = ms > 0 ? rl_clock_mono_ms() + ms : INT64_MAX / 2;
+    int64_t deadline = rl_redis_call_deadline(c->cfg);
     int ng, admitted = 1, failed = 0;
 
     if (n == 0)

@@ -69,7 +69,7 @@ struct rl_redis {
      * (nargs of them, cmdlen bytes) from cmd + REDIS_HEAD_MAX; redis_send puts the head
      * just before them. */
     char *cmd;
-    size_t cmdcap, cmdlen;
+    size_t cmdlen;
     int nargs;
     size_t keycap; /* the longest key + its NUL: prefix "{" client "}:" rule */
 };

@@ -18,6 +18,10 @@
 /* rl_redis_node_decide's answer when the node sent a cluster error reply (in `redirect`). */
 #define RL_REDIS_REDIRECTED (-2)
 
+/* The monotonic ms by which a call (a decision, a PING) that starts now must end:
+ * command_timeout_ms from now, or never for 0 (only a hand-made config says 0). */
+int64_t rl_redis_call_deadline(const rl_redis_config *cfg);
+
 /* Decides items[0..n) on this node by `deadline` (monotonic ms), as rl_redis_decide: 1, 0,
  * -1 (errstr set, connection dropped), or RL_REDIS_REDIRECTED with the error line (NUL-
  * terminated, cut to size) in redirect. asking: send ASKING first (an ASK redirect's retry). */

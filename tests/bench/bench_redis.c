@@ -452,6 +452,15 @@ static void bench_server_time(redisContext *c, const char *sha, long n)
                              "1000000000", "1000", "1000000000", "1", "0"};
     const char *mv_argv[] = {"FCALL", rl_redis_function, "1", "b:{mv}:global", "-1", "0",
                              "1", "1000", "1000000000", "1", "0"};
+    /* The four, in the order of names[], each timed by its command's INFO commandstats. */
+    const struct {
+        int argc;
+        const char **argv;
+        const char *command;
+    } runs[4] = {{6, floor_argv, "evalsha"},
+                 {11, ev_argv, "evalsha"},
+                 {11, fc_argv, "fcall"},
+                 {11, mv_argv, "fcall"}};
     double round_usec[4][SERVER_ROUNDS], per[4];
     static const char *const names[] = {"GET+SET floor (EVALSHA)", "script by EVALSHA",
                                         "function by FCALL", "FCALL, expiry moved"};
@@ -463,18 +472,11 @@ static void bench_server_time(redisContext *c, const char *sha, long n)
     }
     freeReplyObject(lib);
     for (int round = 0; round < SERVER_ROUNDS; round++) {
-        bench_resetstat(c);
-        bench_pipeline(c, 6, floor_argv, n);
-        round_usec[0][round] = bench_command_usec(c, "evalsha", NULL, NULL);
-        bench_resetstat(c);
-        bench_pipeline(c, 11, ev_argv, n);
-        round_usec[1][round] = bench_command_usec(c, "evalsha", NULL, NULL);
-        bench_resetstat(c);
-        bench_pipeline(c, 11, fc_argv, n);
-        round_usec[2][round] = bench_command_usec(c, "fcall", NULL, NULL);
-        bench_resetstat(c);
-        bench_pipeline(c, 11, mv_argv, n);
-        round_usec[3][round] = bench_command_usec(c, "fcall", NULL, NULL);
+        for (int i = 0; i < 4; i++) {
+            bench_resetstat(c);
+            bench_pipeline(c, runs[i].argc, runs[i].argv, n);
+            round_usec[i][round] = bench_command_usec(c, runs[i].command, NULL, NULL);
+        }
     }
     printf("Redis time per decision, one GCRA rule at Redis' clock (INFO commandstats, median "
            "of %d alternating batches of %ld pipelined calls):\n",

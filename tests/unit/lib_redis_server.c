@@ -19,9 +19,6 @@
 #include <sys/prctl.h>
 #endif
 
-#include <criterion/criterion.h>
-
-#include "leakcheck.h"
 #include "lib_redis_server.h"
 
 #define RLT_START_TRIES 5
@@ -242,17 +239,4 @@ redisContext *rlt_redis_client(const rlt_redis *s)
         }
     }
     return c;
-}
-
-rlt_redis rlt_srv;
-
-void rlt_redis_setup(void)
-{
-    cr_assert_eq(rlt_redis_start(&rlt_srv, NULL), 0, "redis-server did not start");
-}
-
-void rlt_redis_teardown(void)
-{
-    rlt_redis_stop(&rlt_srv);
-    rl_test_leak_check();
 }

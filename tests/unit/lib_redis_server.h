@@ -33,7 +33,8 @@ void rlt_redis_kill(rlt_redis *s);
 void rlt_redis_stop(rlt_redis *s);
 /* A new client connection (authenticated when a password is set), or NULL. */
 redisContext *rlt_redis_client(const rlt_redis *s);
-/* The test's one server, for a suite's or a test's .init and .fini:
+/* The test's one server (lib_redis_fixture.c: criterion), for a suite's or a test's .init
+ * and .fini:
  *   TestSuite(x, .init = rlt_redis_setup, .fini = rlt_redis_teardown);
  * rlt_redis_setup starts rlt_srv (no password) or fails the test; rlt_redis_teardown stops it
  * (also when it never started) and then fails the test if it leaked (rl_test_leak_check). */

@@ -27,6 +27,16 @@
 
 TestSuite(redis_script, .timeout = 60);
 
+/* A call with no key and no argument reached the script: its own error, not NOSCRIPT or
+ * "Function not found". */
+static void assert_script_error(redisContext *c, redisReply *reply)
+{
+    cr_assert_not_null(reply, "%s", c->errstr);
+    cr_assert_eq(reply->type, REDIS_REPLY_ERROR, "type %d", reply->type);
+    cr_assert_not_null(strstr(reply->str, "ratelimit: expected 1 arguments"), "%s", reply->str);
+    freeReplyObject(reply);
+}
+
 Test(redis_script, digest_is_what_script_load_returns, .init = rlt_redis_setup, .fini = rlt_redis_teardown)
 {
     redisContext *c = rlt_redis_client(&rlt_srv);
@@ -42,11 +52,7 @@ Test(redis_script, digest_is_what_script_load_returns, .init = rlt_redis_setup, 
 
     /* EVALSHA with the constant alone reaches the script: a call of the wrong shape gets
      * the script's own error, not NOSCRIPT. */
-    reply = redisCommand(c, "EVALSHA %s 0", rl_redis_script_sha);
-    cr_assert_not_null(reply, "%s", c->errstr);
-    cr_assert_eq(reply->type, REDIS_REPLY_ERROR, "type %d", reply->type);
-    cr_assert_not_null(strstr(reply->str, "ratelimit: expected 1 arguments"), "%s", reply->str);
-    freeReplyObject(reply);
+    assert_script_error(c, redisCommand(c, "EVALSHA %s 0", rl_redis_script_sha));
     redisFree(c);
 }
 
@@ -76,11 +82,7 @@ Test(redis_script, library_is_the_script_named_after_its_digest, .init = rlt_red
         cr_assert_str_eq(reply->str, name);
         freeReplyObject(reply);
     }
-    reply = redisCommand(c, "FCALL %s 0", name);
-    cr_assert_not_null(reply, "%s", c->errstr);
-    cr_assert_eq(reply->type, REDIS_REPLY_ERROR, "type %d", reply->type);
-    cr_assert_not_null(strstr(reply->str, "ratelimit: expected 1 arguments"), "%s", reply->str);
-    freeReplyObject(reply);
+    assert_script_error(c, redisCommand(c, "FCALL %s 0", name));
     redisFree(c);
 }
 

@@ -42,7 +42,8 @@ static rl_rule rule = {.name = "r", .count = 10, .period_ms = 60000, .burst = 10
 static char client[] = "192.0.2.9";
 static char prefix[] = "t-sentinel:";
 static char name[] = "mymaster";
-static char addr1[32], addr2[32];
+#define ADDR_LEN 32
+static char addr1[ADDR_LEN], addr2[ADDR_LEN];
 static char *sentinels[] = {addr1, addr2};
 static char answer1[128], answer2[128];
 
@@ -67,6 +68,14 @@ static const char *addr_answer(char *buf, size_t size, int port)
     snprintf(p, sizeof p, "%d", port);
     snprintf(buf, size, "*2\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n", strlen(p), p);
     return buf;
+}
+
+/* Starts fake sentinel s answering SENTINEL with reply, its address into addr (ADDR_LEN). */
+static void start_sentinel(rlt_fake *s, char *addr, const char *reply)
+{
+    s->sentinel_reply = reply;
+    cr_assert_eq(rlt_fake_start(s), 0);
+    snprintf(addr, ADDR_LEN, "127.0.0.1:%d", s->port);
 }
 
 static int decide(rl_redis *r)
@@ -115,9 +124,7 @@ Test(sentinel, the_master_it_names_decides_a_replica_never_written)
 
     start_pair();
     /* Named the replica: refused by its ROLE, nothing written. */
-    s1.sentinel_reply = addr_answer(answer1, sizeof answer1, replica.port);
-    cr_assert_eq(rlt_fake_start(&s1), 0);
-    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
+    start_sentinel(&s1, addr1, addr_answer(answer1, sizeof answer1, replica.port));
     cfg = config_of(1);
     r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
@@ -132,9 +139,7 @@ Test(sentinel, the_master_it_names_decides_a_replica_never_written)
     rlt_fake_stop(&s1);
 
     /* Named the master: decided there. */
-    s1.sentinel_reply = addr_answer(answer1, sizeof answer1, master.port);
-    cr_assert_eq(rlt_fake_start(&s1), 0);
-    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
+    start_sentinel(&s1, addr1, addr_answer(answer1, sizeof answer1, master.port));
     r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
     cr_assert_eq(decide(r), 1, "%s", rl_redis_errstr(r));
@@ -148,9 +153,7 @@ Test(sentinel, a_failing_sentinel_then_the_next_one)
     rl_redis *r;
 
     cr_assert_eq(rlt_redis_start(&master, NULL), 0);
-    s1.sentinel_reply = "*-1\r\n"; /* does not know the name */
-    cr_assert_eq(rlt_fake_start(&s1), 0);
-    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
+    start_sentinel(&s1, addr1, "*-1\r\n"); /* does not know the name */
     cfg = config_of(1);
     r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
@@ -159,9 +162,7 @@ Test(sentinel, a_failing_sentinel_then_the_next_one)
               rl_redis_errstr(r));
     rl_redis_free(r);
 
-    s2.sentinel_reply = addr_answer(answer2, sizeof answer2, master.port);
-    cr_assert_eq(rlt_fake_start(&s2), 0);
-    snprintf(addr2, sizeof addr2, "127.0.0.1:%d", s2.port);
+    start_sentinel(&s2, addr2, addr_answer(answer2, sizeof answer2, master.port));
     cfg = config_of(2);
     r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
@@ -170,9 +171,7 @@ Test(sentinel, a_failing_sentinel_then_the_next_one)
 
     /* Nonsense from the only sentinel. */
     rlt_fake_stop(&s1);
-    s1.sentinel_reply = "*2\r\n$9\r\n127.0.0.1\r\n$5\r\nabcde\r\n";
-    cr_assert_eq(rlt_fake_start(&s1), 0);
-    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
+    start_sentinel(&s1, addr1, "*2\r\n$9\r\n127.0.0.1\r\n$5\r\nabcde\r\n");
     cfg = config_of(1);
     r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
@@ -189,9 +188,8 @@ Test(sentinel, a_demoted_master_is_never_written_to_again)
     redisReply *reply;
 
     start_pair();
-    s1.sentinel_reply = addr_answer(answer1, sizeof answer1, master.port); /* and stays so */
-    cr_assert_eq(rlt_fake_start(&s1), 0);
-    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
+    /* Names the master, and stays so. */
+    start_sentinel(&s1, addr1, addr_answer(answer1, sizeof answer1, master.port));
     cfg = config_of(1);
     r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
@@ -223,12 +221,8 @@ Test(sentinel, a_new_answer_is_followed_while_connected)
     /* Two independent masters; s1 names the first, s2 the second. */
     cr_assert_eq(rlt_redis_start(&master, NULL), 0);
     cr_assert_eq(rlt_redis_start(&replica, NULL), 0);
-    s1.sentinel_reply = addr_answer(answer1, sizeof answer1, master.port);
-    s2.sentinel_reply = addr_answer(answer2, sizeof answer2, replica.port);
-    cr_assert_eq(rlt_fake_start(&s1), 0);
-    cr_assert_eq(rlt_fake_start(&s2), 0);
-    snprintf(addr1, sizeof addr1, "127.0.0.1:%d", s1.port);
-    snprintf(addr2, sizeof addr2, "127.0.0.1:%d", s2.port);
+    start_sentinel(&s1, addr1, addr_answer(answer1, sizeof answer1, master.port));
+    start_sentinel(&s2, addr2, addr_answer(answer2, sizeof answer2, replica.port));
     cfg = config_of(2);
     r = rl_redis_new(&cfg);
     cr_assert_not_null(r);
