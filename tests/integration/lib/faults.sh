@@ -82,8 +82,7 @@ $4
 );
 CONF
     CONFS+=("$T/rl.conf")
-    "$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
-        { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
+    conf_ok "$T/rl.conf"
     start_pool "$D" authorizer "$T/rl.conf"
 }
 user_req() { hcurl -o /dev/null -H "X-User: $2" "http://127.0.0.1:$LPORT$1"; }
