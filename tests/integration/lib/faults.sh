@@ -19,7 +19,9 @@
 #   filter_pids DIR               pids of the filter processes lighttpd spawned for DIR
 #   burst_json FILE FIELD         a number from rl-burst's --json output ("other", "p99", ...)
 #   seg_bytes NAME                the size of shared-memory segment NAME (/dev/shm)
-# A SIGSTOPped Redis must be continued before the cleanup's SIGTERM can work.
+# A SIGSTOPped Redis must be continued before the cleanup's SIGTERM can work; a Redis already
+# killed and reaped makes that kill fail, which under set -e must not end the trap before the
+# cleanup.
 
 now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
 
@@ -34,7 +36,7 @@ start_redis() {
     wait_port "$RPORT" 5 || { fail "redis-server not listening on $RPORT in 5 s"; finish; }
 }
 rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
-trap '[ -z "$RPID" ] || kill -CONT "$RPID" 2>/dev/null; lib_cleanup' EXIT
+trap '[ -z "$RPID" ] || kill -CONT "$RPID" 2>/dev/null || true; lib_cleanup' EXIT
 
 start_pool() { # dir mode conf [procs]
     local d=$1 mode=$2 conf=$3 procs=${4:-2}
