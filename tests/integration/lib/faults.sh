@@ -7,7 +7,8 @@
 #                                 filter (bin-path, MODE authorizer|responder, N procs, 2 by
 #                                 default) with CONF; its port in $LPORT, its pid in $LPID,
 #                                 the filter's stderr in DIR/filter.log; $LIGHTTPD_EXTRA
-#                                 (lines) is appended to its configuration
+#                                 (lines) is appended to its configuration, $FCGI_EXTRA
+#                                 (entries, each ending in a comma) to the filter's block
 #   redis_pool NAME FILES REDIS RULES
 #                                 an authorizer pool (start_pool) in $D=$T/pool on $T/rl.conf:
 #                                 shm /rltest-$RUN_ID-NAME, Redis with prefix $PREFIX, the
@@ -53,7 +54,8 @@ server.modules += ( "mod_fastcgi" )
 server.stream-request-body = 1
 server.stream-response-body = 1
 fastcgi.server = ( "/" => ((
-    "bin-path" => "$RL_FILTER -c $conf",
+    "bin-path" => "$RL_FILTER -c $conf",${FCGI_EXTRA:+
+    $FCGI_EXTRA}
     "socket" => "$d/rl.sock",
     "mode" => "$mode",
     "check-local" => "disable",
