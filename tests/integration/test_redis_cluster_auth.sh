@@ -44,8 +44,7 @@ rules = (
 );
 CONF
     CONFS+=("$d/rl.conf")
-    "$RL_FILTER" -t -c "$d/rl.conf" >/dev/null 2>"$d/check.log" ||
-        { fail "$1: the configuration is refused: $(cat "$d/check.log")"; finish; }
+    conf_ok "$d/rl.conf" "$1"
     start_pool "$d" authorizer "$d/rl.conf" 1
 }
 req() { # path, user, [team]: prints the status

@@ -105,8 +105,7 @@ rules = (
 );
 CONF
 CONFS+=("$T/rl.conf")
-"$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
-    { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
+conf_ok "$T/rl.conf"
 
 # ---- 0 auth: a wrong sentinel password, and none ----------------------------------------------
 BADPW="sent-$RUN_ID-wrong"

@@ -25,16 +25,7 @@ srv_start() { # id
     return 1
 }
 srv_stop() { stop_pid "${SRV_PID[$1]}"; }
-srv_hup() { # id: the master reloads, then signals each worker
-    local n i
-    n=$(grep -c 'now in force' "$T/$1/filter.log" || true)
-    kill -HUP "${SRV_PID[$1]}"
-    for ((i = 0; i < 200; i++)); do # 10 s
-        [ "$(grep -c 'now in force' "$T/$1/filter.log" || true)" -ge $((n + 2)) ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
+srv_hup() { gen_hup "$1" "${SRV_PID[$1]}"; } # the master reloads, then signals each worker
 srv_req() { # id path ip
     local out code
     out=$(env -i REQUEST_METHOD=GET "REQUEST_URI=$2" "REMOTE_ADDR=$3" SERVER_PROTOCOL=HTTP/1.1 \

@@ -29,15 +29,9 @@ srv_stop() { # id
     stop_pid "${SRV_PID[$1]}"
     for p in $(srv_pids "$1"); do stop_pid "$p"; done
 }
-srv_hup() { # id
-    local n i
-    n=$(grep -c 'now in force' "$T/$1/filter.log" || true)
-    kill -HUP $(srv_pids "$1")
-    for ((i = 0; i < 200; i++)); do # 10 s
-        [ "$(grep -c 'now in force' "$T/$1/filter.log" || true)" -ge $((n + 2)) ] && return 0
-        sleep 0.05
-    done
-    return 1
+srv_hup() { # id: each filter process
+    # shellcheck disable=SC2046 # one word per pid
+    gen_hup "$1" $(srv_pids "$1")
 }
 srv_req() { # id path ip
     curl -s --noproxy '*' --max-time 10 --interface "$3" -o /dev/null -w '%{http_code}' \

@@ -78,9 +78,7 @@ check "--decide as root with the statistics missing: exit $rc, nothing created" 
 # ---- a segment another user owns: a clear error, not a bare EACCES ------------------------
 C=/rltest-$RUN_ID-root
 conf "$T/c.conf" "$C" 100 ""
-shm_daemon "$T/c.conf" "$T/rootc.log"
-RPID=$DPID
-stop_pid "$RPID"
+root_made "$T/c.conf" "$T/rootc.log"
 check "a root pool without shm.user keeps today's owner ($(owner "$C"))" test "$(owner "$C")" = "root:root 600"
 rc=$(rc_of nobody_decide "$T/c.conf")
 check "nobody on root's segment: exit $rc, want 3" test "$rc" = 3

@@ -74,9 +74,7 @@ check "root --decide needing a new generation without shm.user: exit $rc, want 3
 check "... it says so ($(head -c 400 "$T/err"))" grep -q 'creates no segment, and no new generation either: set shm.user' "$T/err"
 check "... and changed nothing ($(owner "$B"), inode $(inode "$B"), $(leftovers "$B") private)" \
     test "$(owner "$B"):$(inode "$B"):$(leftovers "$B")" = "nobody:nogroup 600:$ino1:0"
-shm_daemon "$T/b.conf" "$T/root.log"
-RPID=$DPID
-stop_pid "$RPID"
+root_made "$T/b.conf" "$T/root.log"
 check "the root daemon made generation 2 ($(grep -o 'generation 2 replaced[^:]*' "$T/root.log" | head -n 1))" \
     grep -q 'generation 2 replaced generation 1' "$T/root.log"
 check "... keeping the pool's owner: nobody:nogroup 600 ($(owner "$B"), inode $(inode "$B"))" \
@@ -88,9 +86,7 @@ check "the pool's user goes on with the carried count: exit $rc, remaining $(rem
 # ---- not the owner: a clear error, nothing touched ------------------------------------------
 C=/rltest-$RUN_ID-groot
 conf "$T/c.conf" "$C" 100 'group = "nogroup";'
-shm_daemon "$T/c.conf" "$T/rootc.log"
-RPID=$DPID
-stop_pid "$RPID"
+root_made "$T/c.conf" "$T/rootc.log"
 check "root made it root:nogroup 660 ($(owner "$C"))" test "$(owner "$C")" = "root:nogroup 660"
 ino1=$(inode "$C")
 rc=$(rc_of nobody_decide "$T/c.conf")

@@ -25,21 +25,14 @@ need lighttpd redis-server redis-cli python3
 BURST=${RL_BURST:-$ROOT/build/rl-burst}
 [ -x "$BURST" ] || { echo "FAIL: $BURST is not executable (make)"; exit 1; }
 
-# ---- Redis ---------------------------------------------------------------------------------
-RPORT=$(pick_port)
-redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --dir "$T" \
-    --logfile "$T/redis.log" >/dev/null 2>&1 &
-RPID=$!
-PIDS+=("$RPID")
-trap 'lib_cleanup' EXIT
-wait_port "$RPORT" 5 || { fail "redis-server not listening on $RPORT in 5 s"; finish; }
-rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
+source "$(dirname "$0")/lib/faults.sh"
+start_redis
 
 # ---- two pools -----------------------------------------------------------------------------
 PREFIX="rltest:$RUN_ID:"
 LPORTS=()
-start_pool() { # number
-    local d="$T/p$1" port
+pool() { # number
+    local d="$T/p$1"
     mkdir -p "$d/www"
     for f in api chat roll; do echo "$f" > "$d/www/$f"; done
     cat > "$d/rl.conf" <<CONF
@@ -54,33 +47,12 @@ rules = (
 );
 CONF
     CONFS+=("$d/rl.conf")
-    port=$(pick_port)
-    cat > "$d/lighttpd.conf" <<CONF
-server.bind = "127.0.0.1"
-server.port = $port
-server.document-root = "$d/www"
-server.pid-file = "$d/lighttpd.pid"
-server.errorlog = "$d/error.log"
-server.breakagelog = "$d/filter.log"
-server.modules += ( "mod_fastcgi" )
-fastcgi.server = (
-  "/" => ((
-    "bin-path" => "$RL_FILTER -c $d/rl.conf",
-    "bin-environment" => ( "RATE_LIMIT_REQUESTS" => "200", "RATE_LIMIT_CHAT" => "100" ),
-    "socket" => "$d/rl.sock",
-    "mode" => "authorizer",
-    "check-local" => "disable",
-    "max-procs" => 2
-  ))
-)
-CONF
-    lighttpd -D -f "$d/lighttpd.conf" 2>>"$d/lighttpd.stderr" &
-    PIDS+=("$!")
-    wait_port "$port" 5 || { fail "lighttpd of pool $1 not listening on $port in 5 s"; finish; }
-    LPORTS+=("$port")
+    FCGI_EXTRA='"bin-environment" => ( "RATE_LIMIT_REQUESTS" => "200", "RATE_LIMIT_CHAT" => "100" ),' \
+        start_pool "$d" authorizer "$d/rl.conf"
+    LPORTS+=("$LPORT")
 }
-start_pool 1
-start_pool 2
+pool 1
+pool 2
 
 # -t: the pools' file with the seed's variables, and sliding_log at and above its bound.
 rc=0

@@ -20,27 +20,8 @@ set -euo pipefail
 NAME=test_stack
 source "$(dirname "$0")/lib/lib.sh"
 need lighttpd apache2 curl perl ss
-export RL_STACK_DIR=$T/stack
-STACK=$ROOT/scripts/stack
+source "$(dirname "$0")/lib/stack.sh"
 
-# `down` first, then lib.sh's cleanup stops any pid collected below that is still running.
-stack_cleanup() {
-    "$STACK" down >/dev/null 2>&1 || true
-    lib_cleanup
-}
-trap stack_cleanup EXIT
-
-# Every process the stack runs now: its pid files' processes and their descendants.
-stack_pids() {
-    local f p
-    descendants_of() { local c; for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$c"; descendants_of "$c"; done; }
-    for f in "$RL_STACK_DIR"/*.pid; do
-        [ -s "$f" ] || continue
-        p=$(cat "$f")
-        echo "$p"
-        descendants_of "$p"
-    done
-}
 none_alive() { local p; for p in "$@"; do alive "$p" && return 1; done; return 0; }
 none_listening() { local p; for p in "$@"; do port_free "$p" || return 1; done; return 0; }
 

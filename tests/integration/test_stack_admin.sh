@@ -23,25 +23,8 @@ set -euo pipefail
 NAME=test_stack_admin
 source "$(dirname "$0")/lib/lib.sh"
 need lighttpd apache2 redis-server redis-cli curl perl python3 ss
-export RL_STACK_DIR=$T/stack
-STACK=$ROOT/scripts/stack
+source "$(dirname "$0")/lib/stack.sh"
 
-stack_cleanup() {
-    "$STACK" down >/dev/null 2>&1 || true
-    lib_cleanup
-}
-trap stack_cleanup EXIT
-
-# Every process the stack runs now (pid files and their children), for the EXIT trap.
-stack_pids() {
-    local f
-    kids() { local c; for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$c"; kids "$c"; done; }
-    for f in "$RL_STACK_DIR"/*.pid; do
-        [ -s "$f" ] || continue
-        cat "$f"
-        kids "$(cat "$f")"
-    done
-}
 json() { # file, python expression on j: its value, or "?" when the file is not that JSON
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" \
         2>/dev/null || echo "?"

@@ -7,7 +7,8 @@
 #                                 filter (bin-path, MODE authorizer|responder, N procs, 2 by
 #                                 default) with CONF; its port in $LPORT, its pid in $LPID,
 #                                 the filter's stderr in DIR/filter.log; $LIGHTTPD_EXTRA
-#                                 (lines) is appended to its configuration
+#                                 (lines) is appended to its configuration, $FCGI_EXTRA
+#                                 (entries, each ending in a comma) to the filter's block
 #   redis_pool NAME FILES REDIS RULES
 #                                 an authorizer pool (start_pool) in $D=$T/pool on $T/rl.conf:
 #                                 shm /rltest-$RUN_ID-NAME, Redis with prefix $PREFIX, the
@@ -19,7 +20,9 @@
 #   filter_pids DIR               pids of the filter processes lighttpd spawned for DIR
 #   burst_json FILE FIELD         a number from rl-burst's --json output ("other", "p99", ...)
 #   seg_bytes NAME                the size of shared-memory segment NAME (/dev/shm)
-# A SIGSTOPped Redis must be continued before the cleanup's SIGTERM can work.
+# A SIGSTOPped Redis must be continued before the cleanup's SIGTERM can work; a Redis already
+# killed and reaped makes that kill fail, which under set -e must not end the trap before the
+# cleanup.
 
 now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
 
@@ -34,7 +37,7 @@ start_redis() {
     wait_port "$RPORT" 5 || { fail "redis-server not listening on $RPORT in 5 s"; finish; }
 }
 rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
-trap '[ -z "$RPID" ] || kill -CONT "$RPID" 2>/dev/null; lib_cleanup' EXIT
+trap '[ -z "$RPID" ] || kill -CONT "$RPID" 2>/dev/null || true; lib_cleanup' EXIT
 
 start_pool() { # dir mode conf [procs]
     local d=$1 mode=$2 conf=$3 procs=${4:-2}
@@ -51,7 +54,8 @@ server.modules += ( "mod_fastcgi" )
 server.stream-request-body = 1
 server.stream-response-body = 1
 fastcgi.server = ( "/" => ((
-    "bin-path" => "$RL_FILTER -c $conf",
+    "bin-path" => "$RL_FILTER -c $conf",${FCGI_EXTRA:+
+    $FCGI_EXTRA}
     "socket" => "$d/rl.sock",
     "mode" => "$mode",
     "check-local" => "disable",
@@ -82,8 +86,7 @@ $4
 );
 CONF
     CONFS+=("$T/rl.conf")
-    "$RL_FILTER" -t -c "$T/rl.conf" >/dev/null 2>"$T/check.log" ||
-        { fail "the configuration is refused: $(cat "$T/check.log")"; finish; }
+    conf_ok "$T/rl.conf"
     start_pool "$D" authorizer "$T/rl.conf"
 }
 user_req() { hcurl -o /dev/null -H "X-User: $2" "http://127.0.0.1:$LPORT$1"; }

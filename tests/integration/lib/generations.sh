@@ -31,6 +31,20 @@
 
 GEN_LONG=a_rule_name_lengthened_to_sixty_characters_xxxxxxxxxxxxxxxxxx
 
+# SIGHUP to PIDS, then wait (10 s) until ID's log shows two more reloads: both tests run two
+# filter processes (the daemon's workers, lighttpd's max-procs), each logging its own.
+gen_hup() { # id pids...
+    local id=$1 n i
+    shift
+    n=$(grep -c 'now in force' "$T/$id/filter.log" || true)
+    kill -HUP "$@"
+    for ((i = 0; i < 200; i++)); do
+        [ "$(grep -c 'now in force' "$T/$id/filter.log" || true)" -ge $((n + 2)) ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 gen_conf() { # file step chain
     local step=$2 cap=1000 redis="" other="" log=""
     [ "$step" -lt 8 ] || cap=3000

@@ -98,6 +98,15 @@ CONF
     CONFS+=("$1")
 }
 
+# -t accepts config FILE, or the test fails and ends here (LABEL, if given, leads the message);
+# -t's stderr is kept beside FILE in check.log.
+conf_ok() { # file [label]
+    local log
+    log="$(dirname "$1")/check.log"
+    "$RL_FILTER" -t -c "$1" >/dev/null 2>"$log" ||
+        { fail "${2:+$2: }the configuration is refused: $(cat "$log")"; finish; }
+}
+
 # The prefork daemon on $1 (ADDR or path) with config $2 and $3 workers; its stderr in $4.
 start_daemon() {
     "$RL_FILTER" --listen "$1" --workers "$3" -c "$2" 2>>"$4" &

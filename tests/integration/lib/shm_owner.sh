@@ -15,6 +15,7 @@
 #                                  as nobody): sets PORT and DPID (the daemon's own pid: setpriv
 #                                  execs it), stopped at exit; fails the test if it does not
 #                                  listen within 10 s
+#   root_made CONF LOG             shm_daemon as root on CONF, then stopped: the segment it made
 #   pool_req [CLIENT]              one FastCGI request for /x to $PORT: prints its status
 if [ "$(id -u)" != 0 ]; then
     echo "SKIP: switching to the unprivileged user needs root"
@@ -49,6 +50,10 @@ shm_daemon() {
     DPID=$!
     PIDS+=("$DPID")
     wait_port "$PORT" 10 || fail "the daemon as ${3:-root} is not listening: $(tail -n 3 "$2")"
+}
+root_made() { # conf, log: a root daemon makes (or replaces) the segment, then stops
+    shm_daemon "$1" "$2"
+    stop_pid "$DPID"
 }
 pool_req() {
     env -i REQUEST_METHOD=GET REQUEST_URI=/x "REMOTE_ADDR=${1:-192.0.2.7}" timeout 10 \
