@@ -279,7 +279,7 @@ static int proxy_skip(const char *name, size_t n)
                                        "Content-Type",    "Expect",
                                        "Proxy",           "Host"};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
-        if (strlen(skip[i]) == n && strncasecmp(name, skip[i], n) == 0)
+        if (proxy_name_is(name, n, skip[i]))
             return 1;
     return 0;
 }
