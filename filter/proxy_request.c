@@ -201,15 +201,6 @@ static int proxy_is_token(const char *s)
     return 1;
 }
 
-/* Transfer-Encoding ends in "chunked" when a body is chunked (RFC 9112 6.3). */
-static int proxy_has_chunked(const char *te)
-{
-    size_t n = strlen(te);
-    while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
-        n--;
-    return n >= 7 && strncasecmp(te + n - 7, "chunked", 7) == 0;
-}
-
 /* The methods whose requests have no body as a rule (RFC 9110 9.3). */
 static int proxy_no_body(const char *method)
 {
@@ -240,7 +231,8 @@ static int proxy_method_body(proxy *px, const proxy_io *io, const char *const v[
         if (*end != '\0' || errno != 0 || n < 0 || cl[0] == '-' || cl[0] == '+')
             return proxy_refuse("CONTENT_LENGTH", cl);
         len = n;
-    } else if (te != NULL && proxy_has_chunked(te) && io->body_to_eof) {
+    } else if (te != NULL && io->body_to_eof && proxy_has_token(te, strlen(te), "chunked", 1)) {
+        /* chunked when it is the last coding (RFC 9112 6.3), as the answer's is read */
         len = -1; /* the web server did not count it: stream it until its end, chunked */
     }
     px->x.body_left = len;
