@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -423,6 +424,9 @@ proxy *proxy_new(const rl_config *cfg)
     }
     px->cfg = cfg;
     px->fd = -1;
+    /* A short read leaves part of the key zero: the table still works, only less secret. */
+    if (getrandom(px->seen_key, sizeof px->seen_key, 0) != (ssize_t)sizeof px->seen_key)
+        log_warn("proxy: getrandom: %s: the header table's key is not random", strerror(errno));
     if (proxy_backend(px, settings_get_proxy(cfg)->backend) != 0) {
         log_error("cannot use the backend URL %s", settings_get_proxy(cfg)->backend);
         proxy_free(px);

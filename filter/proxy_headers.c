@@ -35,7 +35,7 @@ int proxy_header_name(const char *p, size_t n, char *name, size_t size)
     return (int)n;
 }
 
-static int proxy_name_is(const char *name, size_t n, const char *want)
+int proxy_name_is(const char *name, size_t n, const char *want)
 {
     return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }

@@ -15,6 +15,9 @@
  * be in a header name. */
 int proxy_header_name(const char *p, size_t n, char *name, size_t size);
 
+/* 1 when the header name name[0..n) is want (case-insensitive). */
+int proxy_name_is(const char *name, size_t n, const char *want);
+
 /* 1 when the header name[0..n) must not be forwarded; connection is the value of the
  * message's Connection header (NULL when absent). Case-insensitive. */
 int proxy_hop_by_hop(const char *name, size_t n, const char *connection);

@@ -10,12 +10,16 @@
 #include <stdint.h>
 
 #include "proxy.h"
+#include "siphash.h"
 #include "proxy_parse.h"
 
 #define PROXY_HEAD_MAX 65536  /* bytes of the backend's response header block */
 #define PROXY_TARGET_MAX 8192 /* bytes of a request target (path and query) */
 #define PROXY_IO_BUF 16384    /* bytes moved per recv() from, or per send() of a body to, the backend */
 #define PROXY_ERR_MAX 256
+/* Distinct HTTP_* names one request may bring: far above what a web server passes (Apache
+ * LimitRequestFields: 100), a bound on a hostile FastCGI peer's thousands. A power of two. */
+#define PROXY_SEEN_MAX 4096
 
 typedef struct proxy_xfer {
     const proxy_io *io;
@@ -51,6 +55,16 @@ struct proxy {
      * in hbuf (hlen of hcap bytes used), kept for the process and reused by every request. */
     char *hbuf;
     size_t hlen, hcap;
+    /* The HTTP_* names of the request being built, an open-addressing table of indexes into
+     * its params (twice PROXY_SEEN_MAX slots): a slot is used when its stamp is seen_stamp,
+     * so a new request empties it by a new stamp. Finds a repeated name in O(1): keyed by
+     * SipHash under seen_key, a peer cannot send names that all land in one chain. */
+    struct {
+        uint32_t stamp, at;
+    } seen[2 * PROXY_SEEN_MAX];
+    uint32_t seen_stamp;
+    unsigned seen_count;
+    uint8_t seen_key[RL_SIPHASH_KEY_SIZE]; /* random, per process: no collisions to pick */
     char errbuf[PROXY_ERR_MAX]; /* why the exchange failed, for the log */
     char target[PROXY_TARGET_MAX];
     char rbuf[PROXY_IO_BUF];      /* the backend's answer, as recv() gives it */

@@ -115,9 +115,7 @@ static int proxy_parse_status(proxy_parse *p, const char *s, size_t n)
     return 0;
 }
 
-/* 1 when the comma-separated list v[0..n) holds the token t (case-insensitive); last: only
- * as its last element. */
-static int proxy_has_token(const char *v, size_t n, const char *t, int last)
+int proxy_has_token(const char *v, size_t n, const char *t, int last)
 {
     size_t tl = strlen(t), i = 0;
     int found = 0;

@@ -64,6 +64,10 @@ int proxy_parse_done(const proxy_parse *p);
  * when the answer is cut short. */
 int proxy_parse_eof(proxy_parse *p);
 
+/* 1 when the comma-separated list v[0..n) holds the token t (case-insensitive); last: only
+ * as its last element (a Transfer-Encoding is chunked when "chunked" is its last coding). */
+int proxy_has_token(const char *v, size_t n, const char *t, int last);
+
 /* 1 when not a byte of an answer has been taken yet. */
 int proxy_parse_untouched(const proxy_parse *p);
 

@@ -93,14 +93,13 @@ static int proxy_send_head(proxy_xfer *x)
     for (const char *p = x->head; p < x->head + x->head_len;) {
         const char *eol = memchr(p, '\n', (size_t)(x->head + x->head_len - p));
         size_t line = (size_t)(eol - p) + 1, name = strcspn(p, ":");
-        int ours =
-            x->extra_len > 0 && ((name == 9 && strncasecmp(p, "RateLimit", 9) == 0) ||
-                                 (name == 16 && strncasecmp(p, "RateLimit-Policy", 16) == 0) ||
-                                 strncasecmp(p, "X-RateLimit-", 12) == 0);
+        int ours = x->extra_len > 0 && (proxy_name_is(p, name, "RateLimit") ||
+                                        proxy_name_is(p, name, "RateLimit-Policy") ||
+                                        strncasecmp(p, "X-RateLimit-", 12) == 0);
         /* "Status" would be read by the web server as our status line: never pass it. */
         int drop = ours || proxy_hop_by_hop(p, name, connection) ||
-                   (name == 6 && strncasecmp(p, "Status", 6) == 0) ||
-                   (te && name == 14 && strncasecmp(p, "Content-Length", 14) == 0);
+                   proxy_name_is(p, name, "Status") ||
+                   (te && proxy_name_is(p, name, "Content-Length"));
         if (drop) {
             if (p > run && io->write(io->ud, run, (int)(p - run)) != 0)
                 return -1;

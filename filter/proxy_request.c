@@ -10,7 +10,8 @@
  *
  * Nothing is allocated per request: the whole head, request line first, is written into
  * px->hbuf ready to send, which grows when a request needs more and is kept for the next.
- * The parameters are looked up in one pass over them.
+ * The parameters are looked up in one pass over them; a repeated header name is found in a
+ * table of the names seen (px->seen), not by going over the ones before it again.
  */
 #include "../core/fmacros.h"
 
@@ -200,15 +201,6 @@ static int proxy_is_token(const char *s)
     return 1;
 }
 
-/* Transfer-Encoding ends in "chunked" when a body is chunked (RFC 9112 6.3). */
-static int proxy_has_chunked(const char *te)
-{
-    size_t n = strlen(te);
-    while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
-        n--;
-    return n >= 7 && strncasecmp(te + n - 7, "chunked", 7) == 0;
-}
-
 /* The methods whose requests have no body as a rule (RFC 9110 9.3). */
 static int proxy_no_body(const char *method)
 {
@@ -239,7 +231,8 @@ static int proxy_method_body(proxy *px, const proxy_io *io, const char *const v[
         if (*end != '\0' || errno != 0 || n < 0 || cl[0] == '-' || cl[0] == '+')
             return proxy_refuse("CONTENT_LENGTH", cl);
         len = n;
-    } else if (te != NULL && proxy_has_chunked(te) && io->body_to_eof) {
+    } else if (te != NULL && io->body_to_eof && proxy_has_token(te, strlen(te), "chunked", 1)) {
+        /* chunked when it is the last coding (RFC 9112 6.3), as the answer's is read */
         len = -1; /* the web server did not count it: stream it until its end, chunked */
     }
     px->x.body_left = len;
@@ -278,7 +271,7 @@ static int proxy_skip(const char *name, size_t n)
                                        "Content-Type",    "Expect",
                                        "Proxy",           "Host"};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
-        if (strlen(skip[i]) == n && strncasecmp(name, skip[i], n) == 0)
+        if (proxy_name_is(name, n, skip[i]))
             return 1;
     return 0;
 }
@@ -293,13 +286,36 @@ static int proxy_param_canonical(const char *p, size_t len)
     return 1;
 }
 
-/* 1 when a parameter before `upto` has the same name (len bytes, '=' after it). */
-static int proxy_param_seen(char **params, char **upto, const char *p, size_t len)
+/* Looks up the name params[i] (len bytes, '=' after it) among the names seen before in this
+ * request and adds it. Returns 1 when seen before, 0 when new, -1 when the table is full. */
+static int proxy_param_seen(proxy *px, char **params, size_t i, size_t len)
 {
-    for (char **q = params; q < upto; q++)
-        if (strncmp(*q, p, len) == 0 && (*q)[len] == '=')
+    const char *p = params[i];
+    size_t mask = sizeof px->seen / sizeof px->seen[0] - 1;
+
+    for (size_t s = (size_t)rl_siphash13(px->seen_key, p, len) & mask;; s = (s + 1) & mask) {
+        if (px->seen[s].stamp != px->seen_stamp) {
+            if (px->seen_count == PROXY_SEEN_MAX)
+                return -1;
+            px->seen[s].stamp = px->seen_stamp;
+            px->seen[s].at = (uint32_t)i;
+            px->seen_count++;
+            return 0;
+        }
+        const char *q = params[px->seen[s].at];
+        if (strncmp(q, p, len) == 0 && q[len] == '=')
             return 1;
-    return 0;
+    }
+}
+
+/* Empties the table of seen names for a new request. */
+static void proxy_seen_reset(proxy *px)
+{
+    if (++px->seen_stamp == 0) { /* the stamp wrapped: old stamps could look current */
+        memset(px->seen, 0, sizeof px->seen);
+        px->seen_stamp = 1;
+    }
+    px->seen_count = 0;
 }
 
 /* The request's headers, as the web server passed them (HTTP_* parameters). The backend gets
@@ -311,6 +327,7 @@ static int proxy_copy_headers(proxy *px, char **params, const char *connection)
 {
     char name[256], shown[64];
 
+    proxy_seen_reset(px);
     for (char **p = params; *p != NULL; p++) {
         if (strncmp(*p, "HTTP_", 5) != 0)
             continue;
@@ -318,7 +335,12 @@ static int proxy_copy_headers(proxy *px, char **params, const char *connection)
         if (eq == NULL)
             continue;
         size_t plen = (size_t)(eq - *p);
-        if (!proxy_param_canonical(*p, plen) || proxy_param_seen(params, p, *p, plen)) {
+        int seen = proxy_param_seen(px, params, (size_t)(p - params), plen);
+        if (seen < 0) { /* every later name would be past the bound too: one line for all */
+            log_warn("request headers past the first %d distinct names: dropped", PROXY_SEEN_MAX);
+            break;
+        }
+        if (!proxy_param_canonical(*p, plen) || seen) {
             /* The name only: the value may be a credential. */
             snprintf(name, sizeof name, "%.*s", (int)(plen < 255 ? plen : 255), *p);
             log_warn("request parameter %s is not the first of its header, or not a web "

@@ -70,6 +70,26 @@ check "none reached the filter's log ($(grep -c forged "$E/filter.log" || true) 
 check "the backend saw exactly the 4 expected requests ($(grep -c '^req' "$E/backend.log" || true))" \
     test "$(grep -c '^req' "$E/backend.log" || true)" = 4
 
+# ---- an uncounted body: chunked only when "chunked" is the last transfer coding ------------
+# A FastCGI peer may pass a body without CONTENT_LENGTH; it is streamed to the backend chunked
+# only when HTTP_TRANSFER_ENCODING's last coding is chunked (as the backend's answer is read),
+# not when the value merely ends in those letters ("xchunked" was taken for chunked).
+TE='import sys
+sys.path.insert(0, sys.argv[2])
+from fcgi_probe import BEGIN, PARAMS, STDIN, Reader, connect, params_bytes, rec, stream
+p = {"REQUEST_METHOD": "POST", "REQUEST_URI": "/te?echo", "REMOTE_ADDR": sys.argv[4],
+     "HTTP_TRANSFER_ENCODING": sys.argv[3]}
+s = connect(sys.argv[1], 30)
+s.sendall(rec(BEGIN, 1, bytes([0, 1, 0, 0, 0, 0, 0, 0])) + stream(PARAMS, 1, params_bytes(p))
+          + stream(STDIN, 1, b"abc"))
+rid, code, _, out = Reader(s).answer()
+print(code, out.split(b"\r\n\r\n", 1)[-1].decode())'
+te() { timeout 60 python3 -c "$TE" "127.0.0.1:$DP" "$ROOT/tests/integration/lib" "$1" "$2" || true; }
+r=$(te "gzip, chunked" 198.51.100.60)
+check "Transfer-Encoding \"gzip, chunked\", no CONTENT_LENGTH: the body reaches the backend ($r)" test "$r" = "200 abc"
+r=$(te xchunked 198.51.100.61)
+check "Transfer-Encoding \"xchunked\": not chunked, no body forwarded ($r)" test "$r" = "200 "
+
 # ---- cutwait: the web server leaves a cut answer unread --------------------------------------
 C=$T/C; mkdir -p "$C"
 CP=$(pick_port)

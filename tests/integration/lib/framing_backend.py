@@ -16,12 +16,10 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scripted_backend import Log, read_head, serve_forever  # noqa: E402
+from scripted_backend import Log, serve_forever  # noqa: E402
 
 PORT, LOG = int(sys.argv[1]), sys.argv[2]
 log = Log(LOG)
-
-
 
 
 def read_body(f, headers):
@@ -71,40 +69,25 @@ def answer(method, target, headers, body):
     return b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", False
 
 
-def serve(conn, n):
-    f = conn.makefile("rb")
-    try:
-        while True:
-            head = read_head(f)
-            if head is None:
-                break
-            method, target, headers = head
-            log("req %d %s %s" % (n, method, target))
-            mode = target.partition("?")[2]
-            if mode == "refuse-upload":
-                conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
-                             b"Content-Length: 10\r\n\r\ntoo large\n")
-                conn.shutdown(socket.SHUT_WR)
-                conn.settimeout(5)
-                while conn.recv(65536):  # lingering: the client's bytes are not reset
-                    pass
-                break
-            if mode == "continue-upload":
-                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                time.sleep(0.5)
-                body = read_body(f, headers)
-                text = b"%d %s" % (len(body), hashlib.sha256(body).hexdigest().encode())
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(text) + text)
-                continue
-            data, close = answer(method, target, headers, read_body(f, headers))
-            conn.sendall(data)
-            if close:
-                break
-    except (OSError, ValueError):
-        pass
-    finally:
-        f.close()
-        conn.close()
+def handle(conn, f, method, target, headers, mode):
+    if mode == "refuse-upload":
+        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+                     b"Content-Length: 10\r\n\r\ntoo large\n")
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(5)
+        while conn.recv(65536):  # lingering: the client's bytes are not reset
+            pass
+        return True
+    if mode == "continue-upload":
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        time.sleep(0.5)
+        body = read_body(f, headers)
+        text = b"%d %s" % (len(body), hashlib.sha256(body).hexdigest().encode())
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(text) + text)
+        return False
+    data, close = answer(method, target, headers, read_body(f, headers))
+    conn.sendall(data)
+    return close
 
 
-serve_forever(PORT, log, serve)
+serve_forever(PORT, log, handle)

@@ -12,7 +12,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scripted_backend import Log, read_head, serve_forever  # noqa: E402
+from scripted_backend import Log, serve_forever  # noqa: E402
 
 PORT, LOG = int(sys.argv[1]), sys.argv[2]
 log = Log(LOG)
@@ -69,61 +69,48 @@ def drip(conn, data, seconds):
     return True
 
 
-def serve(conn, n):
-    f = conn.makefile("rb")
-    try:
-        while True:
-            head = read_head(f)
-            if head is None:
-                break
-            method, target, _ = head
-            log("req %d %s %s" % (n, method, target))
-            mode = target.partition("?")[2]
-            if mode in MODES:
-                data, close = MODES[mode]
-                conn.sendall(data)
-                if close:
-                    break
-            elif mode == "head-forever":  # a header line after another, without end
-                conn.sendall(OK)
-                try:
-                    for _ in range(100000):
-                        conn.sendall(b"X-More: " + b"m" * 1000 + b"\r\n")
-                except OSError:
-                    pass
-                break
-            elif mode == "drip-head":  # the head a byte every 0.1 s: never silent for long
-                drip(conn, OK + b"X-Drip: " + b"d" * 10000 + b"\r\n\r\n", 60)
-                break
-            elif mode == "drip-body":
-                conn.sendall(OK + b"Content-Length: 100000\r\n\r\n")
-                drip(conn, b"b" * 100000, 60)
-                break
-            elif mode == "wait-body":  # takes the body as it comes and never answers
-                while conn.recv(65536):
-                    pass
-                break
-            elif mode == "late-junk":  # a whole answer, then a second one nobody asked for
-                conn.sendall(HELLO)
-                time.sleep(0.3)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSMUGGL")
-                log("junk sent")
-            elif mode == "cut-cl":  # dies in the middle of a Content-Length body
-                conn.sendall(OK + b"Content-Length: 100000\r\n\r\n" + b"c" * 20000)
-                time.sleep(0.2)
-                break
-            elif mode == "cut-chunked":
-                conn.sendall(OK + b"Transfer-Encoding: chunked\r\n\r\n" + b"4e20\r\n"
-                             + b"c" * 20000 + b"\r\n" + b"4e20\r\n" + b"c" * 100)
-                time.sleep(0.2)
-                break
-            else:
-                conn.sendall(HELLO)
-    except (OSError, ValueError):
-        pass
-    finally:
-        f.close()
-        conn.close()
+def handle(conn, f, method, target, headers, mode):
+    if mode in MODES:
+        data, close = MODES[mode]
+        conn.sendall(data)
+        if close:
+            return True
+    elif mode == "head-forever":  # a header line after another, without end
+        conn.sendall(OK)
+        try:
+            for _ in range(100000):
+                conn.sendall(b"X-More: " + b"m" * 1000 + b"\r\n")
+        except OSError:
+            pass
+        return True
+    elif mode == "drip-head":  # the head a byte every 0.1 s: never silent for long
+        drip(conn, OK + b"X-Drip: " + b"d" * 10000 + b"\r\n\r\n", 60)
+        return True
+    elif mode == "drip-body":
+        conn.sendall(OK + b"Content-Length: 100000\r\n\r\n")
+        drip(conn, b"b" * 100000, 60)
+        return True
+    elif mode == "wait-body":  # takes the body as it comes and never answers
+        while conn.recv(65536):
+            pass
+        return True
+    elif mode == "late-junk":  # a whole answer, then a second one nobody asked for
+        conn.sendall(HELLO)
+        time.sleep(0.3)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSMUGGL")
+        log("junk sent")
+    elif mode == "cut-cl":  # dies in the middle of a Content-Length body
+        conn.sendall(OK + b"Content-Length: 100000\r\n\r\n" + b"c" * 20000)
+        time.sleep(0.2)
+        return True
+    elif mode == "cut-chunked":
+        conn.sendall(OK + b"Transfer-Encoding: chunked\r\n\r\n" + b"4e20\r\n"
+                     + b"c" * 20000 + b"\r\n" + b"4e20\r\n" + b"c" * 100)
+        time.sleep(0.2)
+        return True
+    else:
+        conn.sendall(HELLO)
+    return False
 
 
-serve_forever(PORT, log, serve)
+serve_forever(PORT, log, handle)

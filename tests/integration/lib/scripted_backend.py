@@ -1,7 +1,7 @@
 """scripted_backend.py -- what the scripted HTTP/1.1 test backends share (framing_backend.py,
 hostile_backend.py): the log a test reads ("conn N" per accepted connection, "req N METHOD
 TARGET" per request, and any line a backend adds), reading a request head, and the server on
-127.0.0.1 with one thread per connection."""
+127.0.0.1 with one thread per connection reading its requests in turn."""
 import socket
 import threading
 
@@ -34,8 +34,30 @@ def read_head(f):
     return method, target, headers
 
 
-def serve_forever(port, log, serve):
-    """Accepts on 127.0.0.1:port for ever; serve(conn, n) runs in a thread per connection."""
+def _serve(conn, n, log, handle):
+    """The requests of one connection, each logged, until handle says to close it or the
+    client does; a socket error ends the connection quietly."""
+    f = conn.makefile("rb")
+    try:
+        while True:
+            head = read_head(f)
+            if head is None:
+                break
+            method, target, headers = head
+            log("req %d %s %s" % (n, method, target))
+            if handle(conn, f, method, target, headers, target.partition("?")[2]):
+                break
+    except (OSError, ValueError):
+        pass
+    finally:
+        f.close()
+        conn.close()
+
+
+def serve_forever(port, log, handle):
+    """Accepts on 127.0.0.1:port for ever, a thread per connection; for each request
+    handle(conn, f, method, target, headers, mode) answers it (mode: the query) and returns
+    True to close the connection."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port))
@@ -45,4 +67,4 @@ def serve_forever(port, log, serve):
         c, _ = s.accept()
         conns += 1
         log("conn %d" % conns)
-        threading.Thread(target=serve, args=(c, conns), daemon=True).start()
+        threading.Thread(target=_serve, args=(c, conns, log, handle), daemon=True).start()
