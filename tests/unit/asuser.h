@@ -22,7 +22,6 @@ struct passwd *rl_test_nobody_or_skip(void);
 typedef int rl_test_attempt(void *arg, char *msg, size_t size);
 
 /* Runs attempt in a child as pw's uid and gid and returns its exit status (see above). */
-int rl_test_as_user(const struct passwd *pw, rl_test_attempt *attempt, void *arg,
-                    const char *want);
+int rl_test_as_user(const struct passwd *pw, rl_test_attempt *attempt, void *arg, const char *want);
 
 #endif

@@ -18,8 +18,7 @@ struct passwd *rl_test_nobody_or_skip(void)
     return pw;
 }
 
-int rl_test_as_user(const struct passwd *pw, rl_test_attempt *attempt, void *arg,
-                    const char *want)
+int rl_test_as_user(const struct passwd *pw, rl_test_attempt *attempt, void *arg, const char *want)
 {
     pid_t pid = fork();
     int status;
