@@ -263,17 +263,6 @@ static int shm_lock_old(rl_shm *shm, int fd, size_t size, rl_error *err)
     return 0;
 }
 
-/* Does the name still lead to the file fd has open? */
-static int shm_still_named(const rl_shm *shm, int fd)
-{
-    char path[sizeof SHM_DIR + sizeof shm->name];
-    struct stat a, b;
-
-    snprintf(path, sizeof path, SHM_DIR "%s", shm->name);
-    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
-           a.st_dev == b.st_dev;
-}
-
 /* Replaces the segment fd has open (mapped at base, size bytes), which cannot serve `want`:
  * og is its own geometry when its entries can be carried over, NULL when it is replaced by an
  * empty generation. 0 (shm bound to the new generation), 1 to start over, -1 with err. */
@@ -289,7 +278,7 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
 
     if (shm_lock_old(shm, fd, size, err) < 0)
         return -1;
-    if (!shm_still_named(shm, fd)) {
+    if (!rl_shm_still_named(shm->name, fd)) {
         flock(fd, LOCK_UN);
         return 1; /* replaced (or removed) while we waited: look again */
     }

@@ -203,6 +203,15 @@ int rl_shm_wait_sized(int fd, const char *name, int64_t start, int wait_ms, stru
     }
 }
 
+int rl_shm_still_named(const char *name, int fd)
+{
+    char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];
+    struct stat a, b;
+
+    return owner_path(name, path, sizeof path) == 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+           a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 void rl_shm_open_error(const char *name, int errnum, rl_error *err)
 {
     char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];

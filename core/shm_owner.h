@@ -52,6 +52,11 @@ int rl_shm_wait_owner(const char *name, int errnum);
 int rl_shm_wait_sized(int fd, const char *name, int64_t start, int wait_ms, struct stat *st,
                       rl_error *err);
 
+/* 1 when /dev/shm NAME still leads to the file fd has open, else 0. A replacer asks under
+ * the old segment's flock: another process may have replaced or removed it meanwhile. The
+ * table and the statistics replace so. */
+int rl_shm_still_named(const char *name, int fd);
+
 /* Sets err (may be NULL) for shm_open(NAME, O_RDWR) that failed with errnum: for EACCES, who
  * owns the segment, who we are, and what to do. */
 void rl_shm_open_error(const char *name, int errnum, rl_error *err);

@@ -259,16 +259,6 @@ static int stats_may_replace(const char *name, const struct stat *old, const cha
     return -1;
 }
 
-/* Does /dev/shm NAME still name the file old (stat) describes? */
-static int stats_same_file(const char *name, const struct stat *old)
-{
-    char path[sizeof "/dev/shm" + NAME_MAX + 1];
-    struct stat now;
-
-    snprintf(path, sizeof path, "/dev/shm%s", name);
-    return stat(path, &now) == 0 && now.st_ino == old->st_ino && now.st_dev == old->st_dev;
-}
-
 /* Replaces the stale segment open on fd (old: its stat; why: how it differs) by a new one,
  * owned as own says (as root, what own leaves unset is the old one's: the pool keeps its
  * statistics' owner). Serialised by flock(LOCK_EX) on the old segment, held until the new
@@ -297,7 +287,7 @@ static stats_segment *stats_replace(int fd, const char *name, const struct stat 
         }
         rl_clock_nap_ms(1);
     }
-    if (!stats_same_file(name, old)) {
+    if (!rl_shm_still_named(name, fd)) {
         *again = 1; /* replaced (or removed) meanwhile */
         goto out;
     }
