@@ -11,12 +11,12 @@
  *         nothing else before it sees it (acquire). `magic` is at offset 0 in every version.
  * slot    one rule name's counters, claimed by name (stats_claim.c). `state` is 0 (free), 1
  *         (being claimed) or 2 (named): a name is written only by the process whose CAS
- *         took the slot from 0 to 1, and is
- *         read only after state 2 is seen (acquire). A name's home is hash(name) % SLOTS,
- *         probed linearly: two processes claiming one name meet at the same first free slot,
- *         one wins it, the other waits for state 2, compares and finds its name there, so a
- *         name never gets two slots. A claimer that died at state 1 is waited for at most
- *         STATS_CLAIM_WAIT_MS, then passed over (its slot is lost, not corrupt).
+ *         took the slot from 0 to 1, and is read only after state 2 is seen (acquire). A
+ *         name's home is hash(name) % SLOTS, probed linearly: two processes claiming one name
+ *         meet at the same first free slot, one wins it, the other waits for state 2,
+ *         compares and finds its name there, so a name never gets two slots. A claimer that
+ *         died at state 1 is waited for at most STATS_CLAIM_WAIT_MS, then passed over (its
+ *         slot is lost, not corrupt).
  *
  * Every counter is an _Atomic uint64_t updated with relaxed adds: no lock anywhere, and a
  * process that dies mid-request loses at most its own increments. Slots are never freed: a
