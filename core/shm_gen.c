@@ -196,14 +196,14 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
     if (from != NULL) {
         shm->hdr->generation = from->hdr->generation + 1;
         uint32_t skipped;
-        shm->carried = shm_carry(shm, from, &skipped);
+        const int64_t carried = shm_carry(shm, from, &skipped);
         snprintf(shm->note, sizeof shm->note,
                  "shm \"%s\": generation %u replaced generation %u (capacity %llu -> %lld, keys "
                  "of up to %u -> %u bytes, %u -> %u state words): %lld live entries carried "
                  "over%s",
                  shm->name, shm->hdr->generation, from->hdr->generation,
                  (unsigned long long)from->capacity, (long long)capacity, from->key_max,
-                 shm->key_max, from->state_words, shm->state_words, (long long)shm->carried,
+                 shm->key_max, from->state_words, shm->state_words, (long long)carried,
                  skipped > 0 ? " (some stripes skipped: their locks were held too long)" : "");
     } else if (replace) {
         shm->hdr->generation = 2; /* after one we could not read */
