@@ -17,6 +17,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -350,6 +351,31 @@ Test(stats_upgrade, never_published_refused_not_replaced)
     cr_assert_null(rl_stats_open(shm_name, NULL, &err));
     cr_expect(strstr(err.text, "exists with 4096 bytes, statistics take") != NULL, "%s", err.text);
     cr_expect_eq(stat_of().st_ino, old.st_ino);
+}
+
+/* A replacer that holds the stale segment's lock and never finishes (stuck, stopped): an
+ * opener waits for it, bounded, then gives up saying so; the stale segment stays, untouched,
+ * for the next start. (The lock is another open of the segment: flock is per open file.) */
+Test(stats_upgrade, a_stuck_replacer_is_waited_for_bounded_then_reported)
+{
+    rl_error err = {{0}};
+    struct stat old;
+    int fd;
+
+    make_counted();
+    set_version(2);
+    old = stat_of();
+    fd = shm_open(seg, O_RDWR, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(flock(fd, LOCK_EX), 0);
+    cr_assert_null(rl_stats_open(shm_name, NULL, &err));
+    cr_expect(strstr(err.text, "cannot lock it to replace it: another process held it too "
+                               "long") != NULL,
+              "%s", err.text);
+    cr_expect_eq(stat_of().st_ino, old.st_ino, "not removed");
+    close(fd);
+    rl_stats_close(open_ok()); /* the lock gone, the next start replaces it */
+    cr_expect_neq(stat_of().st_ino, old.st_ino);
 }
 
 Test(stats_upgrade, probe_says_replaced_and_changes_nothing)
