@@ -246,21 +246,15 @@ static int shm_lock_old(rl_shm *shm, int fd, size_t size, rl_error *err)
 {
     const int64_t wait_ms =
         SHM_REPLACE_WAIT_MS + (int64_t)(size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB;
-    const int64_t deadline = rl_clock_mono_ms() + wait_ms;
 
-    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            rl_errorf(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
-            return -1;
-        }
-        if (rl_clock_mono_ms() > deadline) {
-            rl_errorf(err, "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
-                      shm->name, (int)wait_ms);
-            return -1;
-        }
-        rl_clock_nap_ms(5);
-    }
-    return 0;
+    if (rl_shm_flock_wait(fd, wait_ms) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK)
+        rl_errorf(err, "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
+                  shm->name, (int)wait_ms);
+    else
+        rl_errorf(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
+    return -1;
 }
 
 /* Replaces the segment fd has open (mapped at base, size bytes), which cannot serve `want`:

@@ -271,21 +271,17 @@ static stats_segment *stats_replace(int fd, const char *name, const struct stat 
                                     const char *why, const rl_shm_config *own, char *note,
                                     size_t notelen, int *again, rl_error *err)
 {
-    const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
     rl_shm_config adopted = {0};
     stats_segment *s = NULL;
     int nfd;
 
-    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if ((errno != EWOULDBLOCK && errno != EINTR) || rl_clock_mono_ms() > deadline) {
-            rl_errorf(err,
-                      "shm \"%s\": statistics of another version (%s): cannot lock it to "
-                      "replace it: %s",
-                      name, why,
-                      errno == EWOULDBLOCK ? "another process held it too long" : strerror(errno));
-            return NULL;
-        }
-        rl_clock_nap_ms(1);
+    if (rl_shm_flock_wait(fd, STATS_ATTACH_WAIT_MS) < 0) {
+        rl_errorf(err,
+                  "shm \"%s\": statistics of another version (%s): cannot lock it to replace "
+                  "it: %s",
+                  name, why,
+                  errno == EWOULDBLOCK ? "another process held it too long" : strerror(errno));
+        return NULL;
     }
     if (!rl_shm_still_named(name, fd)) {
         *again = 1; /* replaced (or removed) meanwhile */
