@@ -150,6 +150,27 @@ static int limiter_fallback(rl_limiter *lim, size_t n, int64_t now, rl_decision 
     return r;
 }
 
+/* Redis did not answer a call the breaker let through (a decision or a probe): counted, the
+ * breaker told, and the Redis handle too (its node row shows the breaker), the error kept. */
+static void limiter_redis_failed(rl_limiter *lim)
+{
+    const int64_t now = rl_clock_mono_ms();
+
+    lim->redis_failing = 1;
+    rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
+    rl_breaker_failure(&lim->breaker, now);
+    rl_redis_breaker(lim->redis, rl_breaker_remaining(&lim->breaker, now) > 0);
+    limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
+}
+
+/* Redis answered such a call: the breaker (and the node row) closed. */
+static void limiter_redis_answered(rl_limiter *lim)
+{
+    lim->redis_failing = 0;
+    rl_breaker_success(&lim->breaker);
+    rl_redis_breaker(lim->redis, 0);
+}
+
 /* Asks Redis, through the refusal cache and the breaker. 1 / 0, or -1 when Redis did not
  * decide (out->backend and the results are then untouched but for cache lookups). */
 static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *out)
@@ -169,16 +190,11 @@ static int limiter_redis(rl_limiter *lim, size_t n, int64_t now, rl_decision *ou
         return -1;
     }
     r = rl_redis_decide(lim->redis, lim->items, n, lim->clock != NULL ? now : -1);
-    lim->redis_failing = r < 0;
     if (r < 0) {
-        rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
-        rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
-        rl_redis_breaker(lim->redis, rl_breaker_remaining(&lim->breaker, rl_clock_mono_ms()) > 0);
-        limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
+        limiter_redis_failed(lim);
         return -1;
     }
-    rl_breaker_success(&lim->breaker);
-    rl_redis_breaker(lim->redis, 0);
+    limiter_redis_answered(lim);
     lim->shm_failed = 0;
     out->backend = RL_BACKEND_REDIS;
     if (r == 0)
@@ -491,14 +507,8 @@ void rl_limiter_probe(rl_limiter *lim)
         return;
     }
     if (rl_redis_ping(lim->redis) < 0) {
-        lim->redis_failing = 1;
-        rl_stats_add(lim->stats, RL_STAT_REDIS_ERRORS, 1);
-        rl_breaker_failure(&lim->breaker, rl_clock_mono_ms());
-        rl_redis_breaker(lim->redis, rl_breaker_remaining(&lim->breaker, rl_clock_mono_ms()) > 0);
-        limiter_set_error(lim, "redis: %s", rl_redis_errstr(lim->redis));
+        limiter_redis_failed(lim);
         return;
     }
-    lim->redis_failing = 0;
-    rl_breaker_success(&lim->breaker);
-    rl_redis_breaker(lim->redis, 0);
+    limiter_redis_answered(lim);
 }

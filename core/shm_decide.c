@@ -136,7 +136,8 @@ static int shm_decide_one(rl_shm *shm, rl_item *it, size_t words, int64_t now_ms
     repair = rl_algo_decide(it->rule, in, now_ms, it->cost, &next, &ttl, it->res) & RL_ALGO_REPAIR;
     allowed = it->res->allowed != 0 || it->rule->dry_run;
 
-    if (!(allowed && it->res->allowed) && !(repair && in != NULL)) {
+    /* Stored when this rule admitted (then so did the request), or to keep a repair. */
+    if (!it->res->allowed && !(repair && in != NULL)) {
         if (in != NULL)
             sl->ref = 1;
     } else {

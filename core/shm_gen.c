@@ -196,14 +196,14 @@ int rl_shm_make(rl_shm *shm, const shm_geom *g, int64_t capacity, rl_shm *from, 
     if (from != NULL) {
         shm->hdr->generation = from->hdr->generation + 1;
         uint32_t skipped;
-        shm->carried = shm_carry(shm, from, &skipped);
+        const int64_t carried = shm_carry(shm, from, &skipped);
         snprintf(shm->note, sizeof shm->note,
                  "shm \"%s\": generation %u replaced generation %u (capacity %llu -> %lld, keys "
                  "of up to %u -> %u bytes, %u -> %u state words): %lld live entries carried "
                  "over%s",
                  shm->name, shm->hdr->generation, from->hdr->generation,
                  (unsigned long long)from->capacity, (long long)capacity, from->key_max,
-                 shm->key_max, from->state_words, shm->state_words, (long long)shm->carried,
+                 shm->key_max, from->state_words, shm->state_words, (long long)carried,
                  skipped > 0 ? " (some stripes skipped: their locks were held too long)" : "");
     } else if (replace) {
         shm->hdr->generation = 2; /* after one we could not read */
@@ -246,32 +246,15 @@ static int shm_lock_old(rl_shm *shm, int fd, size_t size, rl_error *err)
 {
     const int64_t wait_ms =
         SHM_REPLACE_WAIT_MS + (int64_t)(size >> 20) * SHM_REPLACE_WAIT_MS_PER_MIB;
-    const int64_t deadline = rl_clock_mono_ms() + wait_ms;
 
-    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            rl_errorf(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
-            return -1;
-        }
-        if (rl_clock_mono_ms() > deadline) {
-            rl_errorf(err, "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
-                      shm->name, (int)wait_ms);
-            return -1;
-        }
-        rl_clock_nap_ms(5);
-    }
-    return 0;
-}
-
-/* Does the name still lead to the file fd has open? */
-static int shm_still_named(const rl_shm *shm, int fd)
-{
-    char path[sizeof SHM_DIR + sizeof shm->name];
-    struct stat a, b;
-
-    snprintf(path, sizeof path, SHM_DIR "%s", shm->name);
-    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
-           a.st_dev == b.st_dev;
+    if (rl_shm_flock_wait(fd, wait_ms) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK)
+        rl_errorf(err, "shm \"%s\": another process has been replacing it for %d ms (stuck?)",
+                  shm->name, (int)wait_ms);
+    else
+        rl_errorf(err, "shm \"%s\": flock: %s", shm->name, strerror(errno));
+    return -1;
 }
 
 /* Replaces the segment fd has open (mapped at base, size bytes), which cannot serve `want`:
@@ -289,7 +272,7 @@ int rl_shm_replace(rl_shm *shm, int fd, unsigned char *base, size_t size, const 
 
     if (shm_lock_old(shm, fd, size, err) < 0)
         return -1;
-    if (!shm_still_named(shm, fd)) {
+    if (!rl_shm_still_named(shm->name, fd)) {
         flock(fd, LOCK_UN);
         return 1; /* replaced (or removed) while we waited: look again */
     }

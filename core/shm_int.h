@@ -147,7 +147,6 @@ struct rl_shm {
 #ifdef RL_TESTING
     int die_in_lock; /* test hook, see rl_shm_test_die (test builds only) */
 #endif
-    int64_t carried;           /* entries this open carried over from the generation it replaced */
     char note[NAME_MAX + 300]; /* what this open did to the segment in place, or "" (rl_shm_note) */
     /* Who the segments this open makes belong to (shm.user, shm.group, shm.mode; name unset):
      * a copy, read only while opening. Zeroed: the process's user and group, mode 0600. */

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -201,6 +202,31 @@ int rl_shm_wait_sized(int fd, const char *name, int64_t start, int wait_ms, stru
         }
         rl_clock_nap_ms(2);
     }
+}
+
+int rl_shm_flock_wait(int fd, int64_t wait_ms)
+{
+    const int64_t deadline = rl_clock_mono_ms() + wait_ms;
+
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        if (rl_clock_mono_ms() > deadline) {
+            errno = EWOULDBLOCK;
+            return -1;
+        }
+        rl_clock_nap_ms(2);
+    }
+    return 0;
+}
+
+int rl_shm_still_named(const char *name, int fd)
+{
+    char path[sizeof SHM_OWNER_DIR + NAME_MAX + 1];
+    struct stat a, b;
+
+    return owner_path(name, path, sizeof path) == 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+           a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
 void rl_shm_open_error(const char *name, int errnum, rl_error *err)

@@ -52,6 +52,16 @@ int rl_shm_wait_owner(const char *name, int errnum);
 int rl_shm_wait_sized(int fd, const char *name, int64_t start, int wait_ms, struct stat *st,
                       rl_error *err);
 
+/* flock(LOCK_EX) on the segment fd has open, waiting (napping 2 ms) up to wait_ms for its
+ * holder: a replacer holds the old segment's lock while it replaces it. 0 held, or -1 with
+ * errno (EWOULDBLOCK: still held after wait_ms). The table and the statistics replace so. */
+int rl_shm_flock_wait(int fd, int64_t wait_ms);
+
+/* 1 when /dev/shm NAME still leads to the file fd has open, else 0. A replacer asks under
+ * the old segment's flock: another process may have replaced or removed it meanwhile. The
+ * table and the statistics replace so. */
+int rl_shm_still_named(const char *name, int fd);
+
 /* Sets err (may be NULL) for shm_open(NAME, O_RDWR) that failed with errnum: for EACCES, who
  * owns the segment, who we are, and what to do. */
 void rl_shm_open_error(const char *name, int errnum, rl_error *err);

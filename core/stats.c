@@ -11,12 +11,12 @@
  *         nothing else before it sees it (acquire). `magic` is at offset 0 in every version.
  * slot    one rule name's counters, claimed by name (stats_claim.c). `state` is 0 (free), 1
  *         (being claimed) or 2 (named): a name is written only by the process whose CAS
- *         took the slot from 0 to 1, and is
- *         read only after state 2 is seen (acquire). A name's home is hash(name) % SLOTS,
- *         probed linearly: two processes claiming one name meet at the same first free slot,
- *         one wins it, the other waits for state 2, compares and finds its name there, so a
- *         name never gets two slots. A claimer that died at state 1 is waited for at most
- *         STATS_CLAIM_WAIT_MS, then passed over (its slot is lost, not corrupt).
+ *         took the slot from 0 to 1, and is read only after state 2 is seen (acquire). A
+ *         name's home is hash(name) % SLOTS, probed linearly: two processes claiming one name
+ *         meet at the same first free slot, one wins it, the other waits for state 2,
+ *         compares and finds its name there, so a name never gets two slots. A claimer that
+ *         died at state 1 is waited for at most STATS_CLAIM_WAIT_MS, then passed over (its
+ *         slot is lost, not corrupt).
  *
  * Every counter is an _Atomic uint64_t updated with relaxed adds: no lock anywhere, and a
  * process that dies mid-request loses at most its own increments. Slots are never freed: a
@@ -259,16 +259,6 @@ static int stats_may_replace(const char *name, const struct stat *old, const cha
     return -1;
 }
 
-/* Does /dev/shm NAME still name the file old (stat) describes? */
-static int stats_same_file(const char *name, const struct stat *old)
-{
-    char path[sizeof "/dev/shm" + NAME_MAX + 1];
-    struct stat now;
-
-    snprintf(path, sizeof path, "/dev/shm%s", name);
-    return stat(path, &now) == 0 && now.st_ino == old->st_ino && now.st_dev == old->st_dev;
-}
-
 /* Replaces the stale segment open on fd (old: its stat; why: how it differs) by a new one,
  * owned as own says (as root, what own leaves unset is the old one's: the pool keeps its
  * statistics' owner). Serialised by flock(LOCK_EX) on the old segment, held until the new
@@ -281,23 +271,19 @@ static stats_segment *stats_replace(int fd, const char *name, const struct stat 
                                     const char *why, const rl_shm_config *own, char *note,
                                     size_t notelen, int *again, rl_error *err)
 {
-    const int64_t deadline = rl_clock_mono_ms() + STATS_ATTACH_WAIT_MS;
     rl_shm_config adopted = {0};
     stats_segment *s = NULL;
     int nfd;
 
-    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if ((errno != EWOULDBLOCK && errno != EINTR) || rl_clock_mono_ms() > deadline) {
-            rl_errorf(err,
-                      "shm \"%s\": statistics of another version (%s): cannot lock it to "
-                      "replace it: %s",
-                      name, why,
-                      errno == EWOULDBLOCK ? "another process held it too long" : strerror(errno));
-            return NULL;
-        }
-        rl_clock_nap_ms(1);
+    if (rl_shm_flock_wait(fd, STATS_ATTACH_WAIT_MS) < 0) {
+        rl_errorf(err,
+                  "shm \"%s\": statistics of another version (%s): cannot lock it to replace "
+                  "it: %s",
+                  name, why,
+                  errno == EWOULDBLOCK ? "another process held it too long" : strerror(errno));
+        return NULL;
     }
-    if (!stats_same_file(name, old)) {
+    if (!rl_shm_still_named(name, fd)) {
         *again = 1; /* replaced (or removed) meanwhile */
         goto out;
     }

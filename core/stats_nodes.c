@@ -3,7 +3,7 @@
  * Data (stats_nodes.h): rows[0..RL_STATS_NODES) each named by a node address "HOST:PORT",
  * then the "other" row (rows[RL_STATS_NODE_OTHER], never named), and the Sentinel master.
  *
- * Claiming is the rule slots' protocol (stats.c): `state` goes 0 (free) -> 1 (being claimed,
+ * Claiming is the rule slots' protocol (stats_claim.c): `state` goes 0 (free) -> 1 (being claimed,
  * by the one process whose CAS won) -> 2 (named, release); the address and kind are written
  * in between and read only after state 2 is seen (acquire). An address's home is
  * hash(address) % RL_STATS_NODES, probed linearly, so two processes claiming one address meet

@@ -602,6 +602,56 @@ Test(shm, racing_replacers_make_one_generation)
     rl_shm_close(old);
 }
 
+/* Replacers queued at the old segment's flock (held here while they start): the first to get
+ * it replaces the segment; each later one must find the name on that new generation and
+ * attach to it, never replace it again from the old one (which would drop the decisions made
+ * in the new one meanwhile). The race above rarely lines them up so; this makes it the rule. */
+Test(shm, replacers_queued_on_the_old_flock_attach_to_the_new_generation)
+{
+    enum { NPROC = 4 };
+    rl_rule r = mkrule("race:0000abcd", 1, 3600000, 100);
+    const int64_t now = real_ms();
+    const struct timespec start = {0, 500 * 1000000L};
+    rl_shm *old = open_sized(tname, 1000, KEY_MAX, WORDS), *shm;
+    int lfd = shm_open(tname, O_RDWR, 0);
+    pid_t pids[NPROC];
+    rl_rule_result res;
+
+    admit_n(old, &r, "race:0000abcd\x1f" "k", now, 10);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(flock(lfd, LOCK_EX), 0);
+    for (int p = 0; p < NPROC; p++) {
+        pids[p] = fork();
+        cr_assert_geq(pids[p], 0);
+        if (pids[p] == 0) {
+            rl_error err;
+            rl_rule_result cres;
+            rl_shm *s;
+
+            close(lfd);
+            s = rl_shm_open(tname, 2000, KEY_MAX, WORDS, &err);
+            _exit(s != NULL && decide1(s, &r, "race:0000abcd\x1f" "k", now, &cres) == 1 ? 0 : 1);
+        }
+    }
+    /* Time to open the old segment and queue at its flock (well within the replacers' wait);
+     * one that comes later finds the new generation at once, as it should. */
+    nanosleep(&start, NULL);
+    flock(lfd, LOCK_UN);
+    close(lfd);
+    for (int p = 0; p < NPROC; p++) {
+        int status;
+        waitpid(pids[p], &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    shm = open_sized(tname, 2000, KEY_MAX, WORDS);
+    cr_assert_eq(stats(shm).generation, 2, "one replacement, the others attached to it");
+    cr_assert_eq(decide1(shm, &r, "race:0000abcd\x1f" "k", now, &res), 1);
+    cr_assert_eq(res.remaining, 100 - 10 - NPROC - 1, "every child's decision is in it");
+    cr_assert(!leftovers());
+    rl_shm_close(shm);
+    rl_shm_close(old);
+}
+
 static void count_key(const char *key, size_t len, void *ud)
 {
     int *n = ud;

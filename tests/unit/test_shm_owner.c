@@ -14,15 +14,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "asuser.h"
 #include "backend.h"
 #include "clock.h"
 #include "leakcheck.h"
@@ -59,47 +58,48 @@ static struct stat stat_of(const char *path)
     return st;
 }
 
-static struct passwd *nobody_or_skip(void)
+/* One attempt of child_run: open the table (or, plan set, ask rl_shm_plan). */
+typedef struct {
+    const rl_shm_config *own;
+    int64_t capacity;
+    int plan;
+} open_try;
+
+static int try_open(void *arg, char *msg, size_t size)
 {
-    struct passwd *pw = getpwnam("nobody");
-    if (geteuid() != 0 || pw == NULL)
-        cr_skip_test("needs root and a user nobody");
-    return pw;
+    const open_try *t = arg;
+    rl_error err = {{0}};
+    rl_shm *shm;
+
+    if (t->plan)
+        return rl_shm_plan(tname, t->capacity, KEY_MAX, WORDS, t->own, msg, size) >= 0;
+    if ((shm = rl_shm_open_owned(tname, t->capacity, KEY_MAX, WORDS, t->own, &err)) != NULL) {
+        rl_shm_close(shm);
+        return 1;
+    }
+    snprintf(msg, size, "%s", err.text);
+    return 0;
 }
 
-/* In a child running as uid/gid: opens the table of `capacity` with own (or, plan set, asks
+/* In a child running as pw: opens the table of `capacity` with own (or, plan set, asks
  * rl_shm_plan); exit 0 when it opened (the plan succeeded), 1 when refused with a message
  * containing want (NULL: any), 2 otherwise. */
-static int child_run(uid_t uid, gid_t gid, const rl_shm_config *own, int64_t capacity, int plan,
-                     const char *want)
+static int child_run(const struct passwd *pw, const rl_shm_config *own, int64_t capacity,
+                     int plan, const char *want)
 {
-    pid_t pid = fork();
-    int status;
+    open_try t = {own, capacity, plan};
+    return rl_test_as_user(pw, try_open, &t, want);
+}
 
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        rl_error err = {{0}};
-        char out[1024] = "";
-        rl_shm *shm = NULL;
-
-        if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
-            _exit(3);
-        if (plan && rl_shm_plan(tname, capacity, KEY_MAX, WORDS, own, out, sizeof out) >= 0)
-            _exit(0);
-        if (!plan && (shm = rl_shm_open_owned(tname, capacity, KEY_MAX, WORDS, own, &err))) {
-            rl_shm_close(shm);
-            _exit(0);
-        }
-        if (plan)
-            snprintf(err.text, sizeof err.text, "%s", out);
-        if (want == NULL || strstr(err.text, want) != NULL)
-            _exit(1);
-        fprintf(stderr, "child: %s\n", err.text);
-        _exit(2);
-    }
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
+/* shm.user and shm.group set to pw's, mode 0660: what root configures for the pool. */
+static rl_shm_config given_to(const struct passwd *pw)
+{
+    rl_shm_config own = {.uid_set = 1,
+                         .uid = (uint32_t)pw->pw_uid,
+                         .gid_set = 1,
+                         .gid = (uint32_t)pw->pw_gid,
+                         .mode = 0660};
+    return own;
 }
 
 /* Private names (NAME.new-PID-N) of the test's table left in /dev/shm. */
@@ -118,11 +118,11 @@ static int leftovers(void)
     return n;
 }
 
-/* In a child running as uid/gid: opens the table with own; exit 0 when it opened, 1 when
+/* In a child running as pw: opens the table with own; exit 0 when it opened, 1 when
  * refused with err containing want (NULL: any), 2 otherwise. */
-static int child_open(uid_t uid, gid_t gid, const rl_shm_config *own, const char *want)
+static int child_open(const struct passwd *pw, const rl_shm_config *own, const char *want)
 {
-    return child_run(uid, gid, own, 1000, 0, want);
+    return child_run(pw, own, 1000, 0, want);
 }
 
 Test(shm_owner, default_mode_0600_whatever_the_umask)
@@ -162,12 +162,8 @@ Test(shm_owner, mode_applied_to_table_and_stats)
 
 Test(shm_owner, root_gives_both_segments_to_the_user)
 {
-    struct passwd *pw = nobody_or_skip();
-    rl_shm_config own = {.uid_set = 1,
-                         .uid = (uint32_t)pw->pw_uid,
-                         .gid_set = 1,
-                         .gid = (uint32_t)pw->pw_gid,
-                         .mode = 0660};
+    struct passwd *pw = rl_test_nobody_or_skip();
+    rl_shm_config own = given_to(pw);
     char spath[96];
     rl_error err;
     rl_shm *shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, &own, &err);
@@ -186,20 +182,20 @@ Test(shm_owner, root_gives_both_segments_to_the_user)
     cr_expect_eq(s.st_gid, pw->pw_gid);
     cr_expect_eq(s.st_mode & 07777, 0660);
     /* The user attaches to what root created. */
-    cr_expect_eq(child_open(pw->pw_uid, pw->pw_gid, NULL, NULL), 0);
+    cr_expect_eq(child_open(pw, NULL, NULL), 0);
     rl_shm_close(shm);
     rl_stats_close(st);
 }
 
 Test(shm_owner, attaching_changes_no_owner)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     rl_shm_config mine = {.uid_set = 1, .uid = 0, .gid_set = 1, .gid = 0, .mode = 0600};
     rl_error err;
     rl_shm *shm;
 
     /* The user creates it (no owner configured), then root attaches asking for root. */
-    cr_assert_eq(child_open(pw->pw_uid, pw->pw_gid, NULL, NULL), 0);
+    cr_assert_eq(child_open(pw, NULL, NULL), 0);
     shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, &mine, &err);
     cr_assert_not_null(shm, "%s", err.text);
     cr_expect_eq(stat_of(tpath).st_uid, pw->pw_uid);
@@ -209,21 +205,21 @@ Test(shm_owner, attaching_changes_no_owner)
 
 Test(shm_owner, who_may_not_give_it_away_creates_nothing)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     rl_shm_config own = {.uid_set = 1, .uid = 0, .gid_set = 1, .gid = 0};
 
-    cr_expect_eq(child_open(pw->pw_uid, pw->pw_gid, &own, "cannot give it to uid 0, gid 0"), 1);
+    cr_expect_eq(child_open(pw, &own, "cannot give it to uid 0, gid 0"), 1);
     cr_expect_eq(access(tpath, F_OK), -1, "the half-made segment was removed");
 }
 
 Test(shm_owner, another_users_segment_is_explained)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     rl_error err;
     rl_shm *shm = rl_shm_open_owned(tname, 1000, KEY_MAX, WORDS, NULL, &err);
 
     cr_assert_not_null(shm, "%s", err.text);
-    cr_expect_eq(child_open(pw->pw_uid, pw->pw_gid, NULL,
+    cr_expect_eq(child_open(pw, NULL,
                             "Permission denied (it belongs to uid 0, gid 0, mode 0600"),
                  1);
     rl_shm_close(shm);
@@ -233,18 +229,14 @@ Test(shm_owner, another_users_segment_is_explained)
 
 Test(shm_owner, root_gives_a_new_generation_to_the_user)
 {
-    struct passwd *pw = nobody_or_skip();
-    rl_shm_config own = {.uid_set = 1,
-                         .uid = (uint32_t)pw->pw_uid,
-                         .gid_set = 1,
-                         .gid = (uint32_t)pw->pw_gid,
-                         .mode = 0660};
+    struct passwd *pw = rl_test_nobody_or_skip();
+    rl_shm_config own = given_to(pw);
     rl_error err;
     rl_shm *shm;
     struct stat before, s;
 
     /* The pool's user made generation 1; root needs another capacity. */
-    cr_assert_eq(child_open(pw->pw_uid, pw->pw_gid, &own, NULL), 0);
+    cr_assert_eq(child_open(pw, &own, NULL), 0);
     before = stat_of(tpath);
     shm = rl_shm_open_owned(tname, 2000, KEY_MAX, WORDS, &own, &err);
     cr_assert_not_null(shm, "%s", err.text);
@@ -257,19 +249,19 @@ Test(shm_owner, root_gives_a_new_generation_to_the_user)
     cr_expect_eq(s.st_mode & 07777, 0660);
     cr_expect_eq(leftovers(), 0);
     /* The user attaches to root's generation, and could replace it again. */
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 2000, 0, NULL), 0);
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 3000, 1, NULL), 0);
+    cr_expect_eq(child_run(pw, &own, 2000, 0, NULL), 0);
+    cr_expect_eq(child_run(pw, &own, 3000, 1, NULL), 0);
     rl_shm_close(shm);
 }
 
 Test(shm_owner, root_without_shm_user_keeps_the_owner_of_the_generation_it_replaces)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     rl_error err;
     rl_shm *shm;
     struct stat s;
 
-    cr_assert_eq(child_open(pw->pw_uid, pw->pw_gid, NULL, NULL), 0);
+    cr_assert_eq(child_open(pw, NULL, NULL), 0);
     shm = rl_shm_open_owned(tname, 2000, KEY_MAX, WORDS, NULL, &err);
     cr_assert_not_null(shm, "%s", err.text);
     cr_expect_neq(rl_shm_note(shm)[0], '\0', "replaced");
@@ -277,13 +269,13 @@ Test(shm_owner, root_without_shm_user_keeps_the_owner_of_the_generation_it_repla
     cr_expect_eq(s.st_uid, pw->pw_uid, "not root's: the pool could not open it");
     cr_expect_eq(s.st_gid, pw->pw_gid);
     cr_expect_eq(s.st_mode & 07777, 0600);
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 2000, 0, NULL), 0);
+    cr_expect_eq(child_run(pw, NULL, 2000, 0, NULL), 0);
     rl_shm_close(shm);
 }
 
 Test(shm_owner, who_does_not_own_a_generation_cannot_replace_it)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     /* root:nobody's group 0660: the user may use it, but not rename over it (sticky). */
     rl_shm_config shared = {.gid_set = 1, .gid = (uint32_t)pw->pw_gid, .mode = 0660};
     const char *want = "cannot replace it by a new generation: it belongs to uid 0";
@@ -293,10 +285,10 @@ Test(shm_owner, who_does_not_own_a_generation_cannot_replace_it)
 
     cr_assert_not_null(shm, "%s", err.text);
     before = stat_of(tpath);
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 1000, 0, NULL), 0, "it fits: attached");
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 2000, 0, want), 1);
+    cr_expect_eq(child_run(pw, NULL, 1000, 0, NULL), 0, "it fits: attached");
+    cr_expect_eq(child_run(pw, NULL, 2000, 0, want), 1);
     /* -t as that user says the same, and neither touched anything. */
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, NULL, 2000, 1, want), 1);
+    cr_expect_eq(child_run(pw, NULL, 2000, 1, want), 1);
     cr_expect_eq(stat_of(tpath).st_ino, before.st_ino);
     cr_expect_eq(leftovers(), 0);
     rl_shm_close(shm);
@@ -304,13 +296,13 @@ Test(shm_owner, who_does_not_own_a_generation_cannot_replace_it)
 
 Test(shm_owner, the_plan_says_when_a_user_may_not_give_a_segment_away)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     rl_shm_config own = {.uid_set = 1, .uid = 0, .gid_set = 1, .gid = 0};
 
     /* -t as the user: a start would fail with the same words, and nothing is created. */
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 1000, 1, "cannot give it to uid 0, gid 0"),
+    cr_expect_eq(child_run(pw, &own, 1000, 1, "cannot give it to uid 0, gid 0"),
                  1);
-    cr_expect_eq(child_run(pw->pw_uid, pw->pw_gid, &own, 1000, 0, "cannot give it to uid 0, gid 0"),
+    cr_expect_eq(child_run(pw, &own, 1000, 0, "cannot give it to uid 0, gid 0"),
                  1);
     cr_expect_eq(access(tpath, F_OK), -1);
     cr_expect_eq(leftovers(), 0);

@@ -14,15 +14,16 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asuser.h"
 #include "clock.h"
 #include "leakcheck.h"
 #include "ratelimit.h"
@@ -352,6 +353,31 @@ Test(stats_upgrade, never_published_refused_not_replaced)
     cr_expect_eq(stat_of().st_ino, old.st_ino);
 }
 
+/* A replacer that holds the stale segment's lock and never finishes (stuck, stopped): an
+ * opener waits for it, bounded, then gives up saying so; the stale segment stays, untouched,
+ * for the next start. (The lock is another open of the segment: flock is per open file.) */
+Test(stats_upgrade, a_stuck_replacer_is_waited_for_bounded_then_reported)
+{
+    rl_error err = {{0}};
+    struct stat old;
+    int fd;
+
+    make_counted();
+    set_version(2);
+    old = stat_of();
+    fd = shm_open(seg, O_RDWR, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(flock(fd, LOCK_EX), 0);
+    cr_assert_null(rl_stats_open(shm_name, NULL, &err));
+    cr_expect(strstr(err.text, "cannot lock it to replace it: another process held it too "
+                               "long") != NULL,
+              "%s", err.text);
+    cr_expect_eq(stat_of().st_ino, old.st_ino, "not removed");
+    close(fd);
+    rl_stats_close(open_ok()); /* the lock gone, the next start replaces it */
+    cr_expect_neq(stat_of().st_ino, old.st_ino);
+}
+
 Test(stats_upgrade, probe_says_replaced_and_changes_nothing)
 {
     rl_error err = {{0}};
@@ -388,12 +414,20 @@ Test(stats_upgrade, probe_says_replaced_and_changes_nothing)
 
 /* ---- owners: root makes the stale segment, `nobody` opens it --------------------------- */
 
-static struct passwd *nobody_or_skip(void)
+/* One attempt of child_open: rl_stats_open (probe 0) or rl_stats_probe (probe 1). */
+static int try_open(void *arg, char *msg, size_t size)
 {
-    struct passwd *pw = getpwnam("nobody");
-    if (geteuid() != 0 || pw == NULL)
-        cr_skip_test("needs root and a user nobody");
-    return pw;
+    rl_error err = {{0}};
+    rl_stats_seg *st;
+
+    if (*(const int *)arg && rl_stats_probe(shm_name, NULL, &err) >= 0)
+        return 1;
+    if (!*(const int *)arg && (st = rl_stats_open(shm_name, NULL, &err)) != NULL) {
+        rl_stats_close(st);
+        return 1;
+    }
+    snprintf(msg, size, "%s", err.text);
+    return 0;
 }
 
 /* In a child running as pw: rl_stats_open (probe 0) or rl_stats_probe (probe 1). Exit 0 when
@@ -401,30 +435,7 @@ static struct passwd *nobody_or_skip(void)
  * otherwise. */
 static int child_open(const struct passwd *pw, int probe, const char *want)
 {
-    pid_t pid = fork();
-    int status;
-
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        rl_error err = {{0}};
-        rl_stats_seg *st;
-
-        if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
-            _exit(3);
-        if (probe && rl_stats_probe(shm_name, NULL, &err) >= 0)
-            _exit(0);
-        if (!probe && (st = rl_stats_open(shm_name, NULL, &err)) != NULL) {
-            rl_stats_close(st);
-            _exit(0);
-        }
-        if (strstr(err.text, want) != NULL)
-            _exit(1);
-        fprintf(stderr, "child: %s\n", err.text);
-        _exit(2);
-    }
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    return rl_test_as_user(pw, try_open, &probe, want);
 }
 
 /* Root's stale segment: unreadable to nobody (0600), or readable but not nobody's to remove
@@ -432,7 +443,7 @@ static int child_open(const struct passwd *pw, int probe, const char *want)
  * left as it is. */
 Test(stats_upgrade, foreign_owned_refused_and_kept)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     struct stat old;
 
     plant(2, V2_SIZE);
@@ -451,7 +462,7 @@ Test(stats_upgrade, foreign_owned_refused_and_kept)
  * new generation of the table does); the pool's user replaces its own. */
 Test(stats_upgrade, replacement_keeps_the_pools_owner)
 {
-    struct passwd *pw = nobody_or_skip();
+    struct passwd *pw = rl_test_nobody_or_skip();
     struct stat old, now;
     rl_stats_seg *st;
 
