@@ -74,6 +74,8 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
     if (r == NULL)
         return NULL;
     r->cfg = cfg;
+    r->prefix = prefix;
+    r->plen = strlen(prefix);
     r->row = -1;
     if (cfg->ncluster > 0) {
         r->cluster = rl_cluster_new(cfg);
@@ -83,7 +85,7 @@ rl_redis *rl_redis_new(const rl_redis_config *cfg)
         }
     }
     /* prefix "{" client "}:" rule NUL, the client at most RL_KEY_MAX bytes. */
-    r->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
+    r->keycap = rl_keys_redis_len(r->plen, RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     /* "*ARGC\r\n", then every argument framed: the SHA1, the keys, the numbers. */
     r->cmd = malloc(REDIS_HEAD_MAX + RL_MAX_MATCH * (REDIS_BULK_MAX + r->keycap) +
                     REDIS_NUMS_MAX * (REDIS_BULK_MAX + REDIS_NUM_LEN));

@@ -85,9 +85,11 @@ rl_cluster *rl_cluster_new(const rl_redis_config *cfg)
     if (c == NULL)
         return NULL;
     c->cfg = cfg;
+    c->prefix = prefix;
+    c->plen = strlen(prefix);
     for (size_t s = 0; s < RL_CLUSTER_SLOTS; s++)
         c->map[s] = NODE_NONE;
-    c->keycap = rl_keys_redis_len(strlen(prefix), RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
+    c->keycap = rl_keys_redis_len(c->plen, RL_KEY_MAX, RL_RULE_ID_MAX - 1) + 1;
     c->keys = malloc(RL_MAX_MATCH * c->keycap);
     if (c->keys == NULL)
         goto fail;

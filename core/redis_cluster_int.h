@@ -72,6 +72,9 @@ struct rl_cluster {
     cl_group groups[RL_MAX_MATCH];
     char *keys;
     size_t keycap;
+    const char
+        *prefix; /* cfg->prefix, "" for none, and its length: found once, at rl_cluster_new */
+    size_t plen;
 };
 
 /* Sets c->errstr (redis_cluster.c). */

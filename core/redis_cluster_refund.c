@@ -169,8 +169,8 @@ static redisReply *cl_refund_call(rl_cluster *c, cl_node *node, int asked, int64
  * fails is lost: the charge stays, a brief over-refusal (errstr is left as the decision's). */
 void rl_cl_refund(rl_cluster *c, const cl_group *g, int64_t now_ms, int64_t deadline)
 {
-    const char *prefix = c->cfg->prefix != NULL ? c->cfg->prefix : "";
-    size_t plen = strlen(prefix);
+    const char *prefix = c->prefix;
+    size_t plen = c->plen;
     const char *argv[3 + RL_MAX_MATCH + 2 + 5 * RL_MAX_MATCH];
     size_t argvlen[sizeof argv / sizeof argv[0]];
     char nums[3 + 5 * RL_MAX_MATCH][24];

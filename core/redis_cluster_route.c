@@ -124,8 +124,8 @@ static int cl_decide_group(rl_cluster *c, cl_group *g, int64_t now_ms, int64_t d
  * slots first appear). The number of groups, or -1 for a key that cannot be made. */
 static int cl_group_items(rl_cluster *c, rl_item *items, size_t n)
 {
-    const char *prefix = c->cfg->prefix != NULL ? c->cfg->prefix : "";
-    size_t plen = strlen(prefix), ng = 0, k = 0;
+    const char *prefix = c->prefix;
+    size_t plen = c->plen, ng = 0, k = 0;
     unsigned slots[RL_MAX_MATCH];
 
     for (size_t i = 0; i < n; i++) {

@@ -71,7 +71,9 @@ struct rl_redis {
     char *cmd;
     size_t cmdlen;
     int nargs;
-    size_t keycap; /* the longest key + its NUL: prefix "{" client "}:" rule */
+    size_t keycap;      /* the longest key + its NUL: prefix "{" client "}:" rule */
+    const char *prefix; /* cfg->prefix, "" for none, and its length: found once, at rl_redis_new */
+    size_t plen;
 };
 
 /* Sets r->errstr (redis.c). */

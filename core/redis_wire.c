@@ -84,8 +84,8 @@ static char *redis_put_num(char *p, int64_t v)
  * head is left for redis_send). 0, or -1 for input no key can be made of. */
 int rl_redis_build(rl_redis *r, const rl_item *items, size_t n, int64_t now_ms)
 {
-    const char *prefix = r->cfg->prefix != NULL ? r->cfg->prefix : "";
-    size_t plen = strlen(prefix);
+    const char *prefix = r->prefix;
+    size_t plen = r->plen;
     char *p = r->cmd + REDIS_HEAD_MAX;
     size_t i;
 
