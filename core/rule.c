@@ -60,12 +60,12 @@ static int rule_exact(const rl_rule *rule, const char *path)
 
 static int rule_in_list(char *const *list, size_t n, const char *s, size_t len, int nocase)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strlen(list[i]) != len)
-            continue;
-        if (nocase ? strncasecmp(list[i], s, len) == 0 : memcmp(list[i], s, len) == 0)
+    /* s holds no NUL in its len bytes, so a match of len bytes means list[i] has at least
+     * that many, and its NUL right after says it has no more: no strlen per entry. */
+    for (size_t i = 0; i < n; i++)
+        if ((nocase ? strncasecmp(list[i], s, len) : strncmp(list[i], s, len)) == 0 &&
+            list[i][len] == '\0')
             return 1;
-    }
     return 0;
 }
 

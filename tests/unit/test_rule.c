@@ -74,6 +74,10 @@ Test(rule, matching)
         {"GET", NULL, "/u/x/avatar", "any"},
         {"POST", NULL, "/", "post any"},
         {"post", NULL, "/", "any"}, /* methods are case-sensitive */
+        {"POS", NULL, "/", "any"},   /* a method or host matches whole, never a prefix of ... */
+        {"POSTX", NULL, "/", "any"}, /* ... an entry, nor an entry a prefix of it */
+        {"GET", "example.co", "/", "any"},
+        {"GET", "example.comx", "/", "any"},
         {NULL, NULL, "/", "any"},
         {"GET", "example.com", "/", "host any"},
         {"GET", "EXAMPLE.com:8080", "/", "host any"},
