@@ -172,7 +172,9 @@ int fcgi_conn_flush(fcgi_conn *c, int wait)
         ssize_t n = write(c->fd, c->obuf + c->ooff, c->olen - c->ooff);
         if (n > 0) {
             c->ooff += (size_t)n;
-            if (c->ooff < c->olen) /* moved, not done: the wait for the rest starts anew */
+            /* moved while the loop waits for output: its wait starts anew, for the rest or
+             * for the next pipelined answer (srv_interest only sets it when the wait begins) */
+            if (c->want_out)
                 c->wdeadline = rl_clock_mono_ms() + c->read_ms;
             continue;
         }

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcgiapp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "log.h"
 #include "reload.h"
 #include "response.h"
+#include "settings.h"
 
 extern char **environ;
 
@@ -134,13 +136,26 @@ static int loop_serve(handle_ctx *ctx, response *rsp, const proxy_io *io)
 
 /* Plain CGI's body: read(2), not fread, so a piece is handed on as soon as it arrives and
  * the proxy checks proxy.total_timeout_ms between pieces (fread waited for a whole 16 KiB, so a
- * client trickling its upload held the process for as long as it liked). Nothing else reads
- * stdin, so no stdio buffer holds bytes this would miss. */
+ * client trickling its upload held the process for as long as it liked). Each wait for a
+ * piece is bounded by fastcgi.read_timeout_ms (ud), as a FastCGI body's is: a client that says
+ * CONTENT_LENGTH and sends nothing would otherwise hold the process for good, before any
+ * check between pieces could run. Nothing else reads stdin, so no stdio buffer holds bytes
+ * this would miss. */
 static int loop_stdin_read(void *ud, char *buf, int n)
 {
+    const int *read_ms = ud;
+    struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
     ssize_t got;
+    int r;
 
-    (void)ud;
+    do
+        r = poll(&p, 1, *read_ms);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        log_warn("CGI: no more of the request's body within %d ms (fastcgi.read_timeout_ms)",
+                 *read_ms);
+    if (r <= 0)
+        return -1;
     do
         got = read(STDIN_FILENO, buf, (size_t)n);
     while (got < 0 && errno == EINTR);
@@ -157,10 +172,11 @@ static int loop_stdout_write(void *ud, const char *buf, int n)
 static int loop_cgi(handle_ctx *ctx, response *rsp)
 {
     /* No end-of-stream marker beyond CONTENT_LENGTH: a body without one is not read. */
+    int read_ms = settings_get_fastcgi(ctx->cfg)->read_timeout_ms;
     proxy_io io = {.params = environ,
                    .read = loop_stdin_read,
                    .write = loop_stdout_write,
-                   .ud = NULL,
+                   .ud = &read_ms,
                    .body_to_eof = 0};
     int rc = loop_serve(ctx, rsp, &io);
 

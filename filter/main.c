@@ -40,7 +40,7 @@ enum main_mode { MAIN_SERVE, MAIN_TEST, MAIN_SHM_REMOVE, MAIN_DECIDE };
 enum {
     MAIN_OPT_SHM_REMOVE = 256,
     MAIN_OPT_DECIDE,
-    MAIN_OPT_CLIENT,
+    MAIN_OPT_CLIENT, /* CLIENT..COUNT: a request's options, which need --decide */
     MAIN_OPT_PATH,
     MAIN_OPT_METHOD,
     MAIN_OPT_HOST,
@@ -233,6 +233,8 @@ typedef struct main_opts {
 /* Takes option c (its argument in optarg) into o. -1 to go on, or the exit code. */
 static int main_option(int c, main_opts *o)
 {
+    if (c >= MAIN_OPT_CLIENT && c <= MAIN_OPT_COUNT)
+        o->decide_opts = 1;
     switch (c) {
     case 'c': o->file = optarg; break;
     case 't':
@@ -244,29 +246,16 @@ static int main_option(int c, main_opts *o)
         }
         o->mode = c == 't' ? MAIN_TEST : c == MAIN_OPT_DECIDE ? MAIN_DECIDE : MAIN_SHM_REMOVE;
         break;
-    case MAIN_OPT_CLIENT:
-        o->da.client = optarg;
-        o->decide_opts = 1;
-        break;
-    case MAIN_OPT_PATH:
-        o->da.path = optarg;
-        o->decide_opts = 1;
-        break;
-    case MAIN_OPT_METHOD:
-        o->da.method = optarg;
-        o->decide_opts = 1;
-        break;
-    case MAIN_OPT_HOST:
-        o->da.host = optarg;
-        o->decide_opts = 1;
-        break;
+    case MAIN_OPT_CLIENT: o->da.client = optarg; break;
+    case MAIN_OPT_PATH: o->da.path = optarg; break;
+    case MAIN_OPT_METHOD: o->da.method = optarg; break;
+    case MAIN_OPT_HOST: o->da.host = optarg; break;
     case MAIN_OPT_HEADER:
         if (o->da.nheaders == DECIDE_HEADERS_MAX) {
             fprintf(stderr, "ratelimit-filter: at most %d --header\n", DECIDE_HEADERS_MAX);
             return main_usage_error();
         }
         o->da.headers[o->da.nheaders++] = optarg;
-        o->decide_opts = 1;
         break;
     case MAIN_OPT_COUNT: {
         char *end;
@@ -276,7 +265,6 @@ static int main_option(int c, main_opts *o)
                     MAIN_COUNT_MAX);
             return main_usage_error();
         }
-        o->decide_opts = 1;
         break;
     }
     case MAIN_OPT_LISTEN:

@@ -3,7 +3,8 @@
 #
 # Options and exit codes (0 ok, 1 configuration, 2 usage, 3 runtime), -t output, --shm-remove,
 # then single CGI requests from the environment with stdin not a socket: 5 x 200 then 429 for
-# one client, 400 without/with a bogus REMOTE_ADDR, 414 for an over-long path; --decide (JSON
+# one client, 400 without/with a bogus REMOTE_ADDR, 414 for an over-long path, a body that never
+# comes given up after fastcgi.read_timeout_ms; --decide (JSON
 # lines: a 3/m rule and --count 5, dry run, deny list, X-Forwarded-For, API-key header, usage
 # errors). Needs RL_FILTER.
 set -euo pipefail
@@ -17,7 +18,7 @@ cleanup() {
     "$RL_FILTER" --shm-remove -c "$T/other.conf" >/dev/null 2>&1 || true
     "$RL_FILTER" --shm-remove -c "$T/decide.conf" >/dev/null 2>&1 || true
     rm -f "/dev/shm$SHM-junk" "/dev/shm$SHM-junk-stats"
-    for c in fp-strict rd-open; do "$RL_FILTER" --shm-remove -c "$T/$c.conf" >/dev/null 2>&1 || true; done
+    for c in fp-strict rd-open body; do "$RL_FILTER" --shm-remove -c "$T/$c.conf" >/dev/null 2>&1 || true; done
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -87,6 +88,26 @@ check "CGI: bogus REMOTE_ADDR -> 400" test "$(cgi "not-an-address" /)" = 400
 check "CGI: over-long REMOTE_ADDR -> 400" test "$(cgi "$(printf '1%.0s' {1..80})" /)" = 400
 check "CGI: 400s logged as warn" test "$(grep -c ': warn: 400: ' "$T/cgi.err")" = 3
 check "CGI: 5000-byte path -> 414" test "$(cgi 192.0.2.8 "/$(printf 'a%.0s' {1..5000})")" = 414
+
+# A client that says CONTENT_LENGTH and then sends nothing (stdin a FIFO this process also
+# holds open for writing, so no end ever comes): the body's wait is bounded by
+# fastcgi.read_timeout_ms, not held for good. `timeout` only keeps a broken build bounded.
+cat > "$T/body.conf" <<CONF
+shm: { name = "$SHM-body"; capacity = 100; };
+fastcgi: { read_timeout_ms = 1000; };
+rules = ( { name = "b"; path_prefix = "/"; limit = "5/m"; } );
+CONF
+mkfifo "$T/silent"
+T0=$(date +%s%N)
+rc=0
+timeout -s KILL 30 env -i REQUEST_METHOD=POST REQUEST_URI=/api/health/rate-limiter/test SCRIPT_NAME=/x \
+    REMOTE_ADDR=127.0.0.1 CONTENT_LENGTH=100 "$RL_FILTER" -c "$T/body.conf" \
+    3<>"$T/silent" <"$T/silent" >"$T/silent.out" 2>"$T/silent.err" || rc=$?
+MS=$((($(date +%s%N) - T0) / 1000000))
+check "CGI: a body that never comes -> given up after $MS ms (read_timeout_ms 1000; rc $rc, not 137)" \
+    test "$rc" != 137 -a "$MS" -ge 900 -a "$MS" -lt 20000
+check "CGI: ... logged against read_timeout_ms" \
+    grep -q 'no more of the request.s body within 1000 ms (fastcgi.read_timeout_ms)' "$T/silent.err"
 
 # --decide: real decisions through shared memory, one JSON line each. shm.user: run as root,
 # --decide creates no segment without one (test_shm_owner.sh).

@@ -165,6 +165,18 @@ class Prober(threading.Thread):
             time.sleep(0.05)
 
 
+def answer_in(s, buf, fallback):
+    """The answer in buf (bytes already read from s) as "status:protocol_status", or fallback
+    when buf holds none."""
+    r = Reader(s)
+    r.buf = buf
+    try:
+        _, code, proto, _ = r.answer()
+        return "%s:%d" % (code, proto)
+    except Exception:
+        return fallback
+
+
 def report(**kv):
     for k, v in kv.items():
         print("%s=%s" % (k, v))
@@ -313,13 +325,7 @@ def sc_admin_trickle(addr):
             except OSError:
                 break
         ms = now_ms() - t0
-        r = Reader(s)
-        r.buf = buf
-        try:
-            _, code, proto, _ = r.answer()
-            answered = "%s:%d" % (code, proto)
-        except Exception:
-            answered = "-"
+        answered = answer_in(s, buf, "-")
         s.close()
         report(answered=answered, answered_ms=ms)
     hostile_with_probe(addr, run)
@@ -406,13 +412,7 @@ def trickle_records(addr, rtype, expect_answer):
             break
     closed = now_ms() - t0
     if expect_answer and len(buf) >= 8:
-        r = Reader(s)
-        r.buf = buf
-        try:
-            _, code, proto, _ = r.answer()
-            answered = "%s:%d" % (code, proto)
-        except Exception:
-            answered = "partial"
+        answered = answer_in(s, buf, "partial")
     s.close()
     report(closed_ms=closed if closed < 15000 else -1, answered=answered)
 
